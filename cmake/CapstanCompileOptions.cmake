@@ -1,0 +1,20 @@
+# Compiler flags shared by every first-party target: warnings on, sanitizers one option away.
+add_library(capstan_compile_options INTERFACE)
+add_library(capstan::compile_options ALIAS capstan_compile_options)
+target_compile_options(capstan_compile_options INTERFACE -Wall -Wextra -Wpedantic)
+if(CAPSTAN_WERROR)
+  target_compile_options(capstan_compile_options INTERFACE -Werror)
+endif()
+
+if(CAPSTAN_SANITIZE)
+  # Applied globally so that libraries, plugins and the processes integration tests start are
+  # all instrumented alike; a plugin built without ASan loaded into an ASan host is fine, the
+  # reverse is not.
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+endif()
+
+# capstan_target_defaults(target): the warnings above plus the project's include conventions.
+function(capstan_target_defaults target)
+  target_link_libraries(${target} PRIVATE capstan::compile_options)
+endfunction()
