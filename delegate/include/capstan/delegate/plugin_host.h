@@ -1,0 +1,73 @@
+// The delegate's plugin host: loads plugin libraries, checks them, and runs steps through them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "capstan/plugin/v1/plugin.pb.h"
+#include "capstan/plugin_api.h"
+
+namespace capstan::delegate {
+
+// A step type a loaded plugin provides, as the delegate announces it to the coordinator.
+struct StepTypeInfo {
+  std::string type;
+  std::string plugin;
+  std::string plugin_version;
+  std::string description;
+  nlohmann::json spec_schema;
+  bool retry_safe = false;
+};
+
+// A plugin file the host refused, and why (wrong ABI version, missing entry symbol, init
+// failure, duplicate step type, schema that is not JSON, ...).
+struct PluginRejection {
+  std::filesystem::path path;
+  std::string reason;
+};
+
+// What a running task offers the plugin through the capstan_host_api callbacks. Supplied by
+// the task runner; each callback may be called from any thread while execute() runs.
+struct TaskCallbacks {
+  std::function<void(capstan_log_level, std::string_view line)> log;
+  std::function<bool()> cancelled;
+  std::function<void(std::string_view name, std::string_view value)> output;
+  std::function<void(std::uint32_t percent, std::string_view message)> progress;
+};
+
+class PluginHost {
+public:
+  // plugin_config: {"<plugin name>": {...}} handed to each plugin's init (plus stateDir and
+  // delegateName); state_root: where each plugin gets its state directory.
+  PluginHost(nlohmann::json plugin_config, std::filesystem::path state_root,
+             std::string delegate_name);
+  ~PluginHost();
+  PluginHost(const PluginHost&) = delete;
+  PluginHost& operator=(const PluginHost&) = delete;
+
+  // Loads every shared library in the folders (non-recursive, sorted by name). A bad plugin is
+  // logged, recorded in rejections() and skipped; loading never throws for a plugin's fault.
+  void load(const std::vector<std::filesystem::path>& dirs);
+
+  const std::vector<StepTypeInfo>& step_types() const;
+  const std::vector<PluginRejection>& rejections() const;
+
+  // Runs one step through the plugin that provides request.step_type(). Never throws: an
+  // unknown type, a spec that fails the type's schema, a plugin error or a missing/garbled
+  // result all come back as a FAILED StepResult whose message says what happened.
+  plugin::v1::StepResult execute(const plugin::v1::StepRequest& request,
+                                 const TaskCallbacks& callbacks);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace capstan::delegate

@@ -1,0 +1,150 @@
+/* The C ABI between a Capstan delegate (the host) and a plugin shared library.
+ *
+ * A plugin is a shared library exporting one symbol, capstan_plugin_entry(). The host calls it
+ * once with its own API version and gets back a description of the plugin: its step types (each
+ * with a JSON Schema for the step's `spec`) and a table of functions. Requests and results cross
+ * as Protobuf bytes (plugin-api/proto/capstan/plugin/v1/plugin.proto), so a plugin can be
+ * written in any language with a C FFI and a Protobuf library. No C++ exception, STL type or
+ * RTTI crosses this boundary.
+ *
+ * Versioning (CAPSTAN_PLUGIN_API_MAJOR/MINOR): the host loads a plugin only when the majors are
+ * equal and the host's minor is >= the plugin's minor. Fields are only ever appended to the
+ * structs below; `struct_size` tells the reader which fields exist, so a newer host reads an
+ * older plugin's shorter struct and vice versa.
+ *
+ * Ownership: every pointer below carries a note saying who owns it and how long it lives.
+ * Threads: `execute` is called concurrently from several host threads, each call with its own
+ * host context; everything else is called from one thread at a time. Libraries are loaded
+ * RTLD_LOCAL and are never unloaded while the host runs.
+ */
+#ifndef CAPSTAN_PLUGIN_API_H
+#define CAPSTAN_PLUGIN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CAPSTAN_PLUGIN_API_MAJOR 1
+#define CAPSTAN_PLUGIN_API_MINOR 0
+
+/* The one symbol a plugin exports. */
+#define CAPSTAN_PLUGIN_ENTRY_SYMBOL "capstan_plugin_entry"
+
+#if defined(_WIN32)
+#define CAPSTAN_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define CAPSTAN_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* Return codes of the functions in capstan_plugin_v1. */
+typedef enum capstan_rc {
+  CAPSTAN_RC_OK = 0,
+  /* The call failed; get_last_error() says why. A step that ran and failed is NOT this: it is
+   * CAPSTAN_RC_OK with a StepResult whose status is FAILED. */
+  CAPSTAN_RC_ERROR = 1,
+  /* The request could not be decoded or was not for this plugin. */
+  CAPSTAN_RC_BAD_REQUEST = 2
+} capstan_rc;
+
+typedef enum capstan_log_level {
+  CAPSTAN_LOG_DEBUG = 0,
+  CAPSTAN_LOG_INFO = 1,
+  CAPSTAN_LOG_WARN = 2,
+  CAPSTAN_LOG_ERROR = 3
+} capstan_log_level;
+
+/* Callbacks the host offers a plugin. The table and host_ctx are owned by the host and valid
+ * for the duration of the call they were passed to (init or execute); a plugin must not keep
+ * them after that call returns. Every callback may be called from any thread the plugin starts
+ * during that call, and copies what it is given before returning. */
+typedef struct capstan_host_api {
+  uint32_t struct_size; /* sizeof(capstan_host_api) as the host knows it */
+
+  /* One line of step log (no trailing newline needed). `line` is owned by the plugin; `len`
+   * bytes are read. The host masks secret values before the line leaves the delegate. */
+  void (*log)(void* host_ctx, capstan_log_level level, const char* line, size_t len);
+
+  /* Non-zero once the task has been cancelled (abort, timeout, delegate draining past its
+   * grace). A plugin polls it during long waits and returns promptly when it turns true. */
+  int (*cancelled)(void* host_ctx);
+
+  /* Exports a step output variable, readable by later steps as
+   * <+...steps.ID.output.outputVariables.NAME>. Both strings are NUL-terminated, owned by the
+   * plugin. Setting a name twice keeps the last value. */
+  void (*set_output)(void* host_ctx, const char* name, const char* value);
+
+  /* Progress of a long step, 0-100, with an optional NUL-terminated message (may be NULL),
+   * owned by the plugin. */
+  void (*progress)(void* host_ctx, uint32_t percent, const char* message);
+
+  /* Delivers the serialized capstan.plugin.v1.StepResult of an execute() call. `data` is owned
+   * by the plugin and copied by the host. Must be called exactly once before execute() returns
+   * CAPSTAN_RC_OK; a later call replaces an earlier one. */
+  void (*set_result)(void* host_ctx, const uint8_t* data, size_t size);
+} capstan_host_api;
+
+/* Step flags. */
+/* Running the step twice has the same effect as running it once (e.g. a server-side apply),
+ * so the coordinator may re-queue it on another delegate when its delegate is lost. */
+#define CAPSTAN_STEP_RETRY_SAFE 0x1u
+
+/* One step type a plugin provides. All strings are NUL-terminated, owned by the plugin, and
+ * live as long as the library is loaded (static storage in practice). */
+typedef struct capstan_step_type {
+  const char* type;        /* the YAML `type:`, e.g. "ShellScript"; unique across plugins */
+  const char* spec_schema; /* a JSON Schema (draft 2020-12 subset) for the step's `spec` */
+  const char* description; /* one line for `capstan delegates -o wide`; may be NULL */
+  uint32_t flags;          /* CAPSTAN_STEP_* */
+} capstan_step_type;
+
+/* The plugin's state, created by init() and passed back to every other call. Opaque. */
+typedef struct capstan_plugin_state capstan_plugin_state;
+
+/* What capstan_plugin_entry() returns. Static storage owned by the plugin, valid while the
+ * library is loaded. */
+typedef struct capstan_plugin_v1 {
+  uint32_t struct_size; /* sizeof(capstan_plugin_v1) as the plugin was built */
+  uint32_t api_major;   /* CAPSTAN_PLUGIN_API_MAJOR the plugin was built against */
+  uint32_t api_minor;   /* CAPSTAN_PLUGIN_API_MINOR the plugin was built against */
+
+  const char* name;    /* unique plugin name, e.g. "shell"; NUL-terminated, plugin-owned */
+  const char* version; /* the plugin's own semantic version, e.g. "1.2.0" */
+
+  const capstan_step_type* step_types; /* array of step_type_count entries, plugin-owned */
+  uint32_t step_type_count;
+
+  /* Creates the plugin state. `config_json` is the plugin's section of the delegate config as a
+   * JSON object (at least "{}"), and includes "stateDir", a directory the plugin may keep caches
+   * in, and "delegateName". Owned by the host, valid during the call only. `host` may be used to
+   * log during init (set_result/set_output do nothing there). On failure returns NULL and sets
+   * *rc; the plugin's reason is then read with get_last_error(NULL). */
+  capstan_plugin_state* (*init)(const char* config_json, const capstan_host_api* host,
+                                void* host_ctx, capstan_rc* rc);
+
+  /* Runs one step. `request` is a serialized capstan.plugin.v1.StepRequest of `request_size`
+   * bytes, owned by the host and valid during the call. The result goes through
+   * host->set_result(). Called concurrently; must honour host->cancelled(). */
+  capstan_rc (*execute)(capstan_plugin_state* state, const uint8_t* request, size_t request_size,
+                        const capstan_host_api* host, void* host_ctx);
+
+  /* Why the last failed call on this thread failed (state may be NULL for a failed init).
+   * NUL-terminated, owned by the plugin, valid until the next call from the same thread. */
+  const char* (*get_last_error)(capstan_plugin_state* state);
+
+  /* Releases the state. No other call is in flight when the host calls it. */
+  void (*destroy)(capstan_plugin_state* state);
+} capstan_plugin_v1;
+
+/* The entry point. The host passes its API version so a plugin that supports several can pick;
+ * a plugin that cannot serve this host returns NULL. */
+typedef const capstan_plugin_v1* (*capstan_plugin_entry_fn)(uint32_t host_api_major,
+                                                            uint32_t host_api_minor);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CAPSTAN_PLUGIN_API_H */
