@@ -33,18 +33,9 @@ const std::vector<std::pair<std::string, unsigned>>& type_names() {
   return names;
 }
 
-std::string escape_token(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
+// where + "/" + token as a JSON pointer, the token escaped (RFC 6901).
+std::string child(const std::string& where, const std::string& token) {
+  return (json::json_pointer(where) / token).to_string();
 }
 
 std::string quoted(const std::string& s) {
@@ -286,7 +277,7 @@ private:
   }
 
   void keyword(Node& n, const std::string& key, const json& v, const std::string& where) {
-    const std::string at = where + "/" + escape_token(key);
+    const std::string at = child(where, key);
     if (key == "type") {
       n.types = parse_types(v, at);
     } else if (key == "enum") {
@@ -296,11 +287,11 @@ private:
       n.const_value = v;
     } else if (key == "properties") {
       for (auto it = object_at(v, at).begin(); it != v.end(); ++it) {
-        n.properties[it.key()] = compile(it.value(), at + "/" + escape_token(it.key()));
+        n.properties[it.key()] = compile(it.value(), child(at, it.key()));
       }
     } else if (key == "patternProperties") {
       for (auto it = object_at(v, at).begin(); it != v.end(); ++it) {
-        const std::string p = at + "/" + escape_token(it.key());
+        const std::string p = child(at, it.key());
         n.pattern_properties.emplace_back(regex(it.key(), p), compile(it.value(), p));
       }
     } else if (key == "required") {
@@ -373,7 +364,7 @@ private:
       pending_refs_.push_back(&n);
     } else if (key == "$defs" || key == "definitions") {
       for (auto it = object_at(v, at).begin(); it != v.end(); ++it) {
-        compile(it.value(), at + "/" + escape_token(it.key()));
+        compile(it.value(), child(at, it.key()));
       }
     }
     // Anything else is an annotation or a keyword outside the subset: ignored, as the
@@ -516,23 +507,23 @@ private:
           "must have at most " + std::to_string(*n.max_properties) + " properties");
     }
     for (auto it = doc.begin(); it != doc.end() && !full(); ++it) {
-      const std::string child = ptr + "/" + escape_token(it.key());
+      const std::string at = child(ptr, it.key());
       bool matched = false;
       if (auto p = n.properties.find(it.key()); p != n.properties.end()) {
         matched = true;
-        check(*p->second, it.value(), child, depth + 1);
+        check(*p->second, it.value(), at, depth + 1);
       }
       for (const auto& [re, schema] : n.pattern_properties) {
-        if (matches(*re, it.key(), child, "patternProperties")) {
+        if (matches(*re, it.key(), at, "patternProperties")) {
           matched = true;
-          check(*schema, it.value(), child, depth + 1);
+          check(*schema, it.value(), at, depth + 1);
         }
       }
       if (matched || n.additional == nullptr) continue;
       if (n.additional->kind == Node::Kind::kFalse) {
-        add(child, "additionalProperties", "unknown property" + allowed_names(n));
+        add(at, "additionalProperties", "unknown property" + allowed_names(n));
       } else {
-        check(*n.additional, it.value(), child, depth + 1);
+        check(*n.additional, it.value(), at, depth + 1);
       }
     }
   }
