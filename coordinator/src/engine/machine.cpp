@@ -6,8 +6,9 @@
 #include <algorithm>
 #include <random>
 
+#include "capstan/expression/expression.h"
+#include "capstan/yaml/yaml.h"
 #include "model/duration.h"
-#include "model/expressions.h"
 
 namespace capstan::engine {
 
@@ -477,36 +478,47 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   const auto& s = rec.steps[index];
   const auto& stage = a.pipeline.stages.at(static_cast<std::size_t>(s.stage_index));
   const auto& step = stage.steps.at(static_cast<std::size_t>(s.step_index));
-  model::Values values;
-  values["pipeline.name"] = a.pipeline.name;
-  values["pipeline.identifier"] = a.pipeline.identifier;
-  values["pipeline.executionId"] = rec.id;
-  values["pipeline.sequenceId"] = std::to_string(rec.sequence);
-  for (const auto& [k, v] : rec.variables.items()) {
-    values["pipeline.variables." + k] = v.get<std::string>();
-  }
-  values["stage.name"] = stage.name;
-  values["stage.identifier"] = stage.identifier;
-  values["stage.type"] = stage.type;
-  values["step.name"] = step.name;
-  values["step.identifier"] = step.identifier;
-  values["step.type"] = step.type;
+  // What expressions see: the run, its stage and step, and the outputs of steps that succeeded.
+  json variables = json::object();
+  for (const auto& [k, v] : rec.variables.items()) variables[k] = v;
+  json stages = json::object();
+  json local = json::object();
   for (const auto& other : rec.steps) {
     if (other.status != st::kSucceeded) continue;
-    for (const auto& [k, v] : other.outputs.items()) {
-      values["pipeline.stages." + other.stage_identifier + ".spec.execution.steps." +
-             other.identifier + ".output.outputVariables." + k] = v.get<std::string>();
-      if (other.stage_index == s.stage_index) {
-        values["execution.steps." + other.identifier + ".output.outputVariables." + k] =
-            v.get<std::string>();
-      }
-    }
+    json out = {{"output", {{"outputVariables", other.outputs}}}};
+    stages[other.stage_identifier]["spec"]["execution"]["steps"][other.identifier] = out;
+    if (other.stage_index == s.stage_index) local[other.identifier] = out;
   }
+  expression::JsonScope scope(json{
+      {"pipeline",
+       {{"name", a.pipeline.name},
+        {"identifier", a.pipeline.identifier},
+        {"executionId", rec.id},
+        {"sequenceId", rec.sequence},
+        {"variables", variables},
+        {"stages", stages}}},
+      {"stage", {{"name", stage.name}, {"identifier", stage.identifier}, {"type", stage.type}}},
+      {"step", {{"name", step.name}, {"identifier", step.identifier}, {"type", step.type}}},
+      {"execution", {{"steps", local}}}});
   json spec = step.spec;
-  if (auto err = model::resolve_json(spec, values)) {
-    auto loc = step.expression_locations.find(err->pointer);
+  std::string failed_at;
+  std::function<void(json&, const std::string&)> walk = [&](json& v, const std::string& ptr) {
+    if (v.is_string()) {
+      if (!expression::has_expression(v.get_ref<const std::string&>())) return;
+      failed_at = ptr;
+      v = expression::Expression::parse_template(v.get<std::string>()).evaluate(scope);
+    } else if (v.is_object()) {
+      for (auto& [k, child] : v.items()) walk(child, yaml::pointer_append(ptr, k));
+    } else if (v.is_array()) {
+      for (std::size_t i = 0; i < v.size(); ++i) walk(v[i], yaml::pointer_append(ptr, i));
+    }
+  };
+  try {
+    walk(spec, "");
+  } catch (const expression::Error& e) {
+    auto loc = step.expression_locations.find(failed_at);
     std::string where = loc != step.expression_locations.end() ? loc->second : step.location;
-    fail_step(a, index, "InvalidInput", where + ": " + err->message);
+    fail_step(a, index, "InvalidInput", where + ": " + e.what());
     return false;
   }
   request.set_execution_id(rec.id);

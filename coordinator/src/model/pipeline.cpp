@@ -5,8 +5,8 @@
 #include <regex>
 #include <set>
 
+#include "capstan/expression/expression.h"
 #include "model/duration.h"
-#include "model/expressions.h"
 
 namespace capstan::model {
 
@@ -60,20 +60,38 @@ std::optional<std::string> check_path(const std::string& path, const ExpressionS
          "execution.steps.STEP.output.outputVariables.NAME";
 }
 
+// Answers lookups the way a run will, without values: known paths resolve (to ""), unknown
+// ones do not, and the reason is kept for the message.
+class CheckScope : public expression::Scope {
+public:
+  explicit CheckScope(const ExpressionScope& scope) : scope_(scope) {}
+  std::optional<expression::Value> lookup(const std::vector<std::string>& path) const override {
+    std::string dotted;
+    for (const auto& p : path) dotted += (dotted.empty() ? "" : ".") + p;
+    if (auto why = check_path(dotted, scope_)) {
+      reason = "<+" + dotted + ">: " + *why;
+      return std::nullopt;
+    }
+    return expression::Value("");
+  }
+  mutable std::string reason;
+
+private:
+  const ExpressionScope& scope_;
+};
+
 // Checks every expression in a step's spec and records where each one is.
 void check_expressions(const json& value, const std::string& pointer, const std::string& rel,
                        const ExpressionScope& scope, Checker& check, Step& step) {
   if (value.is_string()) {
     const auto& s = value.get_ref<const std::string&>();
-    if (!has_expressions(s)) return;
+    if (!expression::has_expression(s)) return;
     step.expression_locations[rel] = check.locate(pointer);
-    std::string error;
-    auto refs = scan_expressions(s, error);
-    if (!error.empty()) check.error(pointer, error);
-    for (const auto& ref : refs) {
-      if (auto why = check_path(ref.path, scope)) {
-        check.error(pointer, "<+" + ref.path + ">: " + *why);
-      }
+    CheckScope probe(scope);
+    try {
+      expression::Expression::parse_template(s).evaluate(probe);
+    } catch (const expression::Error& e) {
+      check.error(pointer, probe.reason.empty() ? e.what() : probe.reason);
     }
   } else if (value.is_object()) {
     for (const auto& [k, v] : value.items()) {
@@ -92,7 +110,6 @@ std::vector<Variable> parse_variables(const json& pipe, const std::string& at, C
   const auto* list = check.array(pipe, at, "variables", false);
   if (list == nullptr) return out;
   std::set<std::string> seen;
-  static const std::regex input(R"(^<\+input>(\.default\((.*)\))?$)");
   for (std::size_t i = 0; i < list->size(); ++i) {
     auto vat = pointer_append(pointer_append(at, "variables"), i);
     const auto& item = (*list)[i];
@@ -125,16 +142,19 @@ std::vector<Variable> parse_variables(const json& pipe, const std::string& at, C
         check.error(pointer_append(vat, "value"), "a variable's value must be a scalar");
       } else {
         std::string text = value->is_string() ? value->get<std::string>() : value->dump();
-        std::smatch m;
-        if (std::regex_match(text, m, input)) {
-          v.runtime_input = true;
-          if (m[1].matched) v.fallback = m[2].str();
-        } else if (has_expressions(text)) {
-          check.error(pointer_append(vat, "value"),
-                      "a variable's value is a literal or <+input> (optionally "
-                      "<+input>.default(VALUE))");
-        } else {
-          v.value = text;
+        try {
+          if (expression::parse_runtime_input(text)) {
+            v.runtime_input = true;
+            v.value = text;
+          } else if (expression::has_expression(text)) {
+            check.error(pointer_append(vat, "value"),
+                        "a variable's value is a literal or a runtime input such as <+input> or "
+                        "<+input>.default(VALUE)");
+          } else {
+            v.value = text;
+          }
+        } catch (const expression::Error& e) {
+          check.error(pointer_append(vat, "value"), e.what());
         }
       }
     }
@@ -291,7 +311,6 @@ json to_json(const Pipeline& p) {
   for (const auto& v : p.variables) {
     json j = {
         {"name", v.name}, {"type", v.type}, {"value", v.value}, {"runtimeInput", v.runtime_input}};
-    if (v.fallback) j["default"] = *v.fallback;
     if (!v.description.empty()) j["description"] = v.description;
     vars.push_back(std::move(j));
   }
@@ -333,7 +352,6 @@ Pipeline pipeline_from_json(const json& j) {
     var.type = v.value("type", "String");
     var.value = v.value("value", "");
     var.runtime_input = v.value("runtimeInput", false);
-    if (v.contains("default")) var.fallback = v["default"].get<std::string>();
     var.description = v.value("description", "");
     p.variables.push_back(std::move(var));
   }
@@ -379,19 +397,25 @@ std::map<std::string, std::string> bind_variables(const Pipeline& pipeline,
   }
   for (const auto& v : pipeline.variables) {
     auto given = set.find(v.name);
-    std::string value;
-    if (given != set.end()) {
-      value = given->second;
-    } else if (v.runtime_input) {
-      if (!v.fallback) {
+    std::string value = v.value;
+    if (v.runtime_input) {
+      auto input = expression::parse_runtime_input(v.value);
+      if (given != set.end()) {
+        value = given->second;
+        if (auto why = input->reject(value)) {
+          problems.push_back({"", "pipeline variable '" + v.name + "': " + *why});
+          continue;
+        }
+      } else if (input->default_value) {
+        value = *input->default_value;
+      } else {
         problems.push_back({"", "pipeline variable '" + v.name +
                                     "' is a runtime input (<+input>): pass --set " + v.name +
                                     "=VALUE"});
         continue;
       }
-      value = *v.fallback;
-    } else {
-      value = v.value;
+    } else if (given != set.end()) {
+      value = given->second;
     }
     if (v.type == "Number" && !value.empty()) {
       static const std::regex number(R"(^-?[0-9]+(\.[0-9]+)?$)");

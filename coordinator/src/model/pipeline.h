@@ -19,9 +19,8 @@ inline constexpr std::chrono::milliseconds kDefaultStepTimeout = std::chrono::mi
 struct Variable {
   std::string name;
   std::string type = "String";
-  std::string value;                   // literal value; empty for runtime inputs
-  bool runtime_input = false;          // `<+input>`: given at run time (--set)
-  std::optional<std::string> fallback; // `<+input>.default(x)`
+  std::string value;          // the literal, or the runtime input marker as written
+  bool runtime_input = false; // `<+input>...`: given at run time (--set)
   std::string description;
 };
 
