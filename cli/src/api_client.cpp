@@ -109,8 +109,8 @@ json ApiClient::handle(const std::string& method, const std::string& path, int s
   try {
     j = body.empty() ? json::object() : json::parse(body);
   } catch (const json::exception&) {
-    throw CommandError(method + " " + path + ": the coordinator at " + url_ +
-                           " answered HTTP " + std::to_string(status) + " with a non-JSON body",
+    throw CommandError(method + " " + path + ": the coordinator at " + url_ + " answered HTTP " +
+                           std::to_string(status) + " with a non-JSON body",
                        1);
   }
   if (status < 300) return j;
@@ -145,8 +145,8 @@ json ApiClient::get(const std::string& path, int read_timeout_seconds) {
   auto c = make_client(url_, token_, read_timeout_seconds);
   auto res = c->Get(path);
   if (!res) {
-    throw CommandError("cannot reach the coordinator at " + url_ + " (" +
-                           describe(res.error()) + "); " + hint_,
+    throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +
+                           "); " + hint_,
                        1);
   }
   return handle("GET", path, res->status, res->body);
@@ -156,8 +156,8 @@ json ApiClient::post(const std::string& path, const json& body) {
   auto c = make_client(url_, token_, 60);
   auto res = c->Post(path, body.dump(), "application/json");
   if (!res) {
-    throw CommandError("cannot reach the coordinator at " + url_ + " (" +
-                           describe(res.error()) + "); " + hint_,
+    throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +
+                           "); " + hint_,
                        1);
   }
   return handle("POST", path, res->status, res->body);

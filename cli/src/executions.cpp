@@ -132,13 +132,12 @@ int cmd_delegates(const Globals& g, const Argv& argv) {
     }
     for (const auto& tag : d["tags"]) tags.push_back(tag.get<std::string>());
     bool up = d.value("connected", false);
-    std::vector<std::string> row = {
-        str(d, "name"),
-        up ? "Connected" : "Disconnected",
-        up ? str(d, "running") + "/" + str(d, "slots") : "-",
-        types.empty() ? "-" : join(types, ","),
-        tags.empty() ? "-" : join(tags, ","),
-        format_age(up ? d["connectedAt"] : d["lastSeen"])};
+    std::vector<std::string> row = {str(d, "name"),
+                                    up ? "Connected" : "Disconnected",
+                                    up ? str(d, "running") + "/" + str(d, "slots") : "-",
+                                    types.empty() ? "-" : join(types, ","),
+                                    tags.empty() ? "-" : join(tags, ","),
+                                    format_age(up ? d["connectedAt"] : d["lastSeen"])};
     if (wide) {
       std::sort(plugins.begin(), plugins.end());
       plugins.erase(std::unique(plugins.begin(), plugins.end()), plugins.end());

@@ -30,8 +30,7 @@ std::string url_encode(const std::string& s) {
 }
 
 bool terminal(const std::string& status) {
-  return status == "Succeeded" || status == "Failed" || status == "Aborted" ||
-         status == "Skipped";
+  return status == "Succeeded" || status == "Failed" || status == "Aborted" || status == "Skipped";
 }
 
 // The footer line a terminal shows under the scrolling output: what runs now.
@@ -87,8 +86,8 @@ json follow_execution(ApiClient& api, const std::string& id, const std::string& 
       if (!show_steps) return;
       for (const auto& stage : e["stages"]) {
         for (const auto& s : stage["steps"]) {
-          std::string key = stage["identifier"].get<std::string>() + "." +
-                            s["identifier"].get<std::string>();
+          std::string key =
+              stage["identifier"].get<std::string>() + "." + s["identifier"].get<std::string>();
           std::string status = s["status"];
           bool started = status == "Dispatched" || status == "Running" ||
                          (terminal(status) && status != "Skipped");

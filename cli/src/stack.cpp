@@ -159,15 +159,15 @@ int cmd_up(const Globals& g, const Argv& argv) {
     while ((info = read_json(info_file)).is_null() || info.value("pid", 0L) != pid) {
       if (Clock::now() > deadline) {
         throw CommandError("the coordinator (pid " + std::to_string(pid) +
-                               ") runs but has not written " + info_file.string() +
-                               "; see " + (l.logs / "coordinator.log").string(),
+                               ") runs but has not written " + info_file.string() + "; see " +
+                               (l.logs / "coordinator.log").string(),
                            1);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    std::cout << "coordinator is already running (pid " << pid << "): API " << info["api"]
-                                                                                   .get<std::string>()
-              << ", wire " << info["wire"].get<std::string>() << "\n";
+    std::cout << "coordinator is already running (pid " << pid << "): API "
+              << info["api"].get<std::string>() << ", wire " << info["wire"].get<std::string>()
+              << "\n";
   } else {
     auto log = l.logs / "coordinator.log";
     std::vector<std::string> cmd = {(bins / "capstan-coordinator").string(),
@@ -184,7 +184,8 @@ int cmd_up(const Globals& g, const Argv& argv) {
       info = read_json(info_file);
       if (!info.is_null() && info.value("pid", 0L) == child.pid()) break;
       if (!child.running()) start_failed("the coordinator", child, log, "exited during start");
-      if (Clock::now() > deadline) start_failed("the coordinator", child, log, "did not start in 30 s");
+      if (Clock::now() > deadline)
+        start_failed("the coordinator", child, log, "did not start in 30 s");
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     pid = child.release();
@@ -210,7 +211,8 @@ int cmd_up(const Globals& g, const Argv& argv) {
   local.token.clear();
   ApiClient api(local);
   auto connected = [&]() -> json {
-    for (const auto& d : api.get("/api/v1/delegates")["items"]) {
+    json all = api.get("/api/v1/delegates");
+    for (const auto& d : all["items"]) {
       if (d.value("name", "") == name && d.value("connected", false)) return d;
     }
     return nullptr;
@@ -228,8 +230,13 @@ int cmd_up(const Globals& g, const Argv& argv) {
               << "\n";
   } else {
     auto log = l.logs / "delegate.log";
-    std::vector<std::string> cmd = {(bins / "capstan-delegate").string(), "--coordinator", wire,
-                                    "--name",  name, "--data-dir", l.delegate_data.string()};
+    std::vector<std::string> cmd = {(bins / "capstan-delegate").string(),
+                                    "--coordinator",
+                                    wire,
+                                    "--name",
+                                    name,
+                                    "--data-dir",
+                                    l.delegate_data.string()};
     auto dirs = a.values("--plugin-dir");
     if (dirs.empty()) dirs.push_back((bins.parent_path() / "lib" / "capstan" / "plugins").string());
     for (const auto& d : dirs) {
