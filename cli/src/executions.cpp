@@ -65,7 +65,8 @@ int executions_get(ApiClient& api, const std::string& id, Format format) {
       t.add({str(stage, "identifier"), str(s, "identifier"), str(s, "type"), str(s, "status"),
              str(s, "delegate"), s.value("attempt", 0) ? str(s, "attempt") : "",
              format_duration_ms(s["durationMs"]), str(s, "message")});
-      for (const auto& [k, v] : s.value("outputs", json::object()).items()) {
+      json step_outputs = s.value("outputs", json::object());
+      for (const auto& [k, v] : step_outputs.items()) {
         outputs.push_back("  " + str(stage, "identifier") + "." + str(s, "identifier") + "." + k +
                           " = " + v.get<std::string>());
       }

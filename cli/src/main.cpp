@@ -88,14 +88,17 @@ int main(int argc, char** argv) {
       }
       return c.run(g, Argv(rest.begin() + 1, rest.end()));
     }
-    throw UsageError("unknown command '" + rest[0] + "'");
+    std::cerr << "error: unknown command '" << rest[0] << "'\nRun 'capstan --help' for the commands.\n";
+    return 2;
   } catch (const UsageError& e) {
     std::cerr << "error: " << e.what() << "\n"
               << "Run 'capstan " << (rest.empty() ? "" : rest[0] + " ") << "--help' for usage.\n";
     return 2;
   } catch (const CommandError& e) {
     std::cerr << "error: " << e.what() << "\n";
-    for (const auto& d : e.details()) std::cerr << "  " << d << "\n";
+    for (const auto& d : e.details()) {
+      if (d != e.what()) std::cerr << "  " << d << "\n";
+    }
     return e.exit_code();
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

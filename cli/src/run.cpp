@@ -81,9 +81,16 @@ json follow_execution(ApiClient& api, const std::string& id, const std::string& 
     json w = api.get(path, 40);
     const json& e = w["execution"];
     live.clear();
-    // Start lines come before the batch's log lines, end lines after them.
-    auto print_steps = [&](bool ends) {
-      if (!show_steps) return;
+    auto print_line = [&](const json& l) {
+      if (prefix) std::cout << l["step"].get<std::string>() << " | ";
+      std::cout << l["line"].get<std::string>() << "\n";
+    };
+    if (!show_steps) {
+      for (const auto& l : w["lines"]) print_line(l);
+    } else {
+      // Step by step, in pipeline order: its start, its lines of this batch, its end.
+      std::map<std::string, std::vector<const json*>> by_step;
+      for (const auto& l : w["lines"]) by_step[l["step"].get<std::string>()].push_back(&l);
       for (const auto& stage : e["stages"]) {
         for (const auto& s : stage["steps"]) {
           std::string key =
@@ -91,17 +98,15 @@ json follow_execution(ApiClient& api, const std::string& id, const std::string& 
           std::string status = s["status"];
           bool started = status == "Dispatched" || status == "Running" ||
                          (terminal(status) && status != "Skipped");
-          if (!ends && started && !seen.count(key)) {
+          if (started && !seen.count(key)) {
             seen[key] = "started";
             std::cout << key << ": " << colour_status("Running") << " on "
                       << s.value("delegate", "?") << "\n";
           }
-          if (ends && terminal(status) && seen[key] != "ended") {
-            if (status == "Skipped") {
-              seen[key] = "ended";
-              continue;
-            }
+          for (const auto* l : by_step[key]) print_line(*l);
+          if (terminal(status) && seen[key] != "ended") {
             seen[key] = "ended";
+            if (status == "Skipped") continue;
             std::cout << key << ": " << colour_status(status) << " in "
                       << format_duration_ms(s["durationMs"]);
             if (status != "Succeeded" && !s.value("message", "").empty()) {
@@ -111,13 +116,7 @@ json follow_execution(ApiClient& api, const std::string& id, const std::string& 
           }
         }
       }
-    };
-    print_steps(false);
-    for (const auto& l : w["lines"]) {
-      if (prefix) std::cout << l["step"].get<std::string>() << " | ";
-      std::cout << l["line"].get<std::string>() << "\n";
     }
-    print_steps(true);
     std::cout << std::flush;
     after = w["next"].get<std::int64_t>();
     revision = e["revision"].get<std::int64_t>();
