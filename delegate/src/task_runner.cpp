@@ -188,11 +188,6 @@ void TaskRunner::work() {
       pending_.pop_front();
     }
     execute(*task);
-    {
-      std::lock_guard lock(mutex_);
-      active_.erase(key_of(task->assign.task_id(), task->assign.attempt()));
-    }
-    idle_.notify_all();
   }
 }
 
@@ -276,9 +271,12 @@ void TaskRunner::execute(Task& task) {
   res->set_started_unix_ms(started);
   res->set_finished_unix_ms(now_ms());
   {
+    // The slot is free before the coordinator hears of it: it may assign the next task at once.
     std::lock_guard lock(mutex_);
     unacked_[key_of(id, attempt)] = env;
+    active_.erase(key_of(id, attempt));
   }
+  idle_.notify_all();
   spdlog::info("task {} attempt {}: {}{}", id, attempt,
                plugin::v1::StepResult::Status_Name(result.status()),
                result.message().empty() ? "" : " (" + result.message() + ")");

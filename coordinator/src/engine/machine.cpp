@@ -90,7 +90,7 @@ void Machine::recover() {
     a.pipeline = model::pipeline_from_json(record.plan);
     a.log_seq = store_.last_log_seq(record.id);
     a.record = std::move(record);
-    const auto& id = a.record.id;
+    const std::string id = a.record.id;
     auto [it, _] = active_.emplace(id, std::move(a));
     auto& act = it->second;
     for (std::size_t i = 0; i < act.record.steps.size(); ++i) {
