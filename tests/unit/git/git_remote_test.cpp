@@ -237,3 +237,58 @@ TEST(GitRemote, RejectedPushOverDaemonIsNonFastForward) {
   e = error_of([&] { repo.push_rebasing(remote, "main", base, *tip, bot(), once); });
   EXPECT_EQ(e.kind(), ErrorKind::kNonFastForward) << e.what();
 }
+
+TEST(GitRemote, SshWithKeysAgentlessAndHostKeyChecks) {
+  if (!capstan::testing::SshServer::available()) GTEST_SKIP() << "sshd is not installed";
+  TempDir dir;
+  const fs::path bare = make_remote(dir.path(), "release.git", {{{"a.txt", "a\n"}}});
+  capstan::testing::SshServer ssh;
+  RemoteOptions remote;
+  remote.url = ssh.url(bare);
+  remote.ssh_known_hosts = ssh.known_hosts();
+  remote.credentials.ssh_private_key = ssh.make_key("ed25519", "", true);
+
+  std::optional<std::string> head;
+  try {
+    head = remote_head(remote, "main");
+  } catch (const Error& e) {
+    FAIL() << e.what() << "\nsshd log:\n" << ssh.log();
+  }
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(*head, git({"rev-parse", "main"}, bare));
+  Repository repo = Repository::clone(remote, dir / "clone", CloneOptions{true, ""});
+  CommitRequest r;
+  r.parent = *head;
+  r.edits = {{"b.txt", std::string("b\n"), false}};
+  r.message = "over ssh";
+  r.author = bot();
+  auto tip = repo.commit_files(r);
+  repo.push(remote, {{*tip, "main", false}});
+  EXPECT_EQ(git({"rev-parse", "main"}, bare), *tip);
+
+  // A key with a passphrase.
+  RemoteOptions protected_key = remote;
+  protected_key.credentials.ssh_private_key = ssh.make_key("ecdsa", "open sesame", true);
+  protected_key.credentials.ssh_passphrase = "open sesame";
+  EXPECT_EQ(remote_head(protected_key, "main").value_or(""), *tip);
+
+  // A key the server does not know: Authentication, and the key text is not in the message.
+  RemoteOptions stranger = remote;
+  stranger.credentials.ssh_private_key = ssh.make_key("ed25519", "", false);
+  Error e = error_of([&] { ls_remote(stranger); });
+  EXPECT_EQ(e.kind(), ErrorKind::kAuthentication) << e.what();
+  EXPECT_EQ(std::string(e.what()).find("PRIVATE KEY"), std::string::npos);
+
+  RemoteOptions no_key = remote;
+  no_key.credentials = {};
+  EXPECT_EQ(error_of([&] { ls_remote(no_key); }).kind(), ErrorKind::kAuthentication);
+
+  // A host key that does not match the known hosts: refused before authenticating.
+  RemoteOptions spoofed = remote;
+  spoofed.ssh_known_hosts =
+      "[127.0.0.1]:" + std::to_string(ssh.port()) +
+      " ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n";
+  e = error_of([&] { ls_remote(spoofed); });
+  EXPECT_EQ(e.kind(), ErrorKind::kConnectivity) << e.what();
+  EXPECT_NE(std::string(e.what()).find("host key"), std::string::npos) << e.what();
+}

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -215,6 +216,69 @@ GitHttpServer::~GitHttpServer() {
 
 std::string GitHttpServer::url(const std::string& repo) const {
   return "http://127.0.0.1:" + std::to_string(port_) + "/" + repo;
+}
+
+bool SshServer::available() {
+  return fs::exists("/usr/sbin/sshd") && fs::exists("/usr/bin/ssh-keygen");
+}
+
+SshServer::SshServer() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  if (pw == nullptr) throw std::runtime_error("no passwd entry for the current user");
+  user_ = pw->pw_name;
+  if (::geteuid() == 0) fs::create_directories("/run/sshd"); // privilege separation dir
+  const fs::path host_key = dir_ / "host_ed25519";
+  auto keygen = run({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key.string()});
+  if (!keygen.status.success()) throw std::runtime_error("ssh-keygen failed: " + keygen.err);
+  write_file(dir_ / "authorized_keys", "");
+  fs::permissions(dir_.path(), fs::perms::owner_all);
+  std::string host_pub = read_file(host_key.string() + ".pub");
+  host_pub = host_pub.substr(0, host_pub.rfind(' ')); // drop the comment
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    port_ = pick_free_port();
+    const fs::path config = dir_ / ("sshd_config-" + std::to_string(attempt));
+    write_file(config, "Port " + std::to_string(port_) + "\nListenAddress 127.0.0.1\nHostKey " +
+                           host_key.string() + "\nAuthorizedKeysFile " +
+                           (dir_ / "authorized_keys").string() +
+                           "\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                           "PubkeyAuthentication yes\nUsePAM no\nStrictModes no\n"
+                           "PermitRootLogin prohibit-password\nPidFile none\nLogLevel VERBOSE\n");
+    auto d = std::make_unique<Daemon>(
+        std::vector<std::string>{"/usr/sbin/sshd", "-D", "-e", "-f", config.string()},
+        dir_ / ("sshd-" + std::to_string(attempt) + ".log"));
+    bool ready = wait_until(
+        [&] {
+          return d->log().find("Server listening") != std::string::npos || !d->child().running();
+        },
+        std::chrono::seconds(15));
+    if (ready && d->child().running()) {
+      daemon_ = std::move(d);
+      known_hosts_ = "[127.0.0.1]:" + std::to_string(port_) + " " + host_pub + "\n";
+      return;
+    }
+  }
+  throw std::runtime_error("sshd did not start on any port");
+}
+
+std::string SshServer::url(const fs::path& repo) const {
+  return "ssh://" + user_ + "@127.0.0.1:" + std::to_string(port_) + fs::absolute(repo).string();
+}
+
+std::string SshServer::make_key(const std::string& type, const std::string& passphrase,
+                                bool authorize) {
+  const fs::path key = dir_ / ("client-" + std::to_string(++keys_));
+  std::vector<std::string> argv = {"ssh-keygen", "-q",       "-t", type,
+                                   "-N",         passphrase, "-f", key.string()};
+  if (type == "rsa") {
+    argv.insert(argv.end(), {"-b", "2048", "-m", "PEM"});
+  }
+  auto r = run(argv);
+  if (!r.status.success()) throw std::runtime_error("ssh-keygen failed: " + r.err);
+  if (authorize) {
+    write_file(dir_ / "authorized_keys",
+               read_file(dir_ / "authorized_keys") + read_file(key.string() + ".pub"));
+  }
+  return read_file(key);
 }
 
 } // namespace capstan::testing

@@ -81,4 +81,30 @@ private:
   std::atomic<int> upload_pack_posts_{0};
 };
 
+// OpenSSH's sshd on 127.0.0.1 for the current user (public-key auth only, a fresh host key), so
+// tests reach repositories through ssh://USER@127.0.0.1:PORT/abs/path. available() is false when
+// sshd is not installed.
+class SshServer {
+public:
+  static bool available();
+  SshServer();
+  int port() const { return port_; }
+  std::string user() const { return user_; }
+  std::string url(const std::filesystem::path& repo) const;
+  // The server's host key as a known_hosts line ("[127.0.0.1]:PORT ssh-ed25519 AAAA...").
+  std::string known_hosts() const { return known_hosts_; }
+  // A new client key pair (type as for ssh-keygen -t, optional passphrase) whose public half is
+  // authorized when `authorize` is set; returns the private key text.
+  std::string make_key(const std::string& type, const std::string& passphrase, bool authorize);
+  std::string log() const { return daemon_ ? daemon_->log() : ""; }
+
+private:
+  TempDir dir_{"capstan-sshd"};
+  std::unique_ptr<Daemon> daemon_;
+  int port_ = 0;
+  int keys_ = 0;
+  std::string user_;
+  std::string known_hosts_;
+};
+
 } // namespace capstan::testing
