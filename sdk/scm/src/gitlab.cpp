@@ -12,8 +12,7 @@ using nlohmann::json;
 namespace {
 
 std::string str(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+  return detail::string_field(j, key);
 }
 
 PullRequest from_gitlab(const json& j) {

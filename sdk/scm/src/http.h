@@ -48,5 +48,7 @@ private:
 };
 
 std::string url_encode(const std::string& s);
+// j[key] when it is a string, else "" (providers send null for absent values).
+std::string string_field(const nlohmann::json& j, const char* key);
 
 } // namespace capstan::scm::detail

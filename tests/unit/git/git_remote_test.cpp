@@ -2,6 +2,8 @@
 // (http://, with basic auth), plus the error kinds a step maps to failure strategies.
 #include <gtest/gtest.h>
 
+#include "capstan/testing/errors.h"
+
 #include <thread>
 
 #include "capstan/git/cache.h"
@@ -18,18 +20,12 @@ using namespace capstan::git;
 
 namespace {
 
-Signature bot() {
-  return Signature{"Release Bot", "bot@example.com", std::nullopt, 0};
+Error error_of(const std::function<void()>& f) {
+  return capstan::testing::error_of<Error>(f, ErrorKind::kInternal, "none");
 }
 
-Error error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no capstan::git::Error thrown";
-  return Error(ErrorKind::kInternal, "none");
+Signature bot() {
+  return Signature{"Release Bot", "bot@example.com", std::nullopt, 0};
 }
 
 // One release repository served three ways.

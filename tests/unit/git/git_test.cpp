@@ -1,6 +1,8 @@
 // capstan::git against real repositories built and checked with the git CLI (file:// remotes).
 #include <gtest/gtest.h>
 
+#include "capstan/testing/errors.h"
+
 #include "capstan/git/cache.h"
 #include "capstan/git/repository.h"
 #include "capstan/testing/git_servers.h"
@@ -14,6 +16,10 @@ using namespace capstan::git;
 
 namespace {
 
+ErrorKind kind_of(const std::function<void()>& f) {
+  return capstan::testing::error_of<Error>(f, ErrorKind::kInternal, "none").kind();
+}
+
 Signature bot() {
   return Signature{"Release Bot", "bot@example.com", std::nullopt, 0};
 }
@@ -22,16 +28,6 @@ RemoteOptions file_remote(const fs::path& bare) {
   RemoteOptions r;
   r.url = "file://" + bare.string();
   return r;
-}
-
-ErrorKind kind_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.kind();
-  }
-  ADD_FAILURE() << "no capstan::git::Error thrown";
-  return ErrorKind::kInternal;
 }
 
 // A bare remote with cluster-config/{dev,prod}/config.json, then a clone of it.

@@ -1,6 +1,8 @@
 // The github provider against a local server answering with GitHub's documented JSON shapes.
 #include <gtest/gtest.h>
 
+#include "capstan/testing/errors.h"
+
 #include <ctime>
 
 #include "capstan/scm/provider.h"
@@ -13,6 +15,10 @@ using namespace capstan::scm;
 using nlohmann::json;
 
 namespace {
+
+Error error_of(const std::function<void()>& f) {
+  return capstan::testing::error_of<Error>(f, ErrorKind::kInternal, "none");
+}
 
 const char* kToken = "ghp_secretTOKEN123";
 
@@ -49,16 +55,6 @@ void expect_github_headers(const Recorded& r) {
   EXPECT_EQ(r.header("Accept"), "application/vnd.github+json");
   EXPECT_EQ(r.header("X-GitHub-Api-Version"), "2022-11-28");
   EXPECT_FALSE(r.header("User-Agent").empty());
-}
-
-Error error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no capstan::scm::Error";
-  return Error(ErrorKind::kInternal, "none");
 }
 
 } // namespace

@@ -1,6 +1,8 @@
 // The gitlab provider against a local server answering with GitLab's documented JSON shapes.
 #include <gtest/gtest.h>
 
+#include "capstan/testing/errors.h"
+
 #include "capstan/scm/provider.h"
 #include "fake_api.h"
 
@@ -11,6 +13,10 @@ using namespace capstan::scm;
 using nlohmann::json;
 
 namespace {
+
+Error error_of(const std::function<void()>& f) {
+  return capstan::testing::error_of<Error>(f, ErrorKind::kInternal, "none");
+}
 
 const char* kToken = "glpat-SECRET-abc";
 const std::string kBase = "/api/v4/projects/group%2Fsub%2Frelease/merge_requests";
@@ -39,16 +45,6 @@ HttpProviderConfig config(const FakeApi& api) {
   c.token = kToken;
   c.max_wait = std::chrono::seconds(5);
   return c;
-}
-
-Error error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no capstan::scm::Error";
-  return Error(ErrorKind::kInternal, "none");
 }
 
 } // namespace

@@ -1,6 +1,8 @@
 // The local provider: pull requests as branches on a real Git remote plus stored records.
 #include <gtest/gtest.h>
 
+#include "capstan/testing/errors.h"
+
 #include "capstan/scm/local.h"
 #include "capstan/testing/git_servers.h"
 
@@ -11,6 +13,10 @@ using capstan::testing::TempDir;
 using namespace capstan::scm;
 
 namespace {
+
+Error error_of(const std::function<void()>& f) {
+  return capstan::testing::error_of<Error>(f, ErrorKind::kInternal, "none");
+}
 
 struct Local {
   TempDir dir{"capstan-scm-local"};
@@ -35,16 +41,6 @@ struct Local {
     git({"push", "-q", "origin", name}, work);
   }
 };
-
-Error error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e;
-  }
-  ADD_FAILURE() << "no capstan::scm::Error";
-  return Error(ErrorKind::kInternal, "none");
-}
 
 } // namespace
 
