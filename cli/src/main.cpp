@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
       }
       return c.run(g, Argv(rest.begin() + 1, rest.end()));
     }
-    std::cerr << "error: unknown command '" << rest[0] << "'\nRun 'capstan --help' for the commands.\n";
+    std::cerr << "error: unknown command '" << rest[0]
+              << "'\nRun 'capstan --help' for the commands.\n";
     return 2;
   } catch (const UsageError& e) {
     std::cerr << "error: " << e.what() << "\n"
