@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -36,9 +37,9 @@ struct EngineOptions {
   std::chrono::milliseconds delegate_wait{std::chrono::seconds(30)};
   // After a restart, how long tasks that were running wait for their delegate to re-attach.
   std::chrono::milliseconds reattach_window{std::chrono::seconds(15)};
-  // Slack over a step's timeout before the coordinator fails it itself (the delegate enforces
-  // the timeout first).
-  std::chrono::milliseconds timeout_grace{std::chrono::seconds(5)};
+  // Slack over a step's timeout before the coordinator fails it itself: the delegate enforces
+  // the timeout first, and abandons a plugin that ignores it after its --cancel-grace.
+  std::chrono::milliseconds timeout_grace{std::chrono::seconds(30)};
   // How long a step may wait in the queue for a free slot on an eligible delegate.
   std::chrono::milliseconds queue_timeout{std::chrono::minutes(30)};
   // Attempts of one step that was lost with its delegate (retry-safe types) or never reached
@@ -46,6 +47,8 @@ struct EngineOptions {
   std::uint32_t max_attempts = 3;
   // On first start (no delegate token yet) a token named "default" is created and written here.
   std::filesystem::path initial_token_file;
+  // Called on the engine thread after an execution's end is committed (benchmarks, embedding).
+  std::function<void(const std::string& execution_id, const std::string& status)> on_finished;
 };
 
 // A connected delegate, as the API shows it.

@@ -580,6 +580,9 @@ void Machine::finish(Active& a, const std::string& status, const std::string& er
   }
   touch(a);
   finished_.push_back(a.record.id);
+  if (options_.on_finished) {
+    effects_.push_back([this, id = a.record.id, status] { options_.on_finished(id, status); });
+  }
   spdlog::info("execution {} of pipeline {} (#{}) {}{}", a.record.id, a.record.pipeline,
                a.record.sequence, status, message.empty() ? "" : ": " + message);
 }
@@ -761,8 +764,8 @@ void Machine::tick() {
       auto& s = a.record.steps[i];
       if (!in_flight(s.status)) continue;
       if (s.timeout_ms > 0 && wall > s.started_at + s.timeout_ms + options_.timeout_grace.count()) {
+        // The slot stays taken until the delegate reports: it may still be stopping the step.
         metrics_.tasks_failed.inc();
-        release_slot(s.delegate_instance, s.task_id, s.attempt);
         fail_step(a, i, "Timeout",
                   "step did not finish within its timeout of " +
                       model::format_duration(std::chrono::milliseconds(s.timeout_ms)));
