@@ -68,8 +68,8 @@ int footprint() {
     if (stack.last_status() != 200) throw std::runtime_error("apply failed");
     std::vector<std::string> ids;
     for (int i = 0; i < 100; ++i) {
-      ids.push_back(stack.post("/api/v1/pipelines/nap" + type + "/executions",
-                               json::object())["id"]);
+      ids.push_back(
+          stack.post("/api/v1/pipelines/nap" + type + "/executions", json::object())["id"]);
     }
     long peak = 0;
     int most = 0;
@@ -86,9 +86,8 @@ int footprint() {
     }
     for (const auto& id : ids) stack.wait_for_end(id);
     std::printf("%-46s %8.1f MiB  (%d tasks at once)\n",
-                ("100 concurrent sleeping tasks, " + std::string(type == "Shell"
-                                                                     ? "ShellScript (bash child)"
-                                                                     : "in-process Sleep"))
+                ("100 concurrent sleeping tasks, " +
+                 std::string(type == "Shell" ? "ShellScript (bash child)" : "in-process Sleep"))
                     .c_str(),
                 mib(peak), most);
   }
@@ -109,9 +108,10 @@ int scaleout(int delegates, int tasks) {
   const int per_execution = 20;
   std::string steps;
   for (int i = 0; i < per_execution; ++i) {
-    steps += "              - step:\n                  type: Noop\n                  identifier: n" +
-             std::to_string(i) + "\n                  name: n" + std::to_string(i) +
-             "\n                  spec: {}\n";
+    steps +=
+        "              - step:\n                  type: Noop\n                  identifier: n" +
+        std::to_string(i) + "\n                  name: n" + std::to_string(i) +
+        "\n                  spec: {}\n";
   }
   write_file(dir / "fleet.yaml",
              "pipeline:\n  identifier: fleet\n  name: fleet\n  stages:\n    - stage:\n"
@@ -134,8 +134,7 @@ int scaleout(int delegates, int tasks) {
 
   // Exactly once, from the store: each step ran on its first attempt and logged once.
   sqlite3* db = nullptr;
-  sqlite3_open_v2((dir / "coordinator" / "capstan.db").c_str(), &db, SQLITE_OPEN_READONLY,
-                  nullptr);
+  sqlite3_open_v2((dir / "coordinator" / "capstan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   auto scalar = [&](const char* sql) {
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
@@ -161,8 +160,8 @@ int scaleout(int delegates, int tasks) {
   std::printf("  throughput: %.0f tasks/s (%.1f s end to end, HTTP submission included)\n",
               steps_total / seconds, seconds);
   std::printf("  coordinator RSS: %.1f MiB now, %.1f MiB peak\n", mib(rss), mib(hwm));
-  bool exact = steps_total == tasks && first_attempt == tasks && ran_lines == tasks &&
-               distinct_ran == tasks;
+  bool exact =
+      steps_total == tasks && first_attempt == tasks && ran_lines == tasks && distinct_ran == tasks;
   std::printf("  every task done exactly once: %s\n", exact ? "yes" : "NO");
   return exact ? 0 : 1;
 }

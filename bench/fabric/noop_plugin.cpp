@@ -15,8 +15,8 @@ CAPSTAN_PLUGIN(plugin) {
                "Sleeps, watching for cancellation", 0},
               [](sdk::StepContext& ctx) {
                 auto until = std::chrono::steady_clock::now() +
-                             std::chrono::milliseconds(static_cast<long long>(
-                                 ctx.spec().value("seconds", 1.0) * 1000));
+                             std::chrono::milliseconds(
+                                 static_cast<long long>(ctx.spec().value("seconds", 1.0) * 1000));
                 while (std::chrono::steady_clock::now() < until) {
                   ctx.throw_if_cancelled();
                   std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -333,8 +333,7 @@ int main(int argc, char** argv) {
       m.counter("capstan_wire_messages_received_total", "Messages received on the wire.",
                 w.received);
       m.counter("capstan_wire_messages_sent_total", "Messages sent on the wire.", w.sent);
-      m.counter("capstan_wire_garbage_total", "Frames dropped as not a valid envelope.",
-                w.garbage);
+      m.counter("capstan_wire_garbage_total", "Frames dropped as not a valid envelope.", w.garbage);
       m.counter("capstan_wire_undeliverable_total",
                 "Messages to peers that were gone or not reading.", w.undeliverable);
       return m.str();

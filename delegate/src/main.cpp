@@ -480,8 +480,8 @@ int main(int argc, char** argv) {
                     client->attached() ? 1 : 0);
             t.gauge("capstan_delegate_draining", "1 while the delegate drains.",
                     runner.draining() ? 1 : 0);
-            t.counter("capstan_delegate_reconnects_total",
-                      "Sessions opened after the first one.", w.sessions ? w.sessions - 1 : 0);
+            t.counter("capstan_delegate_reconnects_total", "Sessions opened after the first one.",
+                      w.sessions ? w.sessions - 1 : 0);
             t.counter("capstan_delegate_heartbeat_misses_total",
                       "Sessions ended because the coordinator missed its heartbeats.",
                       w.heartbeat_misses);
@@ -494,8 +494,8 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&signals, &sig);
     // Drain: no new task; running ones get the grace period; a second signal cuts it short.
-    spdlog::info("received signal {}: draining (running steps: {}, grace {} s)", sig,
-                 runner.busy(), config.drain_grace.count() / 1000);
+    spdlog::info("received signal {}: draining (running steps: {}, grace {} s)", sig, runner.busy(),
+                 config.drain_grace.count() / 1000);
     runner.drain();
     {
       wire::v1::Envelope hello;
@@ -521,6 +521,12 @@ int main(int argc, char** argv) {
     if (client->attached()) runner.wait_acknowledged(std::chrono::seconds(5));
     client->close("delegate shutting down");
     spdlog::info("stopped");
+    if (runner.metrics().abandoned.value() > 0) {
+      // Abandoned plugin calls may still run on their threads: leave without running static
+      // destructors under them.
+      spdlog::shutdown();
+      std::_Exit(0);
+    }
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "capstan-delegate: " << e.what() << "\n";

@@ -310,8 +310,7 @@ void TaskRunner::work() {
       task->running = true;
       task->worker = std::this_thread::get_id();
       if (task->request.timeout_ms() > 0) {
-        task->deadline =
-            Clock::now() + std::chrono::milliseconds(task->request.timeout_ms());
+        task->deadline = Clock::now() + std::chrono::milliseconds(task->request.timeout_ms());
       }
     }
     watch_.notify_all();
@@ -362,9 +361,9 @@ void TaskRunner::watch() {
       if (!stopping_) start_worker();
       metrics_.abandoned.inc();
       plugin::v1::StepResult r;
-      std::string what = timed_out ? "its timeout of " + std::to_string(t->request.timeout_ms()) +
-                                         " ms passed"
-                                   : "it was cancelled (" + t->cancel_reason + ")";
+      std::string what =
+          timed_out ? "its timeout of " + std::to_string(t->request.timeout_ms()) + " ms passed"
+                    : "it was cancelled (" + t->cancel_reason + ")";
       r.set_status(timed_out ? plugin::v1::StepResult::STATUS_FAILED
                              : plugin::v1::StepResult::STATUS_CANCELLED);
       if (timed_out) r.set_error_type(plugin::v1::ERROR_TYPE_TIMEOUT);
@@ -412,8 +411,7 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
   // The callbacks hold the task (not the runner) alive: an abandoned plugin may still call them.
   // They stop reaching the wire once the task is settled.
   TaskCallbacks callbacks;
-  callbacks.log = [task_ptr, this, max_lines](capstan_log_level level,
-                                                    std::string_view line) {
+  callbacks.log = [task_ptr, this, max_lines](capstan_log_level level, std::string_view line) {
     if (task_ptr->settled) return;
     std::lock_guard lock(task_ptr->mutex);
     wv1::LogLine l;

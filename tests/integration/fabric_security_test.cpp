@@ -224,7 +224,8 @@ TEST(FabricSecurity, DelegateServesMetrics) {
   stack.start_coordinator();
   stack.start_delegate("alpha", {plugin_dir()}, 3, {"--metrics-port", "0"});
   ASSERT_TRUE(stack.wait_for_delegates(1));
-  ASSERT_TRUE(wait_until([&] { return !read_file(dir / "delegate-alpha" / "metrics-port").empty(); }));
+  ASSERT_TRUE(
+      wait_until([&] { return !read_file(dir / "delegate-alpha" / "metrics-port").empty(); }));
   int port = std::stoi(read_file(dir / "delegate-alpha" / "metrics-port"));
   write_file(dir / "quick.yaml", kQuick);
   stack.apply_file(dir / "quick.yaml");

@@ -200,11 +200,12 @@ struct Client::Impl {
         auto it = open_log.find(key);
         auto* open = it != open_log.end() ? batch[it->second].mutable_log() : nullptr;
         // Numbered lines merge only when they follow on (a resend may repeat earlier ones).
-        bool follows = open != nullptr &&
-                       (env.log().first_seq() == 0
-                            ? open->first_seq() == 0
-                            : env.log().first_seq() ==
-                                  open->first_seq() + static_cast<std::uint64_t>(open->lines_size()));
+        bool follows =
+            open != nullptr &&
+            (env.log().first_seq() == 0
+                 ? open->first_seq() == 0
+                 : env.log().first_seq() ==
+                       open->first_seq() + static_cast<std::uint64_t>(open->lines_size()));
         if (follows && open_size[key] < kMaxLogBatchBytes) {
           auto* target = open;
           for (auto& line : *env.mutable_log()->mutable_lines()) {

@@ -48,8 +48,7 @@ void MetricsText::gauge(const std::string& name, const std::string& help, std::i
           std::to_string(value) + "\n";
 }
 
-void MetricsText::histogram(const std::string& name, const std::string& help,
-                            const Histogram& h) {
+void MetricsText::histogram(const std::string& name, const std::string& help, const Histogram& h) {
   out_ += "# HELP " + name + " " + help + "\n# TYPE " + name + " histogram\n";
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < Histogram::kBounds.size(); ++i) {

@@ -46,8 +46,8 @@ struct Router::Impl {
   std::atomic<bool> stopping{false};
   std::unordered_map<PeerId, Peer> attached; // touched only by the router thread
 
-  std::atomic<std::uint64_t> received{0}, sent{0}, garbage{0}, undeliverable{0}, lost{0},
-      silent{0}, attached_count{0};
+  std::atomic<std::uint64_t> received{0}, sent{0}, garbage{0}, undeliverable{0}, lost{0}, silent{0},
+      attached_count{0};
   std::thread thread;
 
   Impl(zmq::context_t& context, RouterOptions opts, Sink s)
@@ -257,9 +257,9 @@ struct Router::Impl {
 CurveKeys generate_curve_keys() {
   char pub[41] = {}, sec[41] = {};
   if (zmq_curve_keypair(pub, sec) != 0) {
-    throw std::runtime_error("cannot generate a CurveZMQ keypair: " +
-                             std::string(zmq_strerror(zmq_errno())) +
-                             " (is libzmq built with CURVE support?)");
+    throw std::runtime_error(
+        "cannot generate a CurveZMQ keypair: " + std::string(zmq_strerror(zmq_errno())) +
+        " (is libzmq built with CURVE support?)");
   }
   return {pub, sec};
 }

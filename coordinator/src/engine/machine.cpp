@@ -158,12 +158,16 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
                   "delegate '" + hello.name().substr(0, 64) + "' presented " +
                       (hello.token().empty() ? "no token" : "an invalid or revoked token"));
   }
-  if (hello.name().empty()) return refuse(v1::Refuse::CODE_INVALID, "Hello without a delegate name", "");
-  if (hello.instance_id().empty()) return refuse(v1::Refuse::CODE_INVALID, "Hello without an instance id", "");
-  if (hello.slots() == 0) return refuse(v1::Refuse::CODE_INVALID, "delegate '" + hello.name() + "' offers 0 slots", "");
+  if (hello.name().empty())
+    return refuse(v1::Refuse::CODE_INVALID, "Hello without a delegate name", "");
+  if (hello.instance_id().empty())
+    return refuse(v1::Refuse::CODE_INVALID, "Hello without an instance id", "");
+  if (hello.slots() == 0)
+    return refuse(v1::Refuse::CODE_INVALID, "delegate '" + hello.name() + "' offers 0 slots", "");
 
   // A connection that said Hello before under another identity is replaced.
-  if (auto* old = scheduler_.by_peer(peer); old != nullptr && old->instance_id != hello.instance_id()) {
+  if (auto* old = scheduler_.by_peer(peer);
+      old != nullptr && old->instance_id != hello.instance_id()) {
     lose_session(peer, "replaced by a new session on the same connection");
   }
   auto now = now_ms();
@@ -413,8 +417,8 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
     // The delegate never started it (draining, or its slots were full after all).
     plugin::v1::StepResult why;
     why.ParseFromString(result.step_result());
-    delegate_gone(*a, index, "delegate " + step->delegate + " did not take the task (" +
-                                 why.message() + ")",
+    delegate_gone(*a, index,
+                  "delegate " + step->delegate + " did not take the task (" + why.message() + ")",
                   false);
     advance(*a);
     return;
@@ -695,9 +699,9 @@ TaskNeeds Machine::needs_of(const Active& a, std::size_t index) const {
   const auto ti = static_cast<std::size_t>(rec.step_index);
   if (si < a.pipeline.stages.size() && ti < a.pipeline.stages[si].steps.size()) {
     const auto& stage = a.pipeline.stages[si];
-    needs.selectors = model::effective_selectors(
-        {&stage.steps[ti].delegate_selectors, &stage.delegate_selectors,
-         &a.pipeline.delegate_selectors});
+    needs.selectors =
+        model::effective_selectors({&stage.steps[ti].delegate_selectors, &stage.delegate_selectors,
+                                    &a.pipeline.delegate_selectors});
   }
   return needs;
 }
@@ -714,8 +718,7 @@ void Machine::schedule() {
     auto ait = active_.find(task.execution);
     if (ait == active_.end()) continue;
     Active& a = ait->second;
-    if (task.index >= a.record.steps.size() ||
-        a.record.steps[task.index].status != st::kQueued) {
+    if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
       continue;
     }
     if (!scheduler_.any_free_slot()) {
@@ -789,8 +792,7 @@ void Machine::tick() {
     auto ait = active_.find(task.execution);
     if (ait == active_.end()) continue;
     Active& a = ait->second;
-    if (task.index >= a.record.steps.size() ||
-        a.record.steps[task.index].status != st::kQueued) {
+    if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
       continue;
     }
     auto& step = a.record.steps[task.index];
@@ -804,8 +806,8 @@ void Machine::tick() {
     if (placement.verdict == Placement::Verdict::kUnmatched) {
       if (!task.unmatched_since) task.unmatched_since = now;
       if (now - *task.unmatched_since >= options_.delegate_wait) {
-        failure = placement.reason + " (waited " + model::format_duration(options_.delegate_wait) +
-                  ")";
+        failure =
+            placement.reason + " (waited " + model::format_duration(options_.delegate_wait) + ")";
       }
     } else {
       task.unmatched_since.reset();
@@ -815,6 +817,11 @@ void Machine::tick() {
       }
     }
     if (failure.empty()) {
+      if (!task.reported) {
+        step.message = placement.reason;
+        touch_step(a, task.index);
+        task.reported = true;
+      }
       waiting.push_back(std::move(task));
       continue;
     }

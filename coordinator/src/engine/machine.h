@@ -33,8 +33,8 @@ struct Active {
 
 class Machine {
 public:
-  Machine(store::Store& store, ChangeFeed& feed, const EngineOptions& options,
-          wire::Router& router, Metrics& metrics);
+  Machine(store::Store& store, ChangeFeed& feed, const EngineOptions& options, wire::Router& router,
+          Metrics& metrics);
 
   // Loads Queued/Running executions after a restart.
   void recover();

@@ -157,9 +157,8 @@ void Scheduler::restore_queue(std::deque<QueuedTask> waiting) {
 }
 
 bool Scheduler::any_free_slot() const {
-  return std::any_of(sessions_.begin(), sessions_.end(), [](const auto& kv) {
-    return !kv.second.draining && kv.second.free() > 0;
-  });
+  return std::any_of(sessions_.begin(), sessions_.end(),
+                     [](const auto& kv) { return !kv.second.draining && kv.second.free() > 0; });
 }
 
 } // namespace capstan::engine

@@ -278,8 +278,8 @@ Pipeline parse_pipeline(const json& doc, const yaml::SourceMap& where,
   check.only(*body, at,
              {"identifier", "name", "description", "tags", "orgIdentifier", "projectIdentifier",
               "variables", "stages", "delegateSelectors"},
-             {"properties", "notificationRules", "timeout",
-              "allowStageExecutions", "template", "flowControl", "failureStrategies"});
+             {"properties", "notificationRules", "timeout", "allowStageExecutions", "template",
+              "flowControl", "failureStrategies"});
   p.identifier = check.string(*body, at, "identifier", true);
   if (!p.identifier.empty()) check.identifier(p.identifier, at + "/identifier");
   p.name = check.string(*body, at, "name", true);

@@ -32,7 +32,7 @@ struct Step {
   std::chrono::milliseconds timeout = kDefaultStepTimeout;
   nlohmann::json spec = nlohmann::json::object();
   std::vector<std::string> delegate_selectors; // as declared on the step (see selectors.h)
-  std::string location; // "file:line:column" of the step, for messages
+  std::string location;                        // "file:line:column" of the step, for messages
   // For strings of `spec` holding expressions: pointer within spec -> "file:line:column".
   std::map<std::string, std::string> expression_locations;
 };

@@ -18,8 +18,8 @@ std::vector<std::string> parse_delegate_selectors(const nlohmann::json& body,
     auto item_at = yaml::pointer_append(at, i);
     const auto& item = (*list)[i];
     if (!item.is_string()) {
-      check.error(item_at, std::string("a delegate selector is a tag (a string), not ") +
-                               type_name(item));
+      check.error(item_at,
+                  std::string("a delegate selector is a tag (a string), not ") + type_name(item));
       continue;
     }
     auto tag = item.get<std::string>();

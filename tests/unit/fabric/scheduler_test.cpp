@@ -139,15 +139,14 @@ TEST(DelegateSelectors, NearestLevelWinsAndSurvivesTheStoredForm) {
   const auto& one = p.stages.at(0);
   const auto& two = p.stages.at(1);
   using V = std::vector<std::string>;
-  EXPECT_EQ(model::effective_selectors({&one.steps[0].delegate_selectors, &one.delegate_selectors,
-                                        &p.delegate_selectors}),
-            (V{"gpu", "eu"}));
   EXPECT_EQ(model::effective_selectors(
-                {&one.steps[1].delegate_selectors, nullptr, &one.delegate_selectors,
-                 &p.delegate_selectors}),
+                {&one.steps[0].delegate_selectors, &one.delegate_selectors, &p.delegate_selectors}),
+            (V{"gpu", "eu"}));
+  EXPECT_EQ(model::effective_selectors({&one.steps[1].delegate_selectors, nullptr,
+                                        &one.delegate_selectors, &p.delegate_selectors}),
             (V{"eu"}));
-  EXPECT_EQ(model::effective_selectors({&two.steps[0].delegate_selectors, &two.delegate_selectors,
-                                        &p.delegate_selectors}),
+  EXPECT_EQ(model::effective_selectors(
+                {&two.steps[0].delegate_selectors, &two.delegate_selectors, &p.delegate_selectors}),
             (V{"prod"}));
 }
 

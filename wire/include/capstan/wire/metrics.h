@@ -35,7 +35,7 @@ private:
 class Histogram {
 public:
   static constexpr std::array<double, 14> kBounds = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                                     1,     2.5,  5,     10,   30,  300, 3600};
+                                                     1,     2.5,  5,     10,   30,  300,  3600};
   void observe(double seconds);
   std::uint64_t count() const { return count_.load(std::memory_order_relaxed); }
 

@@ -67,7 +67,7 @@ struct RouterStats {
   std::uint64_t garbage = 0;       // frames that were not a valid envelope
   std::uint64_t undeliverable = 0; // sends to peers that were gone or full
   std::uint64_t peers_lost = 0;
-  std::uint64_t silent = 0; // peers lost because they missed their heartbeats
+  std::uint64_t silent = 0;   // peers lost because they missed their heartbeats
   std::uint64_t attached = 0; // peers with an open session now
 };
 
