@@ -76,7 +76,8 @@ int footprint() {
     auto until = Clock::now() + std::chrono::seconds(20);
     while (Clock::now() < until) {
       int running = 0;
-      for (const auto& x : stack.get("/api/v1/delegates")["items"]) {
+      auto all = stack.get("/api/v1/delegates");
+      for (const auto& x : all["items"]) {
         if (x["name"] == "foot") running = x["running"];
       }
       most = std::max(most, running);

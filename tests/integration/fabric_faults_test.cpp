@@ -74,7 +74,8 @@ json step_of(Stack& stack, const std::string& id, std::size_t index = 0) {
 }
 
 json delegate_named(Stack& stack, const std::string& name) {
-  for (const auto& d : stack.get("/api/v1/delegates")["items"]) {
+  auto all = stack.get("/api/v1/delegates"); // a local: a temporary's items would dangle
+  for (const auto& d : all["items"]) {
     if (d["name"] == name) return d;
   }
   return nullptr;
@@ -185,7 +186,8 @@ TEST(FabricFaults, RevokedTokenDropsTheDelegateAtOnceAndRefusesItsReconnects) {
   EXPECT_TRUE(delegate_named(stack, "core")["connected"].get<bool>());
   EXPECT_TRUE(edge.child().running());
   bool listed = false;
-  for (const auto& t : stack.get("/api/v1/tokens")["items"]) {
+  auto tokens = stack.get("/api/v1/tokens");
+  for (const auto& t : tokens["items"]) {
     if (t["name"] == "edge") {
       listed = true;
       EXPECT_TRUE(t["revoked"].get<bool>());
@@ -240,7 +242,9 @@ TEST(FabricFaults, TwentyDelegatesWithMixedTagsGetOnlyMatchingTasks) {
             stage["identifier"].get<std::string>() + "." + step["identifier"].get<std::string>();
         std::string on = step["delegate"];
         EXPECT_TRUE(tags[on].count(wanted[key])) << key << " ran on " << on;
-        if (key == "two.d") EXPECT_FALSE(tags[on].count("west")) << "selectors were merged";
+        if (key == "two.d") {
+          EXPECT_FALSE(tags[on].count("west")) << "selectors were merged";
+        }
       }
     }
   }
@@ -271,7 +275,7 @@ TEST(FabricFaults, SigtermDrainsTheDelegate) {
                          std::chrono::seconds(5)));
   auto cli = run({binary("capstan").string(), "delegates", "--server", stack.api(), "--token",
                   read_file(dir / "coordinator" / "api-token").substr(0, 64)});
-  EXPECT_NE(cli.output.find("Draining"), std::string::npos) << cli.output;
+  EXPECT_NE(cli.out.find("Draining"), std::string::npos) << cli.out << cli.err;
   // A new task is not given to the draining delegate: it waits, then goes to a fresh one.
   auto second = start(stack, "slow");
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
