@@ -185,6 +185,8 @@ bool ApiServer::authenticated(const httplib::Request& req) const {
 }
 
 void ApiServer::handle(const httplib::Request& req, httplib::Response& res) {
+  ++requests_;
+  if (req.has_param("watch") && truthy(req.get_param_value("watch"))) ++watches_;
   try {
     serve(req, res);
   } catch (const ApiError& e) {
@@ -194,6 +196,7 @@ void ApiServer::handle(const httplib::Request& req, httplib::Response& res) {
   } catch (const std::exception& e) {
     send_error(res, ApiError::internal(e.what()));
   }
+  if (res.status >= 500) ++errors_;
   if (log_requests_)
     std::fprintf(stderr, "%s %s%s%s %d\n", req.method.c_str(), req.path.c_str(),
                  req.params.empty() ? "" : "?", "", res.status);
@@ -219,6 +222,25 @@ void ApiServer::serve(const httplib::Request& req, httplib::Response& res) {
   if (req.body.size() > kMaxBody)
     throw ApiError::too_large("Request entity too large: limit is " + std::to_string(kMaxBody));
   auto seg = split_path(path);
+  if (req.method == "GET" && path == "/metrics") {
+    std::string m = "# TYPE capstan_sandbox_requests_total counter\n"
+                    "capstan_sandbox_requests_total " +
+                    std::to_string(requests_.load()) +
+                    "\n"
+                    "# TYPE capstan_sandbox_watch_requests_total counter\n"
+                    "capstan_sandbox_watch_requests_total " +
+                    std::to_string(watches_.load()) +
+                    "\n"
+                    "# TYPE capstan_sandbox_server_errors_total counter\n"
+                    "capstan_sandbox_server_errors_total " +
+                    std::to_string(errors_.load()) +
+                    "\n"
+                    "# TYPE capstan_sandbox_resource_version gauge\n"
+                    "capstan_sandbox_resource_version " +
+                    std::to_string(cluster_.store().resource_version()) + "\n";
+    res.set_content(m, "text/plain; version=0.0.4");
+    return;
+  }
   if (req.method == "GET") {
     if (path == "/version" || path == "/version/") return send_json(res, 200, version_info());
     if (path == "/api" || path == "/api/") return send_json(res, 200, api_versions(address_));
@@ -371,8 +393,10 @@ void ApiServer::serve(const httplib::Request& req, httplib::Response& res) {
       auto initial_done = std::make_shared<bool>(!initial);
       Store* store = &cluster_.store();
       const std::atomic<bool>* stopping = &stopping_;
+      // Not plain "application/json": that would be gzip-compressed, and the compressor holds
+      // events back until the stream ends.
       res.set_chunked_content_provider(
-          "application/json",
+          "application/json;stream=watch",
           [=](std::size_t, httplib::DataSink& sink) mutable {
             if (!watcher) {
               json err = {

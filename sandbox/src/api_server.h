@@ -28,6 +28,8 @@ private:
   bool log_requests_;
   std::string address_;
   std::atomic<bool> stopping_{false};
+  // Served at /metrics (Prometheus text format) for benchmarks and operators.
+  std::atomic<std::uint64_t> requests_{0}, watches_{0}, errors_{0};
 };
 
 } // namespace capstan::sandbox

@@ -56,8 +56,9 @@ void check(int rc, sqlite3* db, const char* what) {
 }
 } // namespace
 
-Store::Store(const std::filesystem::path& db_file, std::size_t history_size)
-    : history_size_(history_size) {
+Store::Store(const std::filesystem::path& db_file, std::size_t history_size,
+             std::size_t watch_capacity)
+    : history_size_(history_size), watch_capacity_(watch_capacity) {
   check(sqlite3_open(db_file.c_str(), &db_), db_, "open");
   auto exec = [&](const char* sql) {
     check(sqlite3_exec(db_, sql, nullptr, nullptr, nullptr), db_, sql);
@@ -195,7 +196,7 @@ std::shared_ptr<Watcher> Store::watch(const std::string& resource, const std::st
                                       std::int64_t from, Watcher::Filter filter) {
   std::unique_lock lock(mu_);
   if (from > 0 && from < history_floor_) return nullptr;
-  auto w = std::make_shared<Watcher>(resource, ns, std::move(filter), 100000);
+  auto w = std::make_shared<Watcher>(resource, ns, std::move(filter), watch_capacity_);
   if (from <= 0) {
     std::string prefix = resource + "\x1f";
     if (!ns.empty()) prefix += ns + "\x1f";

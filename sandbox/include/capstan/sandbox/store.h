@@ -71,7 +71,10 @@ private:
 class Store {
 public:
   // Opens (or creates) the SQLite file and loads every object.
-  Store(const std::filesystem::path& db_file, std::size_t history_size = 20000);
+  // history_size: changes kept for watches to resume from; watch_capacity: changes a watcher may
+  // have queued before it is closed as too slow.
+  Store(const std::filesystem::path& db_file, std::size_t history_size = 20000,
+        std::size_t watch_capacity = 100000);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -110,6 +113,7 @@ private:
   std::int64_t rv_ = 0;
   std::deque<Change> history_;
   std::size_t history_size_;
+  std::size_t watch_capacity_;
   std::int64_t history_floor_ = 0; // changes after this rv are all in history_
   std::vector<std::shared_ptr<Watcher>> watchers_;
   std::vector<std::function<void(const Change&)>> listeners_;
