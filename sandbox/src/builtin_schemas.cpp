@@ -103,6 +103,11 @@ SchemaPtr keyed_list(SchemaPtr item, std::vector<std::string> keys, std::string 
   s->patch_strategy = std::move(strategy);
   return s;
 }
+SchemaPtr with_key_default(SchemaPtr s, const std::string& key, nlohmann::json value) {
+  auto copy = std::make_shared<Schema>(*s);
+  copy->list_key_defaults[key] = std::move(value);
+  return copy;
+}
 SchemaPtr with_strategy(SchemaPtr s, std::string strategy) {
   auto copy = std::make_shared<Schema>(*s);
   copy->patch_strategy = std::move(strategy);
@@ -187,7 +192,9 @@ Builtins build() {
            {"command", atomic_list(str())},
            {"args", atomic_list(str())},
            {"workingDir", str()},
-           {"ports", keyed_list(container_port, {"containerPort", "protocol"}, "containerPort")},
+           {"ports", with_key_default(keyed_list(container_port, {"containerPort", "protocol"},
+                                               "containerPort"),
+                                    "protocol", "TCP")},
            {"envFrom", atomic_list(open("io.k8s.api.core.v1.EnvFromSource"))},
            {"env", keyed_list(env_var, {"name"}, "name")},
            {"resources", resources},
@@ -288,7 +295,8 @@ Builtins build() {
   b.kinds["/v1/Service"] =
       top("io.k8s.api.core.v1.Service", b,
           {{"spec", obj("io.k8s.api.core.v1.ServiceSpec",
-                        {{"ports", keyed_list(service_port, {"port", "protocol"}, "port")},
+                        {{"ports", with_key_default(keyed_list(service_port, {"port", "protocol"}, "port"),
+                                               "protocol", "TCP")},
                          {"selector", atomic_strmap()},
                          {"clusterIP", str()},
                          {"clusterIPs", atomic_list(str())},

@@ -415,13 +415,14 @@ json Cluster::patch(const ResourceType& t, const std::string& ns, const std::str
                      "include: application/json-patch+json, application/merge-patch+json, "
                      "application/apply-patch+yaml");
   }
+  // Checked before the store's write lock is taken (the check reads the store).
+  if (apply && !store_->get(key)) check_namespace(t, ns);
   std::vector<ApplyConflict> conflicts;
   bool created = false;
   auto compute = [&](const ObjectPtr& current) -> std::optional<json> {
     if (!current) {
       if (!apply || !options.subresource.empty())
         throw ApiError::not_found(t.group, t.plural, name);
-      check_namespace(t, ns);
       ManagedFieldsInput who{options.manager, t.api_version(), "", now_rfc3339()};
       json merged = server_side_apply(json(), applied, *t.schema, who, options.force, conflicts);
       json mf = merged["metadata"]["managedFields"];

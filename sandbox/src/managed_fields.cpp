@@ -49,8 +49,13 @@ bool set_list(const Schema* s) {
 
 json item_key(const json& item, const Schema& list) {
   json key = json::object();
-  for (const auto& k : list.list_map_keys)
-    if (item.is_object() && item.contains(k)) key[k] = item[k];
+  for (const auto& k : list.list_map_keys) {
+    if (item.is_object() && item.contains(k)) {
+      key[k] = item[k];
+    } else if (auto d = list.list_key_defaults.find(k); d != list.list_key_defaults.end()) {
+      key[k] = d->second;
+    }
+  }
   return key;
 }
 

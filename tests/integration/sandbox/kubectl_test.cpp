@@ -1,7 +1,10 @@
 // Conformance: the real kubectl, unmodified and with its defaults, against capstan-sandbox.
 #include "sandbox_fixture.h"
 
+#include <future>
 #include <regex>
+#include <set>
+#include <thread>
 
 using capstan::sandbox::testing::app_manifest;
 using capstan::sandbox::testing::SandboxTest;
