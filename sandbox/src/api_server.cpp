@@ -5,6 +5,7 @@
 #include "capstan/sandbox/patch.h"
 #include "capstan/sandbox/util.h"
 #include "discovery.h"
+#include "protobuf_body.h"
 #include "tables.h"
 
 #include <openssl/crypto.h>
@@ -513,7 +514,9 @@ void ApiServer::serve(const httplib::Request& req, httplib::Response& res) {
     if (!tg.name.empty())
       throw ApiError::method_not_allowed("POST is not supported on a named " + t.kind);
     WriteOptions opts = write_options(req, &warnings);
-    json obj = cluster_.decode(req.body, body_kind(true), t, opts);
+    json obj = strip_params(req.get_header_value("Content-Type")) == kProtobufMediaType
+                   ? decode_protobuf_object(req.body)
+                   : cluster_.decode(req.body, body_kind(true), t, opts);
     json created = cluster_.create(t, tg.ns, std::move(obj), opts);
     return finish(201, created);
   }
@@ -572,6 +575,10 @@ void ApiServer::serve(const httplib::Request& req, httplib::Response& res) {
                      "the body of the request was in an unknown format - accepted media types "
                      "include: application/json-patch+json, application/merge-patch+json, "
                      "application/apply-patch+yaml, application/strategic-merge-patch+json");
+    if (kind == "apply" && param(req, "fieldManager").empty())
+      throw ApiError::invalid(
+          "PatchOptions", "meta.k8s.io", "",
+          {{"FieldValueRequired", "Required value: is required for apply patch", "fieldManager"}});
     if (kind != "apply" && param(req, "force") != "")
       throw ApiError::bad_request("force: Forbidden: may not be specified for non-apply patch");
     if (tg.subresource == "scale") {

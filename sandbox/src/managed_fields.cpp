@@ -356,9 +356,19 @@ json server_side_apply(const json& live, const json& applied_in, const Schema& s
   std::vector<std::string> removed;
   for (const auto& p : prev)
     if (!new_set.count(p) && !others.count(p)) removed.push_back(p);
-  // Deepest first, so removing an item does not shift paths still to be removed below it.
+  // A removed list item takes its fields with it: paths below another removed path are
+  // dropped (removing an item's key field first would leave it unfindable).
   std::sort(removed.begin(), removed.end(),
-            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+            [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
+  std::vector<std::string> roots;
+  for (const auto& p : removed) {
+    bool covered = false;
+    for (const auto& r : roots)
+      covered =
+          covered || (p.size() > r.size() && p.compare(0, r.size(), r) == 0 && p[r.size()] == kSep);
+    if (!covered) roots.push_back(p);
+  }
+  removed = roots;
   json merged = live.is_object() ? live : json::object();
   for (const auto& p : removed) remove_path(merged, split(p), 0, &schema);
   json body = applied;

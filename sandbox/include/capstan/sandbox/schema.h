@@ -39,7 +39,7 @@ struct Schema {
   std::vector<std::string> list_map_keys; // for list_type map
   // Defaults of key fields (a port's protocol is TCP when unset): items are keyed as if set.
   std::map<std::string, nlohmann::json> list_key_defaults;
-  std::string patch_strategy;             // merge, replace, retainKeys, "merge,retainKeys"
+  std::string patch_strategy; // merge, replace, retainKeys, "merge,retainKeys"
   std::string patch_merge_key;
   bool atomic = false;           // x-kubernetes-map-type: atomic (replaced whole by apply)
   bool preserve_unknown = false; // fields below are not checked (open or not yet described)
