@@ -1,8 +1,8 @@
 // Artifact image and pull-secret helpers.
 #include "capstan/manifest/artifact.h"
 
-#include "capstan/manifest/error.h"
 #include "base64.h"
+#include "capstan/manifest/error.h"
 
 namespace capstan::manifest {
 namespace {
@@ -27,7 +27,8 @@ bool same_repository(const std::string& image, const Artifact& artifact) {
     if (at != std::string::npos) s.resize(at);
     auto slash = s.rfind('/');
     auto colon = s.rfind(':');
-    if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) s.resize(colon);
+    if (colon != std::string::npos && (slash == std::string::npos || colon > slash))
+      s.resize(colon);
     return s;
   };
   return !image.empty() && repo(image) == repo(artifact.image);
@@ -101,8 +102,7 @@ std::string image_pull_secret_dockerconfigjson(const Artifact& artifact) {
 
 nlohmann::json image_pull_secret(const Artifact& artifact, const std::string& name,
                                  const std::string& ns) {
-  nlohmann::json meta = {{"name", name},
-                         {"annotations", {{annotations::kSkipVersioning, "true"}}}};
+  nlohmann::json meta = {{"name", name}, {"annotations", {{annotations::kSkipVersioning, "true"}}}};
   if (!ns.empty()) meta["namespace"] = ns;
   return {{"apiVersion", "v1"},
           {"kind", "Secret"},

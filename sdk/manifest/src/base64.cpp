@@ -28,8 +28,8 @@ std::string base64_encode(std::string_view in) {
     out += kB64[(n >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    std::uint32_t n = (static_cast<unsigned char>(in[i]) << 16) |
-                      (static_cast<unsigned char>(in[i + 1]) << 8);
+    std::uint32_t n =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kB64[(n >> 18) & 63];
     out += kB64[(n >> 12) & 63];
     out += kB64[(n >> 6) & 63];
@@ -64,6 +64,5 @@ std::optional<std::string> base64_decode(std::string_view in) {
   }
   return out;
 }
-
 
 } // namespace capstan::manifest

@@ -44,7 +44,8 @@ bool marked_skip(const std::string& text) {
   std::size_t start = text.find_first_not_of(" \t\r\n");
   if (start == std::string::npos || text[start] != '#') return false;
   std::size_t end = text.find('\n', start);
-  std::string line = text.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1);
+  std::string line =
+      text.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1);
   auto b = line.find_first_not_of(" \t");
   auto e = line.find_last_not_of(" \t\r");
   if (b == std::string::npos) return false;
@@ -52,7 +53,7 @@ bool marked_skip(const std::string& text) {
 }
 
 struct Store {
-  fs::path root;      // canonical
+  fs::path root; // canonical
   std::string name;
 
   // Resolves a relative path, refusing anything that leaves the store.
@@ -81,7 +82,8 @@ struct Store {
     if (ec) throw ManifestError(name + ": cannot resolve \"" + display + "\": " + ec.message());
     auto rel = canon.lexically_relative(root);
     if (rel.empty() || *rel.begin() == "..") {
-      throw ManifestError(name + ": \"" + display + "\" leads outside the store (a symbolic link?)");
+      throw ManifestError(name + ": \"" + display +
+                          "\" leads outside the store (a symbolic link?)");
     }
   }
 
@@ -94,7 +96,8 @@ std::vector<fs::path> walk_folder(const Store& store, const fs::path& folder) {
   std::vector<fs::path> files;
   std::error_code ec;
   fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
-  if (ec) throw ManifestError(store.name + ": cannot list " + folder.string() + ": " + ec.message());
+  if (ec)
+    throw ManifestError(store.name + ": cannot list " + folder.string() + ": " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) throw ManifestError(store.name + ": cannot list a folder: " + ec.message());
     const fs::path& p = it->path();
@@ -151,7 +154,8 @@ LoadedManifests load_manifests(const ManifestSource& source) {
       for (const auto& file : walk_folder(store, full)) {
         store.check_inside(file, file.string());
         std::string path = store.relative(file);
-        std::string within = fs::canonical(file).lexically_relative(fs::canonical(full)).generic_string();
+        std::string within =
+            fs::canonical(file).lexically_relative(fs::canonical(full)).generic_string();
         if (within == "values.yaml") {
           out.values.push_back({path, read_text(file, path)});
           continue;
@@ -166,7 +170,8 @@ LoadedManifests load_manifests(const ManifestSource& source) {
     } else {
       std::string path = store.relative(full);
       if (!seen.insert(path).second) continue;
-      ManifestFile mf{path, fs::path(path).filename().generic_string(), read_text(full, path), false};
+      ManifestFile mf{path, fs::path(path).filename().generic_string(), read_text(full, path),
+                      false};
       mf.skip_deploy = marked_skip(mf.text);
       out.templates.push_back(std::move(mf));
     }

@@ -31,7 +31,8 @@ std::string get_string(const yaml::Document& doc, const nlohmann::json& j, const
   }
   if (it->is_string()) return it->get<std::string>();
   if (it->is_number_integer()) return std::to_string(it->get<long long>());
-  bad(doc, yaml::pointer_append(ptr, key), std::string("release history: ") + key + " must be text");
+  bad(doc, yaml::pointer_append(ptr, key),
+      std::string("release history: ") + key + " must be text");
 }
 
 ResourceId id_from(const yaml::Document& doc, const nlohmann::json& j, const std::string& ptr) {
@@ -93,8 +94,8 @@ ReleaseHistory ReleaseHistory::parse(std::string_view text, const std::string& w
                              yaml::pointer_append(ptr, "status"));
     if (auto res = r.find("resources"); res != r.end() && res->is_array()) {
       for (std::size_t k = 0; k < res->size(); ++k) {
-        rel.resources.push_back(
-            id_from(doc, (*res)[k], yaml::pointer_append(yaml::pointer_append(ptr, "resources"), k)));
+        rel.resources.push_back(id_from(
+            doc, (*res)[k], yaml::pointer_append(yaml::pointer_append(ptr, "resources"), k)));
       }
     }
     if (auto mw = r.find("managedWorkload"); mw != r.end() && !mw->is_null()) {
@@ -108,8 +109,9 @@ ReleaseHistory ReleaseHistory::parse(std::string_view text, const std::string& w
         if (!e.is_object() || !e.contains("workload")) {
           bad(doc, p, "release history: a managed workload needs a workload");
         }
-        rel.managed_workloads.push_back({id_from(doc, e["workload"], yaml::pointer_append(p, "workload")),
-                                         get_string(doc, e, p, "revision", false)});
+        rel.managed_workloads.push_back(
+            {id_from(doc, e["workload"], yaml::pointer_append(p, "workload")),
+             get_string(doc, e, p, "revision", false)});
       }
     }
     rel.bg_environment = get_string(doc, r, ptr, "bgEnvironment", false);
@@ -147,7 +149,8 @@ std::string ReleaseHistory::to_yaml() const {
     for (const auto& id : r.resources) res.push_back(id_json(id));
     j["resources"] = res;
     if (r.managed_workload) j["managedWorkload"] = id_json(*r.managed_workload);
-    if (!r.managed_workload_revision.empty()) j["managedWorkloadRevision"] = r.managed_workload_revision;
+    if (!r.managed_workload_revision.empty())
+      j["managedWorkloadRevision"] = r.managed_workload_revision;
     if (!r.managed_workloads.empty()) {
       nlohmann::json mws = nlohmann::json::array();
       for (const auto& w : r.managed_workloads) {
@@ -166,8 +169,8 @@ nlohmann::json ReleaseHistory::to_object(const std::string& release_name, const 
   nlohmann::json meta = {{"name", release_name},
                          {"labels", {{"app.kubernetes.io/managed-by", "capstan"}}}};
   if (!ns.empty()) meta["namespace"] = ns;
-  nlohmann::json obj = {{"apiVersion", "v1"}, {"kind", as_secret ? "Secret" : "ConfigMap"},
-                        {"metadata", meta}};
+  nlohmann::json obj = {
+      {"apiVersion", "v1"}, {"kind", as_secret ? "Secret" : "ConfigMap"}, {"metadata", meta}};
   if (as_secret) {
     obj["type"] = "Opaque";
     obj["data"] = {{kDataKey, base64_encode(to_yaml())}};
@@ -185,7 +188,9 @@ Release& ReleaseHistory::create_release(std::vector<ResourceId> resources) {
   return releases_.front();
 }
 
-Release* ReleaseHistory::latest() { return releases_.empty() ? nullptr : &releases_.front(); }
+Release* ReleaseHistory::latest() {
+  return releases_.empty() ? nullptr : &releases_.front();
+}
 const Release* ReleaseHistory::latest() const {
   return releases_.empty() ? nullptr : &releases_.front();
 }

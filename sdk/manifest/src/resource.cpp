@@ -58,15 +58,33 @@ void validate(const nlohmann::json& v, const std::string& file, yaml::Mark mark,
 }
 
 constexpr std::string_view kKindOrder[] = {
-    "Namespace",      "ResourceQuota",         "LimitRange",
-    "PodSecurityPolicy", "Secret",              "ConfigMap",
-    "StorageClass",   "PersistentVolume",      "PersistentVolumeClaim",
-    "ServiceAccount", "CustomResourceDefinition", "ClusterRole",
-    "ClusterRoleBinding", "Role",              "RoleBinding",
-    "Service",        "DaemonSet",             "Pod",
-    "ReplicationController", "ReplicaSet",     "Deployment",
-    "DeploymentConfig", "StatefulSet",         "Job",
-    "CronJob",        "Ingress",               "APIService",
+    "Namespace",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "ServiceAccount",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "DeploymentConfig",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "Ingress",
+    "APIService",
 };
 
 std::string lower(std::string s) {
@@ -91,8 +109,12 @@ std::string ResourceId::key() const {
   return kind + "/" + namespace_ + "/" + name;
 }
 
-std::string Resource::api_version() const { return str_at(object, "apiVersion"); }
-std::string Resource::kind() const { return str_at(object, "kind"); }
+std::string Resource::api_version() const {
+  return str_at(object, "apiVersion");
+}
+std::string Resource::kind() const {
+  return str_at(object, "kind");
+}
 
 std::string Resource::name() const {
   auto it = object.find("metadata");
@@ -104,7 +126,9 @@ std::string Resource::namespace_() const {
   return it != object.end() && it->is_object() ? str_at(*it, "namespace") : std::string();
 }
 
-ResourceId Resource::id() const { return {kind(), name(), namespace_(), versioned}; }
+ResourceId Resource::id() const {
+  return {kind(), name(), namespace_(), versioned};
+}
 
 std::string Resource::annotation(std::string_view key) const {
   auto meta = object.find("metadata");

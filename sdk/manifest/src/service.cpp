@@ -108,8 +108,8 @@ ManifestPlan plan_manifests(const json& service_doc, const std::vector<OverrideL
       ManifestSpec m = read_manifest((*manifests)[i], where, "service " + id);
       if (m.type == "K8sManifest") {
         if (have_k8s) {
-          throw ManifestError(where + ": a Kubernetes service takes one K8sManifest; " +
-                              first_k8s + " is already one");
+          throw ManifestError(where + ": a Kubernetes service takes one K8sManifest; " + first_k8s +
+                              " is already one");
         }
         have_k8s = true;
         first_k8s = m.identifier;

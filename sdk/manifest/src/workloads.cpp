@@ -9,12 +9,14 @@ namespace capstan::manifest {
 
 bool is_workload_kind(std::string_view kind) {
   static const std::set<std::string, std::less<>> kinds = {
-      "Deployment", "StatefulSet", "DaemonSet", "DeploymentConfig", "Job",
+      "Deployment", "StatefulSet", "DaemonSet",  "DeploymentConfig",     "Job",
       "CronJob",    "Pod",         "ReplicaSet", "ReplicationController"};
   return kinds.count(kind) > 0;
 }
 
-bool is_direct_apply(const Resource& r) { return r.annotation_true(annotations::kDirectApply); }
+bool is_direct_apply(const Resource& r) {
+  return r.annotation_true(annotations::kDirectApply);
+}
 
 std::vector<std::size_t> managed_workloads(const std::vector<Resource>& resources,
                                            Strategy strategy) {

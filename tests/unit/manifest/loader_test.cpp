@@ -156,9 +156,10 @@ TEST(Loader, RendersHarnessDocumentedExample) {
   req.overrides.push_back({"environment prod", "replicas: 5\ndockercfg: ZG9ja2VyY2Zn\n"});
   req.namespace_ = "web";
   RenderResult out = render_manifests(req);
-  EXPECT_EQ(count_kinds(out.resources),
-            (std::map<std::string, int>{
-                {"ConfigMap", 1}, {"Deployment", 1}, {"Namespace", 1}, {"Secret", 2}, {"Service", 1}}));
+  EXPECT_EQ(
+      count_kinds(out.resources),
+      (std::map<std::string, int>{
+          {"ConfigMap", 1}, {"Deployment", 1}, {"Namespace", 1}, {"Secret", 2}, {"Service", 1}}));
   EXPECT_TRUE(out.warnings.empty());
   const Resource* deployment = nullptr;
   for (const auto& r : out.resources) {
@@ -193,9 +194,8 @@ TEST(Loader, ArtifactImageFillsValuesOnlyWhenUnset) {
 
 TEST(Loader, WithoutValuesFilesTemplatesAreNotRendered) {
   TempDir dir;
-  write_file(dir / "m/alerts.yaml",
-             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: alerts}\n"
-             "data:\n  rule: \"{{ $labels.instance }} is down\"\n");
+  write_file(dir / "m/alerts.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: alerts}\n"
+                                    "data:\n  rule: \"{{ $labels.instance }} is down\"\n");
   RenderRequest req;
   req.sources.push_back({dir.path(), {"m"}, {}, "k8s"});
   auto out = render_manifests(req);
@@ -295,13 +295,24 @@ TEST(Loader, YamlErrorsAfterRenderingSayso) {
   }
 }
 
-// The Argo CD example apps, taken as plain manifests.
+// The Argo CD example apps (shared/corpus beside the repository, or CAPSTAN_CORPUS_DIR), copied
+// into the test's own folder and taken as plain manifests.
 fs::path copy_corpus(const TempDir& dir, const std::string& app) {
-  fs::path from = fs::path("/work/shared/corpus/argocd-example-apps") / app;
-  if (const char* env = std::getenv("CAPSTAN_CORPUS_DIR")) from = fs::path(env) / app;
-  fs::path to = dir / app;
-  fs::copy(from, to, fs::copy_options::recursive);
-  return to;
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("CAPSTAN_CORPUS_DIR")) candidates.emplace_back(env);
+  fs::path src = capstan::testing::source_dir();
+  candidates.push_back(src.parent_path() / "shared/corpus/argocd-example-apps");
+  candidates.push_back(src.parent_path().parent_path() / "shared/corpus/argocd-example-apps");
+  candidates.emplace_back("/work/shared/corpus/argocd-example-apps");
+  for (const auto& c : candidates) {
+    if (fs::is_directory(c / app)) {
+      fs::path to = dir / app;
+      fs::copy(c / app, to, fs::copy_options::recursive);
+      return to;
+    }
+  }
+  ADD_FAILURE() << "the argocd-example-apps corpus was not found; set CAPSTAN_CORPUS_DIR";
+  return dir / app;
 }
 
 TEST(Loader, RendersArgoGuestbook) {

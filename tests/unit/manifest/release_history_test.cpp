@@ -31,7 +31,8 @@ TEST(ReleaseHistory, RoundTripsThroughYamlAndObjects) {
   ReleaseHistory h;
   Release& r1 = h.create_release({{"ConfigMap", "cfg-1", "web", true}});
   r1.status = ReleaseStatus::Succeeded;
-  Release& r2 = h.create_release({{"Deployment", "app", "web", false}, {"Namespace", "web", "", false}});
+  Release& r2 =
+      h.create_release({{"Deployment", "app", "web", false}, {"Namespace", "web", "", false}});
   r2.status = ReleaseStatus::Succeeded;
   r2.managed_workload = ResourceId{"Deployment", "app", "web", false};
   r2.managed_workload_revision = "4";
@@ -43,8 +44,9 @@ TEST(ReleaseHistory, RoundTripsThroughYamlAndObjects) {
   EXPECT_EQ(doc["version"], "v1");
   EXPECT_EQ(doc["releases"][0]["number"], 2);
   EXPECT_EQ(doc["releases"][0]["status"], "Succeeded");
-  EXPECT_EQ(doc["releases"][0]["managedWorkload"],
-            json::parse(R"({"kind":"Deployment","name":"app","namespace":"web","versioned":false})"));
+  EXPECT_EQ(
+      doc["releases"][0]["managedWorkload"],
+      json::parse(R"({"kind":"Deployment","name":"app","namespace":"web","versioned":false})"));
   EXPECT_EQ(doc["releases"][1]["resources"][0]["versioned"], true);
 
   ReleaseHistory back = ReleaseHistory::parse(text, "test");
@@ -105,9 +107,10 @@ TEST(ReleaseHistory, BadRecordsNameWhereAndWhy) {
     ReleaseHistory::parse("version: v1\nreleases:\n- number: 1\n  status: Exploded\n", "cm/x");
     FAIL();
   } catch (const ManifestError& e) {
-    EXPECT_STREQ(e.what(),
-                 "cm/x:4:11: release history: unknown status \"Exploded\" (InProgress, Succeeded or "
-                 "Failed)");
+    EXPECT_STREQ(
+        e.what(),
+        "cm/x:4:11: release history: unknown status \"Exploded\" (InProgress, Succeeded or "
+        "Failed)");
   }
   EXPECT_THROW(ReleaseHistory::parse("releases: 3\n", "cm/x"), ManifestError);
   EXPECT_THROW(ReleaseHistory::parse("releases:\n- status: Succeeded\n", "cm/x"), ManifestError);

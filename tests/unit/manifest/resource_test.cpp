@@ -74,8 +74,8 @@ TEST(Resources, NamespaceDefaultingSkipsClusterScopedKinds) {
   EXPECT_EQ(rs[3].namespace_(), "other");
   EXPECT_EQ(rs[4].namespace_(), "web");
   // Discovery can say a custom kind is cluster-scoped.
-  auto again = parse_resources("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n",
-                               "m.yaml");
+  auto again =
+      parse_resources("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\n", "m.yaml");
   default_namespace(again, "web", [](const Resource& r) { return r.kind() == "Widget"; });
   EXPECT_EQ(again[0].namespace_(), "");
 }
@@ -92,11 +92,11 @@ TEST(Resources, ApplyOrderFollowsHarness) {
   sort_for_apply(rs);
   std::vector<std::string> order;
   for (const auto& r : rs) order.push_back(r.kind() + "/" + r.name());
-  EXPECT_EQ(order, (std::vector<std::string>{
-                       "Namespace/x", "Secret/x", "ConfigMap/A-first", "ConfigMap/x",
-                       "PersistentVolumeClaim/x", "ServiceAccount/x", "CustomResourceDefinition/x",
-                       "Role/x", "Service/x", "Deployment/x", "StatefulSet/x", "Job/x",
-                       "Ingress/x", "Gadget/x", "Widget/x"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"Namespace/x", "Secret/x", "ConfigMap/A-first",
+                                             "ConfigMap/x", "PersistentVolumeClaim/x",
+                                             "ServiceAccount/x", "CustomResourceDefinition/x",
+                                             "Role/x", "Service/x", "Deployment/x", "StatefulSet/x",
+                                             "Job/x", "Ingress/x", "Gadget/x", "Widget/x"}));
   sort_for_delete(rs);
   EXPECT_EQ(rs.front().kind(), "Widget");
   EXPECT_EQ(rs.back().kind(), "Namespace");

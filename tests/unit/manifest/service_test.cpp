@@ -10,7 +10,9 @@ namespace {
 using namespace capstan::manifest;
 using nlohmann::json;
 
-json yaml(const char* text) { return capstan::yaml::load(text).value; }
+json yaml(const char* text) {
+  return capstan::yaml::load(text).value;
+}
 
 const char* kService = R"(service:
   name: myapp

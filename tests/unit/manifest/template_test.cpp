@@ -32,8 +32,8 @@ const RenderCase kRenders[] = {
     {"with sets dot", "{{ with .Values.m }}{{ .k }}{{ else }}none{{ end }}", R"({"m":{"k":"v"}})",
      "v"},
     {"with else", "{{ with .Values.m }}{{ .k }}{{ else }}none{{ end }}", "{}", "none"},
-    {"else with", "{{ with .Values.a }}A{{ else with .Values.b }}B{{ . }}{{ end }}",
-     R"({"b":"x"})", "Bx"},
+    {"else with", "{{ with .Values.a }}A{{ else with .Values.b }}B{{ . }}{{ end }}", R"({"b":"x"})",
+     "Bx"},
     {"range index and value", "{{ range $i, $v := .Values.l }}{{ $i }}={{ $v }},{{ end }}",
      R"({"l":["a","b"]})", "0=a,1=b,"},
     {"range map in key order", "{{ range $k, $v := .Values.m }}{{ $k }}={{ $v }};{{ end }}",
@@ -103,13 +103,12 @@ const RenderCase kRenders[] = {
     {"ints and floats compare by value", "{{ eq .Values.n 2.0 }} {{ lt .Values.n 2.5 }}",
      R"({"n":2})", "true true"},
     {"eq with a missing value is false", R"({{ eq .Values.missing "x" }})", "{}", "false"},
-    {"and or not return operands", R"({{ and 1 "x" }} {{ and 0 "x" }} {{ or "" "y" }} {{ not .Values.m }})",
-     "{}", "x 0 y true"},
+    {"and or not return operands",
+     R"({{ and 1 "x" }} {{ and 0 "x" }} {{ or "" "y" }} {{ not .Values.m }})", "{}", "x 0 y true"},
     {"len and index", R"({{ len .Values.l }} {{ index .Values.l 1 }} {{ index .Values.m "k" }})",
      R"({"l":["a","b","c"],"m":{"k":"v"}})", "3 b v"},
-    {"base64 and sha256",
-     R"({{ b64enc "hello" }} {{ b64dec "aGVsbG8=" }} {{ sha256sum "abc" }})", "{}",
-     "aGVsbG8= hello ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+    {"base64 and sha256", R"({{ b64enc "hello" }} {{ b64dec "aGVsbG8=" }} {{ sha256sum "abc" }})",
+     "{}", "aGVsbG8= hello ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
     {"toString", "{{ toString 5 }} {{ toString .Values.f }}", R"({"f":1.5})", "5 1.5"},
     {"semverCompare",
      R"({{ semverCompare ">=1.2.0" "1.3.4" }} {{ semverCompare "^1.2" "2.0.0" }} {{ semverCompare "~1.2.3" "1.2.9" }} {{ semverCompare ">1.0.0 <2.0.0 || 3.x" "3.1.0" }})",
@@ -125,10 +124,10 @@ const RenderCase kRenders[] = {
     {"parenthesized argument", R"({{ printf "%s" (upper "x") }})", "{}", "X"},
     {"required passes a value", R"({{ required "m" .Values.x }})", R"({"x":"v"})", "v"},
     {"raw string", "{{ `a\\n` }}", "{}", "a\\n"},
-    {"arithmetic", "{{ add 1 2 3 }} {{ sub 5 2 }} {{ mul 2 3 }} {{ div 7 2 }} {{ mod 7 2 }}",
-     "{}", "6 3 6 3 1"},
-    {"pipeline into function", R"({{ .Values.name | upper | printf "%s!" }})",
-     R"({"name":"app"})", "APP!"},
+    {"arithmetic", "{{ add 1 2 3 }} {{ sub 5 2 }} {{ mul 2 3 }} {{ div 7 2 }} {{ mod 7 2 }}", "{}",
+     "6 3 6 3 1"},
+    {"pipeline into function", R"({{ .Values.name | upper | printf "%s!" }})", R"({"name":"app"})",
+     "APP!"},
 };
 
 class Renders : public ::testing::TestWithParam<RenderCase> {};
@@ -145,14 +144,13 @@ TEST_P(Renders, MatchGo) {
   EXPECT_EQ(got, c.want) << c.name;
 }
 
-INSTANTIATE_TEST_SUITE_P(Template, Renders, ::testing::ValuesIn(kRenders),
-                         [](const auto& info) {
-                           std::string n = info.param.name;
-                           for (auto& ch : n) {
-                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Template, Renders, ::testing::ValuesIn(kRenders), [](const auto& info) {
+  std::string n = info.param.name;
+  for (auto& ch : n) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return n;
+});
 
 struct ErrorCase {
   const char* name;
@@ -203,7 +201,8 @@ const ErrorCase kErrors[] = {
      R"(t.yaml:1:3: executing "t.yaml" at <eq "a" 1>: error calling eq: incompatible types for comparison)"},
     {"arguments to a field", R"({{ .Values.x "a" }})", "{}",
      R"(t.yaml:1:3: executing "t.yaml" at <.Values.x>: x is not a method but has arguments)"},
-    {"runaway recursion", R"({{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }})", "{}",
+    {"runaway recursion", R"({{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }})",
+     "{}",
      R"(t.yaml:1:28: executing "r" at <{{template "r" .}}>: exceeded maximum template depth (1000))"},
 };
 
@@ -261,7 +260,8 @@ TEST(Template, MissingValuesAreReportedAsWarnings) {
                                     {{"Values", {{"yes", 1}}}}, "t.yaml", {}, &warnings);
   EXPECT_EQ(out, "a: <no value>\nb: 1\n");
   ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_EQ(warnings[0], "t.yaml:1:6: {{.Values.nope}} has no value; it rendered as \"<no value>\"");
+  EXPECT_EQ(warnings[0],
+            "t.yaml:1:6: {{.Values.nope}} has no value; it rendered as \"<no value>\"");
 }
 
 TEST(Template, RunawayOutputIsStopped) {

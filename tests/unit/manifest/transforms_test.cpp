@@ -80,7 +80,9 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 )";
 
-std::vector<Resource> app() { return parse_resources(kApp, "app.yaml"); }
+std::vector<Resource> app() {
+  return parse_resources(kApp, "app.yaml");
+}
 
 const Resource& find(const std::vector<Resource>& rs, const std::string& kind,
                      const std::string& name) {
@@ -100,7 +102,8 @@ TEST(Versioning, RenamesConfigMapsAndSecretsAndRewritesReferences) {
   EXPECT_NO_THROW(find(rs, "Secret", "app-secret-7"));
   EXPECT_NO_THROW(find(rs, "Secret", "regcred")); // opted out
   const auto& pod = find(rs, "Deployment", "app").object["spec"]["template"]["spec"];
-  EXPECT_EQ(pod["imagePullSecrets"], json::parse(R"([{"name":"regcred"},{"name":"app-secret-7"}])"));
+  EXPECT_EQ(pod["imagePullSecrets"],
+            json::parse(R"([{"name":"regcred"},{"name":"app-secret-7"}])"));
   EXPECT_EQ(pod["initContainers"][0]["envFrom"][0]["configMapRef"]["name"], "app-config-7");
   const auto& c = pod["containers"][0];
   EXPECT_EQ(c["envFrom"][0]["configMapRef"]["name"], "app-config-7");
@@ -196,10 +199,10 @@ TEST(Workloads, ReleaseLabelOnPodTemplates) {
 TEST(Canary, InstancesByCountOrPercentage) {
   EXPECT_EQ(canary_instances(InstanceUnit::Count, 2, 10), 2);
   EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 50, 4), 2);
-  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 70, 4), 3);  // 2.8
-  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 50, 3), 2);  // 1.5 rounds half up
-  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 30, 4), 1);  // 1.2
-  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 5, 2), 1);   // never below one
+  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 70, 4), 3); // 2.8
+  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 50, 3), 2); // 1.5 rounds half up
+  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 30, 4), 1); // 1.2
+  EXPECT_EQ(canary_instances(InstanceUnit::Percentage, 5, 2), 1);  // never below one
   EXPECT_THROW(canary_instances(InstanceUnit::Percentage, 0, 4), ManifestError);
   EXPECT_THROW(canary_instances(InstanceUnit::Percentage, 101, 4), ManifestError);
   EXPECT_THROW(canary_instances(InstanceUnit::Count, 0, 4), ManifestError);
@@ -351,8 +354,9 @@ TEST(Artifact, PullSecretFromCredentials) {
   Artifact a = Artifact::from_json({{"image", "registry.example.com/team/app:2.0"},
                                     {"username", "robot"},
                                     {"password", "s3cret"}});
-  EXPECT_EQ(docker_config_json(a),
-            R"({"auths":{"registry.example.com":{"auth":"cm9ib3Q6czNjcmV0","password":"s3cret","username":"robot"}}})");
+  EXPECT_EQ(
+      docker_config_json(a),
+      R"({"auths":{"registry.example.com":{"auth":"cm9ib3Q6czNjcmV0","password":"s3cret","username":"robot"}}})");
   json secret = image_pull_secret(a, "app-dockercfg", "web");
   EXPECT_EQ(secret["type"], "kubernetes.io/dockerconfigjson");
   EXPECT_EQ(secret["metadata"]["annotations"]["harness.io/skip-versioning"], "true");

@@ -27,8 +27,8 @@ TEST(Values, LaterLayersWinMapsMergeListsReplace) {
 }
 
 TEST(Values, NullDeletesAKey) {
-  json merged = merge_values_files({{"a", "keep: 1\ndrop: 2\nnested: {x: 1, y: 2}\n"},
-                                    {"b", "drop: null\nnested: {y: ~}\n"}});
+  json merged = merge_values_files(
+      {{"a", "keep: 1\ndrop: 2\nnested: {x: 1, y: 2}\n"}, {"b", "drop: null\nnested: {y: ~}\n"}});
   EXPECT_EQ(merged, json::parse(R"({"keep": 1, "nested": {"x": 1}})"));
 }
 

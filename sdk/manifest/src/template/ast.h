@@ -149,7 +149,8 @@ struct NumberNode : Node {
   std::int64_t int_value = 0;
   double float_value = 0;
   std::string text;
-  NumberNode(std::size_t p, int l, std::string t) : Node(NodeType::Number, p, l), text(std::move(t)) {}
+  NumberNode(std::size_t p, int l, std::string t)
+      : Node(NodeType::Number, p, l), text(std::move(t)) {}
   std::string str() const override { return text; }
 };
 

@@ -246,8 +246,8 @@ private:
     at(&n);
     if (!v.valid()) {
       if (shared_.warnings) {
-        const Node* where = n.pipe->cmds.empty() ? static_cast<const Node*>(n.pipe.get())
-                                                  : n.pipe->cmds[0].get();
+        const Node* where =
+            n.pipe->cmds.empty() ? static_cast<const Node*>(n.pipe.get()) : n.pipe->cmds[0].get();
         Location loc = locate(*where);
         shared_.warnings->push_back(loc.file + ":" + std::to_string(loc.line) + ":" +
                                     std::to_string(loc.column) + ": " + n.str() +
@@ -329,8 +329,8 @@ private:
     errorf(n.text + " overflows int");
   }
 
-  Value eval_field_node(const Value& dot, const FieldNode& field,
-                        const std::vector<NodePtr>* args, const Final& final) {
+  Value eval_field_node(const Value& dot, const FieldNode& field, const std::vector<NodePtr>* args,
+                        const Final& final) {
     at(&field);
     return eval_field_chain(dot, dot, field, field.ident, 0, args, final);
   }
@@ -338,7 +338,8 @@ private:
   Value eval_chain_node(const Value& dot, const ChainNode& chain, const std::vector<NodePtr>* args,
                         const Final& final) {
     at(&chain);
-    if (chain.node->type == NodeType::Nil) errorf("indirection through explicit nil in " + chain.str());
+    if (chain.node->type == NodeType::Nil)
+      errorf("indirection through explicit nil in " + chain.str());
     Value pipe = eval_arg(dot, Param::None, *chain.node);
     return eval_field_chain(dot, pipe, chain, chain.field, 0, args, final);
   }
@@ -405,8 +406,8 @@ private:
     if (fn.variadic) {
       num_fixed = fn.params.size() - 1;
       if (num_in < num_fixed) {
-        errorf("wrong number of args for " + name + ": want at least " +
-               std::to_string(num_fixed) + " got " + std::to_string(args.size()));
+        errorf("wrong number of args for " + name + ": want at least " + std::to_string(num_fixed) +
+               " got " + std::to_string(args.size()));
       }
     } else if (num_in != fn.params.size()) {
       errorf("wrong number of args for " + name + ": want " + std::to_string(fn.params.size()) +
@@ -430,7 +431,8 @@ private:
     }
     std::vector<Value> argv;
     argv.reserve(num_in);
-    for (std::size_t i = 0; i < args.size(); ++i) argv.push_back(eval_arg(dot, param_at(i), *args[i]));
+    for (std::size_t i = 0; i < args.size(); ++i)
+      argv.push_back(eval_arg(dot, param_at(i), *args[i]));
     if (final) argv.push_back(validate_type(*final, param_at(args.size())));
     CallContext ctx;
     ctx.include = [this](const std::string& n, const Value& data) { return include(n, data); };
@@ -507,9 +509,8 @@ private:
     case NodeType::Pipe:
       return validate_type(eval_pipeline(dot, static_cast<const PipeNode&>(n)), p);
     case NodeType::Identifier:
-      return validate_type(eval_function(dot, static_cast<const IdentifierNode&>(n), n, nullptr,
-                                         std::nullopt),
-                           p);
+      return validate_type(
+          eval_function(dot, static_cast<const IdentifierNode&>(n), n, nullptr, std::nullopt), p);
     case NodeType::Chain:
       return validate_type(
           eval_chain_node(dot, static_cast<const ChainNode&>(n), nullptr, std::nullopt), p);
@@ -573,7 +574,9 @@ void TemplateSet::parse(const std::string& name, std::string_view text) {
   }
 }
 
-bool TemplateSet::contains(const std::string& name) const { return trees_.count(name) > 0; }
+bool TemplateSet::contains(const std::string& name) const {
+  return trees_.count(name) > 0;
+}
 
 std::string TemplateSet::execute(const std::string& name, const nlohmann::json& data,
                                  const RenderOptions& options,

@@ -131,8 +131,8 @@ Value go_index(std::vector<Value>& args) {
       if (item.kind() == Value::Kind::List) {
         item = item.element(static_cast<std::size_t>(x));
       } else {
-        item = Value::integer(static_cast<unsigned char>(item.as_string()[static_cast<std::size_t>(x)]),
-                              "uint8");
+        item = Value::integer(
+            static_cast<unsigned char>(item.as_string()[static_cast<std::size_t>(x)]), "uint8");
       }
       break;
     }
@@ -185,8 +185,9 @@ const std::map<std::string, Func, std::less<>>& functions() {
     // and/or are evaluated lazily by the executor; these entries carry their arity.
     f["and"] = {{Param::Raw, Param::Raw}, true, nullptr};
     f["or"] = {{Param::Raw, Param::Raw}, true, nullptr};
-    f["not"] = {{Param::Raw}, false,
-                [](CallContext&, std::vector<Value>& a) { return Value::boolean(!truth(a[0])); }};
+    f["not"] = {{Param::Raw}, false, [](CallContext&, std::vector<Value>& a) {
+                  return Value::boolean(!truth(a[0]));
+                }};
     f["eq"] = {{Param::Raw, Param::Raw}, true, [](CallContext&, std::vector<Value>& a) {
                  if (a.size() < 2) throw FuncError("missing argument for comparison");
                  for (std::size_t i = 1; i < a.size(); ++i) {
@@ -209,8 +210,9 @@ const std::map<std::string, Func, std::less<>>& functions() {
     f["ge"] = {{Param::Raw, Param::Raw}, false, [](CallContext&, std::vector<Value>& a) {
                  return Value::boolean(!go_lt(a[0], a[1]));
                }};
-    f["index"] = {{Param::Raw, Param::Raw}, true,
-                  [](CallContext&, std::vector<Value>& a) { return go_index(a); }};
+    f["index"] = {{Param::Raw, Param::Raw}, true, [](CallContext&, std::vector<Value>& a) {
+                    return go_index(a);
+                  }};
     f["len"] = {{Param::Raw}, false, [](CallContext&, std::vector<Value>& a) { return go_len(a); }};
     f["print"] = {{Param::Any}, true, [](CallContext&, std::vector<Value>& a) {
                     return Value::string(go_sprint(a));
@@ -228,6 +230,8 @@ const std::map<std::string, Func, std::less<>>& functions() {
   return table;
 }
 
-bool is_function(std::string_view name) { return functions().count(name) > 0; }
+bool is_function(std::string_view name) {
+  return functions().count(name) > 0;
+}
 
 } // namespace capstan::manifest::tmpl

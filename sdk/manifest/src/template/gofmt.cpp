@@ -62,7 +62,8 @@ std::string fmt_e(bool neg, const Decimal& d, int prec, char e) {
   if (prec > 0) {
     out += '.';
     for (int i = 1; i <= prec; ++i) {
-      out += static_cast<std::size_t>(i) < d.digits.size() ? d.digits[static_cast<std::size_t>(i)] : '0';
+      out += static_cast<std::size_t>(i) < d.digits.size() ? d.digits[static_cast<std::size_t>(i)]
+                                                           : '0';
     }
   }
   out += e;
@@ -78,7 +79,8 @@ std::string fmt_f(bool neg, const Decimal& d, int prec) {
   std::string out = neg ? "-" : "";
   if (d.dp > 0) {
     for (int i = 0; i < d.dp; ++i) {
-      out += static_cast<std::size_t>(i) < d.digits.size() ? d.digits[static_cast<std::size_t>(i)] : '0';
+      out += static_cast<std::size_t>(i) < d.digits.size() ? d.digits[static_cast<std::size_t>(i)]
+                                                           : '0';
     }
   } else {
     out += '0';
@@ -245,7 +247,8 @@ std::string format_arg(const Value& v, char verb, const Spec& spec, bool top);
 
 std::string bad_verb(const Value& v, char verb) {
   if (!v.valid() || v.is_nil()) return std::string("%!") + verb + "(<nil>)";
-  return std::string("%!") + verb + "(" + v.concrete_type() + "=" + format_arg(v, 'v', Spec{}, false) + ")";
+  return std::string("%!") + verb + "(" + v.concrete_type() + "=" +
+         format_arg(v, 'v', Spec{}, false) + ")";
 }
 
 std::string format_arg(const Value& v, char verb, const Spec& spec, bool top) {
@@ -357,7 +360,9 @@ std::string format_float(double v, char verb, int prec) {
   }
 }
 
-std::string sprint_value(const Value& v) { return format_arg(v.unboxed(), 'v', Spec{}, true); }
+std::string sprint_value(const Value& v) {
+  return format_arg(v.unboxed(), 'v', Spec{}, true);
+}
 
 std::string go_sprint(const std::vector<Value>& args) {
   std::string out;

@@ -28,14 +28,29 @@ void append_escaped_rune(std::string& out, std::int32_t r, char quote) {
     return;
   }
   switch (r) {
-  case '\a': out += "\\a"; return;
-  case '\b': out += "\\b"; return;
-  case '\f': out += "\\f"; return;
-  case '\n': out += "\\n"; return;
-  case '\r': out += "\\r"; return;
-  case '\t': out += "\\t"; return;
-  case '\v': out += "\\v"; return;
-  default: break;
+  case '\a':
+    out += "\\a";
+    return;
+  case '\b':
+    out += "\\b";
+    return;
+  case '\f':
+    out += "\\f";
+    return;
+  case '\n':
+    out += "\\n";
+    return;
+  case '\r':
+    out += "\\r";
+    return;
+  case '\t':
+    out += "\\t";
+    return;
+  case '\v':
+    out += "\\v";
+    return;
+  default:
+    break;
   }
   if (r < ' ' || r == 0x7f) {
     std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(r));
@@ -72,14 +87,30 @@ bool unquote_one(std::string_view s, std::size_t& i, char quote, std::string& ou
   char c = s[i++];
   std::int32_t value = 0;
   switch (c) {
-  case 'a': value = '\a'; break;
-  case 'b': value = '\b'; break;
-  case 'f': value = '\f'; break;
-  case 'n': value = '\n'; break;
-  case 'r': value = '\r'; break;
-  case 't': value = '\t'; break;
-  case 'v': value = '\v'; break;
-  case '\\': value = '\\'; break;
+  case 'a':
+    value = '\a';
+    break;
+  case 'b':
+    value = '\b';
+    break;
+  case 'f':
+    value = '\f';
+    break;
+  case 'n':
+    value = '\n';
+    break;
+  case 'r':
+    value = '\r';
+    break;
+  case 't':
+    value = '\t';
+    break;
+  case 'v':
+    value = '\v';
+    break;
+  case '\\':
+    value = '\\';
+    break;
   case '\'':
   case '"':
     if (c != quote) return false;

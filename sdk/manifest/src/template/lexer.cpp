@@ -17,22 +17,36 @@ constexpr std::string_view kLeftComment = "/*";
 constexpr std::string_view kRightComment = "*/";
 constexpr std::size_t kTrimMarkerLen = 2; // "- " or " -"
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 bool is_alnum(std::int32_t r) {
   if (r == '_') return true;
   if (r < 0x80) return std::isalnum(r) != 0;
   return true; // Go accepts Unicode letters and digits; other runes fail later as bad characters
 }
 
-bool has_left_trim_marker(std::string_view s) { return s.size() >= 2 && s[0] == '-' && is_space(s[1]); }
-bool has_right_trim_marker(std::string_view s) { return s.size() >= 2 && is_space(s[0]) && s[1] == '-'; }
+bool has_left_trim_marker(std::string_view s) {
+  return s.size() >= 2 && s[0] == '-' && is_space(s[1]);
+}
+bool has_right_trim_marker(std::string_view s) {
+  return s.size() >= 2 && is_space(s[0]) && s[1] == '-';
+}
 
 const std::map<std::string, ItemType, std::less<>>& keywords() {
   static const std::map<std::string, ItemType, std::less<>> k = {
-      {".", ItemType::Dot},         {"block", ItemType::Block},       {"break", ItemType::Break},
-      {"continue", ItemType::Continue}, {"define", ItemType::Define}, {"else", ItemType::Else},
-      {"end", ItemType::End},       {"if", ItemType::If},             {"range", ItemType::Range},
-      {"nil", ItemType::Nil},       {"template", ItemType::Template}, {"with", ItemType::With},
+      {".", ItemType::Dot},
+      {"block", ItemType::Block},
+      {"break", ItemType::Break},
+      {"continue", ItemType::Continue},
+      {"define", ItemType::Define},
+      {"else", ItemType::Else},
+      {"end", ItemType::End},
+      {"if", ItemType::If},
+      {"range", ItemType::Range},
+      {"nil", ItemType::Nil},
+      {"template", ItemType::Template},
+      {"with", ItemType::With},
   };
   return k;
 }
@@ -52,27 +66,53 @@ public:
 
 private:
   enum class St {
-    Text, LeftDelim, Comment, RightDelim, InsideAction, Space, Identifier, Field, Variable,
-    Char, Number, Quote, RawQuote, Done
+    Text,
+    LeftDelim,
+    Comment,
+    RightDelim,
+    InsideAction,
+    Space,
+    Identifier,
+    Field,
+    Variable,
+    Char,
+    Number,
+    Quote,
+    RawQuote,
+    Done
   };
   using State = St;
 
   St step(St s) {
     switch (s) {
-    case St::Text: return lex_text();
-    case St::LeftDelim: return lex_left_delim();
-    case St::Comment: return lex_comment();
-    case St::RightDelim: return lex_right_delim();
-    case St::InsideAction: return lex_inside_action();
-    case St::Space: return lex_space();
-    case St::Identifier: return lex_identifier();
-    case St::Field: return lex_field();
-    case St::Variable: return lex_variable();
-    case St::Char: return lex_char();
-    case St::Number: return lex_number();
-    case St::Quote: return lex_quote();
-    case St::RawQuote: return lex_raw_quote();
-    case St::Done: break;
+    case St::Text:
+      return lex_text();
+    case St::LeftDelim:
+      return lex_left_delim();
+    case St::Comment:
+      return lex_comment();
+    case St::RightDelim:
+      return lex_right_delim();
+    case St::InsideAction:
+      return lex_inside_action();
+    case St::Space:
+      return lex_space();
+    case St::Identifier:
+      return lex_identifier();
+    case St::Field:
+      return lex_field();
+    case St::Variable:
+      return lex_variable();
+    case St::Char:
+      return lex_char();
+    case St::Number:
+      return lex_number();
+    case St::Quote:
+      return lex_quote();
+    case St::RawQuote:
+      return lex_raw_quote();
+    case St::Done:
+      break;
     }
     return St::Done;
   }
@@ -115,7 +155,8 @@ private:
   std::size_t last_width_ = 0;
 
   void emit(ItemType t) {
-    items_.push_back({t, start_, std::string(input_.substr(start_, pos_ - start_)), line_of(start_)});
+    items_.push_back(
+        {t, start_, std::string(input_.substr(start_, pos_ - start_)), line_of(start_)});
     start_ = pos_;
   }
   void ignore() { start_ = pos_; }
@@ -441,7 +482,6 @@ private:
     emit(ItemType::RawString);
     return St::InsideAction;
   }
-
 };
 
 } // namespace
@@ -469,6 +509,8 @@ std::string describe(const Item& item) {
   return go_quote(item.val);
 }
 
-std::vector<Item> lex(std::string_view input) { return Lexer(input).run(); }
+std::vector<Item> lex(std::string_view input) {
+  return Lexer(input).run();
+}
 
 } // namespace capstan::manifest::tmpl

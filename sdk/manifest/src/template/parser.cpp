@@ -20,7 +20,9 @@ std::string ListNode::str() const {
   return out;
 }
 
-std::string TextNode::str() const { return go_quote(text); }
+std::string TextNode::str() const {
+  return go_quote(text);
+}
 
 std::string VariableNode::str() const {
   std::string out;
@@ -94,7 +96,9 @@ Location locate(const Tree& tree, std::size_t pos) {
   return {tree.parse_name, line, column};
 }
 
-Location locate(const Node& node) { return locate(*node.tree, node.pos); }
+Location locate(const Node& node) {
+  return locate(*node.tree, node.pos);
+}
 
 bool is_empty_tree(const Tree& tree) {
   for (const auto& n : tree.root->nodes) {
@@ -437,8 +441,7 @@ private:
         vars_.push_back(v.val);
         if (context == "range" && pipe->decl.size() < 2) {
           ItemType t = peek_non_space().type;
-          if (t == ItemType::Variable || t == ItemType::RightDelim ||
-              t == ItemType::RightParen) {
+          if (t == ItemType::Variable || t == ItemType::RightDelim || t == ItemType::RightParen) {
             continue; // the second variable of a range
           }
           errorf("range can only initialize variables");
@@ -620,7 +623,8 @@ private:
     for (char c : token.val) {
       if (c != '_') text += c;
     }
-    if (!text.empty() && text.back() == 'i') errorf("complex numbers are not supported: " + token.val);
+    if (!text.empty() && text.back() == 'i')
+      errorf("complex numbers are not supported: " + token.val);
     // Integers: decimal, 0x, 0o, 0b, or a leading 0 for octal, with an optional sign.
     {
       std::string_view s = text;
@@ -658,7 +662,8 @@ private:
           n->int_value = static_cast<std::int64_t>(0 - magnitude);
         }
         n->is_float = true;
-        n->float_value = negative ? -static_cast<double>(magnitude) : static_cast<double>(magnitude);
+        n->float_value =
+            negative ? -static_cast<double>(magnitude) : static_cast<double>(magnitude);
         if (!n->is_int) errorf(token.val + " overflows int");
         return n;
       }

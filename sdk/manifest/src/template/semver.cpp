@@ -16,7 +16,9 @@ struct Version {
   bool minor_wild = false, patch_wild = false, major_wild = false;
 };
 
-bool is_wild(const std::string& s) { return s == "x" || s == "X" || s == "*"; }
+bool is_wild(const std::string& s) {
+  return s == "x" || s == "X" || s == "*";
+}
 
 std::optional<Version> parse_version(const std::string& text, bool allow_wild) {
   static const std::regex kVersion(
@@ -130,7 +132,8 @@ bool check(const Constraint& c, const Version& v) {
   if (c.op == ">") return wild ? compare(v, upper_of_wild(k)) >= 0 : compare(v, k) > 0;
   if (c.op == "<") return compare(v, k) < 0;
   if (c.op == ">=" || c.op == "=>") return compare(v, k) >= 0;
-  if (c.op == "<=" || c.op == "=<") return wild ? compare(v, upper_of_wild(k)) < 0 : compare(v, k) <= 0;
+  if (c.op == "<=" || c.op == "=<")
+    return wild ? compare(v, upper_of_wild(k)) < 0 : compare(v, k) <= 0;
   if (c.op == "~" || c.op == "~>") {
     if (compare(v, k) < 0) return false;
     if (v.major != k.major) return false;

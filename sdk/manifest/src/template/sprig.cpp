@@ -247,11 +247,15 @@ json normalise_numbers(const json& j) {
   return j;
 }
 
-Value map_from(const json& j) { return Value::make(j.is_object() ? j : json::object()); }
+Value map_from(const json& j) {
+  return Value::make(j.is_object() ? j : json::object());
+}
 
 } // namespace
 
-std::string to_yaml_text(const Value& v) { return yaml::dump(normalise_numbers(to_json(v))); }
+std::string to_yaml_text(const Value& v) {
+  return yaml::dump(normalise_numbers(to_json(v)));
+}
 
 std::string to_json_text(const Value& v) {
   json j = normalise_numbers(to_json(v));
@@ -289,8 +293,7 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
                     if (a.size() < 2 || empty(a[1])) return a[0].unboxed();
                     return a[1].unboxed();
                   }};
-  f["empty"] = {{P::Any}, false,
-                [](CallContext&, Args& a) { return Value::boolean(empty(a[0])); }};
+  f["empty"] = {{P::Any}, false, [](CallContext&, Args& a) { return Value::boolean(empty(a[0])); }};
   f["coalesce"] = {{P::Any}, true, [](CallContext&, Args& a) {
                      for (auto& v : a) {
                        if (!empty(v)) return v.unboxed();
@@ -328,10 +331,10 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
   f["nindent"] = {{P::Int, P::String}, false, [](CallContext&, Args& a) {
                     return Value::string("\n" + indent(a[0].as_int(), a[1].unboxed().as_string()));
                   }};
-  f["toYaml"] = {{P::Any}, false,
-                 [](CallContext&, Args& a) { return Value::string(to_yaml_text(a[0])); }};
-  f["toJson"] = {{P::Any}, false,
-                 [](CallContext&, Args& a) { return Value::string(to_json_text(a[0])); }};
+  f["toYaml"] = {
+      {P::Any}, false, [](CallContext&, Args& a) { return Value::string(to_yaml_text(a[0])); }};
+  f["toJson"] = {
+      {P::Any}, false, [](CallContext&, Args& a) { return Value::string(to_json_text(a[0])); }};
   f["fromYaml"] = {{P::String}, false, [](CallContext&, Args& a) {
                      try {
                        auto doc = yaml::load(a[0].unboxed().as_string(), "fromYaml");
@@ -343,27 +346,29 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
                        return map_from(json{{"Error", e.what()}});
                      }
                    }};
-  f["fromJson"] = {{P::String}, false, [](CallContext&, Args& a) {
-                     try {
-                       json j = json::parse(a[0].unboxed().as_string());
-                       if (!j.is_object()) {
-                         return map_from(json{{"Error", "fromJson: the document is not an object"}});
-                       }
-                       return map_from(j);
-                     } catch (const std::exception& e) {
-                       return map_from(json{{"Error", e.what()}});
-                     }
-                   }};
-  f["int"] = {{P::Any}, false,
-              [](CallContext&, Args& a) { return Value::integer(to_int64(a[0]), "int"); }};
-  f["int64"] = {{P::Any}, false,
-                [](CallContext&, Args& a) { return Value::integer(to_int64(a[0]), "int64"); }};
-  f["float64"] = {{P::Any}, false,
-                  [](CallContext&, Args& a) { return Value::floating(to_float64(a[0])); }};
-  f["toString"] = {{P::Any}, false,
-                   [](CallContext&, Args& a) { return Value::string(strval(a[0])); }};
-  f["toStrings"] = {{P::Any}, false,
-                    [](CallContext&, Args& a) { return string_list(strslice(a[0])); }};
+  f["fromJson"] = {
+      {P::String}, false, [](CallContext&, Args& a) {
+        try {
+          json j = json::parse(a[0].unboxed().as_string());
+          if (!j.is_object()) {
+            return map_from(json{{"Error", "fromJson: the document is not an object"}});
+          }
+          return map_from(j);
+        } catch (const std::exception& e) {
+          return map_from(json{{"Error", e.what()}});
+        }
+      }};
+  f["int"] = {
+      {P::Any}, false, [](CallContext&, Args& a) { return Value::integer(to_int64(a[0]), "int"); }};
+  f["int64"] = {{P::Any}, false, [](CallContext&, Args& a) {
+                  return Value::integer(to_int64(a[0]), "int64");
+                }};
+  f["float64"] = {
+      {P::Any}, false, [](CallContext&, Args& a) { return Value::floating(to_float64(a[0])); }};
+  f["toString"] = {
+      {P::Any}, false, [](CallContext&, Args& a) { return Value::string(strval(a[0])); }};
+  f["toStrings"] = {
+      {P::Any}, false, [](CallContext&, Args& a) { return string_list(strslice(a[0])); }};
   f["upper"] = str1([](const std::string& s) { return ascii_case(s, true); });
   f["lower"] = str1([](const std::string& s) { return ascii_case(s, false); });
   f["title"] = str1([](const std::string& s) { return title(s); });
@@ -431,8 +436,10 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
                   std::int64_t c = a[0].as_int();
                   const std::string& s = a[1].unboxed().as_string();
                   auto n = static_cast<std::int64_t>(s.size());
-                  if (c < 0 && n + c > 0) return Value::string(s.substr(static_cast<std::size_t>(n + c)));
-                  if (c >= 0 && n > c) return Value::string(s.substr(0, static_cast<std::size_t>(c)));
+                  if (c < 0 && n + c > 0)
+                    return Value::string(s.substr(static_cast<std::size_t>(n + c)));
+                  if (c >= 0 && n > c)
+                    return Value::string(s.substr(0, static_cast<std::size_t>(c)));
                   return Value::string(s);
                 }};
   f["substr"] = {{P::Int, P::Int, P::String}, false, [](CallContext&, Args& a) {
@@ -440,15 +447,20 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
                    std::int64_t end = a[1].as_int();
                    const std::string& s = a[2].unboxed().as_string();
                    auto n = static_cast<std::int64_t>(s.size());
-                   if (start < 0) return Value::string(s.substr(0, static_cast<std::size_t>(std::clamp<std::int64_t>(end, 0, n))));
-                   if (end < 0 || end > n) return Value::string(s.substr(static_cast<std::size_t>(std::min(start, n))));
+                   if (start < 0)
+                     return Value::string(s.substr(
+                         0, static_cast<std::size_t>(std::clamp<std::int64_t>(end, 0, n))));
+                   if (end < 0 || end > n)
+                     return Value::string(s.substr(static_cast<std::size_t>(std::min(start, n))));
                    if (start > end) return Value::string("");
-                   return Value::string(s.substr(static_cast<std::size_t>(start), static_cast<std::size_t>(end - start)));
+                   return Value::string(s.substr(static_cast<std::size_t>(start),
+                                                 static_cast<std::size_t>(end - start)));
                  }};
   f["split"] = {{P::String, P::String}, false, [](CallContext&, Args& a) {
                   auto parts = split(a[1].unboxed().as_string(), a[0].unboxed().as_string());
                   json m = json::object();
-                  for (std::size_t i = 0; i < parts.size(); ++i) m["_" + std::to_string(i)] = parts[i];
+                  for (std::size_t i = 0; i < parts.size(); ++i)
+                    m["_" + std::to_string(i)] = parts[i];
                   return Value::make(std::move(m), "map[string]string");
                 }};
   f["splitList"] = {{P::String, P::String}, false, [](CallContext&, Args& a) {
@@ -492,7 +504,8 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
                 return found ? v.unboxed() : Value::string("");
               }};
   f["hasKey"] = {{P::Map, P::String}, false, [](CallContext&, Args& a) {
-                   return Value::boolean(a[0].unboxed().data().contains(a[1].unboxed().as_string()));
+                   return Value::boolean(
+                       a[0].unboxed().data().contains(a[1].unboxed().as_string()));
                  }};
   f["keys"] = {{P::Map}, true, [](CallContext&, Args& a) {
                  std::vector<std::string> out;

@@ -54,7 +54,9 @@ Value Value::nil() {
   return of(holder, holder.get(), true);
 }
 
-Value Value::integer(std::int64_t i, std::string_view type) { return make(json(i), type); }
+Value Value::integer(std::int64_t i, std::string_view type) {
+  return make(json(i), type);
+}
 
 Value Value::unboxed() const {
   if (kind_ == Kind::Nil) return Value();
@@ -85,7 +87,9 @@ std::string Value::concrete_type() const {
   return "<nil>";
 }
 
-std::string Value::type_name() const { return boxed_ ? "interface {}" : concrete_type(); }
+std::string Value::type_name() const {
+  return boxed_ ? "interface {}" : concrete_type();
+}
 
 const json& Value::data() const {
   static const json kNull;

@@ -66,7 +66,9 @@ private:
 // Go's truth: false, 0, nil, empty string/list/map and invalid values are false.
 bool truth(const Value& v);
 // Sprig's empty(): the same rules.
-inline bool empty(const Value& v) { return !truth(v); }
+inline bool empty(const Value& v) {
+  return !truth(v);
+}
 
 // The value as JSON for toYaml/toJson and for storing in other values (null for invalid).
 json to_json(const Value& v);

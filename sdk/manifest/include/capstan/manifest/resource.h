@@ -42,10 +42,10 @@ struct ResourceId {
 
 struct Resource {
   nlohmann::json object;
-  std::string file;          // manifest file it came from (relative to its store)
-  int line = 0;              // first line of its document in the rendered file
-  bool skip_deploy = false;  // the file starts with "# harness.io/skip-file-for-deploy"
-  bool versioned = false;    // renamed with a release suffix by apply_versioning
+  std::string file;         // manifest file it came from (relative to its store)
+  int line = 0;             // first line of its document in the rendered file
+  bool skip_deploy = false; // the file starts with "# harness.io/skip-file-for-deploy"
+  bool versioned = false;   // renamed with a release suffix by apply_versioning
 
   std::string api_version() const;
   std::string kind() const;

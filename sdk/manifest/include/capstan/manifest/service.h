@@ -28,7 +28,7 @@ struct ManifestSpec {
 };
 
 struct ManifestPlan {
-  ManifestSpec k8s_manifest;       // the service's one K8sManifest
+  ManifestSpec k8s_manifest;        // the service's one K8sManifest
   std::vector<ManifestSpec> values; // Values manifests, lowest priority first
 };
 

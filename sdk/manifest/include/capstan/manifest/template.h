@@ -65,8 +65,7 @@ private:
 
 // Parses and runs one text; `name` is used in error messages.
 std::string render_template(std::string_view text, const nlohmann::json& data,
-                            const std::string& name = "template",
-                            const RenderOptions& options = {},
+                            const std::string& name = "template", const RenderOptions& options = {},
                             std::vector<std::string>* warnings = nullptr);
 
 } // namespace capstan::manifest
