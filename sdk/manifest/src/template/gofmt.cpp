@@ -17,6 +17,16 @@ struct Decimal {
   int dp = 0;
 };
 
+// Leading zeros move the point, trailing ones say nothing; zero has no digits at all.
+Decimal trimmed(Decimal d) {
+  std::size_t lead = d.digits.find_first_not_of('0');
+  if (lead == std::string::npos) return Decimal{};
+  d.digits.erase(0, lead);
+  d.dp -= static_cast<int>(lead);
+  while (!d.digits.empty() && d.digits.back() == '0') d.digits.pop_back();
+  return d;
+}
+
 Decimal from_scientific(const char* first, const char* last) {
   Decimal d;
   std::string_view s(first, static_cast<std::size_t>(last - first));
@@ -32,12 +42,7 @@ Decimal from_scientific(const char* first, const char* last) {
     if (c >= '0' && c <= '9') d.digits += c;
   }
   d.dp = exp + 1;
-  std::size_t lead = d.digits.find_first_not_of('0');
-  if (lead == std::string::npos) return Decimal{};
-  d.digits.erase(0, lead);
-  d.dp -= static_cast<int>(lead);
-  while (!d.digits.empty() && d.digits.back() == '0') d.digits.pop_back();
-  return d;
+  return trimmed(d);
 }
 
 Decimal from_fixed(const char* first, const char* last) {
@@ -48,12 +53,7 @@ Decimal from_fixed(const char* first, const char* last) {
   std::string_view fp = point == std::string_view::npos ? std::string_view() : s.substr(point + 1);
   d.digits = std::string(ip) + std::string(fp);
   d.dp = static_cast<int>(ip.size());
-  std::size_t lead = d.digits.find_first_not_of('0');
-  if (lead == std::string::npos) return Decimal{};
-  d.digits.erase(0, lead);
-  d.dp -= static_cast<int>(lead);
-  while (!d.digits.empty() && d.digits.back() == '0') d.digits.pop_back();
-  return d;
+  return trimmed(d);
 }
 
 std::string fmt_e(bool neg, const Decimal& d, int prec, char e) {

@@ -292,6 +292,19 @@ std::optional<std::int32_t> go_unquote_char(std::string_view lit) {
   return r;
 }
 
+std::vector<std::string> split_string(std::string_view s, std::string_view sep) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  for (;;) {
+    auto at = s.find(sep, pos);
+    if (at == std::string_view::npos) break;
+    out.emplace_back(s.substr(pos, at - pos));
+    pos = at + sep.size();
+  }
+  out.emplace_back(s.substr(pos));
+  return out;
+}
+
 std::string go_rune_name(std::int32_t r) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(r));

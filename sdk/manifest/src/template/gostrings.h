@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace capstan::manifest::tmpl {
 
@@ -21,6 +22,9 @@ std::optional<std::int32_t> go_unquote_char(std::string_view literal);
 int utf8_decode(std::string_view s, std::size_t i, std::int32_t& rune);
 void utf8_append(std::string& out, std::int32_t rune);
 std::size_t utf8_count(std::string_view s);
+
+// strings.Split with a non-empty separator.
+std::vector<std::string> split_string(std::string_view s, std::string_view sep);
 
 // %#U as Go prints it: U+0041 'A'.
 std::string go_rune_name(std::int32_t r);

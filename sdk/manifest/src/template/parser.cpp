@@ -244,7 +244,13 @@ private:
     auto name = go_unquote(name_item.val);
     if (!name) errorf("invalid syntax");
     expect(ItemType::RightDelim, context);
-    auto tree = new_tree(*name);
+    parse_named_body(*name, context);
+  }
+
+  // The body of a {{define}} or {{block}} up to its {{end}}: a tree of its own, with its own
+  // variables.
+  void parse_named_body(const std::string& name, const std::string& context) {
+    auto tree = new_tree(name);
     Tree* saved = current_;
     auto saved_vars = vars_;
     vars_ = {"$"};
@@ -402,17 +408,7 @@ private:
     const Item& token = next_non_space();
     std::string name = template_name(token, context);
     auto pipe = pipeline(context, ItemType::RightDelim);
-    auto tree = new_tree(name);
-    Tree* saved = current_;
-    auto saved_vars = vars_;
-    vars_ = {"$"};
-    current_ = tree.get();
-    NodePtr end;
-    tree->root = item_list(end);
-    if (end->type != NodeType::End) errorf("unexpected " + end->str() + " in " + context);
-    current_ = saved;
-    vars_ = saved_vars;
-    add(tree);
+    parse_named_body(name, context);
     auto node = make<TemplateNode>(token.pos, token.line, name);
     node->pipe = std::move(pipe);
     return node;
@@ -515,17 +511,8 @@ private:
   }
 
   static std::vector<std::string> split_ident(const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
     // A field ".a.b" starts with a dot; a variable "$x.a" does not.
-    if (!s.empty() && s[0] == '.') start = 1;
-    for (;;) {
-      auto dot = s.find('.', start);
-      out.push_back(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    return out;
+    return split_string(!s.empty() && s[0] == '.' ? std::string_view(s).substr(1) : s, ".");
   }
 
   NodePtr operand() {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "funcs.h"
+#include "gostrings.h"
 
 namespace capstan::manifest::tmpl {
 namespace {
@@ -58,19 +59,8 @@ int compare_pre(const std::string& a, const std::string& b) {
   if (a == b) return 0;
   if (a.empty()) return 1; // a release sorts after its pre-releases
   if (b.empty()) return -1;
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    std::size_t start = 0;
-    for (;;) {
-      auto dot = s.find('.', start);
-      out.push_back(s.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    return out;
-  };
-  auto pa = split(a);
-  auto pb = split(b);
+  auto pa = split_string(a, ".");
+  auto pb = split_string(b, ".");
   for (std::size_t i = 0; i < std::min(pa.size(), pb.size()); ++i) {
     bool na = pa[i].find_first_not_of("0123456789") == std::string::npos;
     bool nb = pb[i].find_first_not_of("0123456789") == std::string::npos;

@@ -163,25 +163,16 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return out;
 }
 
+// strings.Split: an empty separator splits after each rune.
 std::vector<std::string> split(const std::string& s, const std::string& sep) {
+  if (!sep.empty()) return split_string(s, sep);
   std::vector<std::string> out;
-  if (sep.empty()) {
-    for (std::size_t i = 0; i < s.size();) {
-      std::int32_t r = 0;
-      int n = utf8_decode(s, i, r);
-      out.push_back(s.substr(i, static_cast<std::size_t>(n)));
-      i += static_cast<std::size_t>(n);
-    }
-    return out;
+  for (std::size_t i = 0; i < s.size();) {
+    std::int32_t r = 0;
+    int n = utf8_decode(s, i, r);
+    out.push_back(s.substr(i, static_cast<std::size_t>(n)));
+    i += static_cast<std::size_t>(n);
   }
-  std::size_t pos = 0;
-  for (;;) {
-    auto at = s.find(sep, pos);
-    if (at == std::string::npos) break;
-    out.push_back(s.substr(pos, at - pos));
-    pos = at + sep.size();
-  }
-  out.push_back(s.substr(pos));
   return out;
 }
 
@@ -247,6 +238,17 @@ json normalise_numbers(const json& j) {
   return j;
 }
 
+// Sprig's quote/squote: every non-nil argument quoted, separated by spaces.
+template <typename Quote> Value quote_each(const Args& args, Quote quote) {
+  std::string out;
+  for (const auto& v : args) {
+    if (!v.valid() || v.is_nil()) continue;
+    if (!out.empty()) out += ' ';
+    out += quote(strval(v));
+  }
+  return Value::string(out);
+}
+
 Value map_from(const json& j) {
   return Value::make(j.is_object() ? j : json::object());
 }
@@ -304,26 +306,10 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
                     return a[2].as_bool() ? a[0].unboxed() : a[1].unboxed();
                   }};
   f["quote"] = {{P::Any}, true, [](CallContext&, Args& a) {
-                  std::string out;
-                  bool first = true;
-                  for (auto& v : a) {
-                    if (!v.valid() || v.is_nil()) continue;
-                    if (!first) out += ' ';
-                    first = false;
-                    out += go_quote(strval(v));
-                  }
-                  return Value::string(out);
+                  return quote_each(a, [](const std::string& s) { return go_quote(s); });
                 }};
   f["squote"] = {{P::Any}, true, [](CallContext&, Args& a) {
-                   std::string out;
-                   bool first = true;
-                   for (auto& v : a) {
-                     if (!v.valid() || v.is_nil()) continue;
-                     if (!first) out += ' ';
-                     first = false;
-                     out += "'" + strval(v) + "'";
-                   }
-                   return Value::string(out);
+                   return quote_each(a, [](const std::string& s) { return "'" + s + "'"; });
                  }};
   f["indent"] = {{P::Int, P::String}, false, [](CallContext&, Args& a) {
                    return Value::string(indent(a[0].as_int(), a[1].unboxed().as_string()));
