@@ -84,6 +84,12 @@ typedef struct capstan_host_api {
    * by the plugin and copied by the host. Must be called exactly once before execute() returns
    * CAPSTAN_RC_OK; a later call replaces an earlier one. */
   void (*set_result)(void* host_ctx, const uint8_t* data, size_t size);
+
+  /* Asks the host to mask `len` bytes of `value` (owned by the plugin, copied) wherever they
+   * appear in this task's logs and messages from now on: a secret the plugin fetched or
+   * produced itself, such as a token or a Secret output variable. Values the host already knows
+   * to be secret are masked without this. */
+  void (*mask)(void* host_ctx, const char* value, size_t len);
 } capstan_host_api;
 
 /* Step flags. */
@@ -92,7 +98,8 @@ typedef struct capstan_host_api {
 #define CAPSTAN_STEP_RETRY_SAFE 0x1u
 
 /* One step type a plugin provides. All strings are NUL-terminated, owned by the plugin, and
- * live as long as the library is loaded (static storage in practice). */
+ * live as long as the library is loaded (static storage in practice). Fields may be appended in
+ * later minors; the host steps through the array by capstan_plugin_v1.step_type_size. */
 typedef struct capstan_step_type {
   const char* type;        /* the YAML `type:`, e.g. "ShellScript"; unique across plugins */
   const char* spec_schema; /* a JSON Schema (draft 2020-12 subset) for the step's `spec` */
@@ -136,6 +143,10 @@ typedef struct capstan_plugin_v1 {
 
   /* Releases the state. No other call is in flight when the host calls it. */
   void (*destroy)(capstan_plugin_state* state);
+
+  /* sizeof(capstan_step_type) as the plugin was built: the stride of `step_types`, so a host
+   * reads the array right whichever fields either side knows. */
+  uint32_t step_type_size;
 } capstan_plugin_v1;
 
 /* The entry point. The host passes its API version so a plugin that supports several can pick;

@@ -34,12 +34,17 @@ struct PluginRejection {
 };
 
 // What a running task offers the plugin through the capstan_host_api callbacks. Supplied by
-// the task runner; each callback may be called from any thread while execute() runs.
+// the task runner; each callback may be called from any thread while execute() runs, and any of
+// them may be left empty. Text reaching them is valid UTF-8 (the host replaces bad bytes), and
+// log gets one line per call (the host splits multi-line text).
 struct TaskCallbacks {
   std::function<void(capstan_log_level, std::string_view line)> log;
   std::function<bool()> cancelled;
   std::function<void(std::string_view name, std::string_view value)> output;
   std::function<void(std::uint32_t percent, std::string_view message)> progress;
+  // A value the plugin asks to be masked from now on (a secret it fetched or produced, such as
+  // a Secret output variable); the runner adds it to the task's masker.
+  std::function<void(std::string_view value)> mask;
 };
 
 class PluginHost {
@@ -52,8 +57,10 @@ public:
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;
 
-  // Loads every shared library in the folders (non-recursive, sorted by name). A bad plugin is
-  // logged, recorded in rejections() and skipped; loading never throws for a plugin's fault.
+  // Loads every shared library (*.so) in the folders (non-recursive, sorted by name; folders in
+  // the order given). A bad plugin is logged, recorded in rejections() and skipped; loading never
+  // throws for a plugin's fault. A missing folder is logged and skipped. Not to be called while
+  // execute() runs. Libraries stay loaded until the process exits.
   void load(const std::vector<std::filesystem::path>& dirs);
 
   const std::vector<StepTypeInfo>& step_types() const;
@@ -61,7 +68,10 @@ public:
 
   // Runs one step through the plugin that provides request.step_type(). Never throws: an
   // unknown type, a spec that fails the type's schema, a plugin error or a missing/garbled
-  // result all come back as a FAILED StepResult whose message says what happened.
+  // result all come back as a FAILED StepResult whose message says what happened. Safe to call
+  // from several threads at once. When request.timeout_ms() passes, the plugin sees cancelled()
+  // turn true and a step that then ends other than SUCCEEDED is reported FAILED with
+  // ERROR_TYPE_TIMEOUT; a plugin that ignores cancellation is the runner's to abandon.
   plugin::v1::StepResult execute(const plugin::v1::StepRequest& request,
                                  const TaskCallbacks& callbacks);
 
