@@ -238,9 +238,18 @@ RenderResult render_manifests(const RenderRequest& request) {
 
   TemplateSet set;
   if (render) {
-    // Every file is parsed first so that a {{define}} anywhere serves all of them.
+    // Every file is parsed first so that a {{define}} anywhere serves all of them. A file that
+    // is not being applied (K8sApply names others) cannot fail the step.
+    std::set<std::string> wanted;
+    for (const ManifestFile* f : chosen) wanted.insert(f->path);
     for (const auto& h : helpers) set.parse(h.path, h.text);
-    for (const auto& f : templates) set.parse(f.path, f.text);
+    for (const auto& f : templates) {
+      try {
+        set.parse(f.path, f.text);
+      } catch (const TemplateError&) {
+        if (wanted.count(f.path) > 0) throw;
+      }
+    }
   }
   nlohmann::json data = {{"Values", values}};
   for (const ManifestFile* f : chosen) {

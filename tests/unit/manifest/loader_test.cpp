@@ -231,6 +231,13 @@ TEST(Loader, ApplyFilePathsAreRelativeToTheManifestFolderOrTheStore) {
   EXPECT_EQ(render_manifests(req).resources.size(), 1u);
   req.only_files = {"m/jobs"};
   EXPECT_EQ(render_manifests(req).resources.at(0).kind(), "Job");
+  // A broken file that is not applied does not fail the apply.
+  write_file(dir / "m/broken.yaml", "{{ if }}\n");
+  req.overrides.push_back({"v", "a: 1\n"});
+  req.only_files = {"jobs/job.yaml"};
+  EXPECT_EQ(render_manifests(req).resources.at(0).kind(), "Job");
+  req.only_files = {"broken.yaml"};
+  EXPECT_THROW(render_manifests(req), TemplateError);
   req.only_files = {"nope.yaml"};
   try {
     render_manifests(req);
