@@ -130,6 +130,10 @@ const RenderCase kRenders[] = {
      "APP!"},
 };
 
+void PrintTo(const RenderCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
 class Renders : public ::testing::TestWithParam<RenderCase> {};
 
 TEST_P(Renders, MatchGo) {
@@ -205,6 +209,10 @@ const ErrorCase kErrors[] = {
      "{}",
      R"(t.yaml:1:28: executing "r" at <{{template "r" .}}>: exceeded maximum template depth (1000))"},
 };
+
+void PrintTo(const ErrorCase& c, std::ostream* os) {
+  *os << c.name;
+}
 
 class Errors : public ::testing::TestWithParam<ErrorCase> {};
 
