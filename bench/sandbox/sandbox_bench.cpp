@@ -9,7 +9,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
 
 namespace ct = capstan::testing;
@@ -41,21 +43,23 @@ Server start(const ct::TempDir& root, const std::string& name) {
   return s;
 }
 
-httplib::SSLClient client(const Server& s) {
-  httplib::SSLClient c("127.0.0.1", s.port);
-  c.set_ca_cert_path((s.dir + "/pki/ca.crt").c_str());
-  c.enable_server_certificate_verification(true);
-  c.set_bearer_token_auth(s.token.c_str());
-  c.set_keep_alive(true);
+std::unique_ptr<httplib::SSLClient> client(const Server& s) {
+  auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", s.port);
+  c->set_ca_cert_path((s.dir + "/pki/ca.crt").c_str());
+  c->enable_server_certificate_verification(true);
+  c->set_bearer_token_auth(s.token.c_str());
+  c->set_keep_alive(true);
   return c;
 }
 
 long long requests(const Server& s) {
   auto c = client(s);
-  auto r = c.Get("/metrics");
+  auto r = c->Get("/metrics");
   if (!r) return -1;
-  auto pos = r->body.find("capstan_sandbox_requests_total ");
-  return std::stoll(r->body.substr(pos + 31)) - 1; // this request itself is counted
+  const std::string name = "\ncapstan_sandbox_requests_total ";
+  auto pos = r->body.find(name);
+  if (pos == std::string::npos) return -1;
+  return std::stoll(r->body.substr(pos + name.size())) - 1; // this request itself is counted
 }
 
 long long status_kb(const Server& s, const char* field) {
@@ -161,11 +165,11 @@ int main(int argc, char** argv) {
   Result get_loop;
   {
     auto c = client(base);
-    c.Post("/api/v1/namespaces/default/configmaps", R"({"metadata":{"name":"probe"}})",
-           "application/json");
+    c->Post("/api/v1/namespaces/default/configmaps", R"({"metadata":{"name":"probe"}})",
+            "application/json");
     get_loop = measure("baseline: GET loop, one keep-alive conn", base, [&] {
       for (int i = 0; i < 5000; ++i)
-        if (!c.Get("/api/v1/namespaces/default/configmaps/probe")) return false;
+        if (!c->Get("/api/v1/namespaces/default/configmaps/probe")) return false;
       return true;
     });
   }
