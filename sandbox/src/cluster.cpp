@@ -429,8 +429,10 @@ json Cluster::patch(const ResourceType& t, const std::string& ns, const std::str
       WriteOptions o = options;
       o.manager.clear();
       json obj = prepare_create(t, ns, merged, o);
-      if (mf.empty()) obj["metadata"].erase("managedFields");
-      else obj["metadata"]["managedFields"] = mf;
+      if (mf.empty())
+        obj["metadata"].erase("managedFields");
+      else
+        obj["metadata"]["managedFields"] = mf;
       created = true;
       return obj;
     }
@@ -459,8 +461,10 @@ json Cluster::patch(const ResourceType& t, const std::string& ns, const std::str
       o.manager.clear(); // ownership already computed by apply
       json mf = next["metadata"]["managedFields"];
       next = prepare_update(t, base, next, o, false);
-      if (mf.empty()) next["metadata"].erase("managedFields");
-      else next["metadata"]["managedFields"] = mf;
+      if (mf.empty())
+        next["metadata"].erase("managedFields");
+      else
+        next["metadata"]["managedFields"] = mf;
     } else {
       if (patch_type == "merge")
         next = apply_merge_patch(base, patch_doc);
