@@ -1,6 +1,10 @@
 // libgit2 glue: one-time init, error mapping, credentials and certificate callbacks.
 #include "libgit2.h"
 
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -365,6 +369,30 @@ bool host_matches(const std::string& patterns, const std::string& host) {
   return false;
 }
 
+// Whether a server certificate (DER) is issued by one of the PEM CAs, valid now, and for host.
+bool signed_by_extra_ca(const git_cert_x509* cert, const std::string& ca_pem,
+                        const std::string& host) {
+  const auto* der = static_cast<const unsigned char*>(cert->data);
+  X509* leaf = d2i_X509(nullptr, &der, static_cast<long>(cert->len));
+  if (leaf == nullptr) return false;
+  bool ok = false;
+  const bool host_ok = X509_check_host(leaf, host.c_str(), host.size(), 0, nullptr) == 1 ||
+                       X509_check_ip_asc(leaf, host.c_str(), 0) == 1;
+  const bool time_ok = X509_cmp_current_time(X509_get0_notBefore(leaf)) < 0 &&
+                       X509_cmp_current_time(X509_get0_notAfter(leaf)) > 0;
+  BIO* bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+  while (bio != nullptr && host_ok && time_ok && !ok) {
+    X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    if (ca == nullptr) break;
+    EVP_PKEY* key = X509_get0_pubkey(ca);
+    ok = key != nullptr && X509_check_issued(ca, leaf) == X509_V_OK && X509_verify(leaf, key) == 1;
+    X509_free(ca);
+  }
+  if (bio != nullptr) BIO_free(bio);
+  X509_free(leaf);
+  return ok;
+}
+
 int on_certificate(git_cert* cert, int valid, const char* host, void* payload) {
   auto* s = static_cast<RemoteSession*>(payload);
   const std::string hostname = host != nullptr ? host : "";
@@ -395,6 +423,10 @@ int on_certificate(git_cert* cert, int valid, const char* host, void* payload) {
     return GIT_ECERTIFICATE;
   }
   if (valid != 0 || s->options.insecure_skip_tls_verify) return 0;
+  if (cert->cert_type == GIT_CERT_X509 && !s->options.tls_ca_pem.empty() &&
+      signed_by_extra_ca(reinterpret_cast<git_cert_x509*>(cert), s->options.tls_ca_pem, hostname)) {
+    return 0;
+  }
   git_error_set_str(GIT_ERROR_SSL,
                     ("the TLS certificate of " + hostname + " is not trusted").c_str());
   return GIT_ECERTIFICATE;

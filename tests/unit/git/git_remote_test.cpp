@@ -288,3 +288,33 @@ TEST(GitRemote, SshWithKeysAgentlessAndHostKeyChecks) {
   EXPECT_EQ(e.kind(), ErrorKind::kConnectivity) << e.what();
   EXPECT_NE(std::string(e.what()).find("host key"), std::string::npos) << e.what();
 }
+
+TEST(GitRemote, HttpsTrustsTheSystemAnExtraCaOrNothing) {
+  TempDir dir;
+  const fs::path root = dir / "srv";
+  const fs::path bare = make_remote(root, "release.git", {{{"a.txt", "a\n"}}});
+  GitHttpServer https(root, "deployer", "tok3n", true);
+  GitHttpServer other(root, "", "", true); // another self-signed certificate
+  RemoteOptions remote;
+  remote.url = https.url("release.git");
+  remote.credentials.password = "tok3n";
+  remote.credentials.username = "deployer";
+
+  Error e = error_of([&] { ls_remote(remote); });
+  EXPECT_EQ(e.kind(), ErrorKind::kConnectivity) << e.what();
+  EXPECT_NE(std::string(e.what()).find("not trusted"), std::string::npos) << e.what();
+
+  RemoteOptions wrong_ca = remote;
+  wrong_ca.tls_ca_pem = other.certificate_pem();
+  EXPECT_EQ(error_of([&] { ls_remote(wrong_ca); }).kind(), ErrorKind::kConnectivity);
+
+  RemoteOptions with_ca = remote;
+  with_ca.tls_ca_pem = https.certificate_pem();
+  EXPECT_EQ(remote_head(with_ca, "main").value_or(""), git({"rev-parse", "main"}, bare));
+  Repository repo = Repository::clone(with_ca, dir / "clone", CloneOptions{true, ""});
+  EXPECT_EQ(repo.read_file("main", "a.txt"), "a\n");
+
+  RemoteOptions insecure = remote;
+  insecure.insecure_skip_tls_verify = true;
+  EXPECT_EQ(remote_head(insecure, "main").value_or(""), git({"rev-parse", "main"}, bare));
+}

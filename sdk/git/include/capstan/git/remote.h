@@ -31,6 +31,10 @@ struct Credentials {
 struct RemoteOptions {
   std::string url; // file://, /abs/path, git://, http://, https://, ssh://, user@host:path
   Credentials credentials;
+  // TLS: PEM certificates of extra certificate authorities to trust (a private CA of a
+  // self-hosted server); the server's certificate must be signed by one of them directly, be
+  // valid now and name the host. The system's trust store applies as well.
+  std::string tls_ca_pem;
   // TLS: skip certificate verification (self-signed test servers only).
   bool insecure_skip_tls_verify = false;
   // SSH host keys, as lines of an OpenSSH known_hosts file ("host keytype base64"). When empty,
