@@ -1,14 +1,19 @@
 // libgit2 glue: one-time init, error mapping, credentials and certificate callbacks.
 #include "libgit2.h"
 
+#include <fcntl.h>
+#include <netdb.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -257,6 +262,108 @@ CommitInfo info_of(const git_commit* c) {
   return info;
 }
 
+// ---- connect timeout
+
+namespace {
+
+struct Endpoint {
+  std::string scheme;
+  std::string host;
+  std::string port;
+};
+
+std::optional<Endpoint> endpoint_of(const std::string& url) {
+  Endpoint ep;
+  std::string rest;
+  const std::size_t sep = url.find("://");
+  if (sep == std::string::npos) {
+    // scp-like user@host:path is ssh; anything else is a local path.
+    const std::size_t colon = url.find(':');
+    const std::size_t slash = url.find('/');
+    if (colon == std::string::npos || (slash != std::string::npos && slash < colon)) {
+      return std::nullopt;
+    }
+    ep.scheme = "ssh";
+    rest = url.substr(0, colon);
+  } else {
+    ep.scheme = url.substr(0, sep);
+    rest = url.substr(sep + 3);
+    rest = rest.substr(0, rest.find('/'));
+  }
+  std::transform(ep.scheme.begin(), ep.scheme.end(), ep.scheme.begin(), ::tolower);
+  if (ep.scheme == "git+ssh" || ep.scheme == "ssh+git") ep.scheme = "ssh";
+  const std::size_t at = rest.rfind('@');
+  if (at != std::string::npos) rest = rest.substr(at + 1);
+  if (!rest.empty() && rest[0] == '[') { // [v6]:port
+    const std::size_t close = rest.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    ep.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') ep.port = rest.substr(close + 2);
+  } else {
+    const std::size_t colon = rest.rfind(':');
+    ep.host = rest.substr(0, colon);
+    if (colon != std::string::npos) ep.port = rest.substr(colon + 1);
+  }
+  if (ep.port.empty()) {
+    if (ep.scheme == "git") ep.port = "9418";
+    if (ep.scheme == "http") ep.port = "80";
+    if (ep.scheme == "https") ep.port = "443";
+    if (ep.scheme == "ssh") ep.port = "22";
+  }
+  if (ep.host.empty() || ep.port.empty()) return std::nullopt;
+  return ep;
+}
+
+bool proxied(const std::string& scheme) {
+  for (const char* var :
+       {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    const char* v = std::getenv(var);
+    if (v != nullptr && *v != '\0' && (scheme == "http" || scheme == "https")) return true;
+  }
+  return false;
+}
+
+// Outcome of a non-blocking connect: true when it finished (connected or refused) in time.
+bool connects_in_time(const addrinfo* ai, std::chrono::milliseconds timeout) {
+  int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+  if (fd < 0) return true; // let libgit2 report it
+  int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+  bool finished = rc == 0 || errno != EINPROGRESS;
+  if (!finished) {
+    pollfd p{fd, POLLOUT, 0};
+    finished = ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+  }
+  ::close(fd);
+  return finished;
+}
+
+} // namespace
+
+void probe_connect(const RemoteOptions& options) {
+  if (options.connect_timeout.count() <= 0) return;
+  auto ep = endpoint_of(options.url);
+  if (!ep || (ep->scheme != "git" && ep->scheme != "http" && ep->scheme != "https" &&
+              ep->scheme != "ssh")) {
+    return;
+  }
+  if (proxied(ep->scheme)) return;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(ep->host.c_str(), ep->port.c_str(), &hints, &res) != 0) return; // libgit2 says
+  bool any = false;
+  for (const addrinfo* ai = res; ai != nullptr && !any; ai = ai->ai_next) {
+    any = connects_in_time(ai, options.connect_timeout);
+  }
+  ::freeaddrinfo(res);
+  if (!any) {
+    throw Error(ErrorKind::kConnectivity,
+                "connect to " + redact_url(options.url) + ": timed out after " +
+                    std::to_string(options.connect_timeout.count()) + " ms (" + ep->host + ":" +
+                    ep->port + " does not answer)");
+  }
+}
+
 // ---- remote callbacks
 
 namespace {
@@ -462,6 +569,7 @@ int on_update_tips(const char* refname, const git_oid* /*a*/, const git_oid* b, 
 
 RemoteSession::RemoteSession(const RemoteOptions& opts) : options(opts) {
   ensure_init();
+  probe_connect(opts);
 }
 
 RemoteSession::~RemoteSession() {

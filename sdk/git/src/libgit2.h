@@ -55,6 +55,10 @@ git_oid parse_oid(const std::string& hex); // throws kInvalidInput
 SignatureHandle make_signature(const Signature& s);
 Signature from_signature(const git_signature* s);
 
+// Throws kConnectivity when the remote's host does not accept a TCP connection within
+// options.connect_timeout (libgit2 1.5 has no connect timeout of its own).
+void probe_connect(const RemoteOptions& options);
+
 // State shared by the callbacks of one network operation.
 struct RemoteSession {
   explicit RemoteSession(const RemoteOptions& options);

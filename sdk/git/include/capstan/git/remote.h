@@ -41,6 +41,10 @@ struct RemoteOptions {
   // libgit2's own check applies (~/.ssh/known_hosts) unless insecure_skip_host_key_check is set.
   std::string ssh_known_hosts;
   bool insecure_skip_host_key_check = false;
+  // Longest wait for the TCP connection to a git://, http(s):// or ssh:// host (0: the
+  // system's). A host that silently drops packets is reported as kConnectivity after it instead
+  // of after the operating system's TCP timeout. Not applied through an HTTP proxy.
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   // Polled during transfers and between retries; returning true aborts with ErrorKind::kCancelled.
   std::function<bool()> cancelled;
   // Extra HTTP headers ("Name: value") sent with every request (http(s) only).
