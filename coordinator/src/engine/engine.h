@@ -143,6 +143,7 @@ private:
 
   mutable std::mutex view_mutex_; // guards views_: written by the engine, read by API threads
   std::vector<DelegateView> views_;
+  std::chrono::steady_clock::time_point views_at_; // engine thread only
 
   Metrics metrics_;
   std::unique_ptr<Machine> machine_; // touched only by the engine thread

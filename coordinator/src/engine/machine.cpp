@@ -890,6 +890,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
       r.source = o.source;
       r.applied_at = now_ms();
       auto [v, fresh] = store_.put_object(r);
+      if (o.kind == "pipeline") pipelines_.erase(o.identifier);
       version = v;
       action = !fresh ? "unchanged" : (v == 1 ? "created" : "configured");
     }
@@ -906,14 +907,22 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
 
 Outcome Machine::run(const std::string& pipeline_id,
                      const std::map<std::string, std::string>& variables) {
-  auto object = store_.object("pipeline", pipeline_id);
-  if (!object) {
-    return failure(404, "NotFound",
-                   "pipeline '" + pipeline_id +
-                       "' not found; apply it first with "
-                       "'capstan apply -f FILE'");
+  // Parsed pipelines are kept between runs (apply drops them): a run does not read and parse
+  // the stored document again.
+  auto cached = pipelines_.find(pipeline_id);
+  if (cached == pipelines_.end()) {
+    auto stored = store_.object("pipeline", pipeline_id);
+    if (!stored) {
+      return failure(404, "NotFound",
+                     "pipeline '" + pipeline_id +
+                         "' not found; apply it first with "
+                         "'capstan apply -f FILE'");
+    }
+    StoredPipeline entry{stored->version, stored->model, model::pipeline_from_json(stored->model)};
+    cached = pipelines_.emplace(pipeline_id, std::move(entry)).first;
   }
-  model::Pipeline pipeline = model::pipeline_from_json(object->model);
+  const StoredPipeline* object = &cached->second;
+  model::Pipeline pipeline = object->pipeline;
   std::map<std::string, std::string> bound;
   try {
     bound = model::bind_variables(pipeline, variables);

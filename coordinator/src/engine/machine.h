@@ -104,7 +104,13 @@ private:
   Tokens tokens_;
   Metrics& metrics_;
   Clock::time_point next_timers_ = Clock::now();
-  std::map<std::string, Active> active_; // by execution id
+  struct StoredPipeline {
+    std::int64_t version = 0;
+    nlohmann::json model;
+    model::Pipeline pipeline;
+  };
+  std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed
+  std::map<std::string, Active> active_;                      // by execution id
   std::set<std::string> dirty_;          // executions changed in this batch
   // task id -> (execution id, step index), for the steps of active executions.
   std::unordered_map<std::string, std::pair<std::string, std::size_t>> tasks_;
