@@ -11,11 +11,11 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
-#include <sstream>
-#include <unistd.h>
 #include <mutex>
 #include <semaphore>
+#include <sstream>
 #include <thread>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include "capstan/testing/testing.h"

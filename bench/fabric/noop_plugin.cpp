@@ -1,5 +1,6 @@
 // The benchmarks' plugin: a "Noop" step that succeeds at once (with `log: true` it logs one
-// line naming its task, so the store shows each run) and a "Sleep" step that waits `seconds` while watching for cancellation.
+// line naming its task, so the store shows each run) and a "Sleep" step that waits `seconds` while
+// watching for cancellation.
 #include <capstan/sdk/plugin.h>
 
 #include <chrono>

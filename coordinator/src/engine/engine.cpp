@@ -167,7 +167,8 @@ void Engine::process(std::vector<Event>& events) {
   for (auto& [promise, outcome] : answers) promise->set_value(std::move(outcome));
   // The delegates' view (slots in use change with every task) is rebuilt at most every 100 ms.
   auto now = std::chrono::steady_clock::now();
-  if (machine_->views_changed() && now - views_at_ >= std::chrono::milliseconds(100)) {
+  if (machine_->views_urgent() ||
+      (machine_->views_changed() && now - views_at_ >= std::chrono::milliseconds(100))) {
     views_at_ = now;
     auto views = machine_->views();
     std::lock_guard lock(view_mutex_);

@@ -263,6 +263,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
   views_changed_ = true;
+  views_urgent_ = true;
   if (new_connection) {
     spdlog::info("delegate {} {} ({} slots, step types: {}{})", s.name,
                  fresh ? "connected" : "re-attached", s.slots, s.types.size(),
@@ -274,6 +275,7 @@ void Machine::lose_session(const wire::PeerId& peer, const std::string& reason) 
   auto lost = scheduler_.detach(peer);
   if (!lost) return;
   views_changed_ = true;
+  views_urgent_ = true;
   metrics_.delegates_lost.inc();
   store_.mark_delegate_disconnected(lost->name, lost->instance_id, now_ms(), reason);
   spdlog::warn("delegate {} lost: {}", lost->name, reason);
@@ -1104,6 +1106,7 @@ void Machine::run_effects() {
 
 std::vector<DelegateView> Machine::views() {
   views_changed_ = false;
+  views_urgent_ = false;
   std::vector<DelegateView> out;
   for (const auto& [id, s] : scheduler_.sessions()) {
     DelegateView v;

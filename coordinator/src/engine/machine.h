@@ -57,6 +57,8 @@ public:
   Clock::time_point next_wakeup() const;
 
   bool views_changed() const { return views_changed_; }
+  // Sessions came, went or started draining (not just slot counts): show it at once.
+  bool views_urgent() const { return views_urgent_; }
   std::vector<DelegateView> views();
   // Gauges for /metrics (counters are kept in `metrics` as they happen).
   void sample(Metrics& metrics) const;
@@ -111,13 +113,14 @@ private:
   };
   std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed
   std::map<std::string, Active> active_;                      // by execution id
-  std::set<std::string> dirty_;          // executions changed in this batch
+  std::set<std::string> dirty_;                               // executions changed in this batch
   // task id -> (execution id, step index), for the steps of active executions.
   std::unordered_map<std::string, std::pair<std::string, std::size_t>> tasks_;
   std::vector<std::function<void()>> effects_;
   std::map<std::string, std::vector<store::LogRecord>> logs_; // appended at flush
   std::vector<std::string> finished_;                         // executions ended in this batch
   bool views_changed_ = true;
+  bool views_urgent_ = true;
 };
 
 } // namespace capstan::engine
