@@ -18,7 +18,7 @@ Engine::~Engine() {
 
 void Engine::start(wire::Router& router) {
   router_ = &router;
-  machine_ = std::make_unique<Machine>(store_, feed_, options_, router);
+  machine_ = std::make_unique<Machine>(store_, feed_, options_, router, metrics_);
   {
     sqlite::Transaction tx(store_.writer());
     machine_->recover();
@@ -66,6 +66,20 @@ std::future<Outcome> Engine::run(std::string pipeline, std::map<std::string, std
 
 std::future<Outcome> Engine::abort(std::string execution_id) {
   AbortCommand c{std::move(execution_id), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::create_token(std::string name) {
+  TokenCommand c{std::move(name), false, {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::revoke_token(std::string name) {
+  TokenCommand c{std::move(name), true, {}};
   auto f = c.done.get_future();
   push(std::move(c));
   return f;
@@ -125,6 +139,9 @@ void Engine::process(std::vector<Event>& events) {
               answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run));
             } else if constexpr (std::is_same_v<T, RunCommand>) {
               answers.emplace_back(&ev.done, machine_->run(ev.pipeline, ev.variables));
+            } else if constexpr (std::is_same_v<T, TokenCommand>) {
+              answers.emplace_back(&ev.done, ev.revoke ? machine_->revoke_token(ev.name)
+                                                       : machine_->create_token(ev.name));
             } else {
               answers.emplace_back(&ev.done, machine_->abort(ev.execution_id));
             }
@@ -143,6 +160,7 @@ void Engine::process(std::vector<Event>& events) {
     std::_Exit(70);
   }
   machine_->run_effects();
+  machine_->sample(metrics_);
   for (auto& [promise, outcome] : answers) promise->set_value(std::move(outcome));
   if (machine_->views_changed()) {
     auto views = machine_->views();
