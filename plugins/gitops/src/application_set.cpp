@@ -114,7 +114,8 @@ std::vector<Params> list_generator(const json& g, const std::string& where) {
   return out;
 }
 
-std::vector<Params> clusters_generator(const json& g, const std::vector<GeneratorCluster>& clusters) {
+std::vector<Params> clusters_generator(const json& g,
+                                       const std::vector<GeneratorCluster>& clusters) {
   std::vector<Params> out;
   const json values = g.value("values", json::object());
   for (const auto& c : clusters) {
@@ -302,8 +303,9 @@ std::vector<json> render_application_set(const json& appset,
         throw ApplicationSetError(where + ": two applications are named '" + name + "'");
       }
       if (!set_name.empty()) {
-        out["metadata"]["ownerReferences"] = json::array(
-            {{{"apiVersion", "argoproj.io/v1alpha1"}, {"kind", "ApplicationSet"}, {"name", set_name}}});
+        out["metadata"]["ownerReferences"] = json::array({{{"apiVersion", "argoproj.io/v1alpha1"},
+                                                           {"kind", "ApplicationSet"},
+                                                           {"name", set_name}}});
       }
       apps.push_back(std::move(out));
     }

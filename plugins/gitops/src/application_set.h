@@ -20,7 +20,7 @@ struct GeneratorCluster {
 
 // What the git generators read: the files of the repository's revision and their contents.
 struct RepoView {
-  std::vector<std::string> files;                            // every file path, '/'-separated
+  std::vector<std::string> files;                           // every file path, '/'-separated
   std::function<std::string(const std::string& path)> read; // throws when missing
 };
 

@@ -86,8 +86,7 @@ void add_variables(const json& object, std::map<std::string, json>& vars) {
 
 class GitOps {
 public:
-  explicit GitOps(sdk::InitContext& init)
-      : cache_(cache_root(init.state_dir())) {
+  explicit GitOps(sdk::InitContext& init) : cache_(cache_root(init.state_dir())) {
     const json author = init.config().value("commitAuthor", json::object());
     author_.name = author.value("name", "Capstan");
     author_.email = author.value("email", "capstan@localhost");
@@ -152,9 +151,11 @@ public:
       rec.created(proposal);
     });
     for (const auto& f : proposal.changed_files) ctx.info("changed " + f);
-    ctx.info("pushed " + proposal.commit + " to branch " + proposal.branch + " and opened pull "
-             "request #" + std::to_string(proposal.pr.number) + " into " + t.branch + " (" +
-             proposal.pr.url + ")");
+    ctx.info("pushed " + proposal.commit + " to branch " + proposal.branch +
+             " and opened pull "
+             "request #" +
+             std::to_string(proposal.pr.number) + " into " + t.branch + " (" + proposal.pr.url +
+             ")");
     export_pr(ctx, proposal.pr, proposal.commit, proposal.branch);
     return sdk::Result::succeeded();
   }
@@ -323,8 +324,9 @@ public:
     });
     for (const auto& a : apps) {
       ctx.info("application " + a["name"].get<std::string>() + " -> " +
-               (a["cluster"].get<std::string>().empty() ? a["server"].get<std::string>()
-                                                        : "cluster " + a["cluster"].get<std::string>()) +
+               (a["cluster"].get<std::string>().empty()
+                    ? a["server"].get<std::string>()
+                    : "cluster " + a["cluster"].get<std::string>()) +
                " (" + a["path"].get<std::string>() + ")");
     }
     if (apps.empty()) ctx.warn("no application of the ApplicationSet targets the stage's clusters");
@@ -362,8 +364,7 @@ private:
         scm::HttpProviderConfig api = t_.api;
         api.cancelled = [this] { return ctx_.cancelled(); };
         api.log = [this](const std::string& line) { ctx_.info(line); };
-        return t_.provider == ProviderKind::kGithub ? scm::make_github(api)
-                                                    : scm::make_gitlab(api);
+        return t_.provider == ProviderKind::kGithub ? scm::make_github(api) : scm::make_gitlab(api);
       }
       std::vector<scm::PrRecord> records;
       for (const auto& e : known_) records.push_back(e.record);
@@ -409,8 +410,8 @@ private:
     RepoTarget t = repo_target(ctx.context(), type);
     for (const auto& s : t.secrets) ctx.mask(s);
     t.remote.cancelled = [&ctx] { return ctx.cancelled(); };
-    ctx.info(type + " " + t.repository + " (branch " + t.branch + ", pull requests: " +
-             to_string(t.provider) + ")");
+    ctx.info(type + " " + t.repository + " (branch " + t.branch +
+             ", pull requests: " + to_string(t.provider) + ")");
     return t;
   }
 
@@ -497,6 +498,7 @@ CAPSTAN_PLUGIN(plugin) {
   plugin.step({"GitOpsRevertPR", g::revert_pr_schema(), revert, 0}, &GitOps::revert_pr);
   plugin.step({"FetchLinkedApps", g::fetch_linked_apps_schema(), fetch, CAPSTAN_STEP_RETRY_SAFE},
               &GitOps::fetch_linked_apps);
-  plugin.step({"GitOpsFetchLinkedApps", g::fetch_linked_apps_schema(), fetch, CAPSTAN_STEP_RETRY_SAFE},
-              &GitOps::fetch_linked_apps);
+  plugin.step(
+      {"GitOpsFetchLinkedApps", g::fetch_linked_apps_schema(), fetch, CAPSTAN_STEP_RETRY_SAFE},
+      &GitOps::fetch_linked_apps);
 }

@@ -90,6 +90,7 @@ PrEntry entry_from_json(const json& j) {
 }
 
 std::vector<PrEntry> context_entries(const json& context) {
+  if (!context.contains("gitOps") || !context["gitOps"].is_object()) return {};
   std::vector<PrEntry> out;
   const json prs = context.value("gitOps", json::object()).value("pullRequests", json::object());
   for (const auto& r : prs.value("records", json::array())) {
@@ -99,6 +100,7 @@ std::vector<PrEntry> context_entries(const json& context) {
 }
 
 long reserved_number(const json& context, const std::string& repository) {
+  if (!context.contains("gitOps") || !context["gitOps"].is_object()) return 0;
   const json prs = context.value("gitOps", json::object()).value("pullRequests", json::object());
   const json next = prs.value("next", json::object());
   auto it = next.find(repository);

@@ -60,10 +60,11 @@ const char* to_string(ProviderKind kind) {
   return "local";
 }
 
-RepoTarget repo_target(const json& context, const std::string& type) {
+static RepoTarget read_target(const json& context, const std::string& type) {
   const json service = context.value("service", json::object());
+  const json manifests = service.value("manifests", json::array());
   const json* manifest = nullptr;
-  for (const auto& m : service.value("manifests", json::array())) {
+  for (const auto& m : manifests) {
     if (m.is_object() && m.value("type", "") == type) {
       manifest = &m;
       break;
@@ -79,8 +80,8 @@ RepoTarget repo_target(const json& context, const std::string& type) {
   const json store = manifest->value("store", json::object());
   const std::string store_type = text(store, "type");
   if (store_type != "Git" && store_type != "Github" && store_type != "Gitlab") {
-    invalid(who + ": manifest '" + t.manifest + "' is stored in '" + store_type +
-            "'; a " + type + " must be in a Git, Github or Gitlab store");
+    invalid(who + ": manifest '" + t.manifest + "' is stored in '" + store_type + "'; a " + type +
+            " must be in a Git, Github or Gitlab store");
   }
   t.connector = text(store, "connectorRef");
   const json connectors = context.value("connectors", json::object());
@@ -94,8 +95,8 @@ RepoTarget repo_target(const json& context, const std::string& type) {
   const std::string repo_name = text(store, "repoName");
   if (text(conn, "connectionType") == "Account") {
     if (repo_name.empty()) {
-      invalid(who + ": manifest '" + t.manifest + "' uses the Account connector '" +
-              t.connector + "' but names no repoName");
+      invalid(who + ": manifest '" + t.manifest + "' uses the Account connector '" + t.connector +
+              "' but names no repoName");
     }
     url = join_url(url, repo_name);
   }
@@ -125,8 +126,8 @@ RepoTarget repo_target(const json& context, const std::string& type) {
     t.api.token = text(conn, "apiToken");
     if (t.api.token.empty()) t.api.token = text(auth, "token");
     if (t.api.token.empty()) {
-      invalid("connector '" + t.connector + "' has no API token: pull requests on " +
-              conn_type + " need apiAccess (or a token in its authentication)");
+      invalid("connector '" + t.connector + "' has no API token: pull requests on " + conn_type +
+              " need apiAccess (or a token in its authentication)");
     }
     t.api.repository = repository_path(url);
     t.api.insecure_skip_tls_verify = t.remote.insecure_skip_tls_verify;
@@ -145,7 +146,7 @@ RepoTarget repo_target(const json& context, const std::string& type) {
   return t;
 }
 
-std::vector<Cluster> clusters(const json& context) {
+static std::vector<Cluster> read_clusters(const json& context) {
   std::vector<Cluster> out;
   const json env = context.value("environment", json::object());
   const json group = context.value("environmentGroup", json::object());
@@ -185,6 +186,24 @@ std::vector<Cluster> clusters(const json& context) {
     out.push_back(std::move(c));
   }
   return out;
+}
+
+RepoTarget repo_target(const json& context, const std::string& type) {
+  try {
+    return read_target(context, type);
+  } catch (const json::exception& e) {
+    invalid(std::string("the task's context is malformed (service manifests or connectors): ") +
+            e.what());
+  }
+}
+
+std::vector<Cluster> clusters(const json& context) {
+  try {
+    return read_clusters(context);
+  } catch (const json::exception& e) {
+    invalid(std::string("the task's context is malformed (gitOps.clusters or environment): ") +
+            e.what());
+  }
 }
 
 std::string resolve_path(const std::string& path, const Cluster& cluster) {

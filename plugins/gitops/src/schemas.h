@@ -39,8 +39,8 @@ inline std::string spec_schema(const std::string& title, const std::string& requ
     "delegateSelectors": {"$ref": "#/$defs/selectors"})json" +
          (properties.empty() ? "" : ",\n    " + properties) + R"json(
   },
-  )json" + kDefs +
-         "\n}";
+  )json" +
+         kDefs + "\n}";
 }
 
 inline std::string update_release_repo_schema() {

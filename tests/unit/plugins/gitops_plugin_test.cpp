@@ -18,9 +18,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using plugin::v1::StepRequest;
 using plugin::v1::StepResult;
+using testing::git;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using testing::git;
 using testing::Recorder;
 using testing::TempDir;
 
@@ -92,19 +92,23 @@ struct ReleaseRepo {
 };
 
 json cluster(const std::string& id, const std::string& env, const json& env_vars = json::object()) {
-  return {{"identifier", id},
-          {"name", env},
-          {"server", "https://" + env + ".example:6443"},
-          {"environment", {{"identifier", env}, {"name", env}, {"type", "PreProduction"},
-                           {"variables", env_vars}}}};
+  return {
+      {"identifier", id},
+      {"name", env},
+      {"server", "https://" + env + ".example:6443"},
+      {"environment",
+       {{"identifier", env}, {"name", env}, {"type", "PreProduction"}, {"variables", env_vars}}}};
 }
 
 json connector_git(const std::string& url, const std::string& user = "",
                    const std::string& password = "") {
   json auth = user.empty() ? json{{"type", "Anonymous"}}
                            : json{{"type", "Http"}, {"username", user}, {"password", password}};
-  return {{"identifier", "release_repo"}, {"type", "Git"}, {"url", url},
-          {"connectionType", "Repo"}, {"auth", auth}};
+  return {{"identifier", "release_repo"},
+          {"type", "Git"},
+          {"url", url},
+          {"connectionType", "Repo"},
+          {"auth", auth}};
 }
 
 // The context the coordinator sends: the service's ReleaseRepo and DeploymentRepo manifests,
@@ -115,19 +119,21 @@ json context(const json& connector, const json& clusters, long next = 1,
   const std::string key = connector["url"].get<std::string>();
   json store = {{"type", "Git"}, {"connectorRef", "release_repo"}, {"branch", "main"}};
   json release = store, deploy = store;
-  release["paths"] = {path};
-  deploy["paths"] = {"appset/guestbook.yaml"};
-  return {{"service",
-           {{"identifier", "guestbook"},
-            {"variables", {{"replicas", "3"}}},
-            {"manifests",
-             {{{"identifier", "release"}, {"type", "ReleaseRepo"}, {"store", release}},
-              {{"identifier", "deploy"}, {"type", "DeploymentRepo"}, {"store", deploy}}}}}},
-          {"connectors", {{"release_repo", connector}}},
-          {"environment", {{"identifier", "dev"}, {"name", "dev"}}},
-          {"gitOps",
-           {{"clusters", clusters},
-            {"pullRequests", {{"records", records}, {"next", {{key, next}}}}}}}};
+  release["paths"] = json::array({path});
+  deploy["paths"] = json::array({"appset/guestbook.yaml"});
+  return {
+      {"service",
+       {{"identifier", "guestbook"},
+        {"variables", {{"replicas", "3"}}},
+        {"manifests",
+         json::array(
+             {json{{"identifier", "release"}, {"type", "ReleaseRepo"}, {"store", release}},
+              json{{"identifier", "deploy"}, {"type", "DeploymentRepo"}, {"store", deploy}}})}}},
+      {"connectors", {{"release_repo", connector}}},
+      {"environment", {{"identifier", "dev"}, {"name", "dev"}}},
+      {"gitOps",
+       {{"clusters", clusters},
+        {"pullRequests", {{"records", records}, {"next", {{key, next}}}}}}}};
 }
 
 json records_of(const StepResult& r) {
@@ -184,10 +190,9 @@ TEST_F(GitOpsStepsTest, AnnouncesTheStepsUnderBothNamesWithSchemas) {
     types.insert(t.type);
     EXPECT_EQ(t.spec_schema["type"], "object") << t.type;
   }
-  EXPECT_EQ(types, (std::set<std::string>{"UpdateReleaseRepo", "GitOpsUpdateReleaseRepo",
-                                          "MergePR", "GitOpsMergePR", "RevertPR",
-                                          "GitOpsRevertPR", "FetchLinkedApps",
-                                          "GitOpsFetchLinkedApps"}));
+  EXPECT_EQ(types, (std::set<std::string>{"UpdateReleaseRepo", "GitOpsUpdateReleaseRepo", "MergePR",
+                                          "GitOpsMergePR", "RevertPR", "GitOpsRevertPR",
+                                          "FetchLinkedApps", "GitOpsFetchLinkedApps"}));
   Recorder rec;
   auto r = run(request("RevertPR", json::object(), json::object()), rec);
   EXPECT_EQ(r.status(), StepResult::STATUS_FAILED);
@@ -197,9 +202,9 @@ TEST_F(GitOpsStepsTest, AnnouncesTheStepsUnderBothNamesWithSchemas) {
 
 TEST_F(GitOpsStepsTest, UpdatesThreeEnvironmentsInOnePullRequestThenMergesAndReverts) {
   ReleaseRepo repo;
-  json clusters = {cluster("dev-cluster", "dev", {{"replicas", "1"}}),
-                   cluster("staging-cluster", "staging"),
-                   cluster("prod-cluster", "prod", {{"replicas", "5"}})};
+  json clusters = json::array({cluster("dev-cluster", "dev", {{"replicas", "1"}}),
+                               cluster("staging-cluster", "staging"),
+                               cluster("prod-cluster", "prod", {{"replicas", "5"}})});
   Recorder rec;
   auto r = run(request("UpdateReleaseRepo", tag_spec("v2.0.0"),
                        context(connector_git(repo.url()), clusters, 7), "updateReleaseRepo"),
@@ -211,9 +216,10 @@ TEST_F(GitOpsStepsTest, UpdatesThreeEnvironmentsInOnePullRequestThenMergesAndRev
   EXPECT_EQ(git({"rev-parse", branch}, repo.bare), rec.outputs["commitId"]);
   // Service variable replicas=3, overridden per environment, the step's imageTag everywhere;
   // key order and layout kept.
-  EXPECT_EQ(repo.show(branch, "cluster-config/dev/config.json"),
-            "{\n  \"imageTag\": \"v2.0.0\",\n  \"replicas\": 1,\n  \"cluster\": {\"name\": \"dev\", "
-            "\"address\": \"https://dev.example:6443\"}\n}");
+  EXPECT_EQ(
+      repo.show(branch, "cluster-config/dev/config.json"),
+      "{\n  \"imageTag\": \"v2.0.0\",\n  \"replicas\": 1,\n  \"cluster\": {\"name\": \"dev\", "
+      "\"address\": \"https://dev.example:6443\"}\n}");
   EXPECT_THAT(repo.show(branch, "cluster-config/staging/config.json"),
               HasSubstr("\"imageTag\": \"v2.0.0\",\n  \"replicas\": 3,"));
   EXPECT_THAT(repo.show(branch, "cluster-config/prod/config.json"),
@@ -259,7 +265,9 @@ TEST_F(GitOpsStepsTest, UpdatesThreeEnvironmentsInOnePullRequestThenMergesAndRev
   EXPECT_EQ(revert_rec.outputs["prNumber"], "8");
   const std::string revert_branch = revert_rec.outputs["ref"];
   EXPECT_EQ(repo.show(revert_branch, "cluster-config/prod/config.json") + "\n", env_config("prod"));
-  EXPECT_EQ(git({"log", "-1", "--format=%s", revert_branch}, repo.bare), "Roll back v2.0.0");
+  // The commit says what git revert says; the pull request carries the step's title.
+  EXPECT_EQ(git({"log", "-1", "--format=%s", revert_branch}, repo.bare),
+            "Revert \"Merge pull request #7 from " + branch + "\"");
   json reverted = records_of(rv);
   ASSERT_EQ(reverted.size(), 1u);
   EXPECT_EQ(reverted[0]["title"], "Roll back v2.0.0");
@@ -267,12 +275,13 @@ TEST_F(GitOpsStepsTest, UpdatesThreeEnvironmentsInOnePullRequestThenMergesAndRev
 }
 
 TEST_F(GitOpsStepsTest, MalformedConfigFileFailsClearlyAndPushesNothing) {
-  ReleaseRepo repo({{"cluster-config/prod/config.json", "{\n  \"imageTag\": \"v1\",,\n}\n"}});
-  json clusters = {cluster("dev-cluster", "dev"), cluster("prod-cluster", "prod")};
+  ReleaseRepo repo(
+      testing::FileSet{{"cluster-config/prod/config.json", "{\n  \"imageTag\": \"v1\",,\n}\n"}});
+  json clusters = json::array({cluster("dev-cluster", "dev"), cluster("prod-cluster", "prod")});
   Recorder rec;
-  auto r = run(request("UpdateReleaseRepo", tag_spec("v2"),
-                       context(connector_git(repo.url()), clusters)),
-               rec);
+  auto r = run(
+      request("UpdateReleaseRepo", tag_spec("v2"), context(connector_git(repo.url()), clusters)),
+      rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED) << rec.all_text();
   EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
   EXPECT_THAT(r.message(), HasSubstr("cluster-config/prod/config.json:2:"));
@@ -282,11 +291,11 @@ TEST_F(GitOpsStepsTest, MalformedConfigFileFailsClearlyAndPushesNothing) {
 
 TEST_F(GitOpsStepsTest, MissingFileFailsAndPushesNothing) {
   ReleaseRepo repo;
-  json clusters = {cluster("dev-cluster", "dev"), cluster("qa-cluster", "qa")};
+  json clusters = json::array({cluster("dev-cluster", "dev"), cluster("qa-cluster", "qa")});
   Recorder rec;
-  auto r = run(request("UpdateReleaseRepo", tag_spec("v2"),
-                       context(connector_git(repo.url()), clusters)),
-               rec);
+  auto r = run(
+      request("UpdateReleaseRepo", tag_spec("v2"), context(connector_git(repo.url()), clusters)),
+      rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED) << rec.all_text();
   EXPECT_THAT(r.message(), HasSubstr("cluster-config/qa/config.json"));
   EXPECT_EQ(repo.branches(), std::vector<std::string>{"main"});
@@ -296,7 +305,7 @@ TEST_F(GitOpsStepsTest, UnresolvablePathNamesTheExpression) {
   ReleaseRepo repo;
   Recorder rec;
   auto r = run(request("UpdateReleaseRepo", tag_spec("v2"),
-                       context(connector_git(repo.url()), {cluster("c1", "dev")}, 1,
+                       context(connector_git(repo.url()), json::array({cluster("c1", "dev")}), 1,
                                json::array(), "cluster-config/<+envgroup.name>/config.json")),
                rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED);
@@ -306,14 +315,13 @@ TEST_F(GitOpsStepsTest, UnresolvablePathNamesTheExpression) {
 
 TEST_F(GitOpsStepsTest, WrongCredentialsAreAnAuthenticationErrorWithoutTheSecret) {
   TempDir dir("capstan-gitops-auth");
-  testing::make_remote(dir / "srv", "release.git",
-                       {{{"cluster-config/dev/config.json", kConfig}}});
+  testing::make_remote(dir / "srv", "release.git", {{{"cluster-config/dev/config.json", kConfig}}});
   testing::GitHttpServer server(dir / "srv", "deployer", "right-password-123");
   const std::string wrong = "wrong-password-456";
   Recorder rec;
   auto r = run(request("UpdateReleaseRepo", tag_spec("v2"),
                        context(connector_git(server.url("release.git"), "deployer", wrong),
-                               {cluster("dev-cluster", "dev")})),
+                               json::array({cluster("dev-cluster", "dev")}))),
                rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED) << rec.all_text();
   EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_AUTHENTICATION) << r.message();
@@ -323,22 +331,22 @@ TEST_F(GitOpsStepsTest, WrongCredentialsAreAnAuthenticationErrorWithoutTheSecret
 
   // The right password works over the same http backend.
   Recorder ok;
-  auto good = run(request("UpdateReleaseRepo", tag_spec("v2"),
-                          context(connector_git(server.url("release.git"), "deployer",
-                                                "right-password-123"),
-                                  {cluster("dev-cluster", "dev")})),
-                  ok);
+  auto good = run(
+      request("UpdateReleaseRepo", tag_spec("v2"),
+              context(connector_git(server.url("release.git"), "deployer", "right-password-123"),
+                      json::array({cluster("dev-cluster", "dev")}))),
+      ok);
   ASSERT_EQ(good.status(), StepResult::STATUS_SUCCEEDED) << good.message() << ok.all_text();
 }
 
 TEST_F(GitOpsStepsTest, UnreachableRemoteIsAConnectivityError) {
   const int port = testing::pick_free_port();
   Recorder rec;
-  auto r = run(request("UpdateReleaseRepo", tag_spec("v2"),
-                       context(connector_git("git://127.0.0.1:" + std::to_string(port) +
-                                             "/release.git"),
-                               {cluster("dev-cluster", "dev")})),
-               rec);
+  auto r =
+      run(request("UpdateReleaseRepo", tag_spec("v2"),
+                  context(connector_git("git://127.0.0.1:" + std::to_string(port) + "/release.git"),
+                          json::array({cluster("dev-cluster", "dev")}))),
+          rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED);
   EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_CONNECTIVITY) << r.message();
 }
@@ -350,18 +358,20 @@ TEST_F(GitOpsStepsTest, ConcurrentUpdatesAndMergesFromTwoDelegatesBothLand) {
   TempDir other_state("gitops-state-2");
   PluginHost other(json::object(), other_state.path(), "d2");
   other.load({testing::plugin_dir()});
-  json dev = {cluster("dev-cluster", "dev")};
-  json prod = {cluster("prod-cluster", "prod")};
+  json dev = json::array({cluster("dev-cluster", "dev")});
+  json prod = json::array({cluster("prod-cluster", "prod")});
   StepResult a, b;
   Recorder ra, rb;
   std::thread ta([&] {
-    a = run(host_, request("UpdateReleaseRepo", tag_spec("v3-dev"),
-                           context(connector_git(repo.url()), dev, 1), "update", "exec-a"),
+    a = run(host_,
+            request("UpdateReleaseRepo", tag_spec("v3-dev"),
+                    context(connector_git(repo.url()), dev, 1), "update", "exec-a"),
             ra);
   });
   std::thread tb([&] {
-    b = run(other, request("UpdateReleaseRepo", tag_spec("v3-prod"),
-                           context(connector_git(repo.url()), prod, 2), "update", "exec-b"),
+    b = run(other,
+            request("UpdateReleaseRepo", tag_spec("v3-prod"),
+                    context(connector_git(repo.url()), prod, 2), "update", "exec-b"),
             rb);
   });
   ta.join();
@@ -373,15 +383,15 @@ TEST_F(GitOpsStepsTest, ConcurrentUpdatesAndMergesFromTwoDelegatesBothLand) {
   StepResult ma, mb;
   Recorder rma, rmb;
   std::thread tma([&] {
-    ma = run(host_, request("MergePR", json::object(),
-                            context(connector_git(repo.url()), dev, 3, records_of(a)), "merge",
-                            "exec-a"),
+    ma = run(host_,
+             request("MergePR", json::object(),
+                     context(connector_git(repo.url()), dev, 3, records_of(a)), "merge", "exec-a"),
              rma);
   });
   std::thread tmb([&] {
-    mb = run(other, request("MergePR", {{"mergeMethod", "squash"}},
-                            context(connector_git(repo.url()), prod, 3, records_of(b)), "merge",
-                            "exec-b"),
+    mb = run(other,
+             request("MergePR", {{"mergeMethod", "squash"}},
+                     context(connector_git(repo.url()), prod, 3, records_of(b)), "merge", "exec-b"),
              rmb);
   });
   tma.join();
@@ -396,11 +406,11 @@ TEST_F(GitOpsStepsTest, ConcurrentUpdatesAndMergesFromTwoDelegatesBothLand) {
 // rebuilt on the new head instead of failing or overwriting the other commit.
 TEST_F(GitOpsStepsTest, MergeAfterTheTargetMovedKeepsTheOtherCommit) {
   ReleaseRepo repo;
-  json clusters = {cluster("dev-cluster", "dev")};
+  json clusters = json::array({cluster("dev-cluster", "dev")});
   Recorder rec;
-  auto r = run(request("UpdateReleaseRepo", tag_spec("v4"),
-                       context(connector_git(repo.url()), clusters)),
-               rec);
+  auto r = run(
+      request("UpdateReleaseRepo", tag_spec("v4"), context(connector_git(repo.url()), clusters)),
+      rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message() << rec.all_text();
   TempDir clone("gitops-clone");
   git({"clone", "-q", repo.bare.string(), (clone / "w").string()});
@@ -424,7 +434,7 @@ TEST_F(GitOpsStepsTest, MergeWithoutAPullRequestSaysWhatToDo) {
   ReleaseRepo repo;
   Recorder rec;
   auto r = run(request("MergePR", json::object(),
-                       context(connector_git(repo.url()), {cluster("c", "dev")})),
+                       context(connector_git(repo.url()), json::array({cluster("c", "dev")}))),
                rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED);
   EXPECT_THAT(r.message(), HasSubstr("run UpdateReleaseRepo"));
@@ -432,7 +442,7 @@ TEST_F(GitOpsStepsTest, MergeWithoutAPullRequestSaysWhatToDo) {
 
 TEST_F(GitOpsStepsTest, FetchLinkedAppsRendersTheApplicationSetPerCluster) {
   ReleaseRepo repo;
-  json clusters = {cluster("dev-cluster", "dev"), cluster("prod-cluster", "prod")};
+  json clusters = json::array({cluster("dev-cluster", "dev"), cluster("prod-cluster", "prod")});
   Recorder rec;
   auto r = run(request("GitOpsFetchLinkedApps", json::object(),
                        context(connector_git(repo.url()), clusters)),
@@ -481,7 +491,7 @@ TEST_F(GitOpsStepsTest, GithubPullRequestsGoThroughTheApi) {
                {"auth", {{"type", "Http"}, {"username", "bot"}, {"token", token}}}};
   Recorder rec;
   auto r = run(request("UpdateReleaseRepo", tag_spec("v5"),
-                       context(conn, {cluster("dev-cluster", "dev")}, 0)),
+                       context(conn, json::array({cluster("dev-cluster", "dev")}), 0)),
                rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message() << rec.all_text();
   EXPECT_EQ(rec.outputs["prNumber"], "42");
