@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "capstan/delegate/plugin_host.h"
+#include "capstan/testing/task_recorder.h"
 #include "capstan/testing/testing.h"
-#include "recorder.h"
 
 namespace capstan::delegate {
 namespace {
