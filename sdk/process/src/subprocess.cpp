@@ -176,7 +176,9 @@ Child Child::spawn_with_stdin(const Options& options, int stdin_fd) {
   sigset_t all;
   sigfillset(&all);
   posix_spawnattr_setsigdefault(&plan.attr, &all);
-  if (options.new_process_group) {
+  if (options.new_session) {
+    flags |= POSIX_SPAWN_SETSID;
+  } else if (options.new_process_group) {
     flags |= POSIX_SPAWN_SETPGROUP;
     posix_spawnattr_setpgroup(&plan.attr, 0);
   }
@@ -201,10 +203,16 @@ Child Child::spawn_with_stdin(const Options& options, int stdin_fd) {
   }
   Child child;
   child.pid_ = pid;
-  child.group_ = options.new_process_group;
+  child.group_ = options.new_process_group || options.new_session;
   child.out_fd_ = out_pipe[0];
   child.err_fd_ = err_pipe[0];
   return child;
+}
+
+pid_t Child::release() {
+  close_fds();
+  status_.reset();
+  return std::exchange(pid_, -1);
 }
 
 Child::Child(Child&& other) noexcept {

@@ -27,6 +27,9 @@ struct Options {
   std::string working_dir; // empty: the caller's
   // The child leads a new process group, so a kill reaches everything it started.
   bool new_process_group = true;
+  // The child leads a new session (setsid): no controlling terminal, untouched by the
+  // caller's terminal signals. Implies its own process group. For daemons (see release()).
+  bool new_session = false;
   // Where stdout/stderr go when not captured: empty means a pipe read by run()/Child::read_lines,
   // "-" means inherit the caller's, anything else is a file appended to.
   std::string stdout_path;
@@ -64,6 +67,10 @@ public:
   std::optional<ExitStatus> wait_for(std::chrono::milliseconds timeout);
   // SIGTERM, then SIGKILL after grace; always reaps.
   ExitStatus terminate(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
+  // Gives the child up: it is no longer killed or reaped by this object, which becomes empty.
+  // Returns its pid. For daemons that must outlive the caller.
+  pid_t release();
 
   int stdout_fd() const { return out_fd_; }
   int stderr_fd() const { return err_fd_; }

@@ -1,0 +1,60 @@
+// The CLI's view of the coordinator: where it is (home, flags, environment) and its HTTP API.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace capstan::cli {
+
+// Options every command accepts.
+struct Globals {
+  std::filesystem::path home; // --home, CAPSTAN_HOME, ~/.capstan
+  std::string server;         // --server, CAPSTAN_SERVER
+  std::string token;          // --token, CAPSTAN_TOKEN
+  std::string output;         // -o
+};
+
+// A failure to show the user: the message (and problem lines), and the exit code.
+class CommandError : public std::runtime_error {
+public:
+  CommandError(std::string message, int exit_code, std::vector<std::string> details = {})
+      : std::runtime_error(std::move(message)), exit_code_(exit_code),
+        details_(std::move(details)) {}
+  int exit_code() const { return exit_code_; }
+  const std::vector<std::string>& details() const { return details_; }
+
+private:
+  int exit_code_;
+  std::vector<std::string> details_;
+};
+
+std::filesystem::path default_home();
+
+class ApiClient {
+public:
+  // Finds the coordinator: --server/--token, else CAPSTAN_SERVER/CAPSTAN_TOKEN, else the
+  // endpoint file `capstan up` left under the home. Throws CommandError when there is none.
+  explicit ApiClient(const Globals& globals);
+  ~ApiClient();
+
+  const std::string& url() const { return url_; }
+
+  // Throws CommandError naming the address for transport failures and carrying the API's
+  // message for error responses (exit 2 for 400/422, 1 otherwise).
+  nlohmann::json get(const std::string& path, int read_timeout_seconds = 30);
+  nlohmann::json post(const std::string& path, const nlohmann::json& body);
+
+private:
+  nlohmann::json handle(const std::string& method, const std::string& path, int status,
+                        const std::string& body);
+  std::string url_;
+  std::string token_;
+  std::string hint_; // what to do when the coordinator cannot be reached
+};
+
+} // namespace capstan::cli

@@ -1,0 +1,78 @@
+// The table of subcommands and their help texts.
+#include "commands.h"
+
+namespace capstan::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> list = {
+      {"up", "start the local coordinator and delegate in the background",
+       R"(Usage: capstan up [--api-port PORT] [--bind ENDPOINT] [--plugin-dir DIR]... [--slots N]
+                  [--name NAME]
+
+Starts a coordinator and one delegate with the bundled plugins as background processes under
+the home (--home, default ~/.capstan): data in HOME/coordinator and HOME/delegate, logs in
+HOME/logs, pid files in HOME/run. Running it again when they are up changes nothing.
+
+Options:
+  --api-port PORT      the coordinator's HTTP API port on 127.0.0.1; 0 picks one (default 7780)
+  --bind ENDPOINT      the coordinator's wire endpoint; port 0 picks one
+                       (default tcp://127.0.0.1:7700)
+  --plugin-dir DIR     a plugin folder for the delegate (repeatable; default: the bundled plugins)
+  --slots N            tasks the delegate runs at once (default: its CPU count)
+  --name NAME          the delegate's name (default local))",
+       cmd_up},
+      {"down", "stop the local coordinator and delegate",
+       R"(Usage: capstan down
+
+Stops the delegate and the coordinator that 'capstan up' started under the home (SIGTERM, then
+SIGKILL after 15 s). Their data and logs stay.)",
+       cmd_down},
+      {"apply", "create or update objects from YAML files",
+       R"(Usage: capstan apply -f FILE|DIR [-f FILE|DIR]... [--dry-run]
+
+Sends every YAML document of the files (a directory: its *.yaml and *.yml files, sorted) to the
+coordinator. All documents are validated first; if any has a problem nothing is applied and
+each problem is printed as FILE:LINE:COLUMN: message (exit code 2).
+
+Options:
+  -f, --filename PATH  a file or directory (repeatable)
+  --dry-run            validate and show what would change, without applying)",
+       cmd_apply},
+      {"run", "run a pipeline and follow it",
+       R"(Usage: capstan run PIPELINE [--set NAME=VALUE]... [--detach]
+
+Starts an execution of the pipeline and streams its step status and logs until it ends. Exit
+code 0 only when it succeeds, 1 when it fails or is aborted, 2 when the inputs are wrong.
+
+Options:
+  --set NAME=VALUE     a pipeline variable for this run (repeatable)
+  --detach             print the execution id and return at once)",
+       cmd_run},
+      {"executions", "list, inspect or abort executions",
+       R"(Usage: capstan executions list [--pipeline ID] [--status STATUS] [--limit N]
+       capstan executions get EXECUTION
+       capstan executions abort EXECUTION
+
+EXECUTION is an execution id or a unique prefix of at least 4 characters.)",
+       cmd_executions},
+      {"logs", "print the logs of an execution",
+       R"(Usage: capstan logs EXECUTION [--step ID] [-f]
+
+Prints the execution's log lines, each prefixed with its STAGE.STEP (without prefix when
+--step selects one step).
+
+Options:
+  --step ID            only this step (STEP or STAGE.STEP)
+  -f, --follow         keep printing until the execution ends)",
+       cmd_logs},
+      {"delegates", "list delegates and the step types they provide",
+       R"(Usage: capstan delegates [-o wide|json|yaml]
+
+Connected delegates first, then ones seen before that are disconnected.)",
+       cmd_delegates},
+      {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
+  };
+  return list;
+}
+
+} // namespace capstan::cli

@@ -1,0 +1,37 @@
+// The capstan subcommands. Each returns the process exit code: 0 success, 1 failed or aborted
+// (or an operational error), 2 usage or validation error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "api_client.h"
+
+namespace capstan::cli {
+
+using Argv = std::vector<std::string>;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  const char* usage; // the full --help text
+  int (*run)(const Globals&, const Argv&);
+};
+
+const std::vector<Command>& commands();
+
+int cmd_up(const Globals& g, const Argv& argv);
+int cmd_down(const Globals& g, const Argv& argv);
+int cmd_apply(const Globals& g, const Argv& argv);
+int cmd_run(const Globals& g, const Argv& argv);
+int cmd_executions(const Globals& g, const Argv& argv);
+int cmd_logs(const Globals& g, const Argv& argv);
+int cmd_delegates(const Globals& g, const Argv& argv);
+int cmd_version(const Globals& g, const Argv& argv);
+
+// Shared by run and logs: follows an execution, printing step changes and log lines until it
+// ends. Returns the final execution JSON.
+nlohmann::json follow_execution(ApiClient& api, const std::string& id, const std::string& step,
+                                bool show_steps);
+
+} // namespace capstan::cli

@@ -1,0 +1,168 @@
+// `capstan executions`, `capstan delegates` and `capstan version`.
+#include <iostream>
+
+#include "args.h"
+#include "commands.h"
+#include "output.h"
+
+namespace capstan::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::string str(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "";
+  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+}
+
+int executions_list(ApiClient& api, const Args& a, Format format) {
+  std::string q = "?limit=" + a.value_or("--limit", "20");
+  if (auto p = a.value("--pipeline")) q += "&pipeline=" + *p;
+  if (auto s = a.value("--status")) q += "&status=" + *s;
+  json r = api.get("/api/v1/executions" + q);
+  if (format == Format::kJson || format == Format::kYaml) {
+    print_document(r["items"], format);
+    return 0;
+  }
+  if (r["items"].empty()) {
+    std::cout << "No executions.\n";
+    return 0;
+  }
+  Table t({"ID", "PIPELINE", "#", "STATUS", "STARTED", "DURATION", "MESSAGE"});
+  for (const auto& e : r["items"]) {
+    t.add({str(e, "id"), str(e, "pipeline"), str(e, "sequence"), str(e, "status"),
+           format_time(e["startedAt"]), format_duration_ms(e["durationMs"]), str(e, "message")});
+  }
+  t.print();
+  return 0;
+}
+
+int executions_get(ApiClient& api, const std::string& id, Format format) {
+  json e = api.get("/api/v1/executions/" + id);
+  if (format == Format::kJson || format == Format::kYaml) {
+    print_document(e, format);
+    return 0;
+  }
+  std::cout << "Execution:  " << str(e, "id") << "\n"
+            << "Pipeline:   " << str(e, "pipeline") << " #" << str(e, "sequence") << " (version "
+            << str(e, "pipelineVersion") << ")\n"
+            << "Status:     " << colour_status(str(e, "status")) << "\n"
+            << "Started:    " << format_time(e["startedAt"]) << "\n"
+            << "Duration:   " << format_duration_ms(e["durationMs"]) << "\n";
+  if (!str(e, "message").empty()) std::cout << "Message:    " << str(e, "message") << "\n";
+  if (!e["variables"].empty()) {
+    std::cout << "Variables:\n";
+    for (const auto& [k, v] : e["variables"].items()) {
+      std::cout << "  " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+    }
+  }
+  std::cout << "\n";
+  Table t({"STAGE", "STEP", "TYPE", "STATUS", "DELEGATE", "ATTEMPT", "DURATION", "MESSAGE"});
+  std::vector<std::string> outputs;
+  for (const auto& stage : e["stages"]) {
+    for (const auto& s : stage["steps"]) {
+      t.add({str(stage, "identifier"), str(s, "identifier"), str(s, "type"), str(s, "status"),
+             str(s, "delegate"), s.value("attempt", 0) ? str(s, "attempt") : "",
+             format_duration_ms(s["durationMs"]), str(s, "message")});
+      json step_outputs = s.value("outputs", json::object());
+      for (const auto& [k, v] : step_outputs.items()) {
+        outputs.push_back("  " + str(stage, "identifier") + "." + str(s, "identifier") + "." + k +
+                          " = " + v.get<std::string>());
+      }
+    }
+  }
+  t.print();
+  if (!outputs.empty()) {
+    std::cout << "\nOutputs:\n";
+    for (const auto& o : outputs) std::cout << o << "\n";
+  }
+  return 0;
+}
+
+} // namespace
+
+int cmd_executions(const Globals& g, const Argv& argv) {
+  Args a(argv, {{"--pipeline", "", true, false},
+                {"--status", "", true, false},
+                {"--limit", "", true, false}});
+  const auto& pos = a.positional();
+  if (pos.empty()) throw UsageError("executions needs a subcommand: list, get or abort");
+  auto format = parse_format(g.output);
+  if (pos[0] == "list") {
+    if (pos.size() != 1) throw UsageError("executions list takes no arguments");
+    ApiClient api(g);
+    return executions_list(api, a, format);
+  }
+  if (pos[0] == "get" || pos[0] == "abort") {
+    if (pos.size() != 2) throw UsageError("executions " + pos[0] + " needs one EXECUTION");
+    ApiClient api(g);
+    if (pos[0] == "get") return executions_get(api, pos[1], format);
+    json r = api.post("/api/v1/executions/" + pos[1] + "/abort", json::object());
+    std::cout << "execution " << str(r, "id") << " aborted\n";
+    return 0;
+  }
+  throw UsageError("unknown executions subcommand '" + pos[0] + "' (list, get or abort)");
+}
+
+int cmd_delegates(const Globals& g, const Argv& argv) {
+  Args a(argv, {});
+  if (!a.positional().empty()) throw UsageError("delegates takes no arguments");
+  auto format = parse_format(g.output);
+  ApiClient api(g);
+  json r = api.get("/api/v1/delegates");
+  if (format == Format::kJson || format == Format::kYaml) {
+    print_document(r["items"], format);
+    return 0;
+  }
+  if (r["items"].empty()) {
+    std::cout << "No delegates have connected to this coordinator.\n";
+    return 0;
+  }
+  bool wide = format == Format::kWide;
+  std::vector<std::string> headers = {"NAME", "STATUS", "RUNNING", "STEP TYPES", "TAGS", "AGE"};
+  if (wide) {
+    headers.insert(headers.end(), {"PLUGINS", "VERSION", "HOSTNAME", "INSTANCE"});
+  }
+  Table t(headers);
+  for (const auto& d : r["items"]) {
+    std::vector<std::string> types, plugins, tags;
+    for (const auto& st : d["stepTypes"]) {
+      types.push_back(str(st, "type"));
+      plugins.push_back(str(st, "plugin") + "@" + str(st, "pluginVersion"));
+    }
+    for (const auto& tag : d["tags"]) tags.push_back(tag.get<std::string>());
+    bool up = d.value("connected", false);
+    std::vector<std::string> row = {str(d, "name"),
+                                    up ? "Connected" : "Disconnected",
+                                    up ? str(d, "running") + "/" + str(d, "slots") : "-",
+                                    types.empty() ? "-" : join(types, ","),
+                                    tags.empty() ? "-" : join(tags, ","),
+                                    format_age(up ? d["connectedAt"] : d["lastSeen"])};
+    if (wide) {
+      std::sort(plugins.begin(), plugins.end());
+      plugins.erase(std::unique(plugins.begin(), plugins.end()), plugins.end());
+      row.insert(row.end(), {plugins.empty() ? "-" : join(plugins, ","), str(d, "version"),
+                             str(d, "hostname"), str(d, "instanceId")});
+    }
+    t.add(row);
+  }
+  t.print();
+  return 0;
+}
+
+int cmd_version(const Globals& g, const Argv& argv) {
+  Args a(argv, {});
+  std::cout << "capstan " << CAPSTAN_VERSION << "\n";
+  try {
+    ApiClient api(g);
+    json v = api.get("/api/v1/version");
+    std::cout << "coordinator " << str(v, "version") << " at " << api.url() << " (wire protocol "
+              << str(v, "wireProtocol") << ")\n";
+  } catch (const CommandError& e) {
+    std::cout << "coordinator: not reachable (" << e.what() << ")\n";
+  }
+  return 0;
+}
+
+} // namespace capstan::cli

@@ -1,0 +1,116 @@
+// The JSON shapes the API returns for stored records.
+#include "api/json_views.h"
+
+namespace capstan::api {
+
+using nlohmann::json;
+
+namespace {
+json duration(std::int64_t start, std::int64_t end) {
+  if (start == 0 || end == 0) return nullptr;
+  return end - start;
+}
+json time_or_null(std::int64_t t) {
+  return t == 0 ? json(nullptr) : json(t);
+}
+} // namespace
+
+json to_json(const store::ExecutionRecord& e, bool with_steps) {
+  json j = {{"id", e.id},
+            {"pipeline", e.pipeline},
+            {"pipelineVersion", e.pipeline_version},
+            {"sequence", e.sequence},
+            {"status", e.status},
+            {"variables", e.variables},
+            {"createdAt", time_or_null(e.created_at)},
+            {"startedAt", time_or_null(e.started_at)},
+            {"endedAt", time_or_null(e.ended_at)},
+            {"durationMs", duration(e.started_at, e.ended_at)},
+            {"errorType", e.error_type},
+            {"message", e.message},
+            {"revision", e.revision}};
+  if (!with_steps) return j;
+  json stages = json::array();
+  for (const auto& s : e.stages) {
+    json steps = json::array();
+    for (const auto& t : e.steps) {
+      if (t.stage_index != s.index) continue;
+      steps.push_back({{"identifier", t.identifier},
+                       {"name", t.name},
+                       {"type", t.type},
+                       {"status", t.status},
+                       {"attempt", t.attempt},
+                       {"taskId", t.task_id},
+                       {"delegate", t.delegate},
+                       {"queuedAt", time_or_null(t.queued_at)},
+                       {"startedAt", time_or_null(t.started_at)},
+                       {"endedAt", time_or_null(t.ended_at)},
+                       {"durationMs", duration(t.started_at, t.ended_at)},
+                       {"timeoutMs", t.timeout_ms},
+                       {"errorType", t.error_type},
+                       {"message", t.message},
+                       {"outputs", t.outputs}});
+    }
+    stages.push_back({{"identifier", s.identifier},
+                      {"name", s.name},
+                      {"type", s.type},
+                      {"status", s.status},
+                      {"startedAt", time_or_null(s.started_at)},
+                      {"endedAt", time_or_null(s.ended_at)},
+                      {"durationMs", duration(s.started_at, s.ended_at)},
+                      {"steps", std::move(steps)}});
+  }
+  j["stages"] = std::move(stages);
+  return j;
+}
+
+json to_json(const store::LogRecord& l) {
+  static const char* levels[] = {"debug", "info", "warn", "error"};
+  return {{"seq", l.seq},
+          {"step", l.step},
+          {"time", l.time},
+          {"level", levels[std::clamp(l.level, 0, 3)]},
+          {"line", l.line}};
+}
+
+json to_json(const store::ObjectRecord& o, bool with_content) {
+  json j = {{"kind", o.kind},       {"identifier", o.identifier}, {"name", o.name},
+            {"version", o.version}, {"source", o.source},         {"appliedAt", o.applied_at}};
+  if (with_content) {
+    j["yaml"] = o.yaml;
+    j["document"] = o.document;
+  }
+  return j;
+}
+
+json to_json(const engine::DelegateView& d) {
+  return {{"name", d.name},
+          {"connected", true},
+          {"instanceId", d.instance_id},
+          {"hostname", d.hostname},
+          {"version", d.version},
+          {"tags", d.tags},
+          {"stepTypes", d.step_types},
+          {"slots", d.slots},
+          {"running", d.running},
+          {"connectedAt", d.connected_at},
+          {"lastSeen", nullptr},
+          {"disconnectReason", ""}};
+}
+
+json to_json(const store::DelegateRecord& d) {
+  return {{"name", d.name},
+          {"connected", false},
+          {"instanceId", d.instance_id},
+          {"hostname", d.hostname},
+          {"version", d.version},
+          {"tags", d.tags},
+          {"stepTypes", d.step_types},
+          {"slots", d.slots},
+          {"running", 0},
+          {"connectedAt", nullptr},
+          {"lastSeen", d.last_seen},
+          {"disconnectReason", d.disconnect_reason}};
+}
+
+} // namespace capstan::api

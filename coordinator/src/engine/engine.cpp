@@ -1,0 +1,154 @@
+// The engine's thread: drains events in batches, one transaction per batch, effects after commit.
+#include "engine/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "engine/machine.h"
+
+namespace capstan::engine {
+
+Engine::Engine(store::Store& store, ChangeFeed& feed, EngineOptions options)
+    : store_(store), feed_(feed), options_(std::move(options)) {}
+
+Engine::~Engine() {
+  stop();
+}
+
+void Engine::start(wire::Router& router) {
+  router_ = &router;
+  machine_ = std::make_unique<Machine>(store_, feed_, options_, router);
+  {
+    sqlite::Transaction tx(store_.writer());
+    machine_->recover();
+    machine_->flush();
+    tx.commit();
+  }
+  machine_->run_effects();
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::push(Event event) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    events_.push_back(std::move(event));
+  }
+  queue_cv_.notify_one();
+}
+
+void Engine::post(wire::RouterEvent&& event) {
+  push(std::move(event));
+}
+
+std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_run) {
+  ApplyCommand c{std::move(objects), dry_run, {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::run(std::string pipeline, std::map<std::string, std::string> vars) {
+  RunCommand c{std::move(pipeline), std::move(vars), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::abort(std::string execution_id) {
+  AbortCommand c{std::move(execution_id), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::vector<DelegateView> Engine::delegates() const {
+  std::lock_guard lock(view_mutex_);
+  return views_;
+}
+
+void Engine::loop() {
+  auto wake = machine_->next_wakeup();
+  while (true) {
+    std::vector<Event> batch;
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait_until(lock, wake, [&] { return stopping_ || !events_.empty(); });
+      if (stopping_) break;
+      // Everything queued goes in one transaction: under load, one commit covers many changes.
+      while (!events_.empty() && batch.size() < 4096) {
+        batch.push_back(std::move(events_.front()));
+        events_.pop_front();
+      }
+    }
+    process(batch);
+    if (std::chrono::steady_clock::now() >= wake) wake = machine_->next_wakeup();
+  }
+  // Unanswered commands get an answer rather than a broken promise.
+  std::lock_guard lock(queue_mutex_);
+  for (auto& e : events_) {
+    std::visit(
+        [](auto& ev) {
+          using T = std::decay_t<decltype(ev)>;
+          if constexpr (!std::is_same_v<T, wire::RouterEvent>) {
+            Outcome o;
+            o.status = 503;
+            o.code = "ShuttingDown";
+            o.message = "the coordinator is shutting down";
+            ev.done.set_value(std::move(o));
+          }
+        },
+        e);
+  }
+}
+
+void Engine::process(std::vector<Event>& events) {
+  std::vector<std::pair<std::promise<Outcome>*, Outcome>> answers;
+  try {
+    sqlite::Transaction tx(store_.writer());
+    for (auto& e : events) {
+      std::visit(
+          [&](auto& ev) {
+            using T = std::decay_t<decltype(ev)>;
+            if constexpr (std::is_same_v<T, wire::RouterEvent>) {
+              machine_->on_router_event(ev);
+            } else if constexpr (std::is_same_v<T, ApplyCommand>) {
+              answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run));
+            } else if constexpr (std::is_same_v<T, RunCommand>) {
+              answers.emplace_back(&ev.done, machine_->run(ev.pipeline, ev.variables));
+            } else {
+              answers.emplace_back(&ev.done, machine_->abort(ev.execution_id));
+            }
+          },
+          e);
+    }
+    machine_->tick();
+    machine_->schedule();
+    machine_->flush();
+    tx.commit();
+  } catch (const std::exception& e) {
+    // The store refused a write (disk full, I/O error): memory and store may now disagree.
+    // Exit and let the restart resume from what was committed.
+    spdlog::critical("store write failed, exiting so a restart resumes from the store: {}",
+                     e.what());
+    std::_Exit(70);
+  }
+  machine_->run_effects();
+  for (auto& [promise, outcome] : answers) promise->set_value(std::move(outcome));
+  if (machine_->views_changed()) {
+    auto views = machine_->views();
+    std::lock_guard lock(view_mutex_);
+    views_ = std::move(views);
+  }
+}
+
+} // namespace capstan::engine

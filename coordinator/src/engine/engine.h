@@ -1,0 +1,125 @@
+// The pipeline engine: a persisted state machine on one thread. Every change to executions,
+// stages and steps is written to the store and committed before it takes effect (a message to
+// a delegate, an answer to the API), so a restarted coordinator resumes from the store.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "capstan/wire/router.h"
+#include "engine/change_feed.h"
+#include "model/object.h"
+#include "store/store.h"
+
+namespace capstan::engine {
+
+class Machine;
+
+struct EngineOptions {
+  std::string coordinator_id;
+  wire::Liveness liveness;
+  // How long a step waits for a connected delegate that provides its type before it fails.
+  std::chrono::milliseconds delegate_wait{std::chrono::seconds(30)};
+  // After a restart, how long tasks that were running wait for their delegate to re-attach.
+  std::chrono::milliseconds reattach_window{std::chrono::seconds(15)};
+  // Slack over a step's timeout before the coordinator fails it itself (the delegate enforces
+  // the timeout first).
+  std::chrono::milliseconds timeout_grace{std::chrono::seconds(5)};
+};
+
+// A connected delegate, as the API shows it.
+struct DelegateView {
+  std::string name;
+  std::string instance_id;
+  std::string hostname;
+  std::string version;
+  std::vector<std::string> tags;
+  nlohmann::json step_types = nlohmann::json::array(); // [{type, plugin, pluginVersion}]
+  int slots = 0;
+  int running = 0;
+  std::int64_t connected_at = 0;
+};
+
+// The answer to an API command: an HTTP status, a machine-readable code and a message, plus a
+// body on success.
+struct Outcome {
+  int status = 200;
+  std::string code;    // "" on success; "NotFound", "InvalidInput", "NoEligibleDelegate", ...
+  std::string message; // one line
+  nlohmann::json details = nlohmann::json::array(); // problems: [{location, message}]
+  nlohmann::json body;
+  bool ok() const { return status < 300; }
+};
+
+class Engine {
+public:
+  Engine(store::Store& store, ChangeFeed& feed, EngineOptions options);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Connects the engine to the wire and starts its thread: recovers active executions first.
+  void start(wire::Router& router);
+  void stop();
+
+  // The router's sink: called on the router thread, queues the event.
+  void post(wire::RouterEvent&& event);
+
+  // API commands, answered after their effects are committed.
+  std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run);
+  std::future<Outcome> run(std::string pipeline, std::map<std::string, std::string> variables);
+  std::future<Outcome> abort(std::string execution_id);
+
+  std::vector<DelegateView> delegates() const;
+
+private:
+  struct ApplyCommand {
+    std::vector<model::Object> objects;
+    bool dry_run = false;
+    std::promise<Outcome> done;
+  };
+  struct RunCommand {
+    std::string pipeline;
+    std::map<std::string, std::string> variables;
+    std::promise<Outcome> done;
+  };
+  struct AbortCommand {
+    std::string execution_id;
+    std::promise<Outcome> done;
+  };
+  using Event = std::variant<wire::RouterEvent, ApplyCommand, RunCommand, AbortCommand>;
+
+  void push(Event event);
+  void loop();
+  void process(std::vector<Event>& events);
+
+  store::Store& store_;
+  ChangeFeed& feed_;
+  EngineOptions options_;
+  wire::Router* router_ = nullptr;
+
+  std::mutex queue_mutex_; // guards events_ and stopping_: posted from router and API threads
+  std::condition_variable queue_cv_;
+  std::deque<Event> events_;
+  bool stopping_ = false;
+
+  mutable std::mutex view_mutex_; // guards views_: written by the engine, read by API threads
+  std::vector<DelegateView> views_;
+
+  std::unique_ptr<Machine> machine_; // touched only by the engine thread
+  std::thread thread_;
+};
+
+} // namespace capstan::engine

@@ -1,0 +1,261 @@
+// capstan-coordinator: the control plane process (store, engine, wire endpoint, HTTP API).
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "api/http_api.h"
+#include "capstan/wire/router.h"
+#include "engine/engine.h"
+#include "model/duration.h"
+#include "store/store.h"
+
+namespace fs = std::filesystem;
+using namespace capstan;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+const char* kUsage = R"(Usage: capstan-coordinator [options]
+
+The Capstan control plane: stores applied objects and executions (SQLite), runs pipelines on
+connected delegates (ZeroMQ) and serves the HTTP API the capstan CLI uses.
+
+Options:
+  --data-dir DIR            where the database, API token and endpoint file live
+                            (default: $CAPSTAN_HOME/coordinator, or ~/.capstan/coordinator)
+  --api-port PORT           HTTP API port on 127.0.0.1; 0 picks a free one (default 7780)
+  --bind ENDPOINT           ZeroMQ endpoint delegates connect to; port 0 picks a free one
+                            (default tcp://127.0.0.1:7700)
+  --heartbeat-interval DUR  heartbeat period on the wire (default 1s)
+  --heartbeat-misses N      a delegate silent for N intervals is lost (default 3)
+  --delegate-wait DUR       how long a step waits for a delegate that can run it (default 30s)
+  --log-level LEVEL         trace, debug, info, warn or error (default info)
+  --version                 print the version and exit
+  -h, --help                show this help
+
+On start it writes <data-dir>/coordinator.json with the actual API address, wire endpoint and
+the path of the API token file (mode 0600, created on first start).
+)";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "capstan-coordinator: " << message << "\n"
+            << "Run 'capstan-coordinator --help' for usage.\n";
+  std::exit(2);
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) {
+    throw std::runtime_error("no randomness available for the API token");
+  }
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (auto b : buf) {
+    out.push_back(digits[b >> 4]);
+    out.push_back(digits[b & 15]);
+  }
+  return out;
+}
+
+// The API token: read, or generated on first start into a file only the owner can read.
+std::string load_or_create_token(const fs::path& file) {
+  std::ifstream in(file);
+  std::string token;
+  if (in && std::getline(in, token) && !token.empty()) {
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write,
+                    fs::perm_options::replace);
+    return token;
+  }
+  token = random_hex(32);
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot create " + file.string());
+  std::string line = token + "\n";
+  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::fchmod(fd, 0600);
+  ::close(fd);
+  if (!ok) throw std::runtime_error("cannot write " + file.string());
+  return token;
+}
+
+void write_atomically(const fs::path& file, const std::string& content) {
+  auto tmp = file;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << content;
+    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, file);
+}
+
+std::chrono::milliseconds duration_flag(const std::string& flag, const std::string& value) {
+  auto d = model::parse_duration(value);
+  if (!d) usage_error(flag + " expects a duration such as 1s, 500ms or 2m, not '" + value + "'");
+  return *d;
+}
+
+int int_flag(const std::string& flag, const std::string& value, int lo, int hi) {
+  try {
+    std::size_t used = 0;
+    int v = std::stoi(value, &used);
+    if (used == value.size() && v >= lo && v <= hi) return v;
+  } catch (const std::exception&) { // NOLINT(bugprone-empty-catch): reported below
+  }
+  usage_error(flag + " expects a number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+              ", not '" + value + "'");
+}
+
+fs::path default_data_dir() {
+  if (const char* h = std::getenv("CAPSTAN_HOME"); h && *h) return fs::path(h) / "coordinator";
+  const char* home = std::getenv("HOME");
+  return fs::path(home && *home ? home : ".") / ".capstan" / "coordinator";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  fs::path data_dir = default_data_dir();
+  int api_port = 7780;
+  wire::RouterOptions wire_options;
+  engine::EngineOptions engine_options;
+  std::string log_level = "info";
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i];
+    std::string value;
+    auto eq = a.find('=');
+    bool has_inline = a.rfind("--", 0) == 0 && eq != std::string::npos;
+    if (has_inline) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+    }
+    auto next = [&]() -> std::string {
+      if (has_inline) return value;
+      if (i + 1 >= args.size()) usage_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "--version") {
+      std::cout << "capstan-coordinator " << kVersion << "\n";
+      return 0;
+    } else if (a == "--data-dir") {
+      data_dir = next();
+    } else if (a == "--api-port") {
+      api_port = int_flag(a, next(), 0, 65535);
+    } else if (a == "--bind") {
+      wire_options.bind = next();
+    } else if (a == "--heartbeat-interval") {
+      wire_options.liveness.interval = duration_flag(a, next());
+    } else if (a == "--heartbeat-misses") {
+      wire_options.liveness.misses = static_cast<std::uint32_t>(int_flag(a, next(), 2, 100));
+    } else if (a == "--delegate-wait") {
+      engine_options.delegate_wait = duration_flag(a, next());
+    } else if (a == "--log-level") {
+      log_level = next();
+    } else {
+      usage_error("unknown option '" + a + "'");
+    }
+  }
+  auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") {
+    usage_error("unknown log level '" + log_level + "'");
+  }
+  spdlog::set_level(level);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  // Signals are taken by sigwait below, never delivered to a thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    fs::create_directories(data_dir);
+    data_dir = fs::canonical(data_dir);
+    fs::permissions(data_dir, fs::perms::owner_all, fs::perm_options::replace);
+
+    // One coordinator per data dir.
+    auto lock_path = data_dir / "coordinator.lock";
+    int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      std::cerr << "capstan-coordinator: another coordinator is running with data dir "
+                << data_dir.string() << "\n";
+      return 1;
+    }
+
+    auto token_file = data_dir / "api-token";
+    std::string token = load_or_create_token(token_file);
+    std::string coordinator_id = random_hex(8);
+
+    store::Store store(data_dir);
+    engine::ChangeFeed feed;
+    engine_options.coordinator_id = coordinator_id;
+    engine_options.liveness = wire_options.liveness;
+    engine_options.reattach_window = std::max(std::chrono::milliseconds(std::chrono::seconds(10)),
+                                              wire_options.liveness.dead_after() * 3);
+    engine::Engine engine(store, feed, engine_options);
+
+    zmq::context_t context(1);
+    std::unique_ptr<wire::Router> router;
+    try {
+      router = std::make_unique<wire::Router>(
+          context, wire_options, [&](wire::RouterEvent&& e) { engine.post(std::move(e)); });
+    } catch (const zmq::error_t& e) {
+      std::cerr << "capstan-coordinator: cannot bind " << wire_options.bind << ": " << e.what()
+                << " (in use? pick another with --bind)\n";
+      return 1;
+    }
+    engine.start(*router);
+
+    api::ApiOptions api_options;
+    api_options.port = api_port;
+    api_options.token = token;
+    api_options.coordinator_id = coordinator_id;
+    api_options.version = kVersion;
+    api::HttpApi http(store, engine, feed, api_options);
+    http.start();
+
+    std::string api_url = "http://127.0.0.1:" + std::to_string(http.port());
+    nlohmann::json info = {{"pid", ::getpid()},          {"api", api_url},
+                           {"wire", router->endpoint()}, {"tokenFile", token_file.string()},
+                           {"version", kVersion},        {"coordinatorId", coordinator_id}};
+    write_atomically(data_dir / "coordinator.json", info.dump(2) + "\n");
+    spdlog::info("capstan-coordinator {} ready: API {} , wire {}, data {}", kVersion, api_url,
+                 router->endpoint(), data_dir.string());
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received signal {}, shutting down", sig);
+    http.stop();
+    feed.close();
+    router.reset();
+    engine.stop();
+    fs::remove(data_dir / "coordinator.json");
+    spdlog::info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "capstan-coordinator: " << e.what() << "\n";
+    return 1;
+  }
+}

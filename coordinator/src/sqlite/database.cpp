@@ -1,0 +1,152 @@
+// SQLite connections, statements and transactions.
+#include "sqlite/database.h"
+
+namespace capstan::sqlite {
+
+namespace {
+[[noreturn]] void fail(sqlite3* db, const std::string& what) {
+  throw Error(what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+} // namespace
+
+Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
+  if (sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                         &stmt_, nullptr) != SQLITE_OK) {
+    fail(db, "cannot prepare \"" + std::string(sql.substr(0, 80)) + "\"");
+  }
+}
+
+Statement::~Statement() {
+  sqlite3_finalize(stmt_);
+}
+
+Statement& Statement::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::int64_t value) {
+  if (sqlite3_bind_int64(stmt_, index, value) != SQLITE_OK) fail(db_, "bind");
+  return *this;
+}
+
+Statement& Statement::bind(int index, double value) {
+  if (sqlite3_bind_double(stmt_, index, value) != SQLITE_OK) fail(db_, "bind");
+  return *this;
+}
+
+Statement& Statement::bind(int index, std::string_view value) {
+  if (sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
+                          SQLITE_UTF8) != SQLITE_OK) {
+    fail(db_, "bind");
+  }
+  return *this;
+}
+
+Statement& Statement::bind_null(int index) {
+  if (sqlite3_bind_null(stmt_, index) != SQLITE_OK) fail(db_, "bind");
+  return *this;
+}
+
+bool Statement::step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  std::string sql = sqlite3_sql(stmt_) ? sqlite3_sql(stmt_) : "";
+  sqlite3_reset(stmt_);
+  fail(db_, "\"" + sql.substr(0, 80) + "\" failed");
+}
+
+void Statement::run() {
+  while (step()) {
+  }
+}
+
+std::int64_t Statement::int64(int column) const {
+  return sqlite3_column_int64(stmt_, column);
+}
+
+double Statement::real(int column) const {
+  return sqlite3_column_double(stmt_, column);
+}
+
+std::string Statement::text(int column) const {
+  auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+  if (p == nullptr) return {};
+  return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
+}
+
+bool Statement::is_null(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
+
+Database::Database(const std::filesystem::path& file, bool read_only) {
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  flags |= SQLITE_OPEN_NOMUTEX; // each connection is used by one thread at a time
+  if (sqlite3_open_v2(file.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    std::string msg = "cannot open database " + file.string();
+    std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw Error(msg + ": " + why);
+  }
+  sqlite3_busy_timeout(db_, 10000);
+  if (!read_only) {
+    // WAL: readers never block the writer; NORMAL: a commit survives a process crash (kill -9);
+    // only a power loss can take back the last commits.
+    exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+  }
+  exec("PRAGMA foreign_keys=ON;");
+}
+
+Database::~Database() {
+  cache_.clear();
+  sqlite3_close_v2(db_);
+}
+
+Statement& Database::prepare(std::string_view sql) {
+  auto it = cache_.find(std::string(sql));
+  if (it == cache_.end()) {
+    it = cache_.emplace(std::string(sql), std::make_unique<Statement>(db_, sql)).first;
+  }
+  return it->second->reset();
+}
+
+void Database::exec(std::string_view sql) {
+  char* err = nullptr;
+  std::string text(sql);
+  if (sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw Error("\"" + text.substr(0, 80) + "\" failed: " + msg);
+  }
+}
+
+std::int64_t Database::last_insert_rowid() const {
+  return sqlite3_last_insert_rowid(db_);
+}
+
+int Database::changes() const {
+  return sqlite3_changes(db_);
+}
+
+Transaction::Transaction(Database& db) : db_(db) {
+  db_.prepare("BEGIN IMMEDIATE").run();
+}
+
+Transaction::~Transaction() {
+  if (!done_) {
+    try {
+      db_.prepare("ROLLBACK").run();
+    } catch (...) { // NOLINT(bugprone-empty-catch): nothing more can be done in a destructor
+    }
+  }
+}
+
+void Transaction::commit() {
+  db_.prepare("COMMIT").run();
+  done_ = true;
+}
+
+} // namespace capstan::sqlite

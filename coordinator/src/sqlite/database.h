@@ -1,0 +1,102 @@
+// A thin SQLite layer: connections with cached prepared statements, typed binds, transactions.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace capstan::sqlite {
+
+class Error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+class Database;
+
+// A prepared statement, reset on every bind-run cycle. Borrowed from the Database's cache: it
+// lives as long as the connection.
+class Statement {
+public:
+  Statement(sqlite3* db, std::string_view sql);
+  ~Statement();
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  // Resets and clears bindings: the start of every use.
+  Statement& reset();
+  Statement& bind(int index, std::int64_t value);
+  Statement& bind(int index, int value) { return bind(index, static_cast<std::int64_t>(value)); }
+  Statement& bind(int index, std::uint32_t value) {
+    return bind(index, static_cast<std::int64_t>(value));
+  }
+  Statement& bind(int index, double value);
+  Statement& bind(int index, std::string_view value);
+  Statement& bind(int index, const std::string& value) {
+    return bind(index, std::string_view(value));
+  }
+  Statement& bind(int index, const char* value) { return bind(index, std::string_view(value)); }
+  Statement& bind_null(int index);
+  Statement& bind(int index, const std::optional<std::int64_t>& value) {
+    return value ? bind(index, *value) : bind_null(index);
+  }
+
+  // Steps once: true while a row is available.
+  bool step();
+  // Runs to completion (for writes).
+  void run();
+
+  std::int64_t int64(int column) const;
+  double real(int column) const;
+  std::string text(int column) const;
+  bool is_null(int column) const;
+
+private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+class Database {
+public:
+  // Opens (creating) the file; WAL, foreign keys, a busy timeout. read_only opens an existing
+  // database for queries only.
+  explicit Database(const std::filesystem::path& file, bool read_only = false);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // The cached statement for this SQL text, reset and ready to bind.
+  Statement& prepare(std::string_view sql);
+  // Runs one or more statements without results (schema, pragmas).
+  void exec(std::string_view sql);
+  std::int64_t last_insert_rowid() const;
+  int changes() const;
+  sqlite3* handle() const { return db_; }
+
+private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, std::unique_ptr<Statement>> cache_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed without commit().
+class Transaction {
+public:
+  explicit Transaction(Database& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit();
+
+private:
+  Database& db_;
+  bool done_ = false;
+};
+
+} // namespace capstan::sqlite

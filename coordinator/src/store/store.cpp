@@ -1,0 +1,582 @@
+// The coordinator's SQLite store.
+#include "store/store.h"
+
+#include <stdexcept>
+
+namespace capstan::store {
+
+using nlohmann::json;
+
+bool status::terminal(const std::string& s) {
+  return s == kSucceeded || s == kFailed || s == kAborted || s == kSkipped;
+}
+
+namespace {
+
+// Each entry moves the schema from version i to i+1. Only ever append.
+const std::vector<const char*>& migrations() {
+  static const std::vector<const char*> list = {
+      R"sql(
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE objects (
+  kind TEXT NOT NULL, identifier TEXT NOT NULL, version INTEGER NOT NULL,
+  name TEXT NOT NULL, yaml TEXT NOT NULL, document TEXT NOT NULL, model TEXT NOT NULL,
+  source TEXT NOT NULL, applied_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, identifier, version));
+CREATE TABLE step_types (
+  type TEXT PRIMARY KEY, plugin TEXT NOT NULL, plugin_version TEXT NOT NULL,
+  description TEXT NOT NULL, retry_safe INTEGER NOT NULL, delegate TEXT NOT NULL,
+  last_seen INTEGER NOT NULL);
+CREATE TABLE delegates (
+  name TEXT PRIMARY KEY, instance_id TEXT NOT NULL, hostname TEXT NOT NULL,
+  version TEXT NOT NULL, tags TEXT NOT NULL, step_types TEXT NOT NULL, slots INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, connected INTEGER NOT NULL,
+  disconnect_reason TEXT NOT NULL DEFAULT '');
+CREATE TABLE executions (
+  id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, pipeline_version INTEGER NOT NULL,
+  sequence INTEGER NOT NULL, status TEXT NOT NULL, variables TEXT NOT NULL, plan TEXT NOT NULL,
+  created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  error_type TEXT NOT NULL, message TEXT NOT NULL, revision INTEGER NOT NULL);
+CREATE UNIQUE INDEX executions_by_pipeline ON executions (pipeline, sequence);
+CREATE INDEX executions_by_created ON executions (created_at);
+CREATE INDEX executions_by_status ON executions (status);
+CREATE TABLE stage_executions (
+  execution_id TEXT NOT NULL REFERENCES executions (id), stage_index INTEGER NOT NULL,
+  identifier TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL,
+  started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  PRIMARY KEY (execution_id, stage_index)) WITHOUT ROWID;
+CREATE TABLE step_executions (
+  execution_id TEXT NOT NULL REFERENCES executions (id), stage_index INTEGER NOT NULL,
+  step_index INTEGER NOT NULL, stage_identifier TEXT NOT NULL, identifier TEXT NOT NULL,
+  name TEXT NOT NULL, type TEXT NOT NULL, status TEXT NOT NULL, attempt INTEGER NOT NULL,
+  task_id TEXT NOT NULL, delegate TEXT NOT NULL, delegate_instance TEXT NOT NULL,
+  queued_at INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  timeout_ms INTEGER NOT NULL, error_type TEXT NOT NULL, message TEXT NOT NULL,
+  outputs TEXT NOT NULL,
+  PRIMARY KEY (execution_id, stage_index, step_index)) WITHOUT ROWID;
+CREATE TABLE logs (
+  execution_id TEXT NOT NULL, seq INTEGER NOT NULL, stage_index INTEGER NOT NULL,
+  step_index INTEGER NOT NULL, step TEXT NOT NULL, time INTEGER NOT NULL, level INTEGER NOT NULL,
+  line TEXT NOT NULL,
+  PRIMARY KEY (execution_id, seq)) WITHOUT ROWID;
+)sql",
+  };
+  return list;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+ObjectRecord read_object(sqlite::Statement& s) {
+  ObjectRecord o;
+  o.kind = s.text(0);
+  o.identifier = s.text(1);
+  o.version = s.int64(2);
+  o.name = s.text(3);
+  o.yaml = s.text(4);
+  o.document = json::parse(s.text(5));
+  o.model = json::parse(s.text(6));
+  o.source = s.text(7);
+  o.applied_at = s.int64(8);
+  return o;
+}
+
+constexpr const char* kExecutionColumns =
+    "id, pipeline, pipeline_version, sequence, status, variables, plan, created_at, started_at, "
+    "ended_at, error_type, message, revision";
+
+ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
+  ExecutionRecord e;
+  e.id = s.text(0);
+  e.pipeline = s.text(1);
+  e.pipeline_version = s.int64(2);
+  e.sequence = s.int64(3);
+  e.status = s.text(4);
+  e.variables = json::parse(s.text(5));
+  if (with_plan) e.plan = json::parse(s.text(6));
+  e.created_at = s.int64(7);
+  e.started_at = s.int64(8);
+  e.ended_at = s.int64(9);
+  e.error_type = s.text(10);
+  e.message = s.text(11);
+  e.revision = s.int64(12);
+  return e;
+}
+
+void load_children(sqlite::Database& db, ExecutionRecord& e) {
+  auto& st = db.prepare("SELECT stage_index, identifier, name, type, status, started_at, ended_at "
+                        "FROM stage_executions WHERE execution_id = ? ORDER BY stage_index");
+  st.bind(1, e.id);
+  while (st.step()) {
+    StageRecord r;
+    r.index = static_cast<int>(st.int64(0));
+    r.identifier = st.text(1);
+    r.name = st.text(2);
+    r.type = st.text(3);
+    r.status = st.text(4);
+    r.started_at = st.int64(5);
+    r.ended_at = st.int64(6);
+    e.stages.push_back(std::move(r));
+  }
+  auto& sp = db.prepare(
+      "SELECT stage_index, step_index, stage_identifier, identifier, name, type, status, attempt, "
+      "task_id, delegate, delegate_instance, queued_at, started_at, ended_at, timeout_ms, "
+      "error_type, message, outputs FROM step_executions WHERE execution_id = ? "
+      "ORDER BY stage_index, step_index");
+  sp.bind(1, e.id);
+  while (sp.step()) {
+    StepRecord r;
+    r.stage_index = static_cast<int>(sp.int64(0));
+    r.step_index = static_cast<int>(sp.int64(1));
+    r.stage_identifier = sp.text(2);
+    r.identifier = sp.text(3);
+    r.name = sp.text(4);
+    r.type = sp.text(5);
+    r.status = sp.text(6);
+    r.attempt = static_cast<std::uint32_t>(sp.int64(7));
+    r.task_id = sp.text(8);
+    r.delegate = sp.text(9);
+    r.delegate_instance = sp.text(10);
+    r.queued_at = sp.int64(11);
+    r.started_at = sp.int64(12);
+    r.ended_at = sp.int64(13);
+    r.timeout_ms = sp.int64(14);
+    r.error_type = sp.text(15);
+    r.message = sp.text(16);
+    r.outputs = json::parse(sp.text(17));
+    e.steps.push_back(std::move(r));
+  }
+}
+
+} // namespace
+
+int schema_version() {
+  return static_cast<int>(migrations().size());
+}
+
+Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.db") {
+  std::filesystem::create_directories(data_dir);
+  writer_ = std::make_unique<sqlite::Database>(file_);
+  migrate();
+}
+
+Store::~Store() = default;
+
+void Store::migrate() {
+  auto& v = writer_->prepare("PRAGMA user_version");
+  v.step();
+  int current = static_cast<int>(v.int64(0));
+  v.reset();
+  const auto& list = migrations();
+  if (current > static_cast<int>(list.size())) {
+    throw std::runtime_error(file_.string() + " has schema version " + std::to_string(current) +
+                             ", newer than this coordinator understands (" +
+                             std::to_string(list.size()) +
+                             "); run the coordinator release that wrote it");
+  }
+  for (int i = current; i < static_cast<int>(list.size()); ++i) {
+    sqlite::Transaction tx(*writer_);
+    writer_->exec(list[static_cast<std::size_t>(i)]);
+    writer_->exec("PRAGMA user_version = " + std::to_string(i + 1));
+    tx.commit();
+  }
+}
+
+std::unique_ptr<sqlite::Database> Store::borrow() {
+  {
+    std::lock_guard lock(pool_mutex_);
+    if (!pool_.empty()) {
+      auto conn = std::move(pool_.back());
+      pool_.pop_back();
+      return conn;
+    }
+  }
+  return std::make_unique<sqlite::Database>(file_, true);
+}
+
+void Store::give_back(std::unique_ptr<sqlite::Database> conn) {
+  if (!conn) return;
+  std::lock_guard lock(pool_mutex_);
+  if (pool_.size() < 16) pool_.push_back(std::move(conn));
+}
+
+std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
+  auto& db = *writer_;
+  auto& q = db.prepare("SELECT version, document FROM objects WHERE kind = ? AND identifier = ? "
+                       "ORDER BY version DESC LIMIT 1");
+  q.bind(1, o.kind).bind(2, o.identifier);
+  std::int64_t version = 0;
+  if (q.step()) {
+    version = q.int64(0);
+    bool same = json::parse(q.text(1)) == o.document;
+    q.reset();
+    if (same) return {version, false};
+  }
+  q.reset();
+  auto& ins = db.prepare("INSERT INTO objects (kind, identifier, version, name, yaml, document, "
+                         "model, source, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  ins.bind(1, o.kind)
+      .bind(2, o.identifier)
+      .bind(3, version + 1)
+      .bind(4, o.name)
+      .bind(5, o.yaml)
+      .bind(6, o.document.dump())
+      .bind(7, o.model.dump())
+      .bind(8, o.source)
+      .bind(9, o.applied_at ? o.applied_at : now_ms())
+      .run();
+  return {version + 1, true};
+}
+
+void Store::insert_execution(const ExecutionRecord& e) {
+  auto& db = *writer_;
+  db.prepare(std::string("INSERT INTO executions (") + kExecutionColumns +
+             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, e.id)
+      .bind(2, e.pipeline)
+      .bind(3, e.pipeline_version)
+      .bind(4, e.sequence)
+      .bind(5, e.status)
+      .bind(6, e.variables.dump())
+      .bind(7, e.plan.dump())
+      .bind(8, e.created_at)
+      .bind(9, e.started_at)
+      .bind(10, e.ended_at)
+      .bind(11, e.error_type)
+      .bind(12, e.message)
+      .bind(13, e.revision)
+      .run();
+  auto& st =
+      db.prepare("INSERT INTO stage_executions (execution_id, stage_index, identifier, "
+                 "name, type, status, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& s : e.stages) {
+    st.reset()
+        .bind(1, e.id)
+        .bind(2, s.index)
+        .bind(3, s.identifier)
+        .bind(4, s.name)
+        .bind(5, s.type)
+        .bind(6, s.status)
+        .bind(7, s.started_at)
+        .bind(8, s.ended_at)
+        .run();
+  }
+  auto& sp = db.prepare(
+      "INSERT INTO step_executions (execution_id, stage_index, step_index, stage_identifier, "
+      "identifier, name, type, status, attempt, task_id, delegate, delegate_instance, queued_at, "
+      "started_at, ended_at, timeout_ms, error_type, message, outputs) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& s : e.steps) {
+    sp.reset()
+        .bind(1, e.id)
+        .bind(2, s.stage_index)
+        .bind(3, s.step_index)
+        .bind(4, s.stage_identifier)
+        .bind(5, s.identifier)
+        .bind(6, s.name)
+        .bind(7, s.type)
+        .bind(8, s.status)
+        .bind(9, s.attempt)
+        .bind(10, s.task_id)
+        .bind(11, s.delegate)
+        .bind(12, s.delegate_instance)
+        .bind(13, s.queued_at)
+        .bind(14, s.started_at)
+        .bind(15, s.ended_at)
+        .bind(16, s.timeout_ms)
+        .bind(17, s.error_type)
+        .bind(18, s.message)
+        .bind(19, s.outputs.dump())
+        .run();
+  }
+}
+
+void Store::update_execution(const ExecutionRecord& e) {
+  writer_
+      ->prepare("UPDATE executions SET status = ?, started_at = ?, ended_at = ?, error_type = ?, "
+                "message = ?, revision = ? WHERE id = ?")
+      .bind(1, e.status)
+      .bind(2, e.started_at)
+      .bind(3, e.ended_at)
+      .bind(4, e.error_type)
+      .bind(5, e.message)
+      .bind(6, e.revision)
+      .bind(7, e.id)
+      .run();
+}
+
+void Store::update_stage(const std::string& execution_id, const StageRecord& s) {
+  writer_
+      ->prepare("UPDATE stage_executions SET status = ?, started_at = ?, ended_at = ? "
+                "WHERE execution_id = ? AND stage_index = ?")
+      .bind(1, s.status)
+      .bind(2, s.started_at)
+      .bind(3, s.ended_at)
+      .bind(4, execution_id)
+      .bind(5, s.index)
+      .run();
+}
+
+void Store::update_step(const std::string& execution_id, const StepRecord& s) {
+  writer_
+      ->prepare("UPDATE step_executions SET status = ?, attempt = ?, task_id = ?, delegate = ?, "
+                "delegate_instance = ?, queued_at = ?, started_at = ?, ended_at = ?, "
+                "error_type = ?, message = ?, outputs = ? "
+                "WHERE execution_id = ? AND stage_index = ? AND step_index = ?")
+      .bind(1, s.status)
+      .bind(2, s.attempt)
+      .bind(3, s.task_id)
+      .bind(4, s.delegate)
+      .bind(5, s.delegate_instance)
+      .bind(6, s.queued_at)
+      .bind(7, s.started_at)
+      .bind(8, s.ended_at)
+      .bind(9, s.error_type)
+      .bind(10, s.message)
+      .bind(11, s.outputs.dump())
+      .bind(12, execution_id)
+      .bind(13, s.stage_index)
+      .bind(14, s.step_index)
+      .run();
+}
+
+void Store::append_logs(const std::string& execution_id, const std::vector<LogRecord>& lines) {
+  auto& ins = writer_->prepare("INSERT INTO logs (execution_id, seq, stage_index, step_index, "
+                               "step, time, level, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  for (const auto& l : lines) {
+    ins.reset()
+        .bind(1, execution_id)
+        .bind(2, l.seq)
+        .bind(3, l.stage_index)
+        .bind(4, l.step_index)
+        .bind(5, l.step)
+        .bind(6, l.time)
+        .bind(7, l.level)
+        .bind(8, l.line)
+        .run();
+  }
+}
+
+void Store::put_delegate(const DelegateRecord& d) {
+  writer_
+      ->prepare("INSERT INTO delegates (name, instance_id, hostname, version, tags, step_types, "
+                "slots, first_seen, last_seen, connected, disconnect_reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '') ON CONFLICT (name) DO UPDATE SET "
+                "instance_id = excluded.instance_id, hostname = excluded.hostname, "
+                "version = excluded.version, tags = excluded.tags, "
+                "step_types = excluded.step_types, slots = excluded.slots, "
+                "last_seen = excluded.last_seen, connected = excluded.connected, "
+                "disconnect_reason = ''")
+      .bind(1, d.name)
+      .bind(2, d.instance_id)
+      .bind(3, d.hostname)
+      .bind(4, d.version)
+      .bind(5, d.tags.dump())
+      .bind(6, d.step_types.dump())
+      .bind(7, d.slots)
+      .bind(8, d.first_seen)
+      .bind(9, d.last_seen)
+      .bind(10, d.connected ? 1 : 0)
+      .run();
+}
+
+void Store::mark_delegate_disconnected(const std::string& name, const std::string& instance_id,
+                                       std::int64_t at, const std::string& reason) {
+  writer_
+      ->prepare("UPDATE delegates SET connected = 0, last_seen = ?, disconnect_reason = ? "
+                "WHERE name = ? AND instance_id = ?")
+      .bind(1, at)
+      .bind(2, reason)
+      .bind(3, name)
+      .bind(4, instance_id)
+      .run();
+}
+
+void Store::mark_all_delegates_disconnected(const std::string& reason) {
+  writer_->prepare("UPDATE delegates SET connected = 0, disconnect_reason = ? WHERE connected = 1")
+      .bind(1, reason)
+      .run();
+}
+
+void Store::put_step_type(const StepTypeRecord& t) {
+  writer_
+      ->prepare("INSERT INTO step_types (type, plugin, plugin_version, description, retry_safe, "
+                "delegate, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type) DO UPDATE "
+                "SET plugin = excluded.plugin, plugin_version = excluded.plugin_version, "
+                "description = excluded.description, retry_safe = excluded.retry_safe, "
+                "delegate = excluded.delegate, last_seen = excluded.last_seen")
+      .bind(1, t.type)
+      .bind(2, t.plugin)
+      .bind(3, t.plugin_version)
+      .bind(4, t.description)
+      .bind(5, t.retry_safe ? 1 : 0)
+      .bind(6, t.delegate)
+      .bind(7, t.last_seen)
+      .run();
+}
+
+std::int64_t Store::next_sequence(const std::string& pipeline) {
+  auto& q =
+      writer_->prepare("SELECT COALESCE(MAX(sequence), 0) FROM executions WHERE pipeline = ?");
+  q.bind(1, pipeline);
+  q.step();
+  auto n = q.int64(0) + 1;
+  q.reset();
+  return n;
+}
+
+std::vector<ExecutionRecord> Store::active_executions() {
+  std::vector<ExecutionRecord> out;
+  auto& q = writer_->prepare(std::string("SELECT ") + kExecutionColumns +
+                             " FROM executions WHERE status IN ('Queued', 'Running') "
+                             "ORDER BY created_at, id");
+  while (q.step()) out.push_back(read_execution(q, true));
+  for (auto& e : out) load_children(*writer_, e);
+  return out;
+}
+
+std::int64_t Store::last_log_seq(const std::string& execution_id) {
+  auto& q = writer_->prepare("SELECT COALESCE(MAX(seq), 0) FROM logs WHERE execution_id = ?");
+  q.bind(1, execution_id);
+  q.step();
+  auto n = q.int64(0);
+  q.reset();
+  return n;
+}
+
+std::optional<ObjectRecord> Store::object(const std::string& kind, const std::string& identifier) {
+  return read([&](sqlite::Database& db) -> std::optional<ObjectRecord> {
+    auto& q = db.prepare("SELECT kind, identifier, version, name, yaml, document, model, source, "
+                         "applied_at FROM objects WHERE kind = ? AND identifier = ? "
+                         "ORDER BY version DESC LIMIT 1");
+    q.bind(1, kind).bind(2, identifier);
+    if (!q.step()) return std::nullopt;
+    auto o = read_object(q);
+    q.reset();
+    return o;
+  });
+}
+
+std::vector<ObjectRecord> Store::objects(const std::string& kind) {
+  return read([&](sqlite::Database& db) {
+    std::vector<ObjectRecord> out;
+    auto& q = db.prepare(
+        "SELECT o.kind, o.identifier, o.version, o.name, o.yaml, o.document, o.model, o.source, "
+        "o.applied_at FROM objects o WHERE o.kind = ? AND o.version = (SELECT MAX(version) "
+        "FROM objects i WHERE i.kind = o.kind AND i.identifier = o.identifier) "
+        "ORDER BY o.identifier");
+    q.bind(1, kind);
+    while (q.step()) out.push_back(read_object(q));
+    return out;
+  });
+}
+
+std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix) {
+  return read([&](sqlite::Database& db) -> std::optional<ExecutionRecord> {
+    auto& exact =
+        db.prepare(std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE id = ?");
+    exact.bind(1, id_or_prefix);
+    std::optional<ExecutionRecord> found;
+    if (exact.step()) found = read_execution(exact, true);
+    exact.reset();
+    if (!found && id_or_prefix.size() >= 4 &&
+        id_or_prefix.find_first_of("%_") == std::string::npos) {
+      auto& pre = db.prepare(std::string("SELECT ") + kExecutionColumns +
+                             " FROM executions WHERE id LIKE ? || '%' LIMIT 2");
+      pre.bind(1, id_or_prefix);
+      if (pre.step()) {
+        found = read_execution(pre, true);
+        if (pre.step()) found.reset(); // ambiguous
+      }
+      pre.reset();
+    }
+    if (found) load_children(db, *found);
+    return found;
+  });
+}
+
+std::vector<ExecutionRecord> Store::executions(const ExecutionFilter& f) {
+  return read([&](sqlite::Database& db) {
+    std::vector<ExecutionRecord> out;
+    auto& q = db.prepare(std::string("SELECT ") + kExecutionColumns +
+                         " FROM executions WHERE (?1 = '' OR pipeline = ?1) AND "
+                         "(?2 = '' OR status = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3");
+    q.bind(1, f.pipeline).bind(2, f.status).bind(3, f.limit);
+    while (q.step()) out.push_back(read_execution(q, false));
+    return out;
+  });
+}
+
+std::vector<LogRecord> Store::logs(const std::string& execution_id, std::int64_t after, int limit,
+                                   const std::string& step) {
+  return read([&](sqlite::Database& db) {
+    std::vector<LogRecord> out;
+    auto& q = db.prepare(
+        "SELECT l.seq, l.stage_index, l.step_index, l.step, l.time, l.level, l.line FROM logs l "
+        "WHERE l.execution_id = ?1 AND l.seq > ?2 AND (?3 = '' OR l.step = ?3 OR "
+        "substr(l.step, instr(l.step, '.') + 1) = ?3) ORDER BY l.seq LIMIT ?4");
+    q.bind(1, execution_id).bind(2, after).bind(3, step).bind(4, limit);
+    while (q.step()) {
+      LogRecord r;
+      r.seq = q.int64(0);
+      r.stage_index = static_cast<int>(q.int64(1));
+      r.step_index = static_cast<int>(q.int64(2));
+      r.step = q.text(3);
+      r.time = q.int64(4);
+      r.level = static_cast<int>(q.int64(5));
+      r.line = q.text(6);
+      out.push_back(std::move(r));
+    }
+    return out;
+  });
+}
+
+std::vector<DelegateRecord> Store::delegates() {
+  return read([&](sqlite::Database& db) {
+    std::vector<DelegateRecord> out;
+    auto& q = db.prepare("SELECT name, instance_id, hostname, version, tags, step_types, slots, "
+                         "first_seen, last_seen, connected, disconnect_reason FROM delegates "
+                         "ORDER BY name");
+    while (q.step()) {
+      DelegateRecord d;
+      d.name = q.text(0);
+      d.instance_id = q.text(1);
+      d.hostname = q.text(2);
+      d.version = q.text(3);
+      d.tags = json::parse(q.text(4));
+      d.step_types = json::parse(q.text(5));
+      d.slots = static_cast<int>(q.int64(6));
+      d.first_seen = q.int64(7);
+      d.last_seen = q.int64(8);
+      d.connected = q.int64(9) != 0;
+      d.disconnect_reason = q.text(10);
+      out.push_back(std::move(d));
+    }
+    return out;
+  });
+}
+
+std::vector<StepTypeRecord> Store::step_types() {
+  return read([&](sqlite::Database& db) {
+    std::vector<StepTypeRecord> out;
+    auto& q = db.prepare("SELECT type, plugin, plugin_version, description, retry_safe, "
+                         "delegate, last_seen FROM step_types ORDER BY type");
+    while (q.step()) {
+      StepTypeRecord t;
+      t.type = q.text(0);
+      t.plugin = q.text(1);
+      t.plugin_version = q.text(2);
+      t.description = q.text(3);
+      t.retry_safe = q.int64(4) != 0;
+      t.delegate = q.text(5);
+      t.last_seen = q.int64(6);
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
+}
+
+} // namespace capstan::store

@@ -1,0 +1,83 @@
+// The coordinator's SQLite store: one file, schema migrations, one writer and pooled readers.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "sqlite/database.h"
+#include "store/records.h"
+
+namespace capstan::store {
+
+// The schema version this build writes (PRAGMA user_version).
+int schema_version();
+
+// Write methods use the writer connection and belong to one thread (the engine's) at a time;
+// read methods borrow a pooled reader and may be called from any thread. WAL lets readers run
+// beside the writer.
+class Store {
+public:
+  // Opens or creates <data_dir>/capstan.db and migrates it. Throws sqlite::Error, or
+  // std::runtime_error for a database written by a newer release.
+  explicit Store(const std::filesystem::path& data_dir);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::filesystem::path& file() const { return file_; }
+  sqlite::Database& writer() { return *writer_; }
+
+  // --- writes (writer thread) ---
+  // Stores a new version when the document changed; returns the version and whether it is new.
+  std::pair<std::int64_t, bool> put_object(const ObjectRecord& object);
+  void insert_execution(const ExecutionRecord& execution); // with its stages and steps
+  void update_execution(const ExecutionRecord& execution); // the execution row only
+  void update_stage(const std::string& execution_id, const StageRecord& stage);
+  void update_step(const std::string& execution_id, const StepRecord& step);
+  void append_logs(const std::string& execution_id, const std::vector<LogRecord>& lines);
+  void put_delegate(const DelegateRecord& delegate);
+  void mark_delegate_disconnected(const std::string& name, const std::string& instance_id,
+                                  std::int64_t at, const std::string& reason);
+  void mark_all_delegates_disconnected(const std::string& reason);
+  void put_step_type(const StepTypeRecord& type);
+  std::int64_t next_sequence(const std::string& pipeline);
+  std::vector<ExecutionRecord> active_executions(); // Queued or Running, oldest first
+  std::int64_t last_log_seq(const std::string& execution_id);
+
+  // --- reads (any thread) ---
+  std::optional<ObjectRecord> object(const std::string& kind, const std::string& identifier);
+  std::vector<ObjectRecord> objects(const std::string& kind);
+  // By id, or by a unique id prefix of at least 4 characters.
+  std::optional<ExecutionRecord> execution(const std::string& id_or_prefix);
+  std::vector<ExecutionRecord> executions(const ExecutionFilter& filter); // without steps
+  // Lines with seq > after, in order; `step` filters by "stage.step" or by step identifier.
+  std::vector<LogRecord> logs(const std::string& execution_id, std::int64_t after, int limit,
+                              const std::string& step = "");
+  std::vector<DelegateRecord> delegates();
+  std::vector<StepTypeRecord> step_types();
+
+private:
+  template <typename F> auto read(F&& f) {
+    auto conn = borrow();
+    struct Return {
+      Store* store;
+      std::unique_ptr<sqlite::Database>& conn;
+      ~Return() { store->give_back(std::move(conn)); }
+    } guard{this, conn};
+    return f(*conn);
+  }
+  std::unique_ptr<sqlite::Database> borrow();
+  void give_back(std::unique_ptr<sqlite::Database> conn);
+  void migrate();
+
+  std::filesystem::path file_;
+  std::unique_ptr<sqlite::Database> writer_;
+  std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
+  std::vector<std::unique_ptr<sqlite::Database>> pool_;
+};
+
+} // namespace capstan::store

@@ -1,0 +1,373 @@
+// capstan-delegate: connects out to the coordinator, announces the step types of its plugins and
+// runs the tasks it is given.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "capstan/delegate/plugin_host.h"
+#include "capstan/wire/client.h"
+#include "capstan/yaml/yaml.h"
+#include "task_runner.h"
+
+namespace fs = std::filesystem;
+using namespace capstan;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+const char* kUsage = R"(Usage: capstan-delegate [options]
+
+A Capstan delegate: connects to a coordinator, loads the plugins in its plugin folders, announces
+the step types they provide and runs the steps it is assigned.
+
+Options:
+  --coordinator ENDPOINT    the coordinator's wire endpoint (default tcp://127.0.0.1:7700)
+  --name NAME               the delegate's name (default: the host name)
+  --tag TAG                 a tag for delegate selectors (repeatable; TAG may be a,b,c)
+  --plugin-dir DIR          a plugin folder (repeatable; default: the bundled plugins,
+                            ../lib/capstan/plugins next to this program)
+  --slots N                 tasks run at once (default: the number of CPUs)
+  --data-dir DIR            work and plugin state directories (default:
+                            $CAPSTAN_HOME/delegate, or ~/.capstan/delegate)
+  --config FILE             a YAML file with any of: coordinator, name, tags, pluginDirs, slots,
+                            dataDir, and plugins (per-plugin settings: {shell: {...}});
+                            flags given on the command line win
+  --heartbeat-interval DUR  heartbeat period (default 1s)
+  --heartbeat-misses N      the coordinator is lost after N silent intervals (default 3)
+  --log-level LEVEL         trace, debug, info, warn or error (default info)
+  --version                 print the version and exit
+  -h, --help                show this help
+
+SIGTERM or SIGINT: running steps are cancelled and reported, then the delegate says goodbye.
+)";
+
+[[noreturn]] void usage_error(const std::string& message) {
+  std::cerr << "capstan-delegate: " << message << "\nRun 'capstan-delegate --help' for usage.\n";
+  std::exit(2);
+}
+
+std::chrono::milliseconds parse_ms(const std::string& flag, const std::string& v) {
+  // "1s", "500ms", "2m", or a bare number of milliseconds.
+  try {
+    std::size_t used = 0;
+    long long n = std::stoll(v, &used);
+    std::string unit = v.substr(used);
+    if (n > 0) {
+      if (unit.empty() || unit == "ms") return std::chrono::milliseconds(n);
+      if (unit == "s") return std::chrono::seconds(n);
+      if (unit == "m") return std::chrono::minutes(n);
+    }
+  } catch (const std::exception&) { // NOLINT(bugprone-empty-catch): reported below
+  }
+  usage_error(flag + " expects a duration such as 1s or 500ms, not '" + v + "'");
+}
+
+int parse_int(const std::string& flag, const std::string& v, int lo, int hi) {
+  try {
+    std::size_t used = 0;
+    int n = std::stoi(v, &used);
+    if (used == v.size() && n >= lo && n <= hi) return n;
+  } catch (const std::exception&) { // NOLINT(bugprone-empty-catch): reported below
+  }
+  usage_error(flag + " expects a number from " + std::to_string(lo) + " to " + std::to_string(hi) +
+              ", not '" + v + "'");
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "delegate";
+  return buf;
+}
+
+std::string instance_id() {
+  std::random_device rd;
+  std::mt19937_64 rng(rd());
+  std::ostringstream out;
+  out << std::hex << rng() << rng();
+  return out.str();
+}
+
+struct Config {
+  std::string coordinator = "tcp://127.0.0.1:7700";
+  std::string name;
+  std::vector<std::string> tags;
+  std::vector<fs::path> plugin_dirs;
+  int slots = 0;
+  fs::path data_dir;
+  json plugins = json::object();
+  wire::Liveness liveness;
+  std::string log_level = "info";
+};
+
+void split_tags(const std::string& v, std::vector<std::string>& out) {
+  std::stringstream ss(v);
+  std::string t;
+  while (std::getline(ss, t, ',')) {
+    if (!t.empty()) out.push_back(t);
+  }
+}
+
+// Settings from --config: the file's problems name file:line:column.
+void load_config_file(const fs::path& file, Config& c) {
+  std::ifstream in(file);
+  if (!in) usage_error("cannot read config file " + file.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  yaml::Document doc;
+  try {
+    doc = yaml::load(ss.str(), file.string());
+  } catch (const yaml::Error& e) {
+    usage_error(e.what());
+  }
+  if (doc.value.is_null()) return;
+  auto bad = [&](const std::string& key, const std::string& want) {
+    usage_error(doc.where.locate("/" + key) + ": '" + key + "' must be " + want);
+  };
+  if (!doc.value.is_object()) usage_error(file.string() + ": the config must be a mapping");
+  for (const auto& [key, v] : doc.value.items()) {
+    if (key == "coordinator" || key == "name" || key == "dataDir") {
+      if (!v.is_string()) bad(key, "a string");
+      if (key == "coordinator") c.coordinator = v.get<std::string>();
+      if (key == "name") c.name = v.get<std::string>();
+      if (key == "dataDir") c.data_dir = v.get<std::string>();
+    } else if (key == "tags" || key == "pluginDirs") {
+      if (!v.is_array()) bad(key, "a list of strings");
+      for (const auto& item : v) {
+        if (!item.is_string()) bad(key, "a list of strings");
+        if (key == "tags") c.tags.push_back(item.get<std::string>());
+        if (key == "pluginDirs") c.plugin_dirs.emplace_back(item.get<std::string>());
+      }
+    } else if (key == "slots") {
+      if (!v.is_number_integer() || v.get<int>() < 1) bad(key, "a positive number");
+      c.slots = v.get<int>();
+    } else if (key == "plugins") {
+      if (!v.is_object()) bad(key, "a mapping of plugin name to settings");
+      c.plugins = v;
+    } else {
+      usage_error(doc.where.locate("/" + yaml::pointer_escape(key)) + ": unknown setting '" + key +
+                  "' (expected coordinator, name, tags, pluginDirs, slots, dataDir, plugins)");
+    }
+  }
+}
+
+Config parse_args(int argc, char** argv) {
+  Config c;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // The config file first, so flags override it.
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) load_config_file(args[i + 1], c);
+    if (args[i].rfind("--config=", 0) == 0) load_config_file(args[i].substr(9), c);
+  }
+  std::vector<fs::path> dirs;
+  std::vector<std::string> tags;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string a = args[i], value;
+    bool inline_value = false;
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+      value = a.substr(eq + 1);
+      a = a.substr(0, eq);
+      inline_value = true;
+    }
+    auto next = [&]() -> std::string {
+      if (inline_value) return value;
+      if (i + 1 >= args.size()) usage_error(a + " needs a value");
+      return args[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (a == "--version") {
+      std::cout << "capstan-delegate " << kVersion << "\n";
+      std::exit(0);
+    } else if (a == "--config") {
+      next();
+    } else if (a == "--coordinator") {
+      c.coordinator = next();
+    } else if (a == "--name") {
+      c.name = next();
+    } else if (a == "--tag" || a == "--tags") {
+      split_tags(next(), tags);
+    } else if (a == "--plugin-dir") {
+      dirs.emplace_back(next());
+    } else if (a == "--slots") {
+      c.slots = parse_int(a, next(), 1, 4096);
+    } else if (a == "--data-dir") {
+      c.data_dir = next();
+    } else if (a == "--heartbeat-interval") {
+      c.liveness.interval = parse_ms(a, next());
+    } else if (a == "--heartbeat-misses") {
+      c.liveness.misses = static_cast<std::uint32_t>(parse_int(a, next(), 2, 100));
+    } else if (a == "--log-level") {
+      c.log_level = next();
+    } else {
+      usage_error("unknown option '" + a + "'");
+    }
+  }
+  if (!dirs.empty()) c.plugin_dirs = dirs;
+  if (!tags.empty()) c.tags = tags;
+  if (c.name.empty()) c.name = hostname();
+  if (c.slots <= 0) c.slots = std::max(1u, std::thread::hardware_concurrency());
+  if (c.data_dir.empty()) {
+    const char* home = std::getenv("CAPSTAN_HOME");
+    const char* user = std::getenv("HOME");
+    c.data_dir = home && *home ? fs::path(home) / "delegate"
+                               : fs::path(user && *user ? user : ".") / ".capstan" / "delegate";
+  }
+  if (c.plugin_dirs.empty()) {
+    // The bundled plugins, installed beside the binaries: bin/../lib/capstan/plugins.
+    c.plugin_dirs.push_back(fs::canonical("/proc/self/exe").parent_path().parent_path() / "lib" /
+                            "capstan" / "plugins");
+  }
+  return c;
+}
+
+// The delegate's side of the session: what Hello says and what arrives.
+class Session : public wire::ClientHandler {
+public:
+  Session(const Config& config, const delegate::PluginHost& host, delegate::TaskRunner& runner)
+      : config_(config), host_(host), runner_(runner), instance_(instance_id()) {}
+
+  wire::v1::Hello hello() override {
+    wire::v1::Hello h;
+    h.set_instance_id(instance_);
+    h.set_name(config_.name);
+    for (const auto& t : config_.tags) h.add_tags(t);
+    for (const auto& t : host_.step_types()) {
+      auto* ad = h.add_step_types();
+      ad->set_type(t.type);
+      ad->set_plugin(t.plugin);
+      ad->set_plugin_version(t.plugin_version);
+      ad->set_retry_safe(t.retry_safe);
+      ad->set_description(t.description);
+    }
+    h.set_slots(static_cast<std::uint32_t>(config_.slots));
+    h.set_version(kVersion);
+    h.set_hostname(hostname());
+    for (auto& r : runner_.running()) *h.add_running() = std::move(r);
+    for (auto& r : runner_.finished()) *h.add_finished() = std::move(r);
+    return h;
+  }
+  void on_welcome(const wire::v1::Welcome& w) override {
+    spdlog::info("connected to coordinator {} at {}", w.coordinator_id(), config_.coordinator);
+    runner_.resend_results();
+  }
+  void on_message(wire::v1::Envelope&& env) override {
+    switch (env.body_case()) {
+    case wire::v1::Envelope::kAssign:
+      runner_.assign(env.assign());
+      break;
+    case wire::v1::Envelope::kCancel:
+      runner_.cancel(env.cancel());
+      break;
+    case wire::v1::Envelope::kResultAck:
+      runner_.acknowledge(env.result_ack());
+      break;
+    default:
+      break;
+    }
+  }
+  void on_refused(const wire::v1::Refuse& r) override {
+    spdlog::error("the coordinator refused this delegate: {}", r.message());
+  }
+  void on_session_lost(const std::string& reason) override {
+    spdlog::warn("session with the coordinator lost: {}", reason);
+  }
+
+private:
+  const Config& config_;
+  const delegate::PluginHost& host_;
+  delegate::TaskRunner& runner_;
+  std::string instance_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Config config = parse_args(argc, argv);
+  auto level = spdlog::level::from_str(config.log_level);
+  if (level == spdlog::level::off && config.log_level != "off") {
+    usage_error("unknown log level '" + config.log_level + "'");
+  }
+  spdlog::set_level(level);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    fs::create_directories(config.data_dir);
+    auto lock_path = config.data_dir / "delegate.lock";
+    int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      std::cerr << "capstan-delegate: another delegate is running with data dir "
+                << config.data_dir.string() << "\n";
+      return 1;
+    }
+    // Work directories a previous run left behind (killed mid-task) are stale.
+    std::error_code ec;
+    fs::remove_all(config.data_dir / "work", ec);
+
+    delegate::PluginHost host(config.plugins, config.data_dir / "plugins", config.name);
+    host.load(config.plugin_dirs);
+    for (const auto& t : host.step_types()) {
+      spdlog::info("step type {} from plugin {} {}", t.type, t.plugin, t.plugin_version);
+    }
+    for (const auto& r : host.rejections()) {
+      spdlog::warn("plugin {} not loaded: {}", r.path.string(), r.reason);
+    }
+    if (host.step_types().empty()) {
+      spdlog::warn("no plugin provides any step type; this delegate can run nothing (plugin "
+                   "folders: {})",
+                   config.plugin_dirs.empty() ? "none" : config.plugin_dirs.front().string());
+    }
+
+    zmq::context_t context(1);
+    std::unique_ptr<wire::Client> client;
+    delegate::TaskRunner runner(host, config.slots, config.data_dir / "work",
+                                [&client](wire::v1::Envelope env) {
+                                  if (client) client->send(std::move(env));
+                                });
+    Session session(config, host, runner);
+    wire::ClientOptions options;
+    options.endpoint = config.coordinator;
+    options.liveness = config.liveness;
+    client = std::make_unique<wire::Client>(context, options, session);
+    spdlog::info("capstan-delegate {} '{}' ({} slots) connecting to {}", kVersion, config.name,
+                 config.slots, config.coordinator);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("received signal {}: cancelling running steps and leaving", sig);
+    runner.shutdown(std::chrono::seconds(10));
+    // Let the last results go out before the goodbye.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    client->close("delegate shutting down");
+    spdlog::info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "capstan-delegate: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,189 @@
+// The capstan CLI as a user runs it: up, apply, run, logs, executions, delegates, down, in a
+// temporary home, plus the bad inputs a user will hit.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "capstan/testing/testing.h"
+
+namespace capstan::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+// A home with a stack started by `capstan up`, always stopped by `capstan down`.
+class Home {
+public:
+  Home() : dir_("capstan-e2e") {}
+  ~Home() { capstan({"down"}); }
+
+  process::RunResult capstan(std::vector<std::string> args,
+                             std::chrono::milliseconds timeout = 60s) {
+    std::vector<std::string> argv = {binary("capstan").string(), "--home",
+                                     (dir_ / "home").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {{"HOME", dir_.path().string()}, {"NO_COLOR", "1"}}, timeout,
+               source_dir().string());
+  }
+  process::RunResult up(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {"up", "--api-port", "0", "--bind", "tcp://127.0.0.1:0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return capstan(args);
+  }
+  const TempDir& dir() const { return dir_; }
+
+private:
+  TempDir dir_;
+};
+
+std::string both(const process::RunResult& r) {
+  return r.out + r.err;
+}
+
+TEST(Cli, UpApplyRunLogsExecutionsDown) {
+  Home h;
+  auto up = h.up();
+  ASSERT_TRUE(up.status.success()) << both(up);
+  EXPECT_NE(up.out.find("coordinator started"), std::string::npos) << up.out;
+  EXPECT_NE(up.out.find("delegate local started"), std::string::npos) << up.out;
+  EXPECT_NE(up.out.find("step types: ShellScript"), std::string::npos) << up.out;
+
+  auto again = h.up();
+  ASSERT_TRUE(again.status.success()) << both(again);
+  EXPECT_NE(again.out.find("coordinator is already running"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("delegate local is already running"), std::string::npos) << again.out;
+
+  auto apply = h.capstan({"apply", "-f", "examples/"});
+  ASSERT_TRUE(apply.status.success()) << both(apply);
+  EXPECT_EQ(apply.out, "pipeline/shell_demo created\n");
+  auto unchanged = h.capstan({"apply", "-f", "examples/shell-pipeline.yaml"});
+  EXPECT_EQ(unchanged.out, "pipeline/shell_demo unchanged\n");
+
+  auto run = h.capstan({"run", "shell_demo", "--set", "greeting=Howdy"});
+  ASSERT_EQ(run.status.exit_code, 0) << both(run);
+  EXPECT_NE(run.out.find("build.version: Running on local"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("build.package | packaging release 1.0.1"), std::string::npos);
+  EXPECT_NE(run.out.find("announce.say | Howdy from Shell demo #1"), std::string::npos);
+  EXPECT_NE(run.out.find("announce.say: Succeeded"), std::string::npos);
+  EXPECT_NE(run.out.find(": Succeeded in"), std::string::npos);
+
+  auto list = h.capstan({"executions", "list", "-o", "json"});
+  ASSERT_TRUE(list.status.success()) << both(list);
+  auto items = json::parse(list.out);
+  ASSERT_EQ(items.size(), 1u);
+  std::string id = items[0]["id"];
+  EXPECT_EQ(items[0]["status"], "Succeeded");
+
+  auto table = h.capstan({"executions", "list"});
+  EXPECT_NE(table.out.find("ID"), std::string::npos);
+  EXPECT_NE(table.out.find(id), std::string::npos);
+
+  auto get = h.capstan({"executions", "get", id.substr(0, 6)});
+  ASSERT_TRUE(get.status.success()) << both(get);
+  EXPECT_NE(get.out.find("Status:     Succeeded"), std::string::npos) << get.out;
+  EXPECT_NE(get.out.find("build.version.version = 1.0.1"), std::string::npos) << get.out;
+
+  auto yaml = h.capstan({"executions", "get", id, "-o", "yaml"});
+  EXPECT_NE(yaml.out.find("status: Succeeded"), std::string::npos) << yaml.out;
+
+  auto logs = h.capstan({"logs", id, "--step", "say"});
+  ASSERT_TRUE(logs.status.success()) << both(logs);
+  EXPECT_NE(logs.out.find("Howdy from Shell demo #1\nreleased 1.0.1\n"), std::string::npos)
+      << logs.out;
+  auto all = h.capstan({"logs", id, "-f"});
+  EXPECT_NE(all.out.find("build.version | computed version 1.0.1"), std::string::npos);
+
+  auto delegates = h.capstan({"delegates"});
+  EXPECT_NE(delegates.out.find("local"), std::string::npos) << delegates.out;
+  EXPECT_NE(delegates.out.find("Connected"), std::string::npos) << delegates.out;
+
+  auto down = h.capstan({"down"});
+  ASSERT_TRUE(down.status.success()) << both(down);
+  EXPECT_NE(down.out.find("delegate stopped"), std::string::npos) << down.out;
+  EXPECT_NE(down.out.find("coordinator stopped"), std::string::npos) << down.out;
+  EXPECT_NE(h.capstan({"down"}).out.find("nothing is running"), std::string::npos);
+
+  // The coordinator is down: a clear message, a non-zero exit, no hang.
+  auto gone = h.capstan({"executions", "list"}, 15s);
+  EXPECT_EQ(gone.status.exit_code, 1);
+  EXPECT_NE(gone.err.find("no coordinator found"), std::string::npos) << gone.err;
+  EXPECT_NE(gone.err.find("capstan up"), std::string::npos) << gone.err;
+
+  // History survives a restart.
+  ASSERT_TRUE(h.up().status.success());
+  auto after = h.capstan({"executions", "get", id});
+  EXPECT_NE(after.out.find("Succeeded"), std::string::npos) << both(after);
+}
+
+TEST(Cli, BadInputGetsClearMessagesAndExitCodes) {
+  Home h;
+  ASSERT_TRUE(h.up().status.success());
+  write_file(h.dir() / "broken.yaml", "pipeline:\n  identifier: x\n  name: [oops\n");
+  auto broken = h.capstan({"apply", "-f", (h.dir() / "broken.yaml").string()});
+  EXPECT_EQ(broken.status.exit_code, 2);
+  EXPECT_NE(broken.err.find("broken.yaml:4:1:"), std::string::npos) << broken.err;
+
+  std::string example = read_file(source_dir() / "examples" / "shell-pipeline.yaml");
+  auto pos = example.find("type: ShellScript");
+  write_file(h.dir() / "typo.yaml", example.replace(pos, 17, "type: ShelScript"));
+  auto typo = h.capstan({"apply", "-f", (h.dir() / "typo.yaml").string()});
+  EXPECT_EQ(typo.status.exit_code, 2);
+  EXPECT_NE(typo.err.find("typo.yaml:19:25: unknown step type 'ShelScript'"), std::string::npos)
+      << typo.err;
+  EXPECT_NE(typo.err.find("ShellScript"), std::string::npos);
+
+  EXPECT_EQ(h.capstan({"run", "nope"}).status.exit_code, 1);
+  ASSERT_TRUE(h.capstan({"apply", "-f", "examples"}).status.success());
+  auto badvar = h.capstan({"run", "shell_demo", "--set", "colour=red"});
+  EXPECT_EQ(badvar.status.exit_code, 2);
+  EXPECT_NE(badvar.err.find("has no variable 'colour'"), std::string::npos) << badvar.err;
+  EXPECT_EQ(h.capstan({"run"}).status.exit_code, 2);
+  EXPECT_EQ(h.capstan({"frobnicate"}).status.exit_code, 2);
+  EXPECT_EQ(h.capstan({"apply", "-f", "no/such/file.yaml"}).status.exit_code, 2);
+
+  // A failing step: exit 1 with the step's reason.
+  std::string failing = read_file(source_dir() / "examples" / "shell-pipeline.yaml");
+  failing.replace(failing.find("identifier: shell_demo"), 22, "identifier: failing");
+  failing.replace(failing.find("echo \"computed version $version\""), 32, "exit 3");
+  write_file(h.dir() / "failing.yaml", failing);
+  ASSERT_TRUE(h.capstan({"apply", "-f", (h.dir() / "failing.yaml").string()}).status.success());
+  auto fails = h.capstan({"run", "failing"});
+  EXPECT_EQ(fails.status.exit_code, 1) << both(fails);
+  EXPECT_NE(fails.out.find("build.version: Failed"), std::string::npos) << fails.out;
+  EXPECT_NE(fails.out.find("Failed in"), std::string::npos) << fails.out;
+
+  // A server that is not there.
+  auto nowhere = run(
+      {binary("capstan").string(), "--server", "http://127.0.0.1:9", "--token", "x", "delegates"},
+      {}, 15s);
+  EXPECT_EQ(nowhere.status.exit_code, 1);
+  EXPECT_NE(nowhere.err.find("cannot reach the coordinator at http://127.0.0.1:9"),
+            std::string::npos)
+      << nowhere.err;
+}
+
+TEST(Cli, APluginThatThrowsOrReturnsGarbageFailsTheRunNotTheDelegate) {
+  Home h;
+  auto up =
+      h.up({"--plugin-dir", plugin_dir().string(), "--plugin-dir", CAPSTAN_FAULTY_PLUGIN_DIR});
+  ASSERT_TRUE(up.status.success()) << both(up);
+  for (std::string type : {"Throws", "Garbage"}) {
+    write_file(h.dir() / "faulty.yaml",
+               "pipeline:\n  identifier: faulty\n  name: Faulty\n  stages:\n    - stage:\n"
+               "        identifier: s\n        name: S\n        type: Custom\n        spec:\n"
+               "          execution:\n            steps:\n              - step:\n"
+               "                  type: " +
+                   type + "\n                  identifier: x\n                  name: X\n");
+    ASSERT_TRUE(h.capstan({"apply", "-f", (h.dir() / "faulty.yaml").string()}).status.success());
+    auto r = h.capstan({"run", "faulty"});
+    EXPECT_EQ(r.status.exit_code, 1) << both(r);
+    EXPECT_NE(r.out.find("s.x: Failed"), std::string::npos) << r.out;
+  }
+  auto ok = h.capstan({"apply", "-f", "examples"});
+  ASSERT_TRUE(ok.status.success());
+  EXPECT_EQ(h.capstan({"run", "shell_demo"}).status.exit_code, 0);
+}
+
+} // namespace
+} // namespace capstan::testing

@@ -1,0 +1,205 @@
+// A real coordinator and two delegates on loopback run pipelines through the bundled shell
+// plugin; the coordinator is killed (SIGKILL) and restarted and nothing is lost.
+#include <gtest/gtest.h>
+
+#include "stack.h"
+
+namespace capstan::testing {
+namespace {
+
+using nlohmann::json;
+
+std::filesystem::path example() {
+  return source_dir() / "examples" / "shell-pipeline.yaml";
+}
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+TEST(Fabric, ThreeStepPipelineRunsAndHistorySurvivesACoordinatorKill) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("alpha");
+  stack.start_delegate("beta");
+  ASSERT_TRUE(stack.wait_for_delegates(2));
+
+  auto applied = stack.apply_file(example());
+  ASSERT_EQ(stack.last_status(), 200) << applied.dump();
+  EXPECT_EQ(applied["results"][0]["action"], "created");
+
+  auto run =
+      stack.post("/api/v1/pipelines/shell_demo/executions", {{"variables", {{"greeting", "Hi"}}}});
+  ASSERT_EQ(stack.last_status(), 201) << run.dump();
+  std::string first = run["id"];
+  auto e = stack.wait_for_end(first);
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2);
+  ASSERT_EQ(e["stages"].size(), 2u);
+  for (const auto& stage : e["stages"]) {
+    EXPECT_EQ(stage["status"], "Succeeded");
+    for (const auto& step : stage["steps"]) {
+      EXPECT_EQ(step["status"], "Succeeded");
+      EXPECT_EQ(step["attempt"], 1);
+      EXPECT_TRUE(step["delegate"] == "alpha" || step["delegate"] == "beta");
+    }
+  }
+  EXPECT_EQ(e["stages"][0]["steps"][0]["outputs"]["version"], "1.0.1");
+  std::string logs = stack.logs(first);
+  EXPECT_NE(logs.find("build.package | packaging release 1.0.1"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("announce.say | Hi from Shell demo #1"), std::string::npos) << logs;
+
+  // kill -9: nothing gets to flush or say goodbye.
+  stack.kill_coordinator();
+  stack.start_coordinator();
+  ASSERT_TRUE(stack.wait_for_delegates(2)) << "delegates did not re-attach";
+
+  auto history = stack.get("/api/v1/executions/" + first);
+  EXPECT_EQ(history["status"], "Succeeded");
+  EXPECT_EQ(stack.logs(first), logs);
+
+  auto again = stack.post("/api/v1/pipelines/shell_demo/executions", json::object());
+  ASSERT_EQ(stack.last_status(), 201) << again.dump();
+  auto second = stack.wait_for_end(again["id"]);
+  EXPECT_EQ(second["status"], "Succeeded") << second.dump(2);
+  EXPECT_EQ(second["sequence"], 2);
+  EXPECT_NE(stack.logs(again["id"]).find("Hello from Shell demo #2"), std::string::npos);
+  EXPECT_EQ(stack.get("/api/v1/executions?pipeline=shell_demo")["items"].size(), 2u);
+}
+
+const char* kSleeper = R"(pipeline:
+  identifier: sleeper
+  name: Sleeper
+  stages:
+    - stage:
+        identifier: s
+        name: S
+        type: Custom
+        spec:
+          execution:
+            steps:
+              - step:
+                  type: ShellScript
+                  identifier: nap
+                  name: Nap
+                  timeout: 1m
+                  spec:
+                    shell: Bash
+                    source:
+                      type: Inline
+                      spec:
+                        script: |
+                          echo "nap begins"
+                          sleep 3
+                          echo "nap ends"
+              - step:
+                  type: ShellScript
+                  identifier: after
+                  name: After
+                  timeout: 1m
+                  spec:
+                    shell: Bash
+                    source:
+                      type: Inline
+                      spec:
+                        script: echo "after the nap"
+)";
+
+TEST(Fabric, ExecutionResumesWhenTheCoordinatorIsKilledMidStep) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("alpha");
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  write_file(dir / "sleeper.yaml", kSleeper);
+  stack.apply_file(dir / "sleeper.yaml");
+  ASSERT_EQ(stack.last_status(), 200);
+  std::string id = stack.post("/api/v1/pipelines/sleeper/executions", json::object())["id"];
+  ASSERT_TRUE(wait_until([&] { return stack.logs(id).find("nap begins") != std::string::npos; }));
+
+  stack.kill_coordinator();
+  stack.start_coordinator();
+  auto e = stack.wait_for_end(id);
+  EXPECT_EQ(e["status"], "Succeeded") << e.dump(2);
+  const auto& nap = e["stages"][0]["steps"][0];
+  EXPECT_EQ(nap["attempt"], 1) << "the step must not run twice";
+  EXPECT_EQ(nap["delegate"], "alpha");
+  std::string logs = stack.logs(id);
+  EXPECT_EQ(count(logs, "nap begins"), 1u) << logs;
+  EXPECT_NE(logs.find("after the nap"), std::string::npos) << logs;
+}
+
+TEST(Fabric, RunIsRefusedWhenNoConnectedDelegateProvidesAStepType) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& d = stack.start_delegate("alpha");
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  stack.apply_file(example());
+  ASSERT_EQ(stack.last_status(), 200);
+  d.child().signal(SIGTERM);
+  ASSERT_TRUE(stack.wait_for_delegates(0));
+  // A delegate without the shell plugin.
+  stack.start_delegate("empty", {dir / "no-plugins"});
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  auto r = stack.post("/api/v1/pipelines/shell_demo/executions", json::object());
+  EXPECT_EQ(stack.last_status(), 409);
+  std::string message = r["error"]["message"];
+  EXPECT_NE(message.find("'ShellScript'"), std::string::npos) << message;
+  EXPECT_NE(message.find("empty (no step types)"), std::string::npos) << message;
+}
+
+TEST(Fabric, APluginThatThrowsFailsTheStepAndTheDelegateCarriesOn) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& d = stack.start_delegate("alpha", {plugin_dir(), CAPSTAN_FAULTY_PLUGIN_DIR}, 2);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  for (const std::string type : {"Throws", "Garbage"}) {
+    write_file(dir / "faulty.yaml", "pipeline:\n  identifier: faulty\n  name: Faulty\n"
+                                    "  stages:\n    - stage:\n        identifier: s\n"
+                                    "        name: S\n        type: Custom\n        spec:\n"
+                                    "          execution:\n            steps:\n"
+                                    "              - step:\n                  type: " +
+                                        type +
+                                        "\n                  identifier: x\n"
+                                        "                  name: X\n                  spec: {}\n");
+    auto applied = stack.apply_file(dir / "faulty.yaml");
+    ASSERT_EQ(stack.last_status(), 200) << applied.dump();
+    std::string id = stack.post("/api/v1/pipelines/faulty/executions", json::object())["id"];
+    auto e = stack.wait_for_end(id);
+    EXPECT_EQ(e["status"], "Failed");
+    std::string message = e["stages"][0]["steps"][0]["message"];
+    EXPECT_FALSE(message.empty());
+    EXPECT_NE(e["message"].get<std::string>().find("step s.x failed"), std::string::npos)
+        << e.dump(2);
+  }
+  EXPECT_TRUE(d.child().running()) << d.log();
+  stack.apply_file(example());
+  std::string ok = stack.post("/api/v1/pipelines/shell_demo/executions", json::object())["id"];
+  EXPECT_EQ(stack.wait_for_end(ok)["status"], "Succeeded");
+}
+
+TEST(Fabric, ApiRefusesRequestsWithoutTheToken) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto info = json::parse(read_file(dir / "coordinator" / "coordinator.json"));
+  httplib::Client c(info["api"].get<std::string>());
+  auto res = c.Get("/api/v1/executions");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  c.set_bearer_token_auth("wrong");
+  EXPECT_EQ(c.Get("/api/v1/executions")->status, 401);
+  EXPECT_EQ(c.Get("/healthz")->status, 200);
+  auto perms = std::filesystem::status(dir / "coordinator" / "api-token").permissions();
+  EXPECT_EQ(perms & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+} // namespace
+} // namespace capstan::testing

@@ -1,0 +1,152 @@
+// The coordinator's SQLite store on real files: migrations, object versions, executions, logs.
+#include <gtest/gtest.h>
+
+#include "capstan/testing/testing.h"
+#include "sqlite/database.h"
+#include "store/store.h"
+
+namespace capstan::store {
+namespace {
+
+ObjectRecord pipeline(const std::string& id, int marker) {
+  ObjectRecord o;
+  o.kind = "pipeline";
+  o.identifier = id;
+  o.name = id;
+  o.yaml = "pipeline: {}";
+  o.document = {{"pipeline", {{"identifier", id}, {"marker", marker}}}};
+  o.model = {{"identifier", id}};
+  o.source = "p.yaml:1";
+  return o;
+}
+
+ExecutionRecord execution(const std::string& id) {
+  ExecutionRecord e;
+  e.id = id;
+  e.pipeline = "p";
+  e.pipeline_version = 1;
+  e.sequence = 1;
+  e.status = status::kRunning;
+  e.plan = {{"identifier", "p"}};
+  e.created_at = e.started_at = 1000;
+  e.stages.push_back({0, "s", "S", "Custom", status::kNotStarted, 0, 0});
+  StepRecord step;
+  step.stage_identifier = "s";
+  step.identifier = "a";
+  step.name = "A";
+  step.type = "ShellScript";
+  e.steps.push_back(step);
+  return e;
+}
+
+TEST(Store, FreshDatabaseIsMigratedToTheCurrentSchema) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  auto& q = s.writer().prepare("PRAGMA user_version");
+  ASSERT_TRUE(q.step());
+  EXPECT_EQ(q.int64(0), schema_version());
+  q.reset();
+  auto& wal = s.writer().prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(wal.step());
+  EXPECT_EQ(wal.text(0), "wal");
+  wal.reset();
+}
+
+TEST(Store, NewerSchemaIsRefusedWithAClearMessage) {
+  capstan::testing::TempDir dir;
+  {
+    sqlite::Database db(dir.path() / "capstan.db");
+    db.exec("PRAGMA user_version = 999");
+  }
+  try {
+    Store s(dir.path());
+    FAIL() << "opened a database from the future";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("newer than this coordinator"), std::string::npos);
+  }
+}
+
+TEST(Store, ObjectsGetAVersionPerChangeAndNoneForTheSameContent) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  EXPECT_EQ(s.put_object(pipeline("p", 1)), std::make_pair(std::int64_t{1}, true));
+  EXPECT_EQ(s.put_object(pipeline("p", 1)), std::make_pair(std::int64_t{1}, false));
+  EXPECT_EQ(s.put_object(pipeline("p", 2)), std::make_pair(std::int64_t{2}, true));
+  auto latest = s.object("pipeline", "p");
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(latest->version, 2);
+  EXPECT_EQ(latest->document["pipeline"]["marker"], 2);
+  EXPECT_EQ(s.objects("pipeline").size(), 1u);
+  EXPECT_FALSE(s.object("pipeline", "nope"));
+}
+
+TEST(Store, ExecutionsStepsAndLogsSurviveReopening) {
+  capstan::testing::TempDir dir;
+  {
+    Store s(dir.path());
+    sqlite::Transaction tx(s.writer());
+    auto e = execution("abcdef123456");
+    s.insert_execution(e);
+    e.steps[0].status = status::kSucceeded;
+    e.steps[0].outputs = {{"version", "1.0.1"}};
+    e.steps[0].attempt = 1;
+    s.update_step(e.id, e.steps[0]);
+    e.status = status::kSucceeded;
+    e.ended_at = 2000;
+    e.revision = 7;
+    s.update_execution(e);
+    std::vector<LogRecord> lines;
+    for (int i = 1; i <= 3; ++i) {
+      LogRecord l;
+      l.seq = i;
+      l.step = "s.a";
+      l.line = "line " + std::to_string(i);
+      lines.push_back(l);
+    }
+    s.append_logs(e.id, lines);
+    tx.commit();
+  }
+  Store s(dir.path());
+  auto e = s.execution("abcdef123456");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, status::kSucceeded);
+  EXPECT_EQ(e->revision, 7);
+  ASSERT_EQ(e->steps.size(), 1u);
+  EXPECT_EQ(e->steps[0].outputs["version"], "1.0.1");
+  EXPECT_TRUE(s.execution("abcd")) << "a unique prefix finds it";
+  EXPECT_FALSE(s.execution("abc")) << "prefixes shorter than 4 characters do not";
+  auto logs = s.logs(e->id, 1, 10);
+  ASSERT_EQ(logs.size(), 2u);
+  EXPECT_EQ(logs[0].line, "line 2");
+  EXPECT_EQ(s.logs(e->id, 0, 10, "a").size(), 3u) << "a step id without its stage matches";
+  EXPECT_EQ(s.logs(e->id, 0, 10, "s.a").size(), 3u);
+  EXPECT_TRUE(s.logs(e->id, 0, 10, "b").empty());
+  EXPECT_TRUE(s.active_executions().empty());
+}
+
+TEST(Store, UncommittedChangesAreRolledBack) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  {
+    sqlite::Transaction tx(s.writer());
+    s.insert_execution(execution("rolledback01"));
+  }
+  EXPECT_FALSE(s.execution("rolledback01"));
+}
+
+TEST(Store, ActiveExecutionsComeBackWithTheirSteps) {
+  capstan::testing::TempDir dir;
+  {
+    Store s(dir.path());
+    s.insert_execution(execution("running00001"));
+  }
+  Store s(dir.path());
+  auto active = s.active_executions();
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_EQ(active[0].steps.size(), 1u);
+  EXPECT_EQ(active[0].plan["identifier"], "p");
+  EXPECT_EQ(s.next_sequence("p"), 2);
+}
+
+} // namespace
+} // namespace capstan::store

@@ -1,0 +1,257 @@
+// The ROUTER/DEALER transport over real loopback sockets: sessions, heartbeats, loss, reconnects
+// and garbage.
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <vector>
+
+#include "capstan/testing/testing.h"
+#include "capstan/wire/client.h"
+#include "capstan/wire/router.h"
+
+namespace capstan::wire {
+namespace {
+
+using namespace std::chrono_literals;
+using capstan::testing::wait_until;
+
+// Collects router events; answers every Hello with a Welcome when asked to.
+struct Coordinator {
+  std::mutex mutex;
+  std::vector<RouterEvent> events;
+  std::unique_ptr<Router> router;
+  bool welcome = true;
+
+  explicit Coordinator(zmq::context_t& ctx, const std::string& bind = "tcp://127.0.0.1:0") {
+    RouterOptions o;
+    o.bind = bind;
+    o.liveness = {100ms, 3};
+    router = std::make_unique<Router>(ctx, o, [this](RouterEvent&& e) {
+      bool hello = e.kind == RouterEvent::Kind::kMessage && e.envelope.has_hello();
+      auto peer = e.peer;
+      {
+        std::lock_guard lock(mutex);
+        events.push_back(std::move(e));
+      }
+      if (hello && welcome) {
+        v1::Envelope w;
+        w.mutable_welcome()->set_coordinator_id("test");
+        router->send(peer, w);
+      }
+    });
+  }
+  int count(v1::Envelope::BodyCase body) {
+    std::lock_guard lock(mutex);
+    int n = 0;
+    for (const auto& e : events) {
+      if (e.kind == RouterEvent::Kind::kMessage && e.envelope.body_case() == body) ++n;
+    }
+    return n;
+  }
+  int lost() {
+    std::lock_guard lock(mutex);
+    int n = 0;
+    for (const auto& e : events) n += e.kind == RouterEvent::Kind::kPeerLost ? 1 : 0;
+    return n;
+  }
+  std::vector<v1::Envelope> messages(v1::Envelope::BodyCase body) {
+    std::lock_guard lock(mutex);
+    std::vector<v1::Envelope> out;
+    for (const auto& e : events) {
+      if (e.kind == RouterEvent::Kind::kMessage && e.envelope.body_case() == body) {
+        out.push_back(e.envelope);
+      }
+    }
+    return out;
+  }
+  PeerId last_hello_peer() {
+    std::lock_guard lock(mutex);
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (it->envelope.has_hello()) return it->peer;
+    }
+    return {};
+  }
+};
+
+struct Delegate : ClientHandler {
+  std::mutex mutex;
+  std::vector<v1::Envelope> received;
+  std::atomic<int> welcomes{0}, lost{0}, refused{0};
+  v1::Hello hello() override {
+    v1::Hello h;
+    h.set_name("d1");
+    h.set_instance_id("i1");
+    h.set_slots(1);
+    return h;
+  }
+  void on_welcome(const v1::Welcome&) override { ++welcomes; }
+  void on_message(v1::Envelope&& e) override {
+    std::lock_guard lock(mutex);
+    received.push_back(std::move(e));
+  }
+  void on_refused(const v1::Refuse&) override { ++refused; }
+  void on_session_lost(const std::string&) override { ++lost; }
+  std::size_t count() {
+    std::lock_guard lock(mutex);
+    return received.size();
+  }
+};
+
+ClientOptions client_options(const std::string& endpoint) {
+  ClientOptions o;
+  o.endpoint = endpoint;
+  o.liveness = {100ms, 3};
+  o.reconnect_min = 50ms;
+  o.reconnect_max = 400ms;
+  return o;
+}
+
+TEST(WireTransport, SessionOpensAndMessagesFlowBothWays) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  Delegate d;
+  Client client(ctx, client_options(c.router->endpoint()), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+  EXPECT_TRUE(client.attached());
+
+  v1::Envelope assign;
+  assign.mutable_assign()->set_task_id("t1");
+  assign.mutable_assign()->set_attempt(1);
+  c.router->send(c.last_hello_peer(), assign);
+  ASSERT_TRUE(wait_until([&] { return d.count() == 1; }, 5s));
+  EXPECT_EQ(d.received[0].assign().task_id(), "t1");
+
+  // Log lines of one attempt, posted in a burst, arrive complete and in order.
+  for (int i = 0; i < 500; ++i) {
+    v1::Envelope log;
+    log.mutable_log()->set_task_id("t1");
+    log.mutable_log()->set_attempt(1);
+    log.mutable_log()->add_lines()->set_text(std::to_string(i));
+    client.send(log);
+  }
+  v1::Envelope result;
+  result.mutable_result()->set_task_id("t1");
+  result.mutable_result()->set_attempt(1);
+  client.send(result);
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == 1; }, 5s));
+  std::vector<std::string> lines;
+  for (const auto& m : c.messages(v1::Envelope::kLog)) {
+    for (const auto& l : m.log().lines()) lines.push_back(l.text());
+  }
+  ASSERT_EQ(lines.size(), 500u);
+  for (int i = 0; i < 500; ++i) EXPECT_EQ(lines[static_cast<std::size_t>(i)], std::to_string(i));
+}
+
+TEST(WireTransport, SilentDelegateIsReportedLost) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  {
+    Delegate d;
+    Client client(ctx, client_options(c.router->endpoint()), d);
+    ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+    // Heartbeats keep the session open well past the dead-after window.
+    std::this_thread::sleep_for(600ms);
+    EXPECT_EQ(c.lost(), 0);
+  } // destroyed without a Bye: its heartbeats stop
+  ASSERT_TRUE(wait_until([&] { return c.lost() == 1; }, 5s));
+  EXPECT_EQ(c.router->stats().attached, 0u);
+}
+
+TEST(WireTransport, ByeEndsTheSessionAtOnce) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  Delegate d;
+  Client client(ctx, client_options(c.router->endpoint()), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+  client.close("done");
+  ASSERT_TRUE(wait_until([&] { return c.lost() == 1; }, 2s));
+  std::lock_guard lock(c.mutex);
+  EXPECT_NE(c.events.back().reason.find("said bye: done"), std::string::npos);
+}
+
+TEST(WireTransport, DelegateReattachesAfterTheCoordinatorRestarts) {
+  zmq::context_t ctx;
+  auto c = std::make_unique<Coordinator>(ctx);
+  std::string endpoint = c->router->endpoint();
+  Delegate d;
+  Client client(ctx, client_options(endpoint), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+  c.reset();
+  ASSERT_TRUE(wait_until([&] { return d.lost >= 1; }, 5s));
+  c = std::make_unique<Coordinator>(ctx, endpoint);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 2; }, 10s));
+  EXPECT_TRUE(client.attached());
+  EXPECT_GE(c->count(v1::Envelope::kHello), 1);
+}
+
+TEST(WireTransport, UnknownPeerIsToldToSayHello) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::rcvtimeo, 3000);
+  raw.connect(c.router->endpoint());
+  v1::Envelope hb;
+  hb.mutable_heartbeat();
+  raw.send(zmq::buffer(encode(hb)));
+  zmq::message_t reply;
+  ASSERT_TRUE(raw.recv(reply));
+  Decoded d = decode(reply.to_string_view());
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(d.envelope.has_refuse());
+  EXPECT_EQ(d.envelope.refuse().code(), v1::Refuse::CODE_UNKNOWN_SESSION);
+  EXPECT_EQ(c.count(v1::Envelope::kHeartbeat), 0); // never reached the application
+}
+
+TEST(WireTransport, GarbageIsDroppedAndOthersKeepBeingServed) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  Delegate d;
+  Client client(ctx, client_options(c.router->endpoint()), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+
+  zmq::socket_t rogue(ctx, zmq::socket_type::dealer);
+  rogue.connect(c.router->endpoint());
+  for (int i = 0; i < 200; ++i) {
+    rogue.send(zmq::buffer(std::string("\xff\x01garbage") + std::to_string(i)));
+  }
+  rogue.send(zmq::buffer(std::string("a")), zmq::send_flags::sndmore);
+  rogue.send(zmq::buffer(std::string("b")));
+  ASSERT_TRUE(wait_until([&] { return c.router->stats().garbage >= 201; }, 5s));
+
+  v1::Envelope ping;
+  ping.mutable_cancel()->set_task_id("still-here");
+  c.router->send(c.last_hello_peer(), ping);
+  ASSERT_TRUE(wait_until([&] { return d.count() == 1; }, 5s));
+  EXPECT_TRUE(client.attached());
+  EXPECT_EQ(c.lost(), 0);
+}
+
+TEST(WireTransport, WrongProtocolVersionIsRefusedWithTheReason) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  zmq::socket_t raw(ctx, zmq::socket_type::dealer);
+  raw.set(zmq::sockopt::rcvtimeo, 3000);
+  raw.connect(c.router->endpoint());
+  v1::Envelope hello;
+  hello.mutable_hello()->set_name("old");
+  hello.set_protocol_version(kProtocolVersion + 1);
+  raw.send(zmq::buffer(hello.SerializeAsString()));
+  zmq::message_t reply;
+  ASSERT_TRUE(raw.recv(reply));
+  Decoded d = decode(reply.to_string_view());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.envelope.refuse().code(), v1::Refuse::CODE_PROTOCOL_VERSION);
+  EXPECT_FALSE(d.envelope.refuse().retry());
+  EXPECT_EQ(c.count(v1::Envelope::kHello), 0);
+}
+
+TEST(WireTransport, BindingATakenAddressFailsClearly) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  RouterOptions o;
+  o.bind = c.router->endpoint();
+  EXPECT_THROW(Router(ctx, o, [](RouterEvent&&) {}), zmq::error_t);
+}
+
+} // namespace
+} // namespace capstan::wire

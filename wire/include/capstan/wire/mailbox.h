@@ -1,0 +1,61 @@
+// A queue that wakes a ZeroMQ poll loop: how other threads hand work to a socket's owner thread.
+#pragma once
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+#include <vector>
+
+namespace capstan::wire {
+
+// Any thread posts; the one thread that owns a socket polls fd() next to the socket (zmq_poll
+// takes plain descriptors) and drains. The eventfd is written only on the empty -> non-empty
+// transition, so a burst of posts costs one wake-up.
+template <typename T> class Mailbox {
+public:
+  Mailbox() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (fd_ < 0) throw std::runtime_error("eventfd failed");
+  }
+  ~Mailbox() { ::close(fd_); }
+  Mailbox(const Mailbox&) = delete;
+  Mailbox& operator=(const Mailbox&) = delete;
+
+  void post(T item) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      wake = items_.empty();
+      items_.push_back(std::move(item));
+    }
+    if (wake) signal();
+  }
+
+  // Everything posted so far, in order; clears the wake-up.
+  std::vector<T> drain() {
+    std::uint64_t count = 0;
+    [[maybe_unused]] auto n = ::read(fd_, &count, sizeof count);
+    std::vector<T> out;
+    std::lock_guard lock(mutex_);
+    out.swap(items_);
+    return out;
+  }
+
+  // Wakes the owner without posting (used to ask it to stop).
+  void signal() {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
+  }
+
+  int fd() const { return fd_; }
+
+private:
+  int fd_;
+  std::mutex mutex_; // guards items_: posted from any thread, drained by the owner
+  std::vector<T> items_;
+};
+
+} // namespace capstan::wire

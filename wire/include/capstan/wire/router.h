@@ -1,0 +1,90 @@
+// The coordinator's end of the wire: one ROUTER socket, owned by one thread, that keeps
+// delegate sessions alive with heartbeats and reports what arrives.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "capstan/wire/codec.h"
+
+namespace capstan::wire {
+
+// Heartbeat timing, the same on both ends: a beat every `interval`; a peer silent for
+// `misses` intervals is dead.
+struct Liveness {
+  std::chrono::milliseconds interval{1000};
+  std::uint32_t misses = 3;
+  std::chrono::milliseconds dead_after() const { return interval * misses; }
+};
+
+struct RouterOptions {
+  std::string bind = "tcp://127.0.0.1:7700"; // port 0 picks a free port; see Router::endpoint()
+  Liveness liveness;
+  std::size_t max_message_bytes = kDefaultMaxMessageBytes;
+  // Queued messages per peer each way. Past it a send to that peer fails and the peer is
+  // treated as lost, instead of the coordinator buffering without bound for a stuck delegate.
+  int send_hwm = 20000;
+  int receive_hwm = 20000;
+};
+
+// A peer is a connection, named by the routing id ZeroMQ gave it. A delegate that reconnects
+// comes back as a new peer; its Hello (same instance id) says who it is.
+using PeerId = std::string;
+
+struct RouterEvent {
+  enum class Kind {
+    kMessage,  // an envelope from a peer: a Hello from anyone, anything else from attached peers
+    kPeerLost, // an attached peer went silent, became unreachable or said Bye
+  };
+  Kind kind = Kind::kMessage;
+  PeerId peer;
+  v1::Envelope envelope; // kMessage
+  std::string reason;    // kPeerLost
+};
+
+struct RouterStats {
+  std::uint64_t received = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t garbage = 0;       // frames that were not a valid envelope
+  std::uint64_t undeliverable = 0; // sends to peers that were gone or full
+  std::uint64_t peers_lost = 0;
+  std::uint64_t attached = 0; // peers with an open session now
+};
+
+// Sessions: a peer becomes attached when the application sends it a Welcome and detached
+// when the application sends it a Refuse or a Bye, or when it is lost. Messages other than
+// Hello from peers that are not attached are answered with Refuse(UNKNOWN_SESSION) here,
+// without bothering the application; garbage is counted and dropped, never answered.
+class Router {
+public:
+  // Called on the router's thread for every event; must not block (hand off to a queue).
+  using Sink = std::function<void(RouterEvent&&)>;
+
+  // Binds (throws zmq::error_t when the address is taken or invalid) and starts the thread.
+  Router(zmq::context_t& context, RouterOptions options, Sink sink);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // The bound endpoint with the real port, e.g. "tcp://127.0.0.1:40123".
+  const std::string& endpoint() const;
+
+  // Thread-safe; queued for the router's thread.
+  void send(const PeerId& peer, v1::Envelope envelope);
+  // Forgets a peer without a message (a delegate that re-attached from another connection).
+  void forget(const PeerId& peer);
+
+  RouterStats stats() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace capstan::wire

@@ -1,0 +1,302 @@
+// The delegate's DEALER socket and its thread: Hello, heartbeats, Paranoid-Pirate reconnects.
+#include "capstan/wire/client.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "capstan/wire/mailbox.h"
+
+namespace capstan::wire {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+// A Log message grows up to about this size before a new one is started.
+constexpr std::size_t kMaxLogBatchBytes = 256 * 1024;
+
+std::string task_key(const std::string& task_id, std::uint32_t attempt) {
+  return task_id + '#' + std::to_string(attempt);
+}
+} // namespace
+
+struct Client::Impl {
+  enum class State { kWaiting, kHelloSent, kAttached };
+
+  zmq::context_t& context;
+  ClientOptions options;
+  ClientHandler& handler;
+  std::unique_ptr<zmq::socket_t> socket;
+  Mailbox<v1::Envelope> outbox;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> is_attached{false};
+  std::string bye_reason;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  // Owned by the client thread.
+  State state = State::kWaiting;
+  Clock::time_point next_attempt;   // kWaiting: when to connect and say Hello
+  Clock::time_point hello_deadline; // kHelloSent: when to give up on a Welcome
+  Clock::time_point last_heard;
+  Clock::time_point next_beat;
+  unsigned failures = 0;
+  std::thread thread;
+
+  Impl(zmq::context_t& ctx, ClientOptions opts, ClientHandler& h)
+      : context(ctx), options(std::move(opts)), handler(h) {
+    next_attempt = Clock::now();
+    thread = std::thread([this] { loop(); });
+  }
+
+  ~Impl() {
+    stopping = true;
+    outbox.signal();
+    if (thread.joinable()) thread.join();
+  }
+
+  milliseconds backoff() {
+    auto base = options.reconnect_min.count();
+    auto cap = options.reconnect_max.count();
+    long long delay = base;
+    for (unsigned i = 0; i < failures && delay < cap; ++i) delay *= 2;
+    delay = std::min<long long>(delay, cap);
+    std::uniform_int_distribution<long long> pick(delay / 2, delay);
+    ++failures;
+    return milliseconds(pick(rng));
+  }
+
+  void open_socket() {
+    socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    socket->set(zmq::sockopt::sndhwm, options.send_hwm);
+    socket->set(zmq::sockopt::rcvhwm, options.receive_hwm);
+    socket->set(zmq::sockopt::maxmsgsize,
+                static_cast<std::int64_t>(options.max_message_bytes + 1024));
+    socket->set(zmq::sockopt::linger, 0);
+    // libzmq's own reconnects (after a dropped TCP connection) back off too, jittered per socket.
+    std::uniform_int_distribution<int> jitter(100, 300);
+    socket->set(zmq::sockopt::reconnect_ivl, jitter(rng));
+    socket->set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(options.reconnect_max.count()));
+    socket->connect(options.endpoint);
+  }
+
+  void say_hello() {
+    v1::Envelope env;
+    *env.mutable_hello() = handler.hello();
+    send_now(env);
+    state = State::kHelloSent;
+    hello_deadline = Clock::now() + options.liveness.dead_after();
+  }
+
+  // The session is gone or never came: start over on a fresh socket after a backoff.
+  void restart(const std::string& reason, bool was_attached) {
+    if (was_attached) handler.on_session_lost(reason);
+    is_attached = false;
+    socket.reset();
+    state = State::kWaiting;
+    auto wait = backoff();
+    next_attempt = Clock::now() + wait;
+    spdlog::info("wire: {}; reconnecting to {} in {} ms", reason, options.endpoint, wait.count());
+  }
+
+  bool send_now(const v1::Envelope& env) {
+    if (!socket) return false;
+    std::string bytes = encode(env);
+    try {
+      return socket->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("wire: send failed: {}", e.what());
+      return false;
+    }
+  }
+
+  void loop() {
+    while (!stopping) {
+      auto now = Clock::now();
+      if (state == State::kWaiting && now >= next_attempt) {
+        try {
+          open_socket();
+          say_hello();
+        } catch (const zmq::error_t& e) {
+          spdlog::error("wire: cannot connect to {}: {}", options.endpoint, e.what());
+          restart("connect failed", false);
+        }
+      }
+      Clock::time_point wake;
+      switch (state) {
+      case State::kWaiting:
+        wake = next_attempt;
+        break;
+      case State::kHelloSent:
+        wake = hello_deadline;
+        break;
+      case State::kAttached:
+        wake = std::min(next_beat, last_heard + options.liveness.dead_after());
+        break;
+      }
+      std::vector<zmq::pollitem_t> items = {{nullptr, outbox.fd(), ZMQ_POLLIN, 0}};
+      if (socket) items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
+      auto wait = std::chrono::duration_cast<milliseconds>(wake - Clock::now());
+      try {
+        zmq::poll(items.data(), items.size(), std::max(wait, milliseconds(0)));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        spdlog::error("wire: poll failed: {}", e.what());
+        break;
+      }
+      if (items[0].revents & ZMQ_POLLIN) flush_outbox();
+      if (items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) receive_all();
+      now = Clock::now();
+      if (state == State::kHelloSent && now >= hello_deadline) {
+        restart("no answer to Hello from " + options.endpoint, false);
+      } else if (state == State::kAttached) {
+        if (now - last_heard > options.liveness.dead_after()) {
+          restart("coordinator silent for " +
+                      std::to_string(options.liveness.dead_after().count()) + " ms",
+                  true);
+        } else if (now >= next_beat) {
+          v1::Envelope hb;
+          hb.mutable_heartbeat();
+          send_now(hb);
+          next_beat = now + options.liveness.interval;
+        }
+      }
+    }
+    if (socket && is_attached && !bye_reason.empty()) {
+      flush_outbox();
+      v1::Envelope bye;
+      bye.mutable_bye()->set_reason(bye_reason);
+      send_now(bye);
+    }
+  }
+
+  // Sends what other threads queued, merging log lines of one attempt into few messages.
+  void flush_outbox() {
+    auto items = outbox.drain();
+    if (!is_attached) return;
+    std::vector<v1::Envelope> batch;
+    batch.reserve(items.size());
+    std::unordered_map<std::string, std::size_t> open_log; // attempt -> index in batch
+    std::unordered_map<std::string, std::size_t> open_size;
+    for (auto& env : items) {
+      if (env.has_log()) {
+        auto key = task_key(env.log().task_id(), env.log().attempt());
+        auto it = open_log.find(key);
+        if (it != open_log.end() && open_size[key] < kMaxLogBatchBytes) {
+          auto* target = batch[it->second].mutable_log();
+          for (auto& line : *env.mutable_log()->mutable_lines()) {
+            open_size[key] += line.text().size() + 16;
+            *target->add_lines() = std::move(line);
+          }
+          continue;
+        }
+        open_log[key] = batch.size();
+        open_size[key] = env.ByteSizeLong();
+      } else if (env.has_result()) {
+        // Lines after a Result would be out of order; close the attempt's batch.
+        open_log.erase(task_key(env.result().task_id(), env.result().attempt()));
+      }
+      batch.push_back(std::move(env));
+    }
+    for (const auto& env : batch) send_now(env);
+  }
+
+  void receive_all() {
+    for (int i = 0; i < 1000 && socket; ++i) {
+      zmq::message_t msg;
+      zmq::recv_result_t got;
+      try {
+        got = socket->recv(msg, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        spdlog::warn("wire: receive failed: {}", e.what());
+        return;
+      }
+      if (!got) return;
+      if (msg.more()) {
+        // A ROUTER never sends us multipart; drain and drop.
+        while (socket->get(zmq::sockopt::rcvmore) != 0) {
+          zmq::message_t rest;
+          if (!socket->recv(rest, zmq::recv_flags::dontwait)) break;
+        }
+        continue;
+      }
+      Decoded d = decode(msg.to_string_view(), options.max_message_bytes);
+      if (!d.ok()) {
+        spdlog::warn("wire: dropped a bad message from the coordinator: {}", d.message);
+        continue;
+      }
+      last_heard = Clock::now();
+      handle(std::move(d.envelope));
+    }
+  }
+
+  void handle(v1::Envelope&& env) {
+    switch (env.body_case()) {
+    case v1::Envelope::kWelcome:
+      if (state == State::kAttached) return; // a duplicate; nothing to do
+      state = State::kAttached;
+      is_attached = true;
+      failures = 0;
+      next_beat = Clock::now() + options.liveness.interval;
+      handler.on_welcome(env.welcome());
+      return;
+    case v1::Envelope::kRefuse: {
+      const auto& r = env.refuse();
+      bool was = state == State::kAttached;
+      if (r.code() == v1::Refuse::CODE_UNKNOWN_SESSION) {
+        // The coordinator does not know this connection (it restarted, or our connection was
+        // re-established): open a new session at once on the same socket.
+        if (was) handler.on_session_lost("coordinator has no session for us (restarted?)");
+        is_attached = false;
+        if (state != State::kHelloSent) say_hello();
+        return;
+      }
+      if (!r.retry()) {
+        handler.on_refused(r);
+        failures = 64; // the longest backoff from now on
+      }
+      restart("coordinator refused the session: " + r.message(), was);
+      return;
+    }
+    case v1::Envelope::kBye:
+      restart("coordinator said bye: " + env.bye().reason(), state == State::kAttached);
+      return;
+    case v1::Envelope::kHeartbeat:
+      return;
+    default:
+      if (state == State::kAttached) handler.on_message(std::move(env));
+      return;
+    }
+  }
+};
+
+Client::Client(zmq::context_t& context, ClientOptions options, ClientHandler& handler)
+    : impl_(std::make_unique<Impl>(context, std::move(options), handler)) {}
+
+Client::~Client() = default;
+
+void Client::send(v1::Envelope envelope) {
+  impl_->outbox.post(std::move(envelope));
+}
+
+bool Client::attached() const {
+  return impl_->is_attached;
+}
+
+void Client::close(const std::string& reason, std::chrono::milliseconds linger) {
+  if (!impl_->thread.joinable()) return;
+  impl_->bye_reason = reason.empty() ? "closing" : reason;
+  impl_->stopping = true;
+  impl_->outbox.signal();
+  impl_->thread.join();
+  if (impl_->socket) {
+    impl_->socket->set(zmq::sockopt::linger, static_cast<int>(linger.count()));
+    impl_->socket.reset();
+  }
+}
+
+} // namespace capstan::wire
