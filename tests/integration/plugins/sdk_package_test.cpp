@@ -2,6 +2,9 @@
 // only, and run its step through the plugin host next to the bundled plugins.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+
+#include <fstream>
 
 #include "capstan/delegate/plugin_host.h"
 #include "capstan/testing/task_recorder.h"
@@ -29,8 +32,9 @@ void copy_tree(const fs::path& from, const fs::path& to) {
   fs::copy(from, to, fs::copy_options::recursive);
 }
 
-TEST(SdkPackage, OutOfTreePluginBuildsAgainstTheInstalledSdkAloneAndRuns) {
-  TempDir tmp("sdk-package");
+// Installs the SDK under tmp/prefix and builds a copy of sdk/examples/hello against it alone;
+// returns the folder holding hello.so.
+fs::path build_hello(const TempDir& tmp) {
   const fs::path prefix = tmp / "prefix";
   must_run({CAPSTAN_CMAKE_COMMAND, "--install", CAPSTAN_BUILD_DIR, "--component", "sdk", "--prefix",
             prefix.string()});
@@ -51,13 +55,20 @@ TEST(SdkPackage, OutOfTreePluginBuildsAgainstTheInstalledSdkAloneAndRuns) {
             "-DCMAKE_CXX_COMPILER=" CAPSTAN_CXX_COMPILER, "-DCMAKE_BUILD_TYPE=Release",
             "-DCMAKE_PREFIX_PATH=" + prefix.string(), "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF"});
   must_run({CAPSTAN_CMAKE_COMMAND, "--build", build.string()});
-  ASSERT_TRUE(fs::exists(build / "hello.so"));
+  EXPECT_TRUE(fs::exists(build / "hello.so"));
   const std::string cache = testing::read_file(build / "CMakeCache.txt");
   EXPECT_THAT(cache, HasSubstr("Capstan_DIR:PATH=" + (prefix / "lib/cmake/Capstan").string()));
   EXPECT_EQ(cache.find(testing::source_dir().string()), std::string::npos)
       << "the out-of-tree build refers to the source tree";
   EXPECT_EQ(cache.find(std::string(CAPSTAN_BUILD_DIR) + "/"), std::string::npos)
       << "the out-of-tree build refers to the build tree";
+  return build;
+}
+
+TEST(SdkPackage, OutOfTreePluginBuildsAgainstTheInstalledSdkAloneAndRuns) {
+  TempDir tmp("sdk-package");
+  const fs::path build = build_hello(tmp);
+  ASSERT_TRUE(fs::exists(build / "hello.so"));
 
   // Dropped into a plugin folder next to the bundled plugins, it loads and runs.
   const fs::path plugins = tmp / "plugins";
@@ -86,6 +97,118 @@ TEST(SdkPackage, OutOfTreePluginBuildsAgainstTheInstalledSdkAloneAndRuns) {
   r = host.execute(req, rec.callbacks());
   EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
   EXPECT_THAT(r.message(), HasSubstr("/name: must not be empty (minLength)"));
+}
+
+// The local stack `capstan up` starts under a temp home, stopped by `capstan down` whatever
+// happens.
+class Stack {
+public:
+  explicit Stack(const TempDir& tmp) : tmp_(tmp) {}
+  ~Stack() { capstan({"down"}); }
+  process::RunResult capstan(std::vector<std::string> args) {
+    std::vector<std::string> argv = {testing::binary("capstan").string(), "--home",
+                                     (tmp_ / "home").string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return testing::run(argv, {{"HOME", tmp_.path().string()}, {"NO_COLOR", "1"}},
+                        std::chrono::seconds(60), tmp_.path().string());
+  }
+  fs::path home() const { return tmp_ / "home"; }
+
+private:
+  const TempDir& tmp_;
+};
+
+constexpr const char* kHelloPipeline = R"(pipeline:
+  identifier: hello_demo
+  name: Hello demo
+  stages:
+    - stage:
+        identifier: greet
+        name: Greet
+        type: Custom
+        spec:
+          execution:
+            steps:
+              - step:
+                  type: Hello
+                  identifier: hello
+                  name: Say hello
+                  timeout: 1m
+                  spec:
+                    name: world
+              - step:
+                  type: ShellScript
+                  identifier: echo
+                  name: Echo the greeting
+                  timeout: 1m
+                  spec:
+                    shell: Bash
+                    source:
+                      type: Inline
+                      spec:
+                        script: echo "greeting=<+execution.steps.hello.output.outputVariables.greeting>"
+)";
+
+bool process_alive(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+// What a third party does: build the plugin against the installed SDK, copy the .so into a
+// running delegate's plugin folder, restart the delegate — and nothing else.
+TEST(SdkPackage, DroppedIntoADelegatesPluginFolderItsStepRunsAfterARestart) {
+  TempDir tmp("plugin-drop-in");
+  const fs::path build = build_hello(tmp);
+  ASSERT_TRUE(fs::exists(build / "hello.so"));
+  const fs::path plugins = tmp / "plugins";
+  fs::create_directories(plugins);
+  fs::copy_file(testing::plugin_dir() / "shell.so", plugins / "shell.so");
+  testing::write_file(tmp / "hello.yaml", kHelloPipeline);
+
+  Stack stack(tmp);
+  auto up = stack.capstan(
+      {"up", "--api-port", "0", "--bind", "tcp://127.0.0.1:0", "--plugin-dir", plugins.string()});
+  ASSERT_TRUE(up.status.success()) << up.out << up.err;
+  EXPECT_THAT(up.out, HasSubstr("step types: ShellScript"));
+  auto refused = stack.capstan({"apply", "-f", (tmp / "hello.yaml").string()});
+  EXPECT_EQ(refused.status.exit_code, 2) << refused.out << refused.err;
+  EXPECT_THAT(refused.err, HasSubstr("unknown step type 'Hello'"));
+
+  // Drop the plugin in and restart the delegate alone; the coordinator keeps running.
+  fs::copy_file(build / "hello.so", plugins / "hello.so");
+  const long delegate_pid = std::stol(testing::read_file(stack.home() / "run" / "delegate.pid"));
+  ASSERT_EQ(::kill(static_cast<pid_t>(delegate_pid), SIGTERM), 0);
+  ASSERT_TRUE(testing::wait_until([&] { return !process_alive(delegate_pid); }));
+  up = stack.capstan(
+      {"up", "--api-port", "0", "--bind", "tcp://127.0.0.1:0", "--plugin-dir", plugins.string()});
+  ASSERT_TRUE(up.status.success()) << up.out << up.err;
+  EXPECT_THAT(up.out, HasSubstr("coordinator is already running"));
+  EXPECT_THAT(up.out, HasSubstr("delegate local started"));
+  EXPECT_THAT(up.out, HasSubstr("Hello"));
+  // The restarted delegate announces the new step type once it has reconnected.
+  auto offers_hello = [&] {
+    auto d = stack.capstan({"delegates", "-o", "json"});
+    auto list = nlohmann::json::parse(d.out, nullptr, false);
+    if (!list.is_array()) return false;
+    for (const auto& delegate : list) {
+      if (!delegate.value("connected", false)) continue;
+      for (const auto& t : delegate.value("stepTypes", nlohmann::json::array())) {
+        if (t.value("type", "") == "Hello" && t.value("pluginVersion", "") == "1.0.0") return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(testing::wait_until(offers_hello)) << stack.capstan({"delegates", "-o", "json"}).out;
+
+  auto apply = stack.capstan({"apply", "-f", (tmp / "hello.yaml").string()});
+  ASSERT_TRUE(apply.status.success()) << apply.out << apply.err;
+  auto run = stack.capstan({"run", "hello_demo"});
+  EXPECT_EQ(run.status.exit_code, 0) << run.out << run.err;
+  EXPECT_THAT(run.out, HasSubstr("greet.hello | Hello, world!"));
+  EXPECT_THAT(run.out, HasSubstr("greet.echo | greeting=Hello, world!"));
 }
 
 } // namespace
