@@ -149,14 +149,6 @@ constexpr const char* kHelloPipeline = R"(pipeline:
                         script: echo "greeting=<+execution.steps.hello.output.outputVariables.greeting>"
 )";
 
-bool process_alive(long pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
 // What a third party does: build the plugin against the installed SDK, copy the .so into a
 // running delegate's plugin folder, restart the delegate — and nothing else.
 TEST(SdkPackage, DroppedIntoADelegatesPluginFolderItsStepRunsAfterARestart) {
@@ -181,7 +173,8 @@ TEST(SdkPackage, DroppedIntoADelegatesPluginFolderItsStepRunsAfterARestart) {
   fs::copy_file(build / "hello.so", plugins / "hello.so");
   const long delegate_pid = std::stol(testing::read_file(stack.home() / "run" / "delegate.pid"));
   ASSERT_EQ(::kill(static_cast<pid_t>(delegate_pid), SIGTERM), 0);
-  ASSERT_TRUE(testing::wait_until([&] { return !process_alive(delegate_pid); }));
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return !testing::process_alive(static_cast<pid_t>(delegate_pid)); }));
   up = stack.capstan(
       {"up", "--api-port", "0", "--bind", "tcp://127.0.0.1:0", "--plugin-dir", plugins.string()});
   ASSERT_TRUE(up.status.success()) << up.out << up.err;

@@ -21,15 +21,6 @@ using ::testing::HasSubstr;
 using testing::Recorder;
 using testing::TempDir;
 
-// Alive and not a zombie.
-bool process_alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
-
 class ShellScriptTest : public ::testing::Test {
 protected:
   ShellScriptTest() : host_(json::object(), state_.path(), "d1") {
@@ -175,7 +166,7 @@ TEST_F(ShellScriptTest, TimeoutKillsTheWholeProcessGroup) {
   EXPECT_THAT(r.message(), HasSubstr("timed out after 2s"));
   ASSERT_TRUE(rec.saw("started"));
   pid_t bg = std::stoi(testing::read_file(work_.path() / "bg.pid"));
-  EXPECT_TRUE(testing::wait_until([&] { return !process_alive(bg); })) << "pid " << bg;
+  EXPECT_TRUE(testing::wait_until([&] { return !testing::process_alive(bg); })) << "pid " << bg;
 }
 
 TEST_F(ShellScriptTest, CancellationKillsTheWholeProcessGroup) {
@@ -188,7 +179,7 @@ TEST_F(ShellScriptTest, CancellationKillsTheWholeProcessGroup) {
   canceller.join();
   EXPECT_EQ(r.status(), StepResult::STATUS_CANCELLED) << r.message();
   pid_t bg = std::stoi(testing::read_file(work_.path() / "bg.pid"));
-  EXPECT_TRUE(testing::wait_until([&] { return !process_alive(bg); })) << "pid " << bg;
+  EXPECT_TRUE(testing::wait_until([&] { return !testing::process_alive(bg); })) << "pid " << bg;
 }
 
 TEST_F(ShellScriptTest, HarnessFieldsOutsideTheSubsetAreRefusedClearly) {
