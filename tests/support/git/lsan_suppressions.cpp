@@ -1,8 +1,8 @@
-// LeakSanitizer suppressions and ASan options, compiled into every binary that links capstan::testing_git (an
-// INTERFACE source). libgit2 1.5 as Debian ships it keeps PCRE2 match data and some libssh2 and
-// transport buffers until exit; those leaks are not Capstan's and would fail every sanitizer run.
-// The patterns match any frame of a leak's stack, so they also hide leaks of objects allocated
-// inside these calls; keep the list to what a sanitizer run actually reports.
+// LeakSanitizer suppressions and ASan options, compiled into every binary that links
+// capstan::testing_git (an INTERFACE source). libgit2 1.5 as Debian ships it keeps PCRE2 match data
+// and some libssh2 and transport buffers until exit; those leaks are not Capstan's and would fail
+// every sanitizer run. The patterns match any frame of a leak's stack, so they also hide leaks of
+// objects allocated inside these calls; keep the list to what a sanitizer run actually reports.
 extern "C" const char* __lsan_default_suppressions() {
   return "leak:libpcre2-8.so\n"
          "leak:libssh2.so\n"
