@@ -145,7 +145,12 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
     env.mutable_refuse()->set_message(why);
     send(peer, std::move(env));
     metrics_.hellos_refused.inc();
-    spdlog::warn("refused a delegate session: {}", log.empty() ? why : log);
+    // Rate-limited: a peer repeating a bad Hello must not flood the log.
+    auto n = metrics_.hellos_refused.value();
+    if (n <= 20 || n % 1000 == 0) {
+      spdlog::warn("refused a delegate session: {} ({} refused so far)", log.empty() ? why : log,
+                   n);
+    }
     // A connection that had a session under a token now revoked loses it.
     if (scheduler_.by_peer(peer) != nullptr) lose_session(peer, why);
   };
@@ -954,7 +959,12 @@ Outcome Machine::run(const std::string& pipeline_id,
   r.id = new_id();
   r.pipeline = pipeline_id;
   r.pipeline_version = object->version;
-  r.sequence = store_.next_sequence(pipeline_id);
+  // The engine is the store's only writer: after the first run the next number is known.
+  auto seq = sequences_.find(pipeline_id);
+  if (seq == sequences_.end()) {
+    seq = sequences_.emplace(pipeline_id, store_.next_sequence(pipeline_id) - 1).first;
+  }
+  r.sequence = ++seq->second;
   r.status = st::kRunning;
   r.variables = bound;
   r.plan = object->model;
