@@ -8,8 +8,8 @@
 #include "capstan/delegate/plugin_host.h"
 #include "capstan/testing/fake_api.h"
 #include "capstan/testing/git_servers.h"
+#include "capstan/testing/task_recorder.h"
 #include "capstan/testing/testing.h"
-#include "recorder.h"
 
 namespace capstan::delegate {
 namespace {
