@@ -86,6 +86,16 @@ prints the new token once: only a hash of it is kept. 'revoke' drops the delegat
 at once, and their reconnects are refused. The coordinator creates a token named "default" on
 its first start, in <its data dir>/delegate-token.)",
        cmd_tokens},
+      {"prs", "list the pull requests GitOps steps opened",
+       R"(Usage: capstan prs list [--repository URL] [--state open|merged|closed]
+                         [--execution ID] [-o wide|json|yaml]
+       capstan prs get NUMBER [--repository URL] [-o json|yaml]
+
+Pull requests opened, merged or reverted by UpdateReleaseRepo, MergePR and RevertPR steps,
+newest first. For the local provider (a Git connector) the coordinator's record is the pull
+request itself; for GitHub and GitLab it mirrors what the step saw. NUMBER is unique per
+repository: give --repository when several repositories have that number.)",
+       cmd_prs},
       {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
   };
   return list;

@@ -170,6 +170,57 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    server.Get("/api/v1/prs", [this](const httplib::Request& req, httplib::Response& res) {
+      store::PullRequestFilter f;
+      f.repository = req.get_param_value("repository");
+      f.state = req.get_param_value("state");
+      f.execution_id = req.get_param_value("execution");
+      if (!f.state.empty() && f.state != "open" && f.state != "merged" && f.state != "closed") {
+        return error(res, 400, "InvalidInput",
+                     "state must be open, merged or closed, not '" + f.state + "'");
+      }
+      auto limit = int_param(req, res, "limit", 500, 1, 5000);
+      if (!limit) return;
+      f.limit = static_cast<int>(*limit);
+      json items = json::array();
+      for (const auto& p : store.pull_requests(f)) items.push_back(store::to_json(p));
+      reply(res, 200, {{"items", items}});
+    });
+    server.Get(R"(/api/v1/prs/([^/]+))",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 const std::string text = req.matches[1];
+                 std::int64_t number = 0;
+                 try {
+                   std::size_t used = 0;
+                   number = std::stoll(text, &used);
+                   if (used != text.size() || number <= 0) throw std::invalid_argument(text);
+                 } catch (const std::exception&) {
+                   return error(res, 400, "InvalidInput",
+                                "a pull request is named by its number, not '" + text + "'");
+                 }
+                 const std::string repository = req.get_param_value("repository");
+                 std::vector<store::PullRequestRecord> found;
+                 if (!repository.empty()) {
+                   if (auto p = store.pull_request(repository, number)) found.push_back(*p);
+                 } else {
+                   store::PullRequestFilter f;
+                   f.number = number;
+                   found = store.pull_requests(f);
+                 }
+                 if (found.empty()) {
+                   return error(res, 404, "NotFound",
+                                "pull request #" + text +
+                                    (repository.empty() ? "" : " of " + repository) + " not found");
+                 }
+                 if (found.size() > 1) {
+                   std::string repos;
+                   for (const auto& p : found) repos += (repos.empty() ? "" : ", ") + p.repository;
+                   return error(res, 409, "Ambiguous",
+                                "several repositories have a pull request #" + text + " (" + repos +
+                                    "); name one with repository=");
+                 }
+                 reply(res, 200, store::to_json(found.front()));
+               });
     server.Post(R"(/api/v1/pipelines/([^/]+)/executions)",
                 [this](const httplib::Request& req, httplib::Response& res) { run(req, res); });
     server.Get("/api/v1/executions", [this](const httplib::Request& req, httplib::Response& res) {

@@ -70,6 +70,21 @@ ALTER TABLE step_executions ADD COLUMN log_cursor INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE delegates ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE delegates ADD COLUMN token TEXT NOT NULL DEFAULT '';
 )sql",
+      // Pull requests of GitOps steps, and the next number of each repository's `local` ones.
+      R"sql(
+CREATE TABLE pull_requests (
+  repository TEXT NOT NULL, number INTEGER NOT NULL, provider TEXT NOT NULL,
+  connector TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, source TEXT NOT NULL,
+  target TEXT NOT NULL, state TEXT NOT NULL, url TEXT NOT NULL, head_sha TEXT NOT NULL,
+  merge_commit TEXT NOT NULL, commit_id TEXT NOT NULL, comments TEXT NOT NULL,
+  execution_id TEXT NOT NULL, step TEXT NOT NULL, updated_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (repository, number)) WITHOUT ROWID;
+CREATE INDEX pull_requests_by_execution ON pull_requests (execution_id);
+CREATE INDEX pull_requests_by_created ON pull_requests (created_at);
+CREATE TABLE pull_request_numbers (
+  repository TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
   };
   return list;
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sqlite/database.h"
+#include "store/pull_requests.h"
 #include "store/records.h"
 
 namespace capstan::store {
@@ -50,6 +51,11 @@ public:
   std::int64_t next_sequence(const std::string& pipeline);
   std::vector<ExecutionRecord> active_executions(); // Queued or Running, oldest first
   std::int64_t last_log_seq(const std::string& execution_id);
+  // Pull requests (store/pull_requests.cpp). Reserves the repository's next `local` number.
+  std::int64_t reserve_pull_request_number(const std::string& repository);
+  // Inserts or updates by (repository, number); keeps created_at, execution_id and step of the
+  // first report. Returns the record as stored.
+  PullRequestRecord put_pull_request(const PullRequestRecord& record);
 
   // --- reads (any thread) ---
   std::optional<ObjectRecord> object(const std::string& kind, const std::string& identifier);
@@ -63,6 +69,8 @@ public:
   std::vector<DelegateRecord> delegates();
   std::vector<StepTypeRecord> step_types();
   std::vector<TokenRecord> tokens();
+  std::vector<PullRequestRecord> pull_requests(const PullRequestFilter& filter); // newest first
+  std::optional<PullRequestRecord> pull_request(const std::string& repository, std::int64_t number);
 
 private:
   template <typename F> auto read(F&& f) {
