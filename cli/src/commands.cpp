@@ -48,6 +48,31 @@ Options:
   --set NAME=VALUE     a pipeline variable for this run (repeatable)
   --detach             print the execution id and return at once)",
        cmd_run},
+      {"get", "show applied objects, or the YAML of one",
+       R"(Usage: capstan get KIND [ID] [--version N] [--history]
+
+KIND is one of pipeline, service, environment (env), infrastructure (infra), connector, secret,
+userGroup (plural forms work too). Without ID, lists the objects of the kind. With ID and
+-o yaml, prints the object exactly as it was applied (secrets: their metadata only; a secret's
+value is never shown).
+
+Options:
+  --version N          that version of the object instead of the latest
+  --history            the object's versions: when, by whom, and deletions)",
+       cmd_get},
+      {"delete", "delete an applied object",
+       R"(Usage: capstan delete KIND ID
+
+Deletes the object (its history stays). Refused while other objects refer to it: they are
+named, with where they refer to it.)",
+       cmd_delete},
+      {"audit", "who applied, deleted, ran, approved or aborted what, and when",
+       R"(Usage: capstan audit [--by USER] [--action ACTION] [--kind KIND] [--target ID]
+                     [--limit N]
+
+Newest first. ACTION is apply, delete, run, approve, reject, abort, intervene or input.
+--target matches an object's identifier or an execution id.)",
+       cmd_audit},
       {"executions", "list, inspect or abort executions",
        R"(Usage: capstan executions list [--pipeline ID] [--status STATUS] [--limit N]
        capstan executions get EXECUTION

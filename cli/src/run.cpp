@@ -12,8 +12,6 @@ namespace capstan::cli {
 
 using nlohmann::json;
 
-namespace {
-
 std::string url_encode(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
@@ -28,6 +26,8 @@ std::string url_encode(const std::string& s) {
   }
   return out;
 }
+
+namespace {
 
 bool terminal(const std::string& status) {
   return status == "Succeeded" || status == "Failed" || status == "Aborted" || status == "Skipped";

@@ -75,6 +75,18 @@ std::optional<std::int64_t> int_param(const httplib::Request& req, httplib::Resp
   }
 }
 
+// Who sent the request, for the audit trail: the CLI sends its user name (configured, or the
+// login name) in X-Capstan-User.
+std::string user_of(const httplib::Request& req) {
+  auto user = req.get_header_value("X-Capstan-User");
+  if (user.empty()) return "unknown";
+  if (user.size() > 128) user.resize(128);
+  for (auto& c : user) {
+    if (static_cast<unsigned char>(c) < 0x20) c = '?';
+  }
+  return user;
+}
+
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -151,22 +163,66 @@ struct HttpApi::Impl {
                 [this](const httplib::Request& req, httplib::Response& res) { apply(req, res); });
     server.Get(R"(/api/v1/objects/([a-zA-Z]+))",
                [this](const httplib::Request& req, httplib::Response& res) {
+                 const auto* kind = kind_of(req.matches[1], res);
+                 if (kind == nullptr) return;
                  json items = json::array();
-                 for (const auto& o : store.objects(req.matches[1])) {
+                 for (const auto& o : store.objects(kind->name)) {
                    items.push_back(to_json(o, false));
                  }
-                 reply(res, 200, {{"items", items}});
+                 reply(res, 200, {{"kind", kind->name}, {"items", items}});
                });
     server.Get(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))",
                [this](const httplib::Request& req, httplib::Response& res) {
-                 auto o = store.object(req.matches[1], req.matches[2]);
+                 const auto* kind = kind_of(req.matches[1], res);
+                 if (kind == nullptr) return;
+                 auto version = int_param(req, res, "version", 0, 0, INT64_MAX);
+                 if (!version) return;
+                 auto o = store.object(kind->name, req.matches[2], *version);
                  if (!o) {
                    return error(res, 404, "NotFound",
-                                std::string(req.matches[1]) + " '" + std::string(req.matches[2]) +
-                                    "' not found");
+                                kind->name + " '" + std::string(req.matches[2]) + "' " +
+                                    (*version ? "has no version " + std::to_string(*version)
+                                              : std::string("not found")));
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    server.Get(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+)/versions)",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 const auto* kind = kind_of(req.matches[1], res);
+                 if (kind == nullptr) return;
+                 auto history = store.object_history(kind->name, req.matches[2]);
+                 if (history.empty()) {
+                   return error(res, 404, "NotFound",
+                                kind->name + " '" + std::string(req.matches[2]) + "' not found");
+                 }
+                 json items = json::array();
+                 for (const auto& o : history) items.push_back(to_json(o, false));
+                 reply(res, 200, {{"items", items}});
+               });
+    server.Delete(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))",
+                  [this](const httplib::Request& req, httplib::Response& res) {
+                    const auto* kind = kind_of(req.matches[1], res);
+                    if (kind == nullptr) return;
+                    answer(res, engine.remove(kind->name, req.matches[2], user_of(req)).get());
+                  });
+    server.Get("/api/v1/audit", [this](const httplib::Request& req, httplib::Response& res) {
+      store::AuditFilter f;
+      f.user = req.get_param_value("user");
+      f.action = req.get_param_value("action");
+      f.kind = req.get_param_value("kind");
+      if (!f.kind.empty()) {
+        if (const auto* k = model::find_kind(f.kind)) f.kind = k->name;
+      }
+      f.target = req.get_param_value("target");
+      auto before = int_param(req, res, "before", 0, 0, INT64_MAX);
+      auto limit = before ? int_param(req, res, "limit", 100, 1, 1000) : std::nullopt;
+      if (!before || !limit) return;
+      f.before = *before;
+      f.limit = static_cast<int>(*limit);
+      json items = json::array();
+      for (const auto& a : store.audit(f)) items.push_back(to_json(a));
+      reply(res, 200, {{"items", items}});
+    });
     server.Post(R"(/api/v1/pipelines/([^/]+)/executions)",
                 [this](const httplib::Request& req, httplib::Response& res) { run(req, res); });
     server.Get("/api/v1/executions", [this](const httplib::Request& req, httplib::Response& res) {
@@ -215,6 +271,15 @@ struct HttpApi::Impl {
       }
       reply(res, 200, {{"items", items}});
     });
+  }
+
+  // The kind a path names (by name or alias); nullptr with the response written when unknown.
+  static const model::KindSpec* kind_of(const std::string& name, httplib::Response& res) {
+    if (const auto* k = model::find_kind(name)) return k;
+    std::string list;
+    for (const auto& k : model::kinds()) list += (list.empty() ? "" : ", ") + k.name;
+    error(res, 404, "NotFound", "unknown kind '" + name + "' (kinds: " + list + ")");
+    return nullptr;
   }
 
   std::optional<store::ExecutionRecord> find_execution(const std::string& id,
@@ -270,7 +335,7 @@ struct HttpApi::Impl {
     if (objects.empty()) {
       return error(res, 422, "InvalidInput", "the files contain no documents");
     }
-    answer(res, engine.apply(std::move(objects), dry_run).get());
+    answer(res, engine.apply(std::move(objects), dry_run, user_of(req)).get());
   }
 
   void run(const httplib::Request& req, httplib::Response& res) {

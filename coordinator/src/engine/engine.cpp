@@ -50,8 +50,16 @@ void Engine::post(wire::RouterEvent&& event) {
   push(std::move(event));
 }
 
-std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_run) {
-  ApplyCommand c{std::move(objects), dry_run, {}};
+std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_run,
+                                   std::string user) {
+  ApplyCommand c{std::move(objects), dry_run, std::move(user), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::remove(std::string kind, std::string identifier, std::string user) {
+  DeleteCommand c{std::move(kind), std::move(identifier), std::move(user), {}};
   auto f = c.done.get_future();
   push(std::move(c));
   return f;
@@ -122,7 +130,9 @@ void Engine::process(std::vector<Event>& events) {
             if constexpr (std::is_same_v<T, wire::RouterEvent>) {
               machine_->on_router_event(ev);
             } else if constexpr (std::is_same_v<T, ApplyCommand>) {
-              answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run));
+              answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run, ev.user));
+            } else if constexpr (std::is_same_v<T, DeleteCommand>) {
+              answers.emplace_back(&ev.done, machine_->remove(ev.kind, ev.identifier, ev.user));
             } else if constexpr (std::is_same_v<T, RunCommand>) {
               answers.emplace_back(&ev.done, machine_->run(ev.pipeline, ev.variables));
             } else {

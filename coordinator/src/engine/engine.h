@@ -78,7 +78,8 @@ public:
   void post(wire::RouterEvent&& event);
 
   // API commands, answered after their effects are committed.
-  std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run);
+  std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run, std::string user);
+  std::future<Outcome> remove(std::string kind, std::string identifier, std::string user);
   std::future<Outcome> run(std::string pipeline, std::map<std::string, std::string> variables);
   std::future<Outcome> abort(std::string execution_id);
 
@@ -88,6 +89,13 @@ private:
   struct ApplyCommand {
     std::vector<model::Object> objects;
     bool dry_run = false;
+    std::string user;
+    std::promise<Outcome> done;
+  };
+  struct DeleteCommand {
+    std::string kind;
+    std::string identifier;
+    std::string user;
     std::promise<Outcome> done;
   };
   struct RunCommand {
@@ -99,7 +107,8 @@ private:
     std::string execution_id;
     std::promise<Outcome> done;
   };
-  using Event = std::variant<wire::RouterEvent, ApplyCommand, RunCommand, AbortCommand>;
+  using Event =
+      std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand, AbortCommand>;
 
   void push(Event event);
   void loop();

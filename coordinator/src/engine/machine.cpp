@@ -8,7 +8,9 @@
 
 #include "capstan/expression/expression.h"
 #include "capstan/yaml/yaml.h"
+#include "model/catalog.h"
 #include "model/duration.h"
+#include "model/step_types.h"
 
 namespace capstan::engine {
 
@@ -654,8 +656,10 @@ Clock::time_point Machine::next_wakeup() const {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
-  // Step types must be provided by some delegate that has registered with this coordinator.
+Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run,
+                       const std::string& user) {
+  // Step types must be provided by some delegate that has registered with this coordinator,
+  // unless the coordinator runs them itself.
   std::set<std::string> known;
   for (const auto& t : store_.step_types()) known.insert(t.type);
   for (const auto& [id, s] : sessions_) {
@@ -664,7 +668,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
   json problems = json::array();
   for (const auto& o : objects) {
     for (const auto& use : o.step_types) {
-      if (known.count(use.type)) continue;
+      if (known.count(use.type) || model::runs_on_coordinator(use.type)) continue;
       std::string list;
       for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
       problems.push_back(
@@ -676,21 +680,49 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
                            ")"}});
     }
   }
+  auto stored = [this](const std::string& kind,
+                       const std::string& id) -> std::optional<json> {
+    if (auto o = store_.object(kind, id)) return o->model;
+    return std::nullopt;
+  };
+  for (const auto& p : model::check_batch(objects, stored)) {
+    problems.push_back({{"location", p.location}, {"message", p.message}});
+  }
+  // A secret is sealed before it is stored; a secret applied without a value keeps its value.
+  std::map<std::string, std::string> sealed; // identifier -> sealed value to store
+  for (auto& o : objects) {
+    if (o.kind != "secret") continue;
+    auto existing = store_.object("secret", o.identifier);
+    if (o.secret_value) {
+      o.model["valueDigest"] = secret_box().digest(*o.secret_value);
+      sealed[o.identifier] = secret_box().seal(*o.secret_value, o.identifier);
+    } else if (existing && existing->model.contains("valueDigest")) {
+      o.model["valueDigest"] = existing->model["valueDigest"];
+      if (auto v = store_.secret_value(o.identifier)) sealed[o.identifier] = *v;
+    } else {
+      problems.push_back({{"location", o.source},
+                          {"message", "secret '" + o.identifier +
+                                          "' has no value yet: give spec.value when creating it"}});
+    }
+  }
   if (!problems.empty()) {
     return failure(422, "InvalidInput",
                    std::to_string(problems.size()) + " problem(s) in the applied documents",
                    problems);
   }
   json results = json::array();
-  for (const auto& o : objects) {
+  for (auto& o : objects) {
     std::string action = "created";
     std::int64_t version = 1;
+    auto existing = store_.object(o.kind, o.identifier);
     if (dry_run) {
-      auto existing = store_.object(o.kind, o.identifier);
       if (existing) {
         version = existing->version;
-        action = existing->document == o.document ? "unchanged" : "configured";
+        action = existing->document == o.document && existing->model == o.model ? "unchanged"
+                                                                                : "configured";
         if (action == "configured") ++version;
+      } else if (auto history = store_.object_history(o.kind, o.identifier); !history.empty()) {
+        version = history.front().version + 1;
       }
     } else {
       store::ObjectRecord r;
@@ -702,9 +734,29 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
       r.model = o.model;
       r.source = o.source;
       r.applied_at = now_ms();
+      r.applied_by = user;
+      for (const auto& ref : o.references) {
+        r.references.push_back({{"kind", ref.kind},
+                                {"identifier", ref.identifier},
+                                {"location", ref.location},
+                                {"role", ref.role}});
+      }
       auto [v, fresh] = store_.put_object(r);
       version = v;
-      action = !fresh ? "unchanged" : (v == 1 ? "created" : "configured");
+      action = !fresh ? "unchanged" : (existing ? "configured" : "created");
+      if (fresh && sealed.count(o.identifier) && o.kind == "secret") {
+        store_.put_secret_value(o.identifier, v, sealed[o.identifier]);
+        secrets_changed_ = true;
+      }
+      if (fresh) {
+        store::AuditRecord a;
+        a.user = user;
+        a.action = "apply";
+        a.kind = o.kind;
+        a.target = o.identifier;
+        a.details = {{"version", v}, {"result", action}, {"source", o.source}};
+        store_.append_audit(a);
+      }
     }
     results.push_back({{"kind", o.kind},
                        {"identifier", o.identifier},
@@ -715,6 +767,54 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
   Outcome out;
   out.body = {{"dryRun", dry_run}, {"results", results}};
   return out;
+}
+
+Outcome Machine::remove(const std::string& kind, const std::string& identifier,
+                        const std::string& user) {
+  auto existing = store_.object(kind, identifier);
+  if (!existing) return failure(404, "NotFound", kind + " '" + identifier + "' not found");
+  json referrers = json::array();
+  std::vector<std::string> names;
+  for (const auto& o : store_.objects("")) {
+    if (o.kind == kind && o.identifier == identifier) continue;
+    for (const auto& ref : o.references) {
+      if (ref.value("kind", "") != kind || ref.value("identifier", "") != identifier) continue;
+      names.push_back(o.kind + " '" + o.identifier + "'");
+      referrers.push_back({{"location", ref.value("location", "")},
+                           {"message", o.kind + " '" + o.identifier + "' (" +
+                                           ref.value("role", "a reference") + ") refers to it"}});
+      break;
+    }
+  }
+  if (!names.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      list += (i == 0 ? "" : (i + 1 == names.size() ? " and " : ", ")) + names[i];
+    }
+    return failure(409, "Referenced",
+                   kind + " '" + identifier + "' is still used by " + list +
+                       "; change or delete " + (names.size() == 1 ? "it" : "them") + " first",
+                   referrers);
+  }
+  store_.delete_object(kind, identifier, user, now_ms());
+  if (kind == "secret") secrets_changed_ = true;
+  store::AuditRecord a;
+  a.user = user;
+  a.action = "delete";
+  a.kind = kind;
+  a.target = identifier;
+  a.details = {{"version", existing->version}};
+  store_.append_audit(a);
+  Outcome out;
+  out.body = {{"kind", kind}, {"identifier", identifier}, {"deleted", true}};
+  return out;
+}
+
+secrets::SecretBox& Machine::secret_box() {
+  if (!secret_box_) {
+    secret_box_ = std::make_unique<secrets::SecretBox>(store_.file().parent_path());
+  }
+  return *secret_box_;
 }
 
 Outcome Machine::run(const std::string& pipeline_id,
@@ -740,6 +840,13 @@ Outcome Machine::run(const std::string& pipeline_id,
   std::set<std::string> missing;
   for (const auto& stage : pipeline.stages) {
     for (const auto& step : stage.steps) {
+      if (step.kind != model::NodeKind::kStep || model::runs_on_coordinator(step.type) ||
+          stage.type != "Custom" || stage.when || !stage.rollback_steps.empty()) {
+        return failure(409, "NotSupported",
+                       "pipeline '" + pipeline_id +
+                           "' uses step groups, parallel blocks, rollback steps, conditions or "
+                           "coordinator steps, which this coordinator cannot run yet");
+      }
       bool provided = std::any_of(sessions_.begin(), sessions_.end(),
                                   [&](const auto& kv) { return kv.second.types.count(step.type); });
       if (!provided) missing.insert(step.type);

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 #include "capstan/wire/router.h"
 #include "engine/engine.h"
 #include "model/pipeline.h"
+#include "secrets/secret_box.h"
 #include "store/records.h"
 
 namespace capstan::engine {
@@ -54,7 +56,9 @@ public:
   void recover();
 
   void on_router_event(wire::RouterEvent& event);
-  Outcome apply(std::vector<model::Object>& objects, bool dry_run);
+  Outcome apply(std::vector<model::Object>& objects, bool dry_run, const std::string& user);
+  // Deletes an object unless others still refer to it.
+  Outcome remove(const std::string& kind, const std::string& identifier, const std::string& user);
   Outcome run(const std::string& pipeline, const std::map<std::string, std::string>& variables);
   Outcome abort(const std::string& execution_id);
 
@@ -95,6 +99,7 @@ private:
                 const plugin::v1::StepRequest& request);
   bool resolve(Active& a, std::size_t index, plugin::v1::StepRequest& request);
   std::string connected_summary() const;
+  secrets::SecretBox& secret_box();
   void send(const wire::PeerId& peer, wire::v1::Envelope envelope);
 
   store::Store& store_;
@@ -112,6 +117,8 @@ private:
   std::map<std::string, std::vector<store::LogRecord>> logs_; // appended at flush
   std::vector<std::string> finished_;                         // executions ended in this batch
   bool views_changed_ = true;
+  std::unique_ptr<secrets::SecretBox> secret_box_; // opened on first use
+  bool secrets_changed_ = true;                    // the masker must be rebuilt
 };
 
 } // namespace capstan::engine

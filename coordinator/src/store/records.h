@@ -32,6 +32,30 @@ struct ObjectRecord {
   nlohmann::json model;
   std::string source;
   std::int64_t applied_at = 0; // unix ms
+  bool deleted = false;        // a tombstone: the object was deleted in this version
+  nlohmann::json references = nlohmann::json::array(); // [{kind, identifier, location, ...}]
+  std::string applied_by;                              // the user who applied (or deleted) it
+};
+
+// One entry of the audit trail: who did what to which object or execution, and when.
+struct AuditRecord {
+  std::int64_t seq = 0;
+  std::int64_t time = 0; // unix ms
+  std::string user;
+  std::string action; // apply, delete, run, approve, reject, abort, intervene, input
+  std::string kind;   // "pipeline", "execution", ...
+  std::string target; // identifier or execution id
+  std::string execution_id;
+  nlohmann::json details = nlohmann::json::object(); // secrets masked
+};
+
+struct AuditFilter {
+  std::string user;
+  std::string action;
+  std::string kind;
+  std::string target;
+  std::int64_t before = 0; // seq; 0: newest
+  int limit = 100;
 };
 
 struct StageRecord {

@@ -60,6 +60,19 @@ CREATE TABLE logs (
   line TEXT NOT NULL,
   PRIMARY KEY (execution_id, seq)) WITHOUT ROWID;
 )sql",
+      R"sql(
+ALTER TABLE objects ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN refs TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE objects ADD COLUMN applied_by TEXT NOT NULL DEFAULT '';
+CREATE TABLE secret_values (
+  identifier TEXT NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL,
+  PRIMARY KEY (identifier, version)) WITHOUT ROWID;
+CREATE TABLE audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, user TEXT NOT NULL,
+  action TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, execution_id TEXT NOT NULL,
+  details TEXT NOT NULL);
+CREATE INDEX audit_by_target ON audit (kind, target);
+)sql",
   };
   return list;
 }
@@ -81,8 +94,15 @@ ObjectRecord read_object(sqlite::Statement& s) {
   o.model = json::parse(s.text(6));
   o.source = s.text(7);
   o.applied_at = s.int64(8);
+  o.deleted = s.int64(9) != 0;
+  o.references = json::parse(s.text(10));
+  o.applied_by = s.text(11);
   return o;
 }
+
+constexpr const char* kObjectColumns =
+    "kind, identifier, version, name, yaml, document, model, source, applied_at, deleted, refs, "
+    "applied_by";
 
 constexpr const char* kExecutionColumns =
     "id, pipeline, pipeline_version, sequence, status, variables, plan, created_at, started_at, "
@@ -205,19 +225,21 @@ void Store::give_back(std::unique_ptr<sqlite::Database> conn) {
 
 std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
   auto& db = *writer_;
-  auto& q = db.prepare("SELECT version, document FROM objects WHERE kind = ? AND identifier = ? "
-                       "ORDER BY version DESC LIMIT 1");
+  auto& q = db.prepare("SELECT version, document, model, deleted FROM objects WHERE kind = ? AND "
+                       "identifier = ? ORDER BY version DESC LIMIT 1");
   q.bind(1, o.kind).bind(2, o.identifier);
   std::int64_t version = 0;
   if (q.step()) {
     version = q.int64(0);
-    bool same = json::parse(q.text(1)) == o.document;
+    bool same = q.int64(3) == 0 && json::parse(q.text(1)) == o.document &&
+                json::parse(q.text(2)) == o.model;
     q.reset();
     if (same) return {version, false};
   }
   q.reset();
   auto& ins = db.prepare("INSERT INTO objects (kind, identifier, version, name, yaml, document, "
-                         "model, source, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                         "model, source, applied_at, deleted, refs, applied_by) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)");
   ins.bind(1, o.kind)
       .bind(2, o.identifier)
       .bind(3, version + 1)
@@ -227,8 +249,66 @@ std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
       .bind(7, o.model.dump())
       .bind(8, o.source)
       .bind(9, o.applied_at ? o.applied_at : now_ms())
+      .bind(10, o.references.dump())
+      .bind(11, o.applied_by)
       .run();
   return {version + 1, true};
+}
+
+bool Store::delete_object(const std::string& kind, const std::string& identifier,
+                          const std::string& user, std::int64_t at) {
+  auto& db = *writer_;
+  auto& q = db.prepare(std::string("SELECT ") + kObjectColumns +
+                       " FROM objects WHERE kind = ? AND identifier = ? ORDER BY version DESC "
+                       "LIMIT 1");
+  q.bind(1, kind).bind(2, identifier);
+  if (!q.step()) {
+    q.reset();
+    return false;
+  }
+  auto last = read_object(q);
+  q.reset();
+  if (last.deleted) return false;
+  db.prepare("INSERT INTO objects (kind, identifier, version, name, yaml, document, model, "
+             "source, applied_at, deleted, refs, applied_by) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '[]', ?)")
+      .bind(1, kind)
+      .bind(2, identifier)
+      .bind(3, last.version + 1)
+      .bind(4, last.name)
+      .bind(5, last.yaml)
+      .bind(6, last.document.dump())
+      .bind(7, last.model.dump())
+      .bind(8, last.source)
+      .bind(9, at)
+      .bind(10, user)
+      .run();
+  return true;
+}
+
+void Store::put_secret_value(const std::string& identifier, std::int64_t version,
+                             const std::string& sealed) {
+  writer_
+      ->prepare("INSERT OR REPLACE INTO secret_values (identifier, version, sealed) "
+                "VALUES (?, ?, ?)")
+      .bind(1, identifier)
+      .bind(2, version)
+      .bind(3, sealed)
+      .run();
+}
+
+void Store::append_audit(const AuditRecord& a) {
+  writer_
+      ->prepare("INSERT INTO audit (time, user, action, kind, target, execution_id, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, a.time ? a.time : now_ms())
+      .bind(2, a.user)
+      .bind(3, a.action)
+      .bind(4, a.kind)
+      .bind(5, a.target)
+      .bind(6, a.execution_id)
+      .bind(7, a.details.dump())
+      .run();
 }
 
 void Store::insert_execution(const ExecutionRecord& e) {
@@ -447,15 +527,17 @@ std::int64_t Store::last_log_seq(const std::string& execution_id) {
   return n;
 }
 
-std::optional<ObjectRecord> Store::object(const std::string& kind, const std::string& identifier) {
+std::optional<ObjectRecord> Store::object(const std::string& kind, const std::string& identifier,
+                                          std::int64_t version) {
   return read([&](sqlite::Database& db) -> std::optional<ObjectRecord> {
-    auto& q = db.prepare("SELECT kind, identifier, version, name, yaml, document, model, source, "
-                         "applied_at FROM objects WHERE kind = ? AND identifier = ? "
-                         "ORDER BY version DESC LIMIT 1");
-    q.bind(1, kind).bind(2, identifier);
+    auto& q = db.prepare(std::string("SELECT ") + kObjectColumns +
+                         " FROM objects WHERE kind = ?1 AND identifier = ?2 AND "
+                         "(?3 = 0 OR version = ?3) ORDER BY version DESC LIMIT 1");
+    q.bind(1, kind).bind(2, identifier).bind(3, version);
     if (!q.step()) return std::nullopt;
     auto o = read_object(q);
     q.reset();
+    if (version == 0 && o.deleted) return std::nullopt;
     return o;
   });
 }
@@ -465,11 +547,76 @@ std::vector<ObjectRecord> Store::objects(const std::string& kind) {
     std::vector<ObjectRecord> out;
     auto& q = db.prepare(
         "SELECT o.kind, o.identifier, o.version, o.name, o.yaml, o.document, o.model, o.source, "
-        "o.applied_at FROM objects o WHERE o.kind = ? AND o.version = (SELECT MAX(version) "
-        "FROM objects i WHERE i.kind = o.kind AND i.identifier = o.identifier) "
-        "ORDER BY o.identifier");
+        "o.applied_at, o.deleted, o.refs, o.applied_by FROM objects o WHERE (?1 = '' OR o.kind = "
+        "?1) AND o.deleted = 0 AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = "
+        "o.kind AND i.identifier = o.identifier) ORDER BY o.kind, o.identifier");
     q.bind(1, kind);
     while (q.step()) out.push_back(read_object(q));
+    return out;
+  });
+}
+
+std::vector<ObjectRecord> Store::object_history(const std::string& kind,
+                                                const std::string& identifier) {
+  return read([&](sqlite::Database& db) {
+    std::vector<ObjectRecord> out;
+    auto& q = db.prepare("SELECT kind, identifier, version, name, '', '{}', '{}', source, "
+                         "applied_at, deleted, '[]', applied_by FROM objects WHERE kind = ? AND "
+                         "identifier = ? ORDER BY version DESC");
+    q.bind(1, kind).bind(2, identifier);
+    while (q.step()) out.push_back(read_object(q));
+    return out;
+  });
+}
+
+std::optional<std::string> Store::secret_value(const std::string& identifier) {
+  return read([&](sqlite::Database& db) -> std::optional<std::string> {
+    auto& q = db.prepare("SELECT sealed FROM secret_values WHERE identifier = ? "
+                         "ORDER BY version DESC LIMIT 1");
+    q.bind(1, identifier);
+    if (!q.step()) return std::nullopt;
+    auto v = q.text(0);
+    q.reset();
+    return v;
+  });
+}
+
+std::vector<std::pair<std::string, std::string>> Store::secret_values() {
+  return read([&](sqlite::Database& db) {
+    std::vector<std::pair<std::string, std::string>> out;
+    auto& q = db.prepare(
+        "SELECT v.identifier, v.sealed FROM secret_values v WHERE v.version = (SELECT "
+        "MAX(version) FROM secret_values i WHERE i.identifier = v.identifier) AND NOT EXISTS "
+        "(SELECT 1 FROM objects o WHERE o.kind = 'secret' AND o.identifier = v.identifier AND "
+        "o.deleted = 1 AND o.version = (SELECT MAX(version) FROM objects m WHERE m.kind = "
+        "'secret' AND m.identifier = v.identifier))");
+    while (q.step()) out.emplace_back(q.text(0), q.text(1));
+    return out;
+  });
+}
+
+std::vector<AuditRecord> Store::audit(const AuditFilter& f) {
+  return read([&](sqlite::Database& db) {
+    std::vector<AuditRecord> out;
+    auto& q = db.prepare(
+        "SELECT seq, time, user, action, kind, target, execution_id, details FROM audit WHERE "
+        "(?1 = '' OR user = ?1) AND (?2 = '' OR action = ?2) AND (?3 = '' OR kind = ?3) AND "
+        "(?4 = '' OR target = ?4 OR execution_id = ?4) AND (?5 = 0 OR seq < ?5) "
+        "ORDER BY seq DESC LIMIT ?6");
+    q.bind(1, f.user).bind(2, f.action).bind(3, f.kind).bind(4, f.target).bind(5, f.before).bind(
+        6, f.limit);
+    while (q.step()) {
+      AuditRecord a;
+      a.seq = q.int64(0);
+      a.time = q.int64(1);
+      a.user = q.text(2);
+      a.action = q.text(3);
+      a.kind = q.text(4);
+      a.target = q.text(5);
+      a.execution_id = q.text(6);
+      a.details = json::parse(q.text(7));
+      out.push_back(std::move(a));
+    }
     return out;
   });
 }
