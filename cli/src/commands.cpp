@@ -5,13 +5,15 @@ namespace capstan::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> list = {
-      {"up", "start the local coordinator and delegate in the background",
+      {"up", "start the local coordinator, delegate and sandbox cluster in the background",
        R"(Usage: capstan up [--api-port PORT] [--bind ENDPOINT] [--plugin-dir DIR]... [--slots N]
-                  [--name NAME]
+                  [--name NAME] [--sandbox-port PORT] [--no-sandbox]
 
-Starts a coordinator and one delegate with the bundled plugins as background processes under
-the home (--home, default ~/.capstan): data in HOME/coordinator and HOME/delegate, logs in
-HOME/logs, pid files in HOME/run. Running it again when they are up changes nothing.
+Starts a coordinator, one delegate with the bundled plugins and capstan-sandbox (an embedded
+Kubernetes-compatible cluster, the default deployment target) as background processes under
+the home (--home, default ~/.capstan): data in HOME/coordinator, HOME/delegate and
+HOME/sandbox (its kubeconfig is HOME/sandbox/kubeconfig), logs in HOME/logs, pid files in
+HOME/run. Running it again when they are up changes nothing.
 
 Options:
   --api-port PORT      the coordinator's HTTP API port on 127.0.0.1; 0 picks one (default 7780)
@@ -19,12 +21,14 @@ Options:
                        (default tcp://127.0.0.1:7700)
   --plugin-dir DIR     a plugin folder for the delegate (repeatable; default: the bundled plugins)
   --slots N            tasks the delegate runs at once (default: its CPU count)
-  --name NAME          the delegate's name (default local))",
+  --name NAME          the delegate's name (default local)
+  --sandbox-port PORT  the sandbox's HTTPS port on 127.0.0.1; 0 picks one (default 0)
+  --no-sandbox         do not start the sandbox (deploy to real clusters only))",
        cmd_up},
-      {"down", "stop the local coordinator and delegate",
+      {"down", "stop the local coordinator, delegate and sandbox",
        R"(Usage: capstan down
 
-Stops the delegate and the coordinator that 'capstan up' started under the home (SIGTERM, then
+Stops the delegate, the coordinator and the sandbox that 'capstan up' started under the home (SIGTERM, then
 SIGKILL after 15 s). Their data and logs stay.)",
        cmd_down},
       {"apply", "create or update objects from YAML files",

@@ -134,6 +134,38 @@ std::string types_of(const json& delegate) {
   return types.empty() ? "none" : join(types, ", ");
 }
 
+// The embedded Kubernetes-compatible cluster, the default deployment target: data (and its
+// kubeconfig) in HOME/sandbox, where later steps and users find it.
+void up_sandbox(const Layout& l, const fs::path& bins, const std::string& port) {
+  auto pid_file = l.run / "sandbox.pid";
+  auto data = l.home / "sandbox";
+  auto kubeconfig = data / "kubeconfig";
+  long pid = read_pid(pid_file);
+  if (is_running(pid, "capstan-sandbox")) {
+    std::cout << "sandbox is already running (pid " << pid << "): kubeconfig "
+              << kubeconfig.string() << "\n";
+    return;
+  }
+  fs::create_directories(data);
+  auto port_file = data / "port";
+  fs::remove(port_file); // written again once the new process listens
+  auto log = l.logs / "sandbox.log";
+  auto child = start_daemon(
+      {(bins / "capstan-sandbox").string(), "--data-dir", data.string(), "--port", port}, log);
+  write_text(pid_file, std::to_string(child.pid()) + "\n");
+  auto deadline = Clock::now() + kStartTimeout;
+  while (!fs::exists(port_file)) {
+    if (!child.running()) start_failed("the sandbox", child, log, "exited during start");
+    if (Clock::now() > deadline) start_failed("the sandbox", child, log, "did not start in 30 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string listening;
+  std::getline(std::ifstream(port_file) >> std::ws, listening);
+  pid = child.release();
+  std::cout << "sandbox started (pid " << pid << "): https://127.0.0.1:" << listening
+            << ", kubeconfig " << kubeconfig.string() << "\n";
+}
+
 } // namespace
 
 int cmd_up(const Globals& g, const Argv& argv) {
@@ -141,7 +173,9 @@ int cmd_up(const Globals& g, const Argv& argv) {
                 {"--bind", "", true, false},
                 {"--plugin-dir", "", true, true},
                 {"--slots", "", true, false},
-                {"--name", "", true, false}});
+                {"--name", "", true, false},
+                {"--sandbox-port", "", true, false},
+                {"--no-sandbox", "", false, false}});
   if (!a.positional().empty()) throw UsageError("up takes no arguments");
   Layout l(g.home);
   for (const auto& d : {l.coordinator_data, l.delegate_data, l.logs, l.run}) {
@@ -149,6 +183,7 @@ int cmd_up(const Globals& g, const Argv& argv) {
   }
   auto bins = bin_dir();
   auto info_file = l.coordinator_data / "coordinator.json";
+  if (!a.has("--no-sandbox")) up_sandbox(l, bins, a.value_or("--sandbox-port", "0"));
 
   // The coordinator.
   auto coordinator_pid_file = l.run / "coordinator.pid";
@@ -274,6 +309,7 @@ int cmd_down(const Globals& g, const Argv& argv) {
   Layout l(g.home);
   bool any = stop("delegate", l.run / "delegate.pid", "capstan-delegate");
   any = stop("coordinator", l.run / "coordinator.pid", "capstan-coordinator") || any;
+  any = stop("sandbox", l.run / "sandbox.pid", "capstan-sandbox") || any;
   fs::remove(l.run / "delegate.json");
   if (!any) std::cout << "nothing is running under " << l.home.string() << "\n";
   return 0;

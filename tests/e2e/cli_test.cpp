@@ -48,11 +48,15 @@ TEST(Cli, UpApplyRunLogsExecutionsDown) {
   EXPECT_NE(up.out.find("coordinator started"), std::string::npos) << up.out;
   EXPECT_NE(up.out.find("delegate local started"), std::string::npos) << up.out;
   EXPECT_NE(up.out.find("step types: ShellScript"), std::string::npos) << up.out;
+  EXPECT_NE(up.out.find("sandbox started"), std::string::npos) << up.out;
+  EXPECT_NE(read_file(h.dir().path() / "home" / "sandbox" / "kubeconfig").find("server: https://"),
+            std::string::npos);
 
   auto again = h.up();
   ASSERT_TRUE(again.status.success()) << both(again);
   EXPECT_NE(again.out.find("coordinator is already running"), std::string::npos) << again.out;
   EXPECT_NE(again.out.find("delegate local is already running"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("sandbox is already running"), std::string::npos) << again.out;
 
   auto apply = h.capstan({"apply", "-f", "examples/"});
   ASSERT_TRUE(apply.status.success()) << both(apply);

@@ -1,10 +1,19 @@
 // libgit2 glue: one-time init, error mapping, credentials and certificate callbacks.
 #include "libgit2.h"
 
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -176,6 +185,185 @@ Signature from_signature(const git_signature* s) {
   return out;
 }
 
+// ---- revisions and paths
+
+std::string full_branch_ref(const std::string& name) {
+  return name.rfind("refs/", 0) == 0 ? name : "refs/heads/" + name;
+}
+
+ObjectHandle revparse(git_repository* repo, const std::string& revision) {
+  git_object* obj = nullptr;
+  if (revision.empty()) throw Error(ErrorKind::kInvalidInput, "empty revision");
+  int rc = git_revparse_single(&obj, repo, revision.c_str());
+  if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC) {
+    // A bare branch name also means the remote-tracking branch (the cache keeps no local ones).
+    const std::string remote = "refs/remotes/origin/" + revision;
+    if (revision.rfind("refs/", 0) != 0 && git_revparse_single(&obj, repo, remote.c_str()) == 0) {
+      return ObjectHandle(obj);
+    }
+    if (rc == GIT_EINVALIDSPEC) {
+      throw Error(ErrorKind::kInvalidInput, "invalid revision '" + revision + "'");
+    }
+    throw Error(ErrorKind::kNotFound, "revision '" + revision + "' not found");
+  }
+  if (rc < 0) throw_error(rc, "resolve revision '" + revision + "'");
+  return ObjectHandle(obj);
+}
+
+CommitHandle peel_commit(git_repository* repo, const std::string& revision) {
+  ObjectHandle obj = revparse(repo, revision);
+  git_object* peeled = nullptr;
+  if (git_object_peel(&peeled, obj.get(), GIT_OBJECT_COMMIT) < 0) {
+    throw Error(ErrorKind::kInvalidInput, "revision '" + revision + "' is not a commit");
+  }
+  return CommitHandle(reinterpret_cast<git_commit*>(peeled));
+}
+
+TreeHandle commit_tree(git_commit* commit) {
+  git_tree* tree = nullptr;
+  check(git_commit_tree(&tree, commit), "read commit tree");
+  return TreeHandle(tree);
+}
+
+void validate_path(const std::string& path) {
+  bool bad = path.empty() || path.front() == '/' || path.back() == '/' ||
+             path.find('\0') != std::string::npos || path.find("//") != std::string::npos;
+  std::size_t start = 0;
+  while (!bad && start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    std::string part =
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part == "." || part == ".." || part == ".git") bad = true;
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  if (bad) throw Error(ErrorKind::kInvalidInput, "invalid path in repository: '" + path + "'");
+}
+
+std::optional<std::string> entry_oid(git_tree* tree, const std::string& path) {
+  if (path.empty()) return oid_hex(*git_tree_id(tree));
+  git_tree_entry* entry = nullptr;
+  if (git_tree_entry_bypath(&entry, tree, path.c_str()) < 0) return std::nullopt;
+  TreeEntryHandle handle(entry);
+  return oid_hex(*git_tree_entry_id(entry));
+}
+
+CommitInfo info_of(const git_commit* c) {
+  CommitInfo info;
+  info.oid = oid_hex(*git_commit_id(c));
+  for (unsigned i = 0; i < git_commit_parentcount(c); ++i) {
+    info.parents.push_back(oid_hex(*git_commit_parent_id(c, i)));
+  }
+  info.author = from_signature(git_commit_author(c));
+  info.committer = from_signature(git_commit_committer(c));
+  const char* msg = git_commit_message(c);
+  info.message = msg != nullptr ? msg : "";
+  info.summary = info.message.substr(0, info.message.find('\n'));
+  return info;
+}
+
+// ---- connect timeout
+
+namespace {
+
+struct Endpoint {
+  std::string scheme;
+  std::string host;
+  std::string port;
+};
+
+std::optional<Endpoint> endpoint_of(const std::string& url) {
+  Endpoint ep;
+  std::string rest;
+  const std::size_t sep = url.find("://");
+  if (sep == std::string::npos) {
+    // scp-like user@host:path is ssh; anything else is a local path.
+    const std::size_t colon = url.find(':');
+    const std::size_t slash = url.find('/');
+    if (colon == std::string::npos || (slash != std::string::npos && slash < colon)) {
+      return std::nullopt;
+    }
+    ep.scheme = "ssh";
+    rest = url.substr(0, colon);
+  } else {
+    ep.scheme = url.substr(0, sep);
+    rest = url.substr(sep + 3);
+    rest = rest.substr(0, rest.find('/'));
+  }
+  std::transform(ep.scheme.begin(), ep.scheme.end(), ep.scheme.begin(), ::tolower);
+  if (ep.scheme == "git+ssh" || ep.scheme == "ssh+git") ep.scheme = "ssh";
+  const std::size_t at = rest.rfind('@');
+  if (at != std::string::npos) rest = rest.substr(at + 1);
+  if (!rest.empty() && rest[0] == '[') { // [v6]:port
+    const std::size_t close = rest.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    ep.host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') ep.port = rest.substr(close + 2);
+  } else {
+    const std::size_t colon = rest.rfind(':');
+    ep.host = rest.substr(0, colon);
+    if (colon != std::string::npos) ep.port = rest.substr(colon + 1);
+  }
+  if (ep.port.empty()) {
+    if (ep.scheme == "git") ep.port = "9418";
+    if (ep.scheme == "http") ep.port = "80";
+    if (ep.scheme == "https") ep.port = "443";
+    if (ep.scheme == "ssh") ep.port = "22";
+  }
+  if (ep.host.empty() || ep.port.empty()) return std::nullopt;
+  return ep;
+}
+
+bool proxied(const std::string& scheme) {
+  for (const char* var :
+       {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
+    const char* v = std::getenv(var);
+    if (v != nullptr && *v != '\0' && (scheme == "http" || scheme == "https")) return true;
+  }
+  return false;
+}
+
+// Outcome of a non-blocking connect: true when it finished (connected or refused) in time.
+bool connects_in_time(const addrinfo* ai, std::chrono::milliseconds timeout) {
+  int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+  if (fd < 0) return true; // let libgit2 report it
+  int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+  bool finished = rc == 0 || errno != EINPROGRESS;
+  if (!finished) {
+    pollfd p{fd, POLLOUT, 0};
+    finished = ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+  }
+  ::close(fd);
+  return finished;
+}
+
+} // namespace
+
+void probe_connect(const RemoteOptions& options) {
+  if (options.connect_timeout.count() <= 0) return;
+  auto ep = endpoint_of(options.url);
+  if (!ep || (ep->scheme != "git" && ep->scheme != "http" && ep->scheme != "https" &&
+              ep->scheme != "ssh")) {
+    return;
+  }
+  if (proxied(ep->scheme)) return;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(ep->host.c_str(), ep->port.c_str(), &hints, &res) != 0) return; // libgit2 says
+  bool any = false;
+  for (const addrinfo* ai = res; ai != nullptr && !any; ai = ai->ai_next) {
+    any = connects_in_time(ai, options.connect_timeout);
+  }
+  ::freeaddrinfo(res);
+  if (!any) {
+    throw Error(ErrorKind::kConnectivity,
+                "connect to " + redact_url(options.url) + ": timed out after " +
+                    std::to_string(options.connect_timeout.count()) + " ms (" + ep->host + ":" +
+                    ep->port + " does not answer)");
+  }
+}
+
 // ---- remote callbacks
 
 namespace {
@@ -288,6 +476,30 @@ bool host_matches(const std::string& patterns, const std::string& host) {
   return false;
 }
 
+// Whether a server certificate (DER) is issued by one of the PEM CAs, valid now, and for host.
+bool signed_by_extra_ca(const git_cert_x509* cert, const std::string& ca_pem,
+                        const std::string& host) {
+  const auto* der = static_cast<const unsigned char*>(cert->data);
+  X509* leaf = d2i_X509(nullptr, &der, static_cast<long>(cert->len));
+  if (leaf == nullptr) return false;
+  bool ok = false;
+  const bool host_ok = X509_check_host(leaf, host.c_str(), host.size(), 0, nullptr) == 1 ||
+                       X509_check_ip_asc(leaf, host.c_str(), 0) == 1;
+  const bool time_ok = X509_cmp_current_time(X509_get0_notBefore(leaf)) < 0 &&
+                       X509_cmp_current_time(X509_get0_notAfter(leaf)) > 0;
+  BIO* bio = BIO_new_mem_buf(ca_pem.data(), static_cast<int>(ca_pem.size()));
+  while (bio != nullptr && host_ok && time_ok && !ok) {
+    X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    if (ca == nullptr) break;
+    EVP_PKEY* key = X509_get0_pubkey(ca);
+    ok = key != nullptr && X509_check_issued(ca, leaf) == X509_V_OK && X509_verify(leaf, key) == 1;
+    X509_free(ca);
+  }
+  if (bio != nullptr) BIO_free(bio);
+  X509_free(leaf);
+  return ok;
+}
+
 int on_certificate(git_cert* cert, int valid, const char* host, void* payload) {
   auto* s = static_cast<RemoteSession*>(payload);
   const std::string hostname = host != nullptr ? host : "";
@@ -318,6 +530,10 @@ int on_certificate(git_cert* cert, int valid, const char* host, void* payload) {
     return GIT_ECERTIFICATE;
   }
   if (valid != 0 || s->options.insecure_skip_tls_verify) return 0;
+  if (cert->cert_type == GIT_CERT_X509 && !s->options.tls_ca_pem.empty() &&
+      signed_by_extra_ca(reinterpret_cast<git_cert_x509*>(cert), s->options.tls_ca_pem, hostname)) {
+    return 0;
+  }
   git_error_set_str(GIT_ERROR_SSL,
                     ("the TLS certificate of " + hostname + " is not trusted").c_str());
   return GIT_ECERTIFICATE;
@@ -353,6 +569,7 @@ int on_update_tips(const char* refname, const git_oid* /*a*/, const git_oid* b, 
 
 RemoteSession::RemoteSession(const RemoteOptions& opts) : options(opts) {
   ensure_init();
+  probe_connect(opts);
 }
 
 RemoteSession::~RemoteSession() {
@@ -400,94 +617,3 @@ git_strarray headers_of(RemoteSession& session) {
 }
 
 } // namespace capstan::git::detail
-
-namespace capstan::git {
-
-using detail::RemoteHandle;
-using detail::RemoteSession;
-
-std::string redact_url(const std::string& url) {
-  const std::size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url; // scp-like user@host:path has no secret
-  const std::size_t start = scheme + 3;
-  const std::size_t slash = url.find('/', start);
-  const std::size_t at = url.rfind('@', slash == std::string::npos ? url.size() : slash);
-  if (at == std::string::npos || at < start) return url;
-  return url.substr(0, start) + url.substr(at + 1);
-}
-
-std::string url_key(const std::string& url) {
-  std::string u = redact_url(url);
-  std::size_t scheme = u.find("://");
-  std::string rest = scheme == std::string::npos ? u : u.substr(scheme + 3);
-  std::string scheme_name = scheme == std::string::npos ? "" : u.substr(0, scheme);
-  std::transform(scheme_name.begin(), scheme_name.end(), scheme_name.begin(), ::tolower);
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.size() > 4 && rest.compare(rest.size() - 4, 4, ".git") == 0)
-    rest.resize(rest.size() - 4);
-  // FNV-1a 64: stable across builds, unlike std::hash.
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char ch : scheme_name + "://" + rest) {
-    h ^= ch;
-    h *= 1099511628211ULL;
-  }
-  std::string slug;
-  for (char ch : rest) {
-    slug.push_back(
-        std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '.' || ch == '-' ? ch : '_');
-  }
-  if (slug.size() > 60) slug = slug.substr(slug.size() - 60);
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return slug + "-" + std::string(hex, 12);
-}
-
-std::vector<RemoteRef> ls_remote(const RemoteOptions& options) {
-  RemoteSession session(options);
-  git_remote* raw = nullptr;
-  int rc = git_remote_create_detached(&raw, options.url.c_str());
-  if (rc < 0) session.fail(rc, "ls-remote");
-  RemoteHandle remote(raw);
-  git_remote_callbacks cb = session.callbacks();
-  git_proxy_options proxy = session.proxy();
-  git_strarray headers = detail::headers_of(session);
-  rc = git_remote_connect(remote.get(), GIT_DIRECTION_FETCH, &cb, &proxy, &headers);
-  if (rc < 0) session.fail(rc, "ls-remote");
-  const git_remote_head** heads = nullptr;
-  std::size_t count = 0;
-  rc = git_remote_ls(&heads, &count, remote.get());
-  if (rc < 0) session.fail(rc, "ls-remote");
-  std::vector<RemoteRef> out;
-  out.reserve(count);
-  for (std::size_t i = 0; i < count; ++i) {
-    RemoteRef ref;
-    ref.name = heads[i]->name;
-    ref.oid = detail::oid_hex(heads[i]->oid);
-    if (heads[i]->symref_target != nullptr) ref.symref_target = heads[i]->symref_target;
-    out.push_back(std::move(ref));
-  }
-  git_remote_disconnect(remote.get());
-  return out;
-}
-
-std::optional<std::string> remote_head(const RemoteOptions& remote, const std::string& ref) {
-  const auto refs = ls_remote(remote);
-  std::vector<std::string> candidates;
-  if (ref == "HEAD" || ref.rfind("refs/", 0) == 0) {
-    candidates = {ref};
-  } else {
-    candidates = {"refs/heads/" + ref, "refs/tags/" + ref};
-  }
-  for (const auto& want : candidates) {
-    // A peeled tag ("refs/tags/v1^{}") names the commit; prefer it over the tag object.
-    for (const auto& r : refs) {
-      if (r.name == want + "^{}") return r.oid;
-    }
-    for (const auto& r : refs) {
-      if (r.name == want) return r.oid;
-    }
-  }
-  return std::nullopt;
-}
-
-} // namespace capstan::git

@@ -55,6 +55,10 @@ git_oid parse_oid(const std::string& hex); // throws kInvalidInput
 SignatureHandle make_signature(const Signature& s);
 Signature from_signature(const git_signature* s);
 
+// Throws kConnectivity when the remote's host does not accept a TCP connection within
+// options.connect_timeout (libgit2 1.5 has no connect timeout of its own).
+void probe_connect(const RemoteOptions& options);
+
 // State shared by the callbacks of one network operation.
 struct RemoteSession {
   explicit RemoteSession(const RemoteOptions& options);
@@ -80,5 +84,15 @@ struct RemoteSession {
 };
 
 git_strarray headers_of(RemoteSession& session);
+
+// Revisions, trees and paths shared by the repository operations.
+std::string full_branch_ref(const std::string& name); // "main" → "refs/heads/main"
+// A branch name also means origin/<name> when no local branch has it (the cache keeps none).
+ObjectHandle revparse(git_repository* repo, const std::string& revision);
+CommitHandle peel_commit(git_repository* repo, const std::string& revision);
+TreeHandle commit_tree(git_commit* commit);
+void validate_path(const std::string& path); // kInvalidInput for absolute, "..", ".git", "//"
+std::optional<std::string> entry_oid(git_tree* tree, const std::string& path);
+CommitInfo info_of(const git_commit* commit);
 
 } // namespace capstan::git::detail

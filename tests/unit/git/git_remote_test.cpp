@@ -4,6 +4,11 @@
 
 #include "capstan/testing/errors.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <thread>
 
 #include "capstan/git/cache.h"
@@ -287,4 +292,61 @@ TEST(GitRemote, SshWithKeysAgentlessAndHostKeyChecks) {
   e = error_of([&] { ls_remote(spoofed); });
   EXPECT_EQ(e.kind(), ErrorKind::kConnectivity) << e.what();
   EXPECT_NE(std::string(e.what()).find("host key"), std::string::npos) << e.what();
+}
+
+TEST(GitRemote, HttpsTrustsTheSystemAnExtraCaOrNothing) {
+  TempDir dir;
+  const fs::path root = dir / "srv";
+  const fs::path bare = make_remote(root, "release.git", {{{"a.txt", "a\n"}}});
+  GitHttpServer https(root, "deployer", "tok3n", true);
+  GitHttpServer other(root, "", "", true); // another self-signed certificate
+  RemoteOptions remote;
+  remote.url = https.url("release.git");
+  remote.credentials.password = "tok3n";
+  remote.credentials.username = "deployer";
+
+  Error e = error_of([&] { ls_remote(remote); });
+  EXPECT_EQ(e.kind(), ErrorKind::kConnectivity) << e.what();
+  EXPECT_NE(std::string(e.what()).find("not trusted"), std::string::npos) << e.what();
+
+  RemoteOptions wrong_ca = remote;
+  wrong_ca.tls_ca_pem = other.certificate_pem();
+  EXPECT_EQ(error_of([&] { ls_remote(wrong_ca); }).kind(), ErrorKind::kConnectivity);
+
+  RemoteOptions with_ca = remote;
+  with_ca.tls_ca_pem = https.certificate_pem();
+  EXPECT_EQ(remote_head(with_ca, "main").value_or(""), git({"rev-parse", "main"}, bare));
+  Repository repo = Repository::clone(with_ca, dir / "clone", CloneOptions{true, ""});
+  EXPECT_EQ(repo.read_file("main", "a.txt"), "a\n");
+
+  RemoteOptions insecure = remote;
+  insecure.insecure_skip_tls_verify = true;
+  EXPECT_EQ(remote_head(insecure, "main").value_or(""), git({"rev-parse", "main"}, bare));
+}
+
+TEST(GitRemote, HostThatDropsConnectionsTimesOutAsConnectivity) {
+  // A listener that never accepts, its backlog filled: further connection attempts hang.
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::vector<int> fillers;
+  for (int i = 0; i < 4; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    fillers.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  RemoteOptions r;
+  r.url = "git://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x.git";
+  r.connect_timeout = std::chrono::milliseconds(300);
+  Error e = error_of([&] { ls_remote(r); });
+  EXPECT_EQ(e.kind(), ErrorKind::kConnectivity) << e.what();
+  EXPECT_NE(std::string(e.what()).find("timed out"), std::string::npos) << e.what();
+  for (int fd : fillers) ::close(fd);
+  ::close(listener);
 }

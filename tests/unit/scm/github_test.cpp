@@ -6,7 +6,7 @@
 #include <ctime>
 
 #include "capstan/scm/provider.h"
-#include "fake_api.h"
+#include "capstan/testing/fake_api.h"
 
 using capstan::testing::FakeApi;
 using capstan::testing::Recorded;

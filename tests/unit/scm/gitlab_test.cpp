@@ -4,7 +4,7 @@
 #include "capstan/testing/errors.h"
 
 #include "capstan/scm/provider.h"
-#include "fake_api.h"
+#include "capstan/testing/fake_api.h"
 
 using capstan::testing::FakeApi;
 using capstan::testing::Recorded;

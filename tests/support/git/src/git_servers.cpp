@@ -127,9 +127,21 @@ std::string base64(const std::string& in) {
 
 } // namespace
 
-GitHttpServer::GitHttpServer(fs::path project_root, std::string username, std::string password)
+GitHttpServer::GitHttpServer(fs::path project_root, std::string username, std::string password,
+                             bool tls)
     : root_(std::move(project_root)), username_(std::move(username)),
-      password_(std::move(password)), server_(std::make_unique<httplib::Server>()) {
+      password_(std::move(password)), tls_(tls) {
+  if (tls_) {
+    const fs::path cert = tls_dir_ / "cert.pem";
+    const fs::path key = tls_dir_ / "key.pem";
+    auto r = run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                  key.string(), "-out", cert.string(), "-days", "2", "-subj", "/CN=127.0.0.1",
+                  "-addext", "subjectAltName=IP:127.0.0.1"});
+    if (!r.status.success()) throw std::runtime_error("openssl req failed: " + r.err);
+    server_ = std::make_unique<httplib::SSLServer>(cert.c_str(), key.c_str());
+  } else {
+    server_ = std::make_unique<httplib::Server>();
+  }
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     ++requests_;
     std::string user = "anonymous";
@@ -215,7 +227,12 @@ GitHttpServer::~GitHttpServer() {
 }
 
 std::string GitHttpServer::url(const std::string& repo) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + "/" + repo;
+  return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) + "/" +
+         repo;
+}
+
+std::string GitHttpServer::certificate_pem() const {
+  return tls_ ? read_file(tls_dir_ / "cert.pem") : "";
 }
 
 bool SshServer::available() {

@@ -31,12 +31,20 @@ struct Credentials {
 struct RemoteOptions {
   std::string url; // file://, /abs/path, git://, http://, https://, ssh://, user@host:path
   Credentials credentials;
+  // TLS: PEM certificates of extra certificate authorities to trust (a private CA of a
+  // self-hosted server); the server's certificate must be signed by one of them directly, be
+  // valid now and name the host. The system's trust store applies as well.
+  std::string tls_ca_pem;
   // TLS: skip certificate verification (self-signed test servers only).
   bool insecure_skip_tls_verify = false;
   // SSH host keys, as lines of an OpenSSH known_hosts file ("host keytype base64"). When empty,
   // libgit2's own check applies (~/.ssh/known_hosts) unless insecure_skip_host_key_check is set.
   std::string ssh_known_hosts;
   bool insecure_skip_host_key_check = false;
+  // Longest wait for the TCP connection to a git://, http(s):// or ssh:// host (0: the
+  // system's). A host that silently drops packets is reported as kConnectivity after it instead
+  // of after the operating system's TCP timeout. Not applied through an HTTP proxy.
+  std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
   // Polled during transfers and between retries; returning true aborts with ErrorKind::kCancelled.
   std::function<bool()> cancelled;
   // Extra HTTP headers ("Name: value") sent with every request (http(s) only).

@@ -52,17 +52,19 @@ private:
 
 // `git http-backend` run as CGI per request by a cpp-httplib server on 127.0.0.1:0 (smart HTTP,
 // fetch and push). With a username set, every request needs basic auth with exactly those
-// credentials (else 401 with WWW-Authenticate), as a hosted Git server does.
+// credentials (else 401 with WWW-Authenticate), as a hosted Git server does. With tls set it
+// serves https with a fresh self-signed certificate for 127.0.0.1 (see certificate_pem()).
 class GitHttpServer {
 public:
   explicit GitHttpServer(std::filesystem::path project_root, std::string username = "",
-                         std::string password = "");
+                         std::string password = "", bool tls = false);
   ~GitHttpServer();
   GitHttpServer(const GitHttpServer&) = delete;
   GitHttpServer& operator=(const GitHttpServer&) = delete;
 
   int port() const { return port_; }
-  std::string url(const std::string& repo) const; // http://127.0.0.1:PORT/repo
+  std::string url(const std::string& repo) const; // http(s)://127.0.0.1:PORT/repo
+  std::string certificate_pem() const;            // the TLS certificate ("" without tls)
   int requests() const { return requests_.load(); }
   int unauthorized() const { return unauthorized_.load(); }
   // Requests whose path contains "git-upload-pack" as a POST: pack negotiations (object
@@ -73,6 +75,8 @@ private:
   std::filesystem::path root_;
   std::string username_;
   std::string password_;
+  bool tls_ = false;
+  TempDir tls_dir_{"capstan-git-tls"};
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -1,4 +1,5 @@
-// A scripted REST server on loopback that records every request, for provider tests.
+// A scripted REST server on loopback that records every request (header-only; link
+// PkgConfig::HTTPLIB), for tests of API clients: SCM providers, webhooks.
 #pragma once
 
 #include <httplib.h>
