@@ -313,11 +313,14 @@ struct HttpApi::Impl {
     std::vector<model::SourceFile> sources;
     for (const auto& f : *files) {
       if (!f.is_object() || !f.contains("content") || !f["content"].is_string() ||
-          (f.contains("name") && !f["name"].is_string())) {
+          (f.contains("name") && !f["name"].is_string()) ||
+          (f.contains("dir") && !f["dir"].is_string())) {
         return error(res, 400, "BadRequest",
-                     "each entry of 'files' needs a string 'content' and may have a 'name'");
+                     "each entry of 'files' needs a string 'content' and may have a 'name' and "
+                     "a 'dir' (the absolute folder it comes from)");
       }
-      sources.push_back({f.value("name", "<request>"), f["content"].get<std::string>()});
+      sources.push_back({f.value("name", "<request>"), f["content"].get<std::string>(),
+                         f.value("dir", "")});
     }
     bool dry_run = body->value("dryRun", false);
     std::vector<model::Object> objects;

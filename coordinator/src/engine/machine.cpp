@@ -733,6 +733,9 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run,
       r.document = o.document;
       r.model = o.model;
       r.source = o.source;
+      r.file = o.file;
+      r.line_offset = o.line_offset;
+      r.base_dir = o.base_dir;
       r.applied_at = now_ms();
       r.applied_by = user;
       for (const auto& ref : o.references) {

@@ -18,25 +18,35 @@ namespace {
 
 // The text of each document of a stream, split at "---" lines (column 0, so never inside a
 // block scalar). Returns nothing when the split does not match the parsed documents.
-std::vector<std::string> split_documents(const std::string& text, std::size_t expected) {
-  std::vector<std::string> chunks(1);
+struct Chunk {
+  std::string text;
+  int first_line = 1; // of the chunk in the file
+};
+
+// The text of each document of a stream, split at "---" lines (column 0, so never inside a
+// block scalar). Returns nothing when the split does not match the parsed documents.
+std::vector<Chunk> split_documents(const std::string& text, std::size_t expected) {
+  std::vector<Chunk> chunks(1);
   std::istringstream in(text);
   std::string line;
   bool first_content = true;
+  int line_no = 0;
   while (std::getline(in, line)) {
+    ++line_no;
     if (line.rfind("---", 0) == 0 && (line.size() == 3 || line[3] == ' ' || line[3] == '\t')) {
       if (!first_content) chunks.emplace_back();
+      chunks.back().text.clear();
+      chunks.back().first_line = line_no + 1;
       first_content = false;
       continue;
     }
     if (line.rfind("...", 0) == 0 && line.find_first_not_of(". \t") == std::string::npos) continue;
     if (line.find_first_not_of(" \t") != std::string::npos && line[0] != '#') first_content = false;
-    chunks.back() += line + "\n";
+    chunks.back().text += line + "\n";
   }
   if (chunks.size() != expected) return {};
   return chunks;
 }
-
 
 // Secrets that `<+secrets.getValue("id")>` expressions anywhere in a document read.
 void secret_uses(const json& value, const std::string& pointer, const yaml::SourceMap& where,
@@ -222,12 +232,16 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
       obj.kind = kind;
       obj.document = doc.value;
       obj.source = file.name + ":" + std::to_string(doc.start.line);
-      obj.yaml = texts.empty() ? yaml::dump(doc.value) : texts[i];
+      obj.yaml = texts.empty() ? yaml::dump(doc.value) : texts[i].text;
+      obj.file = file.name;
+      obj.line_offset = texts.empty() ? 0 : texts[i].first_line - 1;
+      obj.base_dir = file.dir;
       if (!parse_document(*spec, doc, obj, problems)) continue;
       if (obj.secret_value) {
         // The value never reaches the store as text: keep the document without it.
         obj.document[kind]["spec"].erase("value");
         obj.yaml = yaml::dump(obj.document);
+        obj.line_offset = 0;
       }
       auto key = obj.kind + "/" + obj.identifier;
       auto [it, fresh] = seen.emplace(key, obj.source);

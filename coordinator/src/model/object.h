@@ -16,6 +16,7 @@ namespace capstan::model {
 struct SourceFile {
   std::string name; // as the user named it, for messages
   std::string content;
+  std::string dir; // the absolute folder of the file, when known (Local stores start there)
 };
 
 // A step type used by an object, with where it is used, for checks against the step types
@@ -43,6 +44,9 @@ struct Object {
   nlohmann::json document; // the document as JSON (secrets: without the value)
   nlohmann::json model;    // the validated model
   std::string source;      // "file:line" where the document starts
+  std::string file;        // the file as named
+  int line_offset = 0;     // lines of the file before the document's text
+  std::string base_dir;    // SourceFile::dir
   std::vector<StepTypeUse> step_types;
   std::vector<Reference> references;
   // A secret's value: kept in memory only until the engine encrypts it.

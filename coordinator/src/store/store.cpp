@@ -8,7 +8,12 @@ namespace capstan::store {
 using nlohmann::json;
 
 bool status::terminal(const std::string& s) {
-  return s == kSucceeded || s == kFailed || s == kAborted || s == kSkipped;
+  return s == kSucceeded || s == kFailed || s == kAborted || s == kSkipped ||
+         s == kIgnoreFailed || s == kExpired || s == kApprovalRejected;
+}
+
+bool status::failed_outcome(const std::string& s) {
+  return s == kFailed || s == kAborted || s == kExpired || s == kApprovalRejected;
 }
 
 namespace {
@@ -73,6 +78,31 @@ CREATE TABLE audit (
   details TEXT NOT NULL);
 CREATE INDEX audit_by_target ON audit (kind, target);
 )sql",
+      // Pipelines as trees (step groups, parallel blocks, rollback sections), runtime inputs,
+      // waits for people and time, the deployment queue, where applied documents came from.
+      R"sql(
+ALTER TABLE objects ADD COLUMN file TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN line_offset INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN base_dir TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN triggered_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN inputs TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE executions ADD COLUMN pending_inputs TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE executions ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE stage_executions ADD COLUMN parallel_group INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stage_executions ADD COLUMN error_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE stage_executions ADD COLUMN message TEXT NOT NULL DEFAULT '';
+ALTER TABLE stage_executions ADD COLUMN lock_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE stage_executions ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stage_executions ADD COLUMN context TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE stage_executions ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE step_executions ADD COLUMN kind TEXT NOT NULL DEFAULT 'Step';
+ALTER TABLE step_executions ADD COLUMN parent INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE step_executions ADD COLUMN section TEXT NOT NULL DEFAULT 'steps';
+ALTER TABLE step_executions ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE step_executions ADD COLUMN wake_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE step_executions ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX stages_by_lock ON stage_executions (lock_key) WHERE lock_key != '';
+)sql",
   };
   return list;
 }
@@ -97,16 +127,19 @@ ObjectRecord read_object(sqlite::Statement& s) {
   o.deleted = s.int64(9) != 0;
   o.references = json::parse(s.text(10));
   o.applied_by = s.text(11);
+  o.file = s.text(12);
+  o.line_offset = static_cast<int>(s.int64(13));
+  o.base_dir = s.text(14);
   return o;
 }
 
 constexpr const char* kObjectColumns =
     "kind, identifier, version, name, yaml, document, model, source, applied_at, deleted, refs, "
-    "applied_by";
+    "applied_by, file, line_offset, base_dir";
 
 constexpr const char* kExecutionColumns =
     "id, pipeline, pipeline_version, sequence, status, variables, plan, created_at, started_at, "
-    "ended_at, error_type, message, revision";
+    "ended_at, error_type, message, revision, triggered_by, inputs, pending_inputs, state";
 
 ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
   ExecutionRecord e;
@@ -123,11 +156,16 @@ ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
   e.error_type = s.text(10);
   e.message = s.text(11);
   e.revision = s.int64(12);
+  e.triggered_by = s.text(13);
+  e.inputs = json::parse(s.text(14));
+  e.pending_inputs = json::parse(s.text(15));
+  e.state = json::parse(s.text(16));
   return e;
 }
 
 void load_children(sqlite::Database& db, ExecutionRecord& e) {
-  auto& st = db.prepare("SELECT stage_index, identifier, name, type, status, started_at, ended_at "
+  auto& st = db.prepare("SELECT stage_index, identifier, name, type, status, started_at, ended_at, "
+                        "parallel_group, error_type, message, lock_key, queued_at, context, state "
                         "FROM stage_executions WHERE execution_id = ? ORDER BY stage_index");
   st.bind(1, e.id);
   while (st.step()) {
@@ -139,13 +177,20 @@ void load_children(sqlite::Database& db, ExecutionRecord& e) {
     r.status = st.text(4);
     r.started_at = st.int64(5);
     r.ended_at = st.int64(6);
+    r.parallel_group = static_cast<int>(st.int64(7));
+    r.error_type = st.text(8);
+    r.message = st.text(9);
+    r.lock_key = st.text(10);
+    r.queued_at = st.int64(11);
+    r.context = json::parse(st.text(12));
+    r.state = json::parse(st.text(13));
     e.stages.push_back(std::move(r));
   }
   auto& sp = db.prepare(
       "SELECT stage_index, step_index, stage_identifier, identifier, name, type, status, attempt, "
       "task_id, delegate, delegate_instance, queued_at, started_at, ended_at, timeout_ms, "
-      "error_type, message, outputs FROM step_executions WHERE execution_id = ? "
-      "ORDER BY stage_index, step_index");
+      "error_type, message, outputs, kind, parent, section, retries, wake_at, state "
+      "FROM step_executions WHERE execution_id = ? ORDER BY stage_index, step_index");
   sp.bind(1, e.id);
   while (sp.step()) {
     StepRecord r;
@@ -167,6 +212,12 @@ void load_children(sqlite::Database& db, ExecutionRecord& e) {
     r.error_type = sp.text(15);
     r.message = sp.text(16);
     r.outputs = json::parse(sp.text(17));
+    r.kind = sp.text(18);
+    r.parent = static_cast<int>(sp.int64(19));
+    r.section = sp.text(20);
+    r.retries = static_cast<int>(sp.int64(21));
+    r.wake_at = sp.int64(22);
+    r.state = json::parse(sp.text(23));
     e.steps.push_back(std::move(r));
   }
 }
@@ -238,8 +289,9 @@ std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
   }
   q.reset();
   auto& ins = db.prepare("INSERT INTO objects (kind, identifier, version, name, yaml, document, "
-                         "model, source, applied_at, deleted, refs, applied_by) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)");
+                         "model, source, applied_at, deleted, refs, applied_by, file, "
+                         "line_offset, base_dir) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)");
   ins.bind(1, o.kind)
       .bind(2, o.identifier)
       .bind(3, version + 1)
@@ -251,6 +303,9 @@ std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
       .bind(9, o.applied_at ? o.applied_at : now_ms())
       .bind(10, o.references.dump())
       .bind(11, o.applied_by)
+      .bind(12, o.file)
+      .bind(13, o.line_offset)
+      .bind(14, o.base_dir)
       .run();
   return {version + 1, true};
 }
@@ -270,8 +325,8 @@ bool Store::delete_object(const std::string& kind, const std::string& identifier
   q.reset();
   if (last.deleted) return false;
   db.prepare("INSERT INTO objects (kind, identifier, version, name, yaml, document, model, "
-             "source, applied_at, deleted, refs, applied_by) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '[]', ?)")
+             "source, applied_at, deleted, refs, applied_by, file, line_offset, base_dir) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '[]', ?, ?, ?, ?)")
       .bind(1, kind)
       .bind(2, identifier)
       .bind(3, last.version + 1)
@@ -282,6 +337,9 @@ bool Store::delete_object(const std::string& kind, const std::string& identifier
       .bind(8, last.source)
       .bind(9, at)
       .bind(10, user)
+      .bind(11, last.file)
+      .bind(12, last.line_offset)
+      .bind(13, last.base_dir)
       .run();
   return true;
 }
@@ -314,7 +372,7 @@ void Store::append_audit(const AuditRecord& a) {
 void Store::insert_execution(const ExecutionRecord& e) {
   auto& db = *writer_;
   db.prepare(std::string("INSERT INTO executions (") + kExecutionColumns +
-             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, e.id)
       .bind(2, e.pipeline)
       .bind(3, e.pipeline_version)
@@ -328,10 +386,15 @@ void Store::insert_execution(const ExecutionRecord& e) {
       .bind(11, e.error_type)
       .bind(12, e.message)
       .bind(13, e.revision)
+      .bind(14, e.triggered_by)
+      .bind(15, e.inputs.dump())
+      .bind(16, e.pending_inputs.dump())
+      .bind(17, e.state.dump())
       .run();
-  auto& st =
-      db.prepare("INSERT INTO stage_executions (execution_id, stage_index, identifier, "
-                 "name, type, status, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  auto& st = db.prepare(
+      "INSERT INTO stage_executions (execution_id, stage_index, identifier, name, type, status, "
+      "started_at, ended_at, parallel_group, error_type, message, lock_key, queued_at, context, "
+      "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& s : e.stages) {
     st.reset()
         .bind(1, e.id)
@@ -342,13 +405,21 @@ void Store::insert_execution(const ExecutionRecord& e) {
         .bind(6, s.status)
         .bind(7, s.started_at)
         .bind(8, s.ended_at)
+        .bind(9, s.parallel_group)
+        .bind(10, s.error_type)
+        .bind(11, s.message)
+        .bind(12, s.lock_key)
+        .bind(13, s.queued_at)
+        .bind(14, s.context.dump())
+        .bind(15, s.state.dump())
         .run();
   }
   auto& sp = db.prepare(
       "INSERT INTO step_executions (execution_id, stage_index, step_index, stage_identifier, "
       "identifier, name, type, status, attempt, task_id, delegate, delegate_instance, queued_at, "
-      "started_at, ended_at, timeout_ms, error_type, message, outputs) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "started_at, ended_at, timeout_ms, error_type, message, outputs, kind, parent, section, "
+      "retries, wake_at, state) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& s : e.steps) {
     sp.reset()
         .bind(1, e.id)
@@ -370,6 +441,12 @@ void Store::insert_execution(const ExecutionRecord& e) {
         .bind(17, s.error_type)
         .bind(18, s.message)
         .bind(19, s.outputs.dump())
+        .bind(20, s.kind)
+        .bind(21, s.parent)
+        .bind(22, s.section)
+        .bind(23, s.retries)
+        .bind(24, s.wake_at)
+        .bind(25, s.state.dump())
         .run();
   }
 }
@@ -377,26 +454,38 @@ void Store::insert_execution(const ExecutionRecord& e) {
 void Store::update_execution(const ExecutionRecord& e) {
   writer_
       ->prepare("UPDATE executions SET status = ?, started_at = ?, ended_at = ?, error_type = ?, "
-                "message = ?, revision = ? WHERE id = ?")
+                "message = ?, revision = ?, variables = ?, inputs = ?, pending_inputs = ?, "
+                "state = ? WHERE id = ?")
       .bind(1, e.status)
       .bind(2, e.started_at)
       .bind(3, e.ended_at)
       .bind(4, e.error_type)
       .bind(5, e.message)
       .bind(6, e.revision)
-      .bind(7, e.id)
+      .bind(7, e.variables.dump())
+      .bind(8, e.inputs.dump())
+      .bind(9, e.pending_inputs.dump())
+      .bind(10, e.state.dump())
+      .bind(11, e.id)
       .run();
 }
 
 void Store::update_stage(const std::string& execution_id, const StageRecord& s) {
   writer_
-      ->prepare("UPDATE stage_executions SET status = ?, started_at = ?, ended_at = ? "
+      ->prepare("UPDATE stage_executions SET status = ?, started_at = ?, ended_at = ?, "
+                "error_type = ?, message = ?, lock_key = ?, queued_at = ?, context = ?, state = ? "
                 "WHERE execution_id = ? AND stage_index = ?")
       .bind(1, s.status)
       .bind(2, s.started_at)
       .bind(3, s.ended_at)
-      .bind(4, execution_id)
-      .bind(5, s.index)
+      .bind(4, s.error_type)
+      .bind(5, s.message)
+      .bind(6, s.lock_key)
+      .bind(7, s.queued_at)
+      .bind(8, s.context.dump())
+      .bind(9, s.state.dump())
+      .bind(10, execution_id)
+      .bind(11, s.index)
       .run();
 }
 
@@ -404,7 +493,7 @@ void Store::update_step(const std::string& execution_id, const StepRecord& s) {
   writer_
       ->prepare("UPDATE step_executions SET status = ?, attempt = ?, task_id = ?, delegate = ?, "
                 "delegate_instance = ?, queued_at = ?, started_at = ?, ended_at = ?, "
-                "error_type = ?, message = ?, outputs = ? "
+                "error_type = ?, message = ?, outputs = ?, retries = ?, wake_at = ?, state = ? "
                 "WHERE execution_id = ? AND stage_index = ? AND step_index = ?")
       .bind(1, s.status)
       .bind(2, s.attempt)
@@ -417,9 +506,12 @@ void Store::update_step(const std::string& execution_id, const StepRecord& s) {
       .bind(9, s.error_type)
       .bind(10, s.message)
       .bind(11, s.outputs.dump())
-      .bind(12, execution_id)
-      .bind(13, s.stage_index)
-      .bind(14, s.step_index)
+      .bind(12, s.retries)
+      .bind(13, s.wake_at)
+      .bind(14, s.state.dump())
+      .bind(15, execution_id)
+      .bind(16, s.stage_index)
+      .bind(17, s.step_index)
       .run();
 }
 
@@ -547,7 +639,8 @@ std::vector<ObjectRecord> Store::objects(const std::string& kind) {
     std::vector<ObjectRecord> out;
     auto& q = db.prepare(
         "SELECT o.kind, o.identifier, o.version, o.name, o.yaml, o.document, o.model, o.source, "
-        "o.applied_at, o.deleted, o.refs, o.applied_by FROM objects o WHERE (?1 = '' OR o.kind = "
+        "o.applied_at, o.deleted, o.refs, o.applied_by, o.file, o.line_offset, o.base_dir "
+        "FROM objects o WHERE (?1 = '' OR o.kind = "
         "?1) AND o.deleted = 0 AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = "
         "o.kind AND i.identifier = o.identifier) ORDER BY o.kind, o.identifier");
     q.bind(1, kind);
@@ -561,8 +654,8 @@ std::vector<ObjectRecord> Store::object_history(const std::string& kind,
   return read([&](sqlite::Database& db) {
     std::vector<ObjectRecord> out;
     auto& q = db.prepare("SELECT kind, identifier, version, name, '', '{}', '{}', source, "
-                         "applied_at, deleted, '[]', applied_by FROM objects WHERE kind = ? AND "
-                         "identifier = ? ORDER BY version DESC");
+                         "applied_at, deleted, '[]', applied_by, file, line_offset, base_dir "
+                         "FROM objects WHERE kind = ? AND identifier = ? ORDER BY version DESC");
     q.bind(1, kind).bind(2, identifier);
     while (q.step()) out.push_back(read_object(q));
     return out;
@@ -664,7 +757,8 @@ std::vector<LogRecord> Store::logs(const std::string& execution_id, std::int64_t
     auto& q = db.prepare(
         "SELECT l.seq, l.stage_index, l.step_index, l.step, l.time, l.level, l.line FROM logs l "
         "WHERE l.execution_id = ?1 AND l.seq > ?2 AND (?3 = '' OR l.step = ?3 OR "
-        "substr(l.step, instr(l.step, '.') + 1) = ?3) ORDER BY l.seq LIMIT ?4");
+        "substr(l.step, instr(l.step, '.') + 1) = ?3 OR "
+        "substr(l.step, -length(?3) - 1) = '.' || ?3) ORDER BY l.seq LIMIT ?4");
     q.bind(1, execution_id).bind(2, after).bind(3, step).bind(4, limit);
     while (q.step()) {
       LogRecord r;
