@@ -33,6 +33,7 @@ int cmd_audit(const Globals& g, const Argv& argv);
 int cmd_approve(const Globals& g, const Argv& argv);
 int cmd_interventions(const Globals& g, const Argv& argv);
 int cmd_input(const Globals& g, const Argv& argv);
+int cmd_tokens(const Globals& g, const Argv& argv);
 int cmd_version(const Globals& g, const Argv& argv);
 
 // Shared by run and logs: follows an execution until it ends, printing log lines and (with

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -112,7 +113,9 @@ struct HttpApi::Impl {
     server.set_write_timeout(30, 0);
     server.set_keep_alive_max_count(1000);
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
+      if (req.path == "/healthz" || req.path == "/metrics") {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
       auto auth = req.get_header_value("Authorization");
       const std::string prefix = "Bearer ";
       if (auth.rfind(prefix, 0) != 0 ||
@@ -245,7 +248,7 @@ struct HttpApi::Impl {
                 [this](const httplib::Request& req, httplib::Response& res) {
                   auto e = find_execution(req.matches[1], res);
                   if (!e) return;
-                  answer(res, engine.abort(e->id).get());
+                  answer(res, engine.abort(e->id, user_of(req)).get());
                 });
     server.Get(R"(/api/v1/executions/([^/]+)/logs)", [this](const httplib::Request& req,
                                                             httplib::Response& res) {
@@ -257,8 +260,52 @@ struct HttpApi::Impl {
       auto lines = store.logs(e->id, *after, static_cast<int>(*limit), req.get_param_value("step"));
       reply(res, 200, logs_body(lines, *after));
     });
+    server.Post(R"(/api/v1/executions/([^/]+)/approvals)",
+                [this](const httplib::Request& req, httplib::Response& res) { approve(req, res); });
+    server.Post(R"(/api/v1/executions/([^/]+)/interventions)",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  intervene(req, res);
+                });
+    server.Post(R"(/api/v1/executions/([^/]+)/inputs)",
+                [this](const httplib::Request& req, httplib::Response& res) { inputs(req, res); });
+    server.Get("/api/v1/waits", [this](const httplib::Request&, httplib::Response& res) {
+      json items = json::array();
+      for (auto& w : engine.waits()) items.push_back(std::move(w));
+      reply(res, 200, {{"items", items}});
+    });
     server.Get(R"(/api/v1/executions/([^/]+)/watch)",
                [this](const httplib::Request& req, httplib::Response& res) { watch(req, res); });
+    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(options.metrics ? options.metrics() : std::string(),
+                      "text/plain; version=0.0.4; charset=utf-8");
+    });
+    server.Get("/api/v1/tokens", [this](const httplib::Request&, httplib::Response& res) {
+      std::map<std::string, int> sessions;
+      for (const auto& d : engine.delegates()) ++sessions[d.token];
+      json items = json::array();
+      for (const auto& t : store.tokens()) {
+        items.push_back({{"name", t.name},
+                         {"createdAt", t.created_at},
+                         {"revoked", t.revoked_at != 0},
+                         {"revokedAt", t.revoked_at ? json(t.revoked_at) : json(nullptr)},
+                         {"lastUsedAt", t.last_used_at ? json(t.last_used_at) : json(nullptr)},
+                         {"connectedDelegates", t.revoked_at ? 0 : sessions[t.name]}});
+      }
+      reply(res, 200, {{"items", items}});
+    });
+    server.Post("/api/v1/tokens", [this](const httplib::Request& req, httplib::Response& res) {
+      auto body = body_of(req, res);
+      if (!body) return;
+      auto name = body->find("name");
+      if (name == body->end() || !name->is_string()) {
+        return error(res, 400, "BadRequest", "'name' (a string) is required");
+      }
+      answer(res, engine.create_token(name->get<std::string>()).get());
+    });
+    server.Delete(R"(/api/v1/tokens/([^/]+))",
+                  [this](const httplib::Request& req, httplib::Response& res) {
+                    answer(res, engine.revoke_token(req.matches[1]).get());
+                  });
     server.Get("/api/v1/delegates", [this](const httplib::Request&, httplib::Response& res) {
       json items = json::array();
       std::set<std::string> connected;
@@ -341,25 +388,98 @@ struct HttpApi::Impl {
     answer(res, engine.apply(std::move(objects), dry_run, user_of(req)).get());
   }
 
+  // A string map from a JSON object of scalars; nullopt (with the response written) otherwise.
+  static std::optional<std::map<std::string, std::string>>
+  scalars(const json& body, const char* key, httplib::Response& res) {
+    std::map<std::string, std::string> out;
+    if (!body.contains(key)) return out;
+    const auto& v = body[key];
+    if (!v.is_object()) {
+      error(res, 400, "BadRequest", std::string("'") + key + "' must be an object");
+      return std::nullopt;
+    }
+    for (const auto& [k, val] : v.items()) {
+      if (val.is_string()) {
+        out[k] = val.get<std::string>();
+      } else if (val.is_number() || val.is_boolean()) {
+        out[k] = val.dump();
+      } else {
+        error(res, 400, "BadRequest", std::string("'") + key + "." + k + "' must be a scalar");
+        return std::nullopt;
+      }
+    }
+    return out;
+  }
+
+  static std::string text(const json& body, const char* key) {
+    return body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : "";
+  }
+
   void run(const httplib::Request& req, httplib::Response& res) {
     auto body = body_of(req, res);
     if (!body) return;
-    std::map<std::string, std::string> vars;
-    if (body->contains("variables")) {
-      const auto& v = (*body)["variables"];
-      if (!v.is_object()) return error(res, 400, "BadRequest", "'variables' must be an object");
-      for (const auto& [k, val] : v.items()) {
-        if (val.is_string()) {
-          vars[k] = val.get<std::string>();
-        } else if (val.is_number() || val.is_boolean()) {
-          vars[k] = val.dump();
-        } else {
-          return error(res, 400, "BadRequest", "variable '" + k + "' must be a scalar");
-        }
-      }
+    engine::RunRequest run;
+    run.pipeline = req.matches[1];
+    run.user = user_of(req);
+    // "variables" is the older name of "set".
+    for (const char* key : {"variables", "set"}) {
+      auto values = scalars(*body, key, res);
+      if (!values) return;
+      run.set.insert(values->begin(), values->end());
     }
-    answer(res, engine.run(req.matches[1], std::move(vars)).get());
+    if (body->contains("inputsYaml") && !(*body)["inputsYaml"].is_string()) {
+      return error(res, 400, "BadRequest", "'inputsYaml' must be a string (an inputs YAML)");
+    }
+    run.inputs_yaml = text(*body, "inputsYaml");
+    run.inputs_name = text(*body, "inputsFile");
+    answer(res, engine.run(std::move(run)).get());
   }
+
+  void approve(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    auto action = text(*body, "action");
+    if (action != "approve" && action != "reject") {
+      return error(res, 400, "BadRequest", "'action' must be \"approve\" or \"reject\"");
+    }
+    auto inputs = scalars(*body, "inputs", res);
+    if (!inputs) return;
+    engine::ApprovalRequest a;
+    a.execution = req.matches[1];
+    a.step = text(*body, "step");
+    a.user = user_of(req);
+    a.reject = action == "reject";
+    a.comment = text(*body, "comment");
+    a.inputs = std::move(*inputs);
+    answer(res, engine.approve(std::move(a)).get());
+  }
+
+  void intervene(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    engine::InterventionRequest i;
+    i.execution = req.matches[1];
+    i.step = text(*body, "step");
+    i.user = user_of(req);
+    i.action = text(*body, "action");
+    i.comment = text(*body, "comment");
+    if (i.action.empty()) return error(res, 400, "BadRequest", "'action' is required");
+    answer(res, engine.intervene(std::move(i)).get());
+  }
+
+  void inputs(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    auto values = scalars(*body, "values", res);
+    if (!values) return;
+    engine::InputAnswer i;
+    i.execution = req.matches[1];
+    i.step = text(*body, "step");
+    i.user = user_of(req);
+    i.values = std::move(*values);
+    answer(res, engine.answer(std::move(i)).get());
+  }
+
 
   // Long-poll: returns when the execution's revision passes `revision`, log lines after
   // `after` exist, the execution has ended, or `wait` seconds pass.

@@ -130,6 +130,59 @@ std::string Machine::approver_summary(const json& approval) {
   return out.empty() ? "anyone" : out;
 }
 
+std::vector<json> Machine::waits() {
+  waits_changed_ = false;
+  std::vector<json> out;
+  for (auto& [id, a] : active_) {
+    if (st::terminal(a.record.status)) continue;
+    json base = {{"execution", id},
+                 {"pipeline", a.record.pipeline},
+                 {"sequence", a.record.sequence}};
+    for (std::size_t si = 0; si < a.plan.size(); ++si) {
+      const auto& stage = a.record.stages[si];
+      if (stage.status == st::kQueued || stage.status == st::kInputWaiting) {
+        json w = base;
+        w["where"] = stage.identifier;
+        w["kind"] = stage.status == st::kQueued ? "Deployment queue" : "Execution input";
+        w["since"] = stage.status == st::kQueued ? stage.queued_at : stage.started_at;
+        w["details"] = stage.status == st::kQueued
+                           ? stage.message
+                           : "asks for " + question_names(stage.state.value("inputs", json::array()));
+        out.push_back(std::move(w));
+      }
+      for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+        const auto& rec = row_record(a, si, r);
+        std::string kind, details;
+        if (rec.status == st::kApprovalWaiting) {
+          const auto& ap = rec.state.value("approval", json::object());
+          kind = "Approval";
+          details = ap.value("message", "") + " (" + std::to_string(ap.value("minimumCount", 1)) +
+                    " of " + approver_summary(ap) + ")";
+        } else if (rec.status == st::kInterventionWaiting) {
+          kind = "Manual intervention";
+          details = rec.state.value("intervention", json::object()).value("message", "");
+        } else if (rec.status == st::kInputWaiting) {
+          kind = "Execution input";
+          details = "asks for " + question_names(rec.state.value("inputs", json::array()));
+        } else if (rec.status == st::kWaiting && rec.state.value("wake", "") == "wait") {
+          kind = "Wait";
+          details = rec.message;
+        } else {
+          continue;
+        }
+        json w = base;
+        w["where"] = stage.identifier + "." + plan_row(a, si, r).path;
+        w["kind"] = kind;
+        w["since"] = rec.started_at;
+        w["until"] = rec.wake_at ? json(rec.wake_at) : json(nullptr);
+        w["details"] = details;
+        out.push_back(std::move(w));
+      }
+    }
+  }
+  return out;
+}
+
 void Machine::index_plan(Active& a) {
   a.plan = build_plan(a.pipeline);
   a.offset.clear();
@@ -306,6 +359,7 @@ Outcome Machine::run(const RunRequest& req) {
   store_.insert_execution(r);
   auto id = r.id;
   auto [it, _] = active_.emplace(id, std::move(a));
+  index_plan(it->second);
   json inputs = it->second.record.inputs;
   audit(it->second, req.user, "run",
         {{"inputs", inputs}, {"overrides", overrides}, {"pipelineVersion", object->version}});

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -20,6 +22,7 @@
 
 #include "capstan/wire/router.h"
 #include "engine/change_feed.h"
+#include "engine/metrics.h"
 #include "model/object.h"
 #include "store/store.h"
 
@@ -34,9 +37,18 @@ struct EngineOptions {
   std::chrono::milliseconds delegate_wait{std::chrono::seconds(30)};
   // After a restart, how long tasks that were running wait for their delegate to re-attach.
   std::chrono::milliseconds reattach_window{std::chrono::seconds(15)};
-  // Slack over a step's timeout before the coordinator fails it itself (the delegate enforces
-  // the timeout first).
-  std::chrono::milliseconds timeout_grace{std::chrono::seconds(5)};
+  // Slack over a step's timeout before the coordinator fails it itself: the delegate enforces
+  // the timeout first, and abandons a plugin that ignores it after its --cancel-grace.
+  std::chrono::milliseconds timeout_grace{std::chrono::seconds(30)};
+  // How long a step may wait in the queue for a free slot on an eligible delegate.
+  std::chrono::milliseconds queue_timeout{std::chrono::minutes(30)};
+  // Attempts of one step that was lost with its delegate (retry-safe types) or never reached
+  // one, before it fails.
+  std::uint32_t max_attempts = 3;
+  // On first start (no delegate token yet) a token named "default" is created and written here.
+  std::filesystem::path initial_token_file;
+  // Called on the engine thread after an execution's end is committed (benchmarks, embedding).
+  std::function<void(const std::string& execution_id, const std::string& status)> on_finished;
 };
 
 // A connected delegate, as the API shows it.
@@ -50,6 +62,44 @@ struct DelegateView {
   int slots = 0;
   int running = 0;
   std::int64_t connected_at = 0;
+  bool draining = false;
+  std::string token; // name of the token it presented
+};
+
+// A run as the API asks for it.
+struct RunRequest {
+  std::string pipeline;
+  std::map<std::string, std::string> set; // --set NAME=VALUE: runtime inputs and variables
+  std::string inputs_yaml;                // --inputs FILE: Harness's inputs YAML
+  std::string inputs_name;                // the file's name, for messages
+  std::string user;                       // who runs it
+};
+
+// An answer to a HarnessApproval step.
+struct ApprovalRequest {
+  std::string execution;
+  std::string step; // "" when only one approval waits
+  std::string user;
+  bool reject = false;
+  std::string comment;
+  std::map<std::string, std::string> inputs; // approverInputs
+};
+
+// The action chosen for a step that waits for manual intervention (or a Wait step).
+struct InterventionRequest {
+  std::string execution;
+  std::string step;
+  std::string user;
+  std::string action; // Retry, Ignore, MarkAsSuccess, MarkAsFailure, Abort, StageRollback, ...
+  std::string comment;
+};
+
+// Values for the execution inputs a stage or step asks for.
+struct InputAnswer {
+  std::string execution;
+  std::string step;
+  std::string user;
+  std::map<std::string, std::string> values;
 };
 
 // The answer to an API command: an HTTP status, a machine-readable code and a message, plus a
@@ -80,8 +130,19 @@ public:
   // API commands, answered after their effects are committed.
   std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run, std::string user);
   std::future<Outcome> remove(std::string kind, std::string identifier, std::string user);
-  std::future<Outcome> run(std::string pipeline, std::map<std::string, std::string> variables);
-  std::future<Outcome> abort(std::string execution_id);
+  std::future<Outcome> run(RunRequest request);
+  std::future<Outcome> abort(std::string execution_id, std::string user);
+  std::future<Outcome> approve(ApprovalRequest request);
+  std::future<Outcome> intervene(InterventionRequest request);
+  std::future<Outcome> answer(InputAnswer request);
+  // What active executions wait for (approvals, interventions, inputs, the deployment queue).
+  std::vector<nlohmann::json> waits() const;
+  // Delegate tokens: create answers {name, token} (the only time the token is shown); revoke
+  // drops the delegates that use it at once.
+  std::future<Outcome> create_token(std::string name);
+  std::future<Outcome> revoke_token(std::string name);
+
+  Metrics& metrics() { return metrics_; }
 
   std::vector<DelegateView> delegates() const;
 
@@ -99,16 +160,34 @@ private:
     std::promise<Outcome> done;
   };
   struct RunCommand {
-    std::string pipeline;
-    std::map<std::string, std::string> variables;
+    RunRequest request;
     std::promise<Outcome> done;
   };
   struct AbortCommand {
     std::string execution_id;
+    std::string user;
     std::promise<Outcome> done;
   };
-  using Event =
-      std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand, AbortCommand>;
+  struct TokenCommand {
+    std::string name;
+    bool revoke = false;
+    std::promise<Outcome> done;
+  };
+  struct ApprovalCommand {
+    ApprovalRequest request;
+    std::promise<Outcome> done;
+  };
+  struct InterventionCommand {
+    InterventionRequest request;
+    std::promise<Outcome> done;
+  };
+  struct InputCommand {
+    InputAnswer request;
+    std::promise<Outcome> done;
+  };
+  using Event = std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand,
+                             AbortCommand, TokenCommand, ApprovalCommand, InterventionCommand,
+                             InputCommand>;
 
   void push(Event event);
   void loop();
@@ -124,9 +203,12 @@ private:
   std::deque<Event> events_;
   bool stopping_ = false;
 
-  mutable std::mutex view_mutex_; // guards views_: written by the engine, read by API threads
+  mutable std::mutex view_mutex_; // guards views_ and waits_: written by the engine, read by API
+                                  // threads
   std::vector<DelegateView> views_;
+  std::vector<nlohmann::json> waits_;
 
+  Metrics metrics_;
   std::unique_ptr<Machine> machine_; // touched only by the engine thread
   std::thread thread_;
 };

@@ -57,16 +57,34 @@ void Machine::set_stage(Active& a, std::size_t si) {
 
 void Machine::advance(Active& a) {
   pending_advance_.push_back(a.record.id);
-  if (advancing_) return;
+  wake_lock_waiters();
+}
+
+void Machine::wake_lock_waiters() {
+  if (advancing_) return; // the drive under way picks them up
   advancing_ = true;
-  while (!pending_advance_.empty()) {
-    auto id = pending_advance_.front();
-    pending_advance_.pop_front();
-    auto it = active_.find(id);
-    if (it == active_.end()) continue;
-    for (int guard = 0; guard < 10000; ++guard) {
-      if (st::terminal(it->second.record.status)) break;
-      if (!drive(it->second)) break;
+  while (true) {
+    while (!pending_advance_.empty()) {
+      auto id = pending_advance_.front();
+      pending_advance_.pop_front();
+      auto it = active_.find(id);
+      if (it == active_.end()) continue;
+      for (int guard = 0; guard < 10000; ++guard) {
+        if (st::terminal(it->second.record.status)) break;
+        if (!drive(it->second)) break;
+      }
+    }
+    if (released_locks_.empty()) break;
+    // A deployment ended: the stages queued behind it (in any execution) may go now.
+    auto keys = std::move(released_locks_);
+    released_locks_.clear();
+    for (auto& [id, other] : active_) {
+      for (const auto& s : other.record.stages) {
+        if (s.status == st::kQueued && keys.count(s.lock_key)) {
+          pending_advance_.push_back(id);
+          break;
+        }
+      }
     }
   }
   advancing_ = false;
@@ -470,11 +488,13 @@ void Machine::apply_action(Active& a, std::size_t si, int r, const model::Failur
   }
   if (action.type == act::kStageRollback) {
     note(a, index, 3, what + "; rolling the stage back (" + where + ")");
+    a.record.stages[si].error_type = rec.error_type;
     start_stage_rollback(a, si, what);
     return;
   }
   if (action.type == act::kPipelineRollback) {
     note(a, index, 3, what + "; rolling the pipeline back (" + where + ")");
+    a.record.stages[si].error_type = rec.error_type;
     start_pipeline_rollback(a, si, what);
     return;
   }
@@ -543,6 +563,7 @@ void Machine::start_pipeline_rollback(Active& a, std::size_t si, const std::stri
       continue;
     }
     if (s.state.contains("rollback")) continue;
+    if (s.status == st::kRunning) cancel_rows(a, i, "steps", "cancelled: the pipeline rolls back");
     order.push_back(i);
   }
   for (std::size_t i = 0; i < a.record.stages.size(); ++i) {
@@ -582,7 +603,7 @@ bool Machine::drive_rollback(Active& a, std::size_t si) {
   }
   end_stage(a, si, st::kFailed,
             reason + (failed ? "; the rollback failed" : segments.empty() ? "" : "; rolled back"),
-            row_record(a, si, 0).error_type);
+            stage.error_type);
   return true;
 }
 
@@ -595,14 +616,8 @@ bool Machine::drive_pipeline_rollback(Active& a) {
     auto si = order[static_cast<std::size_t>(current)];
     auto& stage = a.record.stages[si];
     if (!stage.state.contains("rollback")) {
-      // A stage that had ended: it rolls back now.
-      stage.state["rollback"] = {{"status", st::kRunning},
-                                 {"reason", "the pipeline rolls back"},
-                                 {"segments", rollback_segments(a, si)},
-                                 {"current", 0}};
-      stage.status = st::kRunning;
-      stage.message = "rolling back: the pipeline rolls back";
-      set_stage(a, si);
+      // A stage that ran before the failure: it rolls back now.
+      start_stage_rollback(a, si, "the pipeline rolls back");
       changed = true;
     }
     if (stage.status == st::kRunning) {
@@ -697,21 +712,6 @@ bool Machine::lock_available(const Active& a, std::size_t si, std::string& holde
     }
   }
   return true;
-}
-
-void Machine::wake_lock_waiters() {
-  while (!released_locks_.empty()) {
-    auto keys = std::move(released_locks_);
-    released_locks_.clear();
-    for (auto& [id, a] : active_) {
-      for (const auto& s : a.record.stages) {
-        if (s.status == st::kQueued && keys.count(s.lock_key)) {
-          advance(a);
-          break;
-        }
-      }
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------

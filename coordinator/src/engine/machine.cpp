@@ -10,6 +10,7 @@
 #include "capstan/yaml/yaml.h"
 #include "model/catalog.h"
 #include "model/duration.h"
+#include "model/selectors.h"
 #include "model/step_types.h"
 
 namespace capstan::engine {
@@ -24,18 +25,6 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string new_id() {
-  static std::mt19937_64 rng{std::random_device{}()};
-  static const char* alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string id;
-  for (int i = 0; i < 12; ++i) id.push_back(alphabet[rng() % 36]);
-  return id;
-}
-
-std::string slot_key(const std::string& task_id, std::uint32_t attempt) {
-  return task_id + "#" + std::to_string(attempt);
 }
 
 std::string error_type_name(plugin::v1::ErrorType t) {
@@ -70,15 +59,17 @@ Outcome failure(int status, std::string code, std::string message, json details 
   return o;
 }
 
-bool in_flight(const std::string& s) {
-  return s == st::kDispatched || s == st::kRunning;
+// A task out on a delegate (groups, parallel blocks and coordinator steps never are).
+bool in_flight(const store::StepRecord& s) {
+  return (s.status == st::kDispatched || s.status == st::kRunning) && !s.delegate_instance.empty();
 }
 
 } // namespace
 
 Machine::Machine(store::Store& store, ChangeFeed& feed, const EngineOptions& options,
-                 wire::Router& router)
-    : store_(store), feed_(feed), options_(options), router_(router) {}
+                 wire::Router& router, Metrics& metrics)
+    : store_(store), feed_(feed), options_(options), router_(router), tokens_(store),
+      metrics_(metrics) {}
 
 void Machine::send(const wire::PeerId& peer, v1::Envelope envelope) {
   effects_.push_back(
@@ -86,25 +77,48 @@ void Machine::send(const wire::PeerId& peer, v1::Envelope envelope) {
 }
 
 void Machine::recover() {
+  tokens_.load();
+  if (tokens_.empty() && !options_.initial_token_file.empty()) {
+    // First start: one token for the local delegate, in a file only the owner can read.
+    auto token = tokens_.create("default", now_ms());
+    Tokens::save(options_.initial_token_file, token);
+    spdlog::info("created delegate token 'default' in {}", options_.initial_token_file.string());
+  }
   store_.mark_all_delegates_disconnected("coordinator restarted");
   for (auto& record : store_.active_executions()) {
+    const std::string id = record.id;
     Active a;
     a.pipeline = model::pipeline_from_json(record.plan);
     a.log_seq = store_.last_log_seq(record.id);
     a.record = std::move(record);
-    const std::string id = a.record.id;
     auto [it, _] = active_.emplace(id, std::move(a));
     auto& act = it->second;
+    index_plan(act);
+    std::size_t rows = 0;
+    for (const auto& sp : act.plan) rows += sp.rows.size();
+    if (rows != act.record.steps.size() || act.plan.size() != act.record.stages.size()) {
+      // Stored by a release that laid executions out differently: it cannot be resumed.
+      spdlog::error("execution {} cannot be resumed: its stored steps do not match its plan", id);
+      act.record.status = st::kFailed;
+      act.record.message = "the coordinator could not resume this execution after a restart "
+                           "(its stored steps do not match its plan)";
+      act.record.ended_at = now_ms();
+      touch(act);
+      finished_.push_back(id);
+      continue;
+    }
     for (std::size_t i = 0; i < act.record.steps.size(); ++i) {
       auto& s = act.record.steps[i];
       if (!s.task_id.empty()) tasks_[s.task_id] = {id, i};
-      if (s.status == st::kQueued) queue_.emplace_back(id, i);
+      if (s.status == st::kQueued && s.kind == "Step") {
+        scheduler_.enqueue({id, i, s.queued_at, {}, true});
+      }
     }
     spdlog::info("resuming execution {} of pipeline {} (#{})", id, act.record.pipeline,
                  act.record.sequence);
     touch(act);
-    advance(act);
   }
+  for (auto& [id, act] : active_) advance(act);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -112,7 +126,7 @@ void Machine::recover() {
 
 void Machine::on_router_event(wire::RouterEvent& event) {
   if (event.kind == wire::RouterEvent::Kind::kPeerLost) {
-    on_peer_lost(event.peer, event.reason);
+    lose_session(event.peer, event.reason);
     return;
   }
   const auto& env = event.envelope;
@@ -124,7 +138,7 @@ void Machine::on_router_event(wire::RouterEvent& event) {
     on_accepted(env.accepted());
     return;
   case v1::Envelope::kLog:
-    on_log(env.log());
+    on_log(event.peer, env.log());
     return;
   case v1::Envelope::kResult:
     on_result(event.peer, env.result());
@@ -136,60 +150,96 @@ void Machine::on_router_event(wire::RouterEvent& event) {
 }
 
 void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
-  auto refuse = [&](const std::string& why) {
+  auto refuse = [&](v1::Refuse::Code code, const std::string& why, const std::string& log) {
     v1::Envelope env;
-    env.mutable_refuse()->set_code(v1::Refuse::CODE_INVALID);
+    env.mutable_refuse()->set_code(code);
     env.mutable_refuse()->set_message(why);
     send(peer, std::move(env));
-    spdlog::warn("refused a delegate session: {}", why);
+    metrics_.hellos_refused.inc();
+    spdlog::warn("refused a delegate session: {}", log.empty() ? why : log);
+    // A connection that had a session under a token now revoked loses it.
+    if (scheduler_.by_peer(peer) != nullptr) lose_session(peer, why);
   };
-  if (hello.name().empty()) return refuse("Hello without a delegate name");
-  if (hello.instance_id().empty()) return refuse("Hello without an instance id");
-  if (hello.slots() == 0) return refuse("delegate '" + hello.name() + "' offers 0 slots");
+  auto token = tokens_.verify(hello.token());
+  if (!token) {
+    // Nothing else is said to a peer without a valid token.
+    return refuse(v1::Refuse::CODE_UNAUTHENTICATED,
+                  hello.token().empty() ? "this delegate presented no token"
+                                        : "the delegate token is not valid (unknown or revoked)",
+                  "delegate '" + hello.name().substr(0, 64) + "' presented " +
+                      (hello.token().empty() ? "no token" : "an invalid or revoked token"));
+  }
+  if (hello.name().empty())
+    return refuse(v1::Refuse::CODE_INVALID, "Hello without a delegate name", "");
+  if (hello.instance_id().empty())
+    return refuse(v1::Refuse::CODE_INVALID, "Hello without an instance id", "");
+  if (hello.slots() == 0)
+    return refuse(v1::Refuse::CODE_INVALID, "delegate '" + hello.name() + "' offers 0 slots", "");
 
   // A connection that said Hello before under another identity is replaced.
-  if (auto old = instances_.find(peer);
-      old != instances_.end() && old->second != hello.instance_id()) {
-    on_peer_lost(peer, "replaced by a new session on the same connection");
+  if (auto* old = scheduler_.by_peer(peer);
+      old != nullptr && old->instance_id != hello.instance_id()) {
+    lose_session(peer, "replaced by a new session on the same connection");
   }
   auto now = now_ms();
-  auto existing = sessions_.find(hello.instance_id());
-  bool reattach = existing != sessions_.end();
-  if (reattach && existing->second.peer != peer) {
-    // The same process on a new connection: forget the old one quietly.
-    instances_.erase(existing->second.peer);
-    auto old_peer = existing->second.peer;
-    effects_.push_back([this, old_peer] { router_.forget(old_peer); });
-  }
-  Session& s = sessions_[hello.instance_id()];
-  s.peer = peer;
+  bool fresh = false;
+  Session& s = scheduler_.session(hello.instance_id(), &fresh);
+  bool new_connection = fresh || s.peer != peer;
+  bool was_draining = s.draining;
   s.name = hello.name();
-  s.instance_id = hello.instance_id();
   s.hostname = hello.hostname();
   s.version = hello.version();
+  s.token = *token;
   s.tags.assign(hello.tags().begin(), hello.tags().end());
   s.slots = static_cast<int>(hello.slots());
+  s.draining = hello.draining();
   s.types.clear();
   for (const auto& t : hello.step_types()) s.types[t.type()] = t;
-  if (!reattach) s.connected_at = now;
-  instances_[peer] = s.instance_id;
+  if (fresh) s.connected_at = now;
+  if (auto old_peer = scheduler_.bind(s, peer)) {
+    // The same process on a new connection: forget the old one quietly.
+    effects_.push_back([this, p = *old_peer] { router_.forget(p); });
+  }
+  if (!fresh && new_connection) metrics_.delegate_reconnects.inc();
 
-  // What the delegate still runs occupies its slots; anything we no longer expect from it is
-  // cancelled.
-  s.tasks.clear();
-  for (const auto& ref : hello.running()) {
-    s.tasks.insert(slot_key(ref.task_id(), ref.attempt()));
-    Active* a = nullptr;
-    auto* step = step_for_task(ref.task_id(), ref.attempt(), &a);
-    if (step == nullptr || !in_flight(step->status) || step->delegate_instance != s.instance_id) {
-      v1::Envelope cancel;
-      cancel.mutable_cancel()->set_task_id(ref.task_id());
-      cancel.mutable_cancel()->set_attempt(ref.attempt());
-      cancel.mutable_cancel()->set_reason("the coordinator no longer expects this task");
-      send(peer, std::move(cancel));
+  if (new_connection) {
+    // What the delegate still runs occupies its slots; anything we no longer expect from it is
+    // cancelled.
+    std::set<std::string> known;
+    s.tasks.clear();
+    for (const auto& ref : hello.running()) {
+      known.insert(slot_key(ref.task_id(), ref.attempt()));
+      s.tasks.insert(slot_key(ref.task_id(), ref.attempt()));
+      Active* a = nullptr;
+      auto* step = step_for_task(ref.task_id(), ref.attempt(), &a);
+      if (step == nullptr || !in_flight(*step) || step->delegate_instance != s.instance_id) {
+        v1::Envelope cancel;
+        cancel.mutable_cancel()->set_task_id(ref.task_id());
+        cancel.mutable_cancel()->set_attempt(ref.attempt());
+        cancel.mutable_cancel()->set_reason("the coordinator no longer expects this task");
+        send(peer, std::move(cancel));
+      }
+    }
+    for (const auto& ref : hello.finished()) known.insert(slot_key(ref.task_id(), ref.attempt()));
+    // Tasks we sent this process that it neither runs nor finished never reached it (the
+    // coordinator stopped between recording and sending, or the connection dropped the
+    // Assign): they never started, so they are queued again.
+    for (auto& [id, a] : active_) {
+      for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
+        auto& step = a.record.steps[i];
+        if (in_flight(step) && step.delegate_instance == s.instance_id &&
+            !known.count(slot_key(step.task_id, step.attempt))) {
+          delegate_gone(a, i, "the task never reached delegate " + s.name, false);
+          advance(a);
+        }
+      }
     }
   }
 
+  if (s.draining && !was_draining) spdlog::info("delegate {} is draining", s.name);
+  if (!s.draining || new_connection) {
+    store_.touch_token(s.token, now);
+  }
   store::DelegateRecord rec;
   rec.name = s.name;
   rec.instance_id = s.instance_id;
@@ -200,6 +250,8 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   rec.first_seen = now;
   rec.last_seen = now;
   rec.connected = true;
+  rec.draining = s.draining;
+  rec.token = s.token;
   for (const auto& [type, ad] : s.types) {
     rec.step_types.push_back(
         {{"type", type}, {"plugin", ad.plugin()}, {"pluginVersion", ad.plugin_version()}});
@@ -222,31 +274,81 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
   views_changed_ = true;
-  spdlog::info("delegate {} {} ({} slots, step types: {}{})", s.name,
-               reattach ? "re-attached" : "connected", s.slots, s.types.size(),
-               hello.running_size() ? ", running " + std::to_string(hello.running_size()) : "");
+  if (new_connection) {
+    spdlog::info("delegate {} {} ({} slots, step types: {}{})", s.name,
+                 fresh ? "connected" : "re-attached", s.slots, s.types.size(),
+                 hello.running_size() ? ", running " + std::to_string(hello.running_size()) : "");
+  }
 }
 
-void Machine::on_peer_lost(const wire::PeerId& peer, const std::string& reason) {
-  auto it = instances_.find(peer);
-  if (it == instances_.end()) return;
-  auto instance = it->second;
-  instances_.erase(it);
-  auto sit = sessions_.find(instance);
-  if (sit == sessions_.end()) return;
-  auto name = sit->second.name;
-  sessions_.erase(sit);
+void Machine::lose_session(const wire::PeerId& peer, const std::string& reason) {
+  auto lost = scheduler_.detach(peer);
+  if (!lost) return;
   views_changed_ = true;
-  store_.mark_delegate_disconnected(name, instance, now_ms(), reason);
-  spdlog::warn("delegate {} lost: {}", name, reason);
+  metrics_.delegates_lost.inc();
+  store_.mark_delegate_disconnected(lost->name, lost->instance_id, now_ms(), reason);
+  spdlog::warn("delegate {} lost: {}", lost->name, reason);
   for (auto& [id, a] : active_) {
+    bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
       auto& s = a.record.steps[i];
-      if (in_flight(s.status) && s.delegate_instance == instance) {
-        fail_step(a, i, "DelegateProvisioning", "delegate lost: " + name + " (" + reason + ")");
+      if (in_flight(s) && s.delegate_instance == lost->instance_id) {
+        delegate_gone(a, i, "delegate lost: " + lost->name + " (" + reason + ")", true);
+        changed = true;
       }
     }
+    if (changed) advance(a);
   }
+}
+
+void Machine::delegate_gone(Active& a, std::size_t index, const std::string& why, bool started) {
+  auto& s = a.record.steps[index];
+  scheduler_.release(s.delegate_instance, s.task_id, s.attempt);
+  if (!started) {
+    if (s.attempt < options_.max_attempts) return requeue(a, index, why + "; queued again");
+  } else if (scheduler_.retry_safe(s.type) && s.attempt < options_.max_attempts) {
+    return requeue(a, index,
+                   why + "; step type '" + s.type + "' is safe to retry, queued again (attempt " +
+                       std::to_string(s.attempt + 1) + " of at most " +
+                       std::to_string(options_.max_attempts) + ")");
+  }
+  metrics_.tasks_failed.inc();
+  fail_step(a, index, "DelegateProvisioning", why);
+}
+
+void Machine::requeue(Active& a, std::size_t index, const std::string& why) {
+  auto& s = a.record.steps[index];
+  note(a, index, 2, why);
+  spdlog::warn("task {} attempt {}: {}", s.task_id, s.attempt, why);
+  metrics_.tasks_requeued.inc();
+  s.status = st::kQueued;
+  s.delegate.clear();
+  s.delegate_instance.clear();
+  s.started_at = 0;
+  s.message = why;
+  s.log_cursor = 0;
+  enqueue(a, index);
+}
+
+void Machine::enqueue(Active& a, std::size_t index) {
+  auto& s = a.record.steps[index];
+  s.queued_at = now_ms();
+  scheduler_.enqueue({a.record.id, index, s.queued_at, {}, false});
+  touch_step(a, index);
+}
+
+void Machine::note(Active& a, std::size_t index, int level, const std::string& line) {
+  const auto& step = a.record.steps[index];
+  store::LogRecord r;
+  r.seq = ++a.log_seq;
+  r.stage_index = step.stage_index;
+  r.step_index = step.step_index;
+  r.step = step.stage_identifier + "." + step.identifier;
+  r.time = now_ms();
+  r.level = level;
+  r.line = "[capstan] " + mask(line);
+  logs_[a.record.id].push_back(std::move(r));
+  touch(a);
 }
 
 void Machine::on_accepted(const v1::Accepted& accepted) {
@@ -257,13 +359,35 @@ void Machine::on_accepted(const v1::Accepted& accepted) {
   touch_step(*a, static_cast<std::size_t>(&*step - &a->record.steps[0]));
 }
 
-void Machine::on_log(const v1::Log& log) {
+void Machine::on_log(const wire::PeerId& peer, const v1::Log& log) {
   Active* a = nullptr;
   auto* step = step_for_task(log.task_id(), log.attempt(), &a);
   if (step == nullptr || store::status::terminal(step->status)) return;
-  auto& batch = logs_[a->record.id];
+  if (!in_flight(*step)) return;
+  // Lines are numbered per attempt by the delegate (first_seq 0: an unnumbered sender). Only
+  // the next line in order is taken: lines sent again after a reconnect are dropped, and lines
+  // past a gap wait for the resend that follows every reconnect.
+  std::uint64_t seq = log.first_seq();
+  auto index = static_cast<std::size_t>(step - &a->record.steps[0]);
+  bool took = false;
+  if (seq != 0 && log.oldest_kept() > step->log_cursor + 1) {
+    auto lost = log.oldest_kept() - step->log_cursor - 1;
+    note(*a, index, 2,
+         std::to_string(lost) + " log line(s) of this step were lost: the delegate could not keep "
+                                "them while the coordinator was unreachable");
+    step->log_cursor = log.oldest_kept() - 1;
+    took = true;
+  }
   std::string name = step->stage_identifier + "." + step->identifier;
   for (const auto& line : log.lines()) {
+    if (seq != 0) {
+      if (seq <= step->log_cursor) {
+        ++seq;
+        continue;
+      }
+      if (seq > step->log_cursor + 1) break;
+      step->log_cursor = seq++;
+    }
     store::LogRecord r;
     r.seq = ++a->log_seq;
     r.stage_index = step->stage_index;
@@ -271,8 +395,19 @@ void Machine::on_log(const v1::Log& log) {
     r.step = name;
     r.time = line.time_unix_ms() ? line.time_unix_ms() : now_ms();
     r.level = static_cast<int>(std::min<std::uint32_t>(line.level(), 3));
-    r.line = line.text();
-    batch.push_back(std::move(r));
+    r.line = mask(line.text());
+    logs_[a->record.id].push_back(std::move(r));
+    took = true;
+  }
+  if (took) dirty_.insert(a->record.id);
+  if (log.first_seq() != 0) {
+    // The cursor is written with the lines, in the same transaction.
+    if (took) a->changed.insert(index);
+    v1::Envelope ack;
+    ack.mutable_log_ack()->set_task_id(log.task_id());
+    ack.mutable_log_ack()->set_attempt(log.attempt());
+    ack.mutable_log_ack()->set_seq(step->log_cursor);
+    send(peer, std::move(ack));
   }
 }
 
@@ -282,13 +417,23 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   ack.mutable_result_ack()->set_task_id(result.task_id());
   ack.mutable_result_ack()->set_attempt(result.attempt());
   send(peer, std::move(ack));
-  if (auto* s = session_for_peer(peer)) {
-    release_slot(s->instance_id, slot_key(result.task_id(), result.attempt()));
+  if (auto* s = scheduler_.by_peer(peer)) {
+    release_slot(s->instance_id, result.task_id(), result.attempt());
   }
   Active* a = nullptr;
   auto* step = step_for_task(result.task_id(), result.attempt(), &a);
-  if (step == nullptr || !in_flight(step->status)) return; // late or fenced off: ignored
+  if (step == nullptr || !in_flight(*step)) return; // late or fenced off: ignored
   auto index = static_cast<std::size_t>(step - &a->record.steps[0]);
+  if (result.refused()) {
+    // The delegate never started it (draining, or its slots were full after all).
+    plugin::v1::StepResult why;
+    why.ParseFromString(result.step_result());
+    delegate_gone(*a, index,
+                  "delegate " + step->delegate + " did not take the task (" + why.message() + ")",
+                  false);
+    advance(*a);
+    return;
+  }
   plugin::v1::StepResult r;
   if (!r.ParseFromString(result.step_result())) {
     fail_step(*a, index, "Unknown", "the delegate sent a result that could not be decoded");
@@ -297,11 +442,11 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   }
   step->ended_at = result.finished_unix_ms() ? result.finished_unix_ms() : now_ms();
   step->outputs = json::object();
-  for (const auto& [k, v] : result.outputs()) step->outputs[k] = v;
+  for (const auto& [k, v] : result.outputs()) step->outputs[k] = mask(v);
   switch (r.status()) {
   case plugin::v1::StepResult::STATUS_SUCCEEDED:
     step->status = st::kSucceeded;
-    step->message = r.message();
+    step->message = mask(r.message());
     step->error_type.clear();
     break;
   case plugin::v1::StepResult::STATUS_CANCELLED:
@@ -311,7 +456,8 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   case plugin::v1::StepResult::STATUS_FAILED:
     step->status = st::kFailed;
     step->error_type = error_type_name(r.error_type());
-    step->message = r.message().empty() ? "the step failed without a message" : r.message();
+    step->message = r.message().empty() ? "the step failed without a message" : mask(r.message());
+    step->state["handled"] = false;
     break;
   default:
     step->status = st::kFailed;
@@ -319,15 +465,13 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
     step->message = "the step ended with an unknown status";
     break;
   }
+  (step->status == st::kSucceeded ? metrics_.tasks_succeeded : metrics_.tasks_failed).inc();
+  if (result.started_unix_ms() > 0 && result.finished_unix_ms() >= result.started_unix_ms()) {
+    metrics_.task_duration.observe(
+        static_cast<double>(result.finished_unix_ms() - result.started_unix_ms()) / 1000.0);
+  }
   touch_step(*a, index);
   advance(*a);
-}
-
-Session* Machine::session_for_peer(const wire::PeerId& peer) {
-  auto it = instances_.find(peer);
-  if (it == instances_.end()) return nullptr;
-  auto sit = sessions_.find(it->second);
-  return sit == sessions_.end() ? nullptr : &sit->second;
 }
 
 store::StepRecord* Machine::step_for_task(const std::string& task_id, std::uint32_t attempt,
@@ -342,9 +486,9 @@ store::StepRecord* Machine::step_for_task(const std::string& task_id, std::uint3
   return &step;
 }
 
-void Machine::release_slot(const std::string& instance_id, const std::string& key) {
-  auto it = sessions_.find(instance_id);
-  if (it != sessions_.end() && it->second.tasks.erase(key) > 0) views_changed_ = true;
+void Machine::release_slot(const std::string& instance_id, const std::string& task_id,
+                           std::uint32_t attempt) {
+  if (scheduler_.release(instance_id, task_id, attempt)) views_changed_ = true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -352,6 +496,8 @@ void Machine::release_slot(const std::string& instance_id, const std::string& ke
 
 void Machine::touch(Active& a) {
   a.dirty = true;
+  waits_changed_ = true;
+  dirty_.insert(a.record.id);
   ++a.record.revision;
 }
 
@@ -363,81 +509,23 @@ void Machine::touch_step(Active& a, std::size_t index) {
 void Machine::fail_step(Active& a, std::size_t index, const std::string& error_type,
                         const std::string& message, const std::string& status) {
   auto& s = a.record.steps[index];
-  if (in_flight(s.status)) {
+  if (in_flight(s)) {
     // The delegate may still be running it: ask it to stop. The slot is freed by its Result.
-    auto sit = sessions_.find(s.delegate_instance);
-    if (sit != sessions_.end()) {
+    if (auto* session = scheduler_.by_instance(s.delegate_instance)) {
       v1::Envelope cancel;
       cancel.mutable_cancel()->set_task_id(s.task_id);
       cancel.mutable_cancel()->set_attempt(s.attempt);
       cancel.mutable_cancel()->set_reason(message);
-      send(sit->second.peer, std::move(cancel));
+      send(session->peer, std::move(cancel));
     }
   }
   s.status = status;
   s.error_type = error_type;
-  s.message = message;
+  s.message = mask(message);
   s.ended_at = now_ms();
-  a.waiting_since.erase(index);
+  // A failure goes to the failure strategies (flow.cpp); a cancellation does not.
+  if (!error_type.empty()) s.state["handled"] = false;
   touch_step(a, index);
-}
-
-void Machine::refresh_stages(Active& a) {
-  bool finished = st::terminal(a.record.status);
-  for (auto& stage : a.record.stages) {
-    bool all_done = true, any_started = false;
-    std::string worst;
-    std::int64_t started = 0, ended = 0;
-    for (const auto& s : a.record.steps) {
-      if (s.stage_index != stage.index) continue;
-      if (s.status != st::kNotStarted) any_started = true;
-      if (s.status == st::kFailed) worst = st::kFailed;
-      if (s.status == st::kAborted && worst.empty()) worst = st::kAborted;
-      if (!st::terminal(s.status)) all_done = false;
-      auto begin = s.queued_at ? s.queued_at : s.started_at;
-      if (begin && (!started || begin < started)) started = begin;
-      ended = std::max(ended, s.ended_at);
-    }
-    std::string status;
-    if (!any_started) {
-      status = finished ? st::kSkipped : st::kNotStarted;
-    } else if (!worst.empty() && (all_done || finished)) {
-      status = worst;
-    } else if (all_done) {
-      status = st::kSucceeded;
-    } else {
-      status = st::kRunning;
-    }
-    if (status == stage.status && started == stage.started_at) continue;
-    stage.status = status;
-    stage.started_at = started;
-    stage.ended_at = st::terminal(status) ? ended : 0;
-    store_.update_stage(a.record.id, stage);
-  }
-}
-
-void Machine::advance(Active& a) {
-  if (st::terminal(a.record.status)) return;
-  auto& steps = a.record.steps;
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    auto& s = steps[i];
-    if (s.status == st::kSucceeded || s.status == st::kSkipped) continue;
-    if (s.status == st::kFailed || s.status == st::kAborted) {
-      std::string what = s.stage_identifier + "." + s.identifier;
-      finish(a, s.status == st::kAborted ? st::kAborted : st::kFailed, s.error_type,
-             "step " + what + " " + (s.status == st::kAborted ? "was aborted" : "failed") + ": " +
-                 s.message);
-      return;
-    }
-    if (s.status == st::kNotStarted) {
-      s.status = st::kQueued;
-      s.queued_at = now_ms();
-      queue_.emplace_back(a.record.id, i);
-      touch_step(a, i);
-    }
-    return; // waiting on this step
-  }
-  finish(a, st::kSucceeded, "", "");
 }
 
 void Machine::finish(Active& a, const std::string& status, const std::string& error_type,
@@ -455,92 +543,15 @@ void Machine::finish(Active& a, const std::string& status, const std::string& er
   }
   touch(a);
   finished_.push_back(a.record.id);
+  if (options_.on_finished) {
+    effects_.push_back([this, id = a.record.id, status] { options_.on_finished(id, status); });
+  }
   spdlog::info("execution {} of pipeline {} (#{}) {}{}", a.record.id, a.record.pipeline,
                a.record.sequence, status, message.empty() ? "" : ": " + message);
 }
 
-std::string Machine::connected_summary() const {
-  if (sessions_.empty()) return "no delegate is connected";
-  std::string out = "connected delegates: ";
-  bool first = true;
-  for (const auto& [id, s] : sessions_) {
-    std::string types;
-    for (const auto& [t, ad] : s.types) types += (types.empty() ? "" : ", ") + t;
-    out += (first ? "" : "; ") + s.name + " (" + (types.empty() ? "no step types" : types) + ")";
-    first = false;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Dispatch
-
-bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& request) {
-  const auto& rec = a.record;
-  const auto& s = rec.steps[index];
-  const auto& stage = a.pipeline.stages.at(static_cast<std::size_t>(s.stage_index));
-  const auto& step = stage.steps.at(static_cast<std::size_t>(s.step_index));
-  // What expressions see: the run, its stage and step, and the outputs of steps that succeeded.
-  json variables = json::object();
-  for (const auto& [k, v] : rec.variables.items()) variables[k] = v;
-  json stages = json::object();
-  json local = json::object();
-  for (const auto& other : rec.steps) {
-    if (other.status != st::kSucceeded) continue;
-    json out = {{"output", {{"outputVariables", other.outputs}}}};
-    stages[other.stage_identifier]["spec"]["execution"]["steps"][other.identifier] = out;
-    if (other.stage_index == s.stage_index) local[other.identifier] = out;
-  }
-  expression::JsonScope scope(json{
-      {"pipeline",
-       {{"name", a.pipeline.name},
-        {"identifier", a.pipeline.identifier},
-        {"executionId", rec.id},
-        {"sequenceId", rec.sequence},
-        {"variables", variables},
-        {"stages", stages}}},
-      {"stage", {{"name", stage.name}, {"identifier", stage.identifier}, {"type", stage.type}}},
-      {"step", {{"name", step.name}, {"identifier", step.identifier}, {"type", step.type}}},
-      {"execution", {{"steps", local}}}});
-  json spec = step.spec;
-  std::string failed_at;
-  std::function<void(json&, const std::string&)> walk = [&](json& v, const std::string& ptr) {
-    if (v.is_string()) {
-      if (!expression::has_expression(v.get_ref<const std::string&>())) return;
-      failed_at = ptr;
-      v = expression::Expression::parse_template(v.get<std::string>()).evaluate(scope);
-    } else if (v.is_object()) {
-      for (auto& [k, child] : v.items()) walk(child, yaml::pointer_append(ptr, k));
-    } else if (v.is_array()) {
-      for (std::size_t i = 0; i < v.size(); ++i) walk(v[i], yaml::pointer_append(ptr, i));
-    }
-  };
-  try {
-    walk(spec, "");
-  } catch (const expression::Error& e) {
-    auto loc = step.expression_locations.find(failed_at);
-    std::string where = loc != step.expression_locations.end() ? loc->second : step.location;
-    fail_step(a, index, "InvalidInput", where + ": " + e.what());
-    return false;
-  }
-  request.set_execution_id(rec.id);
-  request.set_step_type(step.type);
-  request.set_step_identifier(step.identifier);
-  request.set_step_name(step.name);
-  request.set_spec_json(spec.dump());
-  request.set_timeout_ms(static_cast<std::uint64_t>(step.timeout.count()));
-  json context = {
-      {"pipeline",
-       {{"identifier", a.pipeline.identifier},
-        {"name", a.pipeline.name},
-        {"executionId", rec.id},
-        {"sequenceId", rec.sequence},
-        {"variables", rec.variables}}},
-      {"stage", {{"identifier", stage.identifier}, {"name", stage.name}, {"type", stage.type}}},
-      {"step", {{"identifier", step.identifier}, {"name", step.name}, {"type", step.type}}}};
-  request.set_context_json(context.dump());
-  return true;
-}
 
 void Machine::dispatch(Active& a, std::size_t index, Session& session,
                        const plugin::v1::StepRequest& request) {
@@ -554,9 +565,10 @@ void Machine::dispatch(Active& a, std::size_t index, Session& session,
   s.ended_at = 0;
   s.error_type.clear();
   s.message.clear();
+  s.log_cursor = 0;
   tasks_[s.task_id] = {a.record.id, index};
-  session.tasks.insert(slot_key(s.task_id, s.attempt));
-  a.waiting_since.erase(index);
+  scheduler_.occupy(session, s.task_id, s.attempt);
+  metrics_.tasks_dispatched.inc();
   touch_step(a, index);
   views_changed_ = true;
 
@@ -568,49 +580,97 @@ void Machine::dispatch(Active& a, std::size_t index, Session& session,
   assign->set_task_id(s.task_id);
   assign->set_attempt(s.attempt);
   assign->set_step_request(req.SerializeAsString());
+  for (auto key : {a.record.id + "-" + std::to_string(index), s.task_id}) {
+    auto secrets = task_secrets_.find(key);
+    if (secrets == task_secrets_.end()) continue;
+    for (const auto& v : secrets->second) assign->add_mask(v);
+    task_secrets_.erase(secrets);
+  }
   send(session.peer, std::move(env));
 }
 
+TaskNeeds Machine::needs_of(const Active& a, std::size_t index) const {
+  const auto& rec = a.record.steps[index];
+  TaskNeeds needs;
+  needs.type = rec.type;
+  const auto si = static_cast<std::size_t>(rec.stage_index);
+  const auto row = static_cast<std::size_t>(rec.step_index);
+  if (si >= a.plan.size() || row >= a.plan[si].rows.size()) return needs;
+  // The nearest level that names selectors wins: step, its groups inside out, the stage, the
+  // pipeline, then the infrastructure's connector (a delegate that can reach the cluster).
+  const auto& pr = a.plan[si].rows[row];
+  std::vector<const std::vector<std::string>*> levels = {&pr.node->delegate_selectors};
+  for (int anc : pr.ancestors) {
+    levels.push_back(&a.plan[si].rows[static_cast<std::size_t>(anc)].node->delegate_selectors);
+  }
+  levels.push_back(&a.plan[si].stage->delegate_selectors);
+  levels.push_back(&a.pipeline.delegate_selectors);
+  for (const auto* level : levels) {
+    if (!level->empty()) {
+      needs.selectors = *level;
+      return needs;
+    }
+  }
+  const auto& ctx = a.record.stages[si].context;
+  if (ctx.contains("connectorSelectors")) {
+    needs.selectors = ctx["connectorSelectors"].get<std::vector<std::string>>();
+  }
+  return needs;
+}
+
 void Machine::schedule() {
-  std::deque<std::pair<std::string, std::size_t>> waiting;
-  while (!queue_.empty()) {
-    auto [id, index] = queue_.front();
-    queue_.pop_front();
-    auto ait = active_.find(id);
+  // Nothing can be placed while every slot is taken: the queue waits as it is (its timers run
+  // in tick()).
+  if (scheduler_.queued() == 0 || !scheduler_.any_free_slot()) return;
+  auto queue = scheduler_.take_queue();
+  std::deque<QueuedTask> waiting;
+  while (!queue.empty()) {
+    auto task = std::move(queue.front());
+    queue.pop_front();
+    auto ait = active_.find(task.execution);
     if (ait == active_.end()) continue;
     Active& a = ait->second;
-    if (index >= a.record.steps.size() || a.record.steps[index].status != st::kQueued) continue;
-    const auto& type = a.record.steps[index].type;
-    Session* best = nullptr;
-    bool capable = false;
-    double best_load = 2.0;
-    for (auto& [iid, s] : sessions_) {
-      if (!s.types.count(type)) continue;
-      capable = true;
-      if (static_cast<int>(s.tasks.size()) >= s.slots) continue;
-      double load = static_cast<double>(s.tasks.size()) / s.slots;
-      if (load < best_load) {
-        best_load = load;
-        best = &s;
-      }
+    if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
+      continue;
     }
-    if (best == nullptr) {
-      if (!capable) a.waiting_since.emplace(index, Clock::now());
-      waiting.emplace_back(id, index);
+    if (!scheduler_.any_free_slot()) {
+      waiting.push_back(std::move(task));
+      continue;
+    }
+    auto placement = scheduler_.place(needs_of(a, task.index));
+    if (placement.verdict != Placement::Verdict::kPlaced) {
+      if (placement.verdict == Placement::Verdict::kUnmatched) {
+        if (!task.unmatched_since) task.unmatched_since = Clock::now();
+      } else {
+        task.unmatched_since.reset();
+      }
+      if (!task.reported) {
+        // Visible while it waits: the step says why.
+        auto& step = a.record.steps[task.index];
+        step.message = placement.reason;
+        touch_step(a, task.index);
+        task.reported = true;
+      }
+      waiting.push_back(std::move(task));
       continue;
     }
     plugin::v1::StepRequest request;
-    if (!resolve(a, index, request)) {
+    if (!resolve(a, task.index, request)) {
       advance(a);
       continue;
     }
-    dispatch(a, index, *best, request);
+    dispatch(a, task.index, *placement.session, request);
   }
-  queue_ = std::move(waiting);
+  scheduler_.restore_queue(std::move(waiting));
 }
 
 void Machine::tick() {
   auto now = Clock::now();
+  if (now < next_timers_) return;
+  // Timers are coarse (seconds): a few checks a second are precise enough, and a busy engine
+  // does not walk every step on every batch.
+  next_timers_ = now + std::chrono::milliseconds(250);
+  tick_flow(); // approvals, waits, retries, interventions and execution inputs that time out
   auto wall = now_ms();
   bool reattach_over = now - started_ >= options_.reattach_window;
   for (auto& [id, a] : active_) {
@@ -618,33 +678,71 @@ void Machine::tick() {
     bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
       auto& s = a.record.steps[i];
-      if (in_flight(s.status)) {
-        if (s.timeout_ms > 0 &&
-            wall > s.started_at + s.timeout_ms + options_.timeout_grace.count()) {
-          fail_step(a, i, "Timeout",
-                    "step did not finish within its timeout of " +
-                        model::format_duration(std::chrono::milliseconds(s.timeout_ms)));
-          changed = true;
-        } else if (!sessions_.count(s.delegate_instance) && reattach_over) {
-          fail_step(a, i, "DelegateProvisioning",
-                    "delegate lost: " + s.delegate +
-                        " did not reconnect after the coordinator "
-                        "restarted");
-          changed = true;
-        }
-      } else if (s.status == st::kQueued) {
-        auto w = a.waiting_since.find(i);
-        if (w != a.waiting_since.end() && now - w->second >= options_.delegate_wait) {
-          fail_step(a, i, "DelegateProvisioning",
-                    "no connected delegate can run step type '" + s.type + "' (waited " +
-                        model::format_duration(options_.delegate_wait) + "); " +
-                        connected_summary());
-          changed = true;
-        }
+      if (!in_flight(s)) continue;
+      if (s.timeout_ms > 0 && wall > s.started_at + s.timeout_ms + options_.timeout_grace.count()) {
+        // The slot stays taken until the delegate reports: it may still be stopping the step.
+        metrics_.tasks_failed.inc();
+        fail_step(a, i, "Timeout",
+                  "step did not finish within its timeout of " +
+                      model::format_duration(std::chrono::milliseconds(s.timeout_ms)));
+        changed = true;
+      } else if (!scheduler_.by_instance(s.delegate_instance) && reattach_over) {
+        delegate_gone(a, i,
+                      "delegate lost: " + s.delegate +
+                          " did not reconnect after the coordinator restarted",
+                      true);
+        changed = true;
       }
     }
     if (changed) advance(a);
   }
+  // The queue: a task no connected delegate could ever take fails after delegate_wait; one
+  // that waits for a free slot fails after queue_timeout.
+  auto queue = scheduler_.take_queue();
+  std::deque<QueuedTask> waiting;
+  std::map<std::string, Placement> verdicts; // by type and selectors, for this pass
+  for (auto& task : queue) {
+    auto ait = active_.find(task.execution);
+    if (ait == active_.end()) continue;
+    Active& a = ait->second;
+    if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
+      continue;
+    }
+    auto& step = a.record.steps[task.index];
+    auto needs = needs_of(a, task.index);
+    std::string key = needs.type;
+    for (const auto& t : needs.selectors) key += '\x1f' + t;
+    auto vit = verdicts.find(key);
+    if (vit == verdicts.end()) vit = verdicts.emplace(key, scheduler_.place(needs)).first;
+    const auto& placement = vit->second;
+    std::string failure;
+    if (placement.verdict == Placement::Verdict::kUnmatched) {
+      if (!task.unmatched_since) task.unmatched_since = now;
+      if (now - *task.unmatched_since >= options_.delegate_wait) {
+        failure =
+            placement.reason + " (waited " + model::format_duration(options_.delegate_wait) + ")";
+      }
+    } else {
+      task.unmatched_since.reset();
+      if (wall - task.queued_at >= options_.queue_timeout.count()) {
+        failure = "queue timeout: no delegate slot became free within " +
+                  model::format_duration(options_.queue_timeout) + " (" + step.message + ")";
+      }
+    }
+    if (failure.empty()) {
+      if (!task.reported) {
+        step.message = placement.reason;
+        touch_step(a, task.index);
+        task.reported = true;
+      }
+      waiting.push_back(std::move(task));
+      continue;
+    }
+    metrics_.tasks_failed.inc();
+    fail_step(a, task.index, "DelegateProvisioning", failure);
+    advance(a);
+  }
+  scheduler_.restore_queue(std::move(waiting));
 }
 
 Clock::time_point Machine::next_wakeup() const {
@@ -662,7 +760,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run,
   // unless the coordinator runs them itself.
   std::set<std::string> known;
   for (const auto& t : store_.step_types()) known.insert(t.type);
-  for (const auto& [id, s] : sessions_) {
+  for (const auto& [id, s] : scheduler_.sessions()) {
     for (const auto& [t, ad] : s.types) known.insert(t);
   }
   json problems = json::array();
@@ -813,115 +911,57 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
   return out;
 }
 
-secrets::SecretBox& Machine::secret_box() {
-  if (!secret_box_) {
-    secret_box_ = std::make_unique<secrets::SecretBox>(store_.file().parent_path());
-  }
-  return *secret_box_;
-}
-
-Outcome Machine::run(const std::string& pipeline_id,
-                     const std::map<std::string, std::string>& variables) {
-  auto object = store_.object("pipeline", pipeline_id);
-  if (!object) {
-    return failure(404, "NotFound",
-                   "pipeline '" + pipeline_id +
-                       "' not found; apply it first with "
-                       "'capstan apply -f FILE'");
-  }
-  model::Pipeline pipeline = model::pipeline_from_json(object->model);
-  std::map<std::string, std::string> bound;
+Outcome Machine::create_token(const std::string& name) {
+  std::string token;
   try {
-    bound = model::bind_variables(pipeline, variables);
-  } catch (const model::ValidationError& e) {
-    json details = json::array();
-    for (const auto& p : e.problems())
-      details.push_back({{"location", p.location}, {"message", p.message}});
-    return failure(422, "InvalidInput", e.problems().front().message, details);
+    token = tokens_.create(name, now_ms());
+  } catch (const std::invalid_argument& e) {
+    std::string why = e.what();
+    bool taken = why.find("already exists") != std::string::npos;
+    return failure(taken ? 409 : 422, taken ? "AlreadyExists" : "InvalidInput", why);
   }
-  // Refuse a run that cannot get anywhere, naming what is missing.
-  std::set<std::string> missing;
-  for (const auto& stage : pipeline.stages) {
-    for (const auto& step : stage.steps) {
-      if (step.kind != model::NodeKind::kStep || model::runs_on_coordinator(step.type) ||
-          stage.type != "Custom" || stage.when || !stage.rollback_steps.empty()) {
-        return failure(409, "NotSupported",
-                       "pipeline '" + pipeline_id +
-                           "' uses step groups, parallel blocks, rollback steps, conditions or "
-                           "coordinator steps, which this coordinator cannot run yet");
-      }
-      bool provided = std::any_of(sessions_.begin(), sessions_.end(),
-                                  [&](const auto& kv) { return kv.second.types.count(step.type); });
-      if (!provided) missing.insert(step.type);
-    }
-  }
-  if (!missing.empty()) {
-    std::string types;
-    for (const auto& t : missing) types += (types.empty() ? "'" : ", '") + t + "'";
-    return failure(409, "NoEligibleDelegate",
-                   "no connected delegate can run step type " + types + " of pipeline '" +
-                       pipeline_id + "'; " + connected_summary());
-  }
-
-  Active a;
-  auto& r = a.record;
-  r.id = new_id();
-  r.pipeline = pipeline_id;
-  r.pipeline_version = object->version;
-  r.sequence = store_.next_sequence(pipeline_id);
-  r.status = st::kRunning;
-  r.variables = bound;
-  r.plan = object->model;
-  r.created_at = r.started_at = now_ms();
-  for (std::size_t si = 0; si < pipeline.stages.size(); ++si) {
-    const auto& stage = pipeline.stages[si];
-    r.stages.push_back(
-        {static_cast<int>(si), stage.identifier, stage.name, stage.type, st::kNotStarted, 0, 0});
-    for (std::size_t ti = 0; ti < stage.steps.size(); ++ti) {
-      store::StepRecord s;
-      s.stage_index = static_cast<int>(si);
-      s.step_index = static_cast<int>(ti);
-      s.stage_identifier = stage.identifier;
-      s.identifier = stage.steps[ti].identifier;
-      s.name = stage.steps[ti].name;
-      s.type = stage.steps[ti].type;
-      s.timeout_ms = stage.steps[ti].timeout.count();
-      r.steps.push_back(std::move(s));
-    }
-  }
-  a.pipeline = std::move(pipeline);
-  store_.insert_execution(r);
-  auto id = r.id;
-  auto [it, _] = active_.emplace(id, std::move(a));
-  touch(it->second);
-  advance(it->second);
-  spdlog::info("execution {} of pipeline {} (#{}) started", id, pipeline_id,
-               it->second.record.sequence);
+  spdlog::info("delegate token '{}' created", name);
   Outcome out;
   out.status = 201;
-  out.body = {{"id", id}, {"pipeline", pipeline_id}, {"sequence", it->second.record.sequence}};
+  out.body = {{"name", name}, {"token", token}};
   return out;
 }
 
-Outcome Machine::abort(const std::string& execution_id) {
-  auto found = store_.execution(execution_id);
-  if (!found) return failure(404, "NotFound", "execution '" + execution_id + "' not found");
-  auto it = active_.find(found->id);
-  if (it == active_.end() || st::terminal(it->second.record.status)) {
-    return failure(409, "Finished",
-                   "execution " + found->id + " already ended (" + found->status + ")");
+Outcome Machine::revoke_token(const std::string& name) {
+  if (!tokens_.revoke(name, now_ms())) {
+    return failure(404, "NotFound", "no valid delegate token named '" + name + "'");
   }
-  Active& a = it->second;
-  for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
-    auto& s = a.record.steps[i];
-    if (in_flight(s.status) || s.status == st::kQueued) {
-      fail_step(a, i, "", "aborted by user", st::kAborted);
-    }
+  // Sessions opened with it end now; their reconnects are refused.
+  std::vector<wire::PeerId> peers;
+  for (const auto& [id, s] : scheduler_.sessions()) {
+    if (s.token == name) peers.push_back(s.peer);
   }
-  finish(a, st::kAborted, "", "aborted by user");
+  for (const auto& peer : peers) {
+    v1::Envelope env;
+    env.mutable_refuse()->set_code(v1::Refuse::CODE_UNAUTHENTICATED);
+    env.mutable_refuse()->set_message("the delegate token '" + name + "' was revoked");
+    env.mutable_refuse()->set_retry(false);
+    send(peer, std::move(env));
+    lose_session(peer, "its token '" + name + "' was revoked");
+  }
+  spdlog::info("delegate token '{}' revoked; {} delegate session(s) dropped", name, peers.size());
   Outcome out;
-  out.body = {{"id", a.record.id}, {"status", st::kAborted}};
+  out.body = {{"name", name}, {"revoked", true}, {"droppedSessions", peers.size()}};
   return out;
+}
+
+void Machine::sample(Metrics& m) const {
+  std::int64_t running = 0, slots = 0, draining = 0;
+  for (const auto& [id, s] : scheduler_.sessions()) {
+    running += static_cast<std::int64_t>(s.tasks.size());
+    slots += s.slots;
+    draining += s.draining ? 1 : 0;
+  }
+  m.tasks_running.set(running);
+  m.tasks_queued.set(static_cast<std::int64_t>(scheduler_.queued()));
+  m.delegates_connected.set(static_cast<std::int64_t>(scheduler_.sessions().size()));
+  m.delegates_draining.set(draining);
+  m.slots_total.set(slots);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -931,9 +971,13 @@ void Machine::flush() {
   for (auto& [id, lines] : logs_) {
     if (!lines.empty()) store_.append_logs(id, lines);
   }
-  for (auto& [id, a] : active_) {
+  for (const auto& id : dirty_) {
+    auto it = active_.find(id);
+    if (it == active_.end()) continue;
+    auto& a = it->second;
     for (auto index : a.changed) store_.update_step(id, a.record.steps[index]);
-    if (!a.changed.empty() || a.dirty) refresh_stages(a);
+    for (auto si : a.stages_changed) store_.update_stage(id, a.record.stages[si]);
+    a.stages_changed.clear();
     if (a.dirty || logs_.count(id)) {
       if (a.dirty) store_.update_execution(a.record);
       bool done = st::terminal(a.record.status);
@@ -943,6 +987,7 @@ void Machine::flush() {
     a.changed.clear();
     a.dirty = false;
   }
+  dirty_.clear();
   logs_.clear();
   for (const auto& id : finished_) {
     auto it = active_.find(id);
@@ -964,7 +1009,7 @@ void Machine::run_effects() {
 std::vector<DelegateView> Machine::views() {
   views_changed_ = false;
   std::vector<DelegateView> out;
-  for (const auto& [id, s] : sessions_) {
+  for (const auto& [id, s] : scheduler_.sessions()) {
     DelegateView v;
     v.name = s.name;
     v.instance_id = s.instance_id;
@@ -978,6 +1023,8 @@ std::vector<DelegateView> Machine::views() {
     v.slots = s.slots;
     v.running = static_cast<int>(s.tasks.size());
     v.connected_at = s.connected_at;
+    v.draining = s.draining;
+    v.token = s.token;
     out.push_back(std::move(v));
   }
   std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) {

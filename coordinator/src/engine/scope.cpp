@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/machine.h"
+#include "model/duration.h"
 #include "model/expression_check.h"
 #include "model/step_types.h"
 
@@ -11,12 +12,6 @@ using nlohmann::json;
 namespace st = store::status;
 
 namespace {
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // steps[G]["steps"][X]... for a row's path "G.X".
 json& step_slot(json& steps, const std::string& path) {
@@ -292,6 +287,11 @@ std::string Machine::start_deployment(Active& a, std::size_t si) {
       stage.context["releaseName"] =
           field(spec.value("releaseName", ""),
                 locate(infra, "/infrastructureDefinition/spec/releaseName"));
+      auto conn_id = model::strip_scope(spec.value("connectorRef", ""));
+      if (auto conn = store_.object("connector", conn_id)) {
+        stage.context["connectorSelectors"] =
+            conn->model.value("spec", json::object()).value("delegateSelectors", json::array());
+      }
       if (!infra.value("allowSimultaneousDeployments", false)) {
         stage.lock_key =
             infra.value("identifier", "") + "/" + stage.context["releaseName"].get<std::string>();
@@ -379,7 +379,9 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
         {"rollback", pr.section == "rollback"}}}};
   std::string ignored;
   auto render = [&](json value) {
-    render_tree(value, scope, ignored, model::deferred_roots_list());
+    render_tree(value, scope, ignored,
+                std::vector<std::string>(model::deferred_roots().begin(),
+                                         model::deferred_roots().end()));
     return value;
   };
   context["pipeline"]["variables"] = render(root["pipeline"]["variables"]);

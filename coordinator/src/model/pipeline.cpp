@@ -8,6 +8,7 @@
 #include "capstan/expression/expression.h"
 #include "model/duration.h"
 #include "model/expression_check.h"
+#include "model/selectors.h"
 #include "model/step_types.h"
 
 namespace capstan::model {
@@ -154,7 +155,7 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
   walk.ctx.in_step = true;
   step.when = parse_when(body, sat, check, "stageStatus", walk.ctx);
   step.failure_strategies = parse_failure_strategies(body, sat, check);
-  step.delegate_selectors = check.strings(body, sat, "delegateSelectors", false);
+  step.delegate_selectors = parse_delegate_selectors(body, sat, check);
   if (const auto* spec = check.object(body, sat, "spec", step.type == "HarnessApproval" ||
                                                              step.type == "Wait")) {
     step.spec = *spec;
@@ -245,7 +246,7 @@ Node parse_entry(const json& wrapper, const std::string& at, StageWalk& walk,
   node.description = check.string(*body, gat, "description", false);
   node.when = parse_when(*body, gat, check, "stageStatus", walk.ctx);
   node.failure_strategies = parse_failure_strategies(*body, gat, check);
-  node.delegate_selectors = check.strings(*body, gat, "delegateSelectors", false);
+  node.delegate_selectors = parse_delegate_selectors(*body, gat, check);
   const std::string inner = prefix + node.identifier + ".";
   if (const auto* steps = check.array(*body, gat, "steps", true)) {
     if (steps->empty()) check.error(pointer_append(gat, "steps"), "a step group needs a step");
@@ -376,7 +377,7 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
   }
   stage.description = check.string(body, sat, "description", false);
   stage.variables = parse_variables(body, sat, check);
-  stage.delegate_selectors = check.strings(body, sat, "delegateSelectors", false);
+  stage.delegate_selectors = parse_delegate_selectors(body, sat, check);
   stage.failure_strategies = parse_failure_strategies(body, sat, check);
 
   ctx.current_stage = stage.identifier;
@@ -451,7 +452,7 @@ Pipeline parse_pipeline(const json& doc, const yaml::SourceMap& where,
   p.name = check.string(*body, at, "name", true);
   p.description = check.string(*body, at, "description", false);
   p.variables = parse_variables(*body, at, check);
-  p.delegate_selectors = check.strings(*body, at, "delegateSelectors", false);
+  p.delegate_selectors = parse_delegate_selectors(*body, at, check);
   const auto* stages = check.array(*body, at, "stages", true);
   if (stages == nullptr) return p;
   if (stages->empty()) check.error(at + "/stages", "a pipeline needs at least one stage");
