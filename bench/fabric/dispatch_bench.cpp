@@ -12,7 +12,10 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <semaphore>
+#include <sstream>
 #include <thread>
+#include <unistd.h>
 #include <zmq.hpp>
 
 #include "capstan/testing/testing.h"
@@ -40,6 +43,42 @@ struct Figures {
   double p50_ms = 0;
   double p99_ms = 0;
 };
+
+// CPU seconds (user + system) of each thread of this process, by thread name.
+std::map<std::string, double> thread_cpu() {
+  std::map<std::string, double> out;
+  long ticks = sysconf(_SC_CLK_TCK);
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name = testing::read_file(t.path() / "comm");
+    while (!name.empty() && name.back() == '\n') name.pop_back();
+    std::string stat = testing::read_file(t.path() / "stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream in(stat.substr(close + 2));
+    std::string field;
+    double cpu = 0;
+    for (int i = 3; in >> field && i <= 15; ++i) {
+      if (i == 14 || i == 15) cpu += std::stod(field) / static_cast<double>(ticks);
+    }
+    out[name] += cpu;
+  }
+  return out;
+}
+
+// CPU seconds of a whole process.
+double process_cpu(int pid) {
+  std::string stat = testing::read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  double cpu = 0;
+  long ticks = sysconf(_SC_CLK_TCK);
+  for (int i = 3; in >> field && i <= 15; ++i) {
+    if (i == 14 || i == 15) cpu += std::stod(field) / static_cast<double>(ticks);
+  }
+  return cpu;
+}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
@@ -198,32 +237,59 @@ public:
     engine_->stop();
   }
 
-  // `total` executions of the no-op pipeline with `concurrency` in flight; latency is from
-  // the run command to the commit of the execution's end.
+  // `total` executions of the no-op pipeline with at most `concurrency` in flight; latency is
+  // from the run command to the commit of the execution's end. A few submitting threads take a
+  // permit per execution; each end gives one back (waking one submitter, not all).
   Figures run(int total, int concurrency) {
-    std::vector<double> latencies;
-    latencies.reserve(static_cast<std::size_t>(total));
+    {
+      std::lock_guard lock(mutex_);
+      latencies_.clear();
+      latencies_.reserve(static_cast<std::size_t>(total));
+      started_.clear();
+      early_.clear();
+      remaining_ = total;
+    }
+    std::counting_semaphore<> permits(concurrency);
+    permits_ = &permits;
     std::atomic<int> next{0};
     auto begin = Clock::now();
-    std::vector<std::thread> drivers;
-    for (int d = 0; d < concurrency; ++d) {
-      drivers.emplace_back([&] {
-        std::vector<double> mine;
-        while (next.fetch_add(1) < total) {
+    std::vector<std::thread> submitters;
+    for (int d = 0; d < std::min(4, concurrency); ++d) {
+      submitters.emplace_back([&] {
+        while (true) {
+          permits.acquire();
+          if (next.fetch_add(1) >= total) {
+            permits.release();
+            return;
+          }
           auto t0 = Clock::now();
           auto outcome = engine_->run("bench", {}).get();
           if (!outcome.ok()) throw std::runtime_error("run failed: " + outcome.message);
           std::string id = outcome.body["id"];
-          auto end = wait_end(id);
-          mine.push_back(duration<double, std::milli>(end - t0).count());
+          std::lock_guard lock(mutex_);
+          if (auto e = early_.find(id); e != early_.end()) {
+            latencies_.push_back(duration<double, std::milli>(e->second - t0).count());
+            early_.erase(e);
+          } else {
+            started_[id] = t0;
+          }
         }
-        std::lock_guard lock(mutex_);
-        latencies.insert(latencies.end(), mine.begin(), mine.end());
       });
     }
-    for (auto& t : drivers) t.join();
+    for (auto& t : submitters) t.join();
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return remaining_ == 0; });
+    }
     double seconds = duration<double>(Clock::now() - begin).count();
-    return {total / seconds, percentile(latencies, 0.5), percentile(latencies, 0.99)};
+    permits_ = nullptr;
+    return {total / seconds, percentile(latencies_, 0.5), percentile(latencies_, 0.99)};
+  }
+
+  double delegates_cpu() {
+    double total = 0;
+    for (auto& d : delegates_) total += process_cpu(d->child().pid());
+    return total;
   }
 
   // Checks the store: every execution succeeded, each step ran once on its first attempt.
@@ -240,19 +306,20 @@ public:
 private:
   void finished(const std::string& id, const std::string& status) {
     if (status != "Succeeded") spdlog::error("execution {} ended {}", id, status);
+    auto now = Clock::now();
+    bool last = false;
     {
       std::lock_guard lock(mutex_);
-      ended_[id] = Clock::now();
+      if (auto s = started_.find(id); s != started_.end()) {
+        latencies_.push_back(duration<double, std::milli>(now - s->second).count());
+        started_.erase(s);
+      } else {
+        early_[id] = now; // ended before its submitter recorded it
+      }
+      last = --remaining_ == 0;
     }
-    cv_.notify_all();
-  }
-
-  Clock::time_point wait_end(const std::string& id) {
-    std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return ended_.count(id) > 0; });
-    auto t = ended_[id];
-    ended_.erase(id);
-    return t;
+    if (permits_ != nullptr) permits_->release();
+    if (last) cv_.notify_all();
   }
 
   Options options_;
@@ -266,7 +333,10 @@ private:
   std::vector<std::unique_ptr<testing::Daemon>> delegates_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::map<std::string, Clock::time_point> ended_;
+  std::map<std::string, Clock::time_point> started_, early_;
+  std::vector<double> latencies_;
+  int remaining_ = 0;
+  std::counting_semaphore<>* permits_ = nullptr;
 };
 
 } // namespace
@@ -298,7 +368,11 @@ int main(int argc, char** argv) {
   testing::TempDir dir("capstan-dispatch-bench");
   Bench bench(o, dir.path());
   bench.run(std::min(500, o.tasks), concurrency); // warm-up
+  auto cpu_before = thread_cpu();
+  double delegates_before = bench.delegates_cpu();
   auto loaded = bench.run(o.tasks, concurrency);
+  auto cpu_after = thread_cpu();
+  double delegates_after = bench.delegates_cpu();
   auto single = bench.run(std::min(2000, o.tasks), 1);
   auto [steps, once] = bench.verify();
   auto raw_loaded = raw_echo(o, assign_bytes, result_bytes, o.tasks, o.slots);
@@ -320,5 +394,17 @@ int main(int argc, char** argv) {
               100.0 * loaded.per_second / raw_loaded.per_second,
               100.0 * single.per_second / raw_single.per_second);
   std::printf("store: %d steps, %d succeeded on their first attempt\n", steps, once);
+  std::printf("CPU per task in the loaded run (machine shared with other work, so CPU time is "
+              "the steadier figure):\n");
+  double all = 0;
+  for (const auto& [name, after] : cpu_after) {
+    double used = after - cpu_before[name];
+    if (used < 0.001) continue;
+    all += used;
+    std::printf("  %-22s %8.1f us\n", name.c_str(), 1e6 * used / o.tasks);
+  }
+  std::printf("  %-22s %8.1f us\n", "coordinator, total", 1e6 * all / o.tasks);
+  std::printf("  %-22s %8.1f us\n", "delegates, total",
+              1e6 * (delegates_after - delegates_before) / o.tasks);
   return once == steps ? 0 : 1;
 }

@@ -112,7 +112,7 @@ int scaleout(int delegates, int tasks) {
     steps +=
         "              - step:\n                  type: Noop\n                  identifier: n" +
         std::to_string(i) + "\n                  name: n" + std::to_string(i) +
-        "\n                  spec: {}\n";
+        "\n                  spec: {log: true}\n";
   }
   write_file(dir / "fleet.yaml",
              "pipeline:\n  identifier: fleet\n  name: fleet\n  stages:\n    - stage:\n"

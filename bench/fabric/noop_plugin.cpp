@@ -1,5 +1,6 @@
-// The benchmarks' plugin: a "Noop" step that succeeds at once (logging one line, so the store
-// shows each run) and a "Sleep" step that waits `seconds` while watching for cancellation.
+// The benchmarks' plugin: a "Noop" step that succeeds at once (with `log: true` it logs one
+// line naming its task, so the store shows each run) and a "Sleep" step that waits `seconds` while
+// watching for cancellation.
 #include <capstan/sdk/plugin.h>
 
 #include <chrono>
@@ -9,8 +10,11 @@ namespace sdk = capstan::sdk;
 
 CAPSTAN_PLUGIN(plugin) {
   plugin.name("bench").version("1.0.0");
-  plugin.step({"Noop", R"({"type":"object"})", "Does nothing, at once", 0},
-              [](sdk::StepContext& ctx) { ctx.info("ran " + ctx.request().task_id()); });
+  plugin.step({"Noop", R"({"type":"object","properties":{"log":{"type":"boolean"}}})",
+               "Does nothing, at once", 0},
+              [](sdk::StepContext& ctx) {
+                if (ctx.spec().value("log", false)) ctx.info("ran " + ctx.request().task_id());
+              });
   plugin.step({"Sleep", R"({"type":"object","properties":{"seconds":{"type":"number"}}})",
                "Sleeps, watching for cancellation", 0},
               [](sdk::StepContext& ctx) {

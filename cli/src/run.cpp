@@ -203,7 +203,8 @@ int cmd_input(const Globals& g, const Argv& argv) {
   ApiClient api(g);
   json r = api.post("/api/v1/executions/" + url_encode(a.positional()[0]) + "/inputs", body);
   std::cout << "execution " << r.value("id", "") << " continues with";
-  for (const auto& [k, v] : r.value("inputs", json::object()).items()) {
+  const json inputs = r.value("inputs", json::object());
+  for (const auto& [k, v] : inputs.items()) {
     std::cout << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
   }
   std::cout << "\n";

@@ -402,10 +402,13 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
                task.request.step_identifier());
 
   // An empty directory of its own, gone when the task ends.
+  // Names are unique per attempt and the work root is emptied at start: no need to clear it.
   fs::path dir = options_.work_root / (safe_name(id) + "-" + std::to_string(attempt));
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  fs::create_directories(dir, ec);
+  if (!fs::create_directory(dir, ec) && !ec) {
+    fs::remove_all(dir, ec); // left by an earlier run of this attempt: start empty
+    fs::create_directory(dir, ec);
+  }
   plugin::v1::StepRequest request = task.request;
   request.set_work_dir(dir.string());
 
@@ -455,7 +458,8 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
     result.set_error_type(plugin::v1::ERROR_TYPE_UNKNOWN);
     result.set_message("the plugin reported no status");
   }
-  fs::remove_all(dir, ec);
+  // Most steps leave nothing behind: one rmdir, and a walk only when something is left.
+  if (!fs::remove(dir, ec)) fs::remove_all(dir, ec);
   return result;
 }
 

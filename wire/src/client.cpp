@@ -1,6 +1,7 @@
 // The delegate's DEALER socket and its thread: Hello, heartbeats, Paranoid-Pirate reconnects.
 #include "capstan/wire/client.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -126,6 +127,7 @@ struct Client::Impl {
   }
 
   void loop() {
+    pthread_setname_np(pthread_self(), "capstan-client");
     while (!stopping) {
       auto now = Clock::now();
       if (state == State::kWaiting && now >= next_attempt) {

@@ -1,6 +1,7 @@
 // The coordinator's ROUTER socket and its thread: sessions, heartbeats, refusals.
 #include "capstan/wire/router.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <optional>
@@ -81,6 +82,7 @@ struct Router::Impl {
   }
 
   void loop() {
+    pthread_setname_np(pthread_self(), "capstan-router");
     auto next_beat = Clock::now() + options.liveness.interval;
     std::vector<zmq::pollitem_t> items = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                           {nullptr, outbox.fd(), ZMQ_POLLIN, 0}};

@@ -197,19 +197,30 @@ void Machine::index_plan(Active& a) {
 // Runs
 
 Outcome Machine::run(const RunRequest& req) {
-  auto object = store_.object("pipeline", req.pipeline);
-  if (!object) {
-    return refusal(404, "NotFound",
-                   "pipeline '" + req.pipeline + "' not found; apply it first with 'capstan apply -f FILE'");
+  // Applied pipelines are kept loaded between runs (apply and delete drop them): a run does not
+  // read and parse the stored document again.
+  auto cached = pipelines_.find(req.pipeline);
+  if (cached == pipelines_.end()) {
+    auto object = store_.object("pipeline", req.pipeline);
+    if (!object) {
+      return refusal(404, "NotFound",
+                     "pipeline '" + req.pipeline +
+                         "' not found; apply it first with 'capstan apply -f FILE'");
+    }
+    StoredPipeline entry;
+    entry.version = object->version;
+    try {
+      entry.document = stored_document(*object);
+    } catch (const yaml::Error& e) {
+      return refusal(500, "Internal", std::string("the stored pipeline does not load: ") + e.what());
+    }
+    entry.pipeline = model::pipeline_from_json(object->model);
+    cached = pipelines_.emplace(req.pipeline, std::move(entry)).first;
   }
+  const std::int64_t pipeline_version = cached->second.version;
+  yaml::Document doc = cached->second.document;
+  const model::Pipeline& stored = cached->second.pipeline;
   std::vector<model::Problem> problems;
-  yaml::Document doc;
-  try {
-    doc = stored_document(*object);
-  } catch (const yaml::Error& e) {
-    return refusal(500, "Internal", std::string("the stored pipeline does not load: ") + e.what());
-  }
-  model::Pipeline stored = model::pipeline_from_json(object->model);
   // Where runtime inputs stand: the pipeline, and the services, environments and
   // infrastructures its stages use (unless the stage fixes the value in its *Inputs).
   auto sites = model::find_inputs(doc.value["pipeline"], "/pipeline", "pipeline", doc.where);
@@ -325,7 +336,7 @@ Outcome Machine::run(const RunRequest& req) {
   auto& r = a.record;
   r.id = new_execution_id();
   r.pipeline = req.pipeline;
-  r.pipeline_version = object->version;
+  r.pipeline_version = pipeline_version;
   r.sequence = store_.next_sequence(req.pipeline);
   r.status = st::kRunning;
   r.triggered_by = req.user;
@@ -362,7 +373,7 @@ Outcome Machine::run(const RunRequest& req) {
   index_plan(it->second);
   json inputs = it->second.record.inputs;
   audit(it->second, req.user, "run",
-        {{"inputs", inputs}, {"overrides", overrides}, {"pipelineVersion", object->version}});
+        {{"inputs", inputs}, {"overrides", overrides}, {"pipelineVersion", pipeline_version}});
   touch(it->second);
   advance(it->second);
   wake_lock_waiters();
@@ -526,7 +537,8 @@ Outcome Machine::approve(const ApprovalRequest& req) {
     for (const auto& act : approval["activities"]) {
       if (act.value("action", "") != "APPROVE") continue;
       ++approvals;
-      for (const auto& [k, v] : act.value("approverInputs", json::object()).items()) values[k] = v;
+      const json answered = act.value("approverInputs", json::object());
+      for (const auto& [k, v] : answered.items()) values[k] = v;
     }
     int minimum = approval.value("minimumCount", 1);
     note(a, index, 1,

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <cstdlib>
 
 #include "engine/machine.h"
@@ -125,6 +127,7 @@ std::vector<DelegateView> Engine::delegates() const {
 }
 
 void Engine::loop() {
+  pthread_setname_np(pthread_self(), "capstan-engine"); // for top -H, perf, /proc
   auto wake = machine_->next_wakeup();
   while (true) {
     std::vector<Event> batch;
@@ -204,7 +207,11 @@ void Engine::process(std::vector<Event>& events) {
   machine_->run_effects();
   machine_->sample(metrics_);
   for (auto& [promise, outcome] : answers) promise->set_value(std::move(outcome));
-  if (machine_->views_changed()) {
+  // The delegates' view (slots in use change with every task) is rebuilt at most every 100 ms.
+  auto now = std::chrono::steady_clock::now();
+  if (machine_->views_urgent() ||
+      (machine_->views_changed() && now - views_at_ >= std::chrono::milliseconds(100))) {
+    views_at_ = now;
     auto views = machine_->views();
     std::lock_guard lock(view_mutex_);
     views_ = std::move(views);

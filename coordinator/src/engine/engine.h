@@ -207,6 +207,7 @@ private:
                                   // threads
   std::vector<DelegateView> views_;
   std::vector<nlohmann::json> waits_;
+  std::chrono::steady_clock::time_point views_at_; // engine thread only
 
   Metrics metrics_;
   std::unique_ptr<Machine> machine_; // touched only by the engine thread

@@ -274,6 +274,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
   views_changed_ = true;
+  views_urgent_ = true;
   if (new_connection) {
     spdlog::info("delegate {} {} ({} slots, step types: {}{})", s.name,
                  fresh ? "connected" : "re-attached", s.slots, s.types.size(),
@@ -285,6 +286,7 @@ void Machine::lose_session(const wire::PeerId& peer, const std::string& reason) 
   auto lost = scheduler_.detach(peer);
   if (!lost) return;
   views_changed_ = true;
+  views_urgent_ = true;
   metrics_.delegates_lost.inc();
   store_.mark_delegate_disconnected(lost->name, lost->instance_id, now_ms(), reason);
   spdlog::warn("delegate {} lost: {}", lost->name, reason);
@@ -843,6 +845,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run,
                                 {"role", ref.role}});
       }
       auto [v, fresh] = store_.put_object(r);
+      if (o.kind == "pipeline") pipelines_.erase(o.identifier);
       version = v;
       action = !fresh ? "unchanged" : (existing ? "configured" : "created");
       if (fresh && sealed.count(o.identifier) && o.kind == "secret") {
@@ -898,6 +901,7 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
                    referrers);
   }
   store_.delete_object(kind, identifier, user, now_ms());
+  if (kind == "pipeline") pipelines_.erase(identifier);
   if (kind == "secret") secrets_changed_ = true;
   store::AuditRecord a;
   a.user = user;
@@ -1008,6 +1012,7 @@ void Machine::run_effects() {
 
 std::vector<DelegateView> Machine::views() {
   views_changed_ = false;
+  views_urgent_ = false;
   std::vector<DelegateView> out;
   for (const auto& [id, s] : scheduler_.sessions()) {
     DelegateView v;

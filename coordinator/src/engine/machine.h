@@ -19,6 +19,7 @@
 
 #include "capstan/plugin/v1/plugin.pb.h"
 #include "capstan/wire/router.h"
+#include "capstan/yaml/yaml.h"
 #include "engine/context.h"
 #include "engine/engine.h"
 #include "engine/metrics.h"
@@ -74,6 +75,8 @@ public:
   Clock::time_point next_wakeup() const;
 
   bool views_changed() const { return views_changed_; }
+  // Sessions came, went or started draining (not just slot counts): show it at once.
+  bool views_urgent() const { return views_urgent_; }
   std::vector<DelegateView> views();
   bool waits_changed() const { return waits_changed_; }
   // What active executions wait for, for the API (approvals, interventions, inputs, queue).
@@ -191,8 +194,14 @@ private:
   Tokens tokens_;
   Metrics& metrics_;
   Clock::time_point next_timers_ = Clock::now();
-  std::map<std::string, Active> active_; // by execution id
-  std::set<std::string> dirty_;          // executions changed in this batch
+  struct StoredPipeline {
+    std::int64_t version = 0;
+    yaml::Document document; // as applied, with its original line numbers
+    model::Pipeline pipeline;
+  };
+  std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed
+  std::map<std::string, Active> active_;                      // by execution id
+  std::set<std::string> dirty_;                               // executions changed in this batch
   // task id -> (execution id, step index), for the steps of active executions.
   std::unordered_map<std::string, std::pair<std::string, std::size_t>> tasks_;
   std::vector<std::function<void()>> effects_;
@@ -210,6 +219,7 @@ private:
   std::set<std::string> released_locks_; // deployment queue keys freed in this batch
   // Secret values each task's spec and context carry, for the delegate to mask (by task id).
   std::unordered_map<std::string, std::vector<std::string>> task_secrets_;
+  bool views_urgent_ = true;
 };
 
 } // namespace capstan::engine

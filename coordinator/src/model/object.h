@@ -16,7 +16,7 @@ namespace capstan::model {
 struct SourceFile {
   std::string name; // as the user named it, for messages
   std::string content;
-  std::string dir; // the absolute folder of the file, when known (Local stores start there)
+  std::string dir = {}; // the absolute folder of the file, when known (Local stores start there)
 };
 
 // A step type used by an object, with where it is used, for checks against the step types
