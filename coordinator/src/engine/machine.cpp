@@ -156,7 +156,12 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
     env.mutable_refuse()->set_message(why);
     send(peer, std::move(env));
     metrics_.hellos_refused.inc();
-    spdlog::warn("refused a delegate session: {}", log.empty() ? why : log);
+    // Rate-limited: a peer repeating a bad Hello must not flood the log.
+    auto n = metrics_.hellos_refused.value();
+    if (n <= 20 || n % 1000 == 0) {
+      spdlog::warn("refused a delegate session: {} ({} refused so far)", log.empty() ? why : log,
+                   n);
+    }
     // A connection that had a session under a token now revoked loses it.
     if (scheduler_.by_peer(peer) != nullptr) lose_session(peer, why);
   };
