@@ -66,8 +66,9 @@ std::string waiting_line(const json& node, const std::string& id) {
            " [--reject])";
   }
   if (status == "InterventionWaiting") {
-    return "failed: " + str(node, "message") + "; waiting for an intervention  (capstan "
-                                               "interventions resolve " +
+    return "failed: " + str(node, "message") +
+           "; waiting for an intervention  (capstan "
+           "interventions resolve " +
            id + " ACTION)";
   }
   if (status == "InputWaiting") {
@@ -121,8 +122,8 @@ private:
       std::string msg = str(stage, "status") == "Queued" || str(stage, "status") == "Skipped"
                             ? "  " + str(stage, "message")
                             : "";
-      line(std::string("  ") + mark(str(stage, "status")) + " " + str(stage, "identifier") +
-           " (" + str(stage, "type") + ")  " + colour_status(str(stage, "status")) + "  " +
+      line(std::string("  ") + mark(str(stage, "status")) + " " + str(stage, "identifier") + " (" +
+           str(stage, "type") + ")  " + colour_status(str(stage, "status")) + "  " +
            elapsed(stage) + msg);
       if (str(stage, "status") == "InputWaiting") line("      " + waiting_line(stage, id_));
       const json& steps = stage["steps"];
@@ -145,7 +146,8 @@ private:
         if (auto dot = name.rfind('.'); dot != std::string::npos) name = name.substr(dot + 1);
         std::string extra;
         if (s.value("retries", 0) > 0) extra += "  retry " + str(s, "retries");
-        if (!str(s, "delegate").empty() && str(s, "kind") == "Step") extra += "  on " + str(s, "delegate");
+        if (!str(s, "delegate").empty() && str(s, "kind") == "Step")
+          extra += "  on " + str(s, "delegate");
         line(indent + mark(str(s, "status")) + " " + name + "  " + str(s, "type") + "  " +
              colour_status(str(s, "status")) + "  " + elapsed(s) + extra);
         auto waiting = waiting_line(s, id_);
@@ -167,8 +169,7 @@ private:
         auto status = str(stage, "status");
         if (status != "NotStarted" && status != "Running" && status != "Succeeded") {
           std::cout << "stage " << str(stage, "identifier") << ": " << colour_status(status)
-                    << (str(stage, "message").empty() ? "" : ": " + str(stage, "message"))
-                    << "\n";
+                    << (str(stage, "message").empty() ? "" : ": " + str(stage, "message")) << "\n";
           auto waiting = waiting_line(stage, id_);
           if (!waiting.empty()) std::cout << "  " << waiting << "\n";
         }
@@ -228,7 +229,8 @@ private:
       std::string hint;
       if (!q.value("allowedValues", json::array()).empty()) {
         std::string list;
-        for (const auto& v : q["allowedValues"]) list += (list.empty() ? "" : ", ") + v.get<std::string>();
+        for (const auto& v : q["allowedValues"])
+          list += (list.empty() ? "" : ", ") + v.get<std::string>();
         hint += " [" + list + "]";
       }
       if (!str(q, "default").empty()) hint += " (default " + str(q, "default") + ")";
@@ -265,8 +267,8 @@ json follow_execution(ApiClient& api, const std::string& id, const std::string& 
   const bool prefix = step.empty();
   while (true) {
     std::string path = "/api/v1/executions/" + url_encode(id) +
-                       "/watch?wait=" + (tty ? "1" : "20") + "&revision=" +
-                       std::to_string(revision) + "&after=" + std::to_string(after) +
+                       "/watch?wait=" + (tty ? "1" : "20") +
+                       "&revision=" + std::to_string(revision) + "&after=" + std::to_string(after) +
                        (step.empty() ? "" : "&step=" + url_encode(step));
     json w = api.get(path, 40);
     const json& e = w["execution"];

@@ -126,8 +126,8 @@ int cmd_audit(const Globals& g, const Argv& argv) {
     std::string details;
     const json d = e.value("details", json::object());
     for (const auto& [k, v] : d.items()) {
-      details += (details.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>()
-                                                                         : v.dump());
+      details += (details.empty() ? "" : " ") + k + "=" +
+                 (v.is_string() ? v.get<std::string>() : v.dump());
     }
     t.add({format_time(e["time"]), text(e, "user"), text(e, "action"),
            text(e, "kind") + "/" + text(e, "target"), details});

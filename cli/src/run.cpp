@@ -51,9 +51,9 @@ std::map<std::string, std::string> pairs(const std::vector<std::string>& items, 
 } // namespace
 
 int cmd_run(const Globals& g, const Argv& argv) {
-  Args a(argv, {{"--set", "", true, true},
-                {"--inputs", "", true, false},
-                {"--detach", "", false, false}});
+  Args a(
+      argv,
+      {{"--set", "", true, true}, {"--inputs", "", true, false}, {"--detach", "", false, false}});
   if (a.positional().size() != 1) throw UsageError("run needs exactly one PIPELINE");
   const std::string pipeline = a.positional()[0];
   json body = {{"set", pairs(a.values("--set"), "--set")}};
@@ -176,7 +176,8 @@ int cmd_interventions(const Globals& g, const Argv& argv) {
     }
     Table t({"EXECUTION", "PIPELINE", "WHERE", "WAITS FOR", "SINCE", "DETAILS"});
     for (const auto& w : r["items"]) {
-      t.add({w.value("execution", ""), w.value("pipeline", "") + " #" + std::to_string(w.value("sequence", 0)),
+      t.add({w.value("execution", ""),
+             w.value("pipeline", "") + " #" + std::to_string(w.value("sequence", 0)),
              w.value("where", ""), w.value("kind", ""), format_age(w["since"]),
              w.value("details", "")});
     }

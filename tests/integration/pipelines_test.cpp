@@ -81,8 +81,9 @@ TEST_F(Pipelines, RetryRunsAFailingStepAgainUntilItSucceeds) {
   auto counter = (dir_ / "count").string();
   apply(custom_pipeline(
       "flaky",
-      shell("flaky", "n=$(cat " + counter + " 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > " +
-                         counter + "\necho \"attempt $n\"\n[ $n -ge 3 ]",
+      shell("flaky",
+            "n=$(cat " + counter + " 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > " + counter +
+                "\necho \"attempt $n\"\n[ $n -ge 3 ]",
             14,
             "                  failureStrategies:\n"
             "                    - onFailure:\n"
@@ -107,20 +108,20 @@ TEST_F(Pipelines, RetryRunsAFailingStepAgainUntilItSucceeds) {
   // With too few retries the failure stands, and the onRetryFailure action decides.
   std::filesystem::remove(counter);
   apply(custom_pipeline(
-      "flaky2",
-      shell("flaky", "n=$(cat " + counter + " 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > " +
-                         counter + "\n[ $n -ge 5 ]",
-            14,
-            "                  failureStrategies:\n"
-            "                    - onFailure:\n"
-            "                        errors: [AllErrors]\n"
-            "                        action:\n"
-            "                          type: Retry\n"
-            "                          spec:\n"
-            "                            retryCount: 1\n"
-            "                            retryIntervals: [1s]\n"
-            "                            onRetryFailure: {action: {type: Ignore}}\n") +
-          shell("after", "echo after", 14)));
+      "flaky2", shell("flaky",
+                      "n=$(cat " + counter + " 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > " +
+                          counter + "\n[ $n -ge 5 ]",
+                      14,
+                      "                  failureStrategies:\n"
+                      "                    - onFailure:\n"
+                      "                        errors: [AllErrors]\n"
+                      "                        action:\n"
+                      "                          type: Retry\n"
+                      "                          spec:\n"
+                      "                            retryCount: 1\n"
+                      "                            retryIntervals: [1s]\n"
+                      "                            onRetryFailure: {action: {type: Ignore}}\n") +
+                    shell("after", "echo after", 14)));
   e = stack_.wait_for_end(run("flaky2"));
   EXPECT_EQ(e["status"], "Succeeded") << e.dump(2);
   EXPECT_EQ(step(e, "s", "flaky")["status"], "IgnoreFailed");
@@ -201,8 +202,9 @@ TEST_F(Pipelines, AFailedDeploymentRollsTheStageBack) {
   apply(deployment_objects());
   apply("pipeline:\n  identifier: cd\n  name: cd\n  stages:\n" +
         deploy_stage("deploy",
-                     shell("rollout", "echo \"deploying <+artifact.image> as <+infra.releaseName> "
-                                      "in <+infra.namespace>: <+serviceVariables.greeting>\"",
+                     shell("rollout",
+                           "echo \"deploying <+artifact.image> as <+infra.releaseName> "
+                           "in <+infra.namespace>: <+serviceVariables.greeting>\"",
                            14) +
                          shell("verify", "[ \"<+artifact.tag>\" != v-bad ]", 14) +
                          shell("never", "echo never", 14),
@@ -238,16 +240,15 @@ TEST_F(Pipelines, AFailedDeploymentRollsTheStageBack) {
 
 TEST_F(Pipelines, PipelineRollbackUndoesEarlierStagesLastFirst) {
   apply(deployment_objects());
-  std::string stage2_extra =
-      "        failureStrategies:\n"
-      "          - onFailure:\n"
-      "              errors: [AllErrors]\n"
-      "              action: {type: PipelineRollback}\n";
+  std::string stage2_extra = "        failureStrategies:\n"
+                             "          - onFailure:\n"
+                             "              errors: [AllErrors]\n"
+                             "              action: {type: PipelineRollback}\n";
   apply("pipeline:\n  identifier: two\n  name: two\n  stages:\n" +
         deploy_stage("first", shell("a", "echo first deployed", 14),
                      shell("undo_first", "echo undo first", 14)) +
-        deploy_stage("second", shell("b", "exit 3", 14), shell("undo_second", "echo undo second", 14),
-                     stage2_extra) +
+        deploy_stage("second", shell("b", "exit 3", 14),
+                     shell("undo_second", "echo undo second", 14), stage2_extra) +
         deploy_stage("third", shell("c", "echo third", 14), ""));
   auto id = run("two", {{"first.spec.service.serviceInputs.serviceDefinition.spec.artifacts."
                          "primary.sources.myapp.spec.tag",
@@ -294,16 +295,15 @@ std::string approval_step(const std::string& extra_spec, const std::string& time
 TEST_F(Pipelines, ApprovalsNeedTheirApproversAndPassTheirInputsOn) {
   apply(kApprovalObjects);
   apply(custom_pipeline(
-      "gate",
-      approval_step("                      minimumCount: 2\n"
-                    "                      disallowPipelineExecutor: true\n"
-                    "                    approverInputs:\n"
-                    "                      - name: reason\n"
-                    "                        defaultValue: none\n") +
-          shell("after",
-                "echo \"reason: <+pipeline.stages.s.spec.execution.steps.approve.output."
-                "approverInputs.reason>\"",
-                14)));
+      "gate", approval_step("                      minimumCount: 2\n"
+                            "                      disallowPipelineExecutor: true\n"
+                            "                    approverInputs:\n"
+                            "                      - name: reason\n"
+                            "                        defaultValue: none\n") +
+                  shell("after",
+                        "echo \"reason: <+pipeline.stages.s.spec.execution.steps.approve.output."
+                        "approverInputs.reason>\"",
+                        14)));
   auto id = run("gate", json::object(), "alice");
   ASSERT_TRUE(wait_for_status(id, "s", "approve", "ApprovalWaiting"));
   auto waits = stack_.get("/api/v1/waits");
@@ -323,8 +323,8 @@ TEST_F(Pipelines, ApprovalsNeedTheirApproversAndPassTheirInputsOn) {
   stack_.post_as("bob", path, {{"action", "approve"}});
   EXPECT_EQ(stack_.last_status(), 409) << "bob answered already";
   // A second approver: carol joins the group (the group is read when the answer comes).
-  apply(std::string(kApprovalObjects).replace(std::string(kApprovalObjects).find("bob]"), 4,
-                                              "bob, carol]"));
+  apply(std::string(kApprovalObjects)
+            .replace(std::string(kApprovalObjects).find("bob]"), 4, "bob, carol]"));
   r = stack_.post_as("carol", path, {{"action", "approve"}});
   ASSERT_EQ(stack_.last_status(), 200) << r.dump();
   auto e = stack_.wait_for_end(id);
@@ -333,8 +333,8 @@ TEST_F(Pipelines, ApprovalsNeedTheirApproversAndPassTheirInputsOn) {
   EXPECT_NE(stack_.logs(id).find("reason: ok"), std::string::npos) << stack_.logs(id);
   auto audit = stack_.get("/api/v1/audit?target=" + id);
   std::vector<std::string> actions;
-  for (const auto& a : audit["items"]) actions.push_back(a["user"].get<std::string>() + ":" +
-                                                         a["action"].get<std::string>());
+  for (const auto& a : audit["items"])
+    actions.push_back(a["user"].get<std::string>() + ":" + a["action"].get<std::string>());
   EXPECT_NE(std::find(actions.begin(), actions.end(), "alice:run"), actions.end());
   EXPECT_NE(std::find(actions.begin(), actions.end(), "bob:approve"), actions.end());
   EXPECT_NE(std::find(actions.begin(), actions.end(), "carol:approve"), actions.end());
@@ -352,13 +352,13 @@ TEST_F(Pipelines, ARejectedOrExpiredApprovalFollowsItsFailureStrategy) {
   EXPECT_EQ(e["status"], "Failed");
   EXPECT_EQ(step(e, "s", "approve")["status"], "ApprovalRejected");
   EXPECT_EQ(step(e, "s", "approve")["errorType"], "ApprovalRejection");
-  EXPECT_NE(step(e, "s", "approve")["message"].get<std::string>().find("rejected by bob: not today"),
-            std::string::npos);
+  EXPECT_NE(
+      step(e, "s", "approve")["message"].get<std::string>().find("rejected by bob: not today"),
+      std::string::npos);
   EXPECT_EQ(step(e, "s", "after")["status"], "Skipped");
 
   // No answer within the timeout: Expired, a Timeout error, here ignored.
-  apply(custom_pipeline("expire",
-                        approval_step("", "2s") + shell("after", "echo after", 14),
+  apply(custom_pipeline("expire", approval_step("", "2s") + shell("after", "echo after", 14),
                         "        failureStrategies:\n"
                         "          - onFailure:\n"
                         "              errors: [Timeout]\n"
@@ -377,19 +377,18 @@ TEST_F(Pipelines, ParallelStepGroupsRunAtTheSameTime) {
     return "touch " + d + "/" + f + "-started\nfor i in $(seq 100); do [ -f " + d + "/" +
            (f == "a" ? "b" : "a") + "-started ] && exit 0; sleep 0.1; done\nexit 1";
   };
-  std::string steps =
-      "              - parallel:\n"
-      "                  - stepGroup:\n"
-      "                      identifier: ga\n"
-      "                      name: A\n"
-      "                      steps:\n" +
-      shell("a1", wait_for("a"), 24) + shell("a2", "echo a2 done", 24) +
-      "                  - stepGroup:\n"
-      "                      identifier: gb\n"
-      "                      name: B\n"
-      "                      steps:\n" +
-      shell("b1", wait_for("b"), 24) + shell("b2", "echo b2 done", 24) +
-      shell("after", "echo after both", 14);
+  std::string steps = "              - parallel:\n"
+                      "                  - stepGroup:\n"
+                      "                      identifier: ga\n"
+                      "                      name: A\n"
+                      "                      steps:\n" +
+                      shell("a1", wait_for("a"), 24) + shell("a2", "echo a2 done", 24) +
+                      "                  - stepGroup:\n"
+                      "                      identifier: gb\n"
+                      "                      name: B\n"
+                      "                      steps:\n" +
+                      shell("b1", wait_for("b"), 24) + shell("b2", "echo b2 done", 24) +
+                      shell("after", "echo after both", 14);
   apply(custom_pipeline("par", steps));
   auto id = run("par");
   auto e = stack_.wait_for_end(id);
@@ -416,8 +415,8 @@ TEST_F(Pipelines, ACoordinatorKilledDuringAnApprovalResumesThere) {
   EXPECT_EQ(step(e, "s", "before")["status"], "Succeeded");
   EXPECT_EQ(step(e, "s", "before")["attempt"], 1) << "nothing ran twice";
   EXPECT_EQ(step(e, "s", "approve")["status"], "ApprovalWaiting");
-  auto r = stack_.post_as("alice", "/api/v1/executions/" + id + "/approvals",
-                          {{"action", "approve"}});
+  auto r =
+      stack_.post_as("alice", "/api/v1/executions/" + id + "/approvals", {{"action", "approve"}});
   ASSERT_EQ(stack_.last_status(), 200) << r.dump();
   e = stack_.wait_for_end(id);
   EXPECT_EQ(e["status"], "Succeeded") << e.dump(2);
@@ -435,15 +434,14 @@ TEST_F(Pipelines, SecretsAreMaskedInLogsOutputsAndAnswers) {
                             "echo \"again $OUT\"",
                             14);
   // The step also hands the secret on as an output variable.
-  steps.insert(steps.find("                    source:"),
-               "                    outputVariables:\n"
-               "                      - name: copied\n"
-               "                        type: String\n"
-               "                        value: OUT\n");
-  apply(custom_pipeline("leaky", steps +
-                                     shell("fail", "echo <+secrets.getValue(\"db_pass\")> >&2\n"
-                                                   "exit 1",
-                                           14)));
+  steps.insert(steps.find("                    source:"), "                    outputVariables:\n"
+                                                          "                      - name: copied\n"
+                                                          "                        type: String\n"
+                                                          "                        value: OUT\n");
+  apply(custom_pipeline("leaky", steps + shell("fail",
+                                               "echo <+secrets.getValue(\"db_pass\")> >&2\n"
+                                               "exit 1",
+                                               14)));
   auto id = run("leaky");
   auto e = stack_.wait_for_end(id);
   auto logs = stack_.logs(id);
@@ -471,8 +469,10 @@ TEST_F(Pipelines, DeploymentsToOneInfrastructureAndReleaseQueue) {
         deploy_stage("deploy",
                      shell("rollout",
                            "if [ \"<+artifact.tag>\" = v1.9.0 ]; then\n"
-                           "  for i in $(seq 300); do [ -f " + gate + " ] && exit 0; sleep 0.1; done\n"
-                           "  exit 1\nfi\necho second",
+                           "  for i in $(seq 300); do [ -f " +
+                               gate +
+                               " ] && exit 0; sleep 0.1; done\n"
+                               "  exit 1\nfi\necho second",
                            14),
                      ""));
   auto first = run("q", {{"tag", "v1.9.0"}});
@@ -509,11 +509,12 @@ TEST_F(Pipelines, DeploymentsToOneInfrastructureAndReleaseQueue) {
 TEST_F(Pipelines, ExecutionInputsAreAskedWhenTheStepStarts) {
   // The environment variable's value is an execution input: asked when the step starts.
   std::string step_yaml = shell("greet", "echo \"colour is $COLOUR\"", 14);
-  step_yaml.insert(step_yaml.find("                    source:"),
-                   "                    environmentVariables:\n"
-                   "                      - name: COLOUR\n"
-                   "                        type: String\n"
-                   "                        value: <+input>.executionInput().allowedValues(red,blue)\n");
+  step_yaml.insert(
+      step_yaml.find("                    source:"),
+      "                    environmentVariables:\n"
+      "                      - name: COLOUR\n"
+      "                        type: String\n"
+      "                        value: <+input>.executionInput().allowedValues(red,blue)\n");
   apply(custom_pipeline("ask", shell("before", "echo before", 14) + step_yaml));
   auto id = run("ask");
   ASSERT_TRUE(wait_for_status(id, "s", "greet", "InputWaiting")) << execution(id).dump(2);
@@ -530,18 +531,17 @@ TEST_F(Pipelines, ExecutionInputsAreAskedWhenTheStepStarts) {
 }
 
 TEST_F(Pipelines, ManualInterventionWaitsForAChoice) {
-  apply(custom_pipeline(
-      "manual",
-      shell("flaky", "exit 2", 14,
-            "                  failureStrategies:\n"
-            "                    - onFailure:\n"
-            "                        errors: [AllErrors]\n"
-            "                        action:\n"
-            "                          type: ManualIntervention\n"
-            "                          spec:\n"
-            "                            timeout: 1h\n"
-            "                            onTimeout: {action: {type: Abort}}\n") +
-          shell("after", "echo after", 14)));
+  apply(custom_pipeline("manual",
+                        shell("flaky", "exit 2", 14,
+                              "                  failureStrategies:\n"
+                              "                    - onFailure:\n"
+                              "                        errors: [AllErrors]\n"
+                              "                        action:\n"
+                              "                          type: ManualIntervention\n"
+                              "                          spec:\n"
+                              "                            timeout: 1h\n"
+                              "                            onTimeout: {action: {type: Abort}}\n") +
+                            shell("after", "echo after", 14)));
   auto id = run("manual");
   ASSERT_TRUE(wait_for_status(id, "s", "flaky", "InterventionWaiting"));
   auto r = stack_.post_as("erin", "/api/v1/executions/" + id + "/interventions",

@@ -266,8 +266,8 @@ public:
     case Node::Kind::kTemplate: {
       auto deferred = [&](const Node& k) {
         return k.kind == Node::Kind::kChain && !k.name.empty() &&
-               std::find(options_.deferred_roots.begin(), options_.deferred_roots.end(),
-                         k.name) != options_.deferred_roots.end();
+               std::find(options_.deferred_roots.begin(), options_.deferred_roots.end(), k.name) !=
+                   options_.deferred_roots.end();
       };
       if (n.kids.size() == 1 && n.kids[0]->kind != Node::Kind::kLiteral) {
         if (deferred(*n.kids[0])) return "<+" + n.kids[0]->source + ">";

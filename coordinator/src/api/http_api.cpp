@@ -262,10 +262,9 @@ struct HttpApi::Impl {
     });
     server.Post(R"(/api/v1/executions/([^/]+)/approvals)",
                 [this](const httplib::Request& req, httplib::Response& res) { approve(req, res); });
-    server.Post(R"(/api/v1/executions/([^/]+)/interventions)",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  intervene(req, res);
-                });
+    server.Post(
+        R"(/api/v1/executions/([^/]+)/interventions)",
+        [this](const httplib::Request& req, httplib::Response& res) { intervene(req, res); });
     server.Post(R"(/api/v1/executions/([^/]+)/inputs)",
                 [this](const httplib::Request& req, httplib::Response& res) { inputs(req, res); });
     server.Get("/api/v1/waits", [this](const httplib::Request&, httplib::Response& res) {
@@ -366,8 +365,8 @@ struct HttpApi::Impl {
                      "each entry of 'files' needs a string 'content' and may have a 'name' and "
                      "a 'dir' (the absolute folder it comes from)");
       }
-      sources.push_back({f.value("name", "<request>"), f["content"].get<std::string>(),
-                         f.value("dir", "")});
+      sources.push_back(
+          {f.value("name", "<request>"), f["content"].get<std::string>(), f.value("dir", "")});
     }
     bool dry_run = body->value("dryRun", false);
     std::vector<model::Object> objects;
@@ -479,7 +478,6 @@ struct HttpApi::Impl {
     i.values = std::move(*values);
     answer(res, engine.answer(std::move(i)).get());
   }
-
 
   // Long-poll: returns when the execution's revision passes `revision`, log lines after
   // `after` exist, the execution has ended, or `wait` seconds pass.

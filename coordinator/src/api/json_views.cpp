@@ -112,8 +112,8 @@ json to_json(const store::LogRecord& l) {
 }
 
 json to_json(const store::ObjectRecord& o, bool with_content) {
-  json j = {{"kind", o.kind},       {"identifier", o.identifier}, {"name", o.name},
-            {"version", o.version}, {"source", o.source},         {"appliedAt", o.applied_at},
+  json j = {{"kind", o.kind},           {"identifier", o.identifier}, {"name", o.name},
+            {"version", o.version},     {"source", o.source},         {"appliedAt", o.applied_at},
             {"appliedBy", o.applied_by}};
   if (o.deleted) j["deleted"] = true;
   if (with_content) {
@@ -124,9 +124,8 @@ json to_json(const store::ObjectRecord& o, bool with_content) {
 }
 
 json to_json(const store::AuditRecord& a) {
-  json j = {{"seq", a.seq},       {"time", a.time},     {"user", a.user},
-            {"action", a.action}, {"kind", a.kind},     {"target", a.target},
-            {"details", a.details}};
+  json j = {{"seq", a.seq},   {"time", a.time},     {"user", a.user},      {"action", a.action},
+            {"kind", a.kind}, {"target", a.target}, {"details", a.details}};
   if (!a.execution_id.empty()) j["executionId"] = a.execution_id;
   return j;
 }

@@ -72,8 +72,7 @@ bool ends_with_name(const std::string& fqn, const std::string& name) {
 
 } // namespace
 
-void Machine::audit(Active& a, const std::string& user, const std::string& action,
-                    json details) {
+void Machine::audit(Active& a, const std::string& user, const std::string& action, json details) {
   store::AuditRecord r;
   r.user = user.empty() ? "capstan" : user;
   r.action = action;
@@ -135,9 +134,8 @@ std::vector<json> Machine::waits() {
   std::vector<json> out;
   for (auto& [id, a] : active_) {
     if (st::terminal(a.record.status)) continue;
-    json base = {{"execution", id},
-                 {"pipeline", a.record.pipeline},
-                 {"sequence", a.record.sequence}};
+    json base = {
+        {"execution", id}, {"pipeline", a.record.pipeline}, {"sequence", a.record.sequence}};
     for (std::size_t si = 0; si < a.plan.size(); ++si) {
       const auto& stage = a.record.stages[si];
       if (stage.status == st::kQueued || stage.status == st::kInputWaiting) {
@@ -145,9 +143,10 @@ std::vector<json> Machine::waits() {
         w["where"] = stage.identifier;
         w["kind"] = stage.status == st::kQueued ? "Deployment queue" : "Execution input";
         w["since"] = stage.status == st::kQueued ? stage.queued_at : stage.started_at;
-        w["details"] = stage.status == st::kQueued
-                           ? stage.message
-                           : "asks for " + question_names(stage.state.value("inputs", json::array()));
+        w["details"] =
+            stage.status == st::kQueued
+                ? stage.message
+                : "asks for " + question_names(stage.state.value("inputs", json::array()));
         out.push_back(std::move(w));
       }
       for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
@@ -212,7 +211,8 @@ Outcome Machine::run(const RunRequest& req) {
     try {
       entry.document = stored_document(*object);
     } catch (const yaml::Error& e) {
-      return refusal(500, "Internal", std::string("the stored pipeline does not load: ") + e.what());
+      return refusal(500, "Internal",
+                     std::string("the stored pipeline does not load: ") + e.what());
     }
     entry.pipeline = model::pipeline_from_json(object->model);
     cached = pipelines_.emplace(req.pipeline, std::move(entry)).first;
@@ -279,8 +279,7 @@ Outcome Machine::run(const RunRequest& req) {
       file = model::read_inputs_file(req.inputs_yaml,
                                      req.inputs_name.empty() ? "inputs.yaml" : req.inputs_name);
     } catch (const model::ValidationError& e) {
-      return refusal(422, "InvalidInput", e.problems().front().text(),
-                     problems_json(e.problems()));
+      return refusal(422, "InvalidInput", e.problems().front().text(), problems_json(e.problems()));
     }
   }
   // --set NAME=VALUE of a declared variable that is not a runtime input overrides its value.
@@ -297,9 +296,9 @@ Outcome Machine::run(const RunRequest& req) {
   auto bound = model::bind_inputs(sites, set, file, fixed, problems);
   if (!problems.empty()) {
     return refusal(422, "InvalidInput",
-                   problems.size() == 1 ? problems.front().message
-                                        : std::to_string(problems.size()) +
-                                              " problem(s) with the run's inputs",
+                   problems.size() == 1
+                       ? problems.front().message
+                       : std::to_string(problems.size()) + " problem(s) with the run's inputs",
                    problems_json(problems));
   }
   std::vector<model::InputSite> pipeline_sites;
@@ -309,8 +308,8 @@ Outcome Machine::run(const RunRequest& req) {
   model::substitute(doc.value, pipeline_sites, bound.values);
   model::Pipeline pipeline = model::parse_pipeline(doc.value, doc.where, problems);
   if (!problems.empty()) {
-    return refusal(422, "InvalidInput", "the run's inputs do not fit the pipeline: " +
-                                            problems.front().text(),
+    return refusal(422, "InvalidInput",
+                   "the run's inputs do not fit the pipeline: " + problems.front().text(),
                    problems_json(problems));
   }
   // Refuse a run that cannot get anywhere, naming what is missing.
@@ -486,7 +485,8 @@ Outcome Machine::approve(const ApprovalRequest& req) {
     for (const auto& m : members) {
       if (m == req.user) allowed = true;
     }
-    who.push_back("group " + group + " (" + (members.empty() ? "no members" : model::join_names(members)) + ")");
+    who.push_back("group " + group + " (" +
+                  (members.empty() ? "no members" : model::join_names(members)) + ")");
   }
   if (!allowed) {
     return refusal(403, "Forbidden",
@@ -495,8 +495,8 @@ Outcome Machine::approve(const ApprovalRequest& req) {
   }
   if (approval.value("disallowPipelineExecutor", false) && req.user == a.record.triggered_by) {
     return refusal(403, "Forbidden",
-                   "user '" + req.user + "' started execution " + a.record.id +
-                       " and approval " + step_name + " does not let them approve it");
+                   "user '" + req.user + "' started execution " + a.record.id + " and approval " +
+                       step_name + " does not let them approve it");
   }
   for (const auto& act : approval["activities"]) {
     if (act.value("user", "") == req.user) {
@@ -506,13 +506,15 @@ Outcome Machine::approve(const ApprovalRequest& req) {
   }
   json inputs = json::object();
   std::vector<std::string> declared;
-  for (const auto& i : approval.value("inputs", json::array())) declared.push_back(i.value("name", ""));
+  for (const auto& i : approval.value("inputs", json::array()))
+    declared.push_back(i.value("name", ""));
   for (const auto& [k, v] : req.inputs) {
     if (std::find(declared.begin(), declared.end(), k) == declared.end()) {
-      return refusal(422, "InvalidInput",
-                     "approval " + step_name + " has no approver input '" + k + "' (" +
-                         (declared.empty() ? "it declares none" : "inputs: " + model::join_names(declared)) +
-                         ")");
+      return refusal(
+          422, "InvalidInput",
+          "approval " + step_name + " has no approver input '" + k + "' (" +
+              (declared.empty() ? "it declares none" : "inputs: " + model::join_names(declared)) +
+              ")");
     }
     inputs[k] = v;
   }
@@ -572,7 +574,8 @@ Outcome Machine::intervene(const InterventionRequest& req) {
   const auto& actions = model::failure_actions();
   if (std::find(actions.begin(), actions.end(), req.action) == actions.end()) {
     return refusal(422, "InvalidInput",
-                   "unknown action '" + req.action + "' (expected " + model::join_names(actions) + ")");
+                   "unknown action '" + req.action + "' (expected " + model::join_names(actions) +
+                       ")");
   }
   std::vector<Waiting> waiting;
   std::string names;
@@ -602,8 +605,10 @@ Outcome Machine::intervene(const InterventionRequest& req) {
   auto& rec = row_record(a, si, r);
   const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
   const std::string step_name = a.plan[si].stage->identifier + "." + plan_row(a, si, r).path;
-  audit(a, req.user, "intervene", {{"step", step_name}, {"action", req.action}, {"comment", req.comment}});
-  note(a, index, 2, req.user + " chose " + req.action + (req.comment.empty() ? "" : ": " + req.comment));
+  audit(a, req.user, "intervene",
+        {{"step", step_name}, {"action", req.action}, {"comment", req.comment}});
+  note(a, index, 2,
+       req.user + " chose " + req.action + (req.comment.empty() ? "" : ": " + req.comment));
   set_row(a, si, r);
   rec.wake_at = 0;
   if (rec.status == st::kWaiting) {
@@ -655,8 +660,7 @@ Outcome Machine::answer(const InputAnswer& req) {
   std::vector<std::pair<std::size_t, int>> nodes; // (stage, row or -1)
   for (std::size_t si = 0; si < a.plan.size(); ++si) {
     const auto& sid = a.plan[si].stage->identifier;
-    if (a.record.stages[si].status == st::kInputWaiting &&
-        (req.step.empty() || req.step == sid)) {
+    if (a.record.stages[si].status == st::kInputWaiting && (req.step.empty() || req.step == sid)) {
       for (auto& q : pending_questions(a, sid, "", true)) questions.push_back(q);
       nodes.emplace_back(si, -1);
     }
@@ -669,8 +673,9 @@ Outcome Machine::answer(const InputAnswer& req) {
     }
   }
   if (nodes.empty()) {
-    return refusal(409, "NotWaiting", "execution " + a.record.id + " waits for no input" +
-                                          (req.step.empty() ? "" : " at '" + req.step + "'"));
+    return refusal(409, "NotWaiting",
+                   "execution " + a.record.id + " waits for no input" +
+                       (req.step.empty() ? "" : " at '" + req.step + "'"));
   }
   std::map<std::string, std::string> values; // fqn -> value
   json problems = json::array();
@@ -682,11 +687,11 @@ Outcome Machine::answer(const InputAnswer& req) {
     std::sort(hits.begin(), hits.end());
     hits.erase(std::unique(hits.begin(), hits.end()), hits.end());
     if (hits.size() != 1) {
-      problems.push_back({{"location", ""},
-                          {"message", hits.empty() ? "'" + name + "' is not asked for (asked: " +
-                                                         question_names(questions) + ")"
-                                                   : "'" + name + "' is ambiguous: " +
-                                                         model::join_names(hits)}});
+      problems.push_back(
+          {{"location", ""},
+           {"message", hits.empty() ? "'" + name + "' is not asked for (asked: " +
+                                          question_names(questions) + ")"
+                                    : "'" + name + "' is ambiguous: " + model::join_names(hits)}});
       continue;
     }
     values[hits.front()] = value;
@@ -695,7 +700,8 @@ Outcome Machine::answer(const InputAnswer& req) {
     auto fqn = q.value("fqn", "");
     expression::RuntimeInput input;
     try {
-      if (auto parsed = expression::parse_runtime_input(q.value("marker", "<+input>"))) input = *parsed;
+      if (auto parsed = expression::parse_runtime_input(q.value("marker", "<+input>")))
+        input = *parsed;
     } catch (const expression::Error&) { // NOLINT(bugprone-empty-catch): the marker was checked
     }
     if (!values.count(fqn)) {

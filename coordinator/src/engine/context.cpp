@@ -99,8 +99,8 @@ Loaded load(store::Store& store, const std::string& kind, const std::string& id,
   }
   out.version = rec->version;
   try {
-    auto text = std::string(static_cast<std::size_t>(std::max(0, rec->line_offset)), '\n') +
-                rec->yaml;
+    auto text =
+        std::string(static_cast<std::size_t>(std::max(0, rec->line_offset)), '\n') + rec->yaml;
     auto doc = yaml::load(text, rec->file.empty() ? kind + "/" + id : rec->file);
     if (doc.value.is_object() && doc.value.contains(body_key)) {
       auto sites = model::find_inputs(doc.value[body_key], "/" + body_key, fqn_prefix, doc.where);
@@ -161,9 +161,8 @@ StageObjects load_stage_objects(store::Store& store, const model::Stage& stage,
   service["baseDir"] = svc.object->base_dir;
   bool gitops = service.value("gitOpsEnabled", false);
   if (gitops != stage.gitops) {
-    out.error = who + " deploys " + (gitops ? "GitOps" : "CD") + " service '" +
-                stage.service_ref + "' but says spec.gitOpsEnabled: " +
-                (stage.gitops ? "true" : "false");
+    out.error = who + " deploys " + (gitops ? "GitOps" : "CD") + " service '" + stage.service_ref +
+                "' but says spec.gitOpsEnabled: " + (stage.gitops ? "true" : "false");
     return out;
   }
   snapshot["service"] = std::move(service);
@@ -224,8 +223,7 @@ struct Resolver {
                      bool required = true) {
     if (!spec.contains(key) || !spec[key].is_string() || spec[key].get<std::string>().empty()) {
       if (required) {
-        throw std::runtime_error("connector '" + connector + "' has no " + key + " (" + what +
-                                 ")");
+        throw std::runtime_error("connector '" + connector + "' has no " + key + " (" + what + ")");
       }
       return {};
     }
@@ -278,7 +276,8 @@ json resolve_connector(const json& model, const SecretSource& secrets,
     if (ct == "Kubeconfig") {
       if (cs.contains("path")) c["kubeconfigPath"] = cs["path"];
       if (cs.contains("content")) c["kubeconfig"] = cs["content"];
-      if (cs.contains("kubeconfigRef")) c["kubeconfig"] = r.secret(cs, "kubeconfigRef", "the kubeconfig");
+      if (cs.contains("kubeconfigRef"))
+        c["kubeconfig"] = r.secret(cs, "kubeconfigRef", "the kubeconfig");
       if (cs.contains("context")) c["context"] = cs["context"];
     } else if (ct == "ManualConfig") {
       c["masterUrl"] = cs.value("masterUrl", "");
@@ -342,9 +341,8 @@ json resolve_connector(const json& model, const SecretSource& secrets,
                           ? r.secret(creds, "usernameRef", "the user name")
                           : creds.value("username", "");
       bool password = as.value("type", "") == "UsernamePassword";
-      a[password ? "password" : "token"] =
-          r.secret(creds, password ? "passwordRef" : "tokenRef",
-                   password ? "the password" : "the access token");
+      a[password ? "password" : "token"] = r.secret(creds, password ? "passwordRef" : "tokenRef",
+                                                    password ? "the password" : "the access token");
     }
     out["auth"] = a;
     if (api_access.contains("spec")) {

@@ -185,9 +185,9 @@ private:
     InputAnswer request;
     std::promise<Outcome> done;
   };
-  using Event = std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand,
-                             AbortCommand, TokenCommand, ApprovalCommand, InterventionCommand,
-                             InputCommand>;
+  using Event =
+      std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand, AbortCommand,
+                   TokenCommand, ApprovalCommand, InterventionCommand, InputCommand>;
 
   void push(Event event);
   void loop();

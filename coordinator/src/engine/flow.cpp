@@ -203,7 +203,8 @@ bool Machine::drive_stage(Active& a, std::size_t si) {
   if (stage.status == st::kQueued) {
     std::string holder;
     if (!lock_available(a, si, holder)) {
-      std::string why = "queued: another deployment to " + stage.lock_key + " runs (" + holder + ")";
+      std::string why =
+          "queued: another deployment to " + stage.lock_key + " runs (" + holder + ")";
       if (stage.message != why) {
         stage.message = why;
         set_stage(a, si);
@@ -257,8 +258,7 @@ Machine::Progress Machine::drive_rows(Active& a, std::size_t si, const std::vect
   for (int r : rows) {
     auto progress = drive_row(a, si, r, changed);
     if (st::terminal(a.record.status) || a.record.state.contains("pipelineRollback") ||
-        (plan_row(a, si, r).section == "steps" &&
-         a.record.stages[si].state.contains("rollback"))) {
+        (plan_row(a, si, r).section == "steps" && a.record.stages[si].state.contains("rollback"))) {
       return Progress::kPending; // the failure took over
     }
     if (progress == Progress::kPending) {
@@ -477,11 +477,11 @@ void Machine::apply_action(Active& a, std::size_t si, int r, const model::Failur
              ": capstan interventions resolve " + a.record.id + " ACTION (" + where + ")");
     rec.state["handled"] = false;
     rec.state["wake"] = "intervention";
-    rec.state["intervention"] = {{"errorType", rec.error_type},
-                                 {"message", rec.message},
-                                 {"onTimeout", action.then.empty() ? json(nullptr)
-                                                                   : json(action.then.front())},
-                                 {"since", wall_ms()}};
+    rec.state["intervention"] = {
+        {"errorType", rec.error_type},
+        {"message", rec.message},
+        {"onTimeout", action.then.empty() ? json(nullptr) : json(action.then.front())},
+        {"since", wall_ms()}};
     rec.status = st::kInterventionWaiting;
     rec.wake_at = wall_ms() + action.timeout.count();
     return;
@@ -602,7 +602,9 @@ bool Machine::drive_rollback(Active& a, std::size_t si) {
     note_stage(a, si, 2, "nothing to roll back: the stage has no rollback steps");
   }
   end_stage(a, si, st::kFailed,
-            reason + (failed ? "; the rollback failed" : segments.empty() ? "" : "; rolled back"),
+            reason + (failed             ? "; the rollback failed"
+                      : segments.empty() ? ""
+                                         : "; rolled back"),
             stage.error_type);
   return true;
 }
@@ -738,8 +740,9 @@ bool Machine::start_wait(Active& a, std::size_t si, int r) {
   rec.wake_at = rec.started_at + d->count();
   rec.message = "waiting " + model::format_duration(*d);
   note(a, a.offset[si] + static_cast<std::size_t>(r), 1,
-       "waiting " + model::format_duration(*d) + " (until the wait ends, or: capstan interventions "
-                                                 "resolve " +
+       "waiting " + model::format_duration(*d) +
+           " (until the wait ends, or: capstan interventions "
+           "resolve " +
            a.record.id + " MarkAsSuccess)");
   return true;
 }
@@ -783,9 +786,10 @@ bool Machine::start_approval(Active& a, std::size_t si, int r) {
   rec.wake_at = rec.started_at + rec.timeout_ms;
   rec.message = "waiting for approval: capstan approve " + a.record.id;
   note(a, a.offset[si] + static_cast<std::size_t>(r), 1,
-       "approval needed (" + std::to_string(minimum) + " of " + approver_summary(rec.state["approval"]) +
-           "): " + spec.value("approvalMessage", ""));
-  audit(a, "", "approval-requested", {{"step", a.plan[si].stage->identifier + "." + plan_row(a, si, r).path}});
+       "approval needed (" + std::to_string(minimum) + " of " +
+           approver_summary(rec.state["approval"]) + "): " + spec.value("approvalMessage", ""));
+  audit(a, "", "approval-requested",
+        {{"step", a.plan[si].stage->identifier + "." + plan_row(a, si, r).path}});
   return true;
 }
 

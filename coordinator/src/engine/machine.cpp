@@ -761,8 +761,7 @@ Clock::time_point Machine::next_wakeup() const {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run,
-                       const std::string& user) {
+Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const std::string& user) {
   // Step types must be provided by some delegate that has registered with this coordinator,
   // unless the coordinator runs them itself.
   std::set<std::string> known;
@@ -785,8 +784,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run,
                            ")"}});
     }
   }
-  auto stored = [this](const std::string& kind,
-                       const std::string& id) -> std::optional<json> {
+  auto stored = [this](const std::string& kind, const std::string& id) -> std::optional<json> {
     if (auto o = store_.object(kind, id)) return o->model;
     return std::nullopt;
   };
@@ -901,8 +899,8 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
       list += (i == 0 ? "" : (i + 1 == names.size() ? " and " : ", ")) + names[i];
     }
     return failure(409, "Referenced",
-                   kind + " '" + identifier + "' is still used by " + list +
-                       "; change or delete " + (names.size() == 1 ? "it" : "them") + " first",
+                   kind + " '" + identifier + "' is still used by " + list + "; change or delete " +
+                       (names.size() == 1 ? "it" : "them") + " first",
                    referrers);
   }
   store_.delete_object(kind, identifier, user, now_ms());

@@ -177,8 +177,7 @@ private:
   // --- commands.cpp ---
   void index_plan(Active& a);
   Active* active_execution(const std::string& id_or_prefix, Outcome& error);
-  void audit(Active& a, const std::string& user, const std::string& action,
-             nlohmann::json details);
+  void audit(Active& a, const std::string& user, const std::string& action, nlohmann::json details);
   void note_stage(Active& a, std::size_t si, int level, const std::string& line);
   nlohmann::json pending_questions(const Active& a, const std::string& stage,
                                    const std::string& step, bool stage_level) const;

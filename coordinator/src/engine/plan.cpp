@@ -16,9 +16,8 @@ void add_rows(StagePlan& plan, const std::vector<model::Node>& nodes, int parent
     row.section = section;
     row.ancestors = ancestors;
     // Parallel blocks have no name of their own: their entries keep the enclosing prefix.
-    row.path = node.kind == model::NodeKind::kParallel
-                   ? prefix + "parallel" + std::to_string(index)
-                   : prefix + node.identifier;
+    row.path = node.kind == model::NodeKind::kParallel ? prefix + "parallel" + std::to_string(index)
+                                                       : prefix + node.identifier;
     plan.rows.push_back(row);
     out.push_back(index);
     if (node.kind == model::NodeKind::kStep) continue;
@@ -64,7 +63,7 @@ std::vector<store::StepRecord> initial_records(const std::vector<StagePlan>& pla
       s.identifier = row.path;
       s.name = row.node->kind == model::NodeKind::kParallel ? "parallel" : row.node->name;
       s.type = row.node->kind == model::NodeKind::kStep ? row.node->type
-                                                          : model::node_kind_name(row.node->kind);
+                                                        : model::node_kind_name(row.node->kind);
       s.kind = model::node_kind_name(row.node->kind);
       s.parent = row.parent;
       s.section = row.section;

@@ -13,12 +13,12 @@ namespace capstan::engine {
 
 struct PlanRow {
   const model::Node* node = nullptr;
-  int parent = -1;              // row of the enclosing group or parallel block; -1 at the top
-  std::string section;          // "steps" or "rollback"
-  std::string path;             // "group.step": how expressions and the CLI name it
-  std::vector<int> children;    // a group's steps, a parallel block's entries
-  std::vector<int> rollback;    // a group's rollbackSteps
-  std::vector<int> ancestors;   // enclosing rows, innermost first
+  int parent = -1;            // row of the enclosing group or parallel block; -1 at the top
+  std::string section;        // "steps" or "rollback"
+  std::string path;           // "group.step": how expressions and the CLI name it
+  std::vector<int> children;  // a group's steps, a parallel block's entries
+  std::vector<int> rollback;  // a group's rollbackSteps
+  std::vector<int> ancestors; // enclosing rows, innermost first
 };
 
 struct StagePlan {

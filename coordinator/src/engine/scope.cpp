@@ -117,16 +117,16 @@ json Machine::scope_root(Active& a, std::size_t si, int row) {
       if (pr.node->kind == model::NodeKind::kStep) slot["output"] = output_of(s);
     }
     const auto& stage_rec = rec.stages[i];
-    json sj = {{"name", sp.stage->name},
-               {"identifier", sp.stage->identifier},
-               {"type", sp.stage->type},
-               {"description", sp.stage->description},
-               {"status", stage_rec.status},
-               {"variables", variable_values(sp.stage->variables, json::object(),
-                                             "pipeline.stages." + sp.stage->identifier +
-                                                 ".variables",
-                                             rec.inputs)},
-               {"spec", {{"execution", {{"steps", steps}}}}}};
+    json sj = {
+        {"name", sp.stage->name},
+        {"identifier", sp.stage->identifier},
+        {"type", sp.stage->type},
+        {"description", sp.stage->description},
+        {"status", stage_rec.status},
+        {"variables",
+         variable_values(sp.stage->variables, json::object(),
+                         "pipeline.stages." + sp.stage->identifier + ".variables", rec.inputs)},
+        {"spec", {{"execution", {{"steps", steps}}}}}};
     if (i == si) local_steps = steps;
     stages[sp.stage->identifier] = std::move(sj);
   }
@@ -162,8 +162,7 @@ json Machine::scope_root(Active& a, std::size_t si, int row) {
                        {"gitOpsEnabled", svc.value("gitOpsEnabled", false)}};
     // Environment variables override service variables of the same name, and environment
     // overrides override both.
-    std::vector<model::Variable> merged =
-        svc.value("variables", std::vector<model::Variable>{});
+    std::vector<model::Variable> merged = svc.value("variables", std::vector<model::Variable>{});
     auto overlay = [&](const std::vector<model::Variable>& vars) {
       for (const auto& v : vars) {
         auto it = std::find_if(merged.begin(), merged.end(),
@@ -174,8 +173,8 @@ json Machine::scope_root(Active& a, std::size_t si, int row) {
     const json env = snap.value("environment", json::object());
     auto env_vars = env.value("variables", std::vector<model::Variable>{});
     overlay(env_vars);
-    overlay(env.value("overrides", json::object())
-                .value("variables", std::vector<model::Variable>{}));
+    overlay(
+        env.value("overrides", json::object()).value("variables", std::vector<model::Variable>{}));
     for (const auto& v : env.value("overrides", json::object())
                              .value("variables", std::vector<model::Variable>{})) {
       if (std::none_of(merged.begin(), merged.end(),
@@ -280,9 +279,8 @@ std::string Machine::start_deployment(Active& a, std::size_t si) {
     if (stage.context.contains("infrastructure")) {
       const json& infra = stage.context["infrastructure"];
       const json spec = infra.value("spec", json::object());
-      stage.context["namespace"] =
-          field(spec.value("namespace", ""),
-                locate(infra, "/infrastructureDefinition/spec/namespace"));
+      stage.context["namespace"] = field(spec.value("namespace", ""),
+                                         locate(infra, "/infrastructureDefinition/spec/namespace"));
       scope.root()["infra"]["namespace"] = stage.context["namespace"];
       stage.context["releaseName"] =
           field(spec.value("releaseName", ""),
@@ -356,32 +354,31 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
   const auto& step_rec = rec.steps[a.offset[si] + static_cast<std::size_t>(row)];
   const json& root = scope.root();
   const auto& model_stage = *a.plan[si].stage;
-  json context = {
-      {"schemaVersion", 1},
-      {"pipeline",
-       {{"identifier", a.pipeline.identifier},
-        {"name", a.pipeline.name},
-        {"executionId", rec.id},
-        {"sequenceId", rec.sequence},
-        {"triggeredBy", rec.triggered_by},
-        {"variables", json::object()}}},
-      {"stage",
-       {{"identifier", model_stage.identifier},
-        {"name", model_stage.name},
-        {"type", model_stage.type},
-        {"variables", json::object()}}},
-      {"step",
-       {{"identifier", pr.node->identifier},
-        {"name", pr.node->name},
-        {"type", pr.node->type},
-        {"path", pr.path},
-        {"timeoutMs", step_rec.timeout_ms},
-        {"rollback", pr.section == "rollback"}}}};
+  json context = {{"schemaVersion", 1},
+                  {"pipeline",
+                   {{"identifier", a.pipeline.identifier},
+                    {"name", a.pipeline.name},
+                    {"executionId", rec.id},
+                    {"sequenceId", rec.sequence},
+                    {"triggeredBy", rec.triggered_by},
+                    {"variables", json::object()}}},
+                  {"stage",
+                   {{"identifier", model_stage.identifier},
+                    {"name", model_stage.name},
+                    {"type", model_stage.type},
+                    {"variables", json::object()}}},
+                  {"step",
+                   {{"identifier", pr.node->identifier},
+                    {"name", pr.node->name},
+                    {"type", pr.node->type},
+                    {"path", pr.path},
+                    {"timeoutMs", step_rec.timeout_ms},
+                    {"rollback", pr.section == "rollback"}}}};
   std::string ignored;
   auto render = [&](json value) {
-    render_tree(value, scope, ignored,
-                std::vector<std::string>(model::deferred_roots().begin(),
-                                         model::deferred_roots().end()));
+    render_tree(
+        value, scope, ignored,
+        std::vector<std::string>(model::deferred_roots().begin(), model::deferred_roots().end()));
     return value;
   };
   context["pipeline"]["variables"] = render(root["pipeline"]["variables"]);
@@ -428,8 +425,9 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
     };
     const json env = snap.value("environment", json::object());
     json list = manifests(svc.value("manifests", json::array()), false, "");
-    for (auto& m : manifests(env.value("overrides", json::object()).value("manifests", json::array()),
-                             true, env.value("baseDir", ""))) {
+    for (auto& m :
+         manifests(env.value("overrides", json::object()).value("manifests", json::array()), true,
+                   env.value("baseDir", ""))) {
       list.push_back(std::move(m));
     }
     json config_files = json::array();
@@ -496,8 +494,10 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
     resolved[id] = resolve_connector(c->model, secret_source(), secrets_used);
   }
   context["connectors"] = resolved;
-  if (context.contains("infrastructure") && resolved.contains(context["infrastructure"]["connectorRef"].get<std::string>())) {
-    context["infrastructure"]["connector"] = resolved[context["infrastructure"]["connectorRef"].get<std::string>()];
+  if (context.contains("infrastructure") &&
+      resolved.contains(context["infrastructure"]["connectorRef"].get<std::string>())) {
+    context["infrastructure"]["connector"] =
+        resolved[context["infrastructure"]["connectorRef"].get<std::string>()];
   }
   // Outputs of this stage's steps so far (what a rollback step needs from the deployment).
   json outputs = json::object();

@@ -30,8 +30,8 @@ std::vector<std::string> split_bar(const std::string& s) {
   return out;
 }
 
-void check_references(const Object& o, const std::vector<Object>& batch,
-                      const StoredModel& stored, std::vector<Problem>& problems) {
+void check_references(const Object& o, const std::vector<Object>& batch, const StoredModel& stored,
+                      std::vector<Problem>& problems) {
   for (const auto& ref : o.references) {
     auto target = find_model(batch, stored, ref.kind, ref.identifier);
     std::string who = ref.role.empty() ? o.kind + " '" + o.identifier + "'" : ref.role;
@@ -69,8 +69,8 @@ void check_stage_steps(const Stage& stage, const std::optional<json>& service,
   if (stage.type == "Deployment" && gitops && *gitops != stage.gitops) {
     problems.push_back(
         {stage.location,
-         "stage '" + stage.identifier + "' deploys " + (*gitops ? "GitOps" : "CD") +
-             " service '" + stage.service_ref + "'" +
+         "stage '" + stage.identifier + "' deploys " + (*gitops ? "GitOps" : "CD") + " service '" +
+             stage.service_ref + "'" +
              (*gitops ? ": set spec.gitOpsEnabled: true on the stage"
                       : ", but the stage says spec.gitOpsEnabled: true; a GitOps stage needs a "
                         "service with gitOpsEnabled: true")});
@@ -79,31 +79,33 @@ void check_stage_steps(const Stage& stage, const std::optional<json>& service,
     auto family = step_family(step.type);
     if (family == StepFamily::kGeneric) return;
     if (stage.type != "Deployment") {
-      problems.push_back({step.type_location,
-                          "step type " + step.type + " belongs in a Deployment stage (it works "
-                                                     "on the stage's service); stage '" +
-                              stage.identifier + "' is a Custom stage"});
+      problems.push_back({step.type_location, "step type " + step.type +
+                                                  " belongs in a Deployment stage (it works "
+                                                  "on the stage's service); stage '" +
+                                                  stage.identifier + "' is a Custom stage"});
       return;
     }
     bool stage_gitops = gitops.value_or(stage.gitops);
     if (family == StepFamily::kCd && stage_gitops) {
       problems.push_back(
           {step.type_location,
-           "step type " + step.type + " deploys to a cluster directly and belongs to CD "
-                                      "services; " +
-               (gitops ? "service '" + stage.service_ref + "' is a GitOps service (gitOpsEnabled: "
-                                                           "true)"
+           "step type " + step.type +
+               " deploys to a cluster directly and belongs to CD "
+               "services; " +
+               (gitops ? "service '" + stage.service_ref +
+                             "' is a GitOps service (gitOpsEnabled: "
+                             "true)"
                        : std::string("this is a GitOps stage")) +
                ": use GitOps steps (UpdateReleaseRepo, MergePR, RevertPR, FetchLinkedApps, "
                "GitOpsSync)"});
     } else if (family == StepFamily::kGitOps && !stage_gitops) {
       problems.push_back(
-          {step.type_location,
-           "step type " + step.type + " belongs to GitOps services; " +
-               (gitops ? "service '" + stage.service_ref + "' is a CD service (gitOpsEnabled: "
-                                                           "false)"
-                       : std::string("this is a CD stage")) +
-               ": use Kubernetes steps (K8sRollingDeploy, K8sApply, ...)"});
+          {step.type_location, "step type " + step.type + " belongs to GitOps services; " +
+                                   (gitops ? "service '" + stage.service_ref +
+                                                 "' is a CD service (gitOpsEnabled: "
+                                                 "false)"
+                                           : std::string("this is a CD stage")) +
+                                   ": use Kubernetes steps (K8sRollingDeploy, K8sApply, ...)"});
     }
   };
   for_each_step(stage.steps, visit);

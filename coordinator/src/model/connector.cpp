@@ -35,8 +35,8 @@ void k8s_cluster(const json& spec, const std::string& at, ConnectorWalk& w) {
   const auto* cred = check.object(spec, at, "credential", true);
   if (cred == nullptr) return;
   auto cat = pointer_append(at, "credential");
-  auto type = check.one_of(*cred, cat, "type", {"InheritFromDelegate", "ManualConfig", "Kubeconfig"},
-                           true);
+  auto type =
+      check.one_of(*cred, cat, "type", {"InheritFromDelegate", "ManualConfig", "Kubeconfig"}, true);
   auto sat = pointer_append(cat, "spec");
   if (type == "InheritFromDelegate") {
     check.only(*cred, cat, {"type", "spec"});
@@ -76,8 +76,8 @@ void k8s_cluster(const json& spec, const std::string& at, ConnectorWalk& w) {
   if (auth == nullptr) return;
   auto aat = pointer_append(sat, "auth");
   check.only(*auth, aat, {"type", "spec"});
-  auto auth_type =
-      check.one_of(*auth, aat, "type", {"ServiceAccount", "UsernamePassword", "ClientKeyCert"}, true);
+  auto auth_type = check.one_of(*auth, aat, "type",
+                                {"ServiceAccount", "UsernamePassword", "ClientKeyCert"}, true);
   const auto* as = check.object(*auth, aat, "spec", true);
   if (as == nullptr || auth_type.empty()) return;
   auto asat = pointer_append(aat, "spec");
@@ -94,8 +94,9 @@ void k8s_cluster(const json& spec, const std::string& at, ConnectorWalk& w) {
     secret_ref(*as, asat, "passwordRef", true, w, "the password");
     secret_ref(*as, asat, "caCertRef", false, w, "the cluster's CA certificate");
   } else {
-    check.only(*as, asat, {"clientCertRef", "clientKeyRef", "clientKeyPassphraseRef",
-                           "clientKeyAlgorithm", "caCertRef"});
+    check.only(*as, asat,
+               {"clientCertRef", "clientKeyRef", "clientKeyPassphraseRef", "clientKeyAlgorithm",
+                "caCertRef"});
     secret_ref(*as, asat, "clientCertRef", true, w, "the client certificate");
     secret_ref(*as, asat, "clientKeyRef", true, w, "the client key");
     secret_ref(*as, asat, "clientKeyPassphraseRef", false, w, "the client key passphrase");
@@ -109,8 +110,9 @@ void check_url(const std::string& url, const std::string& at, Checker& check) {
   for (const char* scheme : {"https://", "http://", "ssh://", "git://", "file://", "git@"}) {
     if (url.rfind(scheme, 0) == 0) return;
   }
-  check.error(at, "'" + url + "' is not a Git URL (https://, http://, ssh://, git://, file:// or "
-                              "git@host:path)");
+  check.error(at, "'" + url +
+                      "' is not a Git URL (https://, http://, ssh://, git://, file:// or "
+                      "git@host:path)");
 }
 
 // Git: {url, connectionType, type: Http|Ssh, spec: {username|usernameRef, passwordRef} |
@@ -168,9 +170,9 @@ void scm(const json& spec, const std::string& at, ConnectorWalk& w) {
       secret_ref(*s, sat, "sshKeyRef", true, w, "the SSH private key");
     } else if (s != nullptr && type == "Http") {
       check.only(*s, sat, {"type", "spec"});
-      auto kind = check.one_of(*s, sat, "type",
-                               {"UsernameToken", "UsernamePassword", "OAuth", "PersonalAccessToken"},
-                               true);
+      auto kind =
+          check.one_of(*s, sat, "type",
+                       {"UsernameToken", "UsernamePassword", "OAuth", "PersonalAccessToken"}, true);
       const auto* c = check.object(*s, sat, "spec", true);
       auto csat = pointer_append(sat, "spec");
       if (c != nullptr) {
@@ -198,8 +200,9 @@ void scm(const json& spec, const std::string& at, ConnectorWalk& w) {
 
 void docker_registry(const json& spec, const std::string& at, ConnectorWalk& w) {
   auto& check = w.check;
-  check.only(spec, at, {"dockerRegistryUrl", "providerType", "auth", "delegateSelectors",
-                        "executeOnDelegate"});
+  check.only(
+      spec, at,
+      {"dockerRegistryUrl", "providerType", "auth", "delegateSelectors", "executeOnDelegate"});
   check.string(spec, at, "dockerRegistryUrl", true);
   check.one_of(spec, at, "providerType", {"DockerHub", "Harbor", "Quay", "Other"}, false);
   check.strings(spec, at, "delegateSelectors", false);
@@ -233,9 +236,8 @@ void parse_connector(const yaml::Document& doc, Object& out, std::vector<Problem
   out.identifier = check.string(*body, at, "identifier", true);
   if (!out.identifier.empty()) check.identifier(out.identifier, at + "/identifier");
   out.name = check.string(*body, at, "name", true);
-  auto type =
-      check.one_of(*body, at, "type", {"K8sCluster", "Git", "Github", "Gitlab", "DockerRegistry"},
-                   true);
+  auto type = check.one_of(*body, at, "type",
+                           {"K8sCluster", "Git", "Github", "Gitlab", "DockerRegistry"}, true);
   const auto* spec = check.object(*body, at, "spec", true);
   ConnectorWalk w{check, out};
   if (spec != nullptr && !type.empty()) {

@@ -27,9 +27,8 @@ void parse_environment(const yaml::Document& doc, Object& out, std::vector<Probl
   for (const auto& [id, where] : secret_refs(vars)) {
     out.references.push_back({"secret", id, where, "", "an environment variable"});
   }
-  json overrides = {{"manifests", json::array()},
-                    {"configFiles", json::array()},
-                    {"variables", json::array()}};
+  json overrides = {
+      {"manifests", json::array()}, {"configFiles", json::array()}, {"variables", json::array()}};
   if (const auto* o = check.object(*body, at, "overrides", false)) {
     const std::string oat = at + "/overrides";
     check.only(*o, oat, {"manifests", "configFiles", "variables"},
@@ -44,8 +43,8 @@ void parse_environment(const yaml::Document& doc, Object& out, std::vector<Probl
       for (std::size_t i = 0; i < files->size(); ++i) {
         auto fat = yaml::pointer_append(oat + "/configFiles", i);
         const auto& wrapper = (*files)[i];
-        const auto* cf = wrapper.is_object() ? check.object(wrapper, fat, "configFile", true)
-                                             : nullptr;
+        const auto* cf =
+            wrapper.is_object() ? check.object(wrapper, fat, "configFile", true) : nullptr;
         if (cf == nullptr) {
           if (!wrapper.is_object()) check.error(fat, "each config file must be a mapping");
           continue;
@@ -72,8 +71,7 @@ void parse_environment(const yaml::Document& doc, Object& out, std::vector<Probl
                {"locations", locations}};
 }
 
-void parse_infrastructure(const yaml::Document& doc, Object& out,
-                          std::vector<Problem>& problems) {
+void parse_infrastructure(const yaml::Document& doc, Object& out, std::vector<Problem>& problems) {
   Checker check(doc.where, problems);
   const std::string at = "/infrastructureDefinition";
   const auto* body = check.object(doc.value, "", "infrastructureDefinition", true);

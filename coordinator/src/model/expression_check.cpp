@@ -11,10 +11,22 @@ using nlohmann::json;
 using yaml::pointer_append;
 
 const std::set<std::string>& expression_roots() {
-  static const std::set<std::string> roots = {
-      "pipeline", "stage",  "step",     "execution", "service",   "serviceVariables",
-      "env",      "infra",  "artifact", "artifacts", "secrets",   "INFRA_KEY",
-      "INFRA_KEY_SHORT_ID", "cluster",  "envgroup",  "manifest"};
+  static const std::set<std::string> roots = {"pipeline",
+                                              "stage",
+                                              "step",
+                                              "execution",
+                                              "service",
+                                              "serviceVariables",
+                                              "env",
+                                              "infra",
+                                              "artifact",
+                                              "artifacts",
+                                              "secrets",
+                                              "INFRA_KEY",
+                                              "INFRA_KEY_SHORT_ID",
+                                              "cluster",
+                                              "envgroup",
+                                              "manifest"};
   return roots;
 }
 
@@ -56,8 +68,7 @@ std::optional<std::string> step_path(const std::vector<std::string>& p, std::siz
 }
 
 std::optional<std::string> check_step_ref(const std::vector<std::string>& p, std::size_t i,
-                                          const std::string& stage,
-                                          const ExpressionContext& c) {
+                                          const std::string& stage, const ExpressionContext& c) {
   auto path = step_path(p, i);
   if (!path) return "expected steps.STEP after '" + stage + "'";
   if (i >= p.size() || !one_of(p[i], {"output", "status", "name", "identifier", "type"})) {
@@ -86,8 +97,8 @@ std::optional<std::string> check_path(const std::string& dotted, const Expressio
     return "unknown field of " + root + " (known: " + list + ")";
   };
   if (root == "pipeline") {
-    if (p.size() == 2 && one_of(p[1], {"name", "identifier", "executionId", "sequenceId",
-                                       "startTs", "description"})) {
+    if (p.size() == 2 && one_of(p[1], {"name", "identifier", "executionId", "sequenceId", "startTs",
+                                       "description"})) {
       return std::nullopt;
     }
     if (p.size() == 3 && p[1] == "triggeredBy" && one_of(p[2], {"name", "email"})) {
@@ -143,8 +154,9 @@ std::optional<std::string> check_path(const std::string& dotted, const Expressio
   }
   // What a Deployment stage resolves.
   if (!c.deployment) {
-    return "<+" + root + "...> is only available in a Deployment stage (it comes from the "
-                         "stage's service, environment and infrastructure)";
+    return "<+" + root +
+           "...> is only available in a Deployment stage (it comes from the "
+           "stage's service, environment and infrastructure)";
   }
   if (root == "service") {
     return leaf({"name", "identifier", "description", "type", "gitOpsEnabled"});
@@ -218,8 +230,8 @@ public:
     if (reason.empty()) {
       std::string roots;
       for (const auto& r : expression_roots()) roots += (roots.empty() ? "" : ", ") + r;
-      reason = "<+" + path[0] + "...>: unknown expression (expressions start with one of: " +
-               roots + ")";
+      reason = "<+" + path[0] +
+               "...>: unknown expression (expressions start with one of: " + roots + ")";
     }
     return std::nullopt;
   }

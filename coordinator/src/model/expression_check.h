@@ -24,8 +24,8 @@ struct ExpressionContext {
   // Stage identifier -> its variables.
   std::map<std::string, std::set<std::string>> stage_variables;
   std::string current_stage;
-  bool in_stage = false;  // stage.* is available
-  bool in_step = false;   // step.* is available
+  bool in_stage = false;   // stage.* is available
+  bool in_step = false;    // step.* is available
   bool deployment = false; // service.*, env.*, infra.*, artifact.* are available
 };
 
@@ -45,8 +45,8 @@ void check_tree(const nlohmann::json& value, const std::string& pointer, const s
 
 // Expressions in objects that many pipelines use (services, environments, infrastructures):
 // syntax and the first name only, since what they refer to depends on the pipeline.
-void check_object_tree(const nlohmann::json& value, const std::string& pointer,
-                       Checker& check, std::map<std::string, std::string>& locations);
+void check_object_tree(const nlohmann::json& value, const std::string& pointer, Checker& check,
+                       std::map<std::string, std::string>& locations);
 
 // The names an expression may start with.
 const std::set<std::string>& expression_roots();

@@ -13,16 +13,16 @@ using yaml::pointer_append;
 
 const std::vector<std::string>& failure_error_types() {
   static const std::vector<std::string> types = {
-      "AllErrors",         "Authentication",          "Authorization", "Connectivity",
-      "Timeout",           "DelegateProvisioning",    "Verification",  "PolicyEvaluationFailure",
-      "InputTimeoutError", "ApprovalRejection",       "Unknown"};
+      "AllErrors",         "Authentication",       "Authorization", "Connectivity",
+      "Timeout",           "DelegateProvisioning", "Verification",  "PolicyEvaluationFailure",
+      "InputTimeoutError", "ApprovalRejection",    "Unknown"};
   return types;
 }
 
 const std::vector<std::string>& failure_actions() {
   static const std::vector<std::string> actions = {
-      action::kAbort,         action::kIgnore,           action::kMarkAsSuccess,
-      action::kMarkAsFailure, action::kRetry,            action::kManualIntervention,
+      action::kAbort,         action::kIgnore,          action::kMarkAsSuccess,
+      action::kMarkAsFailure, action::kRetry,           action::kManualIntervention,
       action::kStageRollback, action::kPipelineRollback};
   return actions;
 }

@@ -54,8 +54,7 @@ struct FailureStrategy {
 
 // Reads `failureStrategies` of the mapping at `pointer` (absent: empty).
 std::vector<FailureStrategy> parse_failure_strategies(const nlohmann::json& owner,
-                                                      const std::string& pointer,
-                                                      Checker& check);
+                                                      const std::string& pointer, Checker& check);
 
 // The strategy a Deployment stage has when nothing else matches: roll the stage back.
 FailureStrategy default_deployment_strategy();

@@ -19,8 +19,8 @@ bool is_wrapper(const std::string& key) {
 
 struct Walker {
   const yaml::SourceMap* where = nullptr;
-  std::vector<InputSite>* sites = nullptr;                 // find mode
-  std::map<std::string, std::string>* values = nullptr;    // flatten mode
+  std::vector<InputSite>* sites = nullptr;              // find mode
+  std::map<std::string, std::string>* values = nullptr; // flatten mode
   std::string stage;
   std::string step;
 
@@ -107,7 +107,8 @@ struct Walker {
 
 bool ends_with_segment(const std::string& fqn, const std::string& name) {
   if (fqn == name) return true;
-  return fqn.size() > name.size() && fqn.compare(fqn.size() - name.size(), name.size(), name) == 0 &&
+  return fqn.size() > name.size() &&
+         fqn.compare(fqn.size() - name.size(), name.size(), name) == 0 &&
          fqn[fqn.size() - name.size() - 1] == '.';
 }
 
@@ -137,9 +138,9 @@ std::map<std::string, std::string> read_inputs_file(const std::string& text,
   try {
     doc = yaml::load(text, file_name);
   } catch (const yaml::Error& e) {
-    throw ValidationError({{e.file() + ":" + std::to_string(e.mark().line) + ":" +
-                                std::to_string(e.mark().column),
-                            e.message()}});
+    throw ValidationError(
+        {{e.file() + ":" + std::to_string(e.mark().line) + ":" + std::to_string(e.mark().column),
+          e.message()}});
   }
   const json* root = &doc.value;
   std::string ptr;
@@ -156,10 +157,10 @@ std::map<std::string, std::string> read_inputs_file(const std::string& text,
   return flatten_values((*root)["pipeline"], "pipeline");
 }
 
-Bound bind_inputs(const std::vector<InputSite>& sites, const std::map<std::string, std::string>& set,
+Bound bind_inputs(const std::vector<InputSite>& sites,
+                  const std::map<std::string, std::string>& set,
                   const std::map<std::string, std::string>& file,
-                  const std::map<std::string, std::string>& fixed,
-                  std::vector<Problem>& problems) {
+                  const std::map<std::string, std::string>& fixed, std::vector<Problem>& problems) {
   Bound out;
   std::map<std::string, std::pair<std::string, std::string>> given; // fqn -> (value, source)
   for (const auto& [name, value] : set) {
@@ -174,17 +175,17 @@ Bound bind_inputs(const std::vector<InputSite>& sites, const std::map<std::strin
     if (hits.empty()) {
       std::string list;
       for (const auto& s : sites) list += (list.empty() ? "" : ", ") + s.fqn;
-      problems.push_back({"", "--set " + name + ": no runtime input is named '" + name + "' (" +
-                                  (list.empty() ? "this run has no runtime inputs"
-                                                : "runtime inputs: " + list) +
-                                  ")"});
+      problems.push_back(
+          {"", "--set " + name + ": no runtime input is named '" + name + "' (" +
+                   (list.empty() ? "this run has no runtime inputs" : "runtime inputs: " + list) +
+                   ")"});
       continue;
     }
     if (hits.size() > 1) {
       std::string list;
       for (const auto* s : hits) list += (list.empty() ? "" : ", ") + s->fqn;
-      problems.push_back({"", "--set " + name + " is ambiguous: it matches " + list +
-                                  "; use more of the name"});
+      problems.push_back(
+          {"", "--set " + name + " is ambiguous: it matches " + list + "; use more of the name"});
       continue;
     }
     given[hits[0]->fqn] = {value, "--set " + name};
@@ -196,8 +197,8 @@ Bound bind_inputs(const std::vector<InputSite>& sites, const std::map<std::strin
     if (known.count(fqn)) {
       given[fqn] = {value, "the inputs file"};
     } else if (!fixed.count(fqn)) {
-      problems.push_back({"", "the inputs file sets " + fqn +
-                                  ", which is not a runtime input of this run"});
+      problems.push_back(
+          {"", "the inputs file sets " + fqn + ", which is not a runtime input of this run"});
     }
   }
   for (const auto& [fqn, value] : fixed) out.values[fqn] = value;

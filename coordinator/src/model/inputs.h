@@ -53,10 +53,10 @@ struct Bound {
 // `fixed`, or the marker's default. Execution inputs without a value are pending. Records a
 // problem for every value that is not allowed, every site left without a value, and every
 // --set or file entry that names no input.
-Bound bind_inputs(const std::vector<InputSite>& sites, const std::map<std::string, std::string>& set,
+Bound bind_inputs(const std::vector<InputSite>& sites,
+                  const std::map<std::string, std::string>& set,
                   const std::map<std::string, std::string>& file,
-                  const std::map<std::string, std::string>& fixed,
-                  std::vector<Problem>& problems);
+                  const std::map<std::string, std::string>& fixed, std::vector<Problem>& problems);
 
 // Writes values into a document at their sites (sites without a value are left as they are).
 void substitute(nlohmann::json& document, const std::vector<InputSite>& sites,

@@ -170,9 +170,9 @@ Object parse_object(const std::string& kind, const std::string& yaml_text,
   try {
     doc = yaml::load(yaml_text, file_name);
   } catch (const yaml::Error& e) {
-    throw ValidationError({{e.file() + ":" + std::to_string(e.mark().line) + ":" +
-                                std::to_string(e.mark().column),
-                            e.message()}});
+    throw ValidationError(
+        {{e.file() + ":" + std::to_string(e.mark().line) + ":" + std::to_string(e.mark().column),
+          e.message()}});
   }
   Object obj;
   obj.kind = spec->name;

@@ -59,8 +59,7 @@ struct KindSpec {
   std::vector<std::string> aliases; // other names the CLI and API accept: "services", "svc"
   // Validates the document and fills identifier, name, model, references and step_types; the
   // caller fills kind, document, yaml and source. Problems name file:line:column.
-  std::function<void(const yaml::Document& doc, Object& out, std::vector<Problem>& problems)>
-      parse;
+  std::function<void(const yaml::Document& doc, Object& out, std::vector<Problem>& problems)> parse;
 };
 
 // The kinds this coordinator understands, in the order `capstan get` lists them.
@@ -84,8 +83,7 @@ void parse_connector(const yaml::Document& doc, Object& out, std::vector<Problem
 void parse_secret(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_service(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_environment(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
-void parse_infrastructure(const yaml::Document& doc, Object& out,
-                          std::vector<Problem>& problems);
+void parse_infrastructure(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_user_group(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 
 } // namespace capstan::model

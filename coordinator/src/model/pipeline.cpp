@@ -84,7 +84,8 @@ void parse_approval_spec(const json& spec, const std::string& at, Checker& check
   const auto* approvers = check.object(spec, at, "approvers", true);
   if (approvers != nullptr) {
     auto aat = pointer_append(at, "approvers");
-    check.only(*approvers, aat, {"userGroups", "users", "minimumCount", "disallowPipelineExecutor"});
+    check.only(*approvers, aat,
+               {"userGroups", "users", "minimumCount", "disallowPipelineExecutor"});
     auto groups = check.strings(*approvers, aat, "userGroups", false);
     auto users = check.strings(*approvers, aat, "users", false);
     if (groups.empty() && users.empty()) {
@@ -142,7 +143,8 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
               "when", "delegateSelectors"},
              {"strategy", "template", "enforce"});
   step.identifier = check.string(body, sat, "identifier", true);
-  if (!step.identifier.empty()) check.identifier(step.identifier, pointer_append(sat, "identifier"));
+  if (!step.identifier.empty())
+    check.identifier(step.identifier, pointer_append(sat, "identifier"));
   step.name = check.string(body, sat, "name", true);
   step.type = check.string(body, sat, "type", true);
   step.type_location = check.locate(pointer_append(sat, "type"));
@@ -156,8 +158,8 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
   step.when = parse_when(body, sat, check, "stageStatus", walk.ctx);
   step.failure_strategies = parse_failure_strategies(body, sat, check);
   step.delegate_selectors = parse_delegate_selectors(body, sat, check);
-  if (const auto* spec = check.object(body, sat, "spec", step.type == "HarnessApproval" ||
-                                                             step.type == "Wait")) {
+  if (const auto* spec =
+          check.object(body, sat, "spec", step.type == "HarnessApproval" || step.type == "Wait")) {
     step.spec = *spec;
     auto spat = pointer_append(sat, "spec");
     check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
@@ -240,7 +242,8 @@ Node parse_entry(const json& wrapper, const std::string& at, StageWalk& walk,
               "delegateSelectors", "description"},
              {"timeout", "variables", "strategy", "template", "stepGroupInfra", "sharedPaths"});
   node.identifier = check.string(*body, gat, "identifier", true);
-  if (!node.identifier.empty()) check.identifier(node.identifier, pointer_append(gat, "identifier"));
+  if (!node.identifier.empty())
+    check.identifier(node.identifier, pointer_append(gat, "identifier"));
   use_id(node.identifier, pointer_append(gat, "identifier"));
   node.name = check.string(*body, gat, "name", true);
   node.description = check.string(*body, gat, "description", false);
@@ -367,7 +370,8 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
               "failureStrategies", "delegateSelectors"},
              {"strategy", "template"});
   stage.identifier = check.string(body, sat, "identifier", true);
-  if (!stage.identifier.empty()) check.identifier(stage.identifier, pointer_append(sat, "identifier"));
+  if (!stage.identifier.empty())
+    check.identifier(stage.identifier, pointer_append(sat, "identifier"));
   stage.name = check.string(body, sat, "name", true);
   stage.type = check.string(body, sat, "type", true);
   if (!stage.type.empty() && stage.type != "Custom" && stage.type != "Deployment") {
@@ -392,8 +396,8 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
   if (spec == nullptr) return stage;
   auto spat = pointer_append(sat, "spec");
   if (stage.type == "Deployment") {
-    check.only(*spec, spat, {"execution", "deploymentType", "service", "environment",
-                             "gitOpsEnabled"},
+    check.only(*spec, spat,
+               {"execution", "deploymentType", "service", "environment", "gitOpsEnabled"},
                {"environments", "services", "serviceConfig", "infrastructure", "environmentGroup"});
     stage.deployment_type = check.string(*spec, spat, "deploymentType", false);
     if (stage.deployment_type.empty()) stage.deployment_type = "Kubernetes";
@@ -409,7 +413,8 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
   StageWalk walk{ctx, check, stage.identifier, {}, false};
   std::set<std::string> done;
   if (const auto* steps = check.array(*exec, eat, "steps", true)) {
-    if (steps->empty()) check.error(pointer_append(eat, "steps"), "a stage needs at least one step");
+    if (steps->empty())
+      check.error(pointer_append(eat, "steps"), "a stage needs at least one step");
     stage.steps = parse_list(*steps, pointer_append(eat, "steps"), walk, "", done);
   }
   if (const auto* rb = check.array(*exec, eat, "rollbackSteps", false)) {

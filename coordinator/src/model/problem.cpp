@@ -106,8 +106,7 @@ void Checker::only(const nlohmann::json& obj, const std::string& pointer,
   }
 }
 
-bool Checker::identifier(const std::string& value, const std::string& pointer,
-                         bool allow_dash) {
+bool Checker::identifier(const std::string& value, const std::string& pointer, bool allow_dash) {
   bool ok = !value.empty() && value.size() <= 128 &&
             (std::isalpha(static_cast<unsigned char>(value[0])) || value[0] == '_');
   for (char c : value) {
@@ -165,8 +164,7 @@ std::string Checker::one_of(const nlohmann::json& object, const std::string& poi
 
 std::optional<std::chrono::milliseconds> Checker::duration(const nlohmann::json& object,
                                                            const std::string& pointer,
-                                                           const std::string& key,
-                                                           bool required) {
+                                                           const std::string& key, bool required) {
   const auto* v = member(object, pointer, key, required);
   if (v == nullptr) return std::nullopt;
   auto at = yaml::pointer_append(pointer, key);

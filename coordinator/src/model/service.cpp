@@ -26,7 +26,8 @@ void reference(Object& out, Checker& check, const std::string& kind, const std::
                const std::string& at, const std::string& expect, const std::string& role) {
   if (value.empty() || is_expression(value)) return;
   auto id = strip_scope(value);
-  if (check.identifier(id, at)) out.references.push_back({kind, id, check.locate(at), expect, role});
+  if (check.identifier(id, at))
+    out.references.push_back({kind, id, check.locate(at), expect, role});
 }
 
 } // namespace
@@ -39,7 +40,8 @@ void parse_store(const json& owner, const std::string& at, Checker& check, Objec
   if (store == nullptr) return;
   auto sat = pointer_append(at, "store");
   check.only(*store, sat, {"type", "spec"});
-  auto type = check.one_of(*store, sat, "type", {"Git", "Github", "Gitlab", "Inline", "Local"}, true);
+  auto type =
+      check.one_of(*store, sat, "type", {"Git", "Github", "Gitlab", "Inline", "Local"}, true);
   const auto* spec = check.object(*store, sat, "spec", true);
   if (spec == nullptr || type.empty()) return;
   auto spat = pointer_append(sat, "spec");
@@ -55,9 +57,9 @@ void parse_store(const json& owner, const std::string& at, Checker& check, Objec
     }
     return;
   }
-  check.only(*spec, spat,
-             {"connectorRef", "gitFetchType", "branch", "commitId", "paths", "folderPath",
-              "repoName"});
+  check.only(
+      *spec, spat,
+      {"connectorRef", "gitFetchType", "branch", "commitId", "paths", "folderPath", "repoName"});
   auto conn = check.string(*spec, spat, "connectorRef", true);
   reference(out, check, "connector", conn, pointer_append(spat, "connectorRef"), type,
             role + "'s store");
@@ -106,16 +108,16 @@ json parse_manifests(const json& owner, const std::string& at, Checker& check, O
     static const std::vector<std::string> known = {"K8sManifest", "Values", "ReleaseRepo",
                                                    "DeploymentRepo"};
     if (!type.empty() && std::find(known.begin(), known.end(), type) == known.end()) {
-      check.error(pointer_append(at_m, "type"),
-                  "manifest type '" + type + "' is not supported (expected " + join_names(known) +
-                      ")");
+      check.error(pointer_append(at_m, "type"), "manifest type '" + type +
+                                                    "' is not supported (expected " +
+                                                    join_names(known) + ")");
     }
     const auto* spec = check.object(*m, at_m, "spec", true);
     if (spec != nullptr) {
       auto sat = pointer_append(at_m, "spec");
       if (type == "K8sManifest") {
-        check.only(*spec, sat, {"store", "valuesPaths", "skipResourceVersioning",
-                                "enableDeclarativeRollback"});
+        check.only(*spec, sat,
+                   {"store", "valuesPaths", "skipResourceVersioning", "enableDeclarativeRollback"});
         check.strings(*spec, sat, "valuesPaths", false);
         check.boolean(*spec, sat, "skipResourceVersioning");
         check.boolean(*spec, sat, "enableDeclarativeRollback");
@@ -208,7 +210,8 @@ void parse_service(const yaml::Document& doc, Object& out, std::vector<Problem>&
               auto id = check.string(src, sat_i, "identifier", true);
               if (!id.empty() && check.identifier(id, sat_i + "/identifier") &&
                   !ids.insert(id).second) {
-                check.error(sat_i + "/identifier", "artifact source '" + id + "' is declared twice");
+                check.error(sat_i + "/identifier",
+                            "artifact source '" + id + "' is declared twice");
               }
               auto stype = check.string(src, sat_i, "type", true);
               if (!stype.empty() && stype != "DockerRegistry") {

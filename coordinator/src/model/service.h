@@ -13,7 +13,7 @@ namespace capstan::model {
 void parse_store(const nlohmann::json& owner, const std::string& at, Checker& check, Object& out,
                  const std::string& role);
 // `manifests: [{manifest: {identifier, type, spec}}]` of the mapping at `at`.
-nlohmann::json parse_manifests(const nlohmann::json& owner, const std::string& at,
-                               Checker& check, Object& out, const std::string& owner_role);
+nlohmann::json parse_manifests(const nlohmann::json& owner, const std::string& at, Checker& check,
+                               Object& out, const std::string& owner_role);
 
 } // namespace capstan::model

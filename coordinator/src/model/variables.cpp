@@ -56,8 +56,8 @@ std::vector<Variable> parse_variables(const json& owner, const std::string& at, 
       } else if (v.type == "Number") {
         static const std::regex number(R"(^-?[0-9]+(\.[0-9]+)?$)");
         if (!std::regex_match(text, number)) {
-          check.error(val_at, "variable '" + v.name + "' is a Number, but its value is '" + text +
-                                  "'");
+          check.error(val_at,
+                      "variable '" + v.name + "' is a Number, but its value is '" + text + "'");
         }
       } else if (v.type == "Secret" && !text.empty()) {
         text = strip_scope(text);

@@ -49,7 +49,7 @@ struct ObjectRecord {
   std::string file;
   int line_offset = 0;
   std::string base_dir;
-  bool deleted = false;        // a tombstone: the object was deleted in this version
+  bool deleted = false; // a tombstone: the object was deleted in this version
   nlohmann::json references = nlohmann::json::array(); // [{kind, identifier, location, ...}]
   std::string applied_by;                              // the user who applied (or deleted) it
 };
@@ -112,12 +112,12 @@ struct StepRecord {
   std::string error_type; // Harness failure type: Timeout, DelegateProvisioning, Unknown, ...
   std::string message;
   nlohmann::json outputs = nlohmann::json::object();
-  std::uint64_t log_cursor = 0; // lines of the current attempt stored (the delegate's numbering)
-  std::string kind = "Step"; // Step | StepGroup | Parallel
-  int parent = -1;           // step_index of the enclosing group or parallel block
+  std::uint64_t log_cursor = 0;  // lines of the current attempt stored (the delegate's numbering)
+  std::string kind = "Step";     // Step | StepGroup | Parallel
+  int parent = -1;               // step_index of the enclosing group or parallel block
   std::string section = "steps"; // steps | rollback
-  int retries = 0;           // retries taken by its failure strategy
-  std::int64_t wake_at = 0;  // unix ms: when a wait, retry interval or timeout ends
+  int retries = 0;               // retries taken by its failure strategy
+  std::int64_t wake_at = 0;      // unix ms: when a wait, retry interval or timeout ends
   // Approval answers, the failure waiting for an intervention, questions asked, handled flags.
   nlohmann::json state = nlohmann::json::object();
 };

@@ -8,8 +8,8 @@ namespace capstan::store {
 using nlohmann::json;
 
 bool status::terminal(const std::string& s) {
-  return s == kSucceeded || s == kFailed || s == kAborted || s == kSkipped ||
-         s == kIgnoreFailed || s == kExpired || s == kApprovalRejected;
+  return s == kSucceeded || s == kFailed || s == kAborted || s == kSkipped || s == kIgnoreFailed ||
+         s == kExpired || s == kApprovalRejected;
 }
 
 bool status::failed_outcome(const std::string& s) {
@@ -755,8 +755,12 @@ std::vector<AuditRecord> Store::audit(const AuditFilter& f) {
         "(?1 = '' OR user = ?1) AND (?2 = '' OR action = ?2) AND (?3 = '' OR kind = ?3) AND "
         "(?4 = '' OR target = ?4 OR execution_id = ?4) AND (?5 = 0 OR seq < ?5) "
         "ORDER BY seq DESC LIMIT ?6");
-    q.bind(1, f.user).bind(2, f.action).bind(3, f.kind).bind(4, f.target).bind(5, f.before).bind(
-        6, f.limit);
+    q.bind(1, f.user)
+        .bind(2, f.action)
+        .bind(3, f.kind)
+        .bind(4, f.target)
+        .bind(5, f.before)
+        .bind(6, f.limit);
     while (q.step()) {
       AuditRecord a;
       a.seq = q.int64(0);

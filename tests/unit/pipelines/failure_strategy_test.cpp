@@ -67,11 +67,14 @@ TEST(FailureStrategies, BadStrategiesNameWhereAndWhy) {
     const char* message;
   };
   const Case cases[] = {
-      {"failureStrategies:\n  - onFailure:\n      errors: [Timeouts]\n      action: {type: Abort}\n",
+      {"failureStrategies:\n  - onFailure:\n      errors: [Timeouts]\n      action: {type: "
+       "Abort}\n",
        "f.yaml:3:16", "unknown error type 'Timeouts'"},
-      {"failureStrategies:\n  - onFailure:\n      errors: [AllErrors]\n      action: {type: Panic}\n",
+      {"failureStrategies:\n  - onFailure:\n      errors: [AllErrors]\n      action: {type: "
+       "Panic}\n",
        "f.yaml:4:22", "unknown type 'Panic'"},
-      {"failureStrategies:\n  - onFailure:\n      errors: [AllErrors]\n      action: {type: Retry}\n",
+      {"failureStrategies:\n  - onFailure:\n      errors: [AllErrors]\n      action: {type: "
+       "Retry}\n",
        "f.yaml:4:15", "needs spec.retryCount"},
       {"failureStrategies:\n  - onFailure:\n      errors: [AllErrors]\n      action:\n        "
        "type: Retry\n        spec: {retryCount: 0, retryIntervals: [1s], onRetryFailure: "

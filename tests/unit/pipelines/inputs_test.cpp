@@ -73,8 +73,8 @@ TEST(Inputs, FullNamesFollowHarness) {
 TEST(Inputs, BindingFromSetFileDefaultsAndExecutionInputs) {
   auto sites = sites_of(kPipeline);
   std::vector<Problem> problems;
-  auto bound = bind_inputs(sites, {{"env", "prod"}, {"a.spec.script", "echo hi"}}, {}, {},
-                           problems);
+  auto bound =
+      bind_inputs(sites, {{"env", "prod"}, {"a.spec.script", "echo hi"}}, {}, {}, problems);
   ASSERT_TRUE(problems.empty()) << problems[0].text();
   EXPECT_EQ(bound.values.at("pipeline.variables.env"), "prod");
   EXPECT_EQ(bound.values.at("pipeline.variables.note"), "none") << "the default";
@@ -118,8 +118,8 @@ TEST(Inputs, BindingFromSetFileDefaultsAndExecutionInputs) {
   auto doc = yaml::load(kPipeline, "p.yaml");
   substitute(doc.value, sites, bound.values);
   EXPECT_EQ(doc.value["pipeline"]["variables"][0]["value"], "prod");
-  EXPECT_EQ(doc.value["pipeline"]["stages"][0]["stage"]["spec"]["execution"]["steps"][0]
-                     ["parallel"][0]["step"]["spec"]["script"],
+  EXPECT_EQ(doc.value["pipeline"]["stages"][0]["stage"]["spec"]["execution"]["steps"][0]["parallel"]
+                     [0]["step"]["spec"]["script"],
             "echo from file");
 }
 
@@ -131,13 +131,16 @@ TEST(Inputs, WhatIsRefusedAndWhy) {
     const char* location;
   };
   const Case cases[] = {
-      {{{"env", "staging"}, {"script", "x"}}, "is not one of the allowed values (dev, prod)",
+      {{{"env", "staging"}, {"script", "x"}},
+       "is not one of the allowed values (dev, prod)",
        "p.yaml:7:14"},
       {{{"env", "dev"}, {"a.spec.script", "rm -rf /"}}, "does not match ^echo .*", "p.yaml:33:33"},
-      {{{"a.spec.script", "echo"}}, "runtime input pipeline.variables.env needs a value: pass --set env=VALUE",
+      {{{"a.spec.script", "echo"}},
+       "runtime input pipeline.variables.env needs a value: pass --set env=VALUE",
        "p.yaml:7:14"},
       {{{"env", "dev"}, {"a.spec.script", "echo"}, {"colour", "red"}},
-       "--set colour: no runtime input is named 'colour'", ""},
+       "--set colour: no runtime input is named 'colour'",
+       ""},
       {{{"env", "dev"}, {"script", "echo"}}, "--set script is ambiguous", ""},
   };
   for (const auto& c : cases) {
@@ -180,7 +183,8 @@ TEST(Inputs, FixedValuesOfAStageCountAsGiven) {
   const std::string prefix = "pipeline.stages.deploy.spec.service.serviceInputs";
   auto sites = find_inputs(doc.value["service"], "/service", prefix, doc.where);
   ASSERT_EQ(sites.size(), 1u);
-  EXPECT_EQ(sites[0].fqn, prefix + ".serviceDefinition.spec.artifacts.primary.sources.myapp.spec.tag");
+  EXPECT_EQ(sites[0].fqn,
+            prefix + ".serviceDefinition.spec.artifacts.primary.sources.myapp.spec.tag");
   auto fixed = flatten_values(json::parse(R"({"serviceDefinition": {"type": "Kubernetes", "spec":
       {"artifacts": {"primary": {"sources": [{"identifier": "myapp", "type": "DockerRegistry",
       "spec": {"tag": "v1.9.0"}}]}}}}})"),

@@ -306,11 +306,11 @@ TEST(ObjectsModel, ExpressionsInServicesAreCheckedForSyntaxAndRoot) {
 }
 
 struct BadCase {
-  const char* file;       // which fixture to break
+  const char* file; // which fixture to break
   const char* from;
   const char* to;
-  const char* location;   // of the first problem
-  const char* message;    // part of its message
+  const char* location; // of the first problem
+  const char* message;  // part of its message
 };
 
 TEST(ObjectsModel, EachErrorPathNamesFileLineAndColumn) {
@@ -365,15 +365,17 @@ TEST(ObjectsModel, EachErrorPathNamesFileLineAndColumn) {
        "unknown stage type 'Build'"},
       {"pipeline.yaml", "            serviceRef: myapp\n", "", "pipeline.yaml:10:11",
        "missing required field 'service'"},
-      {"pipeline.yaml", "              - identifier: sandbox_default\n", "",
-       "pipeline.yaml:14:13", "needs 'infrastructureDefinitions: [{identifier: ...}]'"},
+      {"pipeline.yaml", "              - identifier: sandbox_default\n", "", "pipeline.yaml:14:13",
+       "needs 'infrastructureDefinitions: [{identifier: ...}]'"},
       {"pipeline.yaml", "              - identifier: sandbox_default\n",
        "              - identifier: sandbox_default\n              - identifier: other\n",
        "pipeline.yaml:16:15", "deploying to several"},
-      {"pipeline.yaml", "                      minimumCount: 1", "                      minimumCount: 0",
-       "pipeline.yaml:34:37", "minimumCount must be a whole number of at least 1"},
-      {"pipeline.yaml", "                    approvalMessage: ship <+artifact.image> to <+env.name>?\n",
-       "", "pipeline.yaml:31:21", "missing required field 'approvalMessage'"},
+      {"pipeline.yaml", "                      minimumCount: 1",
+       "                      minimumCount: 0", "pipeline.yaml:34:37",
+       "minimumCount must be a whole number of at least 1"},
+      {"pipeline.yaml",
+       "                    approvalMessage: ship <+artifact.image> to <+env.name>?\n", "",
+       "pipeline.yaml:31:21", "missing required field 'approvalMessage'"},
       {"pipeline.yaml", "timeout: 10m", "timeout: ten minutes", "pipeline.yaml:23:28",
        "invalid timeout 'ten minutes'"},
   };

@@ -161,8 +161,8 @@ TEST(PipelineStructure, StepsSeeOnlyWhatEndedBeforeThem) {
   EXPECT_NE(problems[0].message.find("no step 'tests' runs before this one"), std::string::npos)
       << problems[0].text();
   // Inside a group, a step is addressed through the group.
-  problems = problems_of(replace(kPipeline, "execution.steps.tests.steps.unit.output",
-                                 "execution.steps.unit.output"));
+  problems = problems_of(
+      replace(kPipeline, "execution.steps.tests.steps.unit.output", "execution.steps.unit.output"));
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_NE(problems[0].message.find("no step 'unit' runs before this one"), std::string::npos);
   // Stages of one parallel block do not see each other.
@@ -195,18 +195,20 @@ TEST(PipelineStructure, StructuralMistakesNameWhereAndWhy) {
   const Case cases[] = {
       {"                  identifier: lint\n", "                  identifier: version\n",
        "p.yaml:28:35", "identifier 'version' is used twice in stage 'build'"},
-      {"              - step:\n                  type: Wait", "              - steps:\n                  type: Wait",
-       "p.yaml:65:19", "unknown field 'steps'"},
+      {"              - step:\n                  type: Wait",
+       "              - steps:\n                  type: Wait", "p.yaml:65:19",
+       "unknown field 'steps'"},
       {"              pipelineStatus: All", "              pipelineStatus: Sometimes",
        "p.yaml:75:31", "unknown pipelineStatus 'Sometimes'"},
       {"                  spec: {duration: 30s}", "                  spec: {duration: soon}",
        "p.yaml:68:36", "invalid duration 'soon'"},
       {"                  spec: {duration: 30s}", "                  spec: {}", "p.yaml:68:25",
        "missing required field 'duration'"},
-      {"                              stageStatus: All", "                              pipelineStatus: All",
-       "p.yaml:55:47", "unknown field 'pipelineStatus'"},
-      {"                      rollbackSteps:", "                      rollbackStep:", "p.yaml:59:25",
-       "unknown field 'rollbackStep'"},
+      {"                              stageStatus: All",
+       "                              pipelineStatus: All", "p.yaml:55:47",
+       "unknown field 'pipelineStatus'"},
+      {"                      rollbackSteps:", "                      rollbackStep:",
+       "p.yaml:59:25", "unknown field 'rollbackStep'"},
   };
   for (const auto& c : cases) {
     auto problems = problems_of(replace(kPipeline, c.from, c.to));
