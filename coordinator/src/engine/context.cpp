@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 
+#include "engine/gitops.h"
 #include "model/inputs.h"
 #include "model/object.h"
 
@@ -183,7 +184,14 @@ StageObjects load_stage_objects(store::Store& store, const model::Stage& stage,
   environment["baseDir"] = env.object->base_dir;
   snapshot["environment"] = std::move(environment);
   if (stage.gitops) {
-    snapshot["gitOps"] = {{"clusters", e.gitops_clusters}, {"deployToAll", e.deploy_to_all}};
+    std::string error;
+    json clusters = stage_gitops_clusters(store, e.gitops_clusters, e.deploy_to_all,
+                                          snapshot["environment"].value("identifier", ""), error);
+    if (!error.empty()) {
+      out.error = who + ": " + error;
+      return out;
+    }
+    snapshot["gitOps"] = {{"clusters", clusters}, {"deployToAll", e.deploy_to_all}};
   } else {
     if (e.infrastructure_refs.empty()) {
       out.error = who + " names no infrastructure definition";

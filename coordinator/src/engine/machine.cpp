@@ -8,6 +8,7 @@
 
 #include "capstan/expression/expression.h"
 #include "capstan/yaml/yaml.h"
+#include "engine/gitops.h"
 #include "model/catalog.h"
 #include "model/duration.h"
 #include "model/selectors.h"
@@ -453,6 +454,11 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   step->ended_at = result.finished_unix_ms() ? result.finished_unix_ms() : now_ms();
   step->outputs = json::object();
   for (const auto& [k, v] : result.outputs()) step->outputs[k] = mask(v);
+  // Pull requests the step opened or changed: kept whatever the step's outcome.
+  for (const auto& why : store_step_records(store_, r, a->record.id,
+                                            step->stage_identifier + "." + step->identifier)) {
+    spdlog::warn("execution {} step {}: {}", a->record.id, step->identifier, why);
+  }
   switch (r.status()) {
   case plugin::v1::StepResult::STATUS_SUCCEEDED:
     step->status = st::kSucceeded;

@@ -1,6 +1,7 @@
 // What expressions see at each point of an execution, and what a plugin gets with its task.
 #include <spdlog/spdlog.h>
 
+#include "engine/gitops.h"
 #include "engine/machine.h"
 #include "model/duration.h"
 #include "model/expression_check.h"
@@ -532,6 +533,7 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
     StepScope scope(scope_root(a, si, row), secret_source());
     render_tree(spec, scope, failed_at);
     context = plugin_context(a, si, row, scope, secrets_used);
+    if (is_gitops_step(node.type)) add_gitops_context(store_, a.record.id, node.type, context);
     secrets_used.insert(secrets_used.end(), scope.used().begin(), scope.used().end());
   } catch (const expression::Error& e) {
     auto loc = node.expression_locations.find(failed_at);

@@ -1,6 +1,7 @@
 // Cross-object checks at apply time.
 #include "model/catalog.h"
 
+#include "capstan/expression/expression.h"
 #include "model/pipeline.h"
 #include "model/step_types.h"
 
@@ -49,6 +50,17 @@ void check_references(const Object& o, const std::vector<Object>& batch, const S
         problems.push_back({ref.location, who + " needs a " + join_names(allowed) +
                                               " connector, but connector '" + ref.identifier +
                                               "' is a " + type + " connector"});
+      }
+    } else if (ref.kind == "gitopsCluster") {
+      bool serves = expression::has_expression(ref.expect);
+      for (const auto& env : target->value("environments", json::array())) {
+        serves = serves || env == ref.expect;
+      }
+      if (!serves) {
+        problems.push_back(
+            {ref.location, "GitOps cluster '" + ref.identifier + "' does not serve environment '" +
+                               ref.expect + "' (its environments: " +
+                               target->value("environments", json::array()).dump() + ")"});
       }
     } else if (ref.kind == "infrastructureDefinition") {
       auto env = target->value("environmentRef", "");

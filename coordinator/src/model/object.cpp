@@ -92,6 +92,9 @@ const std::vector<KindSpec>& kinds() {
       {"infrastructureDefinition",
        {"infrastructureDefinitions", "infrastructure", "infrastructures", "infra", "infras"},
        parse_infrastructure},
+      {"gitopsCluster",
+       {"gitopsclusters", "gitopscluster", "gitOpsClusters", "clusters"},
+       parse_gitops_cluster},
       {"pipeline", {"pipelines"}, parse_pipeline_object},
   };
   return list;
@@ -136,6 +139,10 @@ void parse_pipeline_object(const yaml::Document& doc, Object& obj, std::vector<P
       if (stage.environment) {
         const auto& e = *stage.environment;
         ref("environment", e.environment_ref, e.location, "", "stage '" + stage.identifier + "'");
+        for (const auto& cluster : e.gitops_clusters) {
+          ref("gitopsCluster", cluster, e.location, e.environment_ref,
+              "stage '" + stage.identifier + "'");
+        }
         for (const auto& infra : e.infrastructure_refs) {
           ref("infrastructureDefinition", infra, e.location, e.environment_ref,
               "stage '" + stage.identifier + "'");

@@ -83,6 +83,7 @@ void parse_connector(const yaml::Document& doc, Object& out, std::vector<Problem
 void parse_secret(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_service(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_environment(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
+void parse_gitops_cluster(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_infrastructure(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_user_group(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 

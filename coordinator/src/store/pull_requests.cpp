@@ -177,20 +177,30 @@ PullRequestRecord Store::put_pull_request(const PullRequestRecord& in) {
   return r;
 }
 
+namespace {
+
+std::vector<PullRequestRecord> query(sqlite::Database& db, const PullRequestFilter& f) {
+  auto& q = db.prepare(std::string("SELECT ") + kColumns +
+                       " FROM pull_requests WHERE (?1 = '' OR repository = ?1) AND "
+                       "(?2 = '' OR state = ?2) AND (?3 = '' OR execution_id = ?3) AND "
+                       "(?5 = 0 OR number = ?5) "
+                       "ORDER BY created_at DESC, number DESC LIMIT ?4");
+  q.bind(1, f.repository).bind(2, f.state).bind(3, f.execution_id).bind(4, f.limit);
+  q.bind(5, f.number);
+  std::vector<PullRequestRecord> out;
+  while (q.step()) out.push_back(read_pr(q));
+  q.reset();
+  return out;
+}
+
+} // namespace
+
 std::vector<PullRequestRecord> Store::pull_requests(const PullRequestFilter& f) {
-  return read([&](sqlite::Database& db) {
-    auto& q = db.prepare(std::string("SELECT ") + kColumns +
-                         " FROM pull_requests WHERE (?1 = '' OR repository = ?1) AND "
-                         "(?2 = '' OR state = ?2) AND (?3 = '' OR execution_id = ?3) AND "
-                         "(?5 = 0 OR number = ?5) "
-                         "ORDER BY created_at DESC, number DESC LIMIT ?4");
-    q.bind(1, f.repository).bind(2, f.state).bind(3, f.execution_id).bind(4, f.limit);
-    q.bind(5, f.number);
-    std::vector<PullRequestRecord> out;
-    while (q.step()) out.push_back(read_pr(q));
-    q.reset();
-    return out;
-  });
+  return read([&](sqlite::Database& db) { return query(db, f); });
+}
+
+std::vector<PullRequestRecord> Store::pull_requests_written(const PullRequestFilter& f) {
+  return query(*writer_, f);
 }
 
 std::optional<PullRequestRecord> Store::pull_request(const std::string& repository,

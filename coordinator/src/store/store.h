@@ -64,6 +64,8 @@ public:
   // Inserts or updates by (repository, number); keeps created_at, execution_id and step of the
   // first report. Returns the record as stored.
   PullRequestRecord put_pull_request(const PullRequestRecord& record);
+  // pull_requests() through the writer: sees what this thread wrote in its open transaction.
+  std::vector<PullRequestRecord> pull_requests_written(const PullRequestFilter& filter);
 
   // --- reads (any thread) ---
   // The latest version, unless it is a tombstone; or exactly `version` (tombstones included).

@@ -487,5 +487,45 @@ TEST(ObjectsModel, TheExamplesValidate) {
   EXPECT_TRUE(check_batch(objects, nothing_stored()).empty());
 }
 
+TEST(ObjectsModel, TheGitOpsExampleValidates) {
+  // examples/gitops applies on its own (its release-repo/ folder is the Git repository's content).
+  std::vector<SourceFile> files;
+  for (const auto& e :
+       std::filesystem::directory_iterator(testing::source_dir() / "examples" / "gitops")) {
+    if (e.is_regular_file() && e.path().extension() == ".yaml") {
+      files.push_back({e.path().filename().string(), testing::read_file(e.path())});
+    }
+  }
+  ASSERT_EQ(files.size(), 5u);
+  auto objects = parse_objects(files);
+  auto problems = check_batch(objects, nothing_stored());
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
+  int clusters = 0;
+  for (const auto& o : objects) clusters += o.kind == "gitopsCluster";
+  EXPECT_EQ(clusters, 3);
+}
+
+TEST(ObjectsModel, GitOpsClustersNameAK8sClusterConnectorAndServeTheStagesEnvironment) {
+  const std::string conn = "connector:\n  identifier: api\n  name: api\n  type: Git\n  spec:\n"
+                           "    url: https://git.example/r.git\n    connectionType: Repo\n"
+                           "    type: Http\n    spec: {}\n";
+  const std::string cluster = "gitopsCluster:\n  identifier: c1\n  name: c1\n"
+                              "  connectorRef: api\n  environments: [prod]\n";
+  auto problems =
+      check_batch(parse_objects({{"c.yaml", conn + "---\n" + cluster}}), nothing_stored());
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems[0].message.find("needs a K8sCluster connector"), std::string::npos)
+      << problems[0].text();
+  try {
+    parse_objects({{"c.yaml", "gitopsCluster:\n  identifier: c1\n  name: c1\n"
+                              "  connectorRef: api\n  environments: []\n"}});
+    ADD_FAILURE() << "an empty environment list was accepted";
+  } catch (const ValidationError& e) {
+    EXPECT_NE(std::string(e.what()).find("c.yaml:5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("at least one environment"), std::string::npos)
+        << e.what();
+  }
+}
+
 } // namespace
 } // namespace capstan::model

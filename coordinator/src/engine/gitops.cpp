@@ -1,0 +1,162 @@
+// GitOps clusters, pull-request records and what GitOps tasks carry.
+#include "engine/gitops.h"
+
+#include <algorithm>
+
+#include "model/problem.h"
+
+namespace capstan::engine {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int kMaxRecords = 100;
+
+std::string without_user_info(const std::string& url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const std::size_t start = scheme + 3;
+  const std::size_t slash = url.find('/', start);
+  const std::size_t at = url.rfind('@', slash == std::string::npos ? url.size() : slash);
+  if (at == std::string::npos || at < start) return url;
+  return url.substr(0, start) + url.substr(at + 1);
+}
+
+std::string api_server(store::Store& store, const std::string& connector) {
+  auto c = store.object("connector", connector);
+  if (!c) return "";
+  const json cred = c->model.value("spec", json::object()).value("credential", json::object());
+  if (cred.value("type", "") != "ManualConfig") return "";
+  return cred.value("spec", json::object()).value("masterUrl", "");
+}
+
+bool serves(const json& cluster, const std::string& environment) {
+  for (const auto& e : cluster.value("environments", json::array())) {
+    if (e == environment) return true;
+  }
+  return false;
+}
+
+} // namespace
+
+json stage_gitops_clusters(store::Store& store, const std::vector<std::string>& named,
+                           bool deploy_to_all, const std::string& environment, std::string& error) {
+  json out = json::array();
+  auto add = [&](const json& m) {
+    const std::string conn = m.value("connectorRef", "");
+    out.push_back({{"identifier", m.value("identifier", "")},
+                   {"name", m.value("name", "")},
+                   {"connectorRef", conn},
+                   {"server", api_server(store, conn)}});
+  };
+  if (deploy_to_all) {
+    for (const auto& o : store.objects("gitopsCluster")) {
+      if (serves(o.model, environment)) add(o.model);
+    }
+    if (out.empty()) {
+      error = "no GitOps cluster serves environment '" + environment +
+              "' (deployToAll: true): apply a gitopsCluster listing it under environments";
+    }
+    return out;
+  }
+  for (const auto& id : named) {
+    auto o = store.object("gitopsCluster", model::strip_scope(id));
+    if (!o) {
+      error = "GitOps cluster '" + id + "' does not exist";
+      return json::array();
+    }
+    if (!serves(o->model, environment)) {
+      error = "GitOps cluster '" + id + "' does not serve environment '" + environment +
+              "' (its environments: " + o->model.value("environments", json::array()).dump() + ")";
+      return json::array();
+    }
+    add(o->model);
+  }
+  if (out.empty()) error = "the stage names no GitOps cluster";
+  return out;
+}
+
+bool opens_pull_requests(const std::string& t) {
+  return t == "UpdateReleaseRepo" || t == "GitOpsUpdateReleaseRepo" || t == "RevertPR" ||
+         t == "GitOpsRevertPR";
+}
+
+bool is_gitops_step(const std::string& t) {
+  return opens_pull_requests(t) || t == "MergePR" || t == "GitOpsMergePR" ||
+         t == "FetchLinkedApps" || t == "GitOpsFetchLinkedApps";
+}
+
+std::string release_repository(const json& context) {
+  const json service = context.value("service", json::object());
+  const json manifests = service.value("manifests", json::array());
+  for (const auto& m : manifests) {
+    if (!m.is_object() || m.value("type", "") != "ReleaseRepo") continue;
+    const json store = m.value("store", json::object());
+    const std::string ref = store.value("connectorRef", "");
+    const json connectors = context.value("connectors", json::object());
+    if (!connectors.contains(ref)) return "";
+    const json& conn = connectors[ref];
+    std::string url = conn.value("url", "");
+    if (url.empty()) return "";
+    if (conn.value("connectionType", "") == "Account" && !store.value("repoName", "").empty()) {
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      url += "/" + store.value("repoName", "");
+    }
+    return without_user_info(url);
+  }
+  return "";
+}
+
+void add_gitops_context(store::Store& store, const std::string& execution_id,
+                        const std::string& step_type, json& context) {
+  json& gitops = context["gitOps"];
+  if (!gitops.is_object()) gitops = json::object();
+  const json env = context.value("environment", json::object());
+  json clusters = gitops.value("clusters", json::array());
+  for (auto& c : clusters) {
+    if (c.is_object() && !c.contains("environment")) c["environment"] = env;
+  }
+  gitops["clusters"] = clusters;
+  json records = json::array();
+  store::PullRequestFilter f;
+  f.execution_id = execution_id;
+  auto list = store.pull_requests_written(f); // includes this batch's records
+  std::reverse(list.begin(), list.end()); // oldest first: the last open one is the newest
+  for (const auto& p : list) records.push_back(store::to_json(p));
+  json next = json::object();
+  if (opens_pull_requests(step_type)) {
+    const std::string repo = release_repository(context);
+    if (!repo.empty()) next[repo] = store.reserve_pull_request_number(repo);
+  }
+  gitops["pullRequests"] = {{"records", records}, {"next", next}};
+}
+
+std::vector<std::string> store_step_records(store::Store& store,
+                                            const plugin::v1::StepResult& result,
+                                            const std::string& execution_id,
+                                            const std::string& step) {
+  std::vector<std::string> refused;
+  int taken = 0;
+  for (const auto& rec : result.records()) {
+    if (rec.kind() != "PullRequest") continue; // kinds this coordinator does not keep
+    if (++taken > kMaxRecords) {
+      refused.push_back("more than " + std::to_string(kMaxRecords) +
+                        " pull-request records; the rest were dropped");
+      break;
+    }
+    try {
+      json j = json::parse(rec.json());
+      store::PullRequestRecord r = store::pull_request_from_step(j);
+      r.execution_id = execution_id;
+      r.step = step;
+      r.updated_by = execution_id + " " + step;
+      store.put_pull_request(r);
+    } catch (const std::exception& e) {
+      refused.push_back(std::string("a pull-request record was refused: ") + e.what());
+    }
+  }
+  return refused;
+}
+
+} // namespace capstan::engine
