@@ -55,6 +55,7 @@ void ensure_init() {
   std::call_once(once, [] {
     git_libgit2_init();
     git_libgit2_opts(GIT_OPT_SET_USER_AGENT, "capstan-git");
+    register_socket_stream();
   });
 }
 
@@ -603,6 +604,11 @@ std::vector<std::string> RemoteSession::secrets() const {
 void RemoteSession::fail(int code, const std::string& what) {
   const std::string where = what + " " + redact_url(options.url);
   if (cancelled) throw Error(ErrorKind::kCancelled, where + ": cancelled");
+  if (timed_out) {
+    const git_error* e = git_error_last();
+    throw Error(ErrorKind::kTimeout,
+                where + ": " + (e != nullptr && e->message != nullptr ? e->message : "timed out"));
+  }
   if (auth_failed) throw Error(ErrorKind::kAuthentication, where + ": " + auth_detail);
   throw_error(code, where, secrets());
 }

@@ -59,6 +59,23 @@ Signature from_signature(const git_signature* s);
 // options.connect_timeout (libgit2 1.5 has no connect timeout of its own).
 void probe_connect(const RemoteOptions& options);
 
+// Registers the socket stream with connect and read timeouts (stream.cpp); once, at init.
+void register_socket_stream();
+
+struct RemoteSession;
+// Makes `session` the one whose options (timeouts, cancellation) the socket stream applies on
+// this thread, for the scope's lifetime.
+class StreamScope {
+public:
+  explicit StreamScope(RemoteSession* session);
+  ~StreamScope();
+  StreamScope(const StreamScope&) = delete;
+  StreamScope& operator=(const StreamScope&) = delete;
+
+private:
+  RemoteSession* previous_;
+};
+
 // State shared by the callbacks of one network operation.
 struct RemoteSession {
   explicit RemoteSession(const RemoteOptions& options);
@@ -76,11 +93,13 @@ struct RemoteSession {
   int credential_calls = 0;
   bool auth_failed = false;
   bool cancelled = false;
+  bool timed_out = false; // the socket stream gave up on a stalled server
   std::string auth_detail;
   std::vector<std::pair<std::string, std::string>> rejected; // ref, server status
   std::vector<std::pair<std::string, std::string>> updated;  // ref, new oid (fetch)
   std::vector<const char*> header_ptrs;
   std::string key_file; // temporary private key file when libssh2 lacks memory keys
+  StreamScope stream_scope{this};
 };
 
 git_strarray headers_of(RemoteSession& session);

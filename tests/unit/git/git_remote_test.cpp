@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include "capstan/git/cache.h"
@@ -349,4 +350,51 @@ TEST(GitRemote, HostThatDropsConnectionsTimesOutAsConnectivity) {
   EXPECT_NE(std::string(e.what()).find("timed out"), std::string::npos) << e.what();
   for (int fd : fillers) ::close(fd);
   ::close(listener);
+}
+
+// A server that accepts connections (the kernel completes the handshake) and then never says
+// a word: without a read timeout the operation would wait forever.
+struct SilentServer {
+  int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  int port = 0;
+  SilentServer() {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(listener, 16);
+    ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+  }
+  ~SilentServer() { ::close(listener); }
+};
+
+TEST(GitRemote, StalledServerTimesOutInsteadOfHanging) {
+  SilentServer silent;
+  for (const std::string scheme : {"git", "http"}) {
+    RemoteOptions r;
+    r.url = scheme + "://127.0.0.1:" + std::to_string(silent.port) + "/release.git";
+    r.read_timeout = std::chrono::milliseconds(500);
+    Error e = error_of([&] { ls_remote(r); });
+    EXPECT_EQ(e.kind(), ErrorKind::kTimeout) << scheme << ": " << e.what();
+    EXPECT_NE(std::string(e.what()).find("stalled"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GitRemote, CancellationReachesAStalledTransfer) {
+  SilentServer silent;
+  TempDir dir("capstan-git-stall");
+  std::atomic<bool> stop{false};
+  RemoteOptions r;
+  r.url = "git://127.0.0.1:" + std::to_string(silent.port) + "/release.git";
+  r.read_timeout = std::chrono::milliseconds(0); // none: only cancellation ends it
+  r.cancelled = [&] { return stop.load(); };
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+  });
+  Error e = error_of([&] { Repository::clone(r, dir / "clone", {true, ""}); });
+  canceller.join();
+  EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
 }

@@ -45,6 +45,11 @@ struct RemoteOptions {
   // system's). A host that silently drops packets is reported as kConnectivity after it instead
   // of after the operating system's TCP timeout. Not applied through an HTTP proxy.
   std::chrono::milliseconds connect_timeout{std::chrono::seconds(10)};
+  // Longest wait for the server to send (or take) any data mid-operation over git://, http://
+  // and https:// (0: none). A server that stalls longer fails the operation with kTimeout
+  // instead of holding it forever; a long pack computation keeps the connection busy with
+  // progress messages, so this only trips on servers that went silent.
+  std::chrono::milliseconds read_timeout{std::chrono::seconds(60)};
   // Polled during transfers and between retries; returning true aborts with ErrorKind::kCancelled.
   std::function<bool()> cancelled;
   // Extra HTTP headers ("Name: value") sent with every request (http(s) only).
