@@ -118,16 +118,27 @@ void add_gitops_context(store::Store& store, const std::string& execution_id,
     if (c.is_object() && !c.contains("environment")) c["environment"] = env;
   }
   gitops["clusters"] = clusters;
+  // The execution's pull requests (oldest first, so the last open one is the newest), then the
+  // release repository's other open ones, which MergePR may name with prNumber.
   json records = json::array();
   store::PullRequestFilter f;
   f.execution_id = execution_id;
   auto list = store.pull_requests_written(f); // includes this batch's records
-  std::reverse(list.begin(), list.end()); // oldest first: the last open one is the newest
+  std::reverse(list.begin(), list.end());
+  const std::string repo = release_repository(context);
+  if (!repo.empty()) {
+    store::PullRequestFilter open;
+    open.repository = repo;
+    open.state = "open";
+    open.limit = 200;
+    for (auto& p : store.pull_requests_written(open)) {
+      if (p.execution_id != execution_id) list.insert(list.begin(), std::move(p));
+    }
+  }
   for (const auto& p : list) records.push_back(store::to_json(p));
   json next = json::object();
-  if (opens_pull_requests(step_type)) {
-    const std::string repo = release_repository(context);
-    if (!repo.empty()) next[repo] = store.reserve_pull_request_number(repo);
+  if (opens_pull_requests(step_type) && !repo.empty()) {
+    next[repo] = store.reserve_pull_request_number(repo);
   }
   gitops["pullRequests"] = {{"records", records}, {"next", next}};
 }

@@ -198,8 +198,12 @@ public:
                              "prNumber must be a number, not '" + text(spec["prNumber"]) + "'");
       }
     } else {
+      // The newest open one this execution opened (the coordinator also sends the repository's
+      // other open pull requests, for prNumber).
+      const std::string& execution = ctx.request().execution_id();
       for (const auto& e : rec.known()) {
-        if (e.record.pr.state == scm::PrState::kOpen) number = e.record.pr.number;
+        const bool ours = e.execution_id.empty() || e.execution_id == execution;
+        if (ours && e.record.pr.state == scm::PrState::kOpen) number = e.record.pr.number;
       }
       if (number == 0) {
         throw sdk::StepError(ERROR_TYPE_INVALID_INPUT,

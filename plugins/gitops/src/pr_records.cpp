@@ -86,6 +86,7 @@ PrEntry entry_from_json(const json& j) {
   e.provider = j.value("provider", "local");
   e.connector = j.value("connector", "");
   e.commit = j.value("commitId", "");
+  e.execution_id = j.value("executionId", "");
   return e;
 }
 

@@ -44,7 +44,8 @@ struct PrEntry {
   std::string provider;   // local | github | gitlab
   std::string connector;
   scm::PrRecord record;
-  std::string commit; // the commit the step made for it (update or revert)
+  std::string commit;       // the commit the step made for it (update or revert)
+  std::string execution_id; // the execution that opened it, as the coordinator recorded it
 };
 nlohmann::json entry_to_json(const PrEntry& entry);
 PrEntry entry_from_json(const nlohmann::json& json);

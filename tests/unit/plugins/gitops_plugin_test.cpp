@@ -432,10 +432,19 @@ TEST_F(GitOpsStepsTest, MergeAfterTheTargetMovedKeepsTheOtherCommit) {
 
 TEST_F(GitOpsStepsTest, MergeWithoutAPullRequestSaysWhatToDo) {
   ReleaseRepo repo;
+  // Another execution's open pull request is not this one's to merge.
+  json others = json::array({json{{"repository", repo.url()},
+                                  {"provider", "local"},
+                                  {"number", 3},
+                                  {"state", "open"},
+                                  {"source", "feature"},
+                                  {"target", "main"},
+                                  {"executionId", "exec-0"}}});
   Recorder rec;
-  auto r = run(request("MergePR", json::object(),
-                       context(connector_git(repo.url()), json::array({cluster("c", "dev")}))),
-               rec);
+  auto r = run(
+      request("MergePR", json::object(),
+              context(connector_git(repo.url()), json::array({cluster("c", "dev")}), 1, others)),
+      rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED);
   EXPECT_THAT(r.message(), HasSubstr("run UpdateReleaseRepo"));
 }
