@@ -184,6 +184,7 @@ TEST(GitOpsPipeline, UpdatesMergesRevertsAndRecordsPullRequests) {
                             {"cluster-config/prod/config.json", env_config("prod")},
                             {"appsets/guestbook.yaml", kAppSet}}});
   GitDaemon daemon(dir / "srv");
+  fs::create_directories(dir / "stack");
   Stack stack(dir / "stack");
   stack.start_coordinator();
   stack.start_delegate("gitops-delegate");
