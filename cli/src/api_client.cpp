@@ -163,4 +163,15 @@ json ApiClient::post(const std::string& path, const json& body) {
   return handle("POST", path, res->status, res->body);
 }
 
+json ApiClient::del(const std::string& path) {
+  auto c = make_client(url_, token_, 60);
+  auto res = c->Delete(path);
+  if (!res) {
+    throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +
+                           "); " + hint_,
+                       1);
+  }
+  return handle("DELETE", path, res->status, res->body);
+}
+
 } // namespace capstan::cli

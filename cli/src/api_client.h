@@ -48,6 +48,7 @@ public:
   // message for error responses (exit 2 for 400/422, 1 otherwise).
   nlohmann::json get(const std::string& path, int read_timeout_seconds = 30);
   nlohmann::json post(const std::string& path, const nlohmann::json& body);
+  nlohmann::json del(const std::string& path);
 
 private:
   nlohmann::json handle(const std::string& method, const std::string& path, int status,

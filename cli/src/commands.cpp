@@ -72,8 +72,20 @@ Options:
       {"delegates", "list delegates and the step types they provide",
        R"(Usage: capstan delegates [-o wide|json|yaml]
 
-Connected delegates first, then ones seen before that are disconnected.)",
+Connected delegates first (STATUS Connected, or Draining when the delegate got SIGTERM and
+takes no new step), then ones seen before that are disconnected. RUNNING is tasks in flight
+over the delegate's slots.)",
        cmd_delegates},
+      {"tokens", "create, list or revoke delegate tokens",
+       R"(Usage: capstan tokens create NAME
+       capstan tokens list [-o json|yaml]
+       capstan tokens revoke NAME
+
+A delegate presents a token when it connects (capstan-delegate --token-file FILE). 'create'
+prints the new token once: only a hash of it is kept. 'revoke' drops the delegates that use it
+at once, and their reconnects are refused. The coordinator creates a token named "default" on
+its first start, in <its data dir>/delegate-token.)",
+       cmd_tokens},
       {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
   };
   return list;

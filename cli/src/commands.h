@@ -27,6 +27,7 @@ int cmd_run(const Globals& g, const Argv& argv);
 int cmd_executions(const Globals& g, const Argv& argv);
 int cmd_logs(const Globals& g, const Argv& argv);
 int cmd_delegates(const Globals& g, const Argv& argv);
+int cmd_tokens(const Globals& g, const Argv& argv);
 int cmd_version(const Globals& g, const Argv& argv);
 
 // Shared by run and logs: follows an execution, printing step changes and log lines until it

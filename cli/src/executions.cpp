@@ -134,7 +134,8 @@ int cmd_delegates(const Globals& g, const Argv& argv) {
     for (const auto& tag : d["tags"]) tags.push_back(tag.get<std::string>());
     bool up = d.value("connected", false);
     std::vector<std::string> row = {str(d, "name"),
-                                    up ? "Connected" : "Disconnected",
+                                    up ? (d.value("draining", false) ? "Draining" : "Connected")
+                                       : "Disconnected",
                                     up ? str(d, "running") + "/" + str(d, "slots") : "-",
                                     types.empty() ? "-" : join(types, ","),
                                     tags.empty() ? "-" : join(tags, ","),

@@ -271,7 +271,13 @@ int cmd_up(const Globals& g, const Argv& argv) {
                                     "--name",
                                     name,
                                     "--data-dir",
-                                    l.delegate_data.string()};
+                                    l.delegate_data.string(),
+                                    "--token-file",
+                                    info.value("delegateTokenFile", ""),
+                                    "--coordinator-key-file",
+                                    info.value("wirePublicKeyFile", ""),
+                                    "--drain-grace",
+                                    "10s"};
     auto dirs = a.values("--plugin-dir");
     if (dirs.empty()) dirs.push_back((bins.parent_path() / "lib" / "capstan" / "plugins").string());
     for (const auto& d : dirs) {

@@ -19,6 +19,7 @@
 #include <zmq.hpp>
 
 #include "api/http_api.h"
+#include "capstan/wire/metrics.h"
 #include "capstan/wire/router.h"
 #include "engine/engine.h"
 #include "model/duration.h"
@@ -44,13 +45,24 @@ Options:
                             (default tcp://127.0.0.1:7700)
   --heartbeat-interval DUR  heartbeat period on the wire (default 1s)
   --heartbeat-misses N      a delegate silent for N intervals is lost (default 3)
-  --delegate-wait DUR       how long a step waits for a delegate that can run it (default 30s)
+  --delegate-wait DUR       how long a step waits when no connected delegate can run it (its
+                            step type or delegate selectors match none) before it fails
+                            (default 30s)
+  --queue-timeout DUR       how long a step waits in the queue for a free slot on an eligible
+                            delegate before it fails (default 30m)
+  --insecure-wire           no CurveZMQ on the wire (plain TCP; for debugging on a trusted
+                            network only)
   --log-level LEVEL         trace, debug, info, warn or error (default info)
   --version                 print the version and exit
   -h, --help                show this help
 
-On start it writes <data-dir>/coordinator.json with the actual API address, wire endpoint and
-the path of the API token file (mode 0600, created on first start).
+On first start it creates, in <data-dir>, mode 0600: api-token (the HTTP API's bearer token),
+wire.key and wire.pub (the CurveZMQ keypair of the wire endpoint; give delegates the public key
+with --coordinator-key-file) and delegate-token (a delegate token named "default"; manage tokens
+with 'capstan tokens'). On every start it writes <data-dir>/coordinator.json with the actual API
+address, wire endpoint, wire public key and the paths of those files.
+
+GET /metrics on the API port serves Prometheus metrics without a token.
 )";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -91,6 +103,48 @@ std::string load_or_create_token(const fs::path& file) {
   ::close(fd);
   if (!ok) throw std::runtime_error("cannot write " + file.string());
   return token;
+}
+
+void write_private(const fs::path& file, const std::string& content) {
+  auto tmp = file;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) throw std::runtime_error("cannot create " + tmp.string());
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size());
+  ::fchmod(fd, 0600);
+  ok = ::fsync(fd) == 0 && ok;
+  ::close(fd);
+  if (!ok) throw std::runtime_error("cannot write " + tmp.string());
+  fs::rename(tmp, file);
+}
+
+// The wire's CurveZMQ keypair: read, or generated on first start (both files mode 0600).
+wire::CurveKeys load_or_create_wire_keys(const fs::path& dir) {
+  auto secret_file = dir / "wire.key";
+  auto public_file = dir / "wire.pub";
+  auto first_line = [](const fs::path& f) {
+    std::ifstream in(f);
+    std::string line;
+    std::getline(in, line);
+    return line;
+  };
+  if (fs::exists(secret_file)) {
+    wire::CurveKeys keys{first_line(public_file), first_line(secret_file)};
+    if (!wire::valid_curve_key(keys.secret_key) || !wire::valid_curve_key(keys.public_key)) {
+      throw std::runtime_error(secret_file.string() + " or " + public_file.string() +
+                               " does not hold a CurveZMQ key (40 Z85 characters); remove both "
+                               "to generate a new keypair, then give delegates the new wire.pub");
+    }
+    fs::permissions(secret_file, fs::perms::owner_read | fs::perms::owner_write,
+                    fs::perm_options::replace);
+    return keys;
+  }
+  auto keys = wire::generate_curve_keys();
+  write_private(public_file, keys.public_key + "\n");
+  write_private(secret_file, keys.secret_key + "\n");
+  spdlog::info("generated the wire keypair: {} (give delegates this public key)",
+               public_file.string());
+  return keys;
 }
 
 void write_atomically(const fs::path& file, const std::string& content) {
@@ -135,6 +189,7 @@ int main(int argc, char** argv) {
   wire::RouterOptions wire_options;
   engine::EngineOptions engine_options;
   std::string log_level = "info";
+  bool insecure_wire = false;
 
   std::vector<std::string> args(argv + 1, argv + argc);
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -169,6 +224,10 @@ int main(int argc, char** argv) {
       wire_options.liveness.misses = static_cast<std::uint32_t>(int_flag(a, next(), 2, 100));
     } else if (a == "--delegate-wait") {
       engine_options.delegate_wait = duration_flag(a, next());
+    } else if (a == "--queue-timeout") {
+      engine_options.queue_timeout = duration_flag(a, next());
+    } else if (a == "--insecure-wire") {
+      insecure_wire = true;
     } else if (a == "--log-level") {
       log_level = next();
     } else {
@@ -207,6 +266,9 @@ int main(int argc, char** argv) {
     auto token_file = data_dir / "api-token";
     std::string token = load_or_create_token(token_file);
     std::string coordinator_id = random_hex(8);
+    auto keys = load_or_create_wire_keys(data_dir);
+    if (!insecure_wire) wire_options.curve_secret_key = keys.secret_key;
+    engine_options.initial_token_file = data_dir / "delegate-token";
 
     store::Store store(data_dir);
     engine::ChangeFeed feed;
@@ -233,13 +295,62 @@ int main(int argc, char** argv) {
     api_options.token = token;
     api_options.coordinator_id = coordinator_id;
     api_options.version = kVersion;
+    api_options.metrics = [&engine, &router] {
+      wire::MetricsText m;
+      auto& e = engine.metrics();
+      m.gauge("capstan_tasks_running", "Tasks dispatched to delegates and not finished.",
+              e.tasks_running.value());
+      m.gauge("capstan_tasks_queued", "Tasks waiting for a delegate.", e.tasks_queued.value());
+      m.counter("capstan_tasks_dispatched_total", "Task attempts sent to delegates.",
+                e.tasks_dispatched.value());
+      m.counter("capstan_tasks_succeeded_total", "Tasks that succeeded.",
+                e.tasks_succeeded.value());
+      m.counter("capstan_tasks_failed_total",
+                "Tasks that failed, timed out or were lost with their delegate.",
+                e.tasks_failed.value());
+      m.counter("capstan_tasks_requeued_total",
+                "Tasks queued again after their delegate was lost or did not take them.",
+                e.tasks_requeued.value());
+      m.histogram("capstan_task_duration_seconds", "How long task attempts ran on delegates.",
+                  e.task_duration);
+      m.gauge("capstan_delegates_connected", "Delegates with an open session.",
+              e.delegates_connected.value());
+      m.gauge("capstan_delegates_draining", "Connected delegates that are draining.",
+              e.delegates_draining.value());
+      m.gauge("capstan_delegate_slots", "Task slots offered by connected delegates.",
+              e.slots_total.value());
+      m.counter("capstan_delegate_reconnects_total",
+                "Times a known delegate process attached again on a new connection.",
+                e.delegate_reconnects.value());
+      m.counter("capstan_delegates_lost_total", "Delegate sessions that ended.",
+                e.delegates_lost.value());
+      m.counter("capstan_delegate_hellos_refused_total",
+                "Session requests refused (bad or revoked token, invalid Hello).",
+                e.hellos_refused.value());
+      auto w = router->stats();
+      m.counter("capstan_heartbeat_misses_total",
+                "Delegates dropped because they missed their heartbeats.", w.silent);
+      m.counter("capstan_wire_messages_received_total", "Messages received on the wire.",
+                w.received);
+      m.counter("capstan_wire_messages_sent_total", "Messages sent on the wire.", w.sent);
+      m.counter("capstan_wire_garbage_total", "Frames dropped as not a valid envelope.", w.garbage);
+      m.counter("capstan_wire_undeliverable_total",
+                "Messages to peers that were gone or not reading.", w.undeliverable);
+      return m.str();
+    };
     api::HttpApi http(store, engine, feed, api_options);
     http.start();
 
     std::string api_url = "http://127.0.0.1:" + std::to_string(http.port());
-    nlohmann::json info = {{"pid", ::getpid()},          {"api", api_url},
-                           {"wire", router->endpoint()}, {"tokenFile", token_file.string()},
-                           {"version", kVersion},        {"coordinatorId", coordinator_id}};
+    nlohmann::json info = {{"pid", ::getpid()},
+                           {"api", api_url},
+                           {"wire", router->endpoint()},
+                           {"wirePublicKey", insecure_wire ? "" : keys.public_key},
+                           {"wirePublicKeyFile", (data_dir / "wire.pub").string()},
+                           {"delegateTokenFile", (data_dir / "delegate-token").string()},
+                           {"tokenFile", token_file.string()},
+                           {"version", kVersion},
+                           {"coordinatorId", coordinator_id}};
     write_atomically(data_dir / "coordinator.json", info.dump(2) + "\n");
     spdlog::info("capstan-coordinator {} ready: API {} , wire {}, data {}", kVersion, api_url,
                  router->endpoint(), data_dir.string());

@@ -1,6 +1,7 @@
 // capstan-delegate: connects out to the coordinator, announces the step types of its plugins and
 // runs the tasks it is given.
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 
 #include "capstan/delegate/plugin_host.h"
 #include "capstan/wire/client.h"
+#include "capstan/wire/metrics.h"
 #include "capstan/yaml/yaml.h"
 #include "task_runner.h"
 
@@ -40,6 +42,14 @@ the step types they provide and runs the steps it is assigned.
 
 Options:
   --coordinator ENDPOINT    the coordinator's wire endpoint (default tcp://127.0.0.1:7700)
+  --coordinator-key KEY     the coordinator's CurveZMQ public key (40 characters; the
+                            coordinator writes it to <its data dir>/wire.pub)
+  --coordinator-key-file F  read that key from a file
+  --insecure-wire           connect without CurveZMQ (only to a coordinator started with
+                            --insecure-wire)
+  --token TOKEN             the delegate token to present (create one with
+                            'capstan tokens create NAME'); also $CAPSTAN_DELEGATE_TOKEN
+  --token-file FILE         read the token from a file
   --name NAME               the delegate's name (default: the host name)
   --tag TAG                 a tag for delegate selectors (repeatable; TAG may be a,b,c)
   --plugin-dir DIR          a plugin folder (repeatable; default: the bundled plugins,
@@ -47,16 +57,26 @@ Options:
   --slots N                 tasks run at once (default: the number of CPUs)
   --data-dir DIR            work and plugin state directories (default:
                             $CAPSTAN_HOME/delegate, or ~/.capstan/delegate)
-  --config FILE             a YAML file with any of: coordinator, name, tags, pluginDirs, slots,
+  --config FILE             a YAML file with any of: coordinator, coordinatorKey,
+                            coordinatorKeyFile, token, tokenFile, name, tags, pluginDirs, slots,
                             dataDir, and plugins (per-plugin settings: {shell: {...}});
                             flags given on the command line win
+  --drain-grace DUR         on SIGTERM, how long running steps may take to finish before they
+                            are cancelled (default 5m)
+  --cancel-grace DUR        how long a cancelled or timed-out step's plugin may take to stop
+                            before the delegate abandons it and frees its slot (default 10s)
+  --metrics-port PORT       serve Prometheus metrics at http://ADDRESS:PORT/metrics (0 picks
+                            a free port; default: off)
+  --metrics-address ADDR    the address for --metrics-port (default 127.0.0.1)
   --heartbeat-interval DUR  heartbeat period (default 1s)
   --heartbeat-misses N      the coordinator is lost after N silent intervals (default 3)
   --log-level LEVEL         trace, debug, info, warn or error (default info)
   --version                 print the version and exit
   -h, --help                show this help
 
-SIGTERM or SIGINT: running steps are cancelled and reported, then the delegate says goodbye.
+SIGTERM or SIGINT drains the delegate: it takes no new step ('capstan delegates' shows it
+Draining), lets running steps finish within --drain-grace, cancels what is left, reports every
+result and leaves. A second signal cancels running steps at once.
 )";
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -91,6 +111,11 @@ int parse_int(const std::string& flag, const std::string& v, int lo, int hi) {
               ", not '" + v + "'");
 }
 
+void write_text(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::trunc);
+  out << text;
+}
+
 std::string hostname() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "delegate";
@@ -107,6 +132,13 @@ std::string instance_id() {
 
 struct Config {
   std::string coordinator = "tcp://127.0.0.1:7700";
+  std::string coordinator_key;
+  std::string token;
+  bool insecure_wire = false;
+  std::chrono::milliseconds drain_grace{std::chrono::minutes(5)};
+  std::chrono::milliseconds cancel_grace{std::chrono::seconds(10)};
+  int metrics_port = -1;
+  std::string metrics_address = "127.0.0.1";
   std::string name;
   std::vector<std::string> tags;
   std::vector<fs::path> plugin_dirs;
@@ -123,6 +155,16 @@ void split_tags(const std::string& v, std::vector<std::string>& out) {
   while (std::getline(ss, t, ',')) {
     if (!t.empty()) out.push_back(t);
   }
+}
+
+// The first line of a small file holding a key or a token.
+std::string read_secret_file(const std::string& what, const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!in || !std::getline(in, line)) usage_error(what + ": cannot read " + file.string());
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  if (line.empty()) usage_error(what + ": " + file.string() + " is empty");
+  return line;
 }
 
 // Settings from --config: the file's problems name file:line:column.
@@ -143,9 +185,16 @@ void load_config_file(const fs::path& file, Config& c) {
   };
   if (!doc.value.is_object()) usage_error(file.string() + ": the config must be a mapping");
   for (const auto& [key, v] : doc.value.items()) {
-    if (key == "coordinator" || key == "name" || key == "dataDir") {
+    if (key == "coordinator" || key == "name" || key == "dataDir" || key == "token" ||
+        key == "tokenFile" || key == "coordinatorKey" || key == "coordinatorKeyFile") {
       if (!v.is_string()) bad(key, "a string");
       if (key == "coordinator") c.coordinator = v.get<std::string>();
+      if (key == "token") c.token = v.get<std::string>();
+      if (key == "tokenFile") c.token = read_secret_file("tokenFile", v.get<std::string>());
+      if (key == "coordinatorKey") c.coordinator_key = v.get<std::string>();
+      if (key == "coordinatorKeyFile") {
+        c.coordinator_key = read_secret_file("coordinatorKeyFile", v.get<std::string>());
+      }
       if (key == "name") c.name = v.get<std::string>();
       if (key == "dataDir") c.data_dir = v.get<std::string>();
     } else if (key == "tags" || key == "pluginDirs") {
@@ -163,7 +212,8 @@ void load_config_file(const fs::path& file, Config& c) {
       c.plugins = v;
     } else {
       usage_error(doc.where.locate("/" + yaml::pointer_escape(key)) + ": unknown setting '" + key +
-                  "' (expected coordinator, name, tags, pluginDirs, slots, dataDir, plugins)");
+                  "' (expected coordinator, coordinatorKey, coordinatorKeyFile, token, tokenFile, "
+                  "name, tags, pluginDirs, slots, dataDir, plugins)");
     }
   }
 }
@@ -201,6 +251,24 @@ Config parse_args(int argc, char** argv) {
       next();
     } else if (a == "--coordinator") {
       c.coordinator = next();
+    } else if (a == "--coordinator-key") {
+      c.coordinator_key = next();
+    } else if (a == "--coordinator-key-file") {
+      c.coordinator_key = read_secret_file(a, next());
+    } else if (a == "--insecure-wire") {
+      c.insecure_wire = true;
+    } else if (a == "--token") {
+      c.token = next();
+    } else if (a == "--token-file") {
+      c.token = read_secret_file(a, next());
+    } else if (a == "--drain-grace") {
+      c.drain_grace = parse_ms(a, next());
+    } else if (a == "--cancel-grace") {
+      c.cancel_grace = parse_ms(a, next());
+    } else if (a == "--metrics-port") {
+      c.metrics_port = parse_int(a, next(), 0, 65535);
+    } else if (a == "--metrics-address") {
+      c.metrics_address = next();
     } else if (a == "--name") {
       c.name = next();
     } else if (a == "--tag" || a == "--tags") {
@@ -222,6 +290,23 @@ Config parse_args(int argc, char** argv) {
     }
   }
   if (!dirs.empty()) c.plugin_dirs = dirs;
+  if (c.token.empty()) {
+    if (const char* t = std::getenv("CAPSTAN_DELEGATE_TOKEN"); t && *t) c.token = t;
+  }
+  if (c.token.empty()) {
+    usage_error("no delegate token: pass --token, --token-file or $CAPSTAN_DELEGATE_TOKEN (the "
+                "coordinator writes a first one to <its data dir>/delegate-token; create more "
+                "with 'capstan tokens create NAME')");
+  }
+  if (c.insecure_wire) {
+    c.coordinator_key.clear();
+  } else if (c.coordinator_key.empty()) {
+    usage_error("no coordinator key: pass --coordinator-key or --coordinator-key-file (the "
+                "coordinator writes its public key to <its data dir>/wire.pub)");
+  } else if (!wire::valid_curve_key(c.coordinator_key)) {
+    usage_error("the coordinator key must be a CurveZMQ public key of 40 Z85 characters (the "
+                "content of the coordinator's wire.pub)");
+  }
   if (!tags.empty()) c.tags = tags;
   if (c.name.empty()) c.name = hostname();
   if (c.slots <= 0) c.slots = std::max(1u, std::thread::hardware_concurrency());
@@ -259,6 +344,8 @@ public:
       ad->set_description(t.description);
     }
     h.set_slots(static_cast<std::uint32_t>(config_.slots));
+    h.set_token(config_.token);
+    h.set_draining(runner_.draining());
     h.set_version(kVersion);
     h.set_hostname(hostname());
     for (auto& r : runner_.running()) *h.add_running() = std::move(r);
@@ -267,7 +354,7 @@ public:
   }
   void on_welcome(const wire::v1::Welcome& w) override {
     spdlog::info("connected to coordinator {} at {}", w.coordinator_id(), config_.coordinator);
-    runner_.resend_results();
+    runner_.resend_unacknowledged();
   }
   void on_message(wire::v1::Envelope&& env) override {
     switch (env.body_case()) {
@@ -279,6 +366,9 @@ public:
       break;
     case wire::v1::Envelope::kResultAck:
       runner_.acknowledge(env.result_ack());
+      break;
+    case wire::v1::Envelope::kLogAck:
+      runner_.acknowledge(env.log_ack());
       break;
     default:
       break;
@@ -301,6 +391,9 @@ private:
 } // namespace
 
 int main(int argc, char** argv) {
+  // Worker threads would each get a malloc arena of their own (64 MiB reserved, touched pages
+  // kept); a delegate's threads mostly wait, so two arenas serve them without contention.
+  mallopt(M_ARENA_MAX, 2);
   Config config = parse_args(argc, argv);
   auto level = spdlog::level::from_str(config.log_level);
   if (level == spdlog::level::off && config.log_level != "off") {
@@ -345,26 +438,95 @@ int main(int argc, char** argv) {
 
     zmq::context_t context(1);
     std::unique_ptr<wire::Client> client;
-    delegate::TaskRunner runner(host, config.slots, config.data_dir / "work",
-                                [&client](wire::v1::Envelope env) {
-                                  if (client) client->send(std::move(env));
-                                });
+    delegate::RunnerOptions runner_options;
+    runner_options.slots = config.slots;
+    runner_options.work_root = config.data_dir / "work";
+    runner_options.cancel_grace = config.cancel_grace;
+    delegate::TaskRunner runner(host, runner_options, [&client](wire::v1::Envelope env) {
+      if (client) client->send(std::move(env));
+    });
     Session session(config, host, runner);
     wire::ClientOptions options;
     options.endpoint = config.coordinator;
     options.liveness = config.liveness;
+    options.curve_server_key = config.coordinator_key;
     client = std::make_unique<wire::Client>(context, options, session);
-    spdlog::info("capstan-delegate {} '{}' ({} slots) connecting to {}", kVersion, config.name,
-                 config.slots, config.coordinator);
+    spdlog::info("capstan-delegate {} '{}' ({} slots) connecting to {}{}", kVersion, config.name,
+                 config.slots, config.coordinator,
+                 config.insecure_wire ? " WITHOUT encryption (--insecure-wire)" : "");
+
+    std::unique_ptr<wire::MetricsServer> metrics;
+    if (config.metrics_port >= 0) {
+      metrics = std::make_unique<wire::MetricsServer>(
+          config.metrics_address, config.metrics_port, [&runner, &client, &config] {
+            auto& m = runner.metrics();
+            auto w = client->stats();
+            wire::MetricsText t;
+            t.gauge("capstan_delegate_tasks_running", "Tasks running on this delegate.",
+                    m.running.value());
+            t.gauge("capstan_delegate_slots", "Tasks this delegate runs at once.", config.slots);
+            t.counter("capstan_delegate_tasks_succeeded_total", "Tasks that succeeded.",
+                      m.succeeded.value());
+            t.counter("capstan_delegate_tasks_failed_total",
+                      "Tasks that failed, were cancelled or abandoned.", m.failed.value());
+            t.counter("capstan_delegate_tasks_refused_total",
+                      "Assignments refused (draining, no free slot).", m.refused.value());
+            t.counter("capstan_delegate_tasks_abandoned_total",
+                      "Plugin calls abandoned because they did not stop when cancelled.",
+                      m.abandoned.value());
+            t.histogram("capstan_delegate_task_duration_seconds", "How long tasks ran.",
+                        m.duration);
+            t.gauge("capstan_delegate_connected", "1 while a session with the coordinator is open.",
+                    client->attached() ? 1 : 0);
+            t.gauge("capstan_delegate_draining", "1 while the delegate drains.",
+                    runner.draining() ? 1 : 0);
+            t.counter("capstan_delegate_reconnects_total", "Sessions opened after the first one.",
+                      w.sessions ? w.sessions - 1 : 0);
+            t.counter("capstan_delegate_heartbeat_misses_total",
+                      "Sessions ended because the coordinator missed its heartbeats.",
+                      w.heartbeat_misses);
+            return t.str();
+          });
+      spdlog::info("metrics at http://{}:{}/metrics", config.metrics_address, metrics->port());
+      write_text(config.data_dir / "metrics-port", std::to_string(metrics->port()) + "\n");
+    }
 
     int sig = 0;
     sigwait(&signals, &sig);
-    spdlog::info("received signal {}: cancelling running steps and leaving", sig);
-    runner.shutdown(std::chrono::seconds(10));
-    // Let the last results go out before the goodbye.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Drain: no new task; running ones get the grace period; a second signal cuts it short.
+    spdlog::info("received signal {}: draining (running steps: {}, grace {} s)", sig, runner.busy(),
+                 config.drain_grace.count() / 1000);
+    runner.drain();
+    {
+      wire::v1::Envelope hello;
+      *hello.mutable_hello() = session.hello();
+      client->send(std::move(hello));
+    }
+    auto drain_until = std::chrono::steady_clock::now() + config.drain_grace;
+    bool forced = false;
+    while (runner.busy() > 0 && std::chrono::steady_clock::now() < drain_until) {
+      timespec tick{0, 200 * 1000 * 1000};
+      if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+        forced = true;
+        break;
+      }
+      runner.wait_idle(std::chrono::milliseconds(0));
+    }
+    if (runner.busy() > 0) {
+      spdlog::warn("{}: cancelling {} running step(s)",
+                   forced ? "second signal" : "drain grace period over", runner.busy());
+    }
+    runner.shutdown(config.cancel_grace + std::chrono::seconds(1));
+    // The last results go out and are acknowledged before the goodbye.
+    if (client->attached()) runner.wait_acknowledged(std::chrono::seconds(5));
     client->close("delegate shutting down");
     spdlog::info("stopped");
+    if (runner.metrics().abandoned.value() > 0) {
+      // Abandoned plugin calls may still run on their threads: leave without running static
+      // destructors under them.
+      spdlog::shutdown();
+      std::_Exit(0);
+    }
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "capstan-delegate: " << e.what() << "\n";

@@ -3,13 +3,18 @@
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
+#include <algorithm>
+#include <optional>
 
 namespace capstan::delegate {
 
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// A Log message carries about this much at most; more lines go in the next one.
+constexpr std::size_t kMaxLogMessageBytes = 1024 * 1024;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -39,49 +44,86 @@ std::string safe_name(const std::string& s) {
   return out.empty() ? "task" : out;
 }
 
+std::string seconds_text(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
 } // namespace
 
 struct TaskRunner::Task {
   wv1::Assign assign;
   plugin::v1::StepRequest request;
+  std::string key;
   std::atomic<bool> cancelled{false};
-  std::mutex mutex; // guards outputs and secrets: plugin callbacks may come from any thread
+  // Set once by whoever ends the task: the worker when the plugin returns, or the watchdog when
+  // it abandons the call.
+  std::atomic<bool> settled{false};
+  std::int64_t started_unix_ms = 0;
+  // Guarded by the runner's mutex_:
+  bool running = false;
+  std::thread::id worker;
+  std::optional<Clock::time_point> deadline;  // timeout passed: the plugin was told to stop
+  std::optional<Clock::time_point> cancel_at; // cancel requested
+  std::string cancel_reason;
+
+  std::mutex mutex; // guards what follows: plugin callbacks may come from any thread
   std::map<std::string, std::string> outputs;
   std::vector<std::string> secrets;
+  std::deque<wv1::LogLine> lines; // not yet acknowledged, oldest first
+  std::uint64_t first_seq = 1;    // number of lines.front()
+  std::uint64_t next_seq = 1;     // number the next line gets
+  std::uint64_t sent_upto = 0;    // lines up to here went to the wire in this session
+  std::optional<wv1::Envelope> result;
 };
 
-TaskRunner::TaskRunner(PluginHost& host, int slots, fs::path work_root, Send send)
-    : host_(host), slots_(std::max(1, slots)), work_root_(std::move(work_root)),
-      send_(std::move(send)) {
-  fs::create_directories(work_root_);
-  workers_.reserve(static_cast<std::size_t>(slots_));
-  for (int i = 0; i < slots_; ++i) workers_.emplace_back([this] { work(); });
+TaskRunner::TaskRunner(PluginHost& host, RunnerOptions options, Send send)
+    : host_(host), options_(std::move(options)), send_(std::move(send)) {
+  options_.slots = std::max(1, options_.slots);
+  fs::create_directories(options_.work_root);
+  workers_.reserve(static_cast<std::size_t>(options_.slots));
+  {
+    std::lock_guard lock(mutex_);
+    for (int i = 0; i < options_.slots; ++i) start_worker();
+  }
+  watchdog_ = std::thread([this] { watch(); });
 }
 
 TaskRunner::~TaskRunner() {
   shutdown(std::chrono::milliseconds(0));
-  for (auto& w : workers_) {
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard lock(mutex_);
+    workers.swap(workers_);
+  }
+  for (auto& w : workers) {
     if (w.joinable()) w.join();
   }
+  watch_.notify_all();
+  if (watchdog_.joinable()) watchdog_.join();
 }
 
-void TaskRunner::reject(const wv1::Assign& assign, plugin::v1::ErrorType type,
-                        const std::string& why) {
+void TaskRunner::start_worker() {
+  workers_.emplace_back([this] { work(); });
+}
+
+void TaskRunner::refuse(const wv1::Assign& assign, const std::string& why) {
+  metrics_.refused.inc();
   plugin::v1::StepResult r;
   r.set_status(plugin::v1::StepResult::STATUS_FAILED);
-  r.set_error_type(type);
+  r.set_error_type(plugin::v1::ERROR_TYPE_DELEGATE_PROVISIONING);
   r.set_message(why);
   wv1::Envelope env;
   auto* res = env.mutable_result();
   res->set_task_id(assign.task_id());
   res->set_attempt(assign.attempt());
   res->set_step_result(r.SerializeAsString());
+  res->set_refused(true);
   res->set_started_unix_ms(now_ms());
   res->set_finished_unix_ms(now_ms());
-  {
-    std::lock_guard lock(mutex_);
-    unacked_[key_of(assign.task_id(), assign.attempt())] = env;
-  }
+  // Not kept: if the refusal is lost, the coordinator re-queues the task when it finds the
+  // delegate does not report it.
   send_(std::move(env));
 }
 
@@ -89,6 +131,7 @@ void TaskRunner::assign(const wv1::Assign& assign) {
   auto key = key_of(assign.task_id(), assign.attempt());
   auto task = std::make_shared<Task>();
   task->assign = assign;
+  task->key = key;
   bool readable = task->request.ParseFromString(assign.step_request());
   std::optional<wv1::Envelope> resend;
   std::string refusal;
@@ -96,24 +139,24 @@ void TaskRunner::assign(const wv1::Assign& assign) {
     std::lock_guard lock(mutex_);
     if (active_.count(key)) return;
     if (auto it = unacked_.find(key); it != unacked_.end()) {
-      resend = it->second;
+      std::lock_guard tl(it->second->mutex);
+      resend = it->second->result;
     } else if (stopping_) {
       refusal = "the delegate is shutting down";
-    } else if (static_cast<int>(active_.size()) >= slots_) {
-      refusal = "the delegate has no free slot (" + std::to_string(slots_) + " in use)";
-    } else if (readable) {
+    } else if (draining_) {
+      refusal = "the delegate is draining";
+    } else if (static_cast<int>(active_.size()) >= options_.slots) {
+      refusal = "the delegate has no free slot (" + std::to_string(options_.slots) + " in use)";
+    } else if (!readable) {
+      refusal = "the delegate could not decode the step request";
+    } else {
       active_[key] = task;
       pending_.push_back(task);
+      metrics_.running.set(static_cast<std::int64_t>(active_.size()));
     }
   }
   if (resend) return send_(std::move(*resend));
-  if (!refusal.empty()) {
-    return reject(assign, plugin::v1::ERROR_TYPE_DELEGATE_PROVISIONING, refusal);
-  }
-  if (!readable) {
-    return reject(assign, plugin::v1::ERROR_TYPE_UNKNOWN,
-                  "the delegate could not decode the step request");
-  }
+  if (!refusal.empty()) return refuse(assign, refusal);
   work_ready_.notify_one();
 }
 
@@ -121,23 +164,78 @@ void TaskRunner::cancel(const wv1::Cancel& cancel) {
   std::lock_guard lock(mutex_);
   auto it = active_.find(key_of(cancel.task_id(), cancel.attempt()));
   if (it == active_.end()) return;
+  auto& t = *it->second;
   spdlog::info("task {} attempt {}: cancel requested ({})", cancel.task_id(), cancel.attempt(),
                cancel.reason());
-  it->second->cancelled = true;
+  t.cancelled = true;
+  if (!t.cancel_at) {
+    t.cancel_at = Clock::now();
+    t.cancel_reason = cancel.reason();
+  }
+  watch_.notify_all();
 }
 
 void TaskRunner::acknowledge(const wv1::ResultAck& ack) {
-  std::lock_guard lock(mutex_);
-  unacked_.erase(key_of(ack.task_id(), ack.attempt()));
-}
-
-void TaskRunner::resend_results() {
-  std::vector<wv1::Envelope> again;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [k, env] : unacked_) again.push_back(env);
+    unacked_.erase(key_of(ack.task_id(), ack.attempt()));
   }
-  for (auto& env : again) send_(std::move(env));
+  idle_.notify_all();
+}
+
+void TaskRunner::acknowledge(const wv1::LogAck& ack) {
+  std::shared_ptr<Task> task;
+  {
+    std::lock_guard lock(mutex_);
+    auto key = key_of(ack.task_id(), ack.attempt());
+    if (auto it = active_.find(key); it != active_.end()) {
+      task = it->second;
+    } else if (auto u = unacked_.find(key); u != unacked_.end()) {
+      task = u->second;
+    }
+  }
+  if (!task) return;
+  std::lock_guard lock(task->mutex);
+  while (!task->lines.empty() && task->first_seq <= ack.seq()) {
+    task->lines.pop_front();
+    ++task->first_seq;
+  }
+}
+
+void TaskRunner::pump(Task& task) {
+  // Lines dropped from a full buffer are gone; start at the oldest kept.
+  if (task.sent_upto + 1 < task.first_seq) task.sent_upto = task.first_seq - 1;
+  while (task.sent_upto + 1 < task.next_seq) {
+    wv1::Envelope env;
+    auto* log = env.mutable_log();
+    log->set_task_id(task.assign.task_id());
+    log->set_attempt(task.assign.attempt());
+    log->set_first_seq(task.sent_upto + 1);
+    log->set_oldest_kept(task.first_seq);
+    std::size_t bytes = 0;
+    auto index = static_cast<std::size_t>(task.sent_upto + 1 - task.first_seq);
+    for (; index < task.lines.size() && bytes < kMaxLogMessageBytes; ++index) {
+      bytes += task.lines[index].text().size() + 16;
+      *log->add_lines() = task.lines[index];
+      ++task.sent_upto;
+    }
+    send_(std::move(env));
+  }
+}
+
+void TaskRunner::resend_unacknowledged() {
+  std::vector<std::shared_ptr<Task>> tasks;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [k, t] : active_) tasks.push_back(t);
+    for (const auto& [k, t] : unacked_) tasks.push_back(t);
+  }
+  for (auto& t : tasks) {
+    std::lock_guard lock(t->mutex);
+    t->sent_upto = t->first_seq - 1;
+    pump(*t);
+    if (t->result) send_(*t->result);
+  }
 }
 
 std::vector<wv1::TaskRef> TaskRunner::running() const {
@@ -155,10 +253,10 @@ std::vector<wv1::TaskRef> TaskRunner::running() const {
 std::vector<wv1::TaskRef> TaskRunner::finished() const {
   std::lock_guard lock(mutex_);
   std::vector<wv1::TaskRef> out;
-  for (const auto& [k, env] : unacked_) {
+  for (const auto& [k, t] : unacked_) {
     wv1::TaskRef r;
-    r.set_task_id(env.result().task_id());
-    r.set_attempt(env.result().attempt());
+    r.set_task_id(t->assign.task_id());
+    r.set_attempt(t->assign.attempt());
     out.push_back(std::move(r));
   }
   return out;
@@ -169,11 +267,34 @@ int TaskRunner::busy() const {
   return static_cast<int>(active_.size());
 }
 
+void TaskRunner::drain() {
+  draining_ = true;
+}
+
+bool TaskRunner::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return idle_.wait_for(lock, timeout, [&] { return active_.empty(); });
+}
+
+bool TaskRunner::wait_acknowledged(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return idle_.wait_for(lock, timeout, [&] { return unacked_.empty(); });
+}
+
 void TaskRunner::shutdown(std::chrono::milliseconds grace) {
   std::unique_lock lock(mutex_);
   stopping_ = true;
-  for (auto& [k, t] : active_) t->cancelled = true;
+  draining_ = true;
+  auto now = Clock::now();
+  for (auto& [k, t] : active_) {
+    t->cancelled = true;
+    if (!t->cancel_at) {
+      t->cancel_at = now;
+      t->cancel_reason = "the delegate is shutting down";
+    }
+  }
   work_ready_.notify_all();
+  watch_.notify_all();
   idle_.wait_for(lock, grace, [&] { return active_.empty(); });
 }
 
@@ -186,15 +307,89 @@ void TaskRunner::work() {
       if (pending_.empty()) return; // stopping, nothing left
       task = std::move(pending_.front());
       pending_.pop_front();
+      task->running = true;
+      task->worker = std::this_thread::get_id();
+      if (task->request.timeout_ms() > 0) {
+        task->deadline = Clock::now() + std::chrono::milliseconds(task->request.timeout_ms());
+      }
     }
-    execute(*task);
+    watch_.notify_all();
+    auto result = execute(task);
+    // An abandoned call: a replacement worker took this one's place, and this thread, detached,
+    // leaves without touching the runner again.
+    if (task->settled.exchange(true)) return;
+    finish(task, std::move(result));
   }
 }
 
-void TaskRunner::execute(Task& task) {
+// Abandons plugin calls that outlive their cancellation by more than the grace period.
+void TaskRunner::watch() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    if (stopping_ && active_.empty()) return;
+    auto now = Clock::now();
+    std::optional<Clock::time_point> next;
+    std::vector<std::pair<std::shared_ptr<Task>, bool>> overdue; // task, timed out
+    for (auto& [k, t] : active_) {
+      if (!t->running) continue;
+      std::optional<Clock::time_point> limit;
+      bool timed_out = false;
+      if (t->deadline) {
+        limit = *t->deadline + options_.cancel_grace;
+        timed_out = true;
+      }
+      if (t->cancel_at && (!limit || *t->cancel_at + options_.cancel_grace < *limit)) {
+        limit = *t->cancel_at + options_.cancel_grace;
+        timed_out = false;
+      }
+      if (!limit) continue;
+      if (now >= *limit) {
+        overdue.emplace_back(t, timed_out);
+      } else if (!next || *limit < *next) {
+        next = *limit;
+      }
+    }
+    for (auto& [t, timed_out] : overdue) {
+      if (t->settled.exchange(true)) continue; // it returned just now
+      for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+        if (it->get_id() == t->worker) {
+          it->detach();
+          workers_.erase(it);
+          break;
+        }
+      }
+      if (!stopping_) start_worker();
+      metrics_.abandoned.inc();
+      plugin::v1::StepResult r;
+      std::string what =
+          timed_out ? "its timeout of " + std::to_string(t->request.timeout_ms()) + " ms passed"
+                    : "it was cancelled (" + t->cancel_reason + ")";
+      r.set_status(timed_out ? plugin::v1::StepResult::STATUS_FAILED
+                             : plugin::v1::StepResult::STATUS_CANCELLED);
+      if (timed_out) r.set_error_type(plugin::v1::ERROR_TYPE_TIMEOUT);
+      r.set_message("step " + t->request.step_identifier() + " (" + t->request.step_type() +
+                    ") did not stop within " + seconds_text(options_.cancel_grace) + " after " +
+                    what + "; the delegate abandoned the plugin call and freed its slot");
+      spdlog::error("task {} attempt {}: {}", t->assign.task_id(), t->assign.attempt(),
+                    r.message());
+      lock.unlock();
+      finish(t, std::move(r));
+      lock.lock();
+    }
+    if (!overdue.empty()) continue;
+    if (next) {
+      watch_.wait_until(lock, *next);
+    } else {
+      watch_.wait(lock);
+    }
+  }
+}
+
+plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr) {
+  Task& task = *task_ptr;
   const auto& id = task.assign.task_id();
   const auto attempt = task.assign.attempt();
-  auto started = now_ms();
+  task.started_unix_ms = now_ms();
   {
     wv1::Envelope env;
     env.mutable_accepted()->set_task_id(id);
@@ -205,42 +400,47 @@ void TaskRunner::execute(Task& task) {
                task.request.step_identifier());
 
   // An empty directory of its own, gone when the task ends.
-  fs::path dir = work_root_ / (safe_name(id) + "-" + std::to_string(attempt));
+  // Names are unique per attempt and the work root is emptied at start: no need to clear it.
+  fs::path dir = options_.work_root / (safe_name(id) + "-" + std::to_string(attempt));
   std::error_code ec;
-  fs::remove_all(dir, ec);
-  fs::create_directories(dir, ec);
+  if (!fs::create_directory(dir, ec) && !ec) {
+    fs::remove_all(dir, ec); // left by an earlier run of this attempt: start empty
+    fs::create_directory(dir, ec);
+  }
   plugin::v1::StepRequest request = task.request;
   request.set_work_dir(dir.string());
 
+  const std::size_t max_lines = options_.max_retained_lines;
+  // The callbacks hold the task (not the runner) alive: an abandoned plugin may still call them.
+  // They stop reaching the wire once the task is settled.
   TaskCallbacks callbacks;
-  callbacks.log = [&](capstan_log_level level, std::string_view line) {
-    std::vector<std::string> secrets;
-    {
-      std::lock_guard lock(task.mutex);
-      secrets = task.secrets;
+  callbacks.log = [task_ptr, this, max_lines](capstan_log_level level, std::string_view line) {
+    if (task_ptr->settled) return;
+    std::lock_guard lock(task_ptr->mutex);
+    wv1::LogLine l;
+    l.set_time_unix_ms(now_ms());
+    l.set_level(static_cast<std::uint32_t>(level));
+    l.set_text(mask(std::string(line), task_ptr->secrets));
+    task_ptr->lines.push_back(std::move(l));
+    ++task_ptr->next_seq;
+    if (task_ptr->lines.size() > max_lines) {
+      task_ptr->lines.pop_front();
+      ++task_ptr->first_seq;
     }
-    wv1::Envelope env;
-    auto* log = env.mutable_log();
-    log->set_task_id(id);
-    log->set_attempt(attempt);
-    auto* l = log->add_lines();
-    l->set_time_unix_ms(now_ms());
-    l->set_level(static_cast<std::uint32_t>(level));
-    l->set_text(mask(std::string(line), secrets));
-    send_(std::move(env));
+    pump(*task_ptr);
   };
-  callbacks.cancelled = [&] { return task.cancelled.load(); };
-  callbacks.output = [&](std::string_view name, std::string_view value) {
-    std::lock_guard lock(task.mutex);
-    task.outputs[std::string(name)] = std::string(value);
+  callbacks.cancelled = [task_ptr] { return task_ptr->cancelled.load(); };
+  callbacks.output = [task_ptr](std::string_view name, std::string_view value) {
+    std::lock_guard lock(task_ptr->mutex);
+    task_ptr->outputs[std::string(name)] = std::string(value);
   };
-  callbacks.progress = [&](std::uint32_t percent, std::string_view message) {
-    callbacks.log(CAPSTAN_LOG_DEBUG, "progress " + std::to_string(percent) + "%" +
-                                         (message.empty() ? "" : ": " + std::string(message)));
+  callbacks.progress = [log = callbacks.log](std::uint32_t percent, std::string_view message) {
+    log(CAPSTAN_LOG_DEBUG, "progress " + std::to_string(percent) + "%" +
+                               (message.empty() ? "" : ": " + std::string(message)));
   };
-  callbacks.mask = [&](std::string_view value) {
-    std::lock_guard lock(task.mutex);
-    task.secrets.emplace_back(value);
+  callbacks.mask = [task_ptr](std::string_view value) {
+    std::lock_guard lock(task_ptr->mutex);
+    task_ptr->secrets.emplace_back(value);
   };
 
   plugin::v1::StepResult result;
@@ -256,27 +456,39 @@ void TaskRunner::execute(Task& task) {
     result.set_error_type(plugin::v1::ERROR_TYPE_UNKNOWN);
     result.set_message("the plugin reported no status");
   }
-  fs::remove_all(dir, ec);
+  // Most steps leave nothing behind: one rmdir, and a walk only when something is left.
+  if (!fs::remove(dir, ec)) fs::remove_all(dir, ec);
+  return result;
+}
 
+void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result) {
+  const auto& id = task->assign.task_id();
+  const auto attempt = task->assign.attempt();
   wv1::Envelope env;
-  auto* res = env.mutable_result();
-  res->set_task_id(id);
-  res->set_attempt(attempt);
   {
-    std::lock_guard lock(task.mutex);
-    result.set_message(mask(result.message(), task.secrets));
-    for (const auto& [k, v] : task.outputs) (*res->mutable_outputs())[k] = v;
+    std::lock_guard lock(task->mutex);
+    auto* res = env.mutable_result();
+    res->set_task_id(id);
+    res->set_attempt(attempt);
+    result.set_message(mask(result.message(), task->secrets));
+    for (const auto& [k, v] : task->outputs) (*res->mutable_outputs())[k] = v;
+    res->set_step_result(result.SerializeAsString());
+    res->set_started_unix_ms(task->started_unix_ms);
+    res->set_finished_unix_ms(now_ms());
+    task->result = env;
   }
-  res->set_step_result(result.SerializeAsString());
-  res->set_started_unix_ms(started);
-  res->set_finished_unix_ms(now_ms());
+  bool ok = result.status() == plugin::v1::StepResult::STATUS_SUCCEEDED;
+  (ok ? metrics_.succeeded : metrics_.failed).inc();
+  metrics_.duration.observe(static_cast<double>(now_ms() - task->started_unix_ms) / 1000.0);
   {
     // The slot is free before the coordinator hears of it: it may assign the next task at once.
     std::lock_guard lock(mutex_);
-    unacked_[key_of(id, attempt)] = env;
-    active_.erase(key_of(id, attempt));
+    unacked_[task->key] = task;
+    active_.erase(task->key);
+    metrics_.running.set(static_cast<std::int64_t>(active_.size()));
   }
   idle_.notify_all();
+  watch_.notify_all();
   spdlog::info("task {} attempt {}: {}{}", id, attempt,
                plugin::v1::StepResult::Status_Name(result.status()),
                result.message().empty() ? "" : " (" + result.message() + ")");

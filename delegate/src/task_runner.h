@@ -1,8 +1,12 @@
-// The delegate's task runner: a fixed pool of workers running assigned steps through the plugin
-// host, streaming their logs and keeping each result until the coordinator acknowledges it.
+// The delegate's task runner: a pool of workers running assigned steps through the plugin host,
+// streaming numbered log lines and keeping each line and result until the coordinator
+// acknowledges it, so neither side's restart loses or doubles anything. A plugin that does not
+// stop when cancelled (or when its timeout passes) is abandoned after a grace period: its slot
+// is freed, the coordinator is told, and the worker it holds is replaced.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -15,58 +19,96 @@
 #include <vector>
 
 #include "capstan/delegate/plugin_host.h"
+#include "capstan/wire/metrics.h"
 #include "capstan/wire/v1/wire.pb.h"
 
 namespace capstan::delegate {
 
 namespace wv1 = ::capstan::wire::v1;
 
+struct RunnerOptions {
+  int slots = 1;
+  // Each task gets an empty directory below it, removed when the task ends.
+  std::filesystem::path work_root;
+  // How long a cancelled (or timed-out) plugin call may take to return before it is abandoned.
+  std::chrono::milliseconds cancel_grace{std::chrono::seconds(10)};
+  // Lines of one attempt kept while the coordinator has not acknowledged them; past it the
+  // oldest go (and the coordinator records how many were lost).
+  std::size_t max_retained_lines = 50000;
+};
+
+struct RunnerMetrics {
+  wire::Gauge running;
+  wire::Counter succeeded;
+  wire::Counter failed; // failed, cancelled or abandoned
+  wire::Counter refused;
+  wire::Counter abandoned;
+  wire::Histogram duration;
+};
+
 class TaskRunner {
 public:
   using Send = std::function<void(wv1::Envelope)>;
 
-  // slots: workers (and the most tasks at once); work_root: each task gets an empty directory
-  // below it, removed when the task ends; send: hands an envelope to the wire (thread-safe).
-  TaskRunner(PluginHost& host, int slots, std::filesystem::path work_root, Send send);
-  ~TaskRunner(); // cancels what runs and joins the workers
+  // send: hands an envelope to the wire (thread-safe; may drop it while detached).
+  TaskRunner(PluginHost& host, RunnerOptions options, Send send);
+  ~TaskRunner(); // cancels what runs and joins the workers (abandoned ones are left behind)
   TaskRunner(const TaskRunner&) = delete;
   TaskRunner& operator=(const TaskRunner&) = delete;
 
   // From the wire thread. A duplicate of a task already taken is ignored (its result, if any,
-  // is sent again).
+  // is sent again). A task that cannot start (draining, no free slot) is refused: the
+  // coordinator queues it again.
   void assign(const wv1::Assign& assign);
   void cancel(const wv1::Cancel& cancel);
   void acknowledge(const wv1::ResultAck& ack);
-  // After a (re)connect: results still unacknowledged are sent again.
-  void resend_results();
+  void acknowledge(const wv1::LogAck& ack);
+  // After a (re)connect: unacknowledged log lines, then unacknowledged results, are sent again.
+  void resend_unacknowledged();
 
   // What a Hello reports: attempts queued or running, and finished ones not yet acknowledged.
   std::vector<wv1::TaskRef> running() const;
   std::vector<wv1::TaskRef> finished() const;
   int busy() const;
 
+  // Stops taking tasks; running ones go on.
+  void drain();
+  bool draining() const { return draining_; }
+  // Waits up to `timeout` until no task runs; true when none does.
+  bool wait_idle(std::chrono::milliseconds timeout);
+  // Waits up to `timeout` until every result was acknowledged.
+  bool wait_acknowledged(std::chrono::milliseconds timeout);
   // Stops taking tasks, cancels running ones, and waits up to `grace` for them to report.
   void shutdown(std::chrono::milliseconds grace);
+
+  RunnerMetrics& metrics() { return metrics_; }
 
 private:
   struct Task;
   void work();
-  void execute(Task& task);
-  void reject(const wv1::Assign& assign, plugin::v1::ErrorType type, const std::string& why);
+  void watch();
+  plugin::v1::StepResult execute(const std::shared_ptr<Task>& task);
+  void finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result);
+  void refuse(const wv1::Assign& assign, const std::string& why);
+  void pump(Task& task); // sends the lines not sent yet (task.mutex held)
+  void start_worker();
 
   PluginHost& host_;
-  int slots_;
-  std::filesystem::path work_root_;
+  RunnerOptions options_;
   Send send_;
+  RunnerMetrics metrics_;
+  std::atomic<bool> draining_{false};
 
   mutable std::mutex mutex_; // guards everything below: the wire thread and workers share it
   std::condition_variable work_ready_;
   std::condition_variable idle_;
+  std::condition_variable watch_;
   std::deque<std::shared_ptr<Task>> pending_;
-  std::map<std::string, std::shared_ptr<Task>> active_; // queued or running, by "task#attempt"
-  std::map<std::string, wv1::Envelope> unacked_;        // finished results, by "task#attempt"
+  std::map<std::string, std::shared_ptr<Task>> active_;  // queued or running, by "task#attempt"
+  std::map<std::string, std::shared_ptr<Task>> unacked_; // finished, result not acknowledged
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  std::thread watchdog_;
 };
 
 } // namespace capstan::delegate

@@ -22,12 +22,20 @@ public:
   void start_coordinator() {
     auto data = root_ / "coordinator";
     std::filesystem::remove(data / "coordinator.json");
+    std::vector<std::string> argv = {binary("capstan-coordinator").string(),
+                                     "--data-dir",
+                                     data.string(),
+                                     "--api-port",
+                                     "0",
+                                     "--bind",
+                                     wire_.empty() ? "tcp://127.0.0.1:0" : wire_,
+                                     "--heartbeat-interval",
+                                     "200ms",
+                                     "--delegate-wait",
+                                     "5s"};
+    argv.insert(argv.end(), coordinator_flags.begin(), coordinator_flags.end());
     coordinator_ = std::make_unique<Daemon>(
-        std::vector<std::string>{binary("capstan-coordinator").string(), "--data-dir",
-                                 data.string(), "--api-port", "0", "--bind",
-                                 wire_.empty() ? "tcp://127.0.0.1:0" : wire_,
-                                 "--heartbeat-interval", "200ms", "--delegate-wait", "5s"},
-        root_ / ("coordinator-" + std::to_string(++starts_) + ".log"));
+        argv, root_ / ("coordinator-" + std::to_string(++starts_) + ".log"));
     if (!wait_until([&] { return std::filesystem::exists(data / "coordinator.json"); })) {
       throw std::runtime_error("coordinator did not start:\n" + coordinator_->log());
     }
@@ -36,6 +44,8 @@ public:
     wire_ = info["wire"];
     token_ = read_file(info["tokenFile"].get<std::string>());
     while (!token_.empty() && token_.back() == '\n') token_.pop_back();
+    delegate_token_file_ = info["delegateTokenFile"].get<std::string>();
+    wire_key_file_ = info["wirePublicKeyFile"].get<std::string>();
   }
 
   void kill_coordinator() {
@@ -45,7 +55,7 @@ public:
 
   Daemon& start_delegate(const std::string& name,
                          const std::vector<std::filesystem::path>& plugin_dirs = {plugin_dir()},
-                         int slots = 1) {
+                         int slots = 1, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {binary("capstan-delegate").string(),
                                      "--coordinator",
                                      wire_,
@@ -56,7 +66,12 @@ public:
                                      "--data-dir",
                                      (root_ / ("delegate-" + name)).string(),
                                      "--heartbeat-interval",
-                                     "200ms"};
+                                     "200ms",
+                                     "--token-file",
+                                     delegate_token_file_,
+                                     "--coordinator-key-file",
+                                     wire_key_file_};
+    for (const auto& d : extra) argv.push_back(d);
     for (const auto& d : plugin_dirs) {
       argv.push_back("--plugin-dir");
       argv.push_back(d.string());
@@ -68,6 +83,12 @@ public:
   nlohmann::json get(const std::string& path) {
     auto res = client().Get(path);
     if (!res) throw std::runtime_error("GET " + path + ": " + httplib::to_string(res.error()));
+    last_status_ = res->status;
+    return nlohmann::json::parse(res->body);
+  }
+  nlohmann::json del(const std::string& path) {
+    auto res = client().Delete(path);
+    if (!res) throw std::runtime_error("DELETE " + path + ": " + httplib::to_string(res.error()));
     last_status_ = res->status;
     return nlohmann::json::parse(res->body);
   }
@@ -120,6 +141,11 @@ public:
 
   Daemon& coordinator() { return *coordinator_; }
   const std::string& wire() const { return wire_; }
+  const std::string& delegate_token_file() const { return delegate_token_file_; }
+  const std::string& wire_key_file() const { return wire_key_file_; }
+  const std::string& api() const { return api_; }
+  // Extra coordinator flags for the next start_coordinator().
+  std::vector<std::string> coordinator_flags;
 
 private:
   httplib::Client& client() {
@@ -135,7 +161,7 @@ private:
   std::filesystem::path root_;
   std::unique_ptr<Daemon> coordinator_;
   std::vector<std::unique_ptr<Daemon>> delegates_;
-  std::string api_, wire_, token_, client_host_;
+  std::string api_, wire_, token_, client_host_, delegate_token_file_, wire_key_file_;
   std::unique_ptr<httplib::Client> client_;
   int starts_ = 0;
   int last_status_ = 0;

@@ -1,6 +1,7 @@
 // The delegate's DEALER socket and its thread: Hello, heartbeats, Paranoid-Pirate reconnects.
 #include "capstan/wire/client.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -35,6 +36,7 @@ struct Client::Impl {
   Mailbox<v1::Envelope> outbox;
   std::atomic<bool> stopping{false};
   std::atomic<bool> is_attached{false};
+  std::atomic<std::uint64_t> sessions{0}, sessions_lost{0}, heartbeat_misses{0};
   std::string bye_reason;
   std::mt19937_64 rng{std::random_device{}()};
 
@@ -77,6 +79,13 @@ struct Client::Impl {
     socket->set(zmq::sockopt::maxmsgsize,
                 static_cast<std::int64_t>(options.max_message_bytes + 1024));
     socket->set(zmq::sockopt::linger, 0);
+    if (!options.curve_server_key.empty()) {
+      auto keys = generate_curve_keys();
+      socket->set(zmq::sockopt::curve_serverkey, options.curve_server_key);
+      socket->set(zmq::sockopt::curve_publickey, keys.public_key);
+      socket->set(zmq::sockopt::curve_secretkey, keys.secret_key);
+    }
+    socket->set(zmq::sockopt::tcp_keepalive, 1);
     // libzmq's own reconnects (after a dropped TCP connection) back off too, jittered per socket.
     std::uniform_int_distribution<int> jitter(100, 300);
     socket->set(zmq::sockopt::reconnect_ivl, jitter(rng));
@@ -94,7 +103,10 @@ struct Client::Impl {
 
   // The session is gone or never came: start over on a fresh socket after a backoff.
   void restart(const std::string& reason, bool was_attached) {
-    if (was_attached) handler.on_session_lost(reason);
+    if (was_attached) {
+      handler.on_session_lost(reason);
+      ++sessions_lost;
+    }
     is_attached = false;
     socket.reset();
     state = State::kWaiting;
@@ -115,6 +127,7 @@ struct Client::Impl {
   }
 
   void loop() {
+    pthread_setname_np(pthread_self(), "capstan-client");
     while (!stopping) {
       auto now = Clock::now();
       if (state == State::kWaiting && now >= next_attempt) {
@@ -155,6 +168,7 @@ struct Client::Impl {
         restart("no answer to Hello from " + options.endpoint, false);
       } else if (state == State::kAttached) {
         if (now - last_heard > options.liveness.dead_after()) {
+          ++heartbeat_misses;
           restart("coordinator silent for " +
                       std::to_string(options.liveness.dead_after().count()) + " ms",
                   true);
@@ -186,8 +200,16 @@ struct Client::Impl {
       if (env.has_log()) {
         auto key = task_key(env.log().task_id(), env.log().attempt());
         auto it = open_log.find(key);
-        if (it != open_log.end() && open_size[key] < kMaxLogBatchBytes) {
-          auto* target = batch[it->second].mutable_log();
+        auto* open = it != open_log.end() ? batch[it->second].mutable_log() : nullptr;
+        // Numbered lines merge only when they follow on (a resend may repeat earlier ones).
+        bool follows =
+            open != nullptr &&
+            (env.log().first_seq() == 0
+                 ? open->first_seq() == 0
+                 : env.log().first_seq() ==
+                       open->first_seq() + static_cast<std::uint64_t>(open->lines_size()));
+        if (follows && open_size[key] < kMaxLogBatchBytes) {
+          auto* target = open;
           for (auto& line : *env.mutable_log()->mutable_lines()) {
             open_size[key] += line.text().size() + 16;
             *target->add_lines() = std::move(line);
@@ -241,6 +263,7 @@ struct Client::Impl {
       state = State::kAttached;
       is_attached = true;
       failures = 0;
+      ++sessions;
       next_beat = Clock::now() + options.liveness.interval;
       handler.on_welcome(env.welcome());
       return;
@@ -285,6 +308,10 @@ void Client::send(v1::Envelope envelope) {
 
 bool Client::attached() const {
   return impl_->is_attached;
+}
+
+ClientStats Client::stats() const {
+  return {impl_->sessions, impl_->sessions_lost, impl_->heartbeat_misses};
 }
 
 void Client::close(const std::string& reason, std::chrono::milliseconds linger) {

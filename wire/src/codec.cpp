@@ -68,6 +68,8 @@ const char* body_name(const v1::Envelope& envelope) {
     return "Bye";
   case v1::Envelope::kResultAck:
     return "ResultAck";
+  case v1::Envelope::kLogAck:
+    return "LogAck";
   case v1::Envelope::BODY_NOT_SET:
     break;
   }

@@ -1,9 +1,11 @@
 // The coordinator's ROUTER socket and its thread: sessions, heartbeats, refusals.
 #include "capstan/wire/router.h"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -45,7 +47,7 @@ struct Router::Impl {
   std::atomic<bool> stopping{false};
   std::unordered_map<PeerId, Peer> attached; // touched only by the router thread
 
-  std::atomic<std::uint64_t> received{0}, sent{0}, garbage{0}, undeliverable{0}, lost{0},
+  std::atomic<std::uint64_t> received{0}, sent{0}, garbage{0}, undeliverable{0}, lost{0}, silent{0},
       attached_count{0};
   std::thread thread;
 
@@ -59,6 +61,15 @@ struct Router::Impl {
     socket.set(zmq::sockopt::maxmsgsize,
                static_cast<std::int64_t>(options.max_message_bytes + 1024));
     socket.set(zmq::sockopt::linger, 0);
+    if (!options.curve_secret_key.empty()) {
+      socket.set(zmq::sockopt::curve_server, true);
+      socket.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);
+    }
+    // Half-open TCP connections (a peer host that vanished) are found by the kernel too.
+    socket.set(zmq::sockopt::tcp_keepalive, 1);
+    // A peer that connects but never finishes the ZMTP/CURVE handshake is dropped.
+    socket.set(zmq::sockopt::handshake_ivl,
+               static_cast<int>(std::max<long long>(5000, options.liveness.dead_after().count())));
     socket.bind(options.bind);
     endpoint = socket.get(zmq::sockopt::last_endpoint);
     thread = std::thread([this] { loop(); });
@@ -71,6 +82,7 @@ struct Router::Impl {
   }
 
   void loop() {
+    pthread_setname_np(pthread_self(), "capstan-router");
     auto next_beat = Clock::now() + options.liveness.interval;
     std::vector<zmq::pollitem_t> items = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                           {nullptr, outbox.fd(), ZMQ_POLLIN, 0}};
@@ -220,6 +232,7 @@ struct Router::Impl {
       if (now - state.last_seen > options.liveness.dead_after()) dead.push_back(peer);
     }
     for (const auto& peer : dead) {
+      ++silent;
       drop(peer, "no message for " + std::to_string(options.liveness.dead_after().count()) +
                      " ms (" + std::to_string(options.liveness.misses) + " missed heartbeats)");
     }
@@ -242,6 +255,22 @@ struct Router::Impl {
     return out;
   }
 };
+
+CurveKeys generate_curve_keys() {
+  char pub[41] = {}, sec[41] = {};
+  if (zmq_curve_keypair(pub, sec) != 0) {
+    throw std::runtime_error(
+        "cannot generate a CurveZMQ keypair: " + std::string(zmq_strerror(zmq_errno())) +
+        " (is libzmq built with CURVE support?)");
+  }
+  return {pub, sec};
+}
+
+bool valid_curve_key(const std::string& text) {
+  if (text.size() != 40) return false;
+  std::uint8_t decoded[32];
+  return zmq_z85_decode(decoded, text.c_str()) != nullptr;
+}
 
 Router::Router(zmq::context_t& context, RouterOptions options, Sink sink)
     : impl_(std::make_unique<Impl>(context, std::move(options), std::move(sink))) {}
@@ -267,6 +296,7 @@ RouterStats Router::stats() const {
   s.garbage = impl_->garbage;
   s.undeliverable = impl_->undeliverable;
   s.peers_lost = impl_->lost;
+  s.silent = impl_->silent;
   s.attached = impl_->attached_count;
   return s;
 }

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <set>
 #include <thread>
 
@@ -100,7 +101,9 @@ struct HttpApi::Impl {
     server.set_write_timeout(30, 0);
     server.set_keep_alive_max_count(1000);
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (req.path == "/healthz") return httplib::Server::HandlerResponse::Unhandled;
+      if (req.path == "/healthz" || req.path == "/metrics") {
+        return httplib::Server::HandlerResponse::Unhandled;
+      }
       auto auth = req.get_header_value("Authorization");
       const std::string prefix = "Bearer ";
       if (auth.rfind(prefix, 0) != 0 ||
@@ -203,6 +206,37 @@ struct HttpApi::Impl {
     });
     server.Get(R"(/api/v1/executions/([^/]+)/watch)",
                [this](const httplib::Request& req, httplib::Response& res) { watch(req, res); });
+    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(options.metrics ? options.metrics() : std::string(),
+                      "text/plain; version=0.0.4; charset=utf-8");
+    });
+    server.Get("/api/v1/tokens", [this](const httplib::Request&, httplib::Response& res) {
+      std::map<std::string, int> sessions;
+      for (const auto& d : engine.delegates()) ++sessions[d.token];
+      json items = json::array();
+      for (const auto& t : store.tokens()) {
+        items.push_back({{"name", t.name},
+                         {"createdAt", t.created_at},
+                         {"revoked", t.revoked_at != 0},
+                         {"revokedAt", t.revoked_at ? json(t.revoked_at) : json(nullptr)},
+                         {"lastUsedAt", t.last_used_at ? json(t.last_used_at) : json(nullptr)},
+                         {"connectedDelegates", t.revoked_at ? 0 : sessions[t.name]}});
+      }
+      reply(res, 200, {{"items", items}});
+    });
+    server.Post("/api/v1/tokens", [this](const httplib::Request& req, httplib::Response& res) {
+      auto body = body_of(req, res);
+      if (!body) return;
+      auto name = body->find("name");
+      if (name == body->end() || !name->is_string()) {
+        return error(res, 400, "BadRequest", "'name' (a string) is required");
+      }
+      answer(res, engine.create_token(name->get<std::string>()).get());
+    });
+    server.Delete(R"(/api/v1/tokens/([^/]+))",
+                  [this](const httplib::Request& req, httplib::Response& res) {
+                    answer(res, engine.revoke_token(req.matches[1]).get());
+                  });
     server.Get("/api/v1/delegates", [this](const httplib::Request&, httplib::Response& res) {
       json items = json::array();
       std::set<std::string> connected;

@@ -1,6 +1,7 @@
 // The coordinator's HTTP+JSON API (documented in docs/api.md), guarded by a bearer token.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,8 @@ struct ApiOptions {
   std::string token;
   std::string coordinator_id;
   std::string version;
+  // The Prometheus text served at /metrics (no token needed, like /healthz).
+  std::function<std::string()> metrics;
 };
 
 class HttpApi {

@@ -93,6 +93,9 @@ json to_json(const engine::DelegateView& d) {
           {"stepTypes", d.step_types},
           {"slots", d.slots},
           {"running", d.running},
+          {"status", d.draining ? "Draining" : "Connected"},
+          {"draining", d.draining},
+          {"token", d.token},
           {"connectedAt", d.connected_at},
           {"lastSeen", nullptr},
           {"disconnectReason", ""}};
@@ -108,6 +111,9 @@ json to_json(const store::DelegateRecord& d) {
           {"stepTypes", d.step_types},
           {"slots", d.slots},
           {"running", 0},
+          {"status", "Disconnected"},
+          {"draining", false},
+          {"token", d.token},
           {"connectedAt", nullptr},
           {"lastSeen", d.last_seen},
           {"disconnectReason", d.disconnect_reason}};

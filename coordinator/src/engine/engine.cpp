@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <cstdlib>
 
 #include "engine/machine.h"
@@ -18,7 +20,7 @@ Engine::~Engine() {
 
 void Engine::start(wire::Router& router) {
   router_ = &router;
-  machine_ = std::make_unique<Machine>(store_, feed_, options_, router);
+  machine_ = std::make_unique<Machine>(store_, feed_, options_, router, metrics_);
   {
     sqlite::Transaction tx(store_.writer());
     machine_->recover();
@@ -71,12 +73,27 @@ std::future<Outcome> Engine::abort(std::string execution_id) {
   return f;
 }
 
+std::future<Outcome> Engine::create_token(std::string name) {
+  TokenCommand c{std::move(name), false, {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::revoke_token(std::string name) {
+  TokenCommand c{std::move(name), true, {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
 std::vector<DelegateView> Engine::delegates() const {
   std::lock_guard lock(view_mutex_);
   return views_;
 }
 
 void Engine::loop() {
+  pthread_setname_np(pthread_self(), "capstan-engine"); // for top -H, perf, /proc
   auto wake = machine_->next_wakeup();
   while (true) {
     std::vector<Event> batch;
@@ -125,6 +142,9 @@ void Engine::process(std::vector<Event>& events) {
               answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run));
             } else if constexpr (std::is_same_v<T, RunCommand>) {
               answers.emplace_back(&ev.done, machine_->run(ev.pipeline, ev.variables));
+            } else if constexpr (std::is_same_v<T, TokenCommand>) {
+              answers.emplace_back(&ev.done, ev.revoke ? machine_->revoke_token(ev.name)
+                                                       : machine_->create_token(ev.name));
             } else {
               answers.emplace_back(&ev.done, machine_->abort(ev.execution_id));
             }
@@ -143,8 +163,13 @@ void Engine::process(std::vector<Event>& events) {
     std::_Exit(70);
   }
   machine_->run_effects();
+  machine_->sample(metrics_);
   for (auto& [promise, outcome] : answers) promise->set_value(std::move(outcome));
-  if (machine_->views_changed()) {
+  // The delegates' view (slots in use change with every task) is rebuilt at most every 100 ms.
+  auto now = std::chrono::steady_clock::now();
+  if (machine_->views_urgent() ||
+      (machine_->views_changed() && now - views_at_ >= std::chrono::milliseconds(100))) {
+    views_at_ = now;
     auto views = machine_->views();
     std::lock_guard lock(view_mutex_);
     views_ = std::move(views);

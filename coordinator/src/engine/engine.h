@@ -8,6 +8,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -20,6 +22,7 @@
 
 #include "capstan/wire/router.h"
 #include "engine/change_feed.h"
+#include "engine/metrics.h"
 #include "model/object.h"
 #include "store/store.h"
 
@@ -34,9 +37,18 @@ struct EngineOptions {
   std::chrono::milliseconds delegate_wait{std::chrono::seconds(30)};
   // After a restart, how long tasks that were running wait for their delegate to re-attach.
   std::chrono::milliseconds reattach_window{std::chrono::seconds(15)};
-  // Slack over a step's timeout before the coordinator fails it itself (the delegate enforces
-  // the timeout first).
-  std::chrono::milliseconds timeout_grace{std::chrono::seconds(5)};
+  // Slack over a step's timeout before the coordinator fails it itself: the delegate enforces
+  // the timeout first, and abandons a plugin that ignores it after its --cancel-grace.
+  std::chrono::milliseconds timeout_grace{std::chrono::seconds(30)};
+  // How long a step may wait in the queue for a free slot on an eligible delegate.
+  std::chrono::milliseconds queue_timeout{std::chrono::minutes(30)};
+  // Attempts of one step that was lost with its delegate (retry-safe types) or never reached
+  // one, before it fails.
+  std::uint32_t max_attempts = 3;
+  // On first start (no delegate token yet) a token named "default" is created and written here.
+  std::filesystem::path initial_token_file;
+  // Called on the engine thread after an execution's end is committed (benchmarks, embedding).
+  std::function<void(const std::string& execution_id, const std::string& status)> on_finished;
 };
 
 // A connected delegate, as the API shows it.
@@ -50,6 +62,8 @@ struct DelegateView {
   int slots = 0;
   int running = 0;
   std::int64_t connected_at = 0;
+  bool draining = false;
+  std::string token; // name of the token it presented
 };
 
 // The answer to an API command: an HTTP status, a machine-readable code and a message, plus a
@@ -81,6 +95,12 @@ public:
   std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run);
   std::future<Outcome> run(std::string pipeline, std::map<std::string, std::string> variables);
   std::future<Outcome> abort(std::string execution_id);
+  // Delegate tokens: create answers {name, token} (the only time the token is shown); revoke
+  // drops the delegates that use it at once.
+  std::future<Outcome> create_token(std::string name);
+  std::future<Outcome> revoke_token(std::string name);
+
+  Metrics& metrics() { return metrics_; }
 
   std::vector<DelegateView> delegates() const;
 
@@ -99,7 +119,13 @@ private:
     std::string execution_id;
     std::promise<Outcome> done;
   };
-  using Event = std::variant<wire::RouterEvent, ApplyCommand, RunCommand, AbortCommand>;
+  struct TokenCommand {
+    std::string name;
+    bool revoke = false;
+    std::promise<Outcome> done;
+  };
+  using Event =
+      std::variant<wire::RouterEvent, ApplyCommand, RunCommand, AbortCommand, TokenCommand>;
 
   void push(Event event);
   void loop();
@@ -117,7 +143,9 @@ private:
 
   mutable std::mutex view_mutex_; // guards views_: written by the engine, read by API threads
   std::vector<DelegateView> views_;
+  std::chrono::steady_clock::time_point views_at_; // engine thread only
 
+  Metrics metrics_;
   std::unique_ptr<Machine> machine_; // touched only by the engine thread
   std::thread thread_;
 };

@@ -9,6 +9,7 @@
 #include "capstan/expression/expression.h"
 #include "capstan/yaml/yaml.h"
 #include "model/duration.h"
+#include "model/selectors.h"
 
 namespace capstan::engine {
 
@@ -30,10 +31,6 @@ std::string new_id() {
   std::string id;
   for (int i = 0; i < 12; ++i) id.push_back(alphabet[rng() % 36]);
   return id;
-}
-
-std::string slot_key(const std::string& task_id, std::uint32_t attempt) {
-  return task_id + "#" + std::to_string(attempt);
 }
 
 std::string error_type_name(plugin::v1::ErrorType t) {
@@ -75,8 +72,9 @@ bool in_flight(const std::string& s) {
 } // namespace
 
 Machine::Machine(store::Store& store, ChangeFeed& feed, const EngineOptions& options,
-                 wire::Router& router)
-    : store_(store), feed_(feed), options_(options), router_(router) {}
+                 wire::Router& router, Metrics& metrics)
+    : store_(store), feed_(feed), options_(options), router_(router), tokens_(store),
+      metrics_(metrics) {}
 
 void Machine::send(const wire::PeerId& peer, v1::Envelope envelope) {
   effects_.push_back(
@@ -84,6 +82,13 @@ void Machine::send(const wire::PeerId& peer, v1::Envelope envelope) {
 }
 
 void Machine::recover() {
+  tokens_.load();
+  if (tokens_.empty() && !options_.initial_token_file.empty()) {
+    // First start: one token for the local delegate, in a file only the owner can read.
+    auto token = tokens_.create("default", now_ms());
+    Tokens::save(options_.initial_token_file, token);
+    spdlog::info("created delegate token 'default' in {}", options_.initial_token_file.string());
+  }
   store_.mark_all_delegates_disconnected("coordinator restarted");
   for (auto& record : store_.active_executions()) {
     Active a;
@@ -96,7 +101,7 @@ void Machine::recover() {
     for (std::size_t i = 0; i < act.record.steps.size(); ++i) {
       auto& s = act.record.steps[i];
       if (!s.task_id.empty()) tasks_[s.task_id] = {id, i};
-      if (s.status == st::kQueued) queue_.emplace_back(id, i);
+      if (s.status == st::kQueued) scheduler_.enqueue({id, i, s.queued_at, {}, true});
     }
     spdlog::info("resuming execution {} of pipeline {} (#{})", id, act.record.pipeline,
                  act.record.sequence);
@@ -110,7 +115,7 @@ void Machine::recover() {
 
 void Machine::on_router_event(wire::RouterEvent& event) {
   if (event.kind == wire::RouterEvent::Kind::kPeerLost) {
-    on_peer_lost(event.peer, event.reason);
+    lose_session(event.peer, event.reason);
     return;
   }
   const auto& env = event.envelope;
@@ -122,7 +127,7 @@ void Machine::on_router_event(wire::RouterEvent& event) {
     on_accepted(env.accepted());
     return;
   case v1::Envelope::kLog:
-    on_log(env.log());
+    on_log(event.peer, env.log());
     return;
   case v1::Envelope::kResult:
     on_result(event.peer, env.result());
@@ -134,60 +139,96 @@ void Machine::on_router_event(wire::RouterEvent& event) {
 }
 
 void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
-  auto refuse = [&](const std::string& why) {
+  auto refuse = [&](v1::Refuse::Code code, const std::string& why, const std::string& log) {
     v1::Envelope env;
-    env.mutable_refuse()->set_code(v1::Refuse::CODE_INVALID);
+    env.mutable_refuse()->set_code(code);
     env.mutable_refuse()->set_message(why);
     send(peer, std::move(env));
-    spdlog::warn("refused a delegate session: {}", why);
+    metrics_.hellos_refused.inc();
+    spdlog::warn("refused a delegate session: {}", log.empty() ? why : log);
+    // A connection that had a session under a token now revoked loses it.
+    if (scheduler_.by_peer(peer) != nullptr) lose_session(peer, why);
   };
-  if (hello.name().empty()) return refuse("Hello without a delegate name");
-  if (hello.instance_id().empty()) return refuse("Hello without an instance id");
-  if (hello.slots() == 0) return refuse("delegate '" + hello.name() + "' offers 0 slots");
+  auto token = tokens_.verify(hello.token());
+  if (!token) {
+    // Nothing else is said to a peer without a valid token.
+    return refuse(v1::Refuse::CODE_UNAUTHENTICATED,
+                  hello.token().empty() ? "this delegate presented no token"
+                                        : "the delegate token is not valid (unknown or revoked)",
+                  "delegate '" + hello.name().substr(0, 64) + "' presented " +
+                      (hello.token().empty() ? "no token" : "an invalid or revoked token"));
+  }
+  if (hello.name().empty())
+    return refuse(v1::Refuse::CODE_INVALID, "Hello without a delegate name", "");
+  if (hello.instance_id().empty())
+    return refuse(v1::Refuse::CODE_INVALID, "Hello without an instance id", "");
+  if (hello.slots() == 0)
+    return refuse(v1::Refuse::CODE_INVALID, "delegate '" + hello.name() + "' offers 0 slots", "");
 
   // A connection that said Hello before under another identity is replaced.
-  if (auto old = instances_.find(peer);
-      old != instances_.end() && old->second != hello.instance_id()) {
-    on_peer_lost(peer, "replaced by a new session on the same connection");
+  if (auto* old = scheduler_.by_peer(peer);
+      old != nullptr && old->instance_id != hello.instance_id()) {
+    lose_session(peer, "replaced by a new session on the same connection");
   }
   auto now = now_ms();
-  auto existing = sessions_.find(hello.instance_id());
-  bool reattach = existing != sessions_.end();
-  if (reattach && existing->second.peer != peer) {
-    // The same process on a new connection: forget the old one quietly.
-    instances_.erase(existing->second.peer);
-    auto old_peer = existing->second.peer;
-    effects_.push_back([this, old_peer] { router_.forget(old_peer); });
-  }
-  Session& s = sessions_[hello.instance_id()];
-  s.peer = peer;
+  bool fresh = false;
+  Session& s = scheduler_.session(hello.instance_id(), &fresh);
+  bool new_connection = fresh || s.peer != peer;
+  bool was_draining = s.draining;
   s.name = hello.name();
-  s.instance_id = hello.instance_id();
   s.hostname = hello.hostname();
   s.version = hello.version();
+  s.token = *token;
   s.tags.assign(hello.tags().begin(), hello.tags().end());
   s.slots = static_cast<int>(hello.slots());
+  s.draining = hello.draining();
   s.types.clear();
   for (const auto& t : hello.step_types()) s.types[t.type()] = t;
-  if (!reattach) s.connected_at = now;
-  instances_[peer] = s.instance_id;
+  if (fresh) s.connected_at = now;
+  if (auto old_peer = scheduler_.bind(s, peer)) {
+    // The same process on a new connection: forget the old one quietly.
+    effects_.push_back([this, p = *old_peer] { router_.forget(p); });
+  }
+  if (!fresh && new_connection) metrics_.delegate_reconnects.inc();
 
-  // What the delegate still runs occupies its slots; anything we no longer expect from it is
-  // cancelled.
-  s.tasks.clear();
-  for (const auto& ref : hello.running()) {
-    s.tasks.insert(slot_key(ref.task_id(), ref.attempt()));
-    Active* a = nullptr;
-    auto* step = step_for_task(ref.task_id(), ref.attempt(), &a);
-    if (step == nullptr || !in_flight(step->status) || step->delegate_instance != s.instance_id) {
-      v1::Envelope cancel;
-      cancel.mutable_cancel()->set_task_id(ref.task_id());
-      cancel.mutable_cancel()->set_attempt(ref.attempt());
-      cancel.mutable_cancel()->set_reason("the coordinator no longer expects this task");
-      send(peer, std::move(cancel));
+  if (new_connection) {
+    // What the delegate still runs occupies its slots; anything we no longer expect from it is
+    // cancelled.
+    std::set<std::string> known;
+    s.tasks.clear();
+    for (const auto& ref : hello.running()) {
+      known.insert(slot_key(ref.task_id(), ref.attempt()));
+      s.tasks.insert(slot_key(ref.task_id(), ref.attempt()));
+      Active* a = nullptr;
+      auto* step = step_for_task(ref.task_id(), ref.attempt(), &a);
+      if (step == nullptr || !in_flight(step->status) || step->delegate_instance != s.instance_id) {
+        v1::Envelope cancel;
+        cancel.mutable_cancel()->set_task_id(ref.task_id());
+        cancel.mutable_cancel()->set_attempt(ref.attempt());
+        cancel.mutable_cancel()->set_reason("the coordinator no longer expects this task");
+        send(peer, std::move(cancel));
+      }
+    }
+    for (const auto& ref : hello.finished()) known.insert(slot_key(ref.task_id(), ref.attempt()));
+    // Tasks we sent this process that it neither runs nor finished never reached it (the
+    // coordinator stopped between recording and sending, or the connection dropped the
+    // Assign): they never started, so they are queued again.
+    for (auto& [id, a] : active_) {
+      for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
+        auto& step = a.record.steps[i];
+        if (in_flight(step.status) && step.delegate_instance == s.instance_id &&
+            !known.count(slot_key(step.task_id, step.attempt))) {
+          delegate_gone(a, i, "the task never reached delegate " + s.name, false);
+          advance(a);
+        }
+      }
     }
   }
 
+  if (s.draining && !was_draining) spdlog::info("delegate {} is draining", s.name);
+  if (!s.draining || new_connection) {
+    store_.touch_token(s.token, now);
+  }
   store::DelegateRecord rec;
   rec.name = s.name;
   rec.instance_id = s.instance_id;
@@ -198,6 +239,8 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   rec.first_seen = now;
   rec.last_seen = now;
   rec.connected = true;
+  rec.draining = s.draining;
+  rec.token = s.token;
   for (const auto& [type, ad] : s.types) {
     rec.step_types.push_back(
         {{"type", type}, {"plugin", ad.plugin()}, {"pluginVersion", ad.plugin_version()}});
@@ -220,31 +263,83 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
   views_changed_ = true;
-  spdlog::info("delegate {} {} ({} slots, step types: {}{})", s.name,
-               reattach ? "re-attached" : "connected", s.slots, s.types.size(),
-               hello.running_size() ? ", running " + std::to_string(hello.running_size()) : "");
+  views_urgent_ = true;
+  if (new_connection) {
+    spdlog::info("delegate {} {} ({} slots, step types: {}{})", s.name,
+                 fresh ? "connected" : "re-attached", s.slots, s.types.size(),
+                 hello.running_size() ? ", running " + std::to_string(hello.running_size()) : "");
+  }
 }
 
-void Machine::on_peer_lost(const wire::PeerId& peer, const std::string& reason) {
-  auto it = instances_.find(peer);
-  if (it == instances_.end()) return;
-  auto instance = it->second;
-  instances_.erase(it);
-  auto sit = sessions_.find(instance);
-  if (sit == sessions_.end()) return;
-  auto name = sit->second.name;
-  sessions_.erase(sit);
+void Machine::lose_session(const wire::PeerId& peer, const std::string& reason) {
+  auto lost = scheduler_.detach(peer);
+  if (!lost) return;
   views_changed_ = true;
-  store_.mark_delegate_disconnected(name, instance, now_ms(), reason);
-  spdlog::warn("delegate {} lost: {}", name, reason);
+  views_urgent_ = true;
+  metrics_.delegates_lost.inc();
+  store_.mark_delegate_disconnected(lost->name, lost->instance_id, now_ms(), reason);
+  spdlog::warn("delegate {} lost: {}", lost->name, reason);
   for (auto& [id, a] : active_) {
+    bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
       auto& s = a.record.steps[i];
-      if (in_flight(s.status) && s.delegate_instance == instance) {
-        fail_step(a, i, "DelegateProvisioning", "delegate lost: " + name + " (" + reason + ")");
+      if (in_flight(s.status) && s.delegate_instance == lost->instance_id) {
+        delegate_gone(a, i, "delegate lost: " + lost->name + " (" + reason + ")", true);
+        changed = true;
       }
     }
+    if (changed) advance(a);
   }
+}
+
+void Machine::delegate_gone(Active& a, std::size_t index, const std::string& why, bool started) {
+  auto& s = a.record.steps[index];
+  scheduler_.release(s.delegate_instance, s.task_id, s.attempt);
+  if (!started) {
+    if (s.attempt < options_.max_attempts) return requeue(a, index, why + "; queued again");
+  } else if (scheduler_.retry_safe(s.type) && s.attempt < options_.max_attempts) {
+    return requeue(a, index,
+                   why + "; step type '" + s.type + "' is safe to retry, queued again (attempt " +
+                       std::to_string(s.attempt + 1) + " of at most " +
+                       std::to_string(options_.max_attempts) + ")");
+  }
+  metrics_.tasks_failed.inc();
+  fail_step(a, index, "DelegateProvisioning", why);
+}
+
+void Machine::requeue(Active& a, std::size_t index, const std::string& why) {
+  auto& s = a.record.steps[index];
+  note(a, index, 2, why);
+  spdlog::warn("task {} attempt {}: {}", s.task_id, s.attempt, why);
+  metrics_.tasks_requeued.inc();
+  s.status = st::kQueued;
+  s.delegate.clear();
+  s.delegate_instance.clear();
+  s.started_at = 0;
+  s.message = why;
+  s.log_cursor = 0;
+  enqueue(a, index);
+}
+
+void Machine::enqueue(Active& a, std::size_t index) {
+  auto& s = a.record.steps[index];
+  s.queued_at = now_ms();
+  scheduler_.enqueue({a.record.id, index, s.queued_at, {}, false});
+  touch_step(a, index);
+}
+
+void Machine::note(Active& a, std::size_t index, int level, const std::string& line) {
+  const auto& step = a.record.steps[index];
+  store::LogRecord r;
+  r.seq = ++a.log_seq;
+  r.stage_index = step.stage_index;
+  r.step_index = step.step_index;
+  r.step = step.stage_identifier + "." + step.identifier;
+  r.time = now_ms();
+  r.level = level;
+  r.line = "[capstan] " + line;
+  logs_[a.record.id].push_back(std::move(r));
+  touch(a);
 }
 
 void Machine::on_accepted(const v1::Accepted& accepted) {
@@ -255,13 +350,35 @@ void Machine::on_accepted(const v1::Accepted& accepted) {
   touch_step(*a, static_cast<std::size_t>(&*step - &a->record.steps[0]));
 }
 
-void Machine::on_log(const v1::Log& log) {
+void Machine::on_log(const wire::PeerId& peer, const v1::Log& log) {
   Active* a = nullptr;
   auto* step = step_for_task(log.task_id(), log.attempt(), &a);
   if (step == nullptr || store::status::terminal(step->status)) return;
-  auto& batch = logs_[a->record.id];
+  if (!in_flight(step->status)) return;
+  // Lines are numbered per attempt by the delegate (first_seq 0: an unnumbered sender). Only
+  // the next line in order is taken: lines sent again after a reconnect are dropped, and lines
+  // past a gap wait for the resend that follows every reconnect.
+  std::uint64_t seq = log.first_seq();
+  auto index = static_cast<std::size_t>(step - &a->record.steps[0]);
+  bool took = false;
+  if (seq != 0 && log.oldest_kept() > step->log_cursor + 1) {
+    auto lost = log.oldest_kept() - step->log_cursor - 1;
+    note(*a, index, 2,
+         std::to_string(lost) + " log line(s) of this step were lost: the delegate could not keep "
+                                "them while the coordinator was unreachable");
+    step->log_cursor = log.oldest_kept() - 1;
+    took = true;
+  }
   std::string name = step->stage_identifier + "." + step->identifier;
   for (const auto& line : log.lines()) {
+    if (seq != 0) {
+      if (seq <= step->log_cursor) {
+        ++seq;
+        continue;
+      }
+      if (seq > step->log_cursor + 1) break;
+      step->log_cursor = seq++;
+    }
     store::LogRecord r;
     r.seq = ++a->log_seq;
     r.stage_index = step->stage_index;
@@ -270,7 +387,18 @@ void Machine::on_log(const v1::Log& log) {
     r.time = line.time_unix_ms() ? line.time_unix_ms() : now_ms();
     r.level = static_cast<int>(std::min<std::uint32_t>(line.level(), 3));
     r.line = line.text();
-    batch.push_back(std::move(r));
+    logs_[a->record.id].push_back(std::move(r));
+    took = true;
+  }
+  if (took) dirty_.insert(a->record.id);
+  if (log.first_seq() != 0) {
+    // The cursor is written with the lines, in the same transaction.
+    if (took) a->changed.insert(index);
+    v1::Envelope ack;
+    ack.mutable_log_ack()->set_task_id(log.task_id());
+    ack.mutable_log_ack()->set_attempt(log.attempt());
+    ack.mutable_log_ack()->set_seq(step->log_cursor);
+    send(peer, std::move(ack));
   }
 }
 
@@ -280,13 +408,23 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   ack.mutable_result_ack()->set_task_id(result.task_id());
   ack.mutable_result_ack()->set_attempt(result.attempt());
   send(peer, std::move(ack));
-  if (auto* s = session_for_peer(peer)) {
-    release_slot(s->instance_id, slot_key(result.task_id(), result.attempt()));
+  if (auto* s = scheduler_.by_peer(peer)) {
+    release_slot(s->instance_id, result.task_id(), result.attempt());
   }
   Active* a = nullptr;
   auto* step = step_for_task(result.task_id(), result.attempt(), &a);
   if (step == nullptr || !in_flight(step->status)) return; // late or fenced off: ignored
   auto index = static_cast<std::size_t>(step - &a->record.steps[0]);
+  if (result.refused()) {
+    // The delegate never started it (draining, or its slots were full after all).
+    plugin::v1::StepResult why;
+    why.ParseFromString(result.step_result());
+    delegate_gone(*a, index,
+                  "delegate " + step->delegate + " did not take the task (" + why.message() + ")",
+                  false);
+    advance(*a);
+    return;
+  }
   plugin::v1::StepResult r;
   if (!r.ParseFromString(result.step_result())) {
     fail_step(*a, index, "Unknown", "the delegate sent a result that could not be decoded");
@@ -317,15 +455,13 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
     step->message = "the step ended with an unknown status";
     break;
   }
+  (step->status == st::kSucceeded ? metrics_.tasks_succeeded : metrics_.tasks_failed).inc();
+  if (result.started_unix_ms() > 0 && result.finished_unix_ms() >= result.started_unix_ms()) {
+    metrics_.task_duration.observe(
+        static_cast<double>(result.finished_unix_ms() - result.started_unix_ms()) / 1000.0);
+  }
   touch_step(*a, index);
   advance(*a);
-}
-
-Session* Machine::session_for_peer(const wire::PeerId& peer) {
-  auto it = instances_.find(peer);
-  if (it == instances_.end()) return nullptr;
-  auto sit = sessions_.find(it->second);
-  return sit == sessions_.end() ? nullptr : &sit->second;
 }
 
 store::StepRecord* Machine::step_for_task(const std::string& task_id, std::uint32_t attempt,
@@ -340,9 +476,9 @@ store::StepRecord* Machine::step_for_task(const std::string& task_id, std::uint3
   return &step;
 }
 
-void Machine::release_slot(const std::string& instance_id, const std::string& key) {
-  auto it = sessions_.find(instance_id);
-  if (it != sessions_.end() && it->second.tasks.erase(key) > 0) views_changed_ = true;
+void Machine::release_slot(const std::string& instance_id, const std::string& task_id,
+                           std::uint32_t attempt) {
+  if (scheduler_.release(instance_id, task_id, attempt)) views_changed_ = true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,6 +486,7 @@ void Machine::release_slot(const std::string& instance_id, const std::string& ke
 
 void Machine::touch(Active& a) {
   a.dirty = true;
+  dirty_.insert(a.record.id);
   ++a.record.revision;
 }
 
@@ -363,20 +500,18 @@ void Machine::fail_step(Active& a, std::size_t index, const std::string& error_t
   auto& s = a.record.steps[index];
   if (in_flight(s.status)) {
     // The delegate may still be running it: ask it to stop. The slot is freed by its Result.
-    auto sit = sessions_.find(s.delegate_instance);
-    if (sit != sessions_.end()) {
+    if (auto* session = scheduler_.by_instance(s.delegate_instance)) {
       v1::Envelope cancel;
       cancel.mutable_cancel()->set_task_id(s.task_id);
       cancel.mutable_cancel()->set_attempt(s.attempt);
       cancel.mutable_cancel()->set_reason(message);
-      send(sit->second.peer, std::move(cancel));
+      send(session->peer, std::move(cancel));
     }
   }
   s.status = status;
   s.error_type = error_type;
   s.message = message;
   s.ended_at = now_ms();
-  a.waiting_since.erase(index);
   touch_step(a, index);
 }
 
@@ -429,9 +564,7 @@ void Machine::advance(Active& a) {
     }
     if (s.status == st::kNotStarted) {
       s.status = st::kQueued;
-      s.queued_at = now_ms();
-      queue_.emplace_back(a.record.id, i);
-      touch_step(a, i);
+      enqueue(a, i);
     }
     return; // waiting on this step
   }
@@ -453,21 +586,11 @@ void Machine::finish(Active& a, const std::string& status, const std::string& er
   }
   touch(a);
   finished_.push_back(a.record.id);
+  if (options_.on_finished) {
+    effects_.push_back([this, id = a.record.id, status] { options_.on_finished(id, status); });
+  }
   spdlog::info("execution {} of pipeline {} (#{}) {}{}", a.record.id, a.record.pipeline,
                a.record.sequence, status, message.empty() ? "" : ": " + message);
-}
-
-std::string Machine::connected_summary() const {
-  if (sessions_.empty()) return "no delegate is connected";
-  std::string out = "connected delegates: ";
-  bool first = true;
-  for (const auto& [id, s] : sessions_) {
-    std::string types;
-    for (const auto& [t, ad] : s.types) types += (types.empty() ? "" : ", ") + t;
-    out += (first ? "" : "; ") + s.name + " (" + (types.empty() ? "no step types" : types) + ")";
-    first = false;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,9 +675,10 @@ void Machine::dispatch(Active& a, std::size_t index, Session& session,
   s.ended_at = 0;
   s.error_type.clear();
   s.message.clear();
+  s.log_cursor = 0;
   tasks_[s.task_id] = {a.record.id, index};
-  session.tasks.insert(slot_key(s.task_id, s.attempt));
-  a.waiting_since.erase(index);
+  scheduler_.occupy(session, s.task_id, s.attempt);
+  metrics_.tasks_dispatched.inc();
   touch_step(a, index);
   views_changed_ = true;
 
@@ -569,46 +693,73 @@ void Machine::dispatch(Active& a, std::size_t index, Session& session,
   send(session.peer, std::move(env));
 }
 
+TaskNeeds Machine::needs_of(const Active& a, std::size_t index) const {
+  const auto& rec = a.record.steps[index];
+  TaskNeeds needs;
+  needs.type = rec.type;
+  const auto si = static_cast<std::size_t>(rec.stage_index);
+  const auto ti = static_cast<std::size_t>(rec.step_index);
+  if (si < a.pipeline.stages.size() && ti < a.pipeline.stages[si].steps.size()) {
+    const auto& stage = a.pipeline.stages[si];
+    needs.selectors =
+        model::effective_selectors({&stage.steps[ti].delegate_selectors, &stage.delegate_selectors,
+                                    &a.pipeline.delegate_selectors});
+  }
+  return needs;
+}
+
 void Machine::schedule() {
-  std::deque<std::pair<std::string, std::size_t>> waiting;
-  while (!queue_.empty()) {
-    auto [id, index] = queue_.front();
-    queue_.pop_front();
-    auto ait = active_.find(id);
+  // Nothing can be placed while every slot is taken: the queue waits as it is (its timers run
+  // in tick()).
+  if (scheduler_.queued() == 0 || !scheduler_.any_free_slot()) return;
+  auto queue = scheduler_.take_queue();
+  std::deque<QueuedTask> waiting;
+  while (!queue.empty()) {
+    auto task = std::move(queue.front());
+    queue.pop_front();
+    auto ait = active_.find(task.execution);
     if (ait == active_.end()) continue;
     Active& a = ait->second;
-    if (index >= a.record.steps.size() || a.record.steps[index].status != st::kQueued) continue;
-    const auto& type = a.record.steps[index].type;
-    Session* best = nullptr;
-    bool capable = false;
-    double best_load = 2.0;
-    for (auto& [iid, s] : sessions_) {
-      if (!s.types.count(type)) continue;
-      capable = true;
-      if (static_cast<int>(s.tasks.size()) >= s.slots) continue;
-      double load = static_cast<double>(s.tasks.size()) / s.slots;
-      if (load < best_load) {
-        best_load = load;
-        best = &s;
-      }
+    if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
+      continue;
     }
-    if (best == nullptr) {
-      if (!capable) a.waiting_since.emplace(index, Clock::now());
-      waiting.emplace_back(id, index);
+    if (!scheduler_.any_free_slot()) {
+      waiting.push_back(std::move(task));
+      continue;
+    }
+    auto placement = scheduler_.place(needs_of(a, task.index));
+    if (placement.verdict != Placement::Verdict::kPlaced) {
+      if (placement.verdict == Placement::Verdict::kUnmatched) {
+        if (!task.unmatched_since) task.unmatched_since = Clock::now();
+      } else {
+        task.unmatched_since.reset();
+      }
+      if (!task.reported) {
+        // Visible while it waits: the step says why.
+        auto& step = a.record.steps[task.index];
+        step.message = placement.reason;
+        touch_step(a, task.index);
+        task.reported = true;
+      }
+      waiting.push_back(std::move(task));
       continue;
     }
     plugin::v1::StepRequest request;
-    if (!resolve(a, index, request)) {
+    if (!resolve(a, task.index, request)) {
       advance(a);
       continue;
     }
-    dispatch(a, index, *best, request);
+    dispatch(a, task.index, *placement.session, request);
   }
-  queue_ = std::move(waiting);
+  scheduler_.restore_queue(std::move(waiting));
 }
 
 void Machine::tick() {
   auto now = Clock::now();
+  if (now < next_timers_) return;
+  // Timers are coarse (seconds): a few checks a second are precise enough, and a busy engine
+  // does not walk every step on every batch.
+  next_timers_ = now + std::chrono::milliseconds(250);
   auto wall = now_ms();
   bool reattach_over = now - started_ >= options_.reattach_window;
   for (auto& [id, a] : active_) {
@@ -616,33 +767,71 @@ void Machine::tick() {
     bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
       auto& s = a.record.steps[i];
-      if (in_flight(s.status)) {
-        if (s.timeout_ms > 0 &&
-            wall > s.started_at + s.timeout_ms + options_.timeout_grace.count()) {
-          fail_step(a, i, "Timeout",
-                    "step did not finish within its timeout of " +
-                        model::format_duration(std::chrono::milliseconds(s.timeout_ms)));
-          changed = true;
-        } else if (!sessions_.count(s.delegate_instance) && reattach_over) {
-          fail_step(a, i, "DelegateProvisioning",
-                    "delegate lost: " + s.delegate +
-                        " did not reconnect after the coordinator "
-                        "restarted");
-          changed = true;
-        }
-      } else if (s.status == st::kQueued) {
-        auto w = a.waiting_since.find(i);
-        if (w != a.waiting_since.end() && now - w->second >= options_.delegate_wait) {
-          fail_step(a, i, "DelegateProvisioning",
-                    "no connected delegate can run step type '" + s.type + "' (waited " +
-                        model::format_duration(options_.delegate_wait) + "); " +
-                        connected_summary());
-          changed = true;
-        }
+      if (!in_flight(s.status)) continue;
+      if (s.timeout_ms > 0 && wall > s.started_at + s.timeout_ms + options_.timeout_grace.count()) {
+        // The slot stays taken until the delegate reports: it may still be stopping the step.
+        metrics_.tasks_failed.inc();
+        fail_step(a, i, "Timeout",
+                  "step did not finish within its timeout of " +
+                      model::format_duration(std::chrono::milliseconds(s.timeout_ms)));
+        changed = true;
+      } else if (!scheduler_.by_instance(s.delegate_instance) && reattach_over) {
+        delegate_gone(a, i,
+                      "delegate lost: " + s.delegate +
+                          " did not reconnect after the coordinator restarted",
+                      true);
+        changed = true;
       }
     }
     if (changed) advance(a);
   }
+  // The queue: a task no connected delegate could ever take fails after delegate_wait; one
+  // that waits for a free slot fails after queue_timeout.
+  auto queue = scheduler_.take_queue();
+  std::deque<QueuedTask> waiting;
+  std::map<std::string, Placement> verdicts; // by type and selectors, for this pass
+  for (auto& task : queue) {
+    auto ait = active_.find(task.execution);
+    if (ait == active_.end()) continue;
+    Active& a = ait->second;
+    if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
+      continue;
+    }
+    auto& step = a.record.steps[task.index];
+    auto needs = needs_of(a, task.index);
+    std::string key = needs.type;
+    for (const auto& t : needs.selectors) key += '\x1f' + t;
+    auto vit = verdicts.find(key);
+    if (vit == verdicts.end()) vit = verdicts.emplace(key, scheduler_.place(needs)).first;
+    const auto& placement = vit->second;
+    std::string failure;
+    if (placement.verdict == Placement::Verdict::kUnmatched) {
+      if (!task.unmatched_since) task.unmatched_since = now;
+      if (now - *task.unmatched_since >= options_.delegate_wait) {
+        failure =
+            placement.reason + " (waited " + model::format_duration(options_.delegate_wait) + ")";
+      }
+    } else {
+      task.unmatched_since.reset();
+      if (wall - task.queued_at >= options_.queue_timeout.count()) {
+        failure = "queue timeout: no delegate slot became free within " +
+                  model::format_duration(options_.queue_timeout) + " (" + step.message + ")";
+      }
+    }
+    if (failure.empty()) {
+      if (!task.reported) {
+        step.message = placement.reason;
+        touch_step(a, task.index);
+        task.reported = true;
+      }
+      waiting.push_back(std::move(task));
+      continue;
+    }
+    metrics_.tasks_failed.inc();
+    fail_step(a, task.index, "DelegateProvisioning", failure);
+    advance(a);
+  }
+  scheduler_.restore_queue(std::move(waiting));
 }
 
 Clock::time_point Machine::next_wakeup() const {
@@ -658,7 +847,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
   // Step types must be provided by some delegate that has registered with this coordinator.
   std::set<std::string> known;
   for (const auto& t : store_.step_types()) known.insert(t.type);
-  for (const auto& [id, s] : sessions_) {
+  for (const auto& [id, s] : scheduler_.sessions()) {
     for (const auto& [t, ad] : s.types) known.insert(t);
   }
   json problems = json::array();
@@ -703,6 +892,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
       r.source = o.source;
       r.applied_at = now_ms();
       auto [v, fresh] = store_.put_object(r);
+      if (o.kind == "pipeline") pipelines_.erase(o.identifier);
       version = v;
       action = !fresh ? "unchanged" : (v == 1 ? "created" : "configured");
     }
@@ -719,14 +909,22 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
 
 Outcome Machine::run(const std::string& pipeline_id,
                      const std::map<std::string, std::string>& variables) {
-  auto object = store_.object("pipeline", pipeline_id);
-  if (!object) {
-    return failure(404, "NotFound",
-                   "pipeline '" + pipeline_id +
-                       "' not found; apply it first with "
-                       "'capstan apply -f FILE'");
+  // Parsed pipelines are kept between runs (apply drops them): a run does not read and parse
+  // the stored document again.
+  auto cached = pipelines_.find(pipeline_id);
+  if (cached == pipelines_.end()) {
+    auto stored = store_.object("pipeline", pipeline_id);
+    if (!stored) {
+      return failure(404, "NotFound",
+                     "pipeline '" + pipeline_id +
+                         "' not found; apply it first with "
+                         "'capstan apply -f FILE'");
+    }
+    StoredPipeline entry{stored->version, stored->model, model::pipeline_from_json(stored->model)};
+    cached = pipelines_.emplace(pipeline_id, std::move(entry)).first;
   }
-  model::Pipeline pipeline = model::pipeline_from_json(object->model);
+  const StoredPipeline* object = &cached->second;
+  model::Pipeline pipeline = object->pipeline;
   std::map<std::string, std::string> bound;
   try {
     bound = model::bind_variables(pipeline, variables);
@@ -740,9 +938,7 @@ Outcome Machine::run(const std::string& pipeline_id,
   std::set<std::string> missing;
   for (const auto& stage : pipeline.stages) {
     for (const auto& step : stage.steps) {
-      bool provided = std::any_of(sessions_.begin(), sessions_.end(),
-                                  [&](const auto& kv) { return kv.second.types.count(step.type); });
-      if (!provided) missing.insert(step.type);
+      if (!scheduler_.provides(step.type)) missing.insert(step.type);
     }
   }
   if (!missing.empty()) {
@@ -750,7 +946,7 @@ Outcome Machine::run(const std::string& pipeline_id,
     for (const auto& t : missing) types += (types.empty() ? "'" : ", '") + t + "'";
     return failure(409, "NoEligibleDelegate",
                    "no connected delegate can run step type " + types + " of pipeline '" +
-                       pipeline_id + "'; " + connected_summary());
+                       pipeline_id + "'; " + scheduler_.summary());
   }
 
   Active a;
@@ -814,6 +1010,59 @@ Outcome Machine::abort(const std::string& execution_id) {
   return out;
 }
 
+Outcome Machine::create_token(const std::string& name) {
+  std::string token;
+  try {
+    token = tokens_.create(name, now_ms());
+  } catch (const std::invalid_argument& e) {
+    std::string why = e.what();
+    bool taken = why.find("already exists") != std::string::npos;
+    return failure(taken ? 409 : 422, taken ? "AlreadyExists" : "InvalidInput", why);
+  }
+  spdlog::info("delegate token '{}' created", name);
+  Outcome out;
+  out.status = 201;
+  out.body = {{"name", name}, {"token", token}};
+  return out;
+}
+
+Outcome Machine::revoke_token(const std::string& name) {
+  if (!tokens_.revoke(name, now_ms())) {
+    return failure(404, "NotFound", "no valid delegate token named '" + name + "'");
+  }
+  // Sessions opened with it end now; their reconnects are refused.
+  std::vector<wire::PeerId> peers;
+  for (const auto& [id, s] : scheduler_.sessions()) {
+    if (s.token == name) peers.push_back(s.peer);
+  }
+  for (const auto& peer : peers) {
+    v1::Envelope env;
+    env.mutable_refuse()->set_code(v1::Refuse::CODE_UNAUTHENTICATED);
+    env.mutable_refuse()->set_message("the delegate token '" + name + "' was revoked");
+    env.mutable_refuse()->set_retry(false);
+    send(peer, std::move(env));
+    lose_session(peer, "its token '" + name + "' was revoked");
+  }
+  spdlog::info("delegate token '{}' revoked; {} delegate session(s) dropped", name, peers.size());
+  Outcome out;
+  out.body = {{"name", name}, {"revoked", true}, {"droppedSessions", peers.size()}};
+  return out;
+}
+
+void Machine::sample(Metrics& m) const {
+  std::int64_t running = 0, slots = 0, draining = 0;
+  for (const auto& [id, s] : scheduler_.sessions()) {
+    running += static_cast<std::int64_t>(s.tasks.size());
+    slots += s.slots;
+    draining += s.draining ? 1 : 0;
+  }
+  m.tasks_running.set(running);
+  m.tasks_queued.set(static_cast<std::int64_t>(scheduler_.queued()));
+  m.delegates_connected.set(static_cast<std::int64_t>(scheduler_.sessions().size()));
+  m.delegates_draining.set(draining);
+  m.slots_total.set(slots);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Batch end
 
@@ -821,7 +1070,10 @@ void Machine::flush() {
   for (auto& [id, lines] : logs_) {
     if (!lines.empty()) store_.append_logs(id, lines);
   }
-  for (auto& [id, a] : active_) {
+  for (const auto& id : dirty_) {
+    auto it = active_.find(id);
+    if (it == active_.end()) continue;
+    auto& a = it->second;
     for (auto index : a.changed) store_.update_step(id, a.record.steps[index]);
     if (!a.changed.empty() || a.dirty) refresh_stages(a);
     if (a.dirty || logs_.count(id)) {
@@ -833,6 +1085,7 @@ void Machine::flush() {
     a.changed.clear();
     a.dirty = false;
   }
+  dirty_.clear();
   logs_.clear();
   for (const auto& id : finished_) {
     auto it = active_.find(id);
@@ -853,8 +1106,9 @@ void Machine::run_effects() {
 
 std::vector<DelegateView> Machine::views() {
   views_changed_ = false;
+  views_urgent_ = false;
   std::vector<DelegateView> out;
-  for (const auto& [id, s] : sessions_) {
+  for (const auto& [id, s] : scheduler_.sessions()) {
     DelegateView v;
     v.name = s.name;
     v.instance_id = s.instance_id;
@@ -868,6 +1122,8 @@ std::vector<DelegateView> Machine::views() {
     v.slots = s.slots;
     v.running = static_cast<int>(s.tasks.size());
     v.connected_at = s.connected_at;
+    v.draining = s.draining;
+    v.token = s.token;
     out.push_back(std::move(v));
   }
   std::sort(out.begin(), out.end(), [](const auto& x, const auto& y) {

@@ -7,6 +7,7 @@
 
 #include "capstan/expression/expression.h"
 #include "model/duration.h"
+#include "model/selectors.h"
 
 namespace capstan::model {
 
@@ -178,8 +179,10 @@ Step parse_step(const json& wrapper, const std::string& at, Checker& check,
   if (body == nullptr) return step;
   auto sat = pointer_append(at, "step");
   step.location = check.locate(sat);
-  check.only(*body, sat, {"type", "identifier", "name", "timeout", "spec", "description"},
-             {"failureStrategies", "when", "delegateSelectors", "strategy", "template"});
+  check.only(*body, sat,
+             {"type", "identifier", "name", "timeout", "spec", "description", "delegateSelectors"},
+             {"failureStrategies", "when", "strategy", "template"});
+  step.delegate_selectors = parse_delegate_selectors(*body, sat, check);
   step.identifier = check.string(*body, sat, "identifier", true);
   if (!step.identifier.empty())
     check.identifier(step.identifier, pointer_append(sat, "identifier"));
@@ -218,9 +221,10 @@ Stage parse_stage(const json& wrapper, const std::string& at, Checker& check,
   if (body == nullptr) return stage;
   auto sat = pointer_append(at, "stage");
   stage.location = check.locate(sat);
-  check.only(
-      *body, sat, {"identifier", "name", "type", "spec", "description", "tags"},
-      {"variables", "when", "failureStrategies", "delegateSelectors", "strategy", "template"});
+  check.only(*body, sat,
+             {"identifier", "name", "type", "spec", "description", "tags", "delegateSelectors"},
+             {"variables", "when", "failureStrategies", "strategy", "template"});
+  stage.delegate_selectors = parse_delegate_selectors(*body, sat, check);
   stage.identifier = check.string(*body, sat, "identifier", true);
   if (!stage.identifier.empty()) {
     check.identifier(stage.identifier, pointer_append(sat, "identifier"));
@@ -273,14 +277,15 @@ Pipeline parse_pipeline(const json& doc, const yaml::SourceMap& where,
   const std::string at = "/pipeline";
   check.only(*body, at,
              {"identifier", "name", "description", "tags", "orgIdentifier", "projectIdentifier",
-              "variables", "stages"},
-             {"properties", "notificationRules", "delegateSelectors", "timeout",
-              "allowStageExecutions", "template", "flowControl", "failureStrategies"});
+              "variables", "stages", "delegateSelectors"},
+             {"properties", "notificationRules", "timeout", "allowStageExecutions", "template",
+              "flowControl", "failureStrategies"});
   p.identifier = check.string(*body, at, "identifier", true);
   if (!p.identifier.empty()) check.identifier(p.identifier, at + "/identifier");
   p.name = check.string(*body, at, "name", true);
   p.description = check.string(*body, at, "description", false);
   p.variables = parse_variables(*body, at, check);
+  p.delegate_selectors = parse_delegate_selectors(*body, at, check);
   const auto* stages = check.array(*body, at, "stages", true);
   if (stages == nullptr) return p;
   if (stages->empty()) check.error(at + "/stages", "a pipeline needs at least one stage");
@@ -324,6 +329,7 @@ json to_json(const Pipeline& p) {
                        {"description", st.description},
                        {"timeoutMs", st.timeout.count()},
                        {"spec", st.spec},
+                       {"delegateSelectors", st.delegate_selectors},
                        {"location", st.location},
                        {"expressionLocations", st.expression_locations}});
     }
@@ -332,12 +338,14 @@ json to_json(const Pipeline& p) {
                       {"type", s.type},
                       {"description", s.description},
                       {"location", s.location},
+                      {"delegateSelectors", s.delegate_selectors},
                       {"steps", std::move(steps)}});
   }
   return {{"identifier", p.identifier},
           {"name", p.name},
           {"description", p.description},
           {"variables", std::move(vars)},
+          {"delegateSelectors", p.delegate_selectors},
           {"stages", std::move(stages)}};
 }
 
@@ -346,6 +354,7 @@ Pipeline pipeline_from_json(const json& j) {
   p.identifier = j.value("identifier", "");
   p.name = j.value("name", "");
   p.description = j.value("description", "");
+  p.delegate_selectors = j.value("delegateSelectors", std::vector<std::string>{});
   for (const auto& v : j.value("variables", json::array())) {
     Variable var;
     var.name = v.value("name", "");
@@ -362,6 +371,7 @@ Pipeline pipeline_from_json(const json& j) {
     stage.type = s.value("type", "");
     stage.description = s.value("description", "");
     stage.location = s.value("location", "");
+    stage.delegate_selectors = s.value("delegateSelectors", std::vector<std::string>{});
     for (const auto& st : s.value("steps", json::array())) {
       Step step;
       step.identifier = st.value("identifier", "");
@@ -371,6 +381,7 @@ Pipeline pipeline_from_json(const json& j) {
       step.timeout = std::chrono::milliseconds(st.value("timeoutMs", kDefaultStepTimeout.count()));
       step.spec = st.value("spec", json::object());
       step.location = st.value("location", "");
+      step.delegate_selectors = st.value("delegateSelectors", std::vector<std::string>{});
       step.expression_locations =
           st.value("expressionLocations", std::map<std::string, std::string>{});
       stage.steps.push_back(std::move(step));

@@ -31,7 +31,8 @@ struct Step {
   std::string description;
   std::chrono::milliseconds timeout = kDefaultStepTimeout;
   nlohmann::json spec = nlohmann::json::object();
-  std::string location; // "file:line:column" of the step, for messages
+  std::vector<std::string> delegate_selectors; // as declared on the step (see selectors.h)
+  std::string location;                        // "file:line:column" of the step, for messages
   // For strings of `spec` holding expressions: pointer within spec -> "file:line:column".
   std::map<std::string, std::string> expression_locations;
 };
@@ -42,6 +43,7 @@ struct Stage {
   std::string type; // Custom | Deployment
   std::string description;
   std::vector<Step> steps;
+  std::vector<std::string> delegate_selectors; // as declared on the stage
   std::string location;
 };
 
@@ -51,6 +53,7 @@ struct Pipeline {
   std::string description;
   std::vector<Variable> variables;
   std::vector<Stage> stages;
+  std::vector<std::string> delegate_selectors; // as declared on the pipeline
 };
 
 // Validates the document's `pipeline:` mapping (the whole document is `doc`); problems name

@@ -63,6 +63,7 @@ struct StepRecord {
   std::string error_type; // Harness failure type: Timeout, DelegateProvisioning, Unknown, ...
   std::string message;
   nlohmann::json outputs = nlohmann::json::object();
+  std::uint64_t log_cursor = 0; // lines of the current attempt stored (the delegate's numbering)
 };
 
 struct ExecutionRecord {
@@ -115,6 +116,17 @@ struct DelegateRecord {
   std::int64_t last_seen = 0;
   bool connected = false;
   std::string disconnect_reason;
+  bool draining = false;
+  std::string token; // the name of the token it presented
+};
+
+// A credential delegates present in their Hello. The secret itself is never stored.
+struct TokenRecord {
+  std::string name;
+  std::string hash; // hex SHA-256 of the token
+  std::int64_t created_at = 0;
+  std::int64_t revoked_at = 0; // 0: valid
+  std::int64_t last_used_at = 0;
 };
 
 struct ExecutionFilter {

@@ -60,6 +60,16 @@ CREATE TABLE logs (
   line TEXT NOT NULL,
   PRIMARY KEY (execution_id, seq)) WITHOUT ROWID;
 )sql",
+      // Delegate tokens (only a SHA-256 of each is kept), log lines received per attempt (the
+      // delegate numbers them; resent lines are dropped), draining delegates.
+      R"sql(
+CREATE TABLE delegate_tokens (
+  name TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL,
+  revoked_at INTEGER NOT NULL DEFAULT 0, last_used_at INTEGER NOT NULL DEFAULT 0);
+ALTER TABLE step_executions ADD COLUMN log_cursor INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE delegates ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE delegates ADD COLUMN token TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return list;
 }
@@ -124,7 +134,7 @@ void load_children(sqlite::Database& db, ExecutionRecord& e) {
   auto& sp = db.prepare(
       "SELECT stage_index, step_index, stage_identifier, identifier, name, type, status, attempt, "
       "task_id, delegate, delegate_instance, queued_at, started_at, ended_at, timeout_ms, "
-      "error_type, message, outputs FROM step_executions WHERE execution_id = ? "
+      "error_type, message, outputs, log_cursor FROM step_executions WHERE execution_id = ? "
       "ORDER BY stage_index, step_index");
   sp.bind(1, e.id);
   while (sp.step()) {
@@ -147,6 +157,7 @@ void load_children(sqlite::Database& db, ExecutionRecord& e) {
     r.error_type = sp.text(15);
     r.message = sp.text(16);
     r.outputs = json::parse(sp.text(17));
+    r.log_cursor = static_cast<std::uint64_t>(sp.int64(18));
     e.steps.push_back(std::move(r));
   }
 }
@@ -324,7 +335,7 @@ void Store::update_step(const std::string& execution_id, const StepRecord& s) {
   writer_
       ->prepare("UPDATE step_executions SET status = ?, attempt = ?, task_id = ?, delegate = ?, "
                 "delegate_instance = ?, queued_at = ?, started_at = ?, ended_at = ?, "
-                "error_type = ?, message = ?, outputs = ? "
+                "error_type = ?, message = ?, outputs = ?, log_cursor = ? "
                 "WHERE execution_id = ? AND stage_index = ? AND step_index = ?")
       .bind(1, s.status)
       .bind(2, s.attempt)
@@ -337,9 +348,10 @@ void Store::update_step(const std::string& execution_id, const StepRecord& s) {
       .bind(9, s.error_type)
       .bind(10, s.message)
       .bind(11, s.outputs.dump())
-      .bind(12, execution_id)
-      .bind(13, s.stage_index)
-      .bind(14, s.step_index)
+      .bind(12, static_cast<std::int64_t>(s.log_cursor))
+      .bind(13, execution_id)
+      .bind(14, s.stage_index)
+      .bind(15, s.step_index)
       .run();
 }
 
@@ -363,13 +375,13 @@ void Store::append_logs(const std::string& execution_id, const std::vector<LogRe
 void Store::put_delegate(const DelegateRecord& d) {
   writer_
       ->prepare("INSERT INTO delegates (name, instance_id, hostname, version, tags, step_types, "
-                "slots, first_seen, last_seen, connected, disconnect_reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '') ON CONFLICT (name) DO UPDATE SET "
+                "slots, first_seen, last_seen, connected, disconnect_reason, draining, token) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?) ON CONFLICT (name) DO UPDATE SET "
                 "instance_id = excluded.instance_id, hostname = excluded.hostname, "
                 "version = excluded.version, tags = excluded.tags, "
                 "step_types = excluded.step_types, slots = excluded.slots, "
                 "last_seen = excluded.last_seen, connected = excluded.connected, "
-                "disconnect_reason = ''")
+                "disconnect_reason = '', draining = excluded.draining, token = excluded.token")
       .bind(1, d.name)
       .bind(2, d.instance_id)
       .bind(3, d.hostname)
@@ -380,7 +392,53 @@ void Store::put_delegate(const DelegateRecord& d) {
       .bind(8, d.first_seen)
       .bind(9, d.last_seen)
       .bind(10, d.connected ? 1 : 0)
+      .bind(11, d.draining ? 1 : 0)
+      .bind(12, d.token)
       .run();
+}
+
+void Store::put_token(const TokenRecord& t) {
+  writer_
+      ->prepare("INSERT INTO delegate_tokens (name, hash, created_at, revoked_at, last_used_at) "
+                "VALUES (?, ?, ?, ?, ?)")
+      .bind(1, t.name)
+      .bind(2, t.hash)
+      .bind(3, t.created_at)
+      .bind(4, t.revoked_at)
+      .bind(5, t.last_used_at)
+      .run();
+}
+
+void Store::revoke_token(const std::string& name, std::int64_t at) {
+  writer_->prepare("UPDATE delegate_tokens SET revoked_at = ? WHERE name = ? AND revoked_at = 0")
+      .bind(1, at)
+      .bind(2, name)
+      .run();
+}
+
+void Store::touch_token(const std::string& name, std::int64_t at) {
+  writer_->prepare("UPDATE delegate_tokens SET last_used_at = ? WHERE name = ?")
+      .bind(1, at)
+      .bind(2, name)
+      .run();
+}
+
+std::vector<TokenRecord> Store::tokens() {
+  return read([&](sqlite::Database& db) {
+    std::vector<TokenRecord> out;
+    auto& q = db.prepare("SELECT name, hash, created_at, revoked_at, last_used_at FROM "
+                         "delegate_tokens ORDER BY name");
+    while (q.step()) {
+      TokenRecord t;
+      t.name = q.text(0);
+      t.hash = q.text(1);
+      t.created_at = q.int64(2);
+      t.revoked_at = q.int64(3);
+      t.last_used_at = q.int64(4);
+      out.push_back(std::move(t));
+    }
+    return out;
+  });
 }
 
 void Store::mark_delegate_disconnected(const std::string& name, const std::string& instance_id,
@@ -538,7 +596,8 @@ std::vector<DelegateRecord> Store::delegates() {
   return read([&](sqlite::Database& db) {
     std::vector<DelegateRecord> out;
     auto& q = db.prepare("SELECT name, instance_id, hostname, version, tags, step_types, slots, "
-                         "first_seen, last_seen, connected, disconnect_reason FROM delegates "
+                         "first_seen, last_seen, connected, disconnect_reason, draining, token "
+                         "FROM delegates "
                          "ORDER BY name");
     while (q.step()) {
       DelegateRecord d;
@@ -553,6 +612,8 @@ std::vector<DelegateRecord> Store::delegates() {
       d.last_seen = q.int64(8);
       d.connected = q.int64(9) != 0;
       d.disconnect_reason = q.text(10);
+      d.draining = q.int64(11) != 0;
+      d.token = q.text(12);
       out.push_back(std::move(d));
     }
     return out;

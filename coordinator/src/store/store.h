@@ -44,6 +44,9 @@ public:
                                   std::int64_t at, const std::string& reason);
   void mark_all_delegates_disconnected(const std::string& reason);
   void put_step_type(const StepTypeRecord& type);
+  void put_token(const TokenRecord& token);
+  void revoke_token(const std::string& name, std::int64_t at);
+  void touch_token(const std::string& name, std::int64_t at);
   std::int64_t next_sequence(const std::string& pipeline);
   std::vector<ExecutionRecord> active_executions(); // Queued or Running, oldest first
   std::int64_t last_log_seq(const std::string& execution_id);
@@ -59,6 +62,7 @@ public:
                               const std::string& step = "");
   std::vector<DelegateRecord> delegates();
   std::vector<StepTypeRecord> step_types();
+  std::vector<TokenRecord> tokens();
 
 private:
   template <typename F> auto read(F&& f) {

@@ -207,7 +207,7 @@ const ErrorCase kErrors[] = {
      R"(t.yaml:1:3: executing "t.yaml" at <.Values.x>: x is not a method but has arguments)"},
     {"runaway recursion", R"({{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }})",
      "{}",
-     R"(t.yaml:1:28: executing "r" at <{{template "r" .}}>: exceeded maximum template depth (1000))"},
+     R"(t.yaml:1:28: executing "r" at <{{template "r" .}}>: exceeded maximum template depth (100))"},
 };
 
 void PrintTo(const ErrorCase& c, std::ostream* os) {
@@ -281,6 +281,33 @@ TEST(Template, RunawayOutputIsStopped) {
   few.max_steps = 1000;
   EXPECT_THROW(render_template("{{ range 100000 }}{{ end }}", json::object(), "t", few),
                TemplateError);
+}
+
+TEST(Template, HostileNestingIsAnErrorNotACrash) {
+  std::string ifs;
+  for (int i = 0; i < 5000; ++i) ifs += "{{ if true }}";
+  try {
+    render_template(ifs, json::object(), "t.yaml");
+    FAIL() << "rendered";
+  } catch (const TemplateError& e) {
+    EXPECT_NE(std::string(e.what()).find("nesting deeper than 100 levels"), std::string::npos);
+  }
+  std::string parens = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
+  EXPECT_THROW(render_template(parens, json::object(), "t.yaml"), TemplateError);
+  // Templates calling each other 100 deep, each nested 50 deep, stop at the run-time limit.
+  std::string deep = R"({{ define "r" }})";
+  for (int i = 0; i < 50; ++i) deep += "{{ if true }}";
+  deep += R"({{ template "r" . }})";
+  for (int i = 0; i < 50; ++i) deep += "{{ end }}";
+  deep += R"({{ end }}{{ template "r" . }})";
+  try {
+    render_template(deep, json::object(), "t.yaml");
+    FAIL() << "rendered";
+  } catch (const TemplateError& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeded maximum nesting depth (1000)"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Template, DefinesAreSharedAcrossASet) {

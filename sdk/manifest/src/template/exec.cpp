@@ -25,7 +25,10 @@ struct Shared {
   const RenderOptions& options;
   std::vector<std::string>* warnings;
   std::size_t steps = 0;
+  int nesting = 0; // walk and pipeline recursion across all states, bounded to spare the stack
 };
+
+constexpr int kMaxNesting = 1000;
 
 class State {
 public:
@@ -94,8 +97,23 @@ private:
     errorf("undefined variable: " + name);
   }
 
+  // Counts one level of recursion for as long as it lives.
+  struct Nest {
+    State& s;
+    explicit Nest(State& state) : s(state) {
+      if (++s.shared_.nesting > kMaxNesting) {
+        --s.shared_.nesting;
+        s.errorf("exceeded maximum nesting depth (" + std::to_string(kMaxNesting) + ")");
+      }
+    }
+    ~Nest() { --s.shared_.nesting; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
+
   // ---- walking ----
   Flow walk(const Value& dot, const Node& node) {
+    Nest nest(*this);
     step();
     at(&node);
     switch (node.type) {
@@ -261,6 +279,7 @@ private:
 
   // ---- evaluation ----
   Value eval_pipeline(const Value& dot, const PipeNode& pipe) {
+    Nest nest(*this);
     at(&pipe);
     Final value;
     for (const auto& cmd : pipe.cmds) {

@@ -155,6 +155,21 @@ private:
   Tree* current_ = nullptr;
   std::vector<std::string> vars_{"$"};
   int range_depth_ = 0;
+  // Bodies and parentheses nest by recursion; a limit keeps hostile input from exhausting the
+  // stack.
+  static constexpr int kMaxNesting = 100;
+  int nesting_ = 0;
+  struct Nest {
+    Parser& p;
+    explicit Nest(Parser& parser) : p(parser) {
+      if (++p.nesting_ > kMaxNesting) {
+        p.errorf("nesting deeper than " + std::to_string(kMaxNesting) + " levels");
+      }
+    }
+    ~Nest() { --p.nesting_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
   int action_line_ = 0;
 
   std::shared_ptr<Tree> new_tree(const std::string& name) {
@@ -264,6 +279,7 @@ private:
   }
 
   std::unique_ptr<ListNode> item_list(NodePtr& end) {
+    Nest nest(*this);
     const Item& first = peek_non_space();
     auto list = make<ListNode>(first.pos, first.line);
     while (peek_non_space().type != ItemType::Eof) {
@@ -581,8 +597,10 @@ private:
     case ItemType::CharConstant:
     case ItemType::Number:
       return number(token);
-    case ItemType::LeftParen:
+    case ItemType::LeftParen: {
+      Nest nest(*this);
       return pipeline("parenthesized pipeline", ItemType::RightParen);
+    }
     case ItemType::String:
     case ItemType::RawString: {
       auto s = go_unquote(token.val);

@@ -23,6 +23,9 @@ struct ClientOptions {
   std::size_t max_message_bytes = kDefaultMaxMessageBytes;
   int send_hwm = 20000;
   int receive_hwm = 20000;
+  // CurveZMQ: the coordinator's public key (Z85). Each connection uses a fresh client keypair.
+  // Empty: plain TCP (only against a coordinator started without CurveZMQ).
+  std::string curve_server_key;
 };
 
 // Callbacks, all on the client's thread. They must not block for long: heartbeats wait.
@@ -41,6 +44,12 @@ public:
   virtual void on_session_lost(const std::string& reason) = 0;
 };
 
+struct ClientStats {
+  std::uint64_t sessions = 0;         // sessions opened (the first one, then reconnects)
+  std::uint64_t sessions_lost = 0;    // open sessions that ended
+  std::uint64_t heartbeat_misses = 0; // sessions ended because the coordinator went silent
+};
+
 class Client {
 public:
   Client(zmq::context_t& context, ClientOptions options, ClientHandler& handler);
@@ -53,6 +62,7 @@ public:
   // merged into one message.
   void send(v1::Envelope envelope);
   bool attached() const;
+  ClientStats stats() const;
   // Sends Bye (when attached), waits up to `linger` for it to leave, and stops the thread.
   void close(const std::string& reason, std::chrono::milliseconds linger = std::chrono::seconds(1));
 

@@ -31,7 +31,20 @@ struct RouterOptions {
   // treated as lost, instead of the coordinator buffering without bound for a stuck delegate.
   int send_hwm = 20000;
   int receive_hwm = 20000;
+  // CurveZMQ: the coordinator's secret key (Z85, 40 characters). Empty: plain TCP, no
+  // encryption (only for debugging on a trusted network).
+  std::string curve_secret_key;
 };
+
+// A CurveZMQ keypair in Z85 (40 characters each).
+struct CurveKeys {
+  std::string public_key;
+  std::string secret_key;
+};
+// A fresh keypair (throws std::runtime_error when libzmq was built without CURVE).
+CurveKeys generate_curve_keys();
+// Whether text is a Z85 CurveZMQ key.
+bool valid_curve_key(const std::string& text);
 
 // A peer is a connection, named by the routing id ZeroMQ gave it. A delegate that reconnects
 // comes back as a new peer; its Hello (same instance id) says who it is.
@@ -54,6 +67,7 @@ struct RouterStats {
   std::uint64_t garbage = 0;       // frames that were not a valid envelope
   std::uint64_t undeliverable = 0; // sends to peers that were gone or full
   std::uint64_t peers_lost = 0;
+  std::uint64_t silent = 0;   // peers lost because they missed their heartbeats
   std::uint64_t attached = 0; // peers with an open session now
 };
 

@@ -28,8 +28,9 @@ struct RenderOptions {
   // Go's option missingkey=error: a missing map key fails the render instead of yielding
   // "<no value>" (Harness's behaviour, and the default).
   bool missing_key_error = false;
-  // Guards against runaway templates: nested {{template}} calls, evaluation steps, and output.
-  int max_depth = 1000;
+  // Guards against runaway templates: nested {{template}}/include calls, evaluation steps, and
+  // output. (Bodies nest at most 100 deep when parsed and 1000 deep when run, whatever these say.)
+  int max_depth = 100;
   std::size_t max_steps = 50'000'000;
   std::size_t max_output_bytes = 64u << 20;
 };

@@ -1,0 +1,410 @@
+// Dispatch benchmark: no-op tasks through the real engine (every state change persisted in
+// SQLite), the real wire (CurveZMQ) and K real delegate processes, against a raw cppzmq
+// ROUTER/DEALER echo of the same message sizes measured in the same run.
+//
+//   dispatch_bench [--tasks N] [--delegates K] [--slots S] [--insecure]
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <semaphore>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+#include <zmq.hpp>
+
+#include "capstan/testing/testing.h"
+#include "capstan/wire/codec.h"
+#include "capstan/wire/router.h"
+#include "engine/engine.h"
+#include "model/object.h"
+#include "store/store.h"
+
+using namespace capstan;
+using Clock = std::chrono::steady_clock;
+using std::chrono::duration;
+
+namespace {
+
+struct Options {
+  int tasks = 20000;
+  int delegates = 4;
+  int slots = 8;
+  bool insecure = false;
+};
+
+struct Figures {
+  double per_second = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+};
+
+// CPU seconds (user + system) of each thread of this process, by thread name.
+std::map<std::string, double> thread_cpu() {
+  std::map<std::string, double> out;
+  long ticks = sysconf(_SC_CLK_TCK);
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name = testing::read_file(t.path() / "comm");
+    while (!name.empty() && name.back() == '\n') name.pop_back();
+    std::string stat = testing::read_file(t.path() / "stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream in(stat.substr(close + 2));
+    std::string field;
+    double cpu = 0;
+    for (int i = 3; in >> field && i <= 15; ++i) {
+      if (i == 14 || i == 15) cpu += std::stod(field) / static_cast<double>(ticks);
+    }
+    out[name] += cpu;
+  }
+  return out;
+}
+
+// CPU seconds of a whole process.
+double process_cpu(int pid) {
+  std::string stat = testing::read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  double cpu = 0;
+  long ticks = sysconf(_SC_CLK_TCK);
+  for (int i = 3; in >> field && i <= 15; ++i) {
+    if (i == 14 || i == 15) cpu += std::stod(field) / static_cast<double>(ticks);
+  }
+  return cpu;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+// --- the baseline: ROUTER echo, K DEALERs with S messages in flight each ---------------------
+
+Figures raw_echo(const Options& o, std::size_t request_bytes, std::size_t reply_bytes, int total,
+                 int window) {
+  zmq::context_t ctx(1);
+  auto server_keys = wire::generate_curve_keys();
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  if (!o.insecure) {
+    router.set(zmq::sockopt::curve_server, true);
+    router.set(zmq::sockopt::curve_secretkey, server_keys.secret_key);
+  }
+  router.bind("tcp://127.0.0.1:0");
+  std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  std::atomic<bool> stop{false};
+  std::string reply(reply_bytes, 'r');
+  // The server answers each request with a reply of the Result's size (one thread, as the
+  // coordinator's socket has).
+  std::thread server([&] {
+    zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    while (!stop) {
+      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      while (true) {
+        zmq::message_t id, body;
+        if (!router.recv(id, zmq::recv_flags::dontwait)) break;
+        (void)router.recv(body, zmq::recv_flags::none);
+        router.send(id, zmq::send_flags::sndmore);
+        router.send(zmq::buffer(reply), zmq::send_flags::none);
+      }
+    }
+  });
+  int per_client = total / o.delegates;
+  std::vector<double> latencies;
+  std::mutex latency_mutex;
+  auto begin = Clock::now();
+  std::vector<std::thread> clients;
+  for (int c = 0; c < o.delegates; ++c) {
+    clients.emplace_back([&] {
+      zmq::socket_t dealer(ctx, zmq::socket_type::dealer);
+      dealer.set(zmq::sockopt::linger, 0);
+      if (!o.insecure) {
+        auto keys = wire::generate_curve_keys();
+        dealer.set(zmq::sockopt::curve_serverkey, server_keys.public_key);
+        dealer.set(zmq::sockopt::curve_publickey, keys.public_key);
+        dealer.set(zmq::sockopt::curve_secretkey, keys.secret_key);
+      }
+      dealer.connect(endpoint);
+      std::string request(request_bytes, 'a');
+      std::vector<double> mine;
+      std::deque<Clock::time_point> sent;
+      int done = 0;
+      while (done < per_client) {
+        while (static_cast<int>(sent.size()) < window &&
+               done + static_cast<int>(sent.size()) < per_client) {
+          sent.push_back(Clock::now());
+          dealer.send(zmq::buffer(request), zmq::send_flags::none);
+        }
+        zmq::message_t m;
+        (void)dealer.recv(m, zmq::recv_flags::none);
+        mine.push_back(duration<double, std::milli>(Clock::now() - sent.front()).count());
+        sent.pop_front();
+        ++done;
+      }
+      std::lock_guard lock(latency_mutex);
+      latencies.insert(latencies.end(), mine.begin(), mine.end());
+    });
+  }
+  for (auto& t : clients) t.join();
+  double seconds = duration<double>(Clock::now() - begin).count();
+  stop = true;
+  server.join();
+  return {per_client * o.delegates / seconds, percentile(latencies, 0.5),
+          percentile(latencies, 0.99)};
+}
+
+// --- Capstan: engine + store + wire + delegate processes ---------------------------------------
+
+class Bench {
+public:
+  Bench(const Options& o, const std::filesystem::path& root) : options_(o), root_(root) {
+    store_ = std::make_unique<store::Store>(root / "coordinator");
+    engine::EngineOptions eo;
+    eo.coordinator_id = "bench";
+    eo.initial_token_file = root / "delegate-token";
+    eo.on_finished = [this](const std::string& id, const std::string& status) {
+      finished(id, status);
+    };
+    engine_ = std::make_unique<engine::Engine>(*store_, feed_, eo);
+    keys_ = wire::generate_curve_keys();
+    wire::RouterOptions ro;
+    ro.bind = "tcp://127.0.0.1:0";
+    if (!o.insecure) ro.curve_secret_key = keys_.secret_key;
+    router_ = std::make_unique<wire::Router>(
+        context_, ro, [this](wire::RouterEvent&& e) { engine_->post(std::move(e)); });
+    engine_->start(*router_);
+    testing::write_file(root / "wire.pub", keys_.public_key + "\n");
+    for (int i = 0; i < o.delegates; ++i) {
+      std::vector<std::string> argv = {testing::binary("capstan-delegate").string(),
+                                       "--coordinator",
+                                       router_->endpoint(),
+                                       "--name",
+                                       "bench-" + std::to_string(i),
+                                       "--slots",
+                                       std::to_string(o.slots),
+                                       "--data-dir",
+                                       (root / ("delegate-" + std::to_string(i))).string(),
+                                       "--plugin-dir",
+                                       CAPSTAN_BENCH_PLUGIN_DIR,
+                                       "--token-file",
+                                       (root / "delegate-token").string(),
+                                       "--log-level",
+                                       "warn"};
+      if (o.insecure) {
+        argv.push_back("--insecure-wire");
+      } else {
+        argv.insert(argv.end(), {"--coordinator-key-file", (root / "wire.pub").string()});
+      }
+      delegates_.push_back(std::make_unique<testing::Daemon>(
+          argv, root / ("delegate-" + std::to_string(i) + ".log")));
+    }
+    if (!testing::wait_until(
+            [&] { return static_cast<int>(engine_->delegates().size()) == o.delegates; })) {
+      throw std::runtime_error("delegates did not connect:\n" + delegates_[0]->log());
+    }
+    auto objects = model::parse_objects({{"bench.yaml", R"(pipeline:
+  identifier: bench
+  name: bench
+  stages:
+    - stage:
+        identifier: s
+        name: s
+        type: Custom
+        spec:
+          execution:
+            steps:
+              - step:
+                  type: Noop
+                  identifier: noop
+                  name: noop
+                  spec: {}
+)"}});
+    auto applied = engine_->apply(objects, false).get();
+    if (!applied.ok()) throw std::runtime_error("apply failed: " + applied.message);
+  }
+
+  ~Bench() {
+    delegates_.clear();
+    router_.reset();
+    engine_->stop();
+  }
+
+  // `total` executions of the no-op pipeline with at most `concurrency` in flight; latency is
+  // from the run command to the commit of the execution's end. A few submitting threads take a
+  // permit per execution; each end gives one back (waking one submitter, not all).
+  Figures run(int total, int concurrency) {
+    {
+      std::lock_guard lock(mutex_);
+      latencies_.clear();
+      latencies_.reserve(static_cast<std::size_t>(total));
+      started_.clear();
+      early_.clear();
+      remaining_ = total;
+    }
+    std::counting_semaphore<> permits(concurrency);
+    permits_ = &permits;
+    std::atomic<int> next{0};
+    auto begin = Clock::now();
+    std::vector<std::thread> submitters;
+    for (int d = 0; d < std::min(4, concurrency); ++d) {
+      submitters.emplace_back([&] {
+        while (true) {
+          permits.acquire();
+          if (next.fetch_add(1) >= total) {
+            permits.release();
+            return;
+          }
+          auto t0 = Clock::now();
+          auto outcome = engine_->run("bench", {}).get();
+          if (!outcome.ok()) throw std::runtime_error("run failed: " + outcome.message);
+          std::string id = outcome.body["id"];
+          std::lock_guard lock(mutex_);
+          if (auto e = early_.find(id); e != early_.end()) {
+            latencies_.push_back(duration<double, std::milli>(e->second - t0).count());
+            early_.erase(e);
+          } else {
+            started_[id] = t0;
+          }
+        }
+      });
+    }
+    for (auto& t : submitters) t.join();
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return remaining_ == 0; });
+    }
+    double seconds = duration<double>(Clock::now() - begin).count();
+    permits_ = nullptr;
+    return {total / seconds, percentile(latencies_, 0.5), percentile(latencies_, 0.99)};
+  }
+
+  double delegates_cpu() {
+    double total = 0;
+    for (auto& d : delegates_) total += process_cpu(d->child().pid());
+    return total;
+  }
+
+  // Checks the store: every execution succeeded, each step ran once on its first attempt.
+  std::pair<int, int> verify() {
+    sqlite::Database db(store_->file(), true);
+    auto& q = db.prepare("SELECT COUNT(*), SUM(status = 'Succeeded' AND attempt = 1) FROM "
+                         "step_executions");
+    q.step();
+    auto out = std::make_pair(static_cast<int>(q.int64(0)), static_cast<int>(q.int64(1)));
+    q.reset();
+    return out;
+  }
+
+private:
+  void finished(const std::string& id, const std::string& status) {
+    if (status != "Succeeded") spdlog::error("execution {} ended {}", id, status);
+    auto now = Clock::now();
+    bool last = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto s = started_.find(id); s != started_.end()) {
+        latencies_.push_back(duration<double, std::milli>(now - s->second).count());
+        started_.erase(s);
+      } else {
+        early_[id] = now; // ended before its submitter recorded it
+      }
+      last = --remaining_ == 0;
+    }
+    if (permits_ != nullptr) permits_->release();
+    if (last) cv_.notify_all();
+  }
+
+  Options options_;
+  std::filesystem::path root_;
+  zmq::context_t context_{1};
+  wire::CurveKeys keys_;
+  std::unique_ptr<store::Store> store_;
+  engine::ChangeFeed feed_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<wire::Router> router_;
+  std::vector<std::unique_ptr<testing::Daemon>> delegates_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::map<std::string, Clock::time_point> started_, early_;
+  std::vector<double> latencies_;
+  int remaining_ = 0;
+  std::counting_semaphore<>* permits_ = nullptr;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&] { return i + 1 < argc ? std::stoi(argv[++i]) : 0; };
+    if (a == "--tasks") {
+      o.tasks = value();
+    } else if (a == "--delegates") {
+      o.delegates = value();
+    } else if (a == "--slots") {
+      o.slots = value();
+    } else if (a == "--insecure") {
+      o.insecure = true;
+    } else {
+      std::cerr << "usage: dispatch_bench [--tasks N] [--delegates K] [--slots S] [--insecure]\n";
+      return 2;
+    }
+  }
+  spdlog::set_level(spdlog::level::warn);
+  // The sizes of what crosses the wire for one no-op task (as measured from the engine's
+  // Assign and the delegate's Result for this pipeline).
+  const std::size_t assign_bytes = 560, result_bytes = 80;
+  int concurrency = o.delegates * o.slots;
+
+  testing::TempDir dir("capstan-dispatch-bench");
+  Bench bench(o, dir.path());
+  bench.run(std::min(500, o.tasks), concurrency); // warm-up
+  auto cpu_before = thread_cpu();
+  double delegates_before = bench.delegates_cpu();
+  auto loaded = bench.run(o.tasks, concurrency);
+  auto cpu_after = thread_cpu();
+  double delegates_after = bench.delegates_cpu();
+  auto single = bench.run(std::min(2000, o.tasks), 1);
+  auto [steps, once] = bench.verify();
+  auto raw_loaded = raw_echo(o, assign_bytes, result_bytes, o.tasks, o.slots);
+  auto raw_single = raw_echo(Options{o.tasks, 1, 1, o.insecure}, assign_bytes, result_bytes,
+                             std::min(2000, o.tasks), 1);
+
+  std::printf("dispatch: %d tasks, %d delegates x %d slots, %s\n", o.tasks, o.delegates, o.slots,
+              o.insecure ? "plain TCP" : "CurveZMQ");
+  std::printf("%-44s %12s %10s %10s\n", "", "per second", "p50 ms", "p99 ms");
+  std::printf("%-44s %12.0f %10.3f %10.3f\n", "capstan, loaded (all slots busy)", loaded.per_second,
+              loaded.p50_ms, loaded.p99_ms);
+  std::printf("%-44s %12.0f %10.3f %10.3f\n", "raw cppzmq echo, same window", raw_loaded.per_second,
+              raw_loaded.p50_ms, raw_loaded.p99_ms);
+  std::printf("%-44s %12.0f %10.3f %10.3f\n", "capstan, one task at a time", single.per_second,
+              single.p50_ms, single.p99_ms);
+  std::printf("%-44s %12.0f %10.3f %10.3f\n", "raw cppzmq echo, one at a time",
+              raw_single.per_second, raw_single.p50_ms, raw_single.p99_ms);
+  std::printf("ratio capstan / raw: loaded %.1f %%, one at a time %.1f %%\n",
+              100.0 * loaded.per_second / raw_loaded.per_second,
+              100.0 * single.per_second / raw_single.per_second);
+  std::printf("store: %d steps, %d succeeded on their first attempt\n", steps, once);
+  std::printf("CPU per task in the loaded run (machine shared with other work, so CPU time is "
+              "the steadier figure):\n");
+  double all = 0;
+  for (const auto& [name, after] : cpu_after) {
+    double used = after - cpu_before[name];
+    if (used < 0.001) continue;
+    all += used;
+    std::printf("  %-22s %8.1f us\n", name.c_str(), 1e6 * used / o.tasks);
+  }
+  std::printf("  %-22s %8.1f us\n", "coordinator, total", 1e6 * all / o.tasks);
+  std::printf("  %-22s %8.1f us\n", "delegates, total",
+              1e6 * (delegates_after - delegates_before) / o.tasks);
+  return once == steps ? 0 : 1;
+}

@@ -1,0 +1,402 @@
+// The task fabric under faults, with real processes on loopback: delegates and the coordinator
+// killed mid-task, drains, aborts, timeouts on both sides, the persistent queue, slots.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "stack.h"
+
+namespace capstan::testing {
+namespace {
+
+using nlohmann::json;
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// A one-stage pipeline; `steps` is the YAML of its step list (indented for the list).
+std::string pipeline(const std::string& id, const std::string& steps,
+                     const std::string& extra = "") {
+  return "pipeline:\n  identifier: " + id + "\n  name: " + id + "\n" + extra +
+         "  stages:\n    - stage:\n        identifier: s\n        name: S\n        type: Custom\n"
+         "        spec:\n          execution:\n            steps:\n" +
+         steps;
+}
+
+std::string shell_step(const std::string& id, const std::string& script,
+                       const std::string& extra = "") {
+  std::string indented;
+  std::istringstream in(script);
+  for (std::string line; std::getline(in, line);)
+    indented += "                          " + line + "\n";
+  return "              - step:\n                  type: ShellScript\n                  "
+         "identifier: " +
+         id + "\n                  name: " + id + "\n                  timeout: 2m\n" + extra +
+         "                  spec:\n                    shell: Bash\n                    source:\n"
+         "                      type: Inline\n                      spec:\n"
+         "                        script: |\n" +
+         indented;
+}
+
+std::string typed_step(const std::string& id, const std::string& type,
+                       const std::string& extra = "") {
+  return "              - step:\n                  type: " + type +
+         "\n                  identifier: " + id + "\n                  name: " + id + "\n" +
+         extra + "                  spec: {}\n";
+}
+
+std::string apply(Stack& stack, const TempDir& dir, const std::string& name,
+                  const std::string& yaml) {
+  write_file(dir / (name + ".yaml"), yaml);
+  auto r = stack.apply_file(dir / (name + ".yaml"));
+  if (stack.last_status() != 200) throw std::runtime_error("apply failed: " + r.dump());
+  return name;
+}
+
+std::string start(Stack& stack, const std::string& pipeline_id) {
+  auto r = stack.post("/api/v1/pipelines/" + pipeline_id + "/executions", json::object());
+  if (stack.last_status() != 201) throw std::runtime_error("run failed: " + r.dump());
+  return r["id"];
+}
+
+json step_of(Stack& stack, const std::string& id, std::size_t index = 0) {
+  return stack.get("/api/v1/executions/" + id)["stages"][0]["steps"][index];
+}
+
+json delegate_named(Stack& stack, const std::string& name) {
+  auto all = stack.get("/api/v1/delegates"); // a local: a temporary's items would dangle
+  for (const auto& d : all["items"]) {
+    if (d["name"] == name) return d;
+  }
+  return nullptr;
+}
+
+std::filesystem::path faulty_dir() {
+  return CAPSTAN_FAULTY_PLUGIN_DIR;
+}
+
+TEST(FabricFaults, DelegateKilledMidTaskFailsItOrMovesARetrySafeStep) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& alpha = stack.start_delegate("alpha", {plugin_dir(), faulty_dir()}, 1);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+
+  // Not safe to retry: the step fails with "delegate lost" and the execution ends.
+  apply(stack, dir, "long", pipeline("long", shell_step("work", "echo working\nsleep 60")));
+  auto id = start(stack, "long");
+  ASSERT_TRUE(wait_until([&] { return stack.logs(id).find("working") != std::string::npos; }));
+  alpha.child().signal(SIGKILL);
+  auto e = stack.wait_for_end(id);
+  EXPECT_EQ(e["status"], "Failed");
+  std::string message = e["stages"][0]["steps"][0]["message"];
+  EXPECT_NE(message.find("delegate lost: alpha"), std::string::npos) << e.dump(2);
+  EXPECT_EQ(e["stages"][0]["steps"][0]["errorType"], "DelegateProvisioning");
+
+  // Safe to retry: the step moves to another delegate and the execution completes.
+  auto& beta = stack.start_delegate("beta", {plugin_dir(), faulty_dir()}, 1);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "nap", pipeline("nap", typed_step("nap", "RetrySafeNap")));
+  auto nap = start(stack, "nap");
+  ASSERT_TRUE(
+      wait_until([&] { return stack.logs(nap).find("nap on attempt 1") != std::string::npos; }));
+  stack.start_delegate("gamma", {plugin_dir(), faulty_dir()}, 1);
+  ASSERT_TRUE(stack.wait_for_delegates(2));
+  beta.child().signal(SIGKILL);
+  auto moved = stack.wait_for_end(nap);
+  EXPECT_EQ(moved["status"], "Succeeded") << moved.dump(2);
+  const auto& step = moved["stages"][0]["steps"][0];
+  EXPECT_EQ(step["attempt"], 2);
+  EXPECT_EQ(step["delegate"], "gamma");
+  std::string logs = stack.logs(nap);
+  EXPECT_NE(logs.find("delegate lost: beta"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("nap on attempt 2"), std::string::npos) << logs;
+}
+
+TEST(FabricFaults, CoordinatorKilledMidPipelineResumesWithoutRunningAStepTwiceOrLosingLogs) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("alpha", {plugin_dir()}, 2);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  auto counter = (dir / "counter").string();
+  std::string steps;
+  for (int i = 1; i <= 5; ++i) {
+    steps +=
+        shell_step("s" + std::to_string(i), "echo s" + std::to_string(i) + " >> " + counter +
+                                                "\nfor n in $(seq 1 10); do echo s" +
+                                                std::to_string(i) + " line $n; sleep 0.1; done");
+  }
+  apply(stack, dir, "counted", pipeline("counted", steps));
+  auto id = start(stack, "counted");
+  // Killed three times while steps run and print; restarted after a pause in which the running
+  // step keeps printing.
+  for (int round = 0; round < 3; ++round) {
+    std::string marker = "s" + std::to_string(round + 2) + " line 3";
+    ASSERT_TRUE(wait_until([&] { return stack.logs(id).find(marker) != std::string::npos; },
+                           std::chrono::seconds(40)))
+        << marker << "\n"
+        << stack.logs(id);
+    stack.kill_coordinator();
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    stack.start_coordinator();
+  }
+  auto e = stack.wait_for_end(id);
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2);
+  EXPECT_EQ(read_file(counter), "s1\ns2\ns3\ns4\ns5\n") << "a step ran twice or not at all";
+  std::string logs = stack.logs(id);
+  for (int i = 1; i <= 5; ++i) {
+    for (int n = 1; n <= 10; ++n) {
+      std::string line = "s" + std::to_string(i) + " line " + std::to_string(n) + "\n";
+      EXPECT_EQ(count(logs, "| " + line), 1u) << line << logs;
+    }
+  }
+}
+
+TEST(FabricFaults, RevokedTokenDropsTheDelegateAtOnceAndRefusesItsReconnects) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto created = stack.post("/api/v1/tokens", {{"name", "edge"}});
+  ASSERT_EQ(stack.last_status(), 201) << created.dump();
+  std::string token = created["token"];
+  auto& edge = stack.start_delegate("edge", {plugin_dir()}, 1, {"--token", token});
+  stack.start_delegate("core");
+  ASSERT_TRUE(stack.wait_for_delegates(2));
+  EXPECT_EQ(delegate_named(stack, "edge")["token"], "edge");
+
+  auto revoked = stack.del("/api/v1/tokens/edge");
+  ASSERT_EQ(stack.last_status(), 200) << revoked.dump();
+  EXPECT_EQ(revoked["droppedSessions"], 1);
+  EXPECT_FALSE(delegate_named(stack, "edge")["connected"].get<bool>());
+  ASSERT_TRUE(edge.wait_for_log("refused", std::chrono::seconds(10))) << edge.log();
+  // It keeps trying and keeps being refused; the other delegate is untouched.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_FALSE(delegate_named(stack, "edge")["connected"].get<bool>());
+  EXPECT_TRUE(delegate_named(stack, "core")["connected"].get<bool>());
+  EXPECT_TRUE(edge.child().running());
+  bool listed = false;
+  auto tokens = stack.get("/api/v1/tokens");
+  for (const auto& t : tokens["items"]) {
+    if (t["name"] == "edge") {
+      listed = true;
+      EXPECT_TRUE(t["revoked"].get<bool>());
+    }
+    EXPECT_EQ(t.find("token"), t.end()) << "a token value leaked into the list";
+    EXPECT_EQ(t.find("hash"), t.end());
+  }
+  EXPECT_TRUE(listed);
+}
+
+TEST(FabricFaults, TwentyDelegatesWithMixedTagsGetOnlyMatchingTasks) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  std::map<std::string, std::set<std::string>> tags;
+  for (int i = 0; i < 20; ++i) {
+    char name[8];
+    std::snprintf(name, sizeof name, "d%02d", i);
+    std::string t = i % 2 == 0 ? "east" : "west";
+    if (i % 4 == 0) t += ",gpu";
+    std::stringstream ss(t);
+    for (std::string tag; std::getline(ss, tag, ',');) tags[name].insert(tag);
+    tags[name].insert(name);
+    stack.start_delegate(name, {plugin_dir()}, 1, {"--tag", t});
+  }
+  ASSERT_TRUE(stack.wait_for_delegates(20));
+  // Pipeline level: west. Stage 2: east. A step in stage 2: gpu (the step wins, not merged).
+  // A step in stage 1 picks one delegate by name.
+  std::string yaml =
+      "pipeline:\n  identifier: tagged\n  name: tagged\n  delegateSelectors: [west]\n"
+      "  stages:\n"
+      "    - stage:\n        identifier: one\n        name: one\n        type: Custom\n"
+      "        spec:\n          execution:\n            steps:\n" +
+      shell_step("a", "echo a") +
+      shell_step("b", "echo b", "                  delegateSelectors: [d13]\n") +
+      "    - stage:\n        identifier: two\n        name: two\n        type: Custom\n"
+      "        delegateSelectors: [east]\n"
+      "        spec:\n          execution:\n            steps:\n" +
+      shell_step("c", "echo c") +
+      shell_step("d", "echo d", "                  delegateSelectors: [gpu]\n");
+  apply(stack, dir, "tagged", yaml);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(start(stack, "tagged"));
+  std::map<std::string, std::string> wanted = {
+      {"one.a", "west"}, {"one.b", "d13"}, {"two.c", "east"}, {"two.d", "gpu"}};
+  for (const auto& id : ids) {
+    auto e = stack.wait_for_end(id);
+    ASSERT_EQ(e["status"], "Succeeded") << e.dump(2);
+    for (const auto& stage : e["stages"]) {
+      for (const auto& step : stage["steps"]) {
+        std::string key =
+            stage["identifier"].get<std::string>() + "." + step["identifier"].get<std::string>();
+        std::string on = step["delegate"];
+        EXPECT_TRUE(tags[on].count(wanted[key])) << key << " ran on " << on;
+        if (key == "two.d") {
+          EXPECT_FALSE(tags[on].count("west")) << "selectors were merged";
+        }
+      }
+    }
+  }
+  // A selector no delegate matches fails the step with a clear message, no fallback.
+  apply(stack, dir, "nowhere",
+        pipeline("nowhere",
+                 shell_step("x", "echo x", "                  delegateSelectors: [mars]\n")));
+  auto e = stack.wait_for_end(start(stack, "nowhere"));
+  EXPECT_EQ(e["status"], "Failed");
+  std::string message = e["stages"][0]["steps"][0]["message"];
+  EXPECT_NE(message.find("no connected delegate matches delegate selectors [mars]"),
+            std::string::npos)
+      << message;
+}
+
+TEST(FabricFaults, SigtermDrainsTheDelegate) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& alpha = stack.start_delegate("alpha", {plugin_dir()}, 2, {"--drain-grace", "30s"});
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "slow",
+        pipeline("slow", shell_step("w", "echo started\nsleep 3\necho finished")));
+  auto first = start(stack, "slow");
+  ASSERT_TRUE(wait_until([&] { return stack.logs(first).find("started") != std::string::npos; }));
+  alpha.child().signal(SIGTERM);
+  ASSERT_TRUE(wait_until([&] { return delegate_named(stack, "alpha")["status"] == "Draining"; },
+                         std::chrono::seconds(5)));
+  auto cli = run({binary("capstan").string(), "delegates", "--server", stack.api(), "--token",
+                  read_file(dir / "coordinator" / "api-token").substr(0, 64)});
+  EXPECT_NE(cli.out.find("Draining"), std::string::npos) << cli.out << cli.err;
+  // A new task is not given to the draining delegate: it waits, then goes to a fresh one.
+  auto second = start(stack, "slow");
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  EXPECT_EQ(step_of(stack, second)["status"], "Queued");
+  auto done = stack.wait_for_end(first);
+  EXPECT_EQ(done["status"], "Succeeded") << done.dump(2);
+  EXPECT_NE(stack.logs(first).find("finished"), std::string::npos);
+  EXPECT_TRUE(alpha.child().wait_for(std::chrono::seconds(15)).has_value()) << alpha.log();
+  stack.start_delegate("beta");
+  auto moved = stack.wait_for_end(second);
+  EXPECT_EQ(moved["status"], "Succeeded");
+  EXPECT_EQ(moved["stages"][0]["steps"][0]["delegate"], "beta");
+}
+
+TEST(FabricFaults, AbortKillsTheRunningShellProcessGroup) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("alpha");
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  auto pid_file = (dir / "child.pid").string();
+  apply(stack, dir, "stuck",
+        pipeline("stuck", shell_step("w", "sleep 300 &\necho $! > " + pid_file + "\nwait")));
+  auto id = start(stack, "stuck");
+  ASSERT_TRUE(wait_until([&] { return !read_file(pid_file).empty(); }));
+  pid_t child = std::stoi(read_file(pid_file));
+  ASSERT_EQ(::kill(child, 0), 0);
+  auto r = stack.post("/api/v1/executions/" + id + "/abort", json::object());
+  ASSERT_EQ(stack.last_status(), 200) << r.dump();
+  auto e = stack.wait_for_end(id);
+  EXPECT_EQ(e["status"], "Aborted");
+  EXPECT_TRUE(wait_until([&] { return ::kill(child, 0) != 0; }, std::chrono::seconds(15)))
+      << "the step's background process survived the abort";
+  // The slot came back: the delegate runs the next task.
+  apply(stack, dir, "quick", pipeline("quick", shell_step("q", "echo quick")));
+  EXPECT_EQ(stack.wait_for_end(start(stack, "quick"))["status"], "Succeeded");
+}
+
+TEST(FabricFaults, APluginIgnoringItsTimeoutIsAbandonedAndItsSlotFreed) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& alpha =
+      stack.start_delegate("alpha", {plugin_dir(), faulty_dir()}, 1, {"--cancel-grace", "1s"});
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "deaf",
+        pipeline("deaf", typed_step("deaf", "IgnoresCancel", "                  timeout: 2s\n")));
+  auto e = stack.wait_for_end(start(stack, "deaf"));
+  EXPECT_EQ(e["status"], "Failed");
+  const auto& step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "Timeout") << step.dump(2);
+  EXPECT_NE(step["message"].get<std::string>().find("abandoned"), std::string::npos)
+      << step.dump(2);
+  // Its only slot is free again.
+  apply(stack, dir, "quick", pipeline("quick", shell_step("q", "echo quick")));
+  auto next = stack.wait_for_end(start(stack, "quick"));
+  EXPECT_EQ(next["status"], "Succeeded");
+  EXPECT_EQ(next["stages"][0]["steps"][0]["delegate"], "alpha");
+  EXPECT_TRUE(alpha.child().running());
+}
+
+TEST(FabricFaults, QueueTimeoutFailsAStepThatNeverGetsASlot) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.coordinator_flags = {"--queue-timeout", "2s"};
+  stack.start_coordinator();
+  stack.start_delegate("alpha", {plugin_dir()}, 1);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "slow", pipeline("slow", shell_step("w", "sleep 6")));
+  auto first = start(stack, "slow");
+  ASSERT_TRUE(wait_until([&] { return step_of(stack, first)["status"] == "Running"; }));
+  auto second = start(stack, "slow");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto waiting = step_of(stack, second);
+  EXPECT_EQ(waiting["status"], "Queued");
+  EXPECT_NE(waiting["message"].get<std::string>().find("waiting for a free slot"),
+            std::string::npos)
+      << waiting.dump(2);
+  auto e = stack.wait_for_end(second);
+  EXPECT_EQ(e["status"], "Failed");
+  EXPECT_NE(e["stages"][0]["steps"][0]["message"].get<std::string>().find("queue timeout"),
+            std::string::npos)
+      << e.dump(2);
+  EXPECT_EQ(stack.wait_for_end(first)["status"], "Succeeded");
+}
+
+TEST(FabricFaults, CreditLimitIsNeverExceeded) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& alpha = stack.start_delegate("alpha", {plugin_dir()}, 2);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "short", pipeline("short", shell_step("w", "sleep 0.5")));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) ids.push_back(start(stack, "short"));
+  int most = 0;
+  for (const auto& id : ids) {
+    while (true) {
+      auto d = delegate_named(stack, "alpha");
+      most = std::max(most, d["running"].get<int>());
+      auto s = stack.get("/api/v1/executions/" + id)["status"];
+      if (s != "Running" && s != "Queued") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  EXPECT_LE(most, 2);
+  // From the store: at no moment did more than two steps run at once on the delegate.
+  std::vector<std::pair<std::int64_t, int>> edges;
+  for (const auto& id : ids) {
+    auto e = stack.get("/api/v1/executions/" + id);
+    ASSERT_EQ(e["status"], "Succeeded");
+    const auto& s = e["stages"][0]["steps"][0];
+    edges.emplace_back(s["startedAt"].get<std::int64_t>(), 1);
+    edges.emplace_back(s["endedAt"].get<std::int64_t>(), -1);
+  }
+  std::sort(edges.begin(), edges.end());
+  int now = 0, peak = 0;
+  for (const auto& [t, d] : edges) peak = std::max(peak, now += d);
+  EXPECT_LE(peak, 2);
+  EXPECT_EQ(count(alpha.log(), "no free slot"), 0u) << alpha.log();
+}
+
+} // namespace
+} // namespace capstan::testing
