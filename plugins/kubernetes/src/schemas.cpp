@@ -3,24 +3,9 @@
 
 namespace capstan::plugins::kubernetes::schemas {
 
-#define CAPSTAN_K8S_DEFS                                                                           \
-  R"("$defs": {
-    "flag": {"type": ["boolean", "string"], "pattern": "^(true|false)$"},
-    "number": {"type": ["integer", "string"], "pattern": "^[0-9]+$"},
-    "selectors": {"type": ["array", "string"], "items": {"type": "string"}},
-    "instances": {
-      "type": "object", "required": ["type", "spec"], "additionalProperties": false,
-      "properties": {
-        "type": {"enum": ["Count", "Percentage"]},
-        "spec": {"type": "object", "additionalProperties": false,
-                 "properties": {"count": {"$ref": "#/$defs/number"},
-                                "percentage": {"$ref": "#/$defs/number"}}}
-      },
-      "if": {"properties": {"type": {"const": "Percentage"}}},
-      "then": {"properties": {"spec": {"required": ["percentage"]}}},
-      "else": {"properties": {"spec": {"required": ["count"]}}}
-    }
-  })"
+// clang-format off
+#define CAPSTAN_K8S_DEFS R"("$defs": { "flag": {"type": ["boolean", "string"], "pattern": "^(true|false)$"}, "number": {"type": ["integer", "string"], "pattern": "^[0-9]+$"}, "selectors": {"type": ["array", "string"], "items": {"type": "string"}}, "instances": { "type": "object", "required": ["type", "spec"], "additionalProperties": false, "properties": { "type": {"enum": ["Count", "Percentage"]}, "spec": {"type": "object", "additionalProperties": false, "properties": {"count": {"$ref": "#/$defs/number"}, "percentage": {"$ref": "#/$defs/number"}}} }, "if": {"properties": {"type": {"const": "Percentage"}}}, "then": {"properties": {"spec": {"required": ["percentage"]}}}, "else": {"properties": {"spec": {"required": ["count"]}}} } })"
+// clang-format on
 
 const char* const kRollingDeploy = R"({"type": "object", "additionalProperties": false,
   "properties": {"skipDryRun": {"$ref": "#/$defs/flag"},

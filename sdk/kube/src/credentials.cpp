@@ -74,7 +74,12 @@ std::optional<Clock::time_point> parse_rfc3339(const std::string& text) {
   tm.tm_sec = s;
   std::time_t t = timegm(&tm);
   if (t == static_cast<std::time_t>(-1)) return std::nullopt;
-  return Clock::from_time_t(t - offset);
+  // system_clock counts nanoseconds in 64 bits (up to 2262): later times are clamped to the
+  // latest point it can hold rather than wrapping into the past.
+  constexpr std::time_t kLatest = 9'000'000'000; // year 2255
+  t -= offset;
+  if (t > kLatest) return Clock::time_point::max();
+  return Clock::from_time_t(t);
 }
 
 Credentials::Credentials(const ClusterConfig& config) : config_(config) {}

@@ -314,10 +314,28 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
     throw;
   }
 
+  // The event watches may not have delivered the last events when the wait ends (a fast
+  // rollout finishes before they arrive): one list per namespace catches up, events already
+  // shown are skipped.
+  auto catch_up_events = [&] {
+    if (!options.log) return;
+    for (const auto& ns : namespaces) {
+      try {
+        auto items = base.list("v1", "Event", ns).items;
+        std::stable_sort(items.begin(), items.end(), [](const json& a, const json& b) {
+          return event_time(a) < event_time(b);
+        });
+        for (const auto& e : items) on_k8s_event(e);
+      } catch (const Error&) {
+        return; // events are a courtesy; the outcome stands
+      }
+    }
+  };
   auto next_pod_check = Clock::now() + options.pod_check_every;
   auto finish = [&](WaitResult::Outcome outcome, std::string message) {
     stop = true;
     watches.clear();
+    if (outcome != WaitResult::Outcome::kCancelled) catch_up_events();
     result.outcome = outcome;
     result.message = std::move(message);
     for (auto& t : tracked) result.workloads.push_back({t->ref, t->status, t->problems});

@@ -415,8 +415,9 @@ TEST_F(KubeClientTest, WatchListsThenStreamsAndResumesAfterARestart) {
 
   // The server goes away and comes back: the watch reconnects from where it was, so the
   // change made while it was away arrives once and nothing is listed again.
+  int port = sandbox_->port();
   sandbox_->stop();
-  sandbox_->start();
+  sandbox_->start(port);
   Client again(load_kubeconfig(sandbox_->kubeconfig()));
   again.remove({"v1", "ConfigMap", "default", "during"});
   ASSERT_TRUE(saw("DELETED during 2"));
@@ -430,10 +431,10 @@ TEST_F(KubeClientTest, WatchListsThenStreamsAndResumesAfterARestart) {
 TEST_F(KubeClientTest, WatchFromATooOldVersionListsAgain) {
   sandbox_->stop();
   ct::write_file(sandbox_->data_dir() / "config.yaml", std::string(ct::kFastSandbox) +
-                                                           "watchHistory: 5\n");
+                                                           "watchHistory: 100\n");
   sandbox_->start();
   Client c(load_kubeconfig(sandbox_->kubeconfig()));
-  for (int i = 0; i < 12; ++i) c.apply(config_map("cm", std::to_string(i)));
+  for (int i = 0; i < 110; ++i) c.apply(config_map("cm", std::to_string(i)));
   std::atomic<int> syncs{0};
   std::atomic<int> events{0};
   WatchOptions wo;

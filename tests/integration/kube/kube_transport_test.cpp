@@ -24,7 +24,7 @@ public:
   explicit Running(std::unique_ptr<S> s) : server_(std::move(s)) {
     port_ = server_->bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_->listen_after_bind(); });
-    server_->wait_until_ready();
+    ct::wait_until([this] { return server_->is_running(); }, std::chrono::seconds(10));
   }
   ~Running() {
     server_->stop();

@@ -19,11 +19,11 @@ Sandbox::~Sandbox() {
   daemon_.reset();
 }
 
-void Sandbox::start() {
+void Sandbox::start(int port) {
   ++starts_;
   daemon_ = std::make_unique<Daemon>(
       std::vector<std::string>{binary("capstan-sandbox").string(), "--data-dir", data_dir_.string(),
-                               "--port", "0"},
+                               "--port", std::to_string(port)},
       data_dir_.parent_path() /
           (data_dir_.filename().string() + "-sandbox-" + std::to_string(starts_) + ".log"));
   if (!daemon_->wait_for_log("listening on https://", std::chrono::seconds(30))) {

@@ -26,7 +26,9 @@ public:
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
 
-  void start(); // waits until it listens; throws std::runtime_error with its log otherwise
+  // Waits until it listens; throws std::runtime_error with its log otherwise. `port` 0 picks a
+  // free one; pass the previous port() to restart where clients still point.
+  void start(int port = 0);
   void stop();  // SIGTERM, waits for the exit
 
   const std::filesystem::path& data_dir() const { return data_dir_; }
