@@ -13,8 +13,8 @@
 
 namespace capstan::plugins::kubernetes {
 
-using nlohmann::json;
 using manifest::Resource;
+using nlohmann::json;
 
 namespace {
 
@@ -84,11 +84,20 @@ void Applier::check_kinds(std::vector<Resource>& resources) {
 std::string Applier::api_version_of(const std::string& kind) {
   // The usual homes first, so no full discovery is needed for them.
   static const std::map<std::string, std::string> common = {
-      {"Deployment", "apps/v1"},  {"StatefulSet", "apps/v1"}, {"DaemonSet", "apps/v1"},
-      {"ReplicaSet", "apps/v1"},  {"ConfigMap", "v1"},        {"Secret", "v1"},
-      {"Service", "v1"},          {"Pod", "v1"},              {"Namespace", "v1"},
-      {"ServiceAccount", "v1"},   {"Job", "batch/v1"},        {"CronJob", "batch/v1"},
-      {"PersistentVolumeClaim", "v1"}, {"Ingress", "networking.k8s.io/v1"},
+      {"Deployment", "apps/v1"},
+      {"StatefulSet", "apps/v1"},
+      {"DaemonSet", "apps/v1"},
+      {"ReplicaSet", "apps/v1"},
+      {"ConfigMap", "v1"},
+      {"Secret", "v1"},
+      {"Service", "v1"},
+      {"Pod", "v1"},
+      {"Namespace", "v1"},
+      {"ServiceAccount", "v1"},
+      {"Job", "batch/v1"},
+      {"CronJob", "batch/v1"},
+      {"PersistentVolumeClaim", "v1"},
+      {"Ingress", "networking.k8s.io/v1"},
       {"HorizontalPodAutoscaler", "autoscaling/v2"}};
   if (auto it = common.find(kind); it != common.end()) {
     if (client_.find_resource(it->second, kind)) return it->second;
@@ -155,8 +164,8 @@ void Applier::run_batches(const std::vector<Resource>& resources, bool dry,
         while (!client_.find_resource(r.api_version(), r.kind())) {
           ctx_.throw_if_cancelled();
           if (std::chrono::steady_clock::now() > deadline) {
-            throw invalid(where(r) + "the cluster did not start serving " + r.api_version() +
-                          " " + r.kind() + " within 60s of its CustomResourceDefinition");
+            throw invalid(where(r) + "the cluster did not start serving " + r.api_version() + " " +
+                          r.kind() + " within 60s of its CustomResourceDefinition");
           }
           std::this_thread::sleep_for(std::chrono::milliseconds(500));
           client_.invalidate_discovery();
@@ -180,8 +189,7 @@ void Applier::run_batches(const std::vector<Resource>& resources, bool dry,
         const Resource& r = resources[batch[k]];
         if (dry) {
           std::string ns = r.namespace_();
-          if ((!ns.empty() && missing_namespaces.count(ns) > 0) ||
-              defined_by(crds, r) != nullptr) {
+          if ((!ns.empty() && missing_namespaces.count(ns) > 0) || defined_by(crds, r) != nullptr) {
             continue;
           }
         }
@@ -197,8 +205,8 @@ void Applier::run_batches(const std::vector<Resource>& resources, bool dry,
         }
       }
     };
-    int threads = static_cast<int>(std::min<std::size_t>(batch.size(),
-                                                          static_cast<std::size_t>(concurrency_)));
+    int threads = static_cast<int>(
+        std::min<std::size_t>(batch.size(), static_cast<std::size_t>(concurrency_)));
     if (threads <= 1) {
       worker();
     } else {

@@ -11,9 +11,9 @@
 
 namespace capstan::plugins::kubernetes {
 
-using nlohmann::json;
 using manifest::Resource;
 using manifest::ResourceId;
+using nlohmann::json;
 
 namespace {
 
@@ -42,8 +42,8 @@ ResourceId parse_kind_name(const std::string& text, const std::string& default_n
   std::size_t start = 0;
   while (true) {
     auto slash = text.find('/', start);
-    parts.push_back(text.substr(start, slash == std::string::npos ? std::string::npos
-                                                                   : slash - start));
+    parts.push_back(
+        text.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
     if (slash == std::string::npos) break;
     start = slash + 1;
   }
@@ -79,25 +79,25 @@ void apply(Step& step) {
   rs.skip_rendering = spec_bool(spec, "skipRendering");
   if (spec.contains("overrides") && spec["overrides"].is_array()) {
     auto plan = guarded([&] {
-      json fake = {{"identifier", "apply"},
-                   {"serviceDefinition",
-                    {{"type", "Kubernetes"},
-                     {"spec",
-                      {{"manifests",
-                        json::array({{{"manifest",
-                                       {{"identifier", "none"},
-                                        {"type", "K8sManifest"},
-                                        {"spec",
-                                         {{"store",
-                                           {{"type", "Inline"},
-                                            {"spec", {{"content", ""}}}}}}}}}}})}}}}}};
+      json fake = {
+          {"identifier", "apply"},
+          {"serviceDefinition",
+           {{"type", "Kubernetes"},
+            {"spec",
+             {{"manifests",
+               json::array(
+                   {{{"manifest",
+                      {{"identifier", "none"},
+                       {"type", "K8sManifest"},
+                       {"spec",
+                        {{"store", {{"type", "Inline"}, {"spec", {{"content", ""}}}}}}}}}}})}}}}}};
       return manifest::plan_manifests(
           fake, {manifest::OverrideLayer{"step overrides", spec["overrides"]}});
     });
     for (const auto& v : plan.values) {
       if (v.store.type != "Inline") {
-        throw invalid("K8sApply overrides: only Inline values are supported here (" +
-                      v.identifier + " is " + v.store.type + "); add Git values to the service");
+        throw invalid("K8sApply overrides: only Inline values are supported here (" + v.identifier +
+                      " is " + v.store.type + "); add Git values to the service");
       }
       rs.extra_values.push_back(manifest::inline_values(v));
     }
@@ -146,9 +146,8 @@ void scale(Step& step) {
     int pct = spec_int(sspec.value("percentage", json()), "instanceSelection.spec.percentage");
     if (pct < 0 || pct > 100) throw invalid("percentage must be between 0 and 100");
     // A percentage of what the last successful release declared, else of the current count.
-    int target = current.contains("/spec/replicas"_json_pointer)
-                     ? current["spec"].value("replicas", 0)
-                     : 0;
+    int target =
+        current.contains("/spec/replicas"_json_pointer) ? current["spec"].value("replicas", 0) : 0;
     auto history = step.releases.load();
     if (const auto* last = history.last_successful()) {
       if (auto objects = step.releases.load_manifests(last->number)) {
@@ -160,11 +159,9 @@ void scale(Step& step) {
         }
       }
     }
-    replicas = pct == 0 ? 0
-                        : guarded([&] {
-                            return manifest::canary_instances(manifest::InstanceUnit::Percentage,
-                                                              pct, target);
-                          });
+    replicas = pct == 0 ? 0 : guarded([&] {
+      return manifest::canary_instances(manifest::InstanceUnit::Percentage, pct, target);
+    });
     step.ctx.info(std::to_string(pct) + "% of " + std::to_string(target) + " is " +
                   std::to_string(replicas));
   } else {
@@ -199,7 +196,8 @@ void delete_resources(Step& step) {
   if (type == "ManifestPath") {
     RenderSpec rs;
     rs.only_files = strings(dspec, "manifestPaths");
-    if (spec_bool(dspec, "allManifestPaths")) rs.only_files.clear();
+    if (spec_bool(dspec, "allManifestPaths"))
+      rs.only_files.clear();
     else if (rs.only_files.empty()) {
       throw invalid("deleteResources.spec.manifestPaths names no file (or set allManifestPaths)");
     }

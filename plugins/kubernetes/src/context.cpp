@@ -265,8 +265,8 @@ StageContext StageContext::parse(const sdk::StepContext& ctx) {
   if (s.release_name == "release-") {
     throw invalid("the infrastructure definition has no releaseName");
   }
-  for (const auto& [what, value] : {std::pair{"namespace", s.namespace_},
-                                    std::pair{"releaseName", s.release_name}}) {
+  for (const auto& [what, value] :
+       {std::pair{"namespace", s.namespace_}, std::pair{"releaseName", s.release_name}}) {
     if (value.find("<+") != std::string::npos) {
       throw invalid(std::string("the infrastructure's ") + what + " '" + value +
                     "' still holds an unresolved expression");
@@ -314,10 +314,9 @@ StageContext StageContext::parse(const sdk::StepContext& ctx) {
          {"imagePullSecret", manifest::image_pull_secret_dockercfg(*s.artifact)},
          {"dockerConfigJsonSecret", manifest::image_pull_secret_dockerconfigjson(*s.artifact)}});
   }
-  json svc_vars = variables_map(
-      s.service.contains("/serviceDefinition/spec/variables"_json_pointer)
-          ? s.service.at("/serviceDefinition/spec/variables"_json_pointer)
-          : json());
+  json svc_vars = variables_map(s.service.contains("/serviceDefinition/spec/variables"_json_pointer)
+                                    ? s.service.at("/serviceDefinition/spec/variables"_json_pointer)
+                                    : json());
   put("serviceVariables", svc_vars);
   put("service", {{"name", text(s.service, {"name"})},
                   {"identifier", text(s.service, {"identifier"})},
@@ -336,8 +335,8 @@ StageContext StageContext::parse(const sdk::StepContext& ctx) {
                    {"identifier", text(pipeline, {"identifier"})},
                    {"name", text(pipeline, {"name"})},
                    {"variables", variables_map(pipeline.value("variables", json::object()))}});
-  put("stage", {{"identifier", text(raw, {"stage", "identifier"})},
-                {"name", text(raw, {"stage", "name"})}});
+  put("stage",
+      {{"identifier", text(raw, {"stage", "identifier"})}, {"name", text(raw, {"stage", "name"})}});
   s.scope = std::move(scope);
   return s;
 }

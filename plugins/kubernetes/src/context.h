@@ -22,12 +22,12 @@ struct StageContext {
   kube::ClusterConfig cluster;
   std::string cluster_key; // identifies the cluster and credentials (for client reuse)
   std::optional<manifest::Artifact> artifact;
-  nlohmann::json service;        // the service document (serviceDefinition, ...)
-  nlohmann::json environment;    // may be null
-  nlohmann::json infrastructure; // the infrastructure definition
+  nlohmann::json service;                // the service document (serviceDefinition, ...)
+  nlohmann::json environment;            // may be null
+  nlohmann::json infrastructure;         // the infrastructure definition
   std::filesystem::path service_dir;     // where a Local store's paths start
   std::filesystem::path environment_dir; // ... for the environment's override stores
-  nlohmann::json scope; // what <+...> references in fetched files resolve against
+  nlohmann::json scope;                  // what <+...> references in fetched files resolve against
 
   // Throws sdk::StepError (InvalidInput for a missing or malformed part, Authentication for a
   // kubeconfig that cannot be read). Credentials found are passed to ctx.mask().

@@ -12,12 +12,12 @@
 
 namespace capstan::plugins::kubernetes {
 
-using nlohmann::json;
 using manifest::Release;
 using manifest::ReleaseHistory;
 using manifest::ReleaseStatus;
 using manifest::Resource;
 using manifest::ResourceId;
+using nlohmann::json;
 
 namespace {
 
@@ -46,8 +46,11 @@ Releases start_release(Step& step, bool continue_canary) {
                   step.stage.release_name + " (its canary phase ran earlier in this stage)");
     return r;
   }
+  // Numbers keep increasing: the new release is numbered before failed releases and those
+  // older than the last success are dropped.
+  r.history.create_release({});
   r.history.cleanup();
-  Release& rel = r.history.create_release({});
+  Release& rel = *r.history.latest();
   rel.execution = step.stage.execution_key;
   r.number = rel.number;
   step.ctx.info("Release " + std::to_string(r.number) + " of " + step.stage.release_name +
@@ -58,10 +61,9 @@ Releases start_release(Step& step, bool continue_canary) {
 // Pull secret and ConfigMap/Secret versioning, as every deployment does them.
 void prepare_objects(Step& step, std::vector<Resource>& resources, bool skip_versioning,
                      int number) {
-  if (step.stage.artifact &&
-      manifest::inject_image_pull_secret(resources, *step.stage.artifact,
-                                         step.stage.release_name + "-dockercfg",
-                                         step.stage.namespace_)) {
+  if (step.stage.artifact && manifest::inject_image_pull_secret(
+                                 resources, *step.stage.artifact,
+                                 step.stage.release_name + "-dockercfg", step.stage.namespace_)) {
     step.ctx.info("Added image pull secret " + step.stage.release_name + "-dockercfg for " +
                   step.stage.artifact->registry);
   }
@@ -80,10 +82,23 @@ std::vector<ResourceId> ids_of(const std::vector<Resource>& resources) {
 void save_failed(Step& step, Releases& r) {
   try {
     r.release().status = ReleaseStatus::Failed;
-    step.releases.save(r.history);
+    step.releases.save(r.history, true);
   } catch (const std::exception& e) {
     step.ctx.warn(std::string("could not record release ") + std::to_string(r.number) +
                   " as failed: " + e.what());
+  }
+}
+
+// Runs `body`; a failure or cancellation marks the release Failed before it goes on.
+template <class F> void recording_failure(Step& step, Releases& r, F&& body) {
+  try {
+    body();
+  } catch (const sdk::StepError&) {
+    save_failed(step, r);
+    throw;
+  } catch (const sdk::Cancelled&) {
+    save_failed(step, r);
+    throw;
   }
 }
 
@@ -195,10 +210,12 @@ void rolling_deploy(Step& step) {
   auto managed = manifest::managed_workloads(resources, manifest::Strategy::Rolling);
   if (r.reused) {
     // The primary phase of a canary: its pods are the stable track. A selector cannot change
-    // once a Deployment exists, so it only gets the label when the workload is new.
+    // once a Deployment exists, so it gets the label when the workload is new, and keeps it
+    // when an earlier canary release put it there.
     for (std::size_t i : managed) {
-      bool exists = guarded([&] { return step.client.try_get(step.ref(resources[i])).has_value(); });
-      manifest::mark_stable(resources[i], !exists);
+      auto live = guarded([&] { return step.client.try_get(step.ref(resources[i])); });
+      json::json_pointer track("/spec/selector/matchLabels/harness.io~1track");
+      manifest::mark_stable(resources[i], !live || live->contains(track));
     }
   }
   Release& rel = r.release();
@@ -207,16 +224,10 @@ void rolling_deploy(Step& step) {
   rel.status = ReleaseStatus::InProgress;
 
   std::vector<json> live;
-  try {
+  recording_failure(step, r, [&] {
     live = dry_run_record_apply(step, r, resources, skip_dry_run);
     step.wait_for_steady_state(refs(step, resources, managed));
-  } catch (const sdk::StepError&) {
-    save_failed(step, r);
-    throw;
-  } catch (const sdk::Cancelled&) {
-    save_failed(step, r);
-    throw;
-  }
+  });
   finish(step, r, resources, live, managed, pruning);
   step.ctx.set_output("releaseName", step.stage.release_name);
   step.ctx.set_output("releaseNumber", std::to_string(r.number));
@@ -230,10 +241,10 @@ void canary_deploy(Step& step) {
   const json sspec = sel.value("spec", json::object());
   manifest::InstanceUnit unit =
       type == "Percentage" ? manifest::InstanceUnit::Percentage : manifest::InstanceUnit::Count;
-  int instances = unit == manifest::InstanceUnit::Percentage
-                      ? spec_int(sspec.value("percentage", json()),
-                                 "instanceSelection.spec.percentage")
-                      : spec_int(sspec.value("count", json()), "instanceSelection.spec.count");
+  int instances =
+      unit == manifest::InstanceUnit::Percentage
+          ? spec_int(sspec.value("percentage", json()), "instanceSelection.spec.percentage")
+          : spec_int(sspec.value("count", json()), "instanceSelection.spec.count");
 
   Rendered rendered = step.render();
   Releases r = start_release(step, false);
@@ -256,18 +267,13 @@ void canary_deploy(Step& step) {
   for (const auto& res : plan.resources) {
     if (res.id().same_object(plan.canary_workload)) canary_ref = step.ref(res);
   }
-  try {
+  recording_failure(step, r, [&] {
     dry_run_record_apply(step, r, plan.resources, skip_dry_run);
     step.wait_for_steady_state({canary_ref});
-  } catch (const sdk::StepError&) {
-    save_failed(step, r);
-    throw;
-  } catch (const sdk::Cancelled&) {
-    save_failed(step, r);
-    throw;
-  }
+  });
   // The release stays in progress: the primary (rolling) phase of this stage completes it.
-  step.ctx.set_output("canaryWorkload", plan.canary_workload.kind + "/" + plan.canary_workload.name);
+  step.ctx.set_output("canaryWorkload",
+                      plan.canary_workload.kind + "/" + plan.canary_workload.name);
   step.ctx.set_output("canaryWorkloadDeployed", "true");
   step.ctx.set_output("releaseNumber", std::to_string(r.number));
   step.ctx.set_output("targetInstances", std::to_string(plan.replicas));
@@ -304,9 +310,9 @@ void blue_green_deploy(Step& step) {
     plan.primary_color = plan.stage_color;
   }
   step.ctx.info("Primary Service " + plan.primary_service + " routes to " +
-                (first ? plan.stage_color + " (first deployment)" : live_color) +
-                "; deploying " + plan.stage_color + " as " + plan.workload.kind + "/" +
-                plan.workload.name + " behind stage Service " + plan.stage_service);
+                (first ? plan.stage_color + " (first deployment)" : live_color) + "; deploying " +
+                plan.stage_color + " as " + plan.workload.kind + "/" + plan.workload.name +
+                " behind stage Service " + plan.stage_service);
   Release& rel = r.release();
   rel.resources = ids_of(plan.resources);
   rel.bg_environment = plan.stage_color;
@@ -317,16 +323,10 @@ void blue_green_deploy(Step& step) {
     if (plan.resources[i].id().same_object(plan.workload)) managed.push_back(i);
   }
   std::vector<json> live;
-  try {
+  recording_failure(step, r, [&] {
     live = dry_run_record_apply(step, r, plan.resources, skip_dry_run);
     step.wait_for_steady_state(refs(step, plan.resources, managed));
-  } catch (const sdk::StepError&) {
-    save_failed(step, r);
-    throw;
-  } catch (const sdk::Cancelled&) {
-    save_failed(step, r);
-    throw;
-  }
+  });
   // The other colour's workload serves live traffic: never pruned.
   ResourceId other = plan.workload;
   std::string base = other.name.substr(0, other.name.size() - plan.stage_color.size() - 1);

@@ -25,8 +25,8 @@ const json* lookup(const json& scope, std::string_view path) {
   std::size_t start = 0;
   while (start <= path.size()) {
     auto dot = path.find('.', start);
-    std::string key(path.substr(start, dot == std::string_view::npos ? std::string_view::npos
-                                                                      : dot - start));
+    std::string key(
+        path.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
     if (!cur->is_object()) return nullptr;
     auto it = cur->find(key);
     if (it == cur->end()) return nullptr;
@@ -81,9 +81,8 @@ std::string resolve_references(std::string_view text, const json& scope, const s
     }
     const json* v = lookup(scope, trimmed);
     if (v == nullptr || v->is_null() || v->is_object() || v->is_array()) {
-      throw manifest::ManifestError(file, l, c,
-                                    "<+" + std::string(trimmed) +
-                                        "> does not resolve to a value in this stage");
+      throw manifest::ManifestError(
+          file, l, c, "<+" + std::string(trimmed) + "> does not resolve to a value in this stage");
     }
     out += v->is_string() ? v->get<std::string>() : v->dump();
     pos = close + 1;

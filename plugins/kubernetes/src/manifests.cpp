@@ -10,8 +10,8 @@ namespace capstan::plugins::kubernetes {
 
 using nlohmann::json;
 
-Rendered render_stage(const StageContext& stage, StoreFetcher& fetcher,
-                      const sdk::StepContext& ctx, const RenderSpec& spec) {
+Rendered render_stage(const StageContext& stage, StoreFetcher& fetcher, const sdk::StepContext& ctx,
+                      const RenderSpec& spec) {
   if (!stage.has_service()) {
     throw invalid("the stage has no service, so there are no manifests to deploy");
   }
@@ -28,8 +28,8 @@ Rendered render_stage(const StageContext& stage, StoreFetcher& fetcher,
 
     manifest::ManifestSource source;
     source.root = root;
-    source.paths = k8s.store.type == "Inline" ? std::vector<std::string>{"inline.yaml"}
-                                              : k8s.store.paths;
+    source.paths =
+        k8s.store.type == "Inline" ? std::vector<std::string>{"inline.yaml"} : k8s.store.paths;
     source.values_paths = k8s.values_paths;
     source.name = k8s.identifier.empty() ? "manifests" : k8s.identifier;
     // A file named in filePaths outside the manifest folders (elsewhere in the store) is read

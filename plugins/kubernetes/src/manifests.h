@@ -14,8 +14,8 @@
 namespace capstan::plugins::kubernetes {
 
 struct RenderSpec {
-  std::vector<std::string> only_files; // K8sApply filePaths, K8sDelete manifestPaths
-  bool skip_rendering = false;         // K8sApply skipRendering
+  std::vector<std::string> only_files;            // K8sApply filePaths, K8sDelete manifestPaths
+  bool skip_rendering = false;                    // K8sApply skipRendering
   std::vector<manifest::ValuesFile> extra_values; // K8sApply overrides (highest priority)
 };
 
@@ -26,8 +26,8 @@ struct Rendered {
 };
 
 // Throws sdk::StepError (InvalidInput naming file and line for bad YAML or templates).
-Rendered render_stage(const StageContext& stage, StoreFetcher& fetcher,
-                      const sdk::StepContext& ctx, const RenderSpec& spec = {});
+Rendered render_stage(const StageContext& stage, StoreFetcher& fetcher, const sdk::StepContext& ctx,
+                      const RenderSpec& spec = {});
 
 // Objects as YAML documents for the step log and outputs, with Secret values hidden.
 std::string to_yaml_masked(const std::vector<manifest::Resource>& resources);

@@ -92,17 +92,15 @@ CAPSTAN_PLUGIN(plugin) {
   plugin.step({"K8sBlueGreenDeploy", s::kBlueGreenDeploy,
                "Deploys the new version in the colour the primary Service does not route to", 0},
               &Kubernetes::blue_green_deploy);
-  plugin.step({"K8sBGSwapServices", s::kBGSwapServices,
-               "Swaps the primary and stage Services' colours", 0},
-              &Kubernetes::blue_green_swap);
+  plugin.step(
+      {"K8sBGSwapServices", s::kBGSwapServices, "Swaps the primary and stage Services' colours", 0},
+      &Kubernetes::blue_green_swap);
   plugin.step({"K8sBlueGreenStageScaleDown", s::kBlueGreenStageScaleDown,
                "Scales the stage colour's workload down to zero", kRetrySafe},
               &Kubernetes::stage_scale_down);
-  plugin.step({"K8sApply", s::kApply, "Applies manifest files with server-side apply",
-               kRetrySafe},
+  plugin.step({"K8sApply", s::kApply, "Applies manifest files with server-side apply", kRetrySafe},
               &Kubernetes::apply);
-  plugin.step({"K8sScale", s::kScale, "Scales a workload to a count or a percentage",
-               kRetrySafe},
+  plugin.step({"K8sScale", s::kScale, "Scales a workload to a count or a percentage", kRetrySafe},
               &Kubernetes::scale);
   plugin.step({"K8sDelete", s::kDelete,
                "Deletes objects by name, by manifest file, or a whole release", kRetrySafe},

@@ -35,14 +35,15 @@ manifest::ReleaseHistory ReleaseStore::load() {
   });
 }
 
-void ReleaseStore::save(const manifest::ReleaseHistory& history) {
+void ReleaseStore::save(const manifest::ReleaseHistory& history, bool even_if_cancelled) {
+  kube::Client client = even_if_cancelled ? client_.with_cancel({}) : client_;
   guarded([&] {
     json object = history.to_object(release_name_, ns_);
     object["metadata"]["labels"][kReleaseLabel] = release_name_;
     kube::ApplyOptions o;
     o.field_manager = kFieldManager;
     o.force = true;
-    client_.apply(object, o);
+    client.apply(object, o);
     return 0;
   });
 }
@@ -69,8 +70,10 @@ void ReleaseStore::save_manifests(int number, const std::vector<manifest::Resour
       client_.apply(secret, o);
     } catch (const kube::Error& e) {
       if (e.is(kube::ErrorKind::kRequestEntityTooLarge) || e.is(kube::ErrorKind::kInvalid)) {
-        throw invalid("release " + std::to_string(number) + "'s manifests cannot be stored for "
-                      "rollback (" + e.what() + "); they may be over the 1 MiB limit of a Secret");
+        throw invalid("release " + std::to_string(number) +
+                      "'s manifests cannot be stored for "
+                      "rollback (" +
+                      e.what() + "); they may be over the 1 MiB limit of a Secret");
       }
       throw;
     }

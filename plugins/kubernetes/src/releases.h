@@ -20,7 +20,8 @@ public:
   // The history, empty when the release name was never deployed. A stored history that does
   // not parse is an InvalidInput error naming the object.
   manifest::ReleaseHistory load();
-  void save(const manifest::ReleaseHistory& history);
+  // `even_if_cancelled`: recording the outcome of a step that was cancelled still goes out.
+  void save(const manifest::ReleaseHistory& history, bool even_if_cancelled = false);
 
   // The objects release `number` applied (Secrets included: hence a Secret).
   void save_manifests(int number, const std::vector<manifest::Resource>& resources);

@@ -11,12 +11,12 @@
 
 namespace capstan::plugins::kubernetes {
 
-using nlohmann::json;
 using manifest::Release;
 using manifest::ReleaseHistory;
 using manifest::ReleaseStatus;
 using manifest::Resource;
 using manifest::ResourceId;
+using nlohmann::json;
 
 namespace {
 
@@ -39,9 +39,8 @@ void undo_to_revisions(Step& step, const Release& previous) {
     auto deployment = guarded([&] { return step.client.get(step.ref(w.workload)); });
     kube::ListOptions lo;
     lo.label_selector = kube::label_selector(deployment["spec"]["selector"]);
-    auto sets = guarded([&] {
-      return step.client.list("apps/v1", "ReplicaSet", w.workload.namespace_, lo).items;
-    });
+    auto sets = guarded(
+        [&] { return step.client.list("apps/v1", "ReplicaSet", w.workload.namespace_, lo).items; });
     const json* match = nullptr;
     for (const auto& rs : sets) {
       json::json_pointer p("/metadata/annotations/deployment.kubernetes.io~1revision");
@@ -222,7 +221,8 @@ void blue_green_swap(Step& step) {
   }
   if (p.empty() || s.empty()) {
     throw invalid("Service " + (p.empty() ? rel->primary_service : rel->stage_service) +
-                  " selects no " + manifest::labels::kColor + "; it was not deployed by "
+                  " selects no " + manifest::labels::kColor +
+                  "; it was not deployed by "
                   "K8sBlueGreenDeploy");
   }
   if (p == s) {

@@ -150,8 +150,8 @@ fs::path StoreFetcher::fetch(const manifest::ManifestSpec& spec, std::vector<std
         throw invalid(name + ": \"" + p + "\" does not exist in " + base.string());
       }
       fs::create_directories((root / rel).parent_path());
-      fs::copy(from, root / rel,
-               fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+      fs::copy(from, root / rel, fs::copy_options::recursive | fs::copy_options::overwrite_existing,
+               ec);
       if (ec) throw invalid(name + ": cannot copy \"" + p + "\": " + ec.message());
     }
   } else if (type == "Git" || type == "Github" || type == "Gitlab" || type == "Bitbucket") {
@@ -163,8 +163,9 @@ fs::path StoreFetcher::fetch(const manifest::ManifestSpec& spec, std::vector<std
     lease->export_tree(commit, root);
     ctx_.info("  commit " + commit.substr(0, 12));
   } else {
-    throw invalid(name + ": store type " + type + " is not supported (Git, Github, Gitlab, "
-                                                   "Bitbucket, Local or Inline)");
+    throw invalid(name + ": store type " + type +
+                  " is not supported (Git, Github, Gitlab, "
+                  "Bitbucket, Local or Inline)");
   }
   std::vector<std::string> all = paths;
   for (const auto& p : optional) {

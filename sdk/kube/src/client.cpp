@@ -11,8 +11,8 @@
 
 namespace capstan::kube {
 
-using nlohmann::json;
 using detail::Shared;
+using nlohmann::json;
 
 namespace detail {
 
@@ -48,8 +48,8 @@ void sleep_cancellable(std::chrono::milliseconds d, const std::function<bool()>&
     if (cancelled && cancelled()) throw Error(ErrorKind::kCancelled, "cancelled");
     auto now = std::chrono::steady_clock::now();
     if (now >= until) return;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        until - now, std::chrono::milliseconds(50)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(50)));
   }
 }
 
@@ -85,7 +85,7 @@ std::pair<std::string, std::string> split_api_version(std::string_view api_versi
 
 std::string gv_path(const std::string& api_version) {
   return api_version.find('/') == std::string::npos ? "/api/" + api_version
-                                                     : "/apis/" + api_version;
+                                                    : "/apis/" + api_version;
 }
 
 std::chrono::milliseconds backoff(const ClientOptions& o, int attempt) {
@@ -115,10 +115,14 @@ std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
 
 std::string propagation_name(Propagation p) {
   switch (p) {
-  case Propagation::kBackground: return "Background";
-  case Propagation::kForeground: return "Foreground";
-  case Propagation::kOrphan: return "Orphan";
-  case Propagation::kDefault: break;
+  case Propagation::kBackground:
+    return "Background";
+  case Propagation::kForeground:
+    return "Foreground";
+  case Propagation::kOrphan:
+    return "Orphan";
+  case Propagation::kDefault:
+    break;
   }
   return "";
 }
@@ -225,12 +229,19 @@ Response Client::send(std::string_view method, std::string_view path, std::strin
     auto after = retry_after(r.headers);
     bool retry = false;
     switch (r.status) {
-    case 429: retry = true; break;
+    case 429:
+      retry = true;
+      break;
     case 503:
-    case 504: retry = idempotent || after.has_value(); break;
+    case 504:
+      retry = idempotent || after.has_value();
+      break;
     case 500:
-    case 502: retry = after.has_value() || (idempotent && r.status == 502); break;
-    default: break;
+    case 502:
+      retry = after.has_value() || (idempotent && r.status == 502);
+      break;
+    default:
+      break;
     }
     if (retry && !last) {
       auto wait = backoff(s.options, attempt);
@@ -361,8 +372,8 @@ std::optional<ResourceInfo> Client::find_resource(std::string_view api_version,
           if (r.kind == kind) return r;
         }
         // A miss on a fresh entry is final; an older one is fetched again (new CRDs).
-        if (pass == 1 || std::chrono::steady_clock::now() - it->second.fetched <
-                             std::chrono::seconds(2)) {
+        if (pass == 1 ||
+            std::chrono::steady_clock::now() - it->second.fetched < std::chrono::seconds(2)) {
           return std::nullopt;
         }
       }
@@ -392,23 +403,23 @@ ResourceInfo Client::resource(std::string_view api_version, std::string_view kin
   for (const auto& r : served_resources()) {
     if (r.kind == k) elsewhere.push_back(r.api_version());
   }
-  std::string hint = elsewhere.empty() ? "" : "; " + k + " is served as " + join(elsewhere, " and ");
+  std::string hint =
+      elsewhere.empty() ? "" : "; " + k + " is served as " + join(elsewhere, " and ");
   if (served) {
     std::sort(kinds.begin(), kinds.end());
     kinds.erase(std::unique(kinds.begin(), kinds.end()), kinds.end());
     throw Error(ErrorKind::kUnsupportedKind,
-                "the cluster does not serve kind " + k + " in " + gv + " (" + gv +
-                    " serves: " + (kinds.empty() ? std::string("nothing") : join(kinds)) + ")" +
-                    hint);
+                "the cluster does not serve kind " + k + " in " + gv + " (" + gv + " serves: " +
+                    (kinds.empty() ? std::string("nothing") : join(kinds)) + ")" + hint);
   }
   std::vector<std::string> gvs;
   {
     std::lock_guard lock(s.discovery_mutex);
     if (s.served_group_versions) gvs = *s.served_group_versions;
   }
-  throw Error(ErrorKind::kUnsupportedKind,
-              "the cluster does not serve apiVersion " + gv + " (kind " + k + ")" + hint +
-                  " (served API versions: " + join(gvs) + ")");
+  throw Error(ErrorKind::kUnsupportedKind, "the cluster does not serve apiVersion " + gv +
+                                               " (kind " + k + ")" + hint +
+                                               " (served API versions: " + join(gvs) + ")");
 }
 
 std::vector<ResourceInfo> Client::served_resources() const {
@@ -585,9 +596,9 @@ json Client::patch(const ObjectRef& ref, PatchType type, std::string_view body,
   std::string p = object_path(*this, ref, subresource);
   add_query(p, "fieldManager", options.field_manager);
   if (options.dry_run) add_query(p, "dryRun", "All");
-  const char* ct = type == PatchType::kMerge            ? "application/merge-patch+json"
-                   : type == PatchType::kJson           ? "application/json-patch+json"
-                                                        : "application/strategic-merge-patch+json";
+  const char* ct = type == PatchType::kMerge  ? "application/merge-patch+json"
+                   : type == PatchType::kJson ? "application/json-patch+json"
+                                              : "application/strategic-merge-patch+json";
   // A JSON patch with "test" ops or list appends is not safe to repeat; merge patches are.
   Response r = send("PATCH", p, body, ct, type != PatchType::kJson);
   if (r.status >= 400) {
@@ -604,7 +615,8 @@ bool Client::remove(const ObjectRef& ref, const DeleteOptions& options) const {
   }
   if (options.grace_period_seconds) body["gracePeriodSeconds"] = *options.grace_period_seconds;
   if (options.dry_run) body["dryRun"] = json::array({"All"});
-  if (!options.precondition_uid.empty()) body["preconditions"] = {{"uid", options.precondition_uid}};
+  if (!options.precondition_uid.empty())
+    body["preconditions"] = {{"uid", options.precondition_uid}};
   Response r = send("DELETE", p, body.dump(), "application/json", true);
   if (r.status == 404) return false;
   if (r.status >= 400) {
@@ -637,9 +649,9 @@ std::vector<json> Client::events_for(const json& object) const {
   std::string uid;
   if (auto m = object.find("metadata"); m != object.end() && m->is_object()) uid = text(*m, "uid");
   ListOptions o;
-  o.field_selector = uid.empty() ? "involvedObject.kind=" + ref.kind + ",involvedObject.name=" +
-                                       ref.name
-                                 : "involvedObject.uid=" + uid;
+  o.field_selector = uid.empty()
+                         ? "involvedObject.kind=" + ref.kind + ",involvedObject.name=" + ref.name
+                         : "involvedObject.uid=" + uid;
   auto events = list("v1", "Event", ref.namespace_, o).items;
   auto when = [](const json& e) {
     for (const char* k : {"lastTimestamp", "eventTime", "firstTimestamp"}) {

@@ -103,7 +103,8 @@ ExecConfig parse_exec(const json& e, const std::string& where) {
     throw config_error(where + ": exec needs an apiVersion (client.authentication.k8s.io/v1)");
   }
   if (auto a = e.find("args"); a != e.end() && a->is_array()) {
-    for (const auto& arg : *a) x.args.push_back(arg.is_string() ? arg.get<std::string>() : arg.dump());
+    for (const auto& arg : *a)
+      x.args.push_back(arg.is_string() ? arg.get<std::string>() : arg.dump());
   }
   if (auto en = e.find("env"); en != e.end() && en->is_array()) {
     for (const auto& v : *en) {
@@ -125,8 +126,8 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
   }
   const json* ctx = named(doc, "contexts", context, "context");
   if (ctx == nullptr) {
-    throw config_error(src + ": no context named '" + context + "' (contexts: " +
-                       join(names(doc, "contexts")) + ")");
+    throw config_error(src + ": no context named '" + context +
+                       "' (contexts: " + join(names(doc, "contexts")) + ")");
   }
   ClusterConfig c;
   c.context = context;
@@ -135,8 +136,7 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
   const json* cluster = named(doc, "clusters", cluster_name, "cluster");
   if (cluster == nullptr) {
     throw config_error(src + ": context '" + context + "' names cluster '" + cluster_name +
-                       "', which is not defined (clusters: " + join(names(doc, "clusters")) +
-                       ")");
+                       "', which is not defined (clusters: " + join(names(doc, "clusters")) + ")");
   }
   std::string cwhere = src + ": cluster '" + cluster_name + "'";
   c.server = str(*cluster, "server");
@@ -197,7 +197,8 @@ void merge_into(json& a, const json& b) {
     for (const auto& entry : b[list]) {
       std::string n = entry.is_object() ? str(entry, "name") : "";
       bool present = false;
-      for (const auto& have : a[list]) present = present || (have.is_object() && str(have, "name") == n);
+      for (const auto& have : a[list])
+        present = present || (have.is_object() && str(have, "name") == n);
       if (!present) a[list].push_back(entry);
     }
   }
@@ -248,7 +249,8 @@ ClusterConfig load_default_kubeconfig(const std::string& context) {
     std::size_t start = 0;
     while (start <= list.size()) {
       auto end = list.find(':', start);
-      std::string part = list.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      std::string part =
+          list.substr(start, end == std::string::npos ? std::string::npos : end - start);
       if (!part.empty()) files.emplace_back(part);
       if (end == std::string::npos) break;
       start = end + 1;
@@ -267,10 +269,10 @@ ClusterConfig load_default_kubeconfig(const std::string& context) {
     sources += (sources.empty() ? "" : ":") + f.string();
   }
   if (sources.empty()) {
-    throw config_error("no kubeconfig found (looked at " +
-                       (files.empty() ? std::string("$KUBECONFIG and ~/.kube/config")
-                                      : files.front().string()) +
-                       ")");
+    throw config_error(
+        "no kubeconfig found (looked at " +
+        (files.empty() ? std::string("$KUBECONFIG and ~/.kube/config") : files.front().string()) +
+        ")");
   }
   KubeconfigOptions o;
   o.context = context;

@@ -7,29 +7,52 @@ namespace capstan::kube {
 
 std::string_view to_string(ErrorKind kind) {
   switch (kind) {
-  case ErrorKind::kBadRequest: return "BadRequest";
-  case ErrorKind::kUnauthorized: return "Unauthorized";
-  case ErrorKind::kForbidden: return "Forbidden";
-  case ErrorKind::kNotFound: return "NotFound";
-  case ErrorKind::kMethodNotAllowed: return "MethodNotAllowed";
-  case ErrorKind::kConflict: return "Conflict";
-  case ErrorKind::kAlreadyExists: return "AlreadyExists";
-  case ErrorKind::kExpired: return "Expired";
-  case ErrorKind::kRequestEntityTooLarge: return "RequestEntityTooLarge";
-  case ErrorKind::kUnsupportedMediaType: return "UnsupportedMediaType";
-  case ErrorKind::kInvalid: return "Invalid";
-  case ErrorKind::kTooManyRequests: return "TooManyRequests";
-  case ErrorKind::kInternalError: return "InternalError";
-  case ErrorKind::kServiceUnavailable: return "ServiceUnavailable";
-  case ErrorKind::kServerTimeout: return "ServerTimeout";
-  case ErrorKind::kServerError: return "ServerError";
-  case ErrorKind::kUnsupportedKind: return "UnsupportedKind";
-  case ErrorKind::kConnectivity: return "Connectivity";
-  case ErrorKind::kAuthentication: return "Authentication";
-  case ErrorKind::kConfiguration: return "Configuration";
-  case ErrorKind::kTimeout: return "Timeout";
-  case ErrorKind::kCancelled: return "Cancelled";
-  case ErrorKind::kProtocol: return "Protocol";
+  case ErrorKind::kBadRequest:
+    return "BadRequest";
+  case ErrorKind::kUnauthorized:
+    return "Unauthorized";
+  case ErrorKind::kForbidden:
+    return "Forbidden";
+  case ErrorKind::kNotFound:
+    return "NotFound";
+  case ErrorKind::kMethodNotAllowed:
+    return "MethodNotAllowed";
+  case ErrorKind::kConflict:
+    return "Conflict";
+  case ErrorKind::kAlreadyExists:
+    return "AlreadyExists";
+  case ErrorKind::kExpired:
+    return "Expired";
+  case ErrorKind::kRequestEntityTooLarge:
+    return "RequestEntityTooLarge";
+  case ErrorKind::kUnsupportedMediaType:
+    return "UnsupportedMediaType";
+  case ErrorKind::kInvalid:
+    return "Invalid";
+  case ErrorKind::kTooManyRequests:
+    return "TooManyRequests";
+  case ErrorKind::kInternalError:
+    return "InternalError";
+  case ErrorKind::kServiceUnavailable:
+    return "ServiceUnavailable";
+  case ErrorKind::kServerTimeout:
+    return "ServerTimeout";
+  case ErrorKind::kServerError:
+    return "ServerError";
+  case ErrorKind::kUnsupportedKind:
+    return "UnsupportedKind";
+  case ErrorKind::kConnectivity:
+    return "Connectivity";
+  case ErrorKind::kAuthentication:
+    return "Authentication";
+  case ErrorKind::kConfiguration:
+    return "Configuration";
+  case ErrorKind::kTimeout:
+    return "Timeout";
+  case ErrorKind::kCancelled:
+    return "Cancelled";
+  case ErrorKind::kProtocol:
+    return "Protocol";
   }
   return "Unknown";
 }
@@ -47,21 +70,36 @@ ErrorKind kind_of(int status, const std::string& reason) {
   if (reason == "TooManyRequests") return ErrorKind::kTooManyRequests;
   if (reason == "Timeout") return ErrorKind::kServerTimeout;
   switch (status) {
-  case 400: return ErrorKind::kBadRequest;
-  case 401: return ErrorKind::kUnauthorized;
-  case 403: return ErrorKind::kForbidden;
-  case 404: return ErrorKind::kNotFound;
-  case 405: return ErrorKind::kMethodNotAllowed;
-  case 409: return ErrorKind::kConflict;
-  case 410: return ErrorKind::kExpired;
-  case 413: return ErrorKind::kRequestEntityTooLarge;
-  case 415: return ErrorKind::kUnsupportedMediaType;
-  case 422: return ErrorKind::kInvalid;
-  case 429: return ErrorKind::kTooManyRequests;
-  case 500: return ErrorKind::kInternalError;
-  case 503: return ErrorKind::kServiceUnavailable;
-  case 504: return ErrorKind::kServerTimeout;
-  default: return ErrorKind::kServerError;
+  case 400:
+    return ErrorKind::kBadRequest;
+  case 401:
+    return ErrorKind::kUnauthorized;
+  case 403:
+    return ErrorKind::kForbidden;
+  case 404:
+    return ErrorKind::kNotFound;
+  case 405:
+    return ErrorKind::kMethodNotAllowed;
+  case 409:
+    return ErrorKind::kConflict;
+  case 410:
+    return ErrorKind::kExpired;
+  case 413:
+    return ErrorKind::kRequestEntityTooLarge;
+  case 415:
+    return ErrorKind::kUnsupportedMediaType;
+  case 422:
+    return ErrorKind::kInvalid;
+  case 429:
+    return ErrorKind::kTooManyRequests;
+  case 500:
+    return ErrorKind::kInternalError;
+  case 503:
+    return ErrorKind::kServiceUnavailable;
+  case 504:
+    return ErrorKind::kServerTimeout;
+  default:
+    return ErrorKind::kServerError;
   }
 }
 
@@ -110,10 +148,14 @@ bool is_retryable(const Error& e) {
   case ErrorKind::kTooManyRequests:
   case ErrorKind::kServiceUnavailable:
   case ErrorKind::kServerTimeout:
-  case ErrorKind::kConnectivity: return true;
-  case ErrorKind::kInternalError: return e.retry_after().has_value();
-  case ErrorKind::kServerError: return e.http_status() == 502;
-  default: return false;
+  case ErrorKind::kConnectivity:
+    return true;
+  case ErrorKind::kInternalError:
+    return e.retry_after().has_value();
+  case ErrorKind::kServerError:
+    return e.http_status() == 502;
+  default:
+    return false;
   }
 }
 

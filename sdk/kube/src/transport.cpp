@@ -209,14 +209,9 @@ void Transport::prepare(CURL* h, const HttpRequest& request, curl_slist*& header
   }
 }
 
-HttpResult Transport::perform(const HttpRequest& request,
-                              const std::function<bool()>& cancelled) {
-  HttpResult out;
-  CredentialSet creds = credentials_.current(cancelled);
-  CURL* h = take();
-  curl_slist* headers = nullptr;
-  prepare(h, request, headers, creds);
-  Sink sink;
+// Where the answer of `h` goes: headers and body into `out` (through `sink`), curl's message
+// into `errbuf`.
+static void attach(CURL* h, Sink& sink, HttpResult& out, char* errbuf) {
   sink.body = &out.body;
   sink.headers = &out.headers;
   sink.handle = h;
@@ -224,8 +219,18 @@ HttpResult Transport::perform(const HttpRequest& request,
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, write_header);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
-  char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+}
+
+HttpResult Transport::perform(const HttpRequest& request, const std::function<bool()>& cancelled) {
+  HttpResult out;
+  CredentialSet creds = credentials_.current(cancelled);
+  CURL* h = take();
+  curl_slist* headers = nullptr;
+  prepare(h, request, headers, creds);
+  Sink sink;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  attach(h, sink, out, errbuf);
   if (cancelled) {
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress);
@@ -258,17 +263,10 @@ HttpResult Transport::stream(const HttpRequest& request,
   curl_slist* headers = nullptr;
   prepare(h, request, headers, creds);
   Sink sink;
-  sink.body = &out.body;
-  sink.headers = &out.headers;
-  sink.handle = h;
   sink.on_data = &on_data;
   sink.limit = 1 << 20;
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, write_header);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  attach(h, sink, out, errbuf);
 
   // A multi handle lets us wake up every 100 ms to look at the cancel hook even when the
   // stream is silent (a progress callback may only come once a second then).
@@ -308,7 +306,8 @@ HttpResult Transport::stream(const HttpRequest& request,
 Error transport_error(const HttpResult& r, const std::string& server, const std::string& what) {
   std::string detail = r.error.empty() ? curl_easy_strerror(r.code) : r.error;
   switch (r.code) {
-  case CURLE_ABORTED_BY_CALLBACK: return Error(ErrorKind::kCancelled, what + ": cancelled");
+  case CURLE_ABORTED_BY_CALLBACK:
+    return Error(ErrorKind::kCancelled, what + ": cancelled");
   case CURLE_PEER_FAILED_VERIFICATION:
   case CURLE_SSL_CACERT_BADFILE:
   case CURLE_SSL_ISSUER_ERROR:

@@ -50,7 +50,8 @@ public:
   // A streamed request: `on_data` gets each piece of the body as it arrives (for a 2xx answer;
   // other answers are collected into the result's body) and returns false to stop. Stops within
   // ~100 ms of `cancelled` turning true.
-  HttpResult stream(const HttpRequest& request, const std::function<bool(std::string_view)>& on_data,
+  HttpResult stream(const HttpRequest& request,
+                    const std::function<bool(std::string_view)>& on_data,
                     const std::function<bool()>& cancelled);
 
   Credentials& credentials() { return credentials_; }
@@ -65,7 +66,7 @@ private:
   ClusterConfig config_;
   ClientOptions options_;
   Credentials credentials_;
-  std::string base_url_;     // the URL requests are made against
+  std::string base_url_;             // the URL requests are made against
   curl_slist* connect_to_ = nullptr; // CURLOPT_CONNECT_TO when tls-server-name is set
   CURLSH* share_ = nullptr;
   std::mutex share_locks_[CURL_LOCK_DATA_LAST];

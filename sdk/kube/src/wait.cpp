@@ -58,7 +58,8 @@ bool belongs(const ObjectRef& w, const json& involved) {
 }
 
 std::string event_time(const json& e) {
-  for (const char* k : {"/lastTimestamp", "/eventTime", "/firstTimestamp", "/metadata/creationTimestamp"}) {
+  for (const char* k :
+       {"/lastTimestamp", "/eventTime", "/firstTimestamp", "/metadata/creationTimestamp"}) {
     std::string t = str(e, k);
     if (!t.empty()) return t;
   }
@@ -78,7 +79,8 @@ struct Tracked {
 // Serialises log lines from the waiting thread and the watch threads.
 class Logger {
 public:
-  explicit Logger(std::function<void(LogLevel, const std::string&)> sink) : sink_(std::move(sink)) {}
+  explicit Logger(std::function<void(LogLevel, const std::string&)> sink)
+      : sink_(std::move(sink)) {}
   void operator()(LogLevel level, const std::string& line) {
     if (!sink_) return;
     std::lock_guard lock(mutex_);

@@ -11,10 +11,14 @@ using nlohmann::json;
 
 std::string_view to_string(WatchEventType t) {
   switch (t) {
-  case WatchEventType::kAdded: return "ADDED";
-  case WatchEventType::kModified: return "MODIFIED";
-  case WatchEventType::kDeleted: return "DELETED";
-  case WatchEventType::kBookmark: return "BOOKMARK";
+  case WatchEventType::kAdded:
+    return "ADDED";
+  case WatchEventType::kModified:
+    return "MODIFIED";
+  case WatchEventType::kDeleted:
+    return "DELETED";
+  case WatchEventType::kBookmark:
+    return "BOOKMARK";
   }
   return "?";
 }
@@ -30,12 +34,13 @@ std::string rv_of(const json& object) {
 
 } // namespace
 
-Watch::Watch(const Client& client, std::string api_version, std::string kind,
-             WatchOptions options, WatchHandlers handlers)
+Watch::Watch(const Client& client, std::string api_version, std::string kind, WatchOptions options,
+             WatchHandlers handlers)
     : client_(client), options_(std::move(options)), handlers_(std::move(handlers)) {
   info_ = client.resource(api_version, kind);
   auto outer = client.cancelled_;
-  client_ = Client(client.shared_, [this, outer] { return stopping_.load() || (outer && outer()); });
+  client_ =
+      Client(client.shared_, [this, outer] { return stopping_.load() || (outer && outer()); });
   rv_ = options_.resource_version;
   thread_ = std::thread([this] { run(); });
 }
@@ -135,8 +140,8 @@ void Watch::watch_once() {
     json object = ev.value("object", json::object());
     if (type == "ERROR") {
       int code = object.value("code", 0);
-      failure = error_from_response(code == 0 ? 500 : code, object.dump(),
-                                    "watch " + info_.resource);
+      failure =
+          error_from_response(code == 0 ? 500 : code, object.dump(), "watch " + info_.resource);
       if (code == 410) failure = Error(ErrorKind::kExpired, failure->what(), 410);
       return false;
     }
@@ -186,11 +191,12 @@ void Watch::watch_once() {
     throw detail::transport_error(r, client_.config().server, "watch " + info_.resource);
   }
   if (r.status == 401 && s.transport.credentials().invalidate()) {
-    throw Error(ErrorKind::kUnauthorized, "watch " + info_.resource + ": credentials expired",
-                401);
+    throw Error(ErrorKind::kUnauthorized, "watch " + info_.resource + ": credentials expired", 401);
   }
-  if (r.status == 410) throw Error(ErrorKind::kExpired, "watch " + info_.resource + ": expired", 410);
-  if (r.status >= 400) throw error_from_response(static_cast<int>(r.status), r.body, "watch " + info_.resource);
+  if (r.status == 410)
+    throw Error(ErrorKind::kExpired, "watch " + info_.resource + ": expired", 410);
+  if (r.status >= 400)
+    throw error_from_response(static_cast<int>(r.status), r.body, "watch " + info_.resource);
 }
 
 } // namespace capstan::kube

@@ -185,8 +185,9 @@ TEST_F(KubeClientTest, PatchDeleteAndNotFound) {
   client_->apply(deployment("web", "nginx:1.25"));
   ObjectRef ref{"apps/v1", "Deployment", "default", "web"};
   client_->patch(ref, PatchType::kMerge, R"({"metadata":{"labels":{"tier":"front"}}})");
-  client_->patch(ref, PatchType::kStrategicMerge,
-                 R"({"spec":{"template":{"spec":{"containers":[{"name":"app","image":"nginx:1.26"}]}}}})");
+  client_->patch(
+      ref, PatchType::kStrategicMerge,
+      R"({"spec":{"template":{"spec":{"containers":[{"name":"app","image":"nginx:1.26"}]}}}})");
   client_->patch(ref, PatchType::kJson,
                  R"([{"op":"replace","path":"/metadata/labels/tier","value":"back"}])");
   auto got = client_->get(ref);
@@ -430,8 +431,8 @@ TEST_F(KubeClientTest, WatchListsThenStreamsAndResumesAfterARestart) {
 
 TEST_F(KubeClientTest, WatchFromATooOldVersionListsAgain) {
   sandbox_->stop();
-  ct::write_file(sandbox_->data_dir() / "config.yaml", std::string(ct::kFastSandbox) +
-                                                           "watchHistory: 100\n");
+  ct::write_file(sandbox_->data_dir() / "config.yaml",
+                 std::string(ct::kFastSandbox) + "watchHistory: 100\n");
   sandbox_->start();
   Client c(load_kubeconfig(sandbox_->kubeconfig()));
   for (int i = 0; i < 110; ++i) c.apply(config_map("cm", std::to_string(i)));
@@ -528,8 +529,8 @@ TEST_F(KubeClientTest, WaitFailsWhenTheProgressDeadlinePasses) {
   EXPECT_EQ(r.outcome, WaitResult::Outcome::kFailed) << r.message;
   EXPECT_THAT(r.message, HasSubstr("exceeded its progress deadline"));
   ASSERT_FALSE(r.workloads[0].pod_problems.empty());
-  EXPECT_THAT(r.workloads[0].pod_problems[0], ::testing::AnyOf(HasSubstr("ErrImagePull"),
-                                                              HasSubstr("ImagePullBackOff")));
+  EXPECT_THAT(r.workloads[0].pod_problems[0],
+              ::testing::AnyOf(HasSubstr("ErrImagePull"), HasSubstr("ImagePullBackOff")));
 }
 
 TEST_F(KubeClientTest, WaitIsCancellable) {
@@ -565,7 +566,9 @@ TEST_F(KubeClientTest, WaitCoversStatefulSetsDaemonSetsAndJobs) {
   WaitOptions o;
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   auto r = wait_for_steady_state(*client_,
-                                 {ObjectRef::of(sts), ObjectRef::of(ds), ObjectRef::of(job),
+                                 {ObjectRef::of(sts),
+                                  ObjectRef::of(ds),
+                                  ObjectRef::of(job),
                                   {"v1", "ConfigMap", "default", "not-a-workload"}},
                                  o);
   EXPECT_TRUE(r.ready()) << r.message;

@@ -80,8 +80,9 @@ TEST(KubeTransportTest, RetriesRunOutIntoATypedError) {
   auto server = std::make_unique<httplib::Server>();
   server->Get("/version", [&](const httplib::Request&, httplib::Response& res) {
     res.status = 503;
-    res.set_content(R"({"kind":"Status","reason":"ServiceUnavailable","message":"etcd is down","code":503})",
-                    "application/json");
+    res.set_content(
+        R"({"kind":"Status","reason":"ServiceUnavailable","message":"etcd is down","code":503})",
+        "application/json");
   });
   Running<httplib::Server> s(std::move(server));
   auto o = fast_retries();
@@ -100,13 +101,12 @@ TEST(KubeTransportTest, RetriesRunOutIntoATypedError) {
 TEST(KubeTransportTest, ACreateThatFailedOnTheServerIsNotRepeated) {
   std::atomic<int> posts{0};
   auto server = std::make_unique<httplib::Server>();
-  server->Post("/api/v1/namespaces/default/configmaps",
-               [&](const httplib::Request&, httplib::Response& res) {
-                 ++posts;
-                 res.status = 500;
-                 res.set_content(R"({"kind":"Status","reason":"InternalError","code":500})",
-                                 "application/json");
-               });
+  server->Post("/api/v1/namespaces/default/configmaps", [&](const httplib::Request&,
+                                                            httplib::Response& res) {
+    ++posts;
+    res.status = 500;
+    res.set_content(R"({"kind":"Status","reason":"InternalError","code":500})", "application/json");
+  });
   server->Get("/api/v1", [&](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"kind":"APIResourceList","groupVersion":"v1","resources":[
       {"name":"configmaps","namespaced":true,"kind":"ConfigMap","verbs":["create","get"]}]})",

@@ -201,8 +201,8 @@ TEST_F(Deployments, CanaryFailureIsCleanedUpByTheRollbackSteps) {
   ct::Recorder rec;
   auto r = run("K8sCanaryDeploy", spec, rec, {"exec-2", false, 4000, "pullfail"});
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED);
-  EXPECT_THAT(r.message(), ::testing::AnyOf(HasSubstr("ErrImagePull"),
-                                            HasSubstr("ImagePullBackOff")));
+  EXPECT_THAT(r.message(),
+              ::testing::AnyOf(HasSubstr("ErrImagePull"), HasSubstr("ImagePullBackOff")));
   run_ok("K8sCanaryDelete", json::object(), {"exec-2", true, 60000, "pullfail"});
   run_ok("K8sRollingRollback", json::object(), {"exec-2", true, 60000, "pullfail"});
   EXPECT_TRUE(ct::wait_until([&] { return !exists("apps/v1", "Deployment", "web-canary"); }));

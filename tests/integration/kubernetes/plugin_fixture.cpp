@@ -12,7 +12,14 @@ void PluginTest::SetUp() {
   for (const auto& r : host_.rejections()) {
     if (r.path.filename() == "kubernetes.so") FAIL() << r.reason;
   }
-  sandbox_ = std::make_unique<ct::Sandbox>(dir_ / "sandbox");
+  // Images tagged crashloop, pullfail and fails misbehave on purpose.
+  sandbox_ = std::make_unique<ct::Sandbox>(
+      dir_ / "sandbox",
+      std::string(ct::kFastSandbox) +
+          "failureRules:\n"
+          "- {image: \"*:crashloop\", reason: CrashLoopBackOff}\n"
+          "- {image: \"*:pullfail\", reason: ErrImagePull}\n"
+          "- {image: \"*:fails\", reason: Error, exitCode: 2, message: \"migration failed\"}\n");
   client_ = std::make_unique<kube::Client>(kube::load_kubeconfig(sandbox_->kubeconfig()));
   write_app();
   service_ = {
@@ -101,9 +108,7 @@ json PluginTest::context(const RunOptions& o) const {
            {{"identifier", "sandbox"},
             {"type", "KubernetesDirect"},
             {"spec",
-             {{"connectorRef", "sandbox"},
-              {"namespace", namespace_},
-              {"releaseName", release_}}}}},
+             {{"connectorRef", "sandbox"}, {"namespace", namespace_}, {"releaseName", release_}}}}},
           {"connectors", {{"sandbox", connector_}}}};
 }
 
@@ -129,8 +134,8 @@ StepResult PluginTest::run(const std::string& type, const json& spec, ct::Record
 void PluginTest::run_ok(const std::string& type, const json& spec, const RunOptions& o) {
   ct::Recorder rec;
   auto r = run(type, spec, rec, o);
-  ASSERT_EQ(r.status(), StepResult::STATUS_SUCCEEDED)
-      << type << ": " << r.message() << "\n" << rec.all_text();
+  ASSERT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << type << ": " << r.message() << "\n"
+                                                      << rec.all_text();
 }
 
 json PluginTest::get(const std::string& api_version, const std::string& kind,

@@ -28,7 +28,7 @@ struct RunOptions {
 };
 
 class PluginTest : public ::testing::Test {
-protected:
+public: // helpers of the tests' free functions too
   PluginTest();
   void SetUp() override;
 

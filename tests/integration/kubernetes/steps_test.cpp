@@ -35,10 +35,10 @@ TEST_F(Steps, ApplyRendersTheNamedFilesAndWaitsForJobs) {
   auto job = get("batch/v1", "Job", "migrate");
   EXPECT_EQ(job["status"]["succeeded"], 1);
   auto settings = get("v1", "ConfigMap", "settings");
-  EXPECT_EQ(settings["data"]["replicas"], "3");   // rendered with the service's values
+  EXPECT_EQ(settings["data"]["replicas"], "3");         // rendered with the service's values
   EXPECT_EQ(settings["data"]["image"], "myorg/web:v1"); // <+...> resolved in the file
   EXPECT_FALSE(exists("apps/v1", "Deployment", "web")); // only the named files
-  EXPECT_TRUE(history().is_null());                      // no release for an apply
+  EXPECT_TRUE(history().is_null());                     // no release for an apply
 
   // Applying again changes nothing and succeeds (the step is retry-safe).
   run_ok("K8sApply", {{"filePaths", {"extra/settings.yaml"}}, {"skipSteadyStateCheck", true}});
@@ -80,24 +80,26 @@ TEST_F(Steps, ScaleByCountAndPercentage) {
   EXPECT_EQ(d["status"]["readyReplicas"], 5);
   // 50% of the 3 the release declared: 2 (rounded half up).
   ct::Recorder rec;
-  auto r = run("K8sScale", {{"workload", "default/Deployment/web"},
-                            {"instanceSelection",
-                             {{"type", "Percentage"}, {"spec", {{"percentage", "50"}}}}},
-                            {"skipSteadyStateCheck", true}},
+  auto r = run("K8sScale",
+               {{"workload", "default/Deployment/web"},
+                {"instanceSelection", {{"type", "Percentage"}, {"spec", {{"percentage", "50"}}}}},
+                {"skipSteadyStateCheck", true}},
                rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message() << rec.all_text();
   EXPECT_TRUE(rec.saw("50% of 3 is 2"));
   EXPECT_EQ(get("apps/v1", "Deployment", "web")["spec"]["replicas"], 2);
 
   ct::Recorder bad;
-  r = run("K8sScale", {{"workload", "web"},
-                       {"instanceSelection", {{"type", "Count"}, {"spec", {{"count", 1}}}}}},
-          bad);
+  r = run(
+      "K8sScale",
+      {{"workload", "web"}, {"instanceSelection", {{"type", "Count"}, {"spec", {{"count", 1}}}}}},
+      bad);
   EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
   EXPECT_THAT(r.message(), HasSubstr("is not [namespace/]Kind/Name"));
   ct::Recorder missing;
-  r = run("K8sScale", {{"workload", "Deployment/nope"},
-                       {"instanceSelection", {{"type", "Count"}, {"spec", {{"count", 1}}}}}},
+  r = run("K8sScale",
+          {{"workload", "Deployment/nope"},
+           {"instanceSelection", {{"type", "Count"}, {"spec", {{"count", 1}}}}}},
           missing);
   EXPECT_EQ(r.status(), StepResult::STATUS_FAILED);
   EXPECT_THAT(r.message(), HasSubstr("not found"));
@@ -133,8 +135,8 @@ TEST_F(Steps, DeleteAReleaseWithItsNamespace) {
   namespace_ = "team";
   run_ok("K8sRollingDeploy", json::object());
   EXPECT_TRUE(exists("apps/v1", "Deployment", "web", "team"));
-  run_ok("K8sDelete", {{"deleteResources",
-                        {{"type", "ReleaseName"}, {"spec", {{"deleteNamespace", true}}}}}});
+  run_ok("K8sDelete",
+         {{"deleteResources", {{"type", "ReleaseName"}, {"spec", {{"deleteNamespace", true}}}}}});
   EXPECT_TRUE(ct::wait_until([&] { return !exists("v1", "Namespace", "team", ""); }));
 }
 
@@ -164,8 +166,9 @@ TEST_F(Steps, InvalidManifestYamlNamesFileAndLine) {
 }
 
 TEST_F(Steps, TemplateErrorsNameFileLineAndColumn) {
-  write("manifests/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-                                    "  name: web-config\ndata:\n  x: {{ .Values.greeting | nope }}\n");
+  write("manifests/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+        "  name: web-config\ndata:\n  x: {{ .Values.greeting | nope }}\n");
   ct::Recorder rec;
   auto r = run("K8sRollingDeploy", json::object(), rec);
   EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
@@ -208,11 +211,10 @@ TEST_F(Steps, AWrongTokenIsAnAuthenticationError) {
 }
 
 TEST_F(Steps, AnUnreachableClusterIsAConnectivityError) {
-  connector_["credential"] = {
-      {"type", "ManualConfig"},
-      {"masterUrl", "https://127.0.0.1:1"},
-      {"skipTlsVerify", true},
-      {"auth", {{"type", "ServiceAccount"}, {"token", "t0ken-value"}}}};
+  connector_["credential"] = {{"type", "ManualConfig"},
+                              {"masterUrl", "https://127.0.0.1:1"},
+                              {"skipTlsVerify", true},
+                              {"auth", {{"type", "ServiceAccount"}, {"token", "t0ken-value"}}}};
   ct::Recorder rec;
   auto r = run("K8sApply", {{"filePaths", {"manifests/service.yaml"}}}, rec);
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED);
@@ -263,9 +265,11 @@ TEST_F(Steps, CancellingAWaitEndsTheStep) {
 TEST_F(Steps, ManifestsFromAGitStore) {
   auto repo = dir_ / "repo";
   auto sh = [&](const std::string& cmd) {
-    auto r = ct::run({"sh", "-c", cmd}, {{"GIT_AUTHOR_NAME", "t"}, {"GIT_AUTHOR_EMAIL", "t@t"},
-                                         {"GIT_COMMITTER_NAME", "t"},
-                                         {"GIT_COMMITTER_EMAIL", "t@t"}},
+    auto r = ct::run({"sh", "-c", cmd},
+                     {{"GIT_AUTHOR_NAME", "t"},
+                      {"GIT_AUTHOR_EMAIL", "t@t"},
+                      {"GIT_COMMITTER_NAME", "t"},
+                      {"GIT_COMMITTER_EMAIL", "t@t"}},
                      std::chrono::seconds(30), repo.string());
     ASSERT_TRUE(r.status.success()) << cmd << "\n" << r.err;
   };
@@ -307,9 +311,11 @@ TEST_F(Steps, ManifestsFromAGitStore) {
   std::string head = ct::run({"git", "-C", repo.string(), "rev-parse", "HEAD"}).out;
   head.pop_back();
   sh("sed -i 's/replicas: 3/replicas: 1/' values.yaml && git commit -qam second");
-  c["service"]["serviceDefinition"]["spec"]["manifests"][0]["manifest"]["spec"]["store"]["spec"] =
-      {{"connectorRef", "repo"}, {"gitFetchType", "Commit"}, {"commitId", head},
-       {"paths", {"manifests"}}};
+  c["service"]["serviceDefinition"]["spec"]["manifests"][0]["manifest"]["spec"]["store"]["spec"] = {
+      {"connectorRef", "repo"},
+      {"gitFetchType", "Commit"},
+      {"commitId", head},
+      {"paths", {"manifests"}}};
   c["pipeline"]["executionId"] = "exec-git-2";
   req.set_context_json(c.dump());
   ct::Recorder rec2;

@@ -80,8 +80,7 @@ TEST_F(KubeconfigTest, CurrentContextWithInlineCaAndToken) {
   auto c = load_kubeconfig(dir_ / "config");
   EXPECT_EQ(c.context, "dev");
   EXPECT_EQ(c.server, "https://dev.example.com:6443"); // trailing slash dropped
-  EXPECT_EQ(c.ca_pem,
-            "-----BEGIN CERTIFICATE-----\ndev\n-----END CERTIFICATE-----\n");
+  EXPECT_EQ(c.ca_pem, "-----BEGIN CERTIFICATE-----\ndev\n-----END CERTIFICATE-----\n");
   EXPECT_EQ(c.token, "s3cret-token");
   EXPECT_EQ(c.namespace_, "team-a");
   EXPECT_FALSE(c.insecure_skip_tls_verify);

@@ -113,9 +113,9 @@ struct DeleteOptions {
 
 // What the client has done so far (all copies of a client together).
 struct ClientStats {
-  std::uint64_t requests = 0;   // HTTP requests sent, retries included
-  std::uint64_t retries = 0;    // of them, repeats
-  std::uint64_t throttled = 0;  // requests that waited for the rate limit
+  std::uint64_t requests = 0;  // HTTP requests sent, retries included
+  std::uint64_t retries = 0;   // of them, repeats
+  std::uint64_t throttled = 0; // requests that waited for the rate limit
 };
 
 // A raw HTTP answer.
@@ -149,8 +149,8 @@ public:
                std::string_view content_type = {}) const;
   // As raw(), but a status >= 400 throws the Error its Status describes; returns the body
   // parsed (null for an empty body).
-  nlohmann::json request(std::string_view method, std::string_view path,
-                         std::string_view body = {}, std::string_view content_type = {}) const;
+  nlohmann::json request(std::string_view method, std::string_view path, std::string_view body = {},
+                         std::string_view content_type = {}) const;
 
   // The server's version (GET /version): a cheap check that the cluster is reachable and the
   // credentials are accepted.
@@ -170,8 +170,8 @@ public:
   bool is_namespaced(std::string_view api_version, std::string_view kind) const;
 
   // The URL path of a collection or an object: /apis/apps/v1/namespaces/ns/deployments/name/sub.
-  static std::string path(const ResourceInfo& info, std::string_view ns,
-                          std::string_view name = {}, std::string_view subresource = {});
+  static std::string path(const ResourceInfo& info, std::string_view ns, std::string_view name = {},
+                          std::string_view subresource = {});
 
   // --- Verbs ---
   nlohmann::json get(const ObjectRef& ref) const;
@@ -186,8 +186,7 @@ public:
   // PUT; the object's resourceVersion makes it conditional (409 Conflict when stale).
   nlohmann::json update(const nlohmann::json& object, const WriteOptions& options = {}) const;
   nlohmann::json patch(const ObjectRef& ref, PatchType type, std::string_view body,
-                       const WriteOptions& options = {},
-                       std::string_view subresource = {}) const;
+                       const WriteOptions& options = {}, std::string_view subresource = {}) const;
   // false when the object was already gone.
   bool remove(const ObjectRef& ref, const DeleteOptions& options = {}) const;
 

@@ -44,8 +44,8 @@ struct ClusterConfig {
 };
 
 struct KubeconfigOptions {
-  std::string context;              // "" means current-context
-  std::filesystem::path base_dir;   // relative file references resolve here
+  std::string context;               // "" means current-context
+  std::filesystem::path base_dir;    // relative file references resolve here
   std::string source = "kubeconfig"; // the name errors use for the text
 };
 

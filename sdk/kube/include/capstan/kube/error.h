@@ -30,14 +30,14 @@ enum class ErrorKind {
   kServerTimeout,         // 504 or reason Timeout
   kServerError,           // any other status >= 400
   // Client side.
-  kUnsupportedKind,  // the cluster does not serve the kind (discovery); message lists what it does
-  kConnectivity,     // DNS, refused/reset connection, TLS handshake, timeouts talking to the server
-  kAuthentication,   // credentials could not be obtained or were refused; server certificate
-                     // not trusted
-  kConfiguration,    // a kubeconfig or in-cluster setup that cannot be used
-  kTimeout,          // a client-side deadline passed (a wait, a request)
-  kCancelled,        // the caller's cancel hook turned true
-  kProtocol,         // the server answered with something that is not what the API promises
+  kUnsupportedKind, // the cluster does not serve the kind (discovery); message lists what it does
+  kConnectivity,    // DNS, refused/reset connection, TLS handshake, timeouts talking to the server
+  kAuthentication,  // credentials could not be obtained or were refused; server certificate
+                    // not trusted
+  kConfiguration,   // a kubeconfig or in-cluster setup that cannot be used
+  kTimeout,         // a client-side deadline passed (a wait, a request)
+  kCancelled,       // the caller's cancel hook turned true
+  kProtocol,        // the server answered with something that is not what the API promises
 };
 
 std::string_view to_string(ErrorKind kind); // "NotFound", "Connectivity", ...

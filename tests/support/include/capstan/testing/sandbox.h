@@ -29,7 +29,7 @@ public:
   // Waits until it listens; throws std::runtime_error with its log otherwise. `port` 0 picks a
   // free one; pass the previous port() to restart where clients still point.
   void start(int port = 0);
-  void stop();  // SIGTERM, waits for the exit
+  void stop(); // SIGTERM, waits for the exit
 
   const std::filesystem::path& data_dir() const { return data_dir_; }
   std::filesystem::path kubeconfig() const { return data_dir_ / "kubeconfig"; }
