@@ -14,8 +14,8 @@
 
 #include "capstan/delegate/plugin_host.h"
 #include "capstan/testing/sandbox.h"
+#include "capstan/testing/task_recorder.h"
 #include "capstan/testing/testing.h"
-#include "recorder.h"
 
 namespace ct = capstan::testing;
 using Clock = std::chrono::steady_clock;

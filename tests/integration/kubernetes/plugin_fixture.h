@@ -12,7 +12,7 @@
 #include "capstan/kube/client.h"
 #include "capstan/kube/config.h"
 #include "capstan/testing/sandbox.h"
-#include "recorder.h"
+#include "capstan/testing/task_recorder.h"
 
 namespace capstan::plugins::kubernetes::testing {
 
