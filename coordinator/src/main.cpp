@@ -50,6 +50,10 @@ Options:
                             (default 30s)
   --queue-timeout DUR       how long a step waits in the queue for a free slot on an eligible
                             delegate before it fails (default 30m)
+  --timeout-grace DUR       how long past a step's timeout the coordinator waits for the
+                            delegate's result before it fails the step itself (the delegate
+                            stops a step when its timeout passes; this covers a delegate that
+                            does not report) (default 30s)
   --insecure-wire           no CurveZMQ on the wire (plain TCP; for debugging on a trusted
                             network only)
   --log-level LEVEL         trace, debug, info, warn or error (default info)
@@ -226,6 +230,8 @@ int main(int argc, char** argv) {
       engine_options.delegate_wait = duration_flag(a, next());
     } else if (a == "--queue-timeout") {
       engine_options.queue_timeout = duration_flag(a, next());
+    } else if (a == "--timeout-grace") {
+      engine_options.timeout_grace = duration_flag(a, next());
     } else if (a == "--insecure-wire") {
       insecure_wire = true;
     } else if (a == "--log-level") {

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -59,12 +60,17 @@ Options:
                             $CAPSTAN_HOME/delegate, or ~/.capstan/delegate)
   --config FILE             a YAML file with any of: coordinator, coordinatorKey,
                             coordinatorKeyFile, token, tokenFile, name, tags, pluginDirs, slots,
-                            dataDir, and plugins (per-plugin settings: {shell: {...}});
+                            dataDir, logBuffer, and plugins (per-plugin settings:
+                            {shell: {...}});
                             flags given on the command line win
   --drain-grace DUR         on SIGTERM, how long running steps may take to finish before they
                             are cancelled (default 5m)
   --cancel-grace DUR        how long a cancelled or timed-out step's plugin may take to stop
                             before the delegate abandons it and frees its slot (default 10s)
+  --log-buffer SIZE         step log kept, for all running steps together, until the
+                            coordinator acknowledges it (while it is unreachable, lines wait
+                            here and are sent on reconnect); when full, a step's oldest lines
+                            are dropped and its log says how many (default 32MiB; e.g. 512KiB)
   --metrics-port PORT       serve Prometheus metrics at http://ADDRESS:PORT/metrics (0 picks
                             a free port; default: off)
   --metrics-address ADDR    the address for --metrics-port (default 127.0.0.1)
@@ -98,6 +104,28 @@ std::chrono::milliseconds parse_ms(const std::string& flag, const std::string& v
   } catch (const std::exception&) { // NOLINT(bugprone-empty-catch): reported below
   }
   usage_error(flag + " expects a duration such as 1s or 500ms, not '" + v + "'");
+}
+
+// "32MiB", "512KiB", "1GiB", "64k", or a bare number of bytes; 4 KiB to 64 GiB.
+std::size_t parse_size(const std::string& what, const std::string& v) {
+  try {
+    std::size_t used = 0;
+    long long n = std::stoll(v, &used);
+    std::string unit = v.substr(used);
+    for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!unit.empty() && unit.back() == 'b') unit.pop_back();
+    if (!unit.empty() && unit.back() == 'i') unit.pop_back();
+    long long scale = unit.empty()  ? 1
+                      : unit == "k" ? 1LL << 10
+                      : unit == "m" ? 1LL << 20
+                      : unit == "g" ? 1LL << 30
+                                    : 0;
+    if (scale > 0 && n > 0 && n <= (64LL << 30) / scale && n * scale >= 4096) {
+      return static_cast<std::size_t>(n * scale);
+    }
+  } catch (const std::exception&) { // NOLINT(bugprone-empty-catch): reported below
+  }
+  usage_error(what + " expects a size from 4KiB to 64GiB such as 32MiB or 512KiB, not '" + v + "'");
 }
 
 int parse_int(const std::string& flag, const std::string& v, int lo, int hi) {
@@ -137,6 +165,7 @@ struct Config {
   bool insecure_wire = false;
   std::chrono::milliseconds drain_grace{std::chrono::minutes(5)};
   std::chrono::milliseconds cancel_grace{std::chrono::seconds(10)};
+  std::size_t log_buffer = delegate::RunnerOptions{}.max_retained_bytes;
   int metrics_port = -1;
   std::string metrics_address = "127.0.0.1";
   std::string name;
@@ -204,6 +233,11 @@ void load_config_file(const fs::path& file, Config& c) {
         if (key == "tags") c.tags.push_back(item.get<std::string>());
         if (key == "pluginDirs") c.plugin_dirs.emplace_back(item.get<std::string>());
       }
+    } else if (key == "logBuffer") {
+      if (!v.is_string() && !v.is_number_integer()) bad(key, "a size such as 32MiB");
+      c.log_buffer =
+          parse_size(doc.where.locate("/" + key) + ": 'logBuffer'",
+                     v.is_string() ? v.get<std::string>() : std::to_string(v.get<long long>()));
     } else if (key == "slots") {
       if (!v.is_number_integer() || v.get<int>() < 1) bad(key, "a positive number");
       c.slots = v.get<int>();
@@ -213,7 +247,7 @@ void load_config_file(const fs::path& file, Config& c) {
     } else {
       usage_error(doc.where.locate("/" + yaml::pointer_escape(key)) + ": unknown setting '" + key +
                   "' (expected coordinator, coordinatorKey, coordinatorKeyFile, token, tokenFile, "
-                  "name, tags, pluginDirs, slots, dataDir, plugins)");
+                  "name, tags, pluginDirs, slots, dataDir, logBuffer, plugins)");
     }
   }
 }
@@ -265,6 +299,8 @@ Config parse_args(int argc, char** argv) {
       c.drain_grace = parse_ms(a, next());
     } else if (a == "--cancel-grace") {
       c.cancel_grace = parse_ms(a, next());
+    } else if (a == "--log-buffer") {
+      c.log_buffer = parse_size(a, next());
     } else if (a == "--metrics-port") {
       c.metrics_port = parse_int(a, next(), 0, 65535);
     } else if (a == "--metrics-address") {
@@ -442,6 +478,7 @@ int main(int argc, char** argv) {
     runner_options.slots = config.slots;
     runner_options.work_root = config.data_dir / "work";
     runner_options.cancel_grace = config.cancel_grace;
+    runner_options.max_retained_bytes = config.log_buffer;
     delegate::TaskRunner runner(host, runner_options, [&client](wire::v1::Envelope env) {
       if (client) client->send(std::move(env));
     });
@@ -474,6 +511,15 @@ int main(int argc, char** argv) {
             t.counter("capstan_delegate_tasks_abandoned_total",
                       "Plugin calls abandoned because they did not stop when cancelled.",
                       m.abandoned.value());
+            t.counter("capstan_delegate_tasks_timed_out_total",
+                      "Tasks whose timeout passed on this delegate (the plugin was told to stop).",
+                      m.timed_out.value());
+            t.gauge("capstan_delegate_log_buffer_bytes",
+                    "Step log bytes kept until the coordinator acknowledges them.",
+                    m.retained_bytes.value());
+            t.counter("capstan_delegate_log_lines_dropped_total",
+                      "Step log lines dropped because the log buffer was full.",
+                      m.lines_dropped.value());
             t.histogram("capstan_delegate_task_duration_seconds", "How long tasks ran.",
                         m.duration);
             t.gauge("capstan_delegate_connected", "1 while a session with the coordinator is open.",

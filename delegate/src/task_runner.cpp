@@ -1,6 +1,8 @@
 // The delegate's task runner.
 #include "task_runner.h"
 
+#include "utf8.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -15,6 +17,10 @@ namespace {
 
 // A Log message carries about this much at most; more lines go in the next one.
 constexpr std::size_t kMaxLogMessageBytes = 1024 * 1024;
+// A longer line is cut: one line must never outgrow a wire message.
+constexpr std::size_t kMaxLineBytes = 64 * 1024;
+// What a kept line costs beyond its text (time, level, framing).
+constexpr std::size_t kLineOverhead = 16;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -65,6 +71,7 @@ struct TaskRunner::Task {
   bool running = false;
   std::thread::id worker;
   std::optional<Clock::time_point> deadline;  // timeout passed: the plugin was told to stop
+  bool timeout_noted = false;                 // the step's log says its timeout passed
   std::optional<Clock::time_point> cancel_at; // cancel requested
   std::string cancel_reason;
 
@@ -75,6 +82,8 @@ struct TaskRunner::Task {
   std::uint64_t first_seq = 1;    // number of lines.front()
   std::uint64_t next_seq = 1;     // number the next line gets
   std::uint64_t sent_upto = 0;    // lines up to here went to the wire in this session
+  std::size_t line_bytes = 0;     // what `lines` costs against the runner's log buffer
+  std::uint64_t dropped = 0;      // lines dropped from a full buffer
   std::optional<wv1::Envelope> result;
 };
 
@@ -176,11 +185,19 @@ void TaskRunner::cancel(const wv1::Cancel& cancel) {
 }
 
 void TaskRunner::acknowledge(const wv1::ResultAck& ack) {
+  std::shared_ptr<Task> task;
   {
     std::lock_guard lock(mutex_);
-    unacked_.erase(key_of(ack.task_id(), ack.attempt()));
+    if (auto it = unacked_.find(key_of(ack.task_id(), ack.attempt())); it != unacked_.end()) {
+      task = std::move(it->second);
+      unacked_.erase(it);
+    }
   }
   idle_.notify_all();
+  if (!task) return;
+  // The coordinator takes no line after the result: what is left is of no use.
+  std::lock_guard lock(task->mutex);
+  release_lines(*task, task->lines.size());
 }
 
 void TaskRunner::acknowledge(const wv1::LogAck& ack) {
@@ -196,10 +213,60 @@ void TaskRunner::acknowledge(const wv1::LogAck& ack) {
   }
   if (!task) return;
   std::lock_guard lock(task->mutex);
-  while (!task->lines.empty() && task->first_seq <= ack.seq()) {
-    task->lines.pop_front();
-    ++task->first_seq;
+  if (ack.seq() >= task->first_seq) {
+    release_lines(*task, static_cast<std::size_t>(std::min<std::uint64_t>(
+                             ack.seq() - task->first_seq + 1, task->lines.size())));
   }
+}
+
+void TaskRunner::release_lines(Task& task, std::size_t count) {
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < count && !task.lines.empty(); ++i) {
+    bytes += task.lines.front().text().size() + kLineOverhead;
+    task.lines.pop_front();
+    ++task.first_seq;
+  }
+  task.line_bytes -= bytes;
+  metrics_.retained_bytes.add(-static_cast<std::int64_t>(bytes));
+}
+
+void TaskRunner::append(Task& task, capstan_log_level level, std::string text) {
+  text = mask(std::move(text), task.secrets);
+  if (text.size() > kMaxLineBytes) {
+    // Cut after masking, so no part of a secret is left behind.
+    auto cut = text.size() - kMaxLineBytes;
+    text = utf8::sanitize(std::string_view(text).substr(0, kMaxLineBytes)) + " [" +
+           std::to_string(cut) + " more bytes cut]";
+  }
+  wv1::LogLine l;
+  l.set_time_unix_ms(now_ms());
+  l.set_level(static_cast<std::uint32_t>(level));
+  l.set_text(std::move(text));
+  const std::size_t bytes = l.text().size() + kLineOverhead;
+  task.lines.push_back(std::move(l));
+  ++task.next_seq;
+  task.line_bytes += bytes;
+  metrics_.retained_bytes.add(static_cast<std::int64_t>(bytes));
+  // Full (the coordinator has acknowledged nothing for a while): this task's oldest lines go.
+  // The next Log message says which line is the oldest kept, and the coordinator notes the gap.
+  std::uint64_t dropped = 0;
+  while (task.lines.size() > 1 && (task.lines.size() > options_.max_retained_lines ||
+                                   static_cast<std::size_t>(metrics_.retained_bytes.value()) >
+                                       options_.max_retained_bytes)) {
+    release_lines(task, 1);
+    ++dropped;
+  }
+  if (dropped > 0) {
+    if (task.dropped == 0) {
+      spdlog::warn("task {} attempt {}: the log buffer is full ({} lines, {} bytes kept for the "
+                   "coordinator); dropping the oldest lines of this step",
+                   task.assign.task_id(), task.assign.attempt(), task.lines.size(),
+                   metrics_.retained_bytes.value());
+    }
+    task.dropped += dropped;
+    metrics_.lines_dropped.inc(dropped);
+  }
+  pump(task);
 }
 
 void TaskRunner::pump(Task& task) {
@@ -332,6 +399,26 @@ void TaskRunner::watch() {
     std::vector<std::pair<std::shared_ptr<Task>, bool>> overdue; // task, timed out
     for (auto& [k, t] : active_) {
       if (!t->running) continue;
+      if (t->deadline && !t->timeout_noted) {
+        // The plugin host turns cancelled() true for the plugin at the deadline; the step's log
+        // says so, and the abandonment clock below starts.
+        if (now >= *t->deadline) {
+          t->timeout_noted = true;
+          metrics_.timed_out.inc();
+          spdlog::warn("task {} attempt {}: timeout of {} passed; stopping the step",
+                       t->assign.task_id(), t->assign.attempt(),
+                       seconds_text(std::chrono::milliseconds(t->request.timeout_ms())));
+          if (!t->settled) {
+            std::lock_guard tl(t->mutex);
+            append(*t, CAPSTAN_LOG_WARN,
+                   "[capstan] the step's timeout of " +
+                       seconds_text(std::chrono::milliseconds(t->request.timeout_ms())) +
+                       " passed: the delegate is stopping it");
+          }
+        } else if (!next || *t->deadline < *next) {
+          next = *t->deadline;
+        }
+      }
       std::optional<Clock::time_point> limit;
       bool timed_out = false;
       if (t->deadline) {
@@ -410,24 +497,13 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
   plugin::v1::StepRequest request = task.request;
   request.set_work_dir(dir.string());
 
-  const std::size_t max_lines = options_.max_retained_lines;
-  // The callbacks hold the task (not the runner) alive: an abandoned plugin may still call them.
-  // They stop reaching the wire once the task is settled.
+  // The callbacks hold the task alive: an abandoned plugin may still call them. They stop
+  // reaching the runner once the task is settled (the runner outlives every unsettled task).
   TaskCallbacks callbacks;
-  callbacks.log = [task_ptr, this, max_lines](capstan_log_level level, std::string_view line) {
+  callbacks.log = [task_ptr, this](capstan_log_level level, std::string_view line) {
     if (task_ptr->settled) return;
     std::lock_guard lock(task_ptr->mutex);
-    wv1::LogLine l;
-    l.set_time_unix_ms(now_ms());
-    l.set_level(static_cast<std::uint32_t>(level));
-    l.set_text(mask(std::string(line), task_ptr->secrets));
-    task_ptr->lines.push_back(std::move(l));
-    ++task_ptr->next_seq;
-    if (task_ptr->lines.size() > max_lines) {
-      task_ptr->lines.pop_front();
-      ++task_ptr->first_seq;
-    }
-    pump(*task_ptr);
+    append(*task_ptr, level, std::string(line));
   };
   callbacks.cancelled = [task_ptr] { return task_ptr->cancelled.load(); };
   callbacks.output = [task_ptr](std::string_view name, std::string_view value) {
@@ -471,6 +547,7 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
     res->set_task_id(id);
     res->set_attempt(attempt);
     result.set_message(mask(result.message(), task->secrets));
+    for (auto& rec : *result.mutable_records()) rec.set_json(mask(rec.json(), task->secrets));
     for (const auto& [k, v] : task->outputs) (*res->mutable_outputs())[k] = v;
     res->set_step_result(result.SerializeAsString());
     res->set_started_unix_ms(task->started_unix_ms);

@@ -35,6 +35,9 @@ struct RunnerOptions {
   // Lines of one attempt kept while the coordinator has not acknowledged them; past it the
   // oldest go (and the coordinator records how many were lost).
   std::size_t max_retained_lines = 50000;
+  // Bytes of log lines kept, for all tasks together, while the coordinator has not acknowledged
+  // them (it is unreachable, or restarting). When full, the logging task's oldest lines go.
+  std::size_t max_retained_bytes = 32 * 1024 * 1024;
 };
 
 struct RunnerMetrics {
@@ -43,6 +46,9 @@ struct RunnerMetrics {
   wire::Counter failed; // failed, cancelled or abandoned
   wire::Counter refused;
   wire::Counter abandoned;
+  wire::Counter timed_out;     // tasks the delegate stopped because their timeout passed
+  wire::Counter lines_dropped; // log lines dropped from a full buffer, never delivered
+  wire::Gauge retained_bytes;  // log bytes waiting for the coordinator's acknowledgement
   wire::Histogram duration;
 };
 
@@ -91,6 +97,9 @@ private:
   void finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result);
   void refuse(const wv1::Assign& assign, const std::string& why);
   void pump(Task& task); // sends the lines not sent yet (task.mutex held)
+  // Adds a line to the task's log, bounded by the buffer limits (task.mutex held).
+  void append(Task& task, capstan_log_level level, std::string text);
+  void release_lines(Task& task, std::size_t count); // forgets the oldest lines (task.mutex held)
   void start_worker();
 
   PluginHost& host_;

@@ -34,14 +34,15 @@ std::string pipeline(const std::string& id, const std::string& steps,
 }
 
 std::string shell_step(const std::string& id, const std::string& script,
-                       const std::string& extra = "") {
+                       const std::string& extra = "", const std::string& timeout = "2m") {
   std::string indented;
   std::istringstream in(script);
   for (std::string line; std::getline(in, line);)
     indented += "                          " + line + "\n";
   return "              - step:\n                  type: ShellScript\n                  "
          "identifier: " +
-         id + "\n                  name: " + id + "\n                  timeout: 2m\n" + extra +
+         id + "\n                  name: " + id + "\n                  timeout: " + timeout + "\n" +
+         extra +
          "                  spec:\n                    shell: Bash\n                    source:\n"
          "                      type: Inline\n                      spec:\n"
          "                        script: |\n" +
@@ -121,6 +122,37 @@ TEST(FabricFaults, DelegateKilledMidTaskFailsItOrMovesARetrySafeStep) {
   std::string logs = stack.logs(nap);
   EXPECT_NE(logs.find("delegate lost: beta"), std::string::npos) << logs;
   EXPECT_NE(logs.find("nap on attempt 2"), std::string::npos) << logs;
+}
+
+TEST(FabricFaults, ALateResultFromAFencedAttemptIsIgnored) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& beta = stack.start_delegate("beta", {plugin_dir(), faulty_dir()}, 1);
+  auto& gamma = stack.start_delegate("gamma", {plugin_dir(), faulty_dir()}, 1);
+  ASSERT_TRUE(stack.wait_for_delegates(2));
+  apply(stack, dir, "nap", pipeline("nap", typed_step("nap", "RetrySafeNap")));
+  auto id = start(stack, "nap");
+  ASSERT_TRUE(
+      wait_until([&] { return stack.logs(id).find("nap on attempt 1") != std::string::npos; }));
+  std::string first = step_of(stack, id)["delegate"];
+  auto& frozen = first == "beta" ? beta : gamma;
+  // Frozen, not dead: the coordinator loses it and moves the step; thawed, it comes back with
+  // attempt 1 still in hand and reports on it while attempt 2 runs.
+  frozen.child().signal(SIGSTOP);
+  ASSERT_TRUE(
+      wait_until([&] { return step_of(stack, id)["attempt"] == 2; }, std::chrono::seconds(15)));
+  frozen.child().signal(SIGCONT);
+  EXPECT_TRUE(frozen.wait_for_log("attempt 1: STATUS_", std::chrono::seconds(15))) << frozen.log();
+  // Back, it reported attempt 1 as running; the coordinator told it to stop that attempt.
+  EXPECT_NE(frozen.log().find("attempt 1: cancel requested"), std::string::npos) << frozen.log();
+  auto e = stack.wait_for_end(id);
+  EXPECT_EQ(e["status"], "Succeeded") << e.dump(2);
+  const auto& step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["attempt"], 2);
+  EXPECT_NE(step["delegate"], first);
+  auto logs = stack.logs(id);
+  EXPECT_EQ(count(logs, "nap on attempt 2"), 1u) << logs;
 }
 
 TEST(FabricFaults, CoordinatorKilledMidPipelineResumesWithoutRunningAStepTwiceOrLosingLogs) {
@@ -335,6 +367,116 @@ TEST(FabricFaults, APluginIgnoringItsTimeoutIsAbandonedAndItsSlotFreed) {
   EXPECT_EQ(next["status"], "Succeeded");
   EXPECT_EQ(next["stages"][0]["steps"][0]["delegate"], "alpha");
   EXPECT_TRUE(alpha.child().running());
+}
+
+TEST(FabricFaults, TheDelegateStopsAShellStepWhenItsTimeoutPassesAndKillsItsProcessGroup) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  // The coordinator's own backstop is far away: what stops the step is the delegate.
+  stack.coordinator_flags = {"--timeout-grace", "10m"};
+  stack.start_coordinator();
+  stack.start_delegate("alpha");
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  auto pid_file = (dir / "child.pid").string();
+  apply(stack, dir, "slow",
+        pipeline("slow",
+                 shell_step("w", "sleep 300 &\necho $! > " + pid_file + "\necho waiting\nwait", "",
+                            "2s")));
+  auto id = start(stack, "slow");
+  ASSERT_TRUE(wait_until([&] { return !read_file(pid_file).empty(); }));
+  pid_t child = std::stoi(read_file(pid_file));
+  auto e = stack.wait_for_end(id);
+  EXPECT_EQ(e["status"], "Failed");
+  const auto& step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "Timeout") << step.dump(2);
+  std::string message = step["message"];
+  EXPECT_NE(message.find("timed out after 2s"), std::string::npos) << message;
+  EXPECT_EQ(message.find("did not finish within"), std::string::npos)
+      << "the coordinator, not the delegate, ended the step: " << message;
+  EXPECT_TRUE(wait_until([&] { return ::kill(child, 0) != 0; }, std::chrono::seconds(10)))
+      << "the step's background process outlived its timeout";
+  auto logs = stack.logs(id);
+  EXPECT_NE(logs.find("[capstan] the step's timeout of 2s passed: the delegate is stopping it"),
+            std::string::npos)
+      << logs;
+}
+
+TEST(FabricFaults, TheCoordinatorFailsAStepWhoseDelegateDoesNotReportPastItsTimeout) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.coordinator_flags = {"--timeout-grace", "1s"};
+  stack.start_coordinator();
+  // The delegate would wait ten minutes before abandoning the deaf plugin: the coordinator
+  // does not wait for it.
+  auto& alpha =
+      stack.start_delegate("alpha", {plugin_dir(), faulty_dir()}, 1, {"--cancel-grace", "10m"});
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "deaf",
+        pipeline("deaf", typed_step("deaf", "IgnoresCancel", "                  timeout: 1s\n")));
+  auto e = stack.wait_for_end(start(stack, "deaf"));
+  EXPECT_EQ(e["status"], "Failed");
+  const auto& step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "Timeout") << step.dump(2);
+  EXPECT_NE(step["message"].get<std::string>().find("did not finish within its timeout of 1.0s"),
+            std::string::npos)
+      << step.dump(2);
+  // The delegate was told to cancel the attempt.
+  EXPECT_TRUE(alpha.wait_for_log("cancel requested", std::chrono::seconds(10))) << alpha.log();
+}
+
+TEST(FabricFaults, LogLinesWrittenWhileTheCoordinatorIsDownAreKeptUpToTheBufferAndTheGapNoted) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& alpha = stack.start_delegate("alpha", {plugin_dir()}, 1,
+                                     {"--log-buffer", "64KiB", "--metrics-port", "0"});
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  auto go = (dir / "go").string();
+  // About 200 KiB of log, written while the coordinator is away: the last ~64 KiB are kept.
+  apply(stack, dir, "chatty",
+        pipeline("chatty",
+                 shell_step("w", "echo begin\nwhile [ ! -f " + go +
+                                     " ]; do sleep 0.05; done\n"
+                                     "pad=$(printf 'x%.0s' $(seq 1 80))\n"
+                                     "for i in $(seq 1 2000); do echo \"line $i $pad\"; done\n"
+                                     "echo end")));
+  auto id = start(stack, "chatty");
+  ASSERT_TRUE(wait_until([&] { return stack.logs(id).find("begin") != std::string::npos; }));
+  // Lines taken before the kill are acknowledged; the acknowledgement has this long to arrive.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  stack.kill_coordinator();
+  write_file(dir / "go", "");
+  ASSERT_TRUE(alpha.wait_for_log("STATUS_SUCCEEDED", std::chrono::seconds(30))) << alpha.log();
+  EXPECT_NE(alpha.log().find("the log buffer is full"), std::string::npos) << alpha.log();
+  stack.start_coordinator();
+  auto e = stack.wait_for_end(id);
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2);
+  auto logs = stack.logs(id);
+  // The oldest lines went, with a note saying how many; the newest arrived, in order, once.
+  auto note = logs.find(" log line(s) of this step were lost");
+  ASSERT_NE(note, std::string::npos) << logs;
+  auto note_start = logs.rfind("[capstan] ", note) + 10;
+  int lost = std::stoi(logs.substr(note_start, note - note_start));
+  EXPECT_GT(lost, 0);
+  EXPECT_LT(lost, 2000);
+  for (int i = 1; i <= 2000; ++i) {
+    std::string line = "| line " + std::to_string(i) + " x";
+    // The lost ones are the first `lost` lines printed after "begin".
+    EXPECT_EQ(count(logs, line), i <= lost ? 0u : 1u) << line;
+  }
+  EXPECT_NE(logs.find("| end\n"), std::string::npos) << logs;
+  // The buffer was emptied once the coordinator took what was kept.
+  int port = std::stoi(read_file(dir / "delegate-alpha" / "metrics-port"));
+  httplib::Client http("127.0.0.1", port);
+  ASSERT_TRUE(wait_until([&] {
+    auto m = http.Get("/metrics");
+    return m && m->body.find("capstan_delegate_log_buffer_bytes 0\n") != std::string::npos;
+  }));
+  auto m = http.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("capstan_delegate_log_lines_dropped_total " + std::to_string(lost) + "\n"),
+            std::string::npos)
+      << m->body;
 }
 
 TEST(FabricFaults, QueueTimeoutFailsAStepThatNeverGetsASlot) {

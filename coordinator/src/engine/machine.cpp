@@ -145,7 +145,12 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
     env.mutable_refuse()->set_message(why);
     send(peer, std::move(env));
     metrics_.hellos_refused.inc();
-    spdlog::warn("refused a delegate session: {}", log.empty() ? why : log);
+    // Rate-limited: a peer repeating a bad Hello must not flood the log.
+    auto n = metrics_.hellos_refused.value();
+    if (n <= 20 || n % 1000 == 0) {
+      spdlog::warn("refused a delegate session: {} ({} refused so far)", log.empty() ? why : log,
+                   n);
+    }
     // A connection that had a session under a token now revoked loses it.
     if (scheduler_.by_peer(peer) != nullptr) lose_session(peer, why);
   };
@@ -191,6 +196,8 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   }
   if (!fresh && new_connection) metrics_.delegate_reconnects.inc();
 
+  // Sent after the Welcome: a delegate takes no message before it.
+  std::vector<v1::Envelope> cancels;
   if (new_connection) {
     // What the delegate still runs occupies its slots; anything we no longer expect from it is
     // cancelled.
@@ -206,7 +213,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
         cancel.mutable_cancel()->set_task_id(ref.task_id());
         cancel.mutable_cancel()->set_attempt(ref.attempt());
         cancel.mutable_cancel()->set_reason("the coordinator no longer expects this task");
-        send(peer, std::move(cancel));
+        cancels.push_back(std::move(cancel));
       }
     }
     for (const auto& ref : hello.finished()) known.insert(slot_key(ref.task_id(), ref.attempt()));
@@ -262,6 +269,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
       static_cast<std::uint32_t>(options_.liveness.interval.count()));
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
+  for (auto& cancel : cancels) send(peer, std::move(cancel));
   views_changed_ = true;
   views_urgent_ = true;
   if (new_connection) {
@@ -954,7 +962,12 @@ Outcome Machine::run(const std::string& pipeline_id,
   r.id = new_id();
   r.pipeline = pipeline_id;
   r.pipeline_version = object->version;
-  r.sequence = store_.next_sequence(pipeline_id);
+  // The engine is the store's only writer: after the first run the next number is known.
+  auto seq = sequences_.find(pipeline_id);
+  if (seq == sequences_.end()) {
+    seq = sequences_.emplace(pipeline_id, store_.next_sequence(pipeline_id) - 1).first;
+  }
+  r.sequence = ++seq->second;
   r.status = st::kRunning;
   r.variables = bound;
   r.plan = object->model;

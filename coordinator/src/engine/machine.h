@@ -112,6 +112,7 @@ private:
     model::Pipeline pipeline;
   };
   std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed
+  std::unordered_map<std::string, std::int64_t> sequences_;   // last run number per pipeline
   std::map<std::string, Active> active_;                      // by execution id
   std::set<std::string> dirty_;                               // executions changed in this batch
   // task id -> (execution id, step index), for the steps of active executions.

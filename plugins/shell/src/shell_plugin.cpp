@@ -170,7 +170,13 @@ public:
                wrapper_script(script_file.string(), variables_file.string(), script_names));
 
     options.argv = {bash ? "bash" : "sh", wrapper_file.string()};
+    // The delegate gives every task a work folder; a request without one runs in a private
+    // folder rather than wherever the delegate happens to be.
     options.working_dir = ctx.work_dir().string();
+    if (options.working_dir.empty()) {
+      fs::create_directory(scratch.path() / "work");
+      options.working_dir = (scratch.path() / "work").string();
+    }
     options.new_process_group = true;
 
     process::RunControl control;
@@ -182,9 +188,8 @@ public:
       ctx.log(stream == process::Stream::kStdout ? CAPSTAN_LOG_INFO : CAPSTAN_LOG_ERROR, line);
     };
 
-    ctx.info(
-        std::string("Executing ") + (bash ? "Bash" : "sh") + " script in " +
-        (options.working_dir.empty() ? std::string("the delegate's folder") : options.working_dir));
+    ctx.info(std::string("Executing ") + (bash ? "Bash" : "sh") + " script in " +
+             options.working_dir);
     process::RunResult r;
     try {
       r = process::run(options, control);

@@ -98,4 +98,13 @@ process::RunResult run(std::vector<std::string> argv, std::map<std::string, std:
   return process::run(std::move(o), control);
 }
 
+bool process_alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  // "pid (comm) S ...": the state follows the last ')', as comm may hold anything.
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
 } // namespace capstan::testing

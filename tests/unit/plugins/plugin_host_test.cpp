@@ -8,8 +8,8 @@
 
 #include <thread>
 
+#include "capstan/testing/task_recorder.h"
 #include "capstan/testing/testing.h"
-#include "recorder.h"
 
 namespace capstan::delegate {
 namespace {

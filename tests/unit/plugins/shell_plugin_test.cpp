@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "capstan/delegate/plugin_host.h"
+#include "capstan/testing/task_recorder.h"
 #include "capstan/testing/testing.h"
-#include "recorder.h"
 
 namespace capstan::delegate {
 namespace {
@@ -20,15 +20,6 @@ using plugin::v1::StepResult;
 using ::testing::HasSubstr;
 using testing::Recorder;
 using testing::TempDir;
-
-// Alive and not a zombie.
-bool process_alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return false;
-  auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
-}
 
 class ShellScriptTest : public ::testing::Test {
 protected:
@@ -63,11 +54,14 @@ protected:
 
 TEST_F(ShellScriptTest, IsAnnouncedWithItsSchema) {
   ASSERT_TRUE(host_.rejections().empty()) << host_.rejections()[0].reason;
-  ASSERT_EQ(host_.step_types().size(), 1u);
-  EXPECT_EQ(host_.step_types()[0].type, "ShellScript");
-  EXPECT_EQ(host_.step_types()[0].plugin, "shell");
-  EXPECT_EQ(host_.step_types()[0].spec_schema["properties"]["shell"]["enum"],
-            json::array({"Bash", "Sh"}));
+  // The plugin folder holds every bundled plugin; the shell plugin provides one step type.
+  std::vector<StepTypeInfo> shell;
+  for (const auto& t : host_.step_types()) {
+    if (t.plugin == "shell") shell.push_back(t);
+  }
+  ASSERT_EQ(shell.size(), 1u);
+  EXPECT_EQ(shell[0].type, "ShellScript");
+  EXPECT_EQ(shell[0].spec_schema["properties"]["shell"]["enum"], json::array({"Bash", "Sh"}));
 }
 
 TEST_F(ShellScriptTest, StreamsStdoutAndStderrLineByLineInTheWorkFolder) {
@@ -169,13 +163,13 @@ TEST_F(ShellScriptTest, ErrorsPointAtTheUsersOwnLineNumbers) {
 
 TEST_F(ShellScriptTest, TimeoutKillsTheWholeProcessGroup) {
   Recorder rec;
-  auto r = run(spec("sleep 300 &\necho $! > bg.pid\necho started\nsleep 300"), rec, 1000);
+  auto r = run(spec("sleep 300 &\necho $! > bg.pid\necho started\nsleep 300"), rec, 2000);
   EXPECT_EQ(r.status(), StepResult::STATUS_FAILED);
   EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_TIMEOUT);
-  EXPECT_THAT(r.message(), HasSubstr("timed out after 1s"));
-  EXPECT_TRUE(rec.saw("started"));
+  EXPECT_THAT(r.message(), HasSubstr("timed out after 2s"));
+  ASSERT_TRUE(rec.saw("started"));
   pid_t bg = std::stoi(testing::read_file(work_.path() / "bg.pid"));
-  EXPECT_TRUE(testing::wait_until([&] { return !process_alive(bg); })) << "pid " << bg;
+  EXPECT_TRUE(testing::wait_until([&] { return !testing::process_alive(bg); })) << "pid " << bg;
 }
 
 TEST_F(ShellScriptTest, CancellationKillsTheWholeProcessGroup) {
@@ -188,7 +182,7 @@ TEST_F(ShellScriptTest, CancellationKillsTheWholeProcessGroup) {
   canceller.join();
   EXPECT_EQ(r.status(), StepResult::STATUS_CANCELLED) << r.message();
   pid_t bg = std::stoi(testing::read_file(work_.path() / "bg.pid"));
-  EXPECT_TRUE(testing::wait_until([&] { return !process_alive(bg); })) << "pid " << bg;
+  EXPECT_TRUE(testing::wait_until([&] { return !testing::process_alive(bg); })) << "pid " << bg;
 }
 
 TEST_F(ShellScriptTest, HarnessFieldsOutsideTheSubsetAreRefusedClearly) {
@@ -242,6 +236,21 @@ TEST_F(ShellScriptTest, MissingWorkFolderIsAClearFailure) {
   EXPECT_EQ(result.status(), StepResult::STATUS_FAILED);
   EXPECT_THAT(result.message(), HasSubstr("cannot start the script: "));
   EXPECT_THAT(result.message(), HasSubstr("gone"));
+}
+
+TEST_F(ShellScriptTest, WithoutAWorkFolderItRunsInAPrivateOneRemovedAfterwards) {
+  Recorder rec;
+  StepRequest r;
+  r.set_step_type("ShellScript");
+  r.set_step_identifier("script");
+  r.set_spec_json(spec("pwd").dump());
+  auto result = host_.execute(r, rec.callbacks());
+  ASSERT_EQ(result.status(), StepResult::STATUS_SUCCEEDED) << result.message();
+  const fs::path runs = state_.path() / "shell" / "runs";
+  auto info = rec.lines(CAPSTAN_LOG_INFO);
+  ASSERT_GE(info.size(), 2u);
+  EXPECT_EQ(info[1].rfind(runs.string(), 0), 0u) << info[1];
+  EXPECT_TRUE(fs::is_empty(runs)); // script, wrapper and folder are gone
 }
 
 TEST_F(ShellScriptTest, StepsRunConcurrently) {

@@ -59,6 +59,9 @@ private:
   process::Child child_;
 };
 
+// Whether the process exists and has not ended (a zombie counts as ended).
+bool process_alive(pid_t pid);
+
 // Runs a command to completion (default 60 s deadline) and returns its result.
 process::RunResult run(std::vector<std::string> argv, std::map<std::string, std::string> env = {},
                        std::chrono::milliseconds timeout = std::chrono::seconds(60),

@@ -1,4 +1,5 @@
-// A TaskCallbacks that records everything a plugin sends, for assertions.
+// A TaskCallbacks that records everything a plugin sends, for assertions (header-only: link
+// capstan::plugin_host where it is used).
 #pragma once
 
 #include <atomic>
