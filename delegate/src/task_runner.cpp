@@ -549,6 +549,7 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
     res->set_task_id(id);
     res->set_attempt(attempt);
     result.set_message(mask(result.message(), task->secrets));
+    for (auto& rec : *result.mutable_records()) rec.set_json(mask(rec.json(), task->secrets));
     for (const auto& [k, v] : task->outputs) (*res->mutable_outputs())[k] = mask(v, task->secrets);
     res->set_step_result(result.SerializeAsString());
     res->set_started_unix_ms(task->started_unix_ms);

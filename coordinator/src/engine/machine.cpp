@@ -207,6 +207,8 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   }
   if (!fresh && new_connection) metrics_.delegate_reconnects.inc();
 
+  // Sent after the Welcome: a delegate takes no message before it.
+  std::vector<v1::Envelope> cancels;
   if (new_connection) {
     // What the delegate still runs occupies its slots; anything we no longer expect from it is
     // cancelled.
@@ -222,7 +224,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
         cancel.mutable_cancel()->set_task_id(ref.task_id());
         cancel.mutable_cancel()->set_attempt(ref.attempt());
         cancel.mutable_cancel()->set_reason("the coordinator no longer expects this task");
-        send(peer, std::move(cancel));
+        cancels.push_back(std::move(cancel));
       }
     }
     for (const auto& ref : hello.finished()) known.insert(slot_key(ref.task_id(), ref.attempt()));
@@ -278,6 +280,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
       static_cast<std::uint32_t>(options_.liveness.interval.count()));
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
+  for (auto& cancel : cancels) send(peer, std::move(cancel));
   views_changed_ = true;
   views_urgent_ = true;
   if (new_connection) {

@@ -52,32 +52,35 @@ std::vector<PrRecord> MemoryPrStore::list(const std::string& repository) {
   return out;
 }
 
-namespace {
+PrState parse_state(const std::string& text) {
+  if (text == "merged") return PrState::kMerged;
+  if (text == "closed") return PrState::kClosed;
+  return PrState::kOpen;
+}
 
-json to_json(const PrRecord& r) {
+json record_to_json(const PrRecord& r) {
   return {{"number", r.pr.number}, {"title", r.pr.title},      {"body", r.pr.body},
           {"source", r.pr.source}, {"target", r.pr.target},    {"state", to_string(r.pr.state)},
           {"url", r.pr.url},       {"headSha", r.pr.head_sha}, {"mergeCommit", r.pr.merge_commit},
           {"comments", r.comments}};
 }
 
-PrRecord from_json(const json& j) {
+PrRecord record_from_json(const json& j) {
   PrRecord r;
   r.pr.number = j.value("number", 0L);
   r.pr.title = j.value("title", "");
   r.pr.body = j.value("body", "");
   r.pr.source = j.value("source", "");
   r.pr.target = j.value("target", "");
-  const std::string state = j.value("state", "open");
-  r.pr.state = state == "merged"   ? PrState::kMerged
-               : state == "closed" ? PrState::kClosed
-                                   : PrState::kOpen;
+  r.pr.state = parse_state(j.value("state", "open"));
   r.pr.url = j.value("url", "");
   r.pr.head_sha = j.value("headSha", "");
   r.pr.merge_commit = j.value("mergeCommit", "");
   r.comments = j.value("comments", std::vector<std::string>{});
   return r;
 }
+
+namespace {
 
 // Holds the file's lock for one read-modify-write.
 class Locked {
@@ -144,7 +147,7 @@ PrRecord FilePrStore::create(const std::string& repository, PrRecord record) {
   json& repo = l.repo(repository);
   record.pr.number = repo["next"].get<long>();
   repo["next"] = record.pr.number + 1;
-  repo["records"].push_back(to_json(record));
+  repo["records"].push_back(record_to_json(record));
   l.save();
   return record;
 }
@@ -153,7 +156,7 @@ std::optional<PrRecord> FilePrStore::get(const std::string& repository, long num
   std::lock_guard<std::mutex> guard(mutex_);
   Locked l(file_);
   for (const auto& r : l.repo(repository)["records"]) {
-    if (r.value("number", 0L) == number) return from_json(r);
+    if (r.value("number", 0L) == number) return record_from_json(r);
   }
   return std::nullopt;
 }
@@ -163,7 +166,7 @@ bool FilePrStore::update(const std::string& repository, const PrRecord& record) 
   Locked l(file_);
   for (auto& r : l.repo(repository)["records"]) {
     if (r.value("number", 0L) == record.pr.number) {
-      r = to_json(record);
+      r = record_to_json(record);
       l.save();
       return true;
     }
@@ -175,7 +178,7 @@ std::vector<PrRecord> FilePrStore::list(const std::string& repository) {
   std::lock_guard<std::mutex> guard(mutex_);
   Locked l(file_);
   std::vector<PrRecord> out;
-  for (const auto& r : l.repo(repository)["records"]) out.push_back(from_json(r));
+  for (const auto& r : l.repo(repository)["records"]) out.push_back(record_from_json(r));
   return out;
 }
 

@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -215,8 +216,20 @@ public:
   void progress(std::uint32_t percent, std::string_view message = {}) const {
     host_.progress(percent, std::string(message));
   }
+  // Hands the coordinator a record to keep (StepResult.records), delivered with the result
+  // whatever the step's outcome: e.g. kind "PullRequest" for a `local` pull request.
+  void add_record(std::string_view kind, const nlohmann::json& record) {
+    std::lock_guard<std::mutex> lock(records_mutex_);
+    records_.emplace_back(std::string(kind), record.dump());
+  }
+  std::vector<std::pair<std::string, std::string>> records() const {
+    std::lock_guard<std::mutex> lock(records_mutex_);
+    return records_;
+  }
 
 private:
+  mutable std::mutex records_mutex_;
+  std::vector<std::pair<std::string, std::string>> records_;
   const StepRequest& request_;
   nlohmann::json spec_;
   nlohmann::json context_;
@@ -401,8 +414,14 @@ inline capstan_plugin_state* init(const char* config_json, const capstan_host_ap
   return nullptr;
 }
 
-inline void deliver(const Result& r, const Host& host) {
+inline void deliver(const Result& r, const Host& host,
+                    const std::vector<std::pair<std::string, std::string>>& records = {}) {
   plugin::v1::StepResult out;
+  for (const auto& [kind, json] : records) {
+    auto* rec = out.add_records();
+    rec->set_kind(kind);
+    rec->set_json(json);
+  }
   switch (r.status) {
   case Result::Status::kSucceeded:
     out.set_status(plugin::v1::StepResult::STATUS_SUCCEEDED);
@@ -443,6 +462,7 @@ inline capstan_rc execute(capstan_plugin_state* state, const std::uint8_t* reque
     }
     Host h(host, host_ctx);
     Result result;
+    std::vector<std::pair<std::string, std::string>> records;
     try {
       auto parse = [](const std::string& text, const char* what) {
         if (text.empty()) return nlohmann::json::object();
@@ -455,6 +475,16 @@ inline capstan_rc execute(capstan_plugin_state* state, const std::uint8_t* reque
       };
       StepContext ctx(req, parse(req.spec_json(), "spec"), parse(req.context_json(), "context"),
                       host, host_ctx);
+      struct Collect { // records survive a handler that throws
+        StepContext& ctx;
+        std::vector<std::pair<std::string, std::string>>& out;
+        ~Collect() {
+          try {
+            out = ctx.records();
+          } catch (...) {
+          }
+        }
+      } collect{ctx, records};
       result = step->handler(s->instance.get(), ctx);
     } catch (const StepError& e) {
       result = Result::failed(e.type(), e.what());
@@ -466,7 +496,7 @@ inline capstan_rc execute(capstan_plugin_state* state, const std::uint8_t* reque
       result = Result::failed(plugin::v1::ERROR_TYPE_UNKNOWN, "the step failed with a "
                                                               "non-standard exception");
     }
-    deliver(result, h);
+    deliver(result, h, records);
     return CAPSTAN_RC_OK;
   } catch (const std::exception& e) {
     last_error() = e.what();

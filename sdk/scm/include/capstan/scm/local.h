@@ -3,6 +3,8 @@
 // records in production; MemoryPrStore and FilePrStore serve tests and single-process use.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -16,6 +18,13 @@ struct PrRecord {
   PullRequest pr;
   std::vector<std::string> comments;
 };
+
+// A record as JSON: {number, title, body, source, target, state, url, headSha, mergeCommit,
+// comments} (the shape stores, steps and the coordinator exchange). record_from_json fills
+// missing fields with defaults.
+nlohmann::json record_to_json(const PrRecord& record);
+PrRecord record_from_json(const nlohmann::json& json);
+PrState parse_state(const std::string& text); // "open" (default), "closed", "merged"
 
 // Records of one or more repositories, keyed by a repository id (e.g. the connector's).
 // Implementations must be safe to call from several threads.
