@@ -23,6 +23,8 @@ using nlohmann::json;
 
 namespace {
 
+bool phases = false; // --phases: print when each part of the step began
+
 // The same mix as bench/sandbox: 40% ConfigMaps, 30% Deployments, 30% Services.
 std::string object_yaml(int i) {
   std::string n = std::to_string(i);
@@ -120,7 +122,19 @@ bool k8s_apply(capstan::delegate::PluginHost& host, const std::filesystem::path&
   r.set_work_dir(work.string());
   r.set_context_json(context(app, s).dump());
   ct::Recorder rec;
-  auto result = host.execute(r, rec.callbacks());
+  auto callbacks = rec.callbacks();
+  if (phases) {
+    // Each section of the step's log with the time it started at.
+    auto t0 = Clock::now();
+    callbacks.log = [log = callbacks.log, t0](capstan_log_level level, std::string_view line) {
+      if (line.rfind("== ", 0) == 0) {
+        std::printf("    %6.2f s  %.*s\n", std::chrono::duration<double>(Clock::now() - t0).count(),
+                    static_cast<int>(line.size()), line.data());
+      }
+      log(level, line);
+    };
+  }
+  auto result = host.execute(r, callbacks);
   if (result.status() != capstan::plugin::v1::StepResult::STATUS_SUCCEEDED) {
     std::fprintf(stderr, "K8sApply failed: %s\n%s\n", result.message().c_str(),
                  rec.all_text().substr(0, 4000).c_str());
@@ -139,8 +153,10 @@ int main(int argc, char** argv) {
       n = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--with-wait") == 0) {
       with_wait = true;
+    } else if (std::strcmp(argv[i], "--phases") == 0) {
+      phases = true;
     } else {
-      std::fprintf(stderr, "usage: kube_bench [--objects N] [--with-wait]\n");
+      std::fprintf(stderr, "usage: kube_bench [--objects N] [--with-wait] [--phases]\n");
       return 2;
     }
   }
