@@ -23,34 +23,7 @@ using nlohmann::json;
 
 namespace {
 
-// The same mix as bench/sandbox: 40% ConfigMaps, 30% Deployments, 30% Services.
-std::string object_yaml(int i) {
-  std::string n = std::to_string(i);
-  switch (i % 10) {
-  case 0:
-  case 1:
-  case 2:
-  case 3:
-    return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-" + n +
-           "\n  labels: {bench: kube}\ndata:\n  key: value-" + n + "\n  other: \"" +
-           std::string(200, 'x') + "\"\n";
-  case 4:
-  case 5:
-  case 6:
-    return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-" + n +
-           "\n  labels: {bench: kube}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: "
-           "{app: app-" +
-           n + "}\n  template:\n    metadata:\n      labels: {app: app-" + n +
-           "}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.25\n"
-           "        ports:\n        - containerPort: 80\n        env:\n"
-           "        - {name: INDEX, value: \"" +
-           n + "\"}\n";
-  default:
-    return "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-" + n +
-           "\n  labels: {bench: kube}\nspec:\n  selector: {app: app-" + n +
-           "}\n  ports:\n  - port: 80\n    targetPort: 8080\n";
-  }
-}
+bool phases = false; // --phases: print when each part of the step began
 
 struct Result {
   std::string name;
@@ -120,7 +93,19 @@ bool k8s_apply(capstan::delegate::PluginHost& host, const std::filesystem::path&
   r.set_work_dir(work.string());
   r.set_context_json(context(app, s).dump());
   ct::Recorder rec;
-  auto result = host.execute(r, rec.callbacks());
+  auto callbacks = rec.callbacks();
+  if (phases) {
+    // Each section of the step's log with the time it started at.
+    auto t0 = Clock::now();
+    callbacks.log = [log = callbacks.log, t0](capstan_log_level level, std::string_view line) {
+      if (line.rfind("== ", 0) == 0) {
+        std::printf("    %6.2f s  %.*s\n", std::chrono::duration<double>(Clock::now() - t0).count(),
+                    static_cast<int>(line.size()), line.data());
+      }
+      log(level, line);
+    };
+  }
+  auto result = host.execute(r, callbacks);
   if (result.status() != capstan::plugin::v1::StepResult::STATUS_SUCCEEDED) {
     std::fprintf(stderr, "K8sApply failed: %s\n%s\n", result.message().c_str(),
                  rec.all_text().substr(0, 4000).c_str());
@@ -139,15 +124,18 @@ int main(int argc, char** argv) {
       n = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--with-wait") == 0) {
       with_wait = true;
+    } else if (std::strcmp(argv[i], "--phases") == 0) {
+      phases = true;
     } else {
-      std::fprintf(stderr, "usage: kube_bench [--objects N] [--with-wait]\n");
+      std::fprintf(stderr, "usage: kube_bench [--objects N] [--with-wait] [--phases]\n");
       return 2;
     }
   }
   ct::TempDir root("kube-bench");
   auto app = root.path() / "app";
   for (int i = 0; i < n; ++i) {
-    ct::write_file(app / "objects" / ("obj-" + std::to_string(i) + ".yaml"), object_yaml(i));
+    ct::write_file(app / "objects" / ("obj-" + std::to_string(i) + ".yaml"),
+                   ct::bench_object_yaml(i, "kube"));
   }
   std::printf("%d objects (40%% ConfigMaps, 30%% Deployments, 30%% Services), one per file; "
               "each scenario on a fresh capstan-sandbox\n",

@@ -35,6 +35,14 @@ const json& unwrap(const json& doc, const char* key) {
   return doc;
 }
 
+// doc[key] when doc is an object that has it, else null (a stage may come without an
+// environment, a pipeline without variables).
+json member(const json& doc, const char* key) {
+  if (!doc.is_object()) return json();
+  auto it = doc.find(key);
+  return it == doc.end() ? json() : *it;
+}
+
 std::string strip_scope(std::string ref) {
   for (const char* p : {"account.", "org."}) {
     if (ref.rfind(p, 0) == 0) ref = ref.substr(std::strlen(p));
@@ -75,12 +83,13 @@ std::string variables_value(const json& v) {
   return v.dump();
 }
 
-// [{name, value}, ...] as {name: value}.
+// [{name, value}, ...] (as services and environments declare them) or {name: value} (as the
+// pipeline's resolved variables come) as {name: value}.
 json variables_map(const json& list) {
   json out = json::object();
   if (list.is_array()) {
     for (const auto& v : list) {
-      if (v.is_object() && v.contains("name")) {
+      if (v.is_object() && v.contains("name") && v["name"].is_string()) {
         out[v["name"].get<std::string>()] = variables_value(v.value("value", json()));
       }
     }
@@ -324,7 +333,7 @@ StageContext StageContext::parse(const sdk::StepContext& ctx) {
   put("env", {{"name", text(s.environment, {"name"})},
               {"identifier", text(s.environment, {"identifier"})},
               {"type", text(s.environment, {"type"})},
-              {"variables", variables_map(s.environment.value("variables", json()))}});
+              {"variables", variables_map(member(s.environment, "variables"))}});
   put("infra", {{"namespace", s.namespace_},
                 {"releaseName", s.release_name},
                 {"connectorRef", conn_ref},
@@ -334,7 +343,7 @@ StageContext StageContext::parse(const sdk::StepContext& ctx) {
                    {"executionId", text(pipeline, {"executionId"})},
                    {"identifier", text(pipeline, {"identifier"})},
                    {"name", text(pipeline, {"name"})},
-                   {"variables", variables_map(pipeline.value("variables", json::object()))}});
+                   {"variables", variables_map(member(pipeline, "variables"))}});
   put("stage",
       {{"identifier", text(raw, {"stage", "identifier"})}, {"name", text(raw, {"stage", "name"})}});
   s.scope = std::move(scope);

@@ -2,14 +2,11 @@
 // rules; sync status and health.
 #include "capstan/apps/diff.h"
 
+#include <capstan/kube/base64.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
-
-namespace capstan::manifest {
-// Defined in capstan::manifest (standard base64 with padding).
-std::string base64_encode(std::string_view in);
-} // namespace capstan::manifest
 
 namespace capstan::apps {
 
@@ -211,7 +208,7 @@ json normalize_desired(const json& desired) {
   if (d.value("kind", "") == "Secret" && d.value("apiVersion", "") == "v1" &&
       d.contains("stringData") && d["stringData"].is_object()) {
     for (const auto& [k, v] : d["stringData"].items()) {
-      if (v.is_string()) d["data"][k] = manifest::base64_encode(v.get<std::string>());
+      if (v.is_string()) d["data"][k] = kube::base64_encode(v.get<std::string>());
     }
     d.erase("stringData");
   }

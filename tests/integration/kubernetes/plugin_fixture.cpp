@@ -95,21 +95,27 @@ spec:
 json PluginTest::context(const RunOptions& o) const {
   json service = service_;
   service["serviceDefinition"]["spec"]["artifacts"]["primary"]["sources"][0]["spec"]["tag"] = o.tag;
-  return {{"pipeline",
-           {{"identifier", "deploy"},
-            {"name", "deploy"},
-            {"executionId", o.execution},
-            {"sequenceId", 7},
-            {"variables", json::object()}}},
-          {"stage", {{"identifier", "deploy"}, {"name", "Deploy"}, {"type", "Deployment"}}},
-          {"service", service},
-          {"environment", {{"identifier", "dev"}, {"name", "dev"}, {"type", "PreProduction"}}},
-          {"infrastructure",
-           {{"identifier", "sandbox"},
-            {"type", "KubernetesDirect"},
-            {"spec",
-             {{"connectorRef", "sandbox"}, {"namespace", namespace_}, {"releaseName", release_}}}}},
-          {"connectors", {{"sandbox", connector_}}}};
+  json out = {
+      {"pipeline",
+       {{"identifier", "deploy"},
+        {"name", "deploy"},
+        {"executionId", o.execution},
+        {"sequenceId", 7},
+        {"variables", json::object()}}},
+      {"stage", {{"identifier", "deploy"}, {"name", "Deploy"}, {"type", "Deployment"}}},
+      {"service", service},
+      {"environment", {{"identifier", "dev"}, {"name", "dev"}, {"type", "PreProduction"}}},
+      {"infrastructure",
+       {{"identifier", "sandbox"},
+        {"type", "KubernetesDirect"},
+        {"spec",
+         {{"connectorRef", "sandbox"}, {"namespace", namespace_}, {"releaseName", release_}}}}},
+      {"connectors", {{"sandbox", connector_}}}};
+  if (!o.environment) {
+    out.erase("environment");
+    out["pipeline"].erase("variables");
+  }
+  return out;
 }
 
 StepResult PluginTest::run(const std::string& type, const json& spec, ct::Recorder& rec,

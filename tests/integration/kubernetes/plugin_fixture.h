@@ -25,6 +25,7 @@ struct RunOptions {
   bool rollback = false;
   std::uint64_t timeout_ms = 60000;
   std::string tag = "v1";
+  bool environment = true; // false: the context has no environment (nor pipeline variables)
 };
 
 class PluginTest : public ::testing::Test {

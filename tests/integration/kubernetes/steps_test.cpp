@@ -44,6 +44,13 @@ TEST_F(Steps, ApplyRendersTheNamedFilesAndWaitsForJobs) {
   run_ok("K8sApply", {{"filePaths", {"extra/settings.yaml"}}, {"skipSteadyStateCheck", true}});
 }
 
+TEST_F(Steps, AStageWithoutAnEnvironmentApplies) {
+  RunOptions o;
+  o.environment = false;
+  run_ok("K8sApply", {{"filePaths", {"manifests/configmap.yaml"}}}, o);
+  EXPECT_EQ(get("v1", "ConfigMap", "web-config")["data"]["greeting"], "hello");
+}
+
 TEST_F(Steps, ApplyOfAFailingJobFails) {
   write_job(*this, "migrate:fails");
   ct::Recorder rec;
