@@ -76,6 +76,9 @@ Options:
   --metrics-address ADDR    the address for --metrics-port (default 127.0.0.1)
   --heartbeat-interval DUR  heartbeat period (default 1s)
   --heartbeat-misses N      the coordinator is lost after N silent intervals (default 3)
+                            (once connected, the delegate beats at least as often as the
+                            coordinator's --heartbeat-interval asks, and waits at least as long
+                            as the coordinator's own heartbeats take to be missed)
   --log-level LEVEL         trace, debug, info, warn or error (default info)
   --version                 print the version and exit
   -h, --help                show this help

@@ -490,12 +490,17 @@ TEST(FabricFaults, QueueTimeoutFailsAStepThatNeverGetsASlot) {
   auto first = start(stack, "slow");
   ASSERT_TRUE(wait_until([&] { return step_of(stack, first)["status"] == "Running"; }));
   auto second = start(stack, "slow");
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  auto waiting = step_of(stack, second);
-  EXPECT_EQ(waiting["status"], "Queued");
-  EXPECT_NE(waiting["message"].get<std::string>().find("waiting for a free slot"),
-            std::string::npos)
+  // Queued, and saying why, within the queue timeout (the reason is set on the next timer pass).
+  json waiting;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        waiting = step_of(stack, second);
+        return waiting["message"].get<std::string>().find("waiting for a free slot") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(2)))
       << waiting.dump(2);
+  EXPECT_EQ(waiting["status"], "Queued") << waiting.dump(2);
   auto e = stack.wait_for_end(second);
   EXPECT_EQ(e["status"], "Failed");
   EXPECT_NE(e["stages"][0]["steps"][0]["message"].get<std::string>().find("queue timeout"),

@@ -46,6 +46,10 @@ struct Client::Impl {
   Clock::time_point hello_deadline; // kHelloSent: when to give up on a Welcome
   Clock::time_point last_heard;
   Clock::time_point next_beat;
+  // The session's pace, agreed in the Welcome: beat at least as often as the coordinator
+  // expects, and wait for it at least as long as it takes to miss its own beats.
+  milliseconds beat_interval{1000};
+  milliseconds dead_after{3000};
   unsigned failures = 0;
   std::thread thread;
 
@@ -148,7 +152,7 @@ struct Client::Impl {
         wake = hello_deadline;
         break;
       case State::kAttached:
-        wake = std::min(next_beat, last_heard + options.liveness.dead_after());
+        wake = std::min(next_beat, last_heard + dead_after);
         break;
       }
       std::vector<zmq::pollitem_t> items = {{nullptr, outbox.fd(), ZMQ_POLLIN, 0}};
@@ -167,16 +171,14 @@ struct Client::Impl {
       if (state == State::kHelloSent && now >= hello_deadline) {
         restart("no answer to Hello from " + options.endpoint, false);
       } else if (state == State::kAttached) {
-        if (now - last_heard > options.liveness.dead_after()) {
+        if (now - last_heard > dead_after) {
           ++heartbeat_misses;
-          restart("coordinator silent for " +
-                      std::to_string(options.liveness.dead_after().count()) + " ms",
-                  true);
+          restart("coordinator silent for " + std::to_string(dead_after.count()) + " ms", true);
         } else if (now >= next_beat) {
           v1::Envelope hb;
           hb.mutable_heartbeat();
           send_now(hb);
-          next_beat = now + options.liveness.interval;
+          next_beat = now + beat_interval;
         }
       }
     }
@@ -227,6 +229,16 @@ struct Client::Impl {
     for (const auto& env : batch) send_now(env);
   }
 
+  void agree_pace(const v1::Welcome& welcome) {
+    beat_interval = options.liveness.interval;
+    dead_after = options.liveness.dead_after();
+    if (welcome.heartbeat_interval_ms() == 0) return; // a coordinator that does not say
+    milliseconds theirs(welcome.heartbeat_interval_ms());
+    auto misses = welcome.heartbeat_misses() ? welcome.heartbeat_misses() : options.liveness.misses;
+    beat_interval = std::min(beat_interval, theirs);
+    dead_after = std::max(dead_after, theirs * misses);
+  }
+
   void receive_all() {
     for (int i = 0; i < 1000 && socket; ++i) {
       zmq::message_t msg;
@@ -264,7 +276,8 @@ struct Client::Impl {
       is_attached = true;
       failures = 0;
       ++sessions;
-      next_beat = Clock::now() + options.liveness.interval;
+      agree_pace(env.welcome());
+      next_beat = Clock::now() + beat_interval;
       handler.on_welcome(env.welcome());
       return;
     case v1::Envelope::kRefuse: {

@@ -255,10 +255,15 @@ bool Machine::drive_stage(Active& a, std::size_t si) {
 Machine::Progress Machine::drive_rows(Active& a, std::size_t si, const std::vector<int>& rows,
                                       bool parallel, bool& changed) {
   bool pending = false;
+  // A failure may start a rollback while these rows run: then it takes over. Rows that are part
+  // of a rollback under way go on.
+  const bool pipeline_rollback = a.record.state.contains("pipelineRollback");
+  const bool stage_rollback = a.record.stages[si].state.contains("rollback");
   for (int r : rows) {
     auto progress = drive_row(a, si, r, changed);
-    if (st::terminal(a.record.status) || a.record.state.contains("pipelineRollback") ||
-        (plan_row(a, si, r).section == "steps" && a.record.stages[si].state.contains("rollback"))) {
+    if (st::terminal(a.record.status) ||
+        (!pipeline_rollback && a.record.state.contains("pipelineRollback")) ||
+        (!stage_rollback && a.record.stages[si].state.contains("rollback"))) {
       return Progress::kPending; // the failure took over
     }
     if (progress == Progress::kPending) {
@@ -542,6 +547,16 @@ std::vector<int> Machine::rollback_segments(const Active& a, std::size_t si) con
 void Machine::start_stage_rollback(Active& a, std::size_t si, const std::string& reason) {
   auto& stage = a.record.stages[si];
   cancel_rows(a, si, "steps", "cancelled: the stage rolls back");
+  // Rollback rows were marked skipped when the stage ended well; now they are to run.
+  for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+    auto& rec = row_record(a, si, r);
+    if (plan_row(a, si, r).section == "rollback" && rec.status == st::kSkipped &&
+        rec.started_at == 0) {
+      rec.status = st::kNotStarted;
+      rec.message.clear();
+      set_row(a, si, r);
+    }
+  }
   stage.state["rollback"] = {{"status", st::kRunning},
                              {"reason", reason},
                              {"segments", rollback_segments(a, si)},

@@ -1,7 +1,9 @@
 // Runtime inputs: finding, naming, binding and substituting them.
 #include "model/inputs.h"
 
+#include <algorithm>
 #include <set>
+#include <tuple>
 
 namespace capstan::model {
 
@@ -121,6 +123,12 @@ std::vector<InputSite> find_inputs(const json& root, const std::string& pointer,
   w.where = &where;
   w.sites = &out;
   w.value(root, pointer, fqn_prefix);
+  // In the order they stand in the document (JSON objects keep their keys sorted).
+  std::stable_sort(out.begin(), out.end(), [&](const InputSite& a, const InputSite& b) {
+    auto ma = where.find(a.pointer);
+    auto mb = where.find(b.pointer);
+    return std::tie(ma.line, ma.column) < std::tie(mb.line, mb.column);
+  });
   return out;
 }
 
@@ -196,6 +204,8 @@ Bound bind_inputs(const std::vector<InputSite>& sites,
     if (given.count(fqn)) continue; // --set wins over the file
     if (known.count(fqn)) {
       given[fqn] = {value, "the inputs file"};
+    } else if (ends_with_segment(fqn, "identifier") || ends_with_segment(fqn, "type")) {
+      continue; // structure, as Harness writes inputs files: which stage, step or source
     } else if (!fixed.count(fqn)) {
       problems.push_back(
           {"", "the inputs file sets " + fqn + ", which is not a runtime input of this run"});

@@ -1,7 +1,7 @@
 // Artifact image and pull-secret helpers.
 #include "capstan/manifest/artifact.h"
 
-#include "base64.h"
+#include "capstan/kube/base64.h"
 #include "capstan/manifest/error.h"
 
 namespace capstan::manifest {
@@ -15,7 +15,7 @@ std::string str_field(const nlohmann::json& j, const char* key) {
 nlohmann::json auth_entry(const RegistryCredentials& c) {
   nlohmann::json e = {{"username", c.username},
                       {"password", c.password},
-                      {"auth", base64_encode(c.username + ":" + c.password)}};
+                      {"auth", kube::base64_encode(c.username + ":" + c.password)}};
   if (!c.email.empty()) e["email"] = c.email;
   return e;
 }
@@ -92,12 +92,12 @@ std::string docker_config_json(const Artifact& artifact) {
 std::string image_pull_secret_dockercfg(const Artifact& artifact) {
   if (!artifact.credentials) return {};
   nlohmann::json cfg = {{registry_auth_key(artifact.registry), auth_entry(*artifact.credentials)}};
-  return base64_encode(cfg.dump());
+  return kube::base64_encode(cfg.dump());
 }
 
 std::string image_pull_secret_dockerconfigjson(const Artifact& artifact) {
   if (!artifact.credentials) return {};
-  return base64_encode(docker_config_json(artifact));
+  return kube::base64_encode(docker_config_json(artifact));
 }
 
 nlohmann::json image_pull_secret(const Artifact& artifact, const std::string& name,

@@ -223,7 +223,7 @@ RenderResult render_manifests(const RenderRequest& request) {
   }
   for (const auto& o : request.overrides) layers.push_back(o);
 
-  bool render = !layers.empty();
+  bool render = !layers.empty() && !request.skip_rendering;
   nlohmann::json values = nlohmann::json::object();
   if (request.artifact) values["image"] = request.artifact->image;
   for (const auto& layer : layers) merge_values(values, parse_values(layer.text, layer.name));

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "base64.h"
+#include "capstan/kube/base64.h"
 #include "capstan/manifest/error.h"
 #include "capstan/yaml/yaml.h"
 
@@ -115,6 +115,12 @@ ReleaseHistory ReleaseHistory::parse(std::string_view text, const std::string& w
       }
     }
     rel.bg_environment = get_string(doc, r, ptr, "bgEnvironment", false);
+    rel.primary_service = get_string(doc, r, ptr, "primaryService", false);
+    rel.stage_service = get_string(doc, r, ptr, "stageService", false);
+    if (auto cw = r.find("canaryWorkload"); cw != r.end() && !cw->is_null()) {
+      rel.canary_workload = id_from(doc, *cw, yaml::pointer_append(ptr, "canaryWorkload"));
+    }
+    rel.execution = get_string(doc, r, ptr, "execution", false);
     h.releases_.push_back(std::move(rel));
   }
   // Newest first, whatever order the text had.
@@ -134,7 +140,7 @@ ReleaseHistory ReleaseHistory::from_object(const nlohmann::json& object) {
   if (it == data->end() || !it->is_string()) return {};
   std::string text = it->get<std::string>();
   if (kind == "Secret") {
-    auto decoded = base64_decode(text);
+    auto decoded = kube::base64_decode(text);
     if (!decoded) throw ManifestError(where + ": releaseHistory is not valid base64");
     text = *decoded;
   }
@@ -159,6 +165,10 @@ std::string ReleaseHistory::to_yaml() const {
       j["managedWorkloads"] = mws;
     }
     if (!r.bg_environment.empty()) j["bgEnvironment"] = r.bg_environment;
+    if (!r.primary_service.empty()) j["primaryService"] = r.primary_service;
+    if (!r.stage_service.empty()) j["stageService"] = r.stage_service;
+    if (r.canary_workload) j["canaryWorkload"] = id_json(*r.canary_workload);
+    if (!r.execution.empty()) j["execution"] = r.execution;
     releases.push_back(std::move(j));
   }
   return yaml::dump({{"version", "v1"}, {"releases", releases}});
@@ -173,7 +183,7 @@ nlohmann::json ReleaseHistory::to_object(const std::string& release_name, const 
       {"apiVersion", "v1"}, {"kind", as_secret ? "Secret" : "ConfigMap"}, {"metadata", meta}};
   if (as_secret) {
     obj["type"] = "Opaque";
-    obj["data"] = {{kDataKey, base64_encode(to_yaml())}};
+    obj["data"] = {{kDataKey, kube::base64_encode(to_yaml())}};
   } else {
     obj["data"] = {{kDataKey, to_yaml()}};
   }

@@ -21,11 +21,14 @@ struct Coordinator {
   std::vector<RouterEvent> events;
   std::unique_ptr<Router> router;
   bool welcome = true;
+  Liveness liveness;
 
-  explicit Coordinator(zmq::context_t& ctx, const std::string& bind = "tcp://127.0.0.1:0") {
+  explicit Coordinator(zmq::context_t& ctx, const std::string& bind = "tcp://127.0.0.1:0",
+                       Liveness pace = {100ms, 3})
+      : liveness(pace) {
     RouterOptions o;
     o.bind = bind;
-    o.liveness = {100ms, 3};
+    o.liveness = liveness;
     router = std::make_unique<Router>(ctx, o, [this](RouterEvent&& e) {
       bool hello = e.kind == RouterEvent::Kind::kMessage && e.envelope.has_hello();
       auto peer = e.peer;
@@ -36,6 +39,9 @@ struct Coordinator {
       if (hello && welcome) {
         v1::Envelope w;
         w.mutable_welcome()->set_coordinator_id("test");
+        w.mutable_welcome()->set_heartbeat_interval_ms(
+            static_cast<std::uint32_t>(liveness.interval.count()));
+        w.mutable_welcome()->set_heartbeat_misses(liveness.misses);
         router->send(peer, w);
       }
     });
@@ -155,6 +161,35 @@ TEST(WireTransport, SilentDelegateIsReportedLost) {
   } // destroyed without a Bye: its heartbeats stop
   ASSERT_TRUE(wait_until([&] { return c.lost() == 1; }, 5s));
   EXPECT_EQ(c.router->stats().attached, 0u);
+}
+
+TEST(WireTransport, TheSessionKeepsTheCoordinatorsPaceWhateverTheDelegateWasGiven) {
+  zmq::context_t ctx;
+  {
+    // The delegate was told to beat every 2 s; the coordinator loses a peer silent for 300 ms.
+    Coordinator c(ctx);
+    Delegate d;
+    auto o = client_options(c.router->endpoint());
+    o.liveness = {2000ms, 3};
+    Client client(ctx, o, d);
+    ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+    std::this_thread::sleep_for(1200ms);
+    EXPECT_EQ(c.lost(), 0);
+    EXPECT_EQ(d.lost, 0);
+  }
+  {
+    // The delegate would give up after 150 ms; the coordinator beats every 400 ms.
+    Coordinator c(ctx, "tcp://127.0.0.1:0", {400ms, 3});
+    Delegate d;
+    auto o = client_options(c.router->endpoint());
+    o.liveness = {50ms, 3};
+    Client client(ctx, o, d);
+    ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+    std::this_thread::sleep_for(1500ms);
+    EXPECT_EQ(d.lost, 0);
+    EXPECT_EQ(d.welcomes, 1);
+    EXPECT_EQ(c.lost(), 0);
+  }
 }
 
 TEST(WireTransport, ByeEndsTheSessionAtOnce) {

@@ -134,7 +134,7 @@ TEST(Inputs, WhatIsRefusedAndWhy) {
       {{{"env", "staging"}, {"script", "x"}},
        "is not one of the allowed values (dev, prod)",
        "p.yaml:7:14"},
-      {{{"env", "dev"}, {"a.spec.script", "rm -rf /"}}, "does not match ^echo .*", "p.yaml:33:33"},
+      {{{"env", "dev"}, {"a.spec.script", "rm -rf /"}}, "does not match ^echo .*", "p.yaml:25:33"},
       {{{"a.spec.script", "echo"}},
        "runtime input pipeline.variables.env needs a value: pass --set env=VALUE",
        "p.yaml:7:14"},
@@ -155,7 +155,7 @@ TEST(Inputs, WhatIsRefusedAndWhy) {
   }
   // A value from a file for something that is not an input.
   std::vector<Problem> problems;
-  bind_inputs(sites, {{"env", "dev"}, {"a.spec.script", "echo"}},
+  bind_inputs(sites, {{"env", "dev"}, {"a.spec.script", "echo hi"}},
               {{"pipeline.variables.colour", "red"}}, {}, problems);
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_NE(problems[0].message.find("not a runtime input of this run"), std::string::npos);

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "../base64.h"
+#include "capstan/kube/base64.h"
 #include "capstan/yaml/yaml.h"
 #include "funcs.h"
 #include "gofmt.h"
@@ -359,9 +359,9 @@ void register_sprig(std::map<std::string, Func, std::less<>>& f) {
   f["lower"] = str1([](const std::string& s) { return ascii_case(s, false); });
   f["title"] = str1([](const std::string& s) { return title(s); });
   f["trim"] = str1([](const std::string& s) { return trim_space(s); });
-  f["b64enc"] = str1([](const std::string& s) { return base64_encode(s); });
+  f["b64enc"] = str1([](const std::string& s) { return kube::base64_encode(s); });
   f["b64dec"] = str1([](const std::string& s) {
-    auto d = base64_decode(s);
+    auto d = kube::base64_decode(s);
     return d ? *d : std::string("illegal base64 data");
   });
   f["sha256sum"] = str1([](const std::string& s) { return sha256_hex(s); });

@@ -61,6 +61,8 @@ struct RenderRequest {
   // K8sApply filePaths: render only these files or folders (relative to the manifest folder or
   // the store root). Files marked skip-file-for-deploy are applied when named here.
   std::vector<std::string> only_files;
+  // Take the files as they are, even with values files (K8sApply's skipRendering).
+  bool skip_rendering = false;
   RenderOptions options;
 };
 

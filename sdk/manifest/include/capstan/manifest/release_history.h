@@ -10,6 +10,11 @@
 //     managedWorkloadRevision: "3"
 //     managedWorkloads: [{workload: {...}, revision: "3"}, ...]
 //     bgEnvironment: blue          # blue-green releases only
+//     primaryService: web          # blue-green: the Services the swap exchanges
+//     stageService: web-stage
+//     canaryWorkload: {kind, name, namespace, versioned}   # canary releases only
+//     execution: <executionId>/<stageId>                   # the run that made the release
+// The last four are Capstan's; readers that do not know them skip them.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -39,6 +44,10 @@ struct Release {
   std::string managed_workload_revision;
   std::vector<WorkloadRevision> managed_workloads;
   std::string bg_environment;
+  std::string primary_service;
+  std::string stage_service;
+  std::optional<ResourceId> canary_workload;
+  std::string execution;
 };
 
 class ReleaseHistory {

@@ -1,10 +1,10 @@
 // Standard base64 with padding.
-#include "base64.h"
+#include "capstan/kube/base64.h"
 
 #include <cstdint>
 #include <string>
 
-namespace capstan::manifest {
+namespace capstan::kube {
 namespace {
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -38,7 +38,15 @@ std::string base64_encode(std::string_view in) {
   return out;
 }
 
-std::optional<std::string> base64_decode(std::string_view in) {
+std::optional<std::string> base64_decode(std::string_view raw) {
+  std::string clean;
+  if (raw.find_first_of("\r\n") != std::string_view::npos) {
+    for (char c : raw) {
+      if (c != '\r' && c != '\n') clean += c;
+    }
+    raw = clean;
+  }
+  std::string_view in = raw;
   if (in.size() % 4 != 0) return std::nullopt;
   std::string out;
   for (std::size_t i = 0; i < in.size(); i += 4) {
@@ -65,4 +73,4 @@ std::optional<std::string> base64_decode(std::string_view in) {
   return out;
 }
 
-} // namespace capstan::manifest
+} // namespace capstan::kube
