@@ -227,7 +227,7 @@ public:
                   name: noop
                   spec: {}
 )"}});
-    auto applied = engine_->apply(objects, false).get();
+    auto applied = engine_->apply(objects, false, "bench").get();
     if (!applied.ok()) throw std::runtime_error("apply failed: " + applied.message);
   }
 
@@ -263,7 +263,10 @@ public:
             return;
           }
           auto t0 = Clock::now();
-          auto outcome = engine_->run("bench", {}).get();
+          engine::RunRequest request;
+          request.pipeline = "bench";
+          request.user = "bench";
+          auto outcome = engine_->run(std::move(request)).get();
           if (!outcome.ok()) throw std::runtime_error("run failed: " + outcome.message);
           std::string id = outcome.body["id"];
           std::lock_guard lock(mutex_);

@@ -25,35 +25,6 @@ namespace {
 
 bool phases = false; // --phases: print when each part of the step began
 
-// The same mix as bench/sandbox: 40% ConfigMaps, 30% Deployments, 30% Services.
-std::string object_yaml(int i) {
-  std::string n = std::to_string(i);
-  switch (i % 10) {
-  case 0:
-  case 1:
-  case 2:
-  case 3:
-    return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-" + n +
-           "\n  labels: {bench: kube}\ndata:\n  key: value-" + n + "\n  other: \"" +
-           std::string(200, 'x') + "\"\n";
-  case 4:
-  case 5:
-  case 6:
-    return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-" + n +
-           "\n  labels: {bench: kube}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: "
-           "{app: app-" +
-           n + "}\n  template:\n    metadata:\n      labels: {app: app-" + n +
-           "}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.25\n"
-           "        ports:\n        - containerPort: 80\n        env:\n"
-           "        - {name: INDEX, value: \"" +
-           n + "\"}\n";
-  default:
-    return "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-" + n +
-           "\n  labels: {bench: kube}\nspec:\n  selector: {app: app-" + n +
-           "}\n  ports:\n  - port: 80\n    targetPort: 8080\n";
-  }
-}
-
 struct Result {
   std::string name;
   double seconds = 0;
@@ -163,7 +134,8 @@ int main(int argc, char** argv) {
   ct::TempDir root("kube-bench");
   auto app = root.path() / "app";
   for (int i = 0; i < n; ++i) {
-    ct::write_file(app / "objects" / ("obj-" + std::to_string(i) + ".yaml"), object_yaml(i));
+    ct::write_file(app / "objects" / ("obj-" + std::to_string(i) + ".yaml"),
+                   ct::bench_object_yaml(i, "kube"));
   }
   std::printf("%d objects (40%% ConfigMaps, 30%% Deployments, 30%% Services), one per file; "
               "each scenario on a fresh capstan-sandbox\n",

@@ -1,6 +1,7 @@
 // Measures capstan-sandbox under `kubectl apply` of N objects: wall time, API requests, request
 // rate and resident memory, against two baselines measured in the same run (a keep-alive GET
 // loop for the server's request ceiling, and one kubectl call per object for client overhead).
+#include "capstan/testing/sandbox.h"
 #include "capstan/testing/testing.h"
 
 #include <httplib.h>
@@ -70,34 +71,6 @@ long long status_kb(const Server& s, const char* field) {
   return -1;
 }
 
-std::string object_yaml(int i) {
-  std::string n = std::to_string(i);
-  switch (i % 10) {
-  case 0:
-  case 1:
-  case 2:
-  case 3:
-    return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-" + n +
-           "\n  labels: {bench: sandbox}\ndata:\n  key: value-" + n + "\n  other: \"" +
-           std::string(200, 'x') + "\"\n";
-  case 4:
-  case 5:
-  case 6:
-    return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-" + n +
-           "\n  labels: {bench: sandbox}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: "
-           "{app: app-" +
-           n + "}\n  template:\n    metadata:\n      labels: {app: app-" + n +
-           "}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.25\n        "
-           "ports:\n"
-           "        - containerPort: 80\n        env:\n        - {name: INDEX, value: \"" +
-           n + "\"}\n";
-  default:
-    return "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-" + n +
-           "\n  labels: {bench: sandbox}\nspec:\n  selector: {app: app-" + n +
-           "}\n  ports:\n  - port: 80\n    targetPort: 8080\n";
-  }
-}
-
 struct Result {
   std::string name;
   double seconds = 0;
@@ -154,7 +127,8 @@ int main(int argc, char** argv) {
   ct::TempDir root("capstan-sandbox-bench");
   auto manifests = root.path() / "manifests";
   for (int i = 0; i < n; ++i)
-    ct::write_file(manifests / ("obj-" + std::to_string(i) + ".yaml"), object_yaml(i));
+    ct::write_file(manifests / ("obj-" + std::to_string(i) + ".yaml"),
+                   ct::bench_object_yaml(i, "sandbox"));
   std::printf(
       "capstan-sandbox under kubectl apply of %d objects (40%% ConfigMaps, 30%% Deployments, "
       "30%% Services)\n\n",
@@ -212,6 +186,6 @@ int main(int argc, char** argv) {
   if (per_object)
     std::printf("  one call per object wall / one call for the dir:  %.2f\n",
                 one.seconds / csa.seconds);
-  std::printf("  Capstan's own client (sdk/kube) on the same objects: not measured here yet\n");
+  std::printf("  Capstan's own client (K8sApply) on the same objects: build/bin/kube_bench\n");
   return csa.ok && ssa.ok && again.ok && (!per_object || one.ok) ? 0 : 1;
 }

@@ -3,6 +3,9 @@
 
 #include <httplib.h>
 
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -56,7 +59,27 @@ fs::path default_home() {
   return fs::path(home.empty() ? "." : home) / ".capstan";
 }
 
-ApiClient::ApiClient(const Globals& g) {
+std::string user_name(const Globals& g) {
+  if (!g.user.empty()) return g.user;
+  if (auto u = env("CAPSTAN_USER"); !u.empty()) return u;
+  std::ifstream config(g.home / "config.json");
+  if (config) {
+    try {
+      auto j = json::parse(config);
+      if (j.contains("user") && j["user"].is_string() && !j["user"].get<std::string>().empty()) {
+        return j["user"];
+      }
+    } catch (const json::exception&) { // NOLINT(bugprone-empty-catch): falls back below
+    }
+  }
+  if (auto u = env("USER"); !u.empty()) return u;
+  if (const auto* pw = ::getpwuid(::getuid()); pw != nullptr && pw->pw_name != nullptr) {
+    return pw->pw_name;
+  }
+  return "unknown";
+}
+
+ApiClient::ApiClient(const Globals& g) : user_(user_name(g)) {
   url_ = !g.server.empty() ? g.server : env("CAPSTAN_SERVER");
   token_ = !g.token.empty() ? g.token : env("CAPSTAN_TOKEN");
   auto info_file = g.home / "coordinator" / "coordinator.json";
@@ -131,8 +154,9 @@ json ApiClient::handle(const std::string& method, const std::string& path, int s
 
 namespace {
 std::unique_ptr<httplib::Client> make_client(const std::string& url, const std::string& token,
-                                             int read_timeout) {
+                                             const std::string& user, int read_timeout) {
   auto c = std::make_unique<httplib::Client>(url);
+  c->set_default_headers({{"X-Capstan-User", user}});
   c->set_connection_timeout(3, 0);
   c->set_read_timeout(read_timeout, 0);
   c->set_write_timeout(30, 0);
@@ -142,7 +166,7 @@ std::unique_ptr<httplib::Client> make_client(const std::string& url, const std::
 } // namespace
 
 json ApiClient::get(const std::string& path, int read_timeout_seconds) {
-  auto c = make_client(url_, token_, read_timeout_seconds);
+  auto c = make_client(url_, token_, user_, read_timeout_seconds);
   auto res = c->Get(path);
   if (!res) {
     throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +
@@ -153,7 +177,7 @@ json ApiClient::get(const std::string& path, int read_timeout_seconds) {
 }
 
 json ApiClient::post(const std::string& path, const json& body) {
-  auto c = make_client(url_, token_, 60);
+  auto c = make_client(url_, token_, user_, 60);
   auto res = c->Post(path, body.dump(), "application/json");
   if (!res) {
     throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +
@@ -164,7 +188,7 @@ json ApiClient::post(const std::string& path, const json& body) {
 }
 
 json ApiClient::del(const std::string& path) {
-  auto c = make_client(url_, token_, 60);
+  auto c = make_client(url_, token_, user_, 60);
   auto res = c->Delete(path);
   if (!res) {
     throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +

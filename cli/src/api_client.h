@@ -17,7 +17,11 @@ struct Globals {
   std::string server;         // --server, CAPSTAN_SERVER
   std::string token;          // --token, CAPSTAN_TOKEN
   std::string output;         // -o
+  std::string user;           // --user, CAPSTAN_USER, HOME/config.json "user", the login name
 };
+
+// Who the CLI acts as (sent as X-Capstan-User, recorded in the audit trail and on approvals).
+std::string user_name(const Globals& globals);
 
 // A failure to show the user: the message (and problem lines), and the exit code.
 class CommandError : public std::runtime_error {
@@ -55,6 +59,7 @@ private:
                         const std::string& body);
   std::string url_;
   std::string token_;
+  std::string user_;
   std::string hint_; // what to do when the coordinator cannot be reached
 };
 

@@ -49,10 +49,14 @@ int cmd_apply(const Globals& g, const Argv& argv) {
       std::sort(found.begin(), found.end());
       if (found.empty()) throw CommandError("no *.yaml or *.yml files in " + p, 2);
       for (const auto& f : found) {
-        files.push_back({{"name", f.lexically_normal().string()}, {"content", read_all(f)}});
+        files.push_back({{"name", f.lexically_normal().string()},
+                         {"content", read_all(f)},
+                         {"dir", fs::absolute(f).parent_path().lexically_normal().string()}});
       }
     } else if (fs::exists(path, ec)) {
-      files.push_back({{"name", p}, {"content", read_all(path)}});
+      files.push_back({{"name", p},
+                       {"content", read_all(path)},
+                       {"dir", fs::absolute(path).parent_path().lexically_normal().string()}});
     } else {
       throw CommandError(p + ": no such file or directory", 2);
     }

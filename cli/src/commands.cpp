@@ -43,15 +43,80 @@ Options:
   --dry-run            validate and show what would change, without applying)",
        cmd_apply},
       {"run", "run a pipeline and follow it",
-       R"(Usage: capstan run PIPELINE [--set NAME=VALUE]... [--detach]
+       R"(Usage: capstan run PIPELINE [--set NAME=VALUE]... [--inputs FILE] [--detach]
 
-Starts an execution of the pipeline and streams its step status and logs until it ends. Exit
-code 0 only when it succeeds, 1 when it fails or is aborted, 2 when the inputs are wrong.
+Starts an execution of the pipeline and follows it until it ends: on a terminal, a live tree of
+its stages and steps under the scrolling logs (execution inputs are asked for there); piped, one
+line per step change and the log lines. Exit code 0 only when it succeeds, 1 when it fails or is
+aborted, 2 when the inputs are wrong.
+
+Runtime inputs (<+input> in the pipeline, or in the service, environment and infrastructure a
+stage uses) take their values from --set and --inputs; the others use their default.
 
 Options:
-  --set NAME=VALUE     a pipeline variable for this run (repeatable)
+  --set NAME=VALUE     a runtime input or pipeline variable (repeatable). NAME is the input's
+                       full name (pipeline.stages.deploy.spec.service.serviceInputs.
+                       serviceDefinition.spec.artifacts.primary.sources.myapp.spec.tag) or any
+                       unambiguous end of it (tag, myapp.spec.tag)
+  --inputs FILE        runtime inputs in Harness's inputs YAML (pipeline: {...}, or an input set)
   --detach             print the execution id and return at once)",
        cmd_run},
+      {"get", "show applied objects, or the YAML of one",
+       R"(Usage: capstan get KIND [ID] [--version N] [--history]
+
+KIND is one of pipeline, service, environment (env), infrastructure (infra), connector, secret,
+userGroup (plural forms work too). Without ID, lists the objects of the kind. With ID and
+-o yaml, prints the object exactly as it was applied (secrets: their metadata only; a secret's
+value is never shown).
+
+Options:
+  --version N          that version of the object instead of the latest
+  --history            the object's versions: when, by whom, and deletions)",
+       cmd_get},
+      {"delete", "delete an applied object",
+       R"(Usage: capstan delete KIND ID
+
+Deletes the object (its history stays). Refused while other objects refer to it: they are
+named, with where they refer to it.)",
+       cmd_delete},
+      {"audit", "who applied, deleted, ran, approved or aborted what, and when",
+       R"(Usage: capstan audit [--by USER] [--action ACTION] [--kind KIND] [--target ID]
+                     [--limit N]
+
+Newest first. ACTION is apply, delete, run, approve, reject, abort, intervene or input.
+--target matches an object's identifier or an execution id.)",
+       cmd_audit},
+      {"approve", "approve or reject an approval an execution waits for",
+       R"(Usage: capstan approve EXECUTION [--reject] [--comment TEXT] [--input NAME=VALUE]...
+                       [--step STEP]
+
+Answers the HarnessApproval step the execution waits at, as the CLI's user (--user, or
+$CAPSTAN_USER, or your login name), who must be one of its approvers. The step succeeds once
+minimumCount approvers approved; one rejection fails it (its failure strategy decides what
+follows).
+
+Options:
+  --reject             reject instead of approving
+  --comment TEXT       recorded with the answer and in the audit trail
+  --input NAME=VALUE   a value for one of the step's approverInputs (repeatable)
+  --step STEP          which approval, when several wait (STEP or STAGE.STEP))",
+       cmd_approve},
+      {"interventions", "list what waits for someone, and resolve manual interventions",
+       R"(Usage: capstan interventions [list]
+       capstan interventions resolve EXECUTION ACTION [--step STEP] [--comment TEXT]
+
+list shows every approval, manual intervention, execution input and queued deployment that
+active executions wait for. resolve answers a step waiting for manual intervention (or ends a
+Wait step early) with ACTION: Retry, Ignore, MarkAsSuccess, MarkAsFailure, Abort, StageRollback
+or PipelineRollback.)",
+       cmd_interventions},
+      {"input", "give the execution inputs a running step asks for",
+       R"(Usage: capstan input EXECUTION --set NAME=VALUE... [--step STEP]
+
+Answers the <+input>.executionInput() questions of the stage or step the execution waits at.
+NAME is the input's name or any unambiguous end of its full name; inputs left out take their
+default.)",
+       cmd_input},
       {"executions", "list, inspect or abort executions",
        R"(Usage: capstan executions list [--pipeline ID] [--status STATUS] [--limit N]
        capstan executions get EXECUTION

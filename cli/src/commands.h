@@ -27,11 +27,20 @@ int cmd_run(const Globals& g, const Argv& argv);
 int cmd_executions(const Globals& g, const Argv& argv);
 int cmd_logs(const Globals& g, const Argv& argv);
 int cmd_delegates(const Globals& g, const Argv& argv);
+int cmd_get(const Globals& g, const Argv& argv);
+int cmd_delete(const Globals& g, const Argv& argv);
+int cmd_audit(const Globals& g, const Argv& argv);
+int cmd_approve(const Globals& g, const Argv& argv);
+int cmd_interventions(const Globals& g, const Argv& argv);
+int cmd_input(const Globals& g, const Argv& argv);
 int cmd_tokens(const Globals& g, const Argv& argv);
 int cmd_version(const Globals& g, const Argv& argv);
 
-// Shared by run and logs: follows an execution, printing step changes and log lines until it
-// ends. Returns the final execution JSON.
+// Shared by run and logs: follows an execution until it ends, printing log lines and (with
+// show_steps) the steps: a live tree on a terminal, which also asks for execution inputs; one
+// line per change otherwise. Returns the final execution JSON.
+std::string url_encode(const std::string& s);
+
 nlohmann::json follow_execution(ApiClient& api, const std::string& id, const std::string& step,
                                 bool show_steps);
 

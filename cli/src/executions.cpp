@@ -58,17 +58,38 @@ int executions_get(ApiClient& api, const std::string& id, Format format) {
     }
   }
   std::cout << "\n";
+  if (!str(e, "triggeredBy").empty()) std::cout << "Started by: " << str(e, "triggeredBy") << "\n";
+  const json inputs = e.value("inputs", json::object());
+  if (!inputs.empty()) {
+    std::cout << "Inputs:\n";
+    for (const auto& [k, v] : inputs.items()) {
+      std::cout << "  " << k << " = " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+    }
+  }
   Table t({"STAGE", "STEP", "TYPE", "STATUS", "DELEGATE", "ATTEMPT", "DURATION", "MESSAGE"});
   std::vector<std::string> outputs;
   for (const auto& stage : e["stages"]) {
-    for (const auto& s : stage["steps"]) {
-      t.add({str(stage, "identifier"), str(s, "identifier"), str(s, "type"), str(s, "status"),
-             str(s, "delegate"), s.value("attempt", 0) ? str(s, "attempt") : "",
-             format_duration_ms(s["durationMs"]), str(s, "message")});
+    t.add({str(stage, "identifier"), "", str(stage, "type"), str(stage, "status"), "", "",
+           format_duration_ms(stage["durationMs"]), str(stage, "message")});
+    const json& steps = stage["steps"];
+    for (const auto& s : steps) {
+      int depth = 0;
+      for (int p = s.value("parent", -1); p >= 0 && p < static_cast<int>(steps.size());
+           p = steps[static_cast<std::size_t>(p)].value("parent", -1)) {
+        ++depth;
+      }
+      std::string name = str(s, "identifier");
+      if (auto dot = name.rfind('.'); dot != std::string::npos) name = name.substr(dot + 1);
+      if (str(s, "section") == "rollback") name += " (rollback)";
+      std::string attempt = s.value("attempt", 0) ? str(s, "attempt") : "";
+      if (s.value("retries", 0) > 0) attempt += " (retry " + str(s, "retries") + ")";
+      t.add({"", std::string(static_cast<std::size_t>(2 * depth), ' ') + name, str(s, "type"),
+             str(s, "status"), str(s, "delegate"), attempt, format_duration_ms(s["durationMs"]),
+             str(s, "message")});
       json step_outputs = s.value("outputs", json::object());
       for (const auto& [k, v] : step_outputs.items()) {
         outputs.push_back("  " + str(stage, "identifier") + "." + str(s, "identifier") + "." + k +
-                          " = " + v.get<std::string>());
+                          " = " + (v.is_string() ? v.get<std::string>() : v.dump()));
       }
     }
   }

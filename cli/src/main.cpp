@@ -13,6 +13,8 @@ const char* kGlobalHelp = R"(Global options (accepted by every command):
   --home DIR        the local stack's home (default $CAPSTAN_HOME or ~/.capstan)
   --server URL      the coordinator's API (default: the one 'capstan up' started, or $CAPSTAN_SERVER)
   --token TOKEN     the API bearer token (default: read from the home, or $CAPSTAN_TOKEN)
+  --user NAME       who you act as (default $CAPSTAN_USER, "user" in HOME/config.json, or your
+                    login name); recorded in the audit trail and on approvals
   -o, --output FMT  json, yaml or wide instead of the table
   -h, --help        help for the command
 )";
@@ -59,6 +61,8 @@ int main(int argc, char** argv) {
         g.server = take();
       } else if (name == "--token") {
         g.token = take();
+      } else if (name == "--user") {
+        g.user = take();
       } else if (name == "-o" || name == "--output") {
         g.output = take();
       } else if (a == "-h" || a == "--help") {

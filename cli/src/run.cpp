@@ -1,8 +1,11 @@
-// `capstan run` and `capstan logs`: start and follow executions.
+// `capstan run`, `capstan logs`, `capstan approve`, `capstan interventions` and `capstan input`:
+// start executions, follow them, and answer what they wait for.
 #include <unistd.h>
 
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 #include "args.h"
 #include "commands.h"
@@ -11,8 +14,6 @@
 namespace capstan::cli {
 
 using nlohmann::json;
-
-namespace {
 
 std::string url_encode(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
@@ -29,118 +30,44 @@ std::string url_encode(const std::string& s) {
   return out;
 }
 
+namespace {
+
 bool terminal(const std::string& status) {
   return status == "Succeeded" || status == "Failed" || status == "Aborted" || status == "Skipped";
 }
 
-// The footer line a terminal shows under the scrolling output: what runs now.
-class LiveLine {
-public:
-  explicit LiveLine(bool enabled) : enabled_(enabled) {}
-  void clear() {
-    if (enabled_ && shown_) std::cout << "\r\033[K" << std::flush;
-    shown_ = false;
-  }
-  void show(const json& execution) {
-    if (!enabled_) return;
-    std::string running;
-    for (const auto& stage : execution.value("stages", json::array())) {
-      for (const auto& step : stage.value("steps", json::array())) {
-        auto st = step.value("status", "");
-        if (st == "Running" || st == "Dispatched" || st == "Queued") {
-          running = stage.value("identifier", "") + "." + step.value("identifier", "") + " " + st;
-        }
-      }
+std::map<std::string, std::string> pairs(const std::vector<std::string>& items, const char* flag) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : items) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw UsageError(std::string(flag) + " expects NAME=VALUE, not '" + kv + "'");
     }
-    if (running.empty()) return;
-    static const char* spin[] = {"|", "/", "-", "\\"};
-    std::cout << "\r\033[K\033[2m" << spin[frame_++ % 4] << " " << running << "\033[0m"
-              << std::flush;
-    shown_ = true;
+    out[kv.substr(0, eq)] = kv.substr(eq + 1);
   }
-
-private:
-  bool enabled_;
-  bool shown_ = false;
-  unsigned frame_ = 0;
-};
+  return out;
+}
 
 } // namespace
 
-json follow_execution(ApiClient& api, const std::string& id, const std::string& step,
-                      bool show_steps) {
-  std::int64_t revision = 0, after = 0;
-  std::map<std::string, std::string> seen; // "stage.step" -> status printed
-  LiveLine live(show_steps && stdout_is_terminal());
-  const bool prefix = step.empty();
-  while (true) {
-    std::string path = "/api/v1/executions/" + url_encode(id) +
-                       "/watch?wait=20&revision=" + std::to_string(revision) +
-                       "&after=" + std::to_string(after) +
-                       (step.empty() ? "" : "&step=" + url_encode(step));
-    json w = api.get(path, 40);
-    const json& e = w["execution"];
-    live.clear();
-    auto print_line = [&](const json& l) {
-      if (prefix) std::cout << l["step"].get<std::string>() << " | ";
-      std::cout << l["line"].get<std::string>() << "\n";
-    };
-    if (!show_steps) {
-      for (const auto& l : w["lines"]) print_line(l);
-    } else {
-      // Step by step, in pipeline order: its start, its lines of this batch, its end.
-      std::map<std::string, std::vector<const json*>> by_step;
-      for (const auto& l : w["lines"]) by_step[l["step"].get<std::string>()].push_back(&l);
-      for (const auto& stage : e["stages"]) {
-        for (const auto& s : stage["steps"]) {
-          std::string key =
-              stage["identifier"].get<std::string>() + "." + s["identifier"].get<std::string>();
-          std::string status = s["status"];
-          bool started = status == "Dispatched" || status == "Running" ||
-                         (terminal(status) && status != "Skipped");
-          if (started && !seen.count(key)) {
-            seen[key] = "started";
-            std::cout << key << ": " << colour_status("Running") << " on "
-                      << s.value("delegate", "?") << "\n";
-          }
-          for (const auto* l : by_step[key]) print_line(*l);
-          if (terminal(status) && seen[key] != "ended") {
-            seen[key] = "ended";
-            if (status == "Skipped") continue;
-            std::cout << key << ": " << colour_status(status) << " in "
-                      << format_duration_ms(s["durationMs"]);
-            if (status != "Succeeded" && !s.value("message", "").empty()) {
-              std::cout << ": " << s["message"].get<std::string>();
-            }
-            std::cout << "\n";
-          }
-        }
-      }
-    }
-    std::cout << std::flush;
-    after = w["next"].get<std::int64_t>();
-    revision = e["revision"].get<std::int64_t>();
-    if (terminal(e["status"]) && w["lines"].empty()) return e;
-    live.show(e);
-  }
-}
-
 int cmd_run(const Globals& g, const Argv& argv) {
-  Args a(argv, {{"--set", "", true, true}, {"--detach", "", false, false}});
+  Args a(
+      argv,
+      {{"--set", "", true, true}, {"--inputs", "", true, false}, {"--detach", "", false, false}});
   if (a.positional().size() != 1) throw UsageError("run needs exactly one PIPELINE");
   const std::string pipeline = a.positional()[0];
-  json vars = json::object();
-  for (const auto& kv : a.values("--set")) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      throw UsageError("--set expects NAME=VALUE, not '" + kv + "'");
-    }
-    vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+  json body = {{"set", pairs(a.values("--set"), "--set")}};
+  if (auto file = a.value("--inputs")) {
+    std::ifstream in(*file, std::ios::binary);
+    if (!in) throw CommandError("cannot read " + *file, 2);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    body["inputsYaml"] = ss.str();
+    body["inputsFile"] = *file;
   }
   auto format = parse_format(g.output);
   ApiClient api(g);
-  json started =
-      api.post("/api/v1/pipelines/" + url_encode(pipeline) + "/executions", {{"variables", vars}});
+  json started = api.post("/api/v1/pipelines/" + url_encode(pipeline) + "/executions", body);
   std::string id = started["id"];
   if (a.has("--detach")) {
     if (format == Format::kJson || format == Format::kYaml) {
@@ -154,6 +81,11 @@ int cmd_run(const Globals& g, const Argv& argv) {
   if (!structured) {
     std::cout << "execution " << id << ": pipeline " << pipeline << " #"
               << started["sequence"].get<std::int64_t>() << "\n";
+    const json inputs = started.value("inputs", json::object());
+    for (const auto& [k, v] : inputs.items()) {
+      std::cout << "  input " << k << " = " << (v.is_string() ? v.get<std::string>() : v.dump())
+                << "\n";
+    }
   }
   json e = structured ? json() : follow_execution(api, id, "", true);
   if (structured) {
@@ -165,7 +97,7 @@ int cmd_run(const Globals& g, const Argv& argv) {
                        40);
       e = w["execution"];
       revision = e["revision"];
-      if (terminal(e["status"])) break;
+      if (terminal(e["status"].get<std::string>())) break;
     }
     print_document(e, format);
   } else {
@@ -202,6 +134,81 @@ int cmd_logs(const Globals& g, const Argv& argv) {
     if (r["lines"].empty()) break;
     after = r["next"];
   }
+  return 0;
+}
+
+} // namespace capstan::cli
+
+namespace capstan::cli {
+
+int cmd_approve(const Globals& g, const Argv& argv) {
+  Args a(argv, {{"--reject", "", false, false},
+                {"--comment", "", true, false},
+                {"--input", "", true, true},
+                {"--step", "", true, false}});
+  if (a.positional().size() != 1) throw UsageError("approve needs exactly one EXECUTION");
+  json body = {{"action", a.has("--reject") ? "reject" : "approve"},
+               {"comment", a.value_or("--comment", "")},
+               {"inputs", pairs(a.values("--input"), "--input")},
+               {"step", a.value_or("--step", "")}};
+  ApiClient api(g);
+  json r = api.post("/api/v1/executions/" + url_encode(a.positional()[0]) + "/approvals", body);
+  std::cout << (a.has("--reject") ? "rejected " : "approved ") << r.value("step", "") << " of "
+            << r.value("id", "") << " as " << user_name(g) << " (" << r.value("status", "")
+            << ")\n";
+  return 0;
+}
+
+int cmd_interventions(const Globals& g, const Argv& argv) {
+  Args a(argv, {{"--step", "", true, false}, {"--comment", "", true, false}});
+  const auto& pos = a.positional();
+  auto format = parse_format(g.output);
+  ApiClient api(g);
+  if (pos.empty() || pos[0] == "list") {
+    json r = api.get("/api/v1/waits");
+    if (format == Format::kJson || format == Format::kYaml) {
+      print_document(r["items"], format);
+      return 0;
+    }
+    if (r["items"].empty()) {
+      std::cout << "Nothing waits for anyone.\n";
+      return 0;
+    }
+    Table t({"EXECUTION", "PIPELINE", "WHERE", "WAITS FOR", "SINCE", "DETAILS"});
+    for (const auto& w : r["items"]) {
+      t.add({w.value("execution", ""),
+             w.value("pipeline", "") + " #" + std::to_string(w.value("sequence", 0)),
+             w.value("where", ""), w.value("kind", ""), format_age(w["since"]),
+             w.value("details", "")});
+    }
+    t.print();
+    return 0;
+  }
+  if (pos[0] == "resolve") {
+    if (pos.size() != 3) throw UsageError("interventions resolve needs EXECUTION ACTION");
+    json body = {{"action", pos[2]},
+                 {"step", a.value_or("--step", "")},
+                 {"comment", a.value_or("--comment", "")}};
+    json r = api.post("/api/v1/executions/" + url_encode(pos[1]) + "/interventions", body);
+    std::cout << r.value("step", "") << " of " << r.value("id", "") << ": " << r.value("action", "")
+              << "\n";
+    return 0;
+  }
+  throw UsageError("unknown interventions subcommand '" + pos[0] + "' (list or resolve)");
+}
+
+int cmd_input(const Globals& g, const Argv& argv) {
+  Args a(argv, {{"--set", "", true, true}, {"--step", "", true, false}});
+  if (a.positional().size() != 1) throw UsageError("input needs exactly one EXECUTION");
+  json body = {{"values", pairs(a.values("--set"), "--set")}, {"step", a.value_or("--step", "")}};
+  ApiClient api(g);
+  json r = api.post("/api/v1/executions/" + url_encode(a.positional()[0]) + "/inputs", body);
+  std::cout << "execution " << r.value("id", "") << " continues with";
+  const json inputs = r.value("inputs", json::object());
+  for (const auto& [k, v] : inputs.items()) {
+    std::cout << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
+  }
+  std::cout << "\n";
   return 0;
 }
 

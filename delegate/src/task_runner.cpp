@@ -141,6 +141,8 @@ void TaskRunner::assign(const wv1::Assign& assign) {
   auto task = std::make_shared<Task>();
   task->assign = assign;
   task->key = key;
+  // Secret values the coordinator put into the request: masked in everything the task sends.
+  task->secrets.assign(assign.mask().begin(), assign.mask().end());
   bool readable = task->request.ParseFromString(assign.step_request());
   std::optional<wv1::Envelope> resend;
   std::string refusal;
@@ -548,7 +550,7 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
     res->set_attempt(attempt);
     result.set_message(mask(result.message(), task->secrets));
     for (auto& rec : *result.mutable_records()) rec.set_json(mask(rec.json(), task->secrets));
-    for (const auto& [k, v] : task->outputs) (*res->mutable_outputs())[k] = v;
+    for (const auto& [k, v] : task->outputs) (*res->mutable_outputs())[k] = mask(v, task->secrets);
     res->set_step_result(result.SerializeAsString());
     res->set_started_unix_ms(task->started_unix_ms);
     res->set_finished_unix_ms(now_ms());

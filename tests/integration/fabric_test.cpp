@@ -175,7 +175,8 @@ TEST(Fabric, APluginThatThrowsFailsTheStepAndTheDelegateCarriesOn) {
     EXPECT_EQ(e["status"], "Failed");
     std::string message = e["stages"][0]["steps"][0]["message"];
     EXPECT_FALSE(message.empty());
-    EXPECT_NE(e["message"].get<std::string>().find("step s.x failed"), std::string::npos)
+    EXPECT_NE(e["message"].get<std::string>().find("stage s failed: step x failed"),
+              std::string::npos)
         << e.dump(2);
   }
   EXPECT_TRUE(d.child().running()) << d.log();

@@ -98,6 +98,19 @@ public:
     last_status_ = res->status;
     return nlohmann::json::parse(res->body);
   }
+  // A request made as a user (the CLI sends its user name in X-Capstan-User).
+  nlohmann::json post_as(const std::string& user, const std::string& path,
+                         const nlohmann::json& body) {
+    httplib::Headers headers = {{"X-Capstan-User", user}};
+    auto res = client().Post(path, headers, body.dump(), "application/json");
+    if (!res) throw std::runtime_error("POST " + path + ": " + httplib::to_string(res.error()));
+    last_status_ = res->status;
+    return nlohmann::json::parse(res->body);
+  }
+  // Applies YAML text as one file.
+  nlohmann::json apply_text(const std::string& name, const std::string& text) {
+    return post("/api/v1/apply", {{"files", {{{"name", name}, {"content", text}}}}});
+  }
   int last_status() const { return last_status_; }
 
   int connected_delegates() {

@@ -146,6 +146,19 @@ TEST(ExpressionSecrets, RecordsSecretValues) {
   EXPECT_THROW(render("<+secrets.getValue(\"nope\")>", scope), Error);
 }
 
+TEST(ExpressionTemplate, DeferredRootsStayAsWritten) {
+  TestScope scope;
+  EvalOptions options;
+  options.deferred_roots = {"cluster", "envgroup"};
+  EXPECT_EQ(Expression::parse_template("cluster-config/<+env.name>/<+cluster.name>/config.json")
+                .evaluate(scope, options),
+            "cluster-config/prod/<+cluster.name>/config.json");
+  EXPECT_EQ(Expression::parse_template("<+envgroup.name>").evaluate(scope, options),
+            "<+envgroup.name>");
+  // Without the option they are ordinary references (and this one does not resolve).
+  EXPECT_THROW(Expression::parse_template("<+cluster.name>").evaluate(scope), Error);
+}
+
 TEST(RuntimeInput, ParsesMarkers) {
   EXPECT_FALSE(parse_runtime_input("v1.2.3").has_value());
   EXPECT_FALSE(parse_runtime_input("<+pipeline.variables.x>").has_value());

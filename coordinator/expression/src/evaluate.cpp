@@ -264,11 +264,19 @@ public:
       return out;
     }
     case Node::Kind::kTemplate: {
+      auto deferred = [&](const Node& k) {
+        return k.kind == Node::Kind::kChain && !k.name.empty() &&
+               std::find(options_.deferred_roots.begin(), options_.deferred_roots.end(), k.name) !=
+                   options_.deferred_roots.end();
+      };
       if (n.kids.size() == 1 && n.kids[0]->kind != Node::Kind::kLiteral) {
+        if (deferred(*n.kids[0])) return "<+" + n.kids[0]->source + ">";
         return eval(*n.kids[0]); // exactly one expression: keep its type
       }
       std::string out;
-      for (const auto& k : n.kids) out += to_text(eval(*k));
+      for (const auto& k : n.kids) {
+        out += deferred(*k) ? "<+" + k->source + ">" : to_text(eval(*k));
+      }
       return out;
     }
     }

@@ -76,6 +76,18 @@ std::optional<std::int64_t> int_param(const httplib::Request& req, httplib::Resp
   }
 }
 
+// Who sent the request, for the audit trail: the CLI sends its user name (configured, or the
+// login name) in X-Capstan-User.
+std::string user_of(const httplib::Request& req) {
+  auto user = req.get_header_value("X-Capstan-User");
+  if (user.empty()) return "unknown";
+  if (user.size() > 128) user.resize(128);
+  for (auto& c : user) {
+    if (static_cast<unsigned char>(c) < 0x20) c = '?';
+  }
+  return user;
+}
+
 bool constant_time_equal(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -154,22 +166,66 @@ struct HttpApi::Impl {
                 [this](const httplib::Request& req, httplib::Response& res) { apply(req, res); });
     server.Get(R"(/api/v1/objects/([a-zA-Z]+))",
                [this](const httplib::Request& req, httplib::Response& res) {
+                 const auto* kind = kind_of(req.matches[1], res);
+                 if (kind == nullptr) return;
                  json items = json::array();
-                 for (const auto& o : store.objects(req.matches[1])) {
+                 for (const auto& o : store.objects(kind->name)) {
                    items.push_back(to_json(o, false));
                  }
-                 reply(res, 200, {{"items", items}});
+                 reply(res, 200, {{"kind", kind->name}, {"items", items}});
                });
     server.Get(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))",
                [this](const httplib::Request& req, httplib::Response& res) {
-                 auto o = store.object(req.matches[1], req.matches[2]);
+                 const auto* kind = kind_of(req.matches[1], res);
+                 if (kind == nullptr) return;
+                 auto version = int_param(req, res, "version", 0, 0, INT64_MAX);
+                 if (!version) return;
+                 auto o = store.object(kind->name, req.matches[2], *version);
                  if (!o) {
                    return error(res, 404, "NotFound",
-                                std::string(req.matches[1]) + " '" + std::string(req.matches[2]) +
-                                    "' not found");
+                                kind->name + " '" + std::string(req.matches[2]) + "' " +
+                                    (*version ? "has no version " + std::to_string(*version)
+                                              : std::string("not found")));
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    server.Get(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+)/versions)",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 const auto* kind = kind_of(req.matches[1], res);
+                 if (kind == nullptr) return;
+                 auto history = store.object_history(kind->name, req.matches[2]);
+                 if (history.empty()) {
+                   return error(res, 404, "NotFound",
+                                kind->name + " '" + std::string(req.matches[2]) + "' not found");
+                 }
+                 json items = json::array();
+                 for (const auto& o : history) items.push_back(to_json(o, false));
+                 reply(res, 200, {{"items", items}});
+               });
+    server.Delete(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))",
+                  [this](const httplib::Request& req, httplib::Response& res) {
+                    const auto* kind = kind_of(req.matches[1], res);
+                    if (kind == nullptr) return;
+                    answer(res, engine.remove(kind->name, req.matches[2], user_of(req)).get());
+                  });
+    server.Get("/api/v1/audit", [this](const httplib::Request& req, httplib::Response& res) {
+      store::AuditFilter f;
+      f.user = req.get_param_value("user");
+      f.action = req.get_param_value("action");
+      f.kind = req.get_param_value("kind");
+      if (!f.kind.empty()) {
+        if (const auto* k = model::find_kind(f.kind)) f.kind = k->name;
+      }
+      f.target = req.get_param_value("target");
+      auto before = int_param(req, res, "before", 0, 0, INT64_MAX);
+      auto limit = before ? int_param(req, res, "limit", 100, 1, 1000) : std::nullopt;
+      if (!before || !limit) return;
+      f.before = *before;
+      f.limit = static_cast<int>(*limit);
+      json items = json::array();
+      for (const auto& a : store.audit(f)) items.push_back(to_json(a));
+      reply(res, 200, {{"items", items}});
+    });
     server.Post(R"(/api/v1/pipelines/([^/]+)/executions)",
                 [this](const httplib::Request& req, httplib::Response& res) { run(req, res); });
     server.Get("/api/v1/executions", [this](const httplib::Request& req, httplib::Response& res) {
@@ -192,7 +248,7 @@ struct HttpApi::Impl {
                 [this](const httplib::Request& req, httplib::Response& res) {
                   auto e = find_execution(req.matches[1], res);
                   if (!e) return;
-                  answer(res, engine.abort(e->id).get());
+                  answer(res, engine.abort(e->id, user_of(req)).get());
                 });
     server.Get(R"(/api/v1/executions/([^/]+)/logs)", [this](const httplib::Request& req,
                                                             httplib::Response& res) {
@@ -203,6 +259,18 @@ struct HttpApi::Impl {
       if (!after || !limit) return;
       auto lines = store.logs(e->id, *after, static_cast<int>(*limit), req.get_param_value("step"));
       reply(res, 200, logs_body(lines, *after));
+    });
+    server.Post(R"(/api/v1/executions/([^/]+)/approvals)",
+                [this](const httplib::Request& req, httplib::Response& res) { approve(req, res); });
+    server.Post(
+        R"(/api/v1/executions/([^/]+)/interventions)",
+        [this](const httplib::Request& req, httplib::Response& res) { intervene(req, res); });
+    server.Post(R"(/api/v1/executions/([^/]+)/inputs)",
+                [this](const httplib::Request& req, httplib::Response& res) { inputs(req, res); });
+    server.Get("/api/v1/waits", [this](const httplib::Request&, httplib::Response& res) {
+      json items = json::array();
+      for (auto& w : engine.waits()) items.push_back(std::move(w));
+      reply(res, 200, {{"items", items}});
     });
     server.Get(R"(/api/v1/executions/([^/]+)/watch)",
                [this](const httplib::Request& req, httplib::Response& res) { watch(req, res); });
@@ -251,6 +319,15 @@ struct HttpApi::Impl {
     });
   }
 
+  // The kind a path names (by name or alias); nullptr with the response written when unknown.
+  static const model::KindSpec* kind_of(const std::string& name, httplib::Response& res) {
+    if (const auto* k = model::find_kind(name)) return k;
+    std::string list;
+    for (const auto& k : model::kinds()) list += (list.empty() ? "" : ", ") + k.name;
+    error(res, 404, "NotFound", "unknown kind '" + name + "' (kinds: " + list + ")");
+    return nullptr;
+  }
+
   std::optional<store::ExecutionRecord> find_execution(const std::string& id,
                                                        httplib::Response& res) {
     auto e = store.execution(id);
@@ -282,11 +359,14 @@ struct HttpApi::Impl {
     std::vector<model::SourceFile> sources;
     for (const auto& f : *files) {
       if (!f.is_object() || !f.contains("content") || !f["content"].is_string() ||
-          (f.contains("name") && !f["name"].is_string())) {
+          (f.contains("name") && !f["name"].is_string()) ||
+          (f.contains("dir") && !f["dir"].is_string())) {
         return error(res, 400, "BadRequest",
-                     "each entry of 'files' needs a string 'content' and may have a 'name'");
+                     "each entry of 'files' needs a string 'content' and may have a 'name' and "
+                     "a 'dir' (the absolute folder it comes from)");
       }
-      sources.push_back({f.value("name", "<request>"), f["content"].get<std::string>()});
+      sources.push_back(
+          {f.value("name", "<request>"), f["content"].get<std::string>(), f.value("dir", "")});
     }
     bool dry_run = body->value("dryRun", false);
     std::vector<model::Object> objects;
@@ -304,27 +384,99 @@ struct HttpApi::Impl {
     if (objects.empty()) {
       return error(res, 422, "InvalidInput", "the files contain no documents");
     }
-    answer(res, engine.apply(std::move(objects), dry_run).get());
+    answer(res, engine.apply(std::move(objects), dry_run, user_of(req)).get());
+  }
+
+  // A string map from a JSON object of scalars; nullopt (with the response written) otherwise.
+  static std::optional<std::map<std::string, std::string>>
+  scalars(const json& body, const char* key, httplib::Response& res) {
+    std::map<std::string, std::string> out;
+    if (!body.contains(key)) return out;
+    const auto& v = body[key];
+    if (!v.is_object()) {
+      error(res, 400, "BadRequest", std::string("'") + key + "' must be an object");
+      return std::nullopt;
+    }
+    for (const auto& [k, val] : v.items()) {
+      if (val.is_string()) {
+        out[k] = val.get<std::string>();
+      } else if (val.is_number() || val.is_boolean()) {
+        out[k] = val.dump();
+      } else {
+        error(res, 400, "BadRequest", std::string("'") + key + "." + k + "' must be a scalar");
+        return std::nullopt;
+      }
+    }
+    return out;
+  }
+
+  static std::string text(const json& body, const char* key) {
+    return body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : "";
   }
 
   void run(const httplib::Request& req, httplib::Response& res) {
     auto body = body_of(req, res);
     if (!body) return;
-    std::map<std::string, std::string> vars;
-    if (body->contains("variables")) {
-      const auto& v = (*body)["variables"];
-      if (!v.is_object()) return error(res, 400, "BadRequest", "'variables' must be an object");
-      for (const auto& [k, val] : v.items()) {
-        if (val.is_string()) {
-          vars[k] = val.get<std::string>();
-        } else if (val.is_number() || val.is_boolean()) {
-          vars[k] = val.dump();
-        } else {
-          return error(res, 400, "BadRequest", "variable '" + k + "' must be a scalar");
-        }
-      }
+    engine::RunRequest run;
+    run.pipeline = req.matches[1];
+    run.user = user_of(req);
+    // "variables" is the older name of "set".
+    for (const char* key : {"variables", "set"}) {
+      auto values = scalars(*body, key, res);
+      if (!values) return;
+      run.set.insert(values->begin(), values->end());
     }
-    answer(res, engine.run(req.matches[1], std::move(vars)).get());
+    if (body->contains("inputsYaml") && !(*body)["inputsYaml"].is_string()) {
+      return error(res, 400, "BadRequest", "'inputsYaml' must be a string (an inputs YAML)");
+    }
+    run.inputs_yaml = text(*body, "inputsYaml");
+    run.inputs_name = text(*body, "inputsFile");
+    answer(res, engine.run(std::move(run)).get());
+  }
+
+  void approve(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    auto action = text(*body, "action");
+    if (action != "approve" && action != "reject") {
+      return error(res, 400, "BadRequest", "'action' must be \"approve\" or \"reject\"");
+    }
+    auto inputs = scalars(*body, "inputs", res);
+    if (!inputs) return;
+    engine::ApprovalRequest a;
+    a.execution = req.matches[1];
+    a.step = text(*body, "step");
+    a.user = user_of(req);
+    a.reject = action == "reject";
+    a.comment = text(*body, "comment");
+    a.inputs = std::move(*inputs);
+    answer(res, engine.approve(std::move(a)).get());
+  }
+
+  void intervene(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    engine::InterventionRequest i;
+    i.execution = req.matches[1];
+    i.step = text(*body, "step");
+    i.user = user_of(req);
+    i.action = text(*body, "action");
+    i.comment = text(*body, "comment");
+    if (i.action.empty()) return error(res, 400, "BadRequest", "'action' is required");
+    answer(res, engine.intervene(std::move(i)).get());
+  }
+
+  void inputs(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    auto values = scalars(*body, "values", res);
+    if (!values) return;
+    engine::InputAnswer i;
+    i.execution = req.matches[1];
+    i.step = text(*body, "step");
+    i.user = user_of(req);
+    i.values = std::move(*values);
+    answer(res, engine.answer(std::move(i)).get());
   }
 
   // Long-poll: returns when the execution's revision passes `revision`, log lines after

@@ -21,6 +21,7 @@ json to_json(const store::ExecutionRecord& e, bool with_steps) {
             {"pipelineVersion", e.pipeline_version},
             {"sequence", e.sequence},
             {"status", e.status},
+            {"triggeredBy", e.triggered_by},
             {"variables", e.variables},
             {"createdAt", time_or_null(e.created_at)},
             {"startedAt", time_or_null(e.started_at)},
@@ -30,35 +31,72 @@ json to_json(const store::ExecutionRecord& e, bool with_steps) {
             {"message", e.message},
             {"revision", e.revision}};
   if (!with_steps) return j;
+  j["inputs"] = e.inputs;
+  if (e.state.contains("pipelineRollback")) j["pipelineRollback"] = e.state["pipelineRollback"];
   json stages = json::array();
   for (const auto& s : e.stages) {
     json steps = json::array();
     for (const auto& t : e.steps) {
       if (t.stage_index != s.index) continue;
-      steps.push_back({{"identifier", t.identifier},
-                       {"name", t.name},
-                       {"type", t.type},
-                       {"status", t.status},
-                       {"attempt", t.attempt},
-                       {"taskId", t.task_id},
-                       {"delegate", t.delegate},
-                       {"queuedAt", time_or_null(t.queued_at)},
-                       {"startedAt", time_or_null(t.started_at)},
-                       {"endedAt", time_or_null(t.ended_at)},
-                       {"durationMs", duration(t.started_at, t.ended_at)},
-                       {"timeoutMs", t.timeout_ms},
-                       {"errorType", t.error_type},
-                       {"message", t.message},
-                       {"outputs", t.outputs}});
+      json step = {{"identifier", t.identifier},
+                   {"name", t.name},
+                   {"type", t.type},
+                   {"kind", t.kind},
+                   {"parent", t.parent},
+                   {"section", t.section},
+                   {"status", t.status},
+                   {"attempt", t.attempt},
+                   {"retries", t.retries},
+                   {"taskId", t.task_id},
+                   {"delegate", t.delegate},
+                   {"queuedAt", time_or_null(t.queued_at)},
+                   {"startedAt", time_or_null(t.started_at)},
+                   {"endedAt", time_or_null(t.ended_at)},
+                   {"durationMs", duration(t.started_at, t.ended_at)},
+                   {"timeoutMs", t.timeout_ms},
+                   {"wakeAt", time_or_null(t.wake_at)},
+                   {"errorType", t.error_type},
+                   {"message", t.message},
+                   {"outputs", t.outputs}};
+      if (t.state.contains("approval")) step["approval"] = t.state["approval"];
+      if (t.state.contains("intervention")) step["intervention"] = t.state["intervention"];
+      if (t.state.contains("inputs")) step["inputs"] = t.state["inputs"];
+      steps.push_back(std::move(step));
     }
-    stages.push_back({{"identifier", s.identifier},
-                      {"name", s.name},
-                      {"type", s.type},
-                      {"status", s.status},
-                      {"startedAt", time_or_null(s.started_at)},
-                      {"endedAt", time_or_null(s.ended_at)},
-                      {"durationMs", duration(s.started_at, s.ended_at)},
-                      {"steps", std::move(steps)}});
+    json stage = {{"identifier", s.identifier},
+                  {"name", s.name},
+                  {"type", s.type},
+                  {"status", s.status},
+                  {"parallelGroup", s.parallel_group},
+                  {"message", s.message},
+                  {"errorType", s.error_type},
+                  {"startedAt", time_or_null(s.started_at)},
+                  {"endedAt", time_or_null(s.ended_at)},
+                  {"durationMs", duration(s.started_at, s.ended_at)},
+                  {"steps", std::move(steps)}};
+    if (!s.lock_key.empty()) {
+      stage["deploysTo"] = s.lock_key;
+      stage["queuedAt"] = time_or_null(s.queued_at);
+    }
+    if (s.state.contains("rollback")) stage["rollback"] = s.state["rollback"];
+    if (s.state.contains("inputs")) stage["inputs"] = s.state["inputs"];
+    if (s.context.contains("service")) {
+      json resolved = {{"service", s.context["service"].value("identifier", "")},
+                       {"serviceVersion", s.context["service"].value("version", 0)}};
+      if (s.context.contains("environment")) {
+        resolved["environment"] = s.context["environment"].value("identifier", "");
+      }
+      if (s.context.contains("infrastructure")) {
+        resolved["infrastructure"] = s.context["infrastructure"].value("identifier", "");
+        resolved["namespace"] = s.context.value("namespace", "");
+        resolved["releaseName"] = s.context.value("releaseName", "");
+      }
+      if (s.context.contains("artifact")) {
+        resolved["artifact"] = s.context["artifact"].value("image", "");
+      }
+      stage["resolved"] = std::move(resolved);
+    }
+    stages.push_back(std::move(stage));
   }
   j["stages"] = std::move(stages);
   return j;
@@ -74,12 +112,21 @@ json to_json(const store::LogRecord& l) {
 }
 
 json to_json(const store::ObjectRecord& o, bool with_content) {
-  json j = {{"kind", o.kind},       {"identifier", o.identifier}, {"name", o.name},
-            {"version", o.version}, {"source", o.source},         {"appliedAt", o.applied_at}};
+  json j = {{"kind", o.kind},           {"identifier", o.identifier}, {"name", o.name},
+            {"version", o.version},     {"source", o.source},         {"appliedAt", o.applied_at},
+            {"appliedBy", o.applied_by}};
+  if (o.deleted) j["deleted"] = true;
   if (with_content) {
     j["yaml"] = o.yaml;
     j["document"] = o.document;
   }
+  return j;
+}
+
+json to_json(const store::AuditRecord& a) {
+  json j = {{"seq", a.seq},   {"time", a.time},     {"user", a.user},      {"action", a.action},
+            {"kind", a.kind}, {"target", a.target}, {"details", a.details}};
+  if (!a.execution_id.empty()) j["executionId"] = a.execution_id;
   return j;
 }
 

@@ -13,5 +13,6 @@ nlohmann::json to_json(const store::LogRecord& l);
 nlohmann::json to_json(const store::ObjectRecord& o, bool with_content);
 nlohmann::json to_json(const engine::DelegateView& d);
 nlohmann::json to_json(const store::DelegateRecord& d);
+nlohmann::json to_json(const store::AuditRecord& a);
 
 } // namespace capstan::api

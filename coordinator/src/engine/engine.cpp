@@ -52,25 +52,59 @@ void Engine::post(wire::RouterEvent&& event) {
   push(std::move(event));
 }
 
-std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_run) {
-  ApplyCommand c{std::move(objects), dry_run, {}};
+std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_run,
+                                   std::string user) {
+  ApplyCommand c{std::move(objects), dry_run, std::move(user), {}};
   auto f = c.done.get_future();
   push(std::move(c));
   return f;
 }
 
-std::future<Outcome> Engine::run(std::string pipeline, std::map<std::string, std::string> vars) {
-  RunCommand c{std::move(pipeline), std::move(vars), {}};
+std::future<Outcome> Engine::remove(std::string kind, std::string identifier, std::string user) {
+  DeleteCommand c{std::move(kind), std::move(identifier), std::move(user), {}};
   auto f = c.done.get_future();
   push(std::move(c));
   return f;
 }
 
-std::future<Outcome> Engine::abort(std::string execution_id) {
-  AbortCommand c{std::move(execution_id), {}};
+std::future<Outcome> Engine::run(RunRequest request) {
+  RunCommand c{std::move(request), {}};
   auto f = c.done.get_future();
   push(std::move(c));
   return f;
+}
+
+std::future<Outcome> Engine::abort(std::string execution_id, std::string user) {
+  AbortCommand c{std::move(execution_id), std::move(user), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::approve(ApprovalRequest request) {
+  ApprovalCommand c{std::move(request), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::intervene(InterventionRequest request) {
+  InterventionCommand c{std::move(request), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::answer(InputAnswer request) {
+  InputCommand c{std::move(request), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::vector<nlohmann::json> Engine::waits() const {
+  std::lock_guard lock(view_mutex_);
+  return waits_;
 }
 
 std::future<Outcome> Engine::create_token(std::string name) {
@@ -139,14 +173,22 @@ void Engine::process(std::vector<Event>& events) {
             if constexpr (std::is_same_v<T, wire::RouterEvent>) {
               machine_->on_router_event(ev);
             } else if constexpr (std::is_same_v<T, ApplyCommand>) {
-              answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run));
+              answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run, ev.user));
+            } else if constexpr (std::is_same_v<T, DeleteCommand>) {
+              answers.emplace_back(&ev.done, machine_->remove(ev.kind, ev.identifier, ev.user));
             } else if constexpr (std::is_same_v<T, RunCommand>) {
-              answers.emplace_back(&ev.done, machine_->run(ev.pipeline, ev.variables));
+              answers.emplace_back(&ev.done, machine_->run(ev.request));
             } else if constexpr (std::is_same_v<T, TokenCommand>) {
               answers.emplace_back(&ev.done, ev.revoke ? machine_->revoke_token(ev.name)
                                                        : machine_->create_token(ev.name));
+            } else if constexpr (std::is_same_v<T, ApprovalCommand>) {
+              answers.emplace_back(&ev.done, machine_->approve(ev.request));
+            } else if constexpr (std::is_same_v<T, InterventionCommand>) {
+              answers.emplace_back(&ev.done, machine_->intervene(ev.request));
+            } else if constexpr (std::is_same_v<T, InputCommand>) {
+              answers.emplace_back(&ev.done, machine_->answer(ev.request));
             } else {
-              answers.emplace_back(&ev.done, machine_->abort(ev.execution_id));
+              answers.emplace_back(&ev.done, machine_->abort(ev.execution_id, ev.user));
             }
           },
           e);
@@ -173,6 +215,11 @@ void Engine::process(std::vector<Event>& events) {
     auto views = machine_->views();
     std::lock_guard lock(view_mutex_);
     views_ = std::move(views);
+  }
+  if (machine_->waits_changed()) {
+    auto waits = machine_->waits();
+    std::lock_guard lock(view_mutex_);
+    waits_ = std::move(waits);
   }
 }
 

@@ -66,6 +66,42 @@ struct DelegateView {
   std::string token; // name of the token it presented
 };
 
+// A run as the API asks for it.
+struct RunRequest {
+  std::string pipeline;
+  std::map<std::string, std::string> set; // --set NAME=VALUE: runtime inputs and variables
+  std::string inputs_yaml;                // --inputs FILE: Harness's inputs YAML
+  std::string inputs_name;                // the file's name, for messages
+  std::string user;                       // who runs it
+};
+
+// An answer to a HarnessApproval step.
+struct ApprovalRequest {
+  std::string execution;
+  std::string step; // "" when only one approval waits
+  std::string user;
+  bool reject = false;
+  std::string comment;
+  std::map<std::string, std::string> inputs; // approverInputs
+};
+
+// The action chosen for a step that waits for manual intervention (or a Wait step).
+struct InterventionRequest {
+  std::string execution;
+  std::string step;
+  std::string user;
+  std::string action; // Retry, Ignore, MarkAsSuccess, MarkAsFailure, Abort, StageRollback, ...
+  std::string comment;
+};
+
+// Values for the execution inputs a stage or step asks for.
+struct InputAnswer {
+  std::string execution;
+  std::string step;
+  std::string user;
+  std::map<std::string, std::string> values;
+};
+
 // The answer to an API command: an HTTP status, a machine-readable code and a message, plus a
 // body on success.
 struct Outcome {
@@ -92,9 +128,15 @@ public:
   void post(wire::RouterEvent&& event);
 
   // API commands, answered after their effects are committed.
-  std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run);
-  std::future<Outcome> run(std::string pipeline, std::map<std::string, std::string> variables);
-  std::future<Outcome> abort(std::string execution_id);
+  std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run, std::string user);
+  std::future<Outcome> remove(std::string kind, std::string identifier, std::string user);
+  std::future<Outcome> run(RunRequest request);
+  std::future<Outcome> abort(std::string execution_id, std::string user);
+  std::future<Outcome> approve(ApprovalRequest request);
+  std::future<Outcome> intervene(InterventionRequest request);
+  std::future<Outcome> answer(InputAnswer request);
+  // What active executions wait for (approvals, interventions, inputs, the deployment queue).
+  std::vector<nlohmann::json> waits() const;
   // Delegate tokens: create answers {name, token} (the only time the token is shown); revoke
   // drops the delegates that use it at once.
   std::future<Outcome> create_token(std::string name);
@@ -108,15 +150,22 @@ private:
   struct ApplyCommand {
     std::vector<model::Object> objects;
     bool dry_run = false;
+    std::string user;
+    std::promise<Outcome> done;
+  };
+  struct DeleteCommand {
+    std::string kind;
+    std::string identifier;
+    std::string user;
     std::promise<Outcome> done;
   };
   struct RunCommand {
-    std::string pipeline;
-    std::map<std::string, std::string> variables;
+    RunRequest request;
     std::promise<Outcome> done;
   };
   struct AbortCommand {
     std::string execution_id;
+    std::string user;
     std::promise<Outcome> done;
   };
   struct TokenCommand {
@@ -124,8 +173,21 @@ private:
     bool revoke = false;
     std::promise<Outcome> done;
   };
+  struct ApprovalCommand {
+    ApprovalRequest request;
+    std::promise<Outcome> done;
+  };
+  struct InterventionCommand {
+    InterventionRequest request;
+    std::promise<Outcome> done;
+  };
+  struct InputCommand {
+    InputAnswer request;
+    std::promise<Outcome> done;
+  };
   using Event =
-      std::variant<wire::RouterEvent, ApplyCommand, RunCommand, AbortCommand, TokenCommand>;
+      std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand, AbortCommand,
+                   TokenCommand, ApprovalCommand, InterventionCommand, InputCommand>;
 
   void push(Event event);
   void loop();
@@ -141,8 +203,10 @@ private:
   std::deque<Event> events_;
   bool stopping_ = false;
 
-  mutable std::mutex view_mutex_; // guards views_: written by the engine, read by API threads
+  mutable std::mutex view_mutex_; // guards views_ and waits_: written by the engine, read by API
+                                  // threads
   std::vector<DelegateView> views_;
+  std::vector<nlohmann::json> waits_;
   std::chrono::steady_clock::time_point views_at_; // engine thread only
 
   Metrics metrics_;

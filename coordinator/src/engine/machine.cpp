@@ -8,8 +8,10 @@
 
 #include "capstan/expression/expression.h"
 #include "capstan/yaml/yaml.h"
+#include "model/catalog.h"
 #include "model/duration.h"
 #include "model/selectors.h"
+#include "model/step_types.h"
 
 namespace capstan::engine {
 
@@ -23,14 +25,6 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string new_id() {
-  static std::mt19937_64 rng{std::random_device{}()};
-  static const char* alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string id;
-  for (int i = 0; i < 12; ++i) id.push_back(alphabet[rng() % 36]);
-  return id;
 }
 
 std::string error_type_name(plugin::v1::ErrorType t) {
@@ -65,8 +59,9 @@ Outcome failure(int status, std::string code, std::string message, json details 
   return o;
 }
 
-bool in_flight(const std::string& s) {
-  return s == st::kDispatched || s == st::kRunning;
+// A task out on a delegate (groups, parallel blocks and coordinator steps never are).
+bool in_flight(const store::StepRecord& s) {
+  return (s.status == st::kDispatched || s.status == st::kRunning) && !s.delegate_instance.empty();
 }
 
 } // namespace
@@ -91,23 +86,39 @@ void Machine::recover() {
   }
   store_.mark_all_delegates_disconnected("coordinator restarted");
   for (auto& record : store_.active_executions()) {
+    const std::string id = record.id;
     Active a;
     a.pipeline = model::pipeline_from_json(record.plan);
     a.log_seq = store_.last_log_seq(record.id);
     a.record = std::move(record);
-    const std::string id = a.record.id;
     auto [it, _] = active_.emplace(id, std::move(a));
     auto& act = it->second;
+    index_plan(act);
+    std::size_t rows = 0;
+    for (const auto& sp : act.plan) rows += sp.rows.size();
+    if (rows != act.record.steps.size() || act.plan.size() != act.record.stages.size()) {
+      // Stored by a release that laid executions out differently: it cannot be resumed.
+      spdlog::error("execution {} cannot be resumed: its stored steps do not match its plan", id);
+      act.record.status = st::kFailed;
+      act.record.message = "the coordinator could not resume this execution after a restart "
+                           "(its stored steps do not match its plan)";
+      act.record.ended_at = now_ms();
+      touch(act);
+      finished_.push_back(id);
+      continue;
+    }
     for (std::size_t i = 0; i < act.record.steps.size(); ++i) {
       auto& s = act.record.steps[i];
       if (!s.task_id.empty()) tasks_[s.task_id] = {id, i};
-      if (s.status == st::kQueued) scheduler_.enqueue({id, i, s.queued_at, {}, true});
+      if (s.status == st::kQueued && s.kind == "Step") {
+        scheduler_.enqueue({id, i, s.queued_at, {}, true});
+      }
     }
     spdlog::info("resuming execution {} of pipeline {} (#{})", id, act.record.pipeline,
                  act.record.sequence);
     touch(act);
-    advance(act);
   }
+  for (auto& [id, act] : active_) advance(act);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,7 +219,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
       s.tasks.insert(slot_key(ref.task_id(), ref.attempt()));
       Active* a = nullptr;
       auto* step = step_for_task(ref.task_id(), ref.attempt(), &a);
-      if (step == nullptr || !in_flight(step->status) || step->delegate_instance != s.instance_id) {
+      if (step == nullptr || !in_flight(*step) || step->delegate_instance != s.instance_id) {
         v1::Envelope cancel;
         cancel.mutable_cancel()->set_task_id(ref.task_id());
         cancel.mutable_cancel()->set_attempt(ref.attempt());
@@ -223,7 +234,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
     for (auto& [id, a] : active_) {
       for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
         auto& step = a.record.steps[i];
-        if (in_flight(step.status) && step.delegate_instance == s.instance_id &&
+        if (in_flight(step) && step.delegate_instance == s.instance_id &&
             !known.count(slot_key(step.task_id, step.attempt))) {
           delegate_gone(a, i, "the task never reached delegate " + s.name, false);
           advance(a);
@@ -291,7 +302,7 @@ void Machine::lose_session(const wire::PeerId& peer, const std::string& reason) 
     bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
       auto& s = a.record.steps[i];
-      if (in_flight(s.status) && s.delegate_instance == lost->instance_id) {
+      if (in_flight(s) && s.delegate_instance == lost->instance_id) {
         delegate_gone(a, i, "delegate lost: " + lost->name + " (" + reason + ")", true);
         changed = true;
       }
@@ -345,7 +356,7 @@ void Machine::note(Active& a, std::size_t index, int level, const std::string& l
   r.step = step.stage_identifier + "." + step.identifier;
   r.time = now_ms();
   r.level = level;
-  r.line = "[capstan] " + line;
+  r.line = "[capstan] " + mask(line);
   logs_[a.record.id].push_back(std::move(r));
   touch(a);
 }
@@ -362,7 +373,7 @@ void Machine::on_log(const wire::PeerId& peer, const v1::Log& log) {
   Active* a = nullptr;
   auto* step = step_for_task(log.task_id(), log.attempt(), &a);
   if (step == nullptr || store::status::terminal(step->status)) return;
-  if (!in_flight(step->status)) return;
+  if (!in_flight(*step)) return;
   // Lines are numbered per attempt by the delegate (first_seq 0: an unnumbered sender). Only
   // the next line in order is taken: lines sent again after a reconnect are dropped, and lines
   // past a gap wait for the resend that follows every reconnect.
@@ -394,7 +405,7 @@ void Machine::on_log(const wire::PeerId& peer, const v1::Log& log) {
     r.step = name;
     r.time = line.time_unix_ms() ? line.time_unix_ms() : now_ms();
     r.level = static_cast<int>(std::min<std::uint32_t>(line.level(), 3));
-    r.line = line.text();
+    r.line = mask(line.text());
     logs_[a->record.id].push_back(std::move(r));
     took = true;
   }
@@ -421,7 +432,7 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   }
   Active* a = nullptr;
   auto* step = step_for_task(result.task_id(), result.attempt(), &a);
-  if (step == nullptr || !in_flight(step->status)) return; // late or fenced off: ignored
+  if (step == nullptr || !in_flight(*step)) return; // late or fenced off: ignored
   auto index = static_cast<std::size_t>(step - &a->record.steps[0]);
   if (result.refused()) {
     // The delegate never started it (draining, or its slots were full after all).
@@ -441,11 +452,11 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   }
   step->ended_at = result.finished_unix_ms() ? result.finished_unix_ms() : now_ms();
   step->outputs = json::object();
-  for (const auto& [k, v] : result.outputs()) step->outputs[k] = v;
+  for (const auto& [k, v] : result.outputs()) step->outputs[k] = mask(v);
   switch (r.status()) {
   case plugin::v1::StepResult::STATUS_SUCCEEDED:
     step->status = st::kSucceeded;
-    step->message = r.message();
+    step->message = mask(r.message());
     step->error_type.clear();
     break;
   case plugin::v1::StepResult::STATUS_CANCELLED:
@@ -455,7 +466,8 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   case plugin::v1::StepResult::STATUS_FAILED:
     step->status = st::kFailed;
     step->error_type = error_type_name(r.error_type());
-    step->message = r.message().empty() ? "the step failed without a message" : r.message();
+    step->message = r.message().empty() ? "the step failed without a message" : mask(r.message());
+    step->state["handled"] = false;
     break;
   default:
     step->status = st::kFailed;
@@ -494,6 +506,7 @@ void Machine::release_slot(const std::string& instance_id, const std::string& ta
 
 void Machine::touch(Active& a) {
   a.dirty = true;
+  waits_changed_ = true;
   dirty_.insert(a.record.id);
   ++a.record.revision;
 }
@@ -506,7 +519,7 @@ void Machine::touch_step(Active& a, std::size_t index) {
 void Machine::fail_step(Active& a, std::size_t index, const std::string& error_type,
                         const std::string& message, const std::string& status) {
   auto& s = a.record.steps[index];
-  if (in_flight(s.status)) {
+  if (in_flight(s)) {
     // The delegate may still be running it: ask it to stop. The slot is freed by its Result.
     if (auto* session = scheduler_.by_instance(s.delegate_instance)) {
       v1::Envelope cancel;
@@ -518,65 +531,11 @@ void Machine::fail_step(Active& a, std::size_t index, const std::string& error_t
   }
   s.status = status;
   s.error_type = error_type;
-  s.message = message;
+  s.message = mask(message);
   s.ended_at = now_ms();
+  // A failure goes to the failure strategies (flow.cpp); a cancellation does not.
+  if (!error_type.empty()) s.state["handled"] = false;
   touch_step(a, index);
-}
-
-void Machine::refresh_stages(Active& a) {
-  bool finished = st::terminal(a.record.status);
-  for (auto& stage : a.record.stages) {
-    bool all_done = true, any_started = false;
-    std::string worst;
-    std::int64_t started = 0, ended = 0;
-    for (const auto& s : a.record.steps) {
-      if (s.stage_index != stage.index) continue;
-      if (s.status != st::kNotStarted) any_started = true;
-      if (s.status == st::kFailed) worst = st::kFailed;
-      if (s.status == st::kAborted && worst.empty()) worst = st::kAborted;
-      if (!st::terminal(s.status)) all_done = false;
-      auto begin = s.queued_at ? s.queued_at : s.started_at;
-      if (begin && (!started || begin < started)) started = begin;
-      ended = std::max(ended, s.ended_at);
-    }
-    std::string status;
-    if (!any_started) {
-      status = finished ? st::kSkipped : st::kNotStarted;
-    } else if (!worst.empty() && (all_done || finished)) {
-      status = worst;
-    } else if (all_done) {
-      status = st::kSucceeded;
-    } else {
-      status = st::kRunning;
-    }
-    if (status == stage.status && started == stage.started_at) continue;
-    stage.status = status;
-    stage.started_at = started;
-    stage.ended_at = st::terminal(status) ? ended : 0;
-    store_.update_stage(a.record.id, stage);
-  }
-}
-
-void Machine::advance(Active& a) {
-  if (st::terminal(a.record.status)) return;
-  auto& steps = a.record.steps;
-  for (std::size_t i = 0; i < steps.size(); ++i) {
-    auto& s = steps[i];
-    if (s.status == st::kSucceeded || s.status == st::kSkipped) continue;
-    if (s.status == st::kFailed || s.status == st::kAborted) {
-      std::string what = s.stage_identifier + "." + s.identifier;
-      finish(a, s.status == st::kAborted ? st::kAborted : st::kFailed, s.error_type,
-             "step " + what + " " + (s.status == st::kAborted ? "was aborted" : "failed") + ": " +
-                 s.message);
-      return;
-    }
-    if (s.status == st::kNotStarted) {
-      s.status = st::kQueued;
-      enqueue(a, i);
-    }
-    return; // waiting on this step
-  }
-  finish(a, st::kSucceeded, "", "");
 }
 
 void Machine::finish(Active& a, const std::string& status, const std::string& error_type,
@@ -603,73 +562,6 @@ void Machine::finish(Active& a, const std::string& status, const std::string& er
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
-
-bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& request) {
-  const auto& rec = a.record;
-  const auto& s = rec.steps[index];
-  const auto& stage = a.pipeline.stages.at(static_cast<std::size_t>(s.stage_index));
-  const auto& step = stage.steps.at(static_cast<std::size_t>(s.step_index));
-  // What expressions see: the run, its stage and step, and the outputs of steps that succeeded.
-  json variables = json::object();
-  for (const auto& [k, v] : rec.variables.items()) variables[k] = v;
-  json stages = json::object();
-  json local = json::object();
-  for (const auto& other : rec.steps) {
-    if (other.status != st::kSucceeded) continue;
-    json out = {{"output", {{"outputVariables", other.outputs}}}};
-    stages[other.stage_identifier]["spec"]["execution"]["steps"][other.identifier] = out;
-    if (other.stage_index == s.stage_index) local[other.identifier] = out;
-  }
-  expression::JsonScope scope(json{
-      {"pipeline",
-       {{"name", a.pipeline.name},
-        {"identifier", a.pipeline.identifier},
-        {"executionId", rec.id},
-        {"sequenceId", rec.sequence},
-        {"variables", variables},
-        {"stages", stages}}},
-      {"stage", {{"name", stage.name}, {"identifier", stage.identifier}, {"type", stage.type}}},
-      {"step", {{"name", step.name}, {"identifier", step.identifier}, {"type", step.type}}},
-      {"execution", {{"steps", local}}}});
-  json spec = step.spec;
-  std::string failed_at;
-  std::function<void(json&, const std::string&)> walk = [&](json& v, const std::string& ptr) {
-    if (v.is_string()) {
-      if (!expression::has_expression(v.get_ref<const std::string&>())) return;
-      failed_at = ptr;
-      v = expression::Expression::parse_template(v.get<std::string>()).evaluate(scope);
-    } else if (v.is_object()) {
-      for (auto& [k, child] : v.items()) walk(child, yaml::pointer_append(ptr, k));
-    } else if (v.is_array()) {
-      for (std::size_t i = 0; i < v.size(); ++i) walk(v[i], yaml::pointer_append(ptr, i));
-    }
-  };
-  try {
-    walk(spec, "");
-  } catch (const expression::Error& e) {
-    auto loc = step.expression_locations.find(failed_at);
-    std::string where = loc != step.expression_locations.end() ? loc->second : step.location;
-    fail_step(a, index, "InvalidInput", where + ": " + e.what());
-    return false;
-  }
-  request.set_execution_id(rec.id);
-  request.set_step_type(step.type);
-  request.set_step_identifier(step.identifier);
-  request.set_step_name(step.name);
-  request.set_spec_json(spec.dump());
-  request.set_timeout_ms(static_cast<std::uint64_t>(step.timeout.count()));
-  json context = {
-      {"pipeline",
-       {{"identifier", a.pipeline.identifier},
-        {"name", a.pipeline.name},
-        {"executionId", rec.id},
-        {"sequenceId", rec.sequence},
-        {"variables", rec.variables}}},
-      {"stage", {{"identifier", stage.identifier}, {"name", stage.name}, {"type", stage.type}}},
-      {"step", {{"identifier", step.identifier}, {"name", step.name}, {"type", step.type}}}};
-  request.set_context_json(context.dump());
-  return true;
-}
 
 void Machine::dispatch(Active& a, std::size_t index, Session& session,
                        const plugin::v1::StepRequest& request) {
@@ -698,6 +590,12 @@ void Machine::dispatch(Active& a, std::size_t index, Session& session,
   assign->set_task_id(s.task_id);
   assign->set_attempt(s.attempt);
   assign->set_step_request(req.SerializeAsString());
+  for (auto key : {a.record.id + "-" + std::to_string(index), s.task_id}) {
+    auto secrets = task_secrets_.find(key);
+    if (secrets == task_secrets_.end()) continue;
+    for (const auto& v : secrets->second) assign->add_mask(v);
+    task_secrets_.erase(secrets);
+  }
   send(session.peer, std::move(env));
 }
 
@@ -706,12 +604,26 @@ TaskNeeds Machine::needs_of(const Active& a, std::size_t index) const {
   TaskNeeds needs;
   needs.type = rec.type;
   const auto si = static_cast<std::size_t>(rec.stage_index);
-  const auto ti = static_cast<std::size_t>(rec.step_index);
-  if (si < a.pipeline.stages.size() && ti < a.pipeline.stages[si].steps.size()) {
-    const auto& stage = a.pipeline.stages[si];
-    needs.selectors =
-        model::effective_selectors({&stage.steps[ti].delegate_selectors, &stage.delegate_selectors,
-                                    &a.pipeline.delegate_selectors});
+  const auto row = static_cast<std::size_t>(rec.step_index);
+  if (si >= a.plan.size() || row >= a.plan[si].rows.size()) return needs;
+  // The nearest level that names selectors wins: step, its groups inside out, the stage, the
+  // pipeline, then the infrastructure's connector (a delegate that can reach the cluster).
+  const auto& pr = a.plan[si].rows[row];
+  std::vector<const std::vector<std::string>*> levels = {&pr.node->delegate_selectors};
+  for (int anc : pr.ancestors) {
+    levels.push_back(&a.plan[si].rows[static_cast<std::size_t>(anc)].node->delegate_selectors);
+  }
+  levels.push_back(&a.plan[si].stage->delegate_selectors);
+  levels.push_back(&a.pipeline.delegate_selectors);
+  for (const auto* level : levels) {
+    if (!level->empty()) {
+      needs.selectors = *level;
+      return needs;
+    }
+  }
+  const auto& ctx = a.record.stages[si].context;
+  if (ctx.contains("connectorSelectors")) {
+    needs.selectors = ctx["connectorSelectors"].get<std::vector<std::string>>();
   }
   return needs;
 }
@@ -768,6 +680,7 @@ void Machine::tick() {
   // Timers are coarse (seconds): a few checks a second are precise enough, and a busy engine
   // does not walk every step on every batch.
   next_timers_ = now + std::chrono::milliseconds(250);
+  tick_flow(); // approvals, waits, retries, interventions and execution inputs that time out
   auto wall = now_ms();
   bool reattach_over = now - started_ >= options_.reattach_window;
   for (auto& [id, a] : active_) {
@@ -775,7 +688,7 @@ void Machine::tick() {
     bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
       auto& s = a.record.steps[i];
-      if (!in_flight(s.status)) continue;
+      if (!in_flight(s)) continue;
       if (s.timeout_ms > 0 && wall > s.started_at + s.timeout_ms + options_.timeout_grace.count()) {
         // The slot stays taken until the delegate reports: it may still be stopping the step.
         metrics_.tasks_failed.inc();
@@ -851,8 +764,9 @@ Clock::time_point Machine::next_wakeup() const {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
-  // Step types must be provided by some delegate that has registered with this coordinator.
+Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const std::string& user) {
+  // Step types must be provided by some delegate that has registered with this coordinator,
+  // unless the coordinator runs them itself.
   std::set<std::string> known;
   for (const auto& t : store_.step_types()) known.insert(t.type);
   for (const auto& [id, s] : scheduler_.sessions()) {
@@ -861,7 +775,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
   json problems = json::array();
   for (const auto& o : objects) {
     for (const auto& use : o.step_types) {
-      if (known.count(use.type)) continue;
+      if (known.count(use.type) || model::runs_on_coordinator(use.type)) continue;
       std::string list;
       for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
       problems.push_back(
@@ -873,21 +787,48 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
                            ")"}});
     }
   }
+  auto stored = [this](const std::string& kind, const std::string& id) -> std::optional<json> {
+    if (auto o = store_.object(kind, id)) return o->model;
+    return std::nullopt;
+  };
+  for (const auto& p : model::check_batch(objects, stored)) {
+    problems.push_back({{"location", p.location}, {"message", p.message}});
+  }
+  // A secret is sealed before it is stored; a secret applied without a value keeps its value.
+  std::map<std::string, std::string> sealed; // identifier -> sealed value to store
+  for (auto& o : objects) {
+    if (o.kind != "secret") continue;
+    auto existing = store_.object("secret", o.identifier);
+    if (o.secret_value) {
+      o.model["valueDigest"] = secret_box().digest(*o.secret_value);
+      sealed[o.identifier] = secret_box().seal(*o.secret_value, o.identifier);
+    } else if (existing && existing->model.contains("valueDigest")) {
+      o.model["valueDigest"] = existing->model["valueDigest"];
+      if (auto v = store_.secret_value(o.identifier)) sealed[o.identifier] = *v;
+    } else {
+      problems.push_back({{"location", o.source},
+                          {"message", "secret '" + o.identifier +
+                                          "' has no value yet: give spec.value when creating it"}});
+    }
+  }
   if (!problems.empty()) {
     return failure(422, "InvalidInput",
                    std::to_string(problems.size()) + " problem(s) in the applied documents",
                    problems);
   }
   json results = json::array();
-  for (const auto& o : objects) {
+  for (auto& o : objects) {
     std::string action = "created";
     std::int64_t version = 1;
+    auto existing = store_.object(o.kind, o.identifier);
     if (dry_run) {
-      auto existing = store_.object(o.kind, o.identifier);
       if (existing) {
         version = existing->version;
-        action = existing->document == o.document ? "unchanged" : "configured";
+        action = existing->document == o.document && existing->model == o.model ? "unchanged"
+                                                                                : "configured";
         if (action == "configured") ++version;
+      } else if (auto history = store_.object_history(o.kind, o.identifier); !history.empty()) {
+        version = history.front().version + 1;
       }
     } else {
       store::ObjectRecord r;
@@ -898,11 +839,34 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
       r.document = o.document;
       r.model = o.model;
       r.source = o.source;
+      r.file = o.file;
+      r.line_offset = o.line_offset;
+      r.base_dir = o.base_dir;
       r.applied_at = now_ms();
+      r.applied_by = user;
+      for (const auto& ref : o.references) {
+        r.references.push_back({{"kind", ref.kind},
+                                {"identifier", ref.identifier},
+                                {"location", ref.location},
+                                {"role", ref.role}});
+      }
       auto [v, fresh] = store_.put_object(r);
       if (o.kind == "pipeline") pipelines_.erase(o.identifier);
       version = v;
-      action = !fresh ? "unchanged" : (v == 1 ? "created" : "configured");
+      action = !fresh ? "unchanged" : (existing ? "configured" : "created");
+      if (fresh && sealed.count(o.identifier) && o.kind == "secret") {
+        store_.put_secret_value(o.identifier, v, sealed[o.identifier]);
+        secrets_changed_ = true;
+      }
+      if (fresh) {
+        store::AuditRecord a;
+        a.user = user;
+        a.action = "apply";
+        a.kind = o.kind;
+        a.target = o.identifier;
+        a.details = {{"version", v}, {"result", action}, {"source", o.source}};
+        store_.append_audit(a);
+      }
     }
     results.push_back({{"kind", o.kind},
                        {"identifier", o.identifier},
@@ -915,111 +879,45 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run) {
   return out;
 }
 
-Outcome Machine::run(const std::string& pipeline_id,
-                     const std::map<std::string, std::string>& variables) {
-  // Parsed pipelines are kept between runs (apply drops them): a run does not read and parse
-  // the stored document again.
-  auto cached = pipelines_.find(pipeline_id);
-  if (cached == pipelines_.end()) {
-    auto stored = store_.object("pipeline", pipeline_id);
-    if (!stored) {
-      return failure(404, "NotFound",
-                     "pipeline '" + pipeline_id +
-                         "' not found; apply it first with "
-                         "'capstan apply -f FILE'");
-    }
-    StoredPipeline entry{stored->version, stored->model, model::pipeline_from_json(stored->model)};
-    cached = pipelines_.emplace(pipeline_id, std::move(entry)).first;
-  }
-  const StoredPipeline* object = &cached->second;
-  model::Pipeline pipeline = object->pipeline;
-  std::map<std::string, std::string> bound;
-  try {
-    bound = model::bind_variables(pipeline, variables);
-  } catch (const model::ValidationError& e) {
-    json details = json::array();
-    for (const auto& p : e.problems())
-      details.push_back({{"location", p.location}, {"message", p.message}});
-    return failure(422, "InvalidInput", e.problems().front().message, details);
-  }
-  // Refuse a run that cannot get anywhere, naming what is missing.
-  std::set<std::string> missing;
-  for (const auto& stage : pipeline.stages) {
-    for (const auto& step : stage.steps) {
-      if (!scheduler_.provides(step.type)) missing.insert(step.type);
+Outcome Machine::remove(const std::string& kind, const std::string& identifier,
+                        const std::string& user) {
+  auto existing = store_.object(kind, identifier);
+  if (!existing) return failure(404, "NotFound", kind + " '" + identifier + "' not found");
+  json referrers = json::array();
+  std::vector<std::string> names;
+  for (const auto& o : store_.objects("")) {
+    if (o.kind == kind && o.identifier == identifier) continue;
+    for (const auto& ref : o.references) {
+      if (ref.value("kind", "") != kind || ref.value("identifier", "") != identifier) continue;
+      names.push_back(o.kind + " '" + o.identifier + "'");
+      referrers.push_back({{"location", ref.value("location", "")},
+                           {"message", o.kind + " '" + o.identifier + "' (" +
+                                           ref.value("role", "a reference") + ") refers to it"}});
+      break;
     }
   }
-  if (!missing.empty()) {
-    std::string types;
-    for (const auto& t : missing) types += (types.empty() ? "'" : ", '") + t + "'";
-    return failure(409, "NoEligibleDelegate",
-                   "no connected delegate can run step type " + types + " of pipeline '" +
-                       pipeline_id + "'; " + scheduler_.summary());
-  }
-
-  Active a;
-  auto& r = a.record;
-  r.id = new_id();
-  r.pipeline = pipeline_id;
-  r.pipeline_version = object->version;
-  // The engine is the store's only writer: after the first run the next number is known.
-  auto seq = sequences_.find(pipeline_id);
-  if (seq == sequences_.end()) {
-    seq = sequences_.emplace(pipeline_id, store_.next_sequence(pipeline_id) - 1).first;
-  }
-  r.sequence = ++seq->second;
-  r.status = st::kRunning;
-  r.variables = bound;
-  r.plan = object->model;
-  r.created_at = r.started_at = now_ms();
-  for (std::size_t si = 0; si < pipeline.stages.size(); ++si) {
-    const auto& stage = pipeline.stages[si];
-    r.stages.push_back(
-        {static_cast<int>(si), stage.identifier, stage.name, stage.type, st::kNotStarted, 0, 0});
-    for (std::size_t ti = 0; ti < stage.steps.size(); ++ti) {
-      store::StepRecord s;
-      s.stage_index = static_cast<int>(si);
-      s.step_index = static_cast<int>(ti);
-      s.stage_identifier = stage.identifier;
-      s.identifier = stage.steps[ti].identifier;
-      s.name = stage.steps[ti].name;
-      s.type = stage.steps[ti].type;
-      s.timeout_ms = stage.steps[ti].timeout.count();
-      r.steps.push_back(std::move(s));
+  if (!names.empty()) {
+    std::string list;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      list += (i == 0 ? "" : (i + 1 == names.size() ? " and " : ", ")) + names[i];
     }
+    return failure(409, "Referenced",
+                   kind + " '" + identifier + "' is still used by " + list + "; change or delete " +
+                       (names.size() == 1 ? "it" : "them") + " first",
+                   referrers);
   }
-  a.pipeline = std::move(pipeline);
-  store_.insert_execution(r);
-  auto id = r.id;
-  auto [it, _] = active_.emplace(id, std::move(a));
-  touch(it->second);
-  advance(it->second);
-  spdlog::info("execution {} of pipeline {} (#{}) started", id, pipeline_id,
-               it->second.record.sequence);
+  store_.delete_object(kind, identifier, user, now_ms());
+  if (kind == "pipeline") pipelines_.erase(identifier);
+  if (kind == "secret") secrets_changed_ = true;
+  store::AuditRecord a;
+  a.user = user;
+  a.action = "delete";
+  a.kind = kind;
+  a.target = identifier;
+  a.details = {{"version", existing->version}};
+  store_.append_audit(a);
   Outcome out;
-  out.status = 201;
-  out.body = {{"id", id}, {"pipeline", pipeline_id}, {"sequence", it->second.record.sequence}};
-  return out;
-}
-
-Outcome Machine::abort(const std::string& execution_id) {
-  auto found = store_.execution(execution_id);
-  if (!found) return failure(404, "NotFound", "execution '" + execution_id + "' not found");
-  auto it = active_.find(found->id);
-  if (it == active_.end() || st::terminal(it->second.record.status)) {
-    return failure(409, "Finished",
-                   "execution " + found->id + " already ended (" + found->status + ")");
-  }
-  Active& a = it->second;
-  for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
-    auto& s = a.record.steps[i];
-    if (in_flight(s.status) || s.status == st::kQueued) {
-      fail_step(a, i, "", "aborted by user", st::kAborted);
-    }
-  }
-  finish(a, st::kAborted, "", "aborted by user");
-  Outcome out;
-  out.body = {{"id", a.record.id}, {"status", st::kAborted}};
+  out.body = {{"kind", kind}, {"identifier", identifier}, {"deleted", true}};
   return out;
 }
 
@@ -1088,7 +986,8 @@ void Machine::flush() {
     if (it == active_.end()) continue;
     auto& a = it->second;
     for (auto index : a.changed) store_.update_step(id, a.record.steps[index]);
-    if (!a.changed.empty() || a.dirty) refresh_stages(a);
+    for (auto si : a.stages_changed) store_.update_stage(id, a.record.stages[si]);
+    a.stages_changed.clear();
     if (a.dirty || logs_.count(id)) {
       if (a.dirty) store_.update_execution(a.record);
       bool done = st::terminal(a.record.status);

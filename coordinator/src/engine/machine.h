@@ -1,11 +1,17 @@
 // The engine's state machine (engine thread only): delegate sessions, active executions, the
 // queue of steps waiting for a delegate, and the effects to run once a batch is committed.
+//
+// One class, several files: machine.cpp (sessions, tasks, results, dispatch, timers of tasks),
+// flow.cpp (pipeline semantics: stages, steps, groups, parallel blocks, conditions, failure
+// strategies, rollback, approvals, waits, the deployment queue), scope.cpp (what expressions
+// see and what plugins get), commands.cpp (runs, aborts, approvals, interventions, inputs).
 #pragma once
 
 #include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -13,11 +19,15 @@
 
 #include "capstan/plugin/v1/plugin.pb.h"
 #include "capstan/wire/router.h"
+#include "capstan/yaml/yaml.h"
+#include "engine/context.h"
 #include "engine/engine.h"
 #include "engine/metrics.h"
+#include "engine/plan.h"
 #include "engine/scheduler.h"
 #include "engine/tokens.h"
 #include "model/pipeline.h"
+#include "secrets/secret_box.h"
 #include "store/records.h"
 
 namespace capstan::engine {
@@ -26,9 +36,12 @@ namespace capstan::engine {
 struct Active {
   store::ExecutionRecord record;
   model::Pipeline pipeline;
+  std::vector<StagePlan> plan;     // points into `pipeline`
+  std::vector<std::size_t> offset; // each stage's first row in record.steps
   std::int64_t log_seq = 0;
-  bool dirty = false;            // execution row to write at the end of the batch
-  std::set<std::size_t> changed; // step indexes to write
+  bool dirty = false;                   // execution row to write at the end of the batch
+  std::set<std::size_t> changed;        // step indexes to write
+  std::set<std::size_t> stages_changed; // stage indexes to write
 };
 
 class Machine {
@@ -40,9 +53,14 @@ public:
   void recover();
 
   void on_router_event(wire::RouterEvent& event);
-  Outcome apply(std::vector<model::Object>& objects, bool dry_run);
-  Outcome run(const std::string& pipeline, const std::map<std::string, std::string>& variables);
-  Outcome abort(const std::string& execution_id);
+  Outcome apply(std::vector<model::Object>& objects, bool dry_run, const std::string& user);
+  // Deletes an object unless others still refer to it.
+  Outcome remove(const std::string& kind, const std::string& identifier, const std::string& user);
+  Outcome run(const RunRequest& request);
+  Outcome abort(const std::string& execution_id, const std::string& user);
+  Outcome approve(const ApprovalRequest& request);
+  Outcome intervene(const InterventionRequest& request);
+  Outcome answer(const InputAnswer& request);
   Outcome create_token(const std::string& name);
   Outcome revoke_token(const std::string& name);
 
@@ -60,6 +78,9 @@ public:
   // Sessions came, went or started draining (not just slot counts): show it at once.
   bool views_urgent() const { return views_urgent_; }
   std::vector<DelegateView> views();
+  bool waits_changed() const { return waits_changed_; }
+  // What active executions wait for, for the API (approvals, interventions, inputs, queue).
+  std::vector<nlohmann::json> waits();
   // Gauges for /metrics (counters are kept in `metrics` as they happen).
   void sample(Metrics& metrics) const;
 
@@ -85,9 +106,8 @@ private:
                     std::uint32_t attempt);
   void touch(Active& a);
   void touch_step(Active& a, std::size_t index);
-  // Moves an execution on: queues its next step, or ends it.
+  // Moves an execution on as far as it goes (and the executions its moves wake).
   void advance(Active& a);
-  void refresh_stages(Active& a);
   void fail_step(Active& a, std::size_t index, const std::string& error_type,
                  const std::string& message, const std::string& status = store::status::kFailed);
   void finish(Active& a, const std::string& status, const std::string& error_type,
@@ -96,6 +116,73 @@ private:
                 const plugin::v1::StepRequest& request);
   bool resolve(Active& a, std::size_t index, plugin::v1::StepRequest& request);
   void send(const wire::PeerId& peer, wire::v1::Envelope envelope);
+  bool scheduler_provides(const std::string& type) const { return scheduler_.provides(type); }
+  std::string delegates_summary() const { return scheduler_.summary(); }
+
+  // --- flow.cpp: pipeline semantics ---
+  enum class Progress { kPending, kDone };
+  store::StepRecord& row_record(Active& a, std::size_t si, int row);
+  const PlanRow& plan_row(const Active& a, std::size_t si, int row) const;
+  void set_row(Active& a, std::size_t si, int row);
+  void set_stage(Active& a, std::size_t si);
+  bool drive(Active& a);
+  bool drive_stage(Active& a, std::size_t si);
+  Progress drive_rows(Active& a, std::size_t si, const std::vector<int>& rows, bool parallel,
+                      bool& changed);
+  Progress drive_row(Active& a, std::size_t si, int row, bool& changed);
+  bool start_row(Active& a, std::size_t si, int row);
+  bool start_wait(Active& a, std::size_t si, int row);
+  bool start_approval(Active& a, std::size_t si, int row);
+  void skip_rows(Active& a, std::size_t si, int row, const std::string& why);
+  void fail_row(Active& a, std::size_t si, int row, const std::string& error_type,
+                const std::string& message);
+  bool stage_failed_before(const Active& a, std::size_t si) const;
+  bool row_failed_so_far(const Active& a, std::size_t si, const std::string& section) const;
+  void handle_failure(Active& a, std::size_t si, int row);
+  void apply_action(Active& a, std::size_t si, int row, const model::FailureAction& action,
+                    const std::string& where);
+  void cancel_rows(Active& a, std::size_t si, const std::string& section, const std::string& why);
+  std::vector<int> rollback_segments(const Active& a, std::size_t si) const;
+  void start_stage_rollback(Active& a, std::size_t si, const std::string& reason);
+  void start_pipeline_rollback(Active& a, std::size_t si, const std::string& reason);
+  bool drive_rollback(Active& a, std::size_t si);
+  bool drive_pipeline_rollback(Active& a);
+  void end_stage(Active& a, std::size_t si, const std::string& status, const std::string& message,
+                 const std::string& error_type);
+  void skip_stage(Active& a, std::size_t si, const std::string& why);
+  void abort_execution(Active& a, const std::string& message);
+  bool lock_available(const Active& a, std::size_t si, std::string& holder) const;
+  void wake_lock_waiters();
+  void tick_flow();
+
+  // --- scope.cpp: expressions and plugin contexts ---
+  secrets::SecretBox& secret_box();
+  SecretSource& secret_source();
+  const secrets::Masker& masker();
+  std::string mask(const std::string& text);
+  nlohmann::json variable_values(const std::vector<model::Variable>& vars,
+                                 const nlohmann::json& given, const std::string& fqn_prefix,
+                                 const nlohmann::json& inputs);
+  nlohmann::json scope_root(Active& a, std::size_t si, int row);
+  bool condition_holds(Active& a, std::size_t si, int row, const std::string& condition,
+                       std::string& error);
+  void fill_inputs(const Active& a, std::size_t si, int row, nlohmann::json& spec) const;
+  nlohmann::json rendered_spec(Active& a, std::size_t si, int row, std::string& error);
+  // Resolves a Deployment stage's objects, namespace, release name and artifact, and its place
+  // in the deployment queue; returns why it cannot start ("" when it can).
+  std::string start_deployment(Active& a, std::size_t si);
+  nlohmann::json plugin_context(Active& a, std::size_t si, int row, StepScope& scope,
+                                std::vector<std::string>& secrets_used);
+
+  // --- commands.cpp ---
+  void index_plan(Active& a);
+  Active* active_execution(const std::string& id_or_prefix, Outcome& error);
+  void audit(Active& a, const std::string& user, const std::string& action, nlohmann::json details);
+  void note_stage(Active& a, std::size_t si, int level, const std::string& line);
+  nlohmann::json pending_questions(const Active& a, const std::string& stage,
+                                   const std::string& step, bool stage_level) const;
+  static std::string question_names(const nlohmann::json& questions);
+  static std::string approver_summary(const nlohmann::json& approval);
 
   store::Store& store_;
   ChangeFeed& feed_;
@@ -108,7 +195,7 @@ private:
   Clock::time_point next_timers_ = Clock::now();
   struct StoredPipeline {
     std::int64_t version = 0;
-    nlohmann::json model;
+    yaml::Document document; // as applied, with its original line numbers
     model::Pipeline pipeline;
   };
   std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed
@@ -121,6 +208,17 @@ private:
   std::map<std::string, std::vector<store::LogRecord>> logs_; // appended at flush
   std::vector<std::string> finished_;                         // executions ended in this batch
   bool views_changed_ = true;
+  bool waits_changed_ = true;
+  std::unique_ptr<secrets::SecretBox> secret_box_; // opened on first use
+  std::unique_ptr<SecretSource> secret_source_;
+  secrets::Masker masker_;
+  bool secrets_changed_ = true; // the masker must be rebuilt
+  // advance(): executions to drive, and whether a drive is under way (it wakes others).
+  std::deque<std::string> pending_advance_;
+  bool advancing_ = false;
+  std::set<std::string> released_locks_; // deployment queue keys freed in this batch
+  // Secret values each task's spec and context carry, for the delegate to mask (by task id).
+  std::unordered_map<std::string, std::vector<std::string>> task_secrets_;
   bool views_urgent_ = true;
 };
 

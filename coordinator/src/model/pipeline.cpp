@@ -7,266 +7,438 @@
 
 #include "capstan/expression/expression.h"
 #include "model/duration.h"
+#include "model/expression_check.h"
 #include "model/selectors.h"
+#include "model/step_types.h"
 
 namespace capstan::model {
 
 using nlohmann::json;
 using yaml::pointer_append;
 
+const char* node_kind_name(NodeKind kind) {
+  switch (kind) {
+  case NodeKind::kStepGroup:
+    return "StepGroup";
+  case NodeKind::kParallel:
+    return "Parallel";
+  default:
+    return "Step";
+  }
+}
+
 namespace {
 
-// What a step's expressions may refer to at the point where the step runs.
-struct ExpressionScope {
-  std::set<std::string> variables;
-  // stage identifier -> step identifiers, for stages that ran before, plus the current stage's
-  // steps that ran before this one.
-  std::map<std::string, std::set<std::string>> earlier_steps;
-  std::set<std::string> all_stages;
-  std::string current_stage;
+bool is_input(const json* v) {
+  if (v == nullptr || !v->is_string()) return false;
+  try {
+    return expression::parse_runtime_input(v->get_ref<const std::string&>()).has_value();
+  } catch (const expression::Error&) {
+    return false;
+  }
+}
+
+// Parsing state of one stage: what its fields may refer to, and the identifiers in use.
+struct StageWalk {
+  ExpressionContext& ctx;
+  Checker& check;
+  std::string stage;
+  std::set<std::string> ids; // step and group identifiers used in the stage
+  bool rollback = false;
 };
 
-std::optional<std::string> check_path(const std::string& path, const ExpressionScope& scope) {
-  static const std::set<std::string> fixed = {"pipeline.name",        "pipeline.identifier",
-                                              "pipeline.executionId", "pipeline.sequenceId",
-                                              "stage.name",           "stage.identifier",
-                                              "stage.type",           "step.name",
-                                              "step.identifier",      "step.type"};
-  if (fixed.count(path)) return std::nullopt;
-  static const std::regex var(R"(pipeline\.variables\.([A-Za-z_][A-Za-z0-9_]*))");
-  static const std::regex output(
-      R"(pipeline\.stages\.([A-Za-z_][A-Za-z0-9_]*)\.spec\.execution\.steps\.([A-Za-z_][A-Za-z0-9_]*)\.output\.outputVariables\.([A-Za-z_][A-Za-z0-9_]*))");
-  static const std::regex local(
-      R"(execution\.steps\.([A-Za-z_][A-Za-z0-9_]*)\.output\.outputVariables\.([A-Za-z_][A-Za-z0-9_]*))");
-  std::smatch m;
-  if (std::regex_match(path, m, var)) {
-    if (scope.variables.count(m[1].str())) return std::nullopt;
-    return "the pipeline declares no variable '" + m[1].str() + "'";
-  }
-  auto earlier = [&](const std::string& stage,
-                     const std::string& step) -> std::optional<std::string> {
-    if (!scope.all_stages.count(stage)) return "the pipeline has no stage '" + stage + "'";
-    auto it = scope.earlier_steps.find(stage);
-    if (it == scope.earlier_steps.end()) return "stage '" + stage + "' runs after this step";
-    if (!it->second.count(step)) {
-      return "no step '" + step + "' runs before this one in stage '" + stage + "'";
+std::optional<When> parse_when(const json& owner, const std::string& at, Checker& check,
+                               const char* status_key, const ExpressionContext& ctx) {
+  const auto* body = check.object(owner, at, "when", false);
+  if (body == nullptr) return std::nullopt;
+  auto wat = pointer_append(at, "when");
+  check.only(*body, wat, {status_key, "condition"});
+  When w;
+  w.location = check.locate(wat);
+  auto status = check.one_of(*body, wat, status_key, {"Success", "Failure", "All"}, true);
+  if (!status.empty()) w.status = status;
+  if (const auto* cond = check.member(*body, wat, "condition", false)) {
+    auto cat = pointer_append(wat, "condition");
+    if (cond->is_boolean()) {
+      w.condition = cond->get<bool>() ? "true" : "false";
+    } else if (!cond->is_string()) {
+      check.error(cat, "'condition' must be a string holding a condition such as "
+                       "<+pipeline.variables.env> == \"prod\"");
+    } else {
+      w.condition = cond->get<std::string>();
+      w.location = check.locate(cat);
+      if (!w.condition.empty()) check_field(w.condition, cat, ctx, check, true);
     }
-    return std::nullopt;
+  }
+  return w;
+}
+
+void parse_approval_spec(const json& spec, const std::string& at, Checker& check) {
+  check.only(spec, at,
+             {"approvalMessage", "includePipelineExecutionHistory", "approvers", "approverInputs",
+              "isAutoRejectEnabled"},
+             {"autoApproval"});
+  check.string(spec, at, "approvalMessage", true);
+  check.boolean(spec, at, "includePipelineExecutionHistory");
+  check.boolean(spec, at, "isAutoRejectEnabled");
+  const auto* approvers = check.object(spec, at, "approvers", true);
+  if (approvers != nullptr) {
+    auto aat = pointer_append(at, "approvers");
+    check.only(*approvers, aat,
+               {"userGroups", "users", "minimumCount", "disallowPipelineExecutor"});
+    auto groups = check.strings(*approvers, aat, "userGroups", false);
+    auto users = check.strings(*approvers, aat, "users", false);
+    if (groups.empty() && users.empty()) {
+      check.error(aat, "approvers need at least one entry in 'userGroups' (or 'users')");
+    }
+    if (const auto* min = check.member(*approvers, aat, "minimumCount", false)) {
+      if (!is_input(min) && !(min->is_number_integer() && min->get<std::int64_t>() >= 1)) {
+        check.error(pointer_append(aat, "minimumCount"), "minimumCount must be a whole number of "
+                                                         "at least 1");
+      }
+    }
+    check.boolean(*approvers, aat, "disallowPipelineExecutor");
+  }
+  if (const auto* inputs = check.array(spec, at, "approverInputs", false)) {
+    auto iat = pointer_append(at, "approverInputs");
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < inputs->size(); ++i) {
+      auto eat = pointer_append(iat, i);
+      const auto& item = (*inputs)[i];
+      if (!item.is_object()) {
+        check.error(eat, "an approver input must be a mapping with 'name' and 'defaultValue'");
+        continue;
+      }
+      check.only(item, eat, {"name", "defaultValue"});
+      auto name = check.string(item, eat, "name", true);
+      if (!name.empty() && check.identifier(name, pointer_append(eat, "name")) &&
+          !names.insert(name).second) {
+        check.error(pointer_append(eat, "name"), "approver input '" + name + "' is declared twice");
+      }
+      if (const auto* d = check.member(item, eat, "defaultValue", false);
+          d != nullptr && (d->is_object() || d->is_array())) {
+        check.error(pointer_append(eat, "defaultValue"), "defaultValue must be a scalar");
+      }
+    }
+  }
+}
+
+void parse_wait_spec(const json& spec, const std::string& at, Checker& check) {
+  check.only(spec, at, {"duration"});
+  const auto* d = check.member(spec, at, "duration", true);
+  if (d != nullptr && !is_input(d)) check.duration(spec, at, "duration", true);
+}
+
+std::vector<Node> parse_list(const json& list, const std::string& at, StageWalk& walk,
+                             const std::string& prefix, std::set<std::string>& done);
+
+Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
+                     const std::string& path) {
+  auto& check = walk.check;
+  Node step;
+  step.kind = NodeKind::kStep;
+  step.location = check.locate(sat);
+  check.only(body, sat,
+             {"type", "identifier", "name", "timeout", "spec", "description", "failureStrategies",
+              "when", "delegateSelectors"},
+             {"strategy", "template", "enforce"});
+  step.identifier = check.string(body, sat, "identifier", true);
+  if (!step.identifier.empty())
+    check.identifier(step.identifier, pointer_append(sat, "identifier"));
+  step.name = check.string(body, sat, "name", true);
+  step.type = check.string(body, sat, "type", true);
+  step.type_location = check.locate(pointer_append(sat, "type"));
+  step.description = check.string(body, sat, "description", false);
+  step.timeout = step.type == "HarnessApproval" ? kDefaultApprovalTimeout : kDefaultStepTimeout;
+  const auto* t = check.member(body, sat, "timeout", false);
+  if (t != nullptr && !is_input(t)) {
+    if (auto d = check.duration(body, sat, "timeout", false)) step.timeout = *d;
+  }
+  walk.ctx.in_step = true;
+  step.when = parse_when(body, sat, check, "stageStatus", walk.ctx);
+  step.failure_strategies = parse_failure_strategies(body, sat, check);
+  step.delegate_selectors = parse_delegate_selectors(body, sat, check);
+  if (const auto* spec =
+          check.object(body, sat, "spec", step.type == "HarnessApproval" || step.type == "Wait")) {
+    step.spec = *spec;
+    auto spat = pointer_append(sat, "spec");
+    check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
+    if (step.type == "HarnessApproval") parse_approval_spec(*spec, spat, check);
+    if (step.type == "Wait") parse_wait_spec(*spec, spat, check);
+  }
+  walk.ctx.in_step = false;
+  (void)path;
+  return step;
+}
+
+// One entry of a steps list: {step: ...}, {stepGroup: ...} or {parallel: [...]}. `done` gains
+// the paths of the steps that have ended once the entry has.
+Node parse_entry(const json& wrapper, const std::string& at, StageWalk& walk,
+                 const std::string& prefix, std::set<std::string>& done) {
+  auto& check = walk.check;
+  Node node;
+  node.location = check.locate(at);
+  if (!wrapper.is_object()) {
+    check.error(at, std::string("a step entry must be a mapping with 'step', 'stepGroup' or "
+                                "'parallel', not ") +
+                        type_name(wrapper));
+    return node;
+  }
+  check.only(wrapper, at, {"step", "stepGroup", "parallel"});
+  if (wrapper.size() != 1) {
+    if (!wrapper.empty()) {
+      check.error(at, "a step entry holds exactly one of 'step', 'stepGroup' or 'parallel'");
+    } else {
+      check.error(at, "an empty step entry: write 'step', 'stepGroup' or 'parallel'");
+    }
+    return node;
+  }
+  auto use_id = [&](const std::string& id, const std::string& id_at) {
+    if (id.empty()) return;
+    if (!walk.ids.insert(id).second) {
+      check.error(id_at, "identifier '" + id + "' is used twice in stage '" + walk.stage + "'");
+    }
   };
-  if (std::regex_match(path, m, output)) return earlier(m[1].str(), m[2].str());
-  if (std::regex_match(path, m, local)) return earlier(scope.current_stage, m[1].str());
-  return "unknown expression; supported are pipeline.name|identifier|executionId|sequenceId, "
-         "pipeline.variables.NAME, stage.name|identifier|type, step.name|identifier|type, "
-         "pipeline.stages.STAGE.spec.execution.steps.STEP.output.outputVariables.NAME and "
-         "execution.steps.STEP.output.outputVariables.NAME";
+  walk.ctx.earlier_steps[walk.stage] = done;
+  if (wrapper.contains("step")) {
+    const auto* body = check.object(wrapper, at, "step", true);
+    if (body == nullptr) return node;
+    auto sat = pointer_append(at, "step");
+    node = parse_step_body(*body, sat, walk, prefix);
+    use_id(node.identifier, pointer_append(sat, "identifier"));
+    done.insert(prefix + node.identifier);
+    return node;
+  }
+  if (wrapper.contains("parallel")) {
+    node.kind = NodeKind::kParallel;
+    const auto* list = check.array(wrapper, at, "parallel", true);
+    if (list == nullptr) return node;
+    auto pat = pointer_append(at, "parallel");
+    node.location = check.locate(pat);
+    if (list->size() < 2) check.error(pat, "a parallel block needs at least two entries");
+    std::set<std::string> after = done;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      auto eat = pointer_append(pat, i);
+      const auto& item = (*list)[i];
+      if (item.is_object() && item.contains("parallel")) {
+        check.error(pointer_append(eat, "parallel"), "a parallel block cannot hold another one "
+                                                     "directly (use a step group)");
+        continue;
+      }
+      std::set<std::string> branch = done; // siblings do not see each other
+      node.children.push_back(parse_entry(item, eat, walk, prefix, branch));
+      after.insert(branch.begin(), branch.end());
+    }
+    done = std::move(after);
+    return node;
+  }
+  node.kind = NodeKind::kStepGroup;
+  const auto* body = check.object(wrapper, at, "stepGroup", true);
+  if (body == nullptr) return node;
+  auto gat = pointer_append(at, "stepGroup");
+  node.location = check.locate(gat);
+  check.only(*body, gat,
+             {"identifier", "name", "steps", "rollbackSteps", "when", "failureStrategies",
+              "delegateSelectors", "description"},
+             {"timeout", "variables", "strategy", "template", "stepGroupInfra", "sharedPaths"});
+  node.identifier = check.string(*body, gat, "identifier", true);
+  if (!node.identifier.empty())
+    check.identifier(node.identifier, pointer_append(gat, "identifier"));
+  use_id(node.identifier, pointer_append(gat, "identifier"));
+  node.name = check.string(*body, gat, "name", true);
+  node.description = check.string(*body, gat, "description", false);
+  node.when = parse_when(*body, gat, check, "stageStatus", walk.ctx);
+  node.failure_strategies = parse_failure_strategies(*body, gat, check);
+  node.delegate_selectors = parse_delegate_selectors(*body, gat, check);
+  const std::string inner = prefix + node.identifier + ".";
+  if (const auto* steps = check.array(*body, gat, "steps", true)) {
+    if (steps->empty()) check.error(pointer_append(gat, "steps"), "a step group needs a step");
+    node.children = parse_list(*steps, pointer_append(gat, "steps"), walk, inner, done);
+  }
+  if (const auto* rb = check.array(*body, gat, "rollbackSteps", false)) {
+    std::set<std::string> seen = done; // rollback may read every step of the group
+    bool was = walk.rollback;
+    walk.rollback = true;
+    node.rollback = parse_list(*rb, pointer_append(gat, "rollbackSteps"), walk, inner, seen);
+    walk.rollback = was;
+  }
+  done.insert(prefix + node.identifier);
+  return node;
 }
 
-// Answers lookups the way a run will, without values: known paths resolve (to ""), unknown
-// ones do not, and the reason is kept for the message.
-class CheckScope : public expression::Scope {
-public:
-  explicit CheckScope(const ExpressionScope& scope) : scope_(scope) {}
-  std::optional<expression::Value> lookup(const std::vector<std::string>& path) const override {
-    std::string dotted;
-    for (const auto& p : path) dotted += (dotted.empty() ? "" : ".") + p;
-    if (auto why = check_path(dotted, scope_)) {
-      reason = "<+" + dotted + ">: " + *why;
-      return std::nullopt;
-    }
-    return expression::Value("");
-  }
-  mutable std::string reason;
-
-private:
-  const ExpressionScope& scope_;
-};
-
-// Checks every expression in a step's spec and records where each one is.
-void check_expressions(const json& value, const std::string& pointer, const std::string& rel,
-                       const ExpressionScope& scope, Checker& check, Step& step) {
-  if (value.is_string()) {
-    const auto& s = value.get_ref<const std::string&>();
-    if (!expression::has_expression(s)) return;
-    step.expression_locations[rel] = check.locate(pointer);
-    CheckScope probe(scope);
-    try {
-      expression::Expression::parse_template(s).evaluate(probe);
-    } catch (const expression::Error& e) {
-      check.error(pointer, probe.reason.empty() ? e.what() : probe.reason);
-    }
-  } else if (value.is_object()) {
-    for (const auto& [k, v] : value.items()) {
-      check_expressions(v, pointer_append(pointer, k), pointer_append(rel, k), scope, check, step);
-    }
-  } else if (value.is_array()) {
-    for (std::size_t i = 0; i < value.size(); ++i) {
-      check_expressions(value[i], pointer_append(pointer, i), pointer_append(rel, i), scope, check,
-                        step);
-    }
-  }
-}
-
-std::vector<Variable> parse_variables(const json& pipe, const std::string& at, Checker& check) {
-  std::vector<Variable> out;
-  const auto* list = check.array(pipe, at, "variables", false);
-  if (list == nullptr) return out;
-  std::set<std::string> seen;
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    auto vat = pointer_append(pointer_append(at, "variables"), i);
-    const auto& item = (*list)[i];
-    if (!item.is_object()) {
-      check.error(vat, std::string("a variable must be a mapping, not ") + type_name(item));
-      continue;
-    }
-    check.only(item, vat, {"name", "type", "value", "description", "required", "default"});
-    Variable v;
-    v.name = check.string(item, vat, "name", true);
-    if (!v.name.empty() && check.identifier(v.name, pointer_append(vat, "name")) &&
-        !seen.insert(v.name).second) {
-      check.error(pointer_append(vat, "name"), "variable '" + v.name + "' is declared twice");
-    }
-    auto type = check.string(item, vat, "type", false);
-    if (!type.empty()) {
-      if (type == "Secret") {
-        check.error(pointer_append(vat, "type"),
-                    "variables of type Secret are not supported by this version of Capstan yet");
-      } else if (type != "String" && type != "Number") {
-        check.error(pointer_append(vat, "type"),
-                    "unknown variable type '" + type + "' (expected String or Number)");
-      }
-      v.type = type;
-    }
-    v.description = check.string(item, vat, "description", false);
-    const auto* value = check.member(item, vat, "value", false);
-    if (value != nullptr) {
-      if (value->is_object() || value->is_array()) {
-        check.error(pointer_append(vat, "value"), "a variable's value must be a scalar");
-      } else {
-        std::string text = value->is_string() ? value->get<std::string>() : value->dump();
-        try {
-          if (expression::parse_runtime_input(text)) {
-            v.runtime_input = true;
-            v.value = text;
-          } else if (expression::has_expression(text)) {
-            check.error(pointer_append(vat, "value"),
-                        "a variable's value is a literal or a runtime input such as <+input> or "
-                        "<+input>.default(VALUE)");
-          } else {
-            v.value = text;
-          }
-        } catch (const expression::Error& e) {
-          check.error(pointer_append(vat, "value"), e.what());
-        }
-      }
-    }
-    out.push_back(std::move(v));
+std::vector<Node> parse_list(const json& list, const std::string& at, StageWalk& walk,
+                             const std::string& prefix, std::set<std::string>& done) {
+  std::vector<Node> out;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    out.push_back(parse_entry(list[i], pointer_append(at, i), walk, prefix, done));
   }
   return out;
 }
 
-Step parse_step(const json& wrapper, const std::string& at, Checker& check,
-                const ExpressionScope& scope) {
-  Step step;
-  step.location = check.locate(at);
-  if (!wrapper.is_object()) {
-    check.error(at, std::string("a step entry must be a mapping, not ") + type_name(wrapper));
-    return step;
+StageEnvironment parse_stage_environment(const json& env, const std::string& eat, Checker& check,
+                                         bool gitops) {
+  StageEnvironment e;
+  e.location = check.locate(eat);
+  check.only(env, eat,
+             {"environmentRef", "deployToAll", "infrastructureDefinitions", "gitOpsClusters",
+              "environmentInputs", "serviceOverrideInputs"},
+             {"provisioner", "useFromStage"});
+  e.environment_ref = strip_scope(check.string(env, eat, "environmentRef", true));
+  e.deploy_to_all = check.boolean(env, eat, "deployToAll").value_or(false);
+  if (const auto* inputs = check.object(env, eat, "environmentInputs", false)) {
+    e.environment_inputs = *inputs;
   }
-  check.only(wrapper, at, {"step"}, {"parallel", "stepGroup"});
-  const auto* body =
-      check.object(wrapper, at, "step",
-                   wrapper.contains("parallel") || wrapper.contains("stepGroup") ? false : true);
-  if (body == nullptr) return step;
-  auto sat = pointer_append(at, "step");
-  step.location = check.locate(sat);
-  check.only(*body, sat,
-             {"type", "identifier", "name", "timeout", "spec", "description", "delegateSelectors"},
-             {"failureStrategies", "when", "strategy", "template"});
-  step.delegate_selectors = parse_delegate_selectors(*body, sat, check);
-  step.identifier = check.string(*body, sat, "identifier", true);
-  if (!step.identifier.empty())
-    check.identifier(step.identifier, pointer_append(sat, "identifier"));
-  step.name = check.string(*body, sat, "name", true);
-  step.type = check.string(*body, sat, "type", true);
-  step.description = check.string(*body, sat, "description", false);
-  if (const auto* t = check.member(*body, sat, "timeout", false)) {
-    auto tat = pointer_append(sat, "timeout");
-    if (!t->is_string()) {
-      check.error(tat, "'timeout' must be a duration such as \"10m\" or \"1h 30m\"");
-    } else if (auto d = parse_duration(t->get<std::string>())) {
-      step.timeout = *d;
-    } else {
-      check.error(tat, "invalid timeout '" + t->get<std::string>() +
-                           "': use a duration such as \"30s\", \"10m\" or \"1h 30m\" "
-                           "(units w, d, h, m, s, ms)");
+  if (const auto* infras = check.array(env, eat, "infrastructureDefinitions", false)) {
+    auto iat = pointer_append(eat, "infrastructureDefinitions");
+    for (std::size_t i = 0; i < infras->size(); ++i) {
+      auto at = pointer_append(iat, i);
+      const auto& item = (*infras)[i];
+      if (!item.is_object()) {
+        check.error(at, "each infrastructure definition must be a mapping with 'identifier'");
+        continue;
+      }
+      check.only(item, at, {"identifier", "inputs"});
+      auto id = strip_scope(check.string(item, at, "identifier", true));
+      if (id.empty()) continue;
+      e.infrastructure_refs.push_back(id);
+      if (const auto* in = check.object(item, at, "inputs", false)) {
+        e.infrastructure_inputs[id] = *in;
+      }
+    }
+    if (gitops && !e.infrastructure_refs.empty()) {
+      check.error(iat, "a GitOps stage deploys through GitOps clusters (gitOpsClusters or "
+                       "deployToAll), not infrastructure definitions");
+    } else if (e.infrastructure_refs.size() > 1) {
+      check.error(iat, "deploying to several infrastructure definitions in one stage is not "
+                       "supported by this version of Capstan yet; use one stage per "
+                       "infrastructure");
     }
   }
-  if (const auto* spec = check.object(*body, sat, "spec", false)) {
-    step.spec = *spec;
-    check_expressions(*spec, pointer_append(sat, "spec"), "", scope, check, step);
+  if (const auto* clusters = check.array(env, eat, "gitOpsClusters", false)) {
+    auto cat = pointer_append(eat, "gitOpsClusters");
+    if (!gitops) {
+      check.error(cat, "gitOpsClusters belong to GitOps stages (spec.gitOpsEnabled: true)");
+    }
+    for (std::size_t i = 0; i < clusters->size(); ++i) {
+      auto at = pointer_append(cat, i);
+      const auto& item = (*clusters)[i];
+      if (!item.is_object()) {
+        check.error(at, "each GitOps cluster must be a mapping with 'identifier'");
+        continue;
+      }
+      check.only(item, at, {"identifier", "agentIdentifier"});
+      auto id = strip_scope(check.string(item, at, "identifier", true));
+      if (!id.empty()) e.gitops_clusters.push_back(id);
+    }
   }
-  return step;
+  if (!gitops && e.infrastructure_refs.empty()) {
+    check.error(eat, "a Deployment stage needs 'infrastructureDefinitions: [{identifier: ...}]' "
+                     "(the infrastructure to deploy to)");
+  }
+  if (gitops && e.gitops_clusters.empty() && !e.deploy_to_all) {
+    check.error(eat, "a GitOps stage names its clusters: 'gitOpsClusters: [{identifier: ...}]' "
+                     "or 'deployToAll: true'");
+  }
+  return e;
 }
 
-Stage parse_stage(const json& wrapper, const std::string& at, Checker& check,
-                  ExpressionScope& scope) {
+void parse_deployment(const json& spec, const std::string& spat, Stage& stage, Checker& check) {
+  if (!stage.deployment_type.empty() && stage.deployment_type != "Kubernetes") {
+    check.error(pointer_append(spat, "deploymentType"),
+                "unknown deploymentType '" + stage.deployment_type + "' (expected Kubernetes)");
+  }
+  if (const auto* svc = check.object(spec, spat, "service", true)) {
+    auto sat = pointer_append(spat, "service");
+    check.only(*svc, sat, {"serviceRef", "serviceInputs"}, {"useFromStage"});
+    stage.service_ref = strip_scope(check.string(*svc, sat, "serviceRef", true));
+    if (const auto* in = check.object(*svc, sat, "serviceInputs", false)) {
+      stage.service_inputs = *in;
+    }
+  }
+  if (const auto* env = check.object(spec, spat, "environment", !spec.contains("environments"))) {
+    stage.environment =
+        parse_stage_environment(*env, pointer_append(spat, "environment"), check, stage.gitops);
+  }
+}
+
+Stage parse_stage_body(const json& body, const std::string& sat, ExpressionContext& ctx,
+                       Checker& check) {
   Stage stage;
-  stage.location = check.locate(at);
-  if (!wrapper.is_object()) {
-    check.error(at, std::string("a stage entry must be a mapping, not ") + type_name(wrapper));
-    return stage;
-  }
-  check.only(wrapper, at, {"stage"}, {"parallel"});
-  const auto* body = check.object(wrapper, at, "stage", !wrapper.contains("parallel"));
-  if (body == nullptr) return stage;
-  auto sat = pointer_append(at, "stage");
   stage.location = check.locate(sat);
-  check.only(*body, sat,
-             {"identifier", "name", "type", "spec", "description", "tags", "delegateSelectors"},
-             {"variables", "when", "failureStrategies", "strategy", "template"});
-  stage.delegate_selectors = parse_delegate_selectors(*body, sat, check);
-  stage.identifier = check.string(*body, sat, "identifier", true);
-  if (!stage.identifier.empty()) {
+  check.only(body, sat,
+             {"identifier", "name", "type", "spec", "description", "tags", "variables", "when",
+              "failureStrategies", "delegateSelectors"},
+             {"strategy", "template"});
+  stage.identifier = check.string(body, sat, "identifier", true);
+  if (!stage.identifier.empty())
     check.identifier(stage.identifier, pointer_append(sat, "identifier"));
-  }
-  stage.name = check.string(*body, sat, "name", true);
-  stage.type = check.string(*body, sat, "type", true);
-  stage.description = check.string(*body, sat, "description", false);
+  stage.name = check.string(body, sat, "name", true);
+  stage.type = check.string(body, sat, "type", true);
   if (!stage.type.empty() && stage.type != "Custom" && stage.type != "Deployment") {
     check.error(pointer_append(sat, "type"),
                 "unknown stage type '" + stage.type + "' (expected Custom or Deployment)");
+    stage.type.clear();
   }
-  const auto* spec = check.object(*body, sat, "spec", true);
+  stage.description = check.string(body, sat, "description", false);
+  stage.variables = parse_variables(body, sat, check);
+  stage.delegate_selectors = parse_delegate_selectors(body, sat, check);
+  stage.failure_strategies = parse_failure_strategies(body, sat, check);
+
+  ctx.current_stage = stage.identifier;
+  ctx.in_stage = true;
+  ctx.deployment = stage.type == "Deployment";
+  auto& vars = ctx.stage_variables[stage.identifier];
+  for (const auto& v : stage.variables) vars.insert(v.name);
+  ctx.earlier_steps[stage.identifier].clear();
+  stage.when = parse_when(body, sat, check, "pipelineStatus", ctx);
+
+  const auto* spec = check.object(body, sat, "spec", true);
   if (spec == nullptr) return stage;
   auto spat = pointer_append(sat, "spec");
-  check.only(*spec, spat, {"execution", "deploymentType"},
-             {"service", "environment", "infrastructure", "serviceConfig", "environmentGroup"});
+  if (stage.type == "Deployment") {
+    check.only(*spec, spat,
+               {"execution", "deploymentType", "service", "environment", "gitOpsEnabled"},
+               {"environments", "services", "serviceConfig", "infrastructure", "environmentGroup"});
+    stage.deployment_type = check.string(*spec, spat, "deploymentType", false);
+    if (stage.deployment_type.empty()) stage.deployment_type = "Kubernetes";
+    stage.gitops = check.boolean(*spec, spat, "gitOpsEnabled").value_or(false);
+    parse_deployment(*spec, spat, stage, check);
+  } else {
+    check.only(*spec, spat, {"execution"}, {"environment", "environments"});
+  }
   const auto* exec = check.object(*spec, spat, "execution", true);
   if (exec == nullptr) return stage;
   auto eat = pointer_append(spat, "execution");
-  check.only(*exec, eat, {"steps"}, {"rollbackSteps"});
-  const auto* steps = check.array(*exec, eat, "steps", true);
-  if (steps == nullptr) return stage;
-  auto lat = pointer_append(eat, "steps");
-  if (steps->empty()) check.error(lat, "a stage needs at least one step");
-  scope.current_stage = stage.identifier;
-  auto& earlier = scope.earlier_steps[stage.identifier];
-  std::set<std::string> ids;
-  for (std::size_t i = 0; i < steps->size(); ++i) {
-    auto at_i = pointer_append(lat, i);
-    Step step = parse_step((*steps)[i], at_i, check, scope);
-    if (!step.identifier.empty() && !ids.insert(step.identifier).second) {
-      check.error(pointer_append(pointer_append(at_i, "step"), "identifier"),
-                  "step identifier '" + step.identifier + "' is used twice in stage '" +
-                      stage.identifier + "'");
-    }
-    earlier.insert(step.identifier);
-    stage.steps.push_back(std::move(step));
+  check.only(*exec, eat, {"steps", "rollbackSteps"});
+  StageWalk walk{ctx, check, stage.identifier, {}, false};
+  std::set<std::string> done;
+  if (const auto* steps = check.array(*exec, eat, "steps", true)) {
+    if (steps->empty())
+      check.error(pointer_append(eat, "steps"), "a stage needs at least one step");
+    stage.steps = parse_list(*steps, pointer_append(eat, "steps"), walk, "", done);
   }
+  if (const auto* rb = check.array(*exec, eat, "rollbackSteps", false)) {
+    walk.rollback = true;
+    stage.rollback_steps = parse_list(*rb, pointer_append(eat, "rollbackSteps"), walk, "", done);
+  }
+  ctx.earlier_steps[stage.identifier] = done;
+  ctx.in_stage = false;
+  ctx.deployment = false;
   return stage;
 }
 
 } // namespace
+
+void for_each_step(const std::vector<Node>& nodes, const std::function<void(const Node&)>& fn) {
+  for (const auto& n : nodes) {
+    if (n.kind == NodeKind::kStep) {
+      fn(n);
+    } else {
+      for_each_step(n.children, fn);
+      for_each_step(n.rollback, fn);
+    }
+  }
+}
 
 Pipeline parse_pipeline(const json& doc, const yaml::SourceMap& where,
                         std::vector<Problem>& problems) {
@@ -290,63 +462,177 @@ Pipeline parse_pipeline(const json& doc, const yaml::SourceMap& where,
   if (stages == nullptr) return p;
   if (stages->empty()) check.error(at + "/stages", "a pipeline needs at least one stage");
 
-  ExpressionScope scope;
-  for (const auto& v : p.variables) scope.variables.insert(v.name);
-  for (const auto& s : *stages) {
+  ExpressionContext ctx;
+  for (const auto& v : p.variables) ctx.pipeline_variables.insert(v.name);
+  auto stage_id = [](const json& s) -> std::string {
     if (s.is_object() && s.contains("stage") && s["stage"].is_object() &&
         s["stage"].contains("identifier") && s["stage"]["identifier"].is_string()) {
-      scope.all_stages.insert(s["stage"]["identifier"].get<std::string>());
+      return s["stage"]["identifier"].get<std::string>();
+    }
+    return {};
+  };
+  for (const auto& s : *stages) {
+    if (s.is_object() && s.contains("parallel") && s["parallel"].is_array()) {
+      for (const auto& inner : s["parallel"]) ctx.all_stages.insert(stage_id(inner));
+    } else {
+      ctx.all_stages.insert(stage_id(s));
     }
   }
   std::set<std::string> ids;
-  for (std::size_t i = 0; i < stages->size(); ++i) {
-    auto sat = pointer_append(at + "/stages", i);
-    Stage stage = parse_stage((*stages)[i], sat, check, scope);
+  auto add_stage = [&](const json& wrapper, const std::string& sat, int group,
+                       const ExpressionContext& before, ExpressionContext& after) {
+    if (!wrapper.is_object()) {
+      check.error(sat, std::string("a stage entry must be a mapping with 'stage' or 'parallel', "
+                                   "not ") +
+                           type_name(wrapper));
+      return;
+    }
+    check.only(wrapper, sat, {"stage"});
+    const auto* body = check.object(wrapper, sat, "stage", true);
+    if (body == nullptr) return;
+    ExpressionContext local = before;
+    Stage stage = parse_stage_body(*body, pointer_append(sat, "stage"), local, check);
+    stage.parallel_group = group;
     if (!stage.identifier.empty() && !ids.insert(stage.identifier).second) {
       check.error(sat + "/stage/identifier",
                   "stage identifier '" + stage.identifier + "' is used twice");
     }
+    after.earlier_steps[stage.identifier] = local.earlier_steps[stage.identifier];
+    after.stage_variables[stage.identifier] = local.stage_variables[stage.identifier];
     p.stages.push_back(std::move(stage));
+  };
+  for (std::size_t i = 0; i < stages->size(); ++i) {
+    auto sat = pointer_append(at + "/stages", i);
+    const auto& entry = (*stages)[i];
+    const int group = static_cast<int>(i);
+    if (entry.is_object() && entry.contains("parallel")) {
+      check.only(entry, sat, {"parallel"});
+      const auto* list = check.array(entry, sat, "parallel", true);
+      if (list == nullptr) continue;
+      auto pat = pointer_append(sat, "parallel");
+      if (list->size() < 2) check.error(pat, "a parallel block needs at least two stages");
+      ExpressionContext after = ctx; // stages of one block do not see each other
+      for (std::size_t j = 0; j < list->size(); ++j) {
+        add_stage((*list)[j], pointer_append(pat, j), group, ctx, after);
+      }
+      ctx = std::move(after);
+    } else {
+      ExpressionContext after = ctx;
+      add_stage(entry, sat, group, ctx, after);
+      ctx = std::move(after);
+    }
   }
   return p;
 }
 
-json to_json(const Pipeline& p) {
-  json vars = json::array();
-  for (const auto& v : p.variables) {
-    json j = {
-        {"name", v.name}, {"type", v.type}, {"value", v.value}, {"runtimeInput", v.runtime_input}};
-    if (!v.description.empty()) j["description"] = v.description;
-    vars.push_back(std::move(j));
+void to_json(json& j, const When& w) {
+  j = {{"status", w.status}, {"condition", w.condition}, {"location", w.location}};
+}
+
+void from_json(const json& j, When& w) {
+  w.status = j.value("status", "Success");
+  w.condition = j.value("condition", "");
+  w.location = j.value("location", "");
+}
+
+void to_json(json& j, const Node& n) {
+  j = {{"kind", node_kind_name(n.kind)},
+       {"identifier", n.identifier},
+       {"name", n.name},
+       {"location", n.location}};
+  if (n.kind == NodeKind::kStep) {
+    j["type"] = n.type;
+    j["description"] = n.description;
+    j["timeoutMs"] = n.timeout.count();
+    j["spec"] = n.spec;
+    j["typeLocation"] = n.type_location;
+    j["expressionLocations"] = n.expression_locations;
   }
+  if (n.when) j["when"] = *n.when;
+  if (!n.failure_strategies.empty()) j["failureStrategies"] = n.failure_strategies;
+  if (!n.delegate_selectors.empty()) j["delegateSelectors"] = n.delegate_selectors;
+  if (n.kind != NodeKind::kStep) j["children"] = n.children;
+  if (!n.rollback.empty()) j["rollback"] = n.rollback;
+}
+
+void from_json(const json& j, Node& n) {
+  auto kind = j.value("kind", "Step");
+  n.kind = kind == "StepGroup" ? NodeKind::kStepGroup
+                               : (kind == "Parallel" ? NodeKind::kParallel : NodeKind::kStep);
+  n.identifier = j.value("identifier", "");
+  n.name = j.value("name", "");
+  n.type = j.value("type", "");
+  n.description = j.value("description", "");
+  n.timeout = std::chrono::milliseconds(j.value("timeoutMs", kDefaultStepTimeout.count()));
+  n.spec = j.value("spec", json::object());
+  n.location = j.value("location", "");
+  n.type_location = j.value("typeLocation", "");
+  n.expression_locations = j.value("expressionLocations", std::map<std::string, std::string>{});
+  n.when.reset();
+  if (j.contains("when")) n.when = j["when"].get<When>();
+  n.failure_strategies = j.value("failureStrategies", std::vector<FailureStrategy>{});
+  n.delegate_selectors = j.value("delegateSelectors", std::vector<std::string>{});
+  n.children = j.value("children", std::vector<Node>{});
+  n.rollback = j.value("rollback", std::vector<Node>{});
+}
+
+namespace {
+
+json env_to_json(const StageEnvironment& e) {
+  return {{"environmentRef", e.environment_ref},
+          {"deployToAll", e.deploy_to_all},
+          {"infrastructureRefs", e.infrastructure_refs},
+          {"gitOpsClusters", e.gitops_clusters},
+          {"environmentInputs", e.environment_inputs},
+          {"infrastructureInputs", e.infrastructure_inputs},
+          {"location", e.location}};
+}
+
+StageEnvironment env_from_json(const json& j) {
+  StageEnvironment e;
+  e.environment_ref = j.value("environmentRef", "");
+  e.deploy_to_all = j.value("deployToAll", false);
+  e.infrastructure_refs = j.value("infrastructureRefs", std::vector<std::string>{});
+  e.gitops_clusters = j.value("gitOpsClusters", std::vector<std::string>{});
+  e.environment_inputs = j.value("environmentInputs", json::object());
+  e.infrastructure_inputs = j.value("infrastructureInputs", json::object());
+  e.location = j.value("location", "");
+  return e;
+}
+
+} // namespace
+
+json to_json(const Pipeline& p) {
   json stages = json::array();
   for (const auto& s : p.stages) {
-    json steps = json::array();
-    for (const auto& st : s.steps) {
-      steps.push_back({{"identifier", st.identifier},
-                       {"name", st.name},
-                       {"type", st.type},
-                       {"description", st.description},
-                       {"timeoutMs", st.timeout.count()},
-                       {"spec", st.spec},
-                       {"delegateSelectors", st.delegate_selectors},
-                       {"location", st.location},
-                       {"expressionLocations", st.expression_locations}});
+    json j = {{"identifier", s.identifier},
+              {"name", s.name},
+              {"type", s.type},
+              {"description", s.description},
+              {"location", s.location},
+              {"parallelGroup", s.parallel_group},
+              {"variables", s.variables},
+              {"steps", s.steps},
+              {"rollbackSteps", s.rollback_steps}};
+    if (s.when) j["when"] = *s.when;
+    if (!s.failure_strategies.empty()) j["failureStrategies"] = s.failure_strategies;
+    if (!s.delegate_selectors.empty()) j["delegateSelectors"] = s.delegate_selectors;
+    if (s.type == "Deployment") {
+      j["deploymentType"] = s.deployment_type;
+      j["gitOpsEnabled"] = s.gitops;
+      j["serviceRef"] = s.service_ref;
+      j["serviceInputs"] = s.service_inputs;
+      if (s.environment) j["environment"] = env_to_json(*s.environment);
     }
-    stages.push_back({{"identifier", s.identifier},
-                      {"name", s.name},
-                      {"type", s.type},
-                      {"description", s.description},
-                      {"location", s.location},
-                      {"delegateSelectors", s.delegate_selectors},
-                      {"steps", std::move(steps)}});
+    stages.push_back(std::move(j));
   }
-  return {{"identifier", p.identifier},
-          {"name", p.name},
-          {"description", p.description},
-          {"variables", std::move(vars)},
-          {"delegateSelectors", p.delegate_selectors},
-          {"stages", std::move(stages)}};
+  json out = {{"identifier", p.identifier},
+              {"name", p.name},
+              {"description", p.description},
+              {"variables", p.variables},
+              {"stages", std::move(stages)}};
+  if (!p.delegate_selectors.empty()) out["delegateSelectors"] = p.delegate_selectors;
+  return out;
 }
 
 Pipeline pipeline_from_json(const json& j) {
@@ -354,16 +640,9 @@ Pipeline pipeline_from_json(const json& j) {
   p.identifier = j.value("identifier", "");
   p.name = j.value("name", "");
   p.description = j.value("description", "");
+  p.variables = j.value("variables", std::vector<Variable>{});
   p.delegate_selectors = j.value("delegateSelectors", std::vector<std::string>{});
-  for (const auto& v : j.value("variables", json::array())) {
-    Variable var;
-    var.name = v.value("name", "");
-    var.type = v.value("type", "String");
-    var.value = v.value("value", "");
-    var.runtime_input = v.value("runtimeInput", false);
-    var.description = v.value("description", "");
-    p.variables.push_back(std::move(var));
-  }
+  int group = 0;
   for (const auto& s : j.value("stages", json::array())) {
     Stage stage;
     stage.identifier = s.value("identifier", "");
@@ -371,22 +650,20 @@ Pipeline pipeline_from_json(const json& j) {
     stage.type = s.value("type", "");
     stage.description = s.value("description", "");
     stage.location = s.value("location", "");
+    stage.parallel_group = s.value("parallelGroup", group);
+    stage.variables = s.value("variables", std::vector<Variable>{});
+    if (s.contains("when")) stage.when = s["when"].get<When>();
+    stage.failure_strategies = s.value("failureStrategies", std::vector<FailureStrategy>{});
     stage.delegate_selectors = s.value("delegateSelectors", std::vector<std::string>{});
-    for (const auto& st : s.value("steps", json::array())) {
-      Step step;
-      step.identifier = st.value("identifier", "");
-      step.name = st.value("name", "");
-      step.type = st.value("type", "");
-      step.description = st.value("description", "");
-      step.timeout = std::chrono::milliseconds(st.value("timeoutMs", kDefaultStepTimeout.count()));
-      step.spec = st.value("spec", json::object());
-      step.location = st.value("location", "");
-      step.delegate_selectors = st.value("delegateSelectors", std::vector<std::string>{});
-      step.expression_locations =
-          st.value("expressionLocations", std::map<std::string, std::string>{});
-      stage.steps.push_back(std::move(step));
-    }
+    stage.deployment_type = s.value("deploymentType", "");
+    stage.gitops = s.value("gitOpsEnabled", false);
+    stage.service_ref = s.value("serviceRef", "");
+    stage.service_inputs = s.value("serviceInputs", json::object());
+    if (s.contains("environment")) stage.environment = env_from_json(s["environment"]);
+    stage.steps = s.value("steps", std::vector<Node>{});
+    stage.rollback_steps = s.value("rollbackSteps", std::vector<Node>{});
     p.stages.push_back(std::move(stage));
+    ++group;
   }
   return p;
 }
@@ -414,27 +691,31 @@ std::map<std::string, std::string> bind_variables(const Pipeline& pipeline,
       if (given != set.end()) {
         value = given->second;
         if (auto why = input->reject(value)) {
-          problems.push_back({"", "pipeline variable '" + v.name + "': " + *why});
+          problems.push_back({v.location, "pipeline variable '" + v.name + "': " + *why});
           continue;
         }
       } else if (input->default_value) {
         value = *input->default_value;
       } else {
-        problems.push_back({"", "pipeline variable '" + v.name +
-                                    "' is a runtime input (<+input>): pass --set " + v.name +
-                                    "=VALUE"});
+        problems.push_back({v.location, "pipeline variable '" + v.name +
+                                            "' is a runtime input (<+input>): pass --set " +
+                                            v.name + "=VALUE"});
         continue;
       }
     } else if (given != set.end()) {
       value = given->second;
     }
-    if (v.type == "Number" && !value.empty()) {
+    if (v.type == "Number" && !value.empty() && !expression::has_expression(value)) {
       static const std::regex number(R"(^-?[0-9]+(\.[0-9]+)?$)");
       if (!std::regex_match(value, number)) {
-        problems.push_back(
-            {"", "pipeline variable '" + v.name + "' is a Number, but got '" + value + "'"});
+        problems.push_back({v.location, "pipeline variable '" + v.name +
+                                            "' is a Number, but got '" + value + "'"});
         continue;
       }
+    }
+    if (v.required && value.empty()) {
+      problems.push_back({v.location, "pipeline variable '" + v.name + "' is required"});
+      continue;
     }
     out[v.name] = value;
   }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "model/duration.h"
+
 namespace capstan::model {
 
 namespace {
@@ -104,17 +106,93 @@ void Checker::only(const nlohmann::json& obj, const std::string& pointer,
   }
 }
 
-bool Checker::identifier(const std::string& value, const std::string& pointer) {
+bool Checker::identifier(const std::string& value, const std::string& pointer, bool allow_dash) {
   bool ok = !value.empty() && value.size() <= 128 &&
             (std::isalpha(static_cast<unsigned char>(value[0])) || value[0] == '_');
   for (char c : value) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) ok = false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || (allow_dash && c == '-'))) {
+      ok = false;
+    }
   }
   if (!ok) {
-    error(pointer, "invalid identifier '" + value +
-                       "': use a letter or '_' followed by letters, digits or '_' (at most 128)");
+    error(pointer, "invalid identifier '" + value + "': use a letter or '_' followed by letters, " +
+                       (allow_dash ? "digits, '_' or '-'" : "digits or '_'") + " (at most 128)");
   }
   return ok;
+}
+
+std::optional<bool> Checker::boolean(const nlohmann::json& object, const std::string& pointer,
+                                     const std::string& key) {
+  const auto* v = member(object, pointer, key, false);
+  if (v == nullptr) return std::nullopt;
+  if (v->is_boolean()) return v->get<bool>();
+  if (v->is_string() && (*v == "true" || *v == "false")) return *v == "true";
+  error(yaml::pointer_append(pointer, key),
+        "'" + key + "' must be true or false, not " + type_name(*v));
+  return std::nullopt;
+}
+
+std::vector<std::string> Checker::strings(const nlohmann::json& object, const std::string& pointer,
+                                          const std::string& key, bool required) {
+  std::vector<std::string> out;
+  const auto* list = array(object, pointer, key, required);
+  if (list == nullptr) return out;
+  auto at = yaml::pointer_append(pointer, key);
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const auto& item = (*list)[i];
+    if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
+      error(yaml::pointer_append(at, i),
+            "each entry of '" + key + "' must be a non-empty string, not " +
+                (item.is_string() ? std::string("an empty string") : type_name(item)));
+      continue;
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+std::string Checker::one_of(const nlohmann::json& object, const std::string& pointer,
+                            const std::string& key, const std::vector<std::string>& allowed,
+                            bool required) {
+  std::string value = string(object, pointer, key, required);
+  if (value.empty()) return value;
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return value;
+  error(yaml::pointer_append(pointer, key),
+        "unknown " + key + " '" + value + "' (expected " + join_names(allowed) + ")");
+  return {};
+}
+
+std::optional<std::chrono::milliseconds> Checker::duration(const nlohmann::json& object,
+                                                           const std::string& pointer,
+                                                           const std::string& key, bool required) {
+  const auto* v = member(object, pointer, key, required);
+  if (v == nullptr) return std::nullopt;
+  auto at = yaml::pointer_append(pointer, key);
+  if (!v->is_string()) {
+    error(at, "'" + key + "' must be a duration such as \"10m\" or \"1h 30m\"");
+    return std::nullopt;
+  }
+  if (auto d = parse_duration(v->get<std::string>())) return d;
+  error(at, "invalid " + key + " '" + v->get<std::string>() +
+                "': use a duration such as \"30s\", \"10m\" or \"1h 30m\" "
+                "(units w, d, h, m, s, ms)");
+  return std::nullopt;
+}
+
+std::string strip_scope(const std::string& ref) {
+  for (const char* scope : {"account.", "org."}) {
+    if (ref.rfind(scope, 0) == 0) return ref.substr(std::string(scope).size());
+  }
+  return ref;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += i + 1 == names.size() ? " or " : ", ";
+    out += names[i];
+  }
+  return out;
 }
 
 } // namespace capstan::model

@@ -1,6 +1,8 @@
 // Validation problems: what is wrong with an applied document, and where (file:line:column).
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -51,8 +53,24 @@ public:
   // Flags members not in `known`, and members in `later` as not supported yet.
   void only(const nlohmann::json& object, const std::string& pointer,
             const std::vector<std::string>& known, const std::vector<std::string>& later = {});
-  // Harness identifiers: a letter or '_' then letters, digits or '_', at most 128.
-  bool identifier(const std::string& value, const std::string& pointer);
+  // Harness identifiers: a letter or '_' then letters, digits or '_', at most 128 (secrets may
+  // also use '-').
+  bool identifier(const std::string& value, const std::string& pointer, bool allow_dash = false);
+  // A boolean member (YAML true/false, or the strings "true"/"false" as Harness UIs write them);
+  // nullopt when absent or wrong (a problem is recorded).
+  std::optional<bool> boolean(const nlohmann::json& object, const std::string& pointer,
+                              const std::string& key);
+  // A list of strings; empty when absent or wrong (a problem is recorded).
+  std::vector<std::string> strings(const nlohmann::json& object, const std::string& pointer,
+                                   const std::string& key, bool required);
+  // A member that must be one of `allowed`; "" when absent or wrong (a problem is recorded).
+  std::string one_of(const nlohmann::json& object, const std::string& pointer,
+                     const std::string& key, const std::vector<std::string>& allowed,
+                     bool required);
+  // A Harness duration member ("10m", "1h 30m"); nullopt when absent or wrong.
+  std::optional<std::chrono::milliseconds> duration(const nlohmann::json& object,
+                                                    const std::string& pointer,
+                                                    const std::string& key, bool required);
 
   std::size_t count() const { return problems_.size(); }
 
@@ -62,5 +80,11 @@ private:
 };
 
 const char* type_name(const nlohmann::json& value);
+
+// A reference to another object as Harness writes it: "id", "org.id" or "account.id" (scopes
+// are accepted for compatibility; Capstan has one scope). Returns the identifier.
+std::string strip_scope(const std::string& ref);
+// "a, b and c" for messages.
+std::string join_names(const std::vector<std::string>& names);
 
 } // namespace capstan::model

@@ -19,7 +19,19 @@ inline constexpr const char* kSucceeded = "Succeeded";
 inline constexpr const char* kFailed = "Failed";
 inline constexpr const char* kAborted = "Aborted";
 inline constexpr const char* kSkipped = "Skipped";
+// Waiting on the coordinator's side: for approvers, a manual intervention, execution inputs, or
+// time (a Wait step, a retry's interval).
+inline constexpr const char* kApprovalWaiting = "ApprovalWaiting";
+inline constexpr const char* kInterventionWaiting = "InterventionWaiting";
+inline constexpr const char* kInputWaiting = "InputWaiting";
+inline constexpr const char* kWaiting = "Waiting";
+// Ended: failed but ignored by a failure strategy; an approval that timed out or was rejected.
+inline constexpr const char* kIgnoreFailed = "IgnoreFailed";
+inline constexpr const char* kExpired = "Expired";
+inline constexpr const char* kApprovalRejected = "ApprovalRejected";
 bool terminal(const std::string& s);
+// Ended in a way that counts as a failure (Failed, Aborted, Expired, ApprovalRejected).
+bool failed_outcome(const std::string& s);
 } // namespace status
 
 struct ObjectRecord {
@@ -32,6 +44,35 @@ struct ObjectRecord {
   nlohmann::json model;
   std::string source;
   std::int64_t applied_at = 0; // unix ms
+  // Where the document came from: the file as named, the lines before the document in it, and
+  // the folder of the file (for Local stores).
+  std::string file;
+  int line_offset = 0;
+  std::string base_dir;
+  bool deleted = false; // a tombstone: the object was deleted in this version
+  nlohmann::json references = nlohmann::json::array(); // [{kind, identifier, location, ...}]
+  std::string applied_by;                              // the user who applied (or deleted) it
+};
+
+// One entry of the audit trail: who did what to which object or execution, and when.
+struct AuditRecord {
+  std::int64_t seq = 0;
+  std::int64_t time = 0; // unix ms
+  std::string user;
+  std::string action; // apply, delete, run, approve, reject, abort, intervene, input
+  std::string kind;   // "pipeline", "execution", ...
+  std::string target; // identifier or execution id
+  std::string execution_id;
+  nlohmann::json details = nlohmann::json::object(); // secrets masked
+};
+
+struct AuditFilter {
+  std::string user;
+  std::string action;
+  std::string kind;
+  std::string target;
+  std::int64_t before = 0; // seq; 0: newest
+  int limit = 100;
 };
 
 struct StageRecord {
@@ -42,6 +83,14 @@ struct StageRecord {
   std::string status = status::kNotStarted;
   std::int64_t started_at = 0;
   std::int64_t ended_at = 0;
+  int parallel_group = 0; // stages of one parallel block share it
+  std::string error_type;
+  std::string message;
+  std::string lock_key; // infrastructure/release name a Deployment stage holds or waits for
+  std::int64_t queued_at = 0;
+  // The stage's resolved service, environment and infrastructure (no secret values).
+  nlohmann::json context = nlohmann::json::object();
+  nlohmann::json state = nlohmann::json::object(); // rollback progress, questions asked
 };
 
 struct StepRecord {
@@ -63,7 +112,14 @@ struct StepRecord {
   std::string error_type; // Harness failure type: Timeout, DelegateProvisioning, Unknown, ...
   std::string message;
   nlohmann::json outputs = nlohmann::json::object();
-  std::uint64_t log_cursor = 0; // lines of the current attempt stored (the delegate's numbering)
+  std::uint64_t log_cursor = 0;  // lines of the current attempt stored (the delegate's numbering)
+  std::string kind = "Step";     // Step | StepGroup | Parallel
+  int parent = -1;               // step_index of the enclosing group or parallel block
+  std::string section = "steps"; // steps | rollback
+  int retries = 0;               // retries taken by its failure strategy
+  std::int64_t wake_at = 0;      // unix ms: when a wait, retry interval or timeout ends
+  // Approval answers, the failure waiting for an intervention, questions asked, handled flags.
+  nlohmann::json state = nlohmann::json::object();
 };
 
 struct ExecutionRecord {
@@ -80,6 +136,10 @@ struct ExecutionRecord {
   std::string error_type;
   std::string message;
   std::int64_t revision = 0; // grows with every change; the API's watch waits on it
+  std::string triggered_by;  // the user who started it
+  nlohmann::json inputs = nlohmann::json::object();        // runtime inputs by full name
+  nlohmann::json pending_inputs = nlohmann::json::array(); // execution inputs asked later
+  nlohmann::json state = nlohmann::json::object();         // pipeline rollback progress
   std::vector<StageRecord> stages;
   std::vector<StepRecord> steps;
 };

@@ -8,7 +8,12 @@ namespace capstan::store {
 using nlohmann::json;
 
 bool status::terminal(const std::string& s) {
-  return s == kSucceeded || s == kFailed || s == kAborted || s == kSkipped;
+  return s == kSucceeded || s == kFailed || s == kAborted || s == kSkipped || s == kIgnoreFailed ||
+         s == kExpired || s == kApprovalRejected;
+}
+
+bool status::failed_outcome(const std::string& s) {
+  return s == kFailed || s == kAborted || s == kExpired || s == kApprovalRejected;
 }
 
 namespace {
@@ -70,6 +75,44 @@ ALTER TABLE step_executions ADD COLUMN log_cursor INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE delegates ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE delegates ADD COLUMN token TEXT NOT NULL DEFAULT '';
 )sql",
+      R"sql(
+ALTER TABLE objects ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN refs TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE objects ADD COLUMN applied_by TEXT NOT NULL DEFAULT '';
+CREATE TABLE secret_values (
+  identifier TEXT NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL,
+  PRIMARY KEY (identifier, version)) WITHOUT ROWID;
+CREATE TABLE audit (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, user TEXT NOT NULL,
+  action TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, execution_id TEXT NOT NULL,
+  details TEXT NOT NULL);
+CREATE INDEX audit_by_target ON audit (kind, target);
+)sql",
+      // Pipelines as trees (step groups, parallel blocks, rollback sections), runtime inputs,
+      // waits for people and time, the deployment queue, where applied documents came from.
+      R"sql(
+ALTER TABLE objects ADD COLUMN file TEXT NOT NULL DEFAULT '';
+ALTER TABLE objects ADD COLUMN line_offset INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE objects ADD COLUMN base_dir TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN triggered_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN inputs TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE executions ADD COLUMN pending_inputs TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE executions ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE stage_executions ADD COLUMN parallel_group INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stage_executions ADD COLUMN error_type TEXT NOT NULL DEFAULT '';
+ALTER TABLE stage_executions ADD COLUMN message TEXT NOT NULL DEFAULT '';
+ALTER TABLE stage_executions ADD COLUMN lock_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE stage_executions ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stage_executions ADD COLUMN context TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE stage_executions ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE step_executions ADD COLUMN kind TEXT NOT NULL DEFAULT 'Step';
+ALTER TABLE step_executions ADD COLUMN parent INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE step_executions ADD COLUMN section TEXT NOT NULL DEFAULT 'steps';
+ALTER TABLE step_executions ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE step_executions ADD COLUMN wake_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE step_executions ADD COLUMN state TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX stages_by_lock ON stage_executions (lock_key) WHERE lock_key != '';
+)sql",
   };
   return list;
 }
@@ -91,12 +134,22 @@ ObjectRecord read_object(sqlite::Statement& s) {
   o.model = json::parse(s.text(6));
   o.source = s.text(7);
   o.applied_at = s.int64(8);
+  o.deleted = s.int64(9) != 0;
+  o.references = json::parse(s.text(10));
+  o.applied_by = s.text(11);
+  o.file = s.text(12);
+  o.line_offset = static_cast<int>(s.int64(13));
+  o.base_dir = s.text(14);
   return o;
 }
 
+constexpr const char* kObjectColumns =
+    "kind, identifier, version, name, yaml, document, model, source, applied_at, deleted, refs, "
+    "applied_by, file, line_offset, base_dir";
+
 constexpr const char* kExecutionColumns =
     "id, pipeline, pipeline_version, sequence, status, variables, plan, created_at, started_at, "
-    "ended_at, error_type, message, revision";
+    "ended_at, error_type, message, revision, triggered_by, inputs, pending_inputs, state";
 
 ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
   ExecutionRecord e;
@@ -113,11 +166,16 @@ ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
   e.error_type = s.text(10);
   e.message = s.text(11);
   e.revision = s.int64(12);
+  e.triggered_by = s.text(13);
+  e.inputs = json::parse(s.text(14));
+  e.pending_inputs = json::parse(s.text(15));
+  e.state = json::parse(s.text(16));
   return e;
 }
 
 void load_children(sqlite::Database& db, ExecutionRecord& e) {
-  auto& st = db.prepare("SELECT stage_index, identifier, name, type, status, started_at, ended_at "
+  auto& st = db.prepare("SELECT stage_index, identifier, name, type, status, started_at, ended_at, "
+                        "parallel_group, error_type, message, lock_key, queued_at, context, state "
                         "FROM stage_executions WHERE execution_id = ? ORDER BY stage_index");
   st.bind(1, e.id);
   while (st.step()) {
@@ -129,13 +187,20 @@ void load_children(sqlite::Database& db, ExecutionRecord& e) {
     r.status = st.text(4);
     r.started_at = st.int64(5);
     r.ended_at = st.int64(6);
+    r.parallel_group = static_cast<int>(st.int64(7));
+    r.error_type = st.text(8);
+    r.message = st.text(9);
+    r.lock_key = st.text(10);
+    r.queued_at = st.int64(11);
+    r.context = json::parse(st.text(12));
+    r.state = json::parse(st.text(13));
     e.stages.push_back(std::move(r));
   }
   auto& sp = db.prepare(
       "SELECT stage_index, step_index, stage_identifier, identifier, name, type, status, attempt, "
       "task_id, delegate, delegate_instance, queued_at, started_at, ended_at, timeout_ms, "
-      "error_type, message, outputs, log_cursor FROM step_executions WHERE execution_id = ? "
-      "ORDER BY stage_index, step_index");
+      "error_type, message, outputs, log_cursor, kind, parent, section, retries, wake_at, state "
+      "FROM step_executions WHERE execution_id = ? ORDER BY stage_index, step_index");
   sp.bind(1, e.id);
   while (sp.step()) {
     StepRecord r;
@@ -158,6 +223,12 @@ void load_children(sqlite::Database& db, ExecutionRecord& e) {
     r.message = sp.text(16);
     r.outputs = json::parse(sp.text(17));
     r.log_cursor = static_cast<std::uint64_t>(sp.int64(18));
+    r.kind = sp.text(19);
+    r.parent = static_cast<int>(sp.int64(20));
+    r.section = sp.text(21);
+    r.retries = static_cast<int>(sp.int64(22));
+    r.wake_at = sp.int64(23);
+    r.state = json::parse(sp.text(24));
     e.steps.push_back(std::move(r));
   }
 }
@@ -216,19 +287,22 @@ void Store::give_back(std::unique_ptr<sqlite::Database> conn) {
 
 std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
   auto& db = *writer_;
-  auto& q = db.prepare("SELECT version, document FROM objects WHERE kind = ? AND identifier = ? "
-                       "ORDER BY version DESC LIMIT 1");
+  auto& q = db.prepare("SELECT version, document, model, deleted FROM objects WHERE kind = ? AND "
+                       "identifier = ? ORDER BY version DESC LIMIT 1");
   q.bind(1, o.kind).bind(2, o.identifier);
   std::int64_t version = 0;
   if (q.step()) {
     version = q.int64(0);
-    bool same = json::parse(q.text(1)) == o.document;
+    bool same = q.int64(3) == 0 && json::parse(q.text(1)) == o.document &&
+                json::parse(q.text(2)) == o.model;
     q.reset();
     if (same) return {version, false};
   }
   q.reset();
   auto& ins = db.prepare("INSERT INTO objects (kind, identifier, version, name, yaml, document, "
-                         "model, source, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                         "model, source, applied_at, deleted, refs, applied_by, file, "
+                         "line_offset, base_dir) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)");
   ins.bind(1, o.kind)
       .bind(2, o.identifier)
       .bind(3, version + 1)
@@ -238,14 +312,78 @@ std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
       .bind(7, o.model.dump())
       .bind(8, o.source)
       .bind(9, o.applied_at ? o.applied_at : now_ms())
+      .bind(10, o.references.dump())
+      .bind(11, o.applied_by)
+      .bind(12, o.file)
+      .bind(13, o.line_offset)
+      .bind(14, o.base_dir)
       .run();
   return {version + 1, true};
+}
+
+bool Store::delete_object(const std::string& kind, const std::string& identifier,
+                          const std::string& user, std::int64_t at) {
+  auto& db = *writer_;
+  auto& q = db.prepare(std::string("SELECT ") + kObjectColumns +
+                       " FROM objects WHERE kind = ? AND identifier = ? ORDER BY version DESC "
+                       "LIMIT 1");
+  q.bind(1, kind).bind(2, identifier);
+  if (!q.step()) {
+    q.reset();
+    return false;
+  }
+  auto last = read_object(q);
+  q.reset();
+  if (last.deleted) return false;
+  db.prepare("INSERT INTO objects (kind, identifier, version, name, yaml, document, model, "
+             "source, applied_at, deleted, refs, applied_by, file, line_offset, base_dir) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, '[]', ?, ?, ?, ?)")
+      .bind(1, kind)
+      .bind(2, identifier)
+      .bind(3, last.version + 1)
+      .bind(4, last.name)
+      .bind(5, last.yaml)
+      .bind(6, last.document.dump())
+      .bind(7, last.model.dump())
+      .bind(8, last.source)
+      .bind(9, at)
+      .bind(10, user)
+      .bind(11, last.file)
+      .bind(12, last.line_offset)
+      .bind(13, last.base_dir)
+      .run();
+  return true;
+}
+
+void Store::put_secret_value(const std::string& identifier, std::int64_t version,
+                             const std::string& sealed) {
+  writer_
+      ->prepare("INSERT OR REPLACE INTO secret_values (identifier, version, sealed) "
+                "VALUES (?, ?, ?)")
+      .bind(1, identifier)
+      .bind(2, version)
+      .bind(3, sealed)
+      .run();
+}
+
+void Store::append_audit(const AuditRecord& a) {
+  writer_
+      ->prepare("INSERT INTO audit (time, user, action, kind, target, execution_id, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, a.time ? a.time : now_ms())
+      .bind(2, a.user)
+      .bind(3, a.action)
+      .bind(4, a.kind)
+      .bind(5, a.target)
+      .bind(6, a.execution_id)
+      .bind(7, a.details.dump())
+      .run();
 }
 
 void Store::insert_execution(const ExecutionRecord& e) {
   auto& db = *writer_;
   db.prepare(std::string("INSERT INTO executions (") + kExecutionColumns +
-             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, e.id)
       .bind(2, e.pipeline)
       .bind(3, e.pipeline_version)
@@ -259,10 +397,15 @@ void Store::insert_execution(const ExecutionRecord& e) {
       .bind(11, e.error_type)
       .bind(12, e.message)
       .bind(13, e.revision)
+      .bind(14, e.triggered_by)
+      .bind(15, e.inputs.dump())
+      .bind(16, e.pending_inputs.dump())
+      .bind(17, e.state.dump())
       .run();
-  auto& st =
-      db.prepare("INSERT INTO stage_executions (execution_id, stage_index, identifier, "
-                 "name, type, status, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  auto& st = db.prepare(
+      "INSERT INTO stage_executions (execution_id, stage_index, identifier, name, type, status, "
+      "started_at, ended_at, parallel_group, error_type, message, lock_key, queued_at, context, "
+      "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& s : e.stages) {
     st.reset()
         .bind(1, e.id)
@@ -273,13 +416,21 @@ void Store::insert_execution(const ExecutionRecord& e) {
         .bind(6, s.status)
         .bind(7, s.started_at)
         .bind(8, s.ended_at)
+        .bind(9, s.parallel_group)
+        .bind(10, s.error_type)
+        .bind(11, s.message)
+        .bind(12, s.lock_key)
+        .bind(13, s.queued_at)
+        .bind(14, s.context.dump())
+        .bind(15, s.state.dump())
         .run();
   }
   auto& sp = db.prepare(
       "INSERT INTO step_executions (execution_id, stage_index, step_index, stage_identifier, "
       "identifier, name, type, status, attempt, task_id, delegate, delegate_instance, queued_at, "
-      "started_at, ended_at, timeout_ms, error_type, message, outputs) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "started_at, ended_at, timeout_ms, error_type, message, outputs, kind, parent, section, "
+      "retries, wake_at, state) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& s : e.steps) {
     sp.reset()
         .bind(1, e.id)
@@ -301,6 +452,12 @@ void Store::insert_execution(const ExecutionRecord& e) {
         .bind(17, s.error_type)
         .bind(18, s.message)
         .bind(19, s.outputs.dump())
+        .bind(20, s.kind)
+        .bind(21, s.parent)
+        .bind(22, s.section)
+        .bind(23, s.retries)
+        .bind(24, s.wake_at)
+        .bind(25, s.state.dump())
         .run();
   }
 }
@@ -308,26 +465,38 @@ void Store::insert_execution(const ExecutionRecord& e) {
 void Store::update_execution(const ExecutionRecord& e) {
   writer_
       ->prepare("UPDATE executions SET status = ?, started_at = ?, ended_at = ?, error_type = ?, "
-                "message = ?, revision = ? WHERE id = ?")
+                "message = ?, revision = ?, variables = ?, inputs = ?, pending_inputs = ?, "
+                "state = ? WHERE id = ?")
       .bind(1, e.status)
       .bind(2, e.started_at)
       .bind(3, e.ended_at)
       .bind(4, e.error_type)
       .bind(5, e.message)
       .bind(6, e.revision)
-      .bind(7, e.id)
+      .bind(7, e.variables.dump())
+      .bind(8, e.inputs.dump())
+      .bind(9, e.pending_inputs.dump())
+      .bind(10, e.state.dump())
+      .bind(11, e.id)
       .run();
 }
 
 void Store::update_stage(const std::string& execution_id, const StageRecord& s) {
   writer_
-      ->prepare("UPDATE stage_executions SET status = ?, started_at = ?, ended_at = ? "
+      ->prepare("UPDATE stage_executions SET status = ?, started_at = ?, ended_at = ?, "
+                "error_type = ?, message = ?, lock_key = ?, queued_at = ?, context = ?, state = ? "
                 "WHERE execution_id = ? AND stage_index = ?")
       .bind(1, s.status)
       .bind(2, s.started_at)
       .bind(3, s.ended_at)
-      .bind(4, execution_id)
-      .bind(5, s.index)
+      .bind(4, s.error_type)
+      .bind(5, s.message)
+      .bind(6, s.lock_key)
+      .bind(7, s.queued_at)
+      .bind(8, s.context.dump())
+      .bind(9, s.state.dump())
+      .bind(10, execution_id)
+      .bind(11, s.index)
       .run();
 }
 
@@ -335,7 +504,8 @@ void Store::update_step(const std::string& execution_id, const StepRecord& s) {
   writer_
       ->prepare("UPDATE step_executions SET status = ?, attempt = ?, task_id = ?, delegate = ?, "
                 "delegate_instance = ?, queued_at = ?, started_at = ?, ended_at = ?, "
-                "error_type = ?, message = ?, outputs = ?, log_cursor = ? "
+                "error_type = ?, message = ?, outputs = ?, log_cursor = ?, retries = ?, "
+                "wake_at = ?, state = ? "
                 "WHERE execution_id = ? AND stage_index = ? AND step_index = ?")
       .bind(1, s.status)
       .bind(2, s.attempt)
@@ -349,9 +519,12 @@ void Store::update_step(const std::string& execution_id, const StepRecord& s) {
       .bind(10, s.message)
       .bind(11, s.outputs.dump())
       .bind(12, static_cast<std::int64_t>(s.log_cursor))
-      .bind(13, execution_id)
-      .bind(14, s.stage_index)
-      .bind(15, s.step_index)
+      .bind(13, s.retries)
+      .bind(14, s.wake_at)
+      .bind(15, s.state.dump())
+      .bind(16, execution_id)
+      .bind(17, s.stage_index)
+      .bind(18, s.step_index)
       .run();
 }
 
@@ -505,15 +678,17 @@ std::int64_t Store::last_log_seq(const std::string& execution_id) {
   return n;
 }
 
-std::optional<ObjectRecord> Store::object(const std::string& kind, const std::string& identifier) {
+std::optional<ObjectRecord> Store::object(const std::string& kind, const std::string& identifier,
+                                          std::int64_t version) {
   return read([&](sqlite::Database& db) -> std::optional<ObjectRecord> {
-    auto& q = db.prepare("SELECT kind, identifier, version, name, yaml, document, model, source, "
-                         "applied_at FROM objects WHERE kind = ? AND identifier = ? "
-                         "ORDER BY version DESC LIMIT 1");
-    q.bind(1, kind).bind(2, identifier);
+    auto& q = db.prepare(std::string("SELECT ") + kObjectColumns +
+                         " FROM objects WHERE kind = ?1 AND identifier = ?2 AND "
+                         "(?3 = 0 OR version = ?3) ORDER BY version DESC LIMIT 1");
+    q.bind(1, kind).bind(2, identifier).bind(3, version);
     if (!q.step()) return std::nullopt;
     auto o = read_object(q);
     q.reset();
+    if (version == 0 && o.deleted) return std::nullopt;
     return o;
   });
 }
@@ -523,11 +698,81 @@ std::vector<ObjectRecord> Store::objects(const std::string& kind) {
     std::vector<ObjectRecord> out;
     auto& q = db.prepare(
         "SELECT o.kind, o.identifier, o.version, o.name, o.yaml, o.document, o.model, o.source, "
-        "o.applied_at FROM objects o WHERE o.kind = ? AND o.version = (SELECT MAX(version) "
-        "FROM objects i WHERE i.kind = o.kind AND i.identifier = o.identifier) "
-        "ORDER BY o.identifier");
+        "o.applied_at, o.deleted, o.refs, o.applied_by, o.file, o.line_offset, o.base_dir "
+        "FROM objects o WHERE (?1 = '' OR o.kind = "
+        "?1) AND o.deleted = 0 AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = "
+        "o.kind AND i.identifier = o.identifier) ORDER BY o.kind, o.identifier");
     q.bind(1, kind);
     while (q.step()) out.push_back(read_object(q));
+    return out;
+  });
+}
+
+std::vector<ObjectRecord> Store::object_history(const std::string& kind,
+                                                const std::string& identifier) {
+  return read([&](sqlite::Database& db) {
+    std::vector<ObjectRecord> out;
+    auto& q = db.prepare("SELECT kind, identifier, version, name, '', '{}', '{}', source, "
+                         "applied_at, deleted, '[]', applied_by, file, line_offset, base_dir "
+                         "FROM objects WHERE kind = ? AND identifier = ? ORDER BY version DESC");
+    q.bind(1, kind).bind(2, identifier);
+    while (q.step()) out.push_back(read_object(q));
+    return out;
+  });
+}
+
+std::optional<std::string> Store::secret_value(const std::string& identifier) {
+  return read([&](sqlite::Database& db) -> std::optional<std::string> {
+    auto& q = db.prepare("SELECT sealed FROM secret_values WHERE identifier = ? "
+                         "ORDER BY version DESC LIMIT 1");
+    q.bind(1, identifier);
+    if (!q.step()) return std::nullopt;
+    auto v = q.text(0);
+    q.reset();
+    return v;
+  });
+}
+
+std::vector<std::pair<std::string, std::string>> Store::secret_values() {
+  return read([&](sqlite::Database& db) {
+    std::vector<std::pair<std::string, std::string>> out;
+    auto& q = db.prepare(
+        "SELECT v.identifier, v.sealed FROM secret_values v WHERE v.version = (SELECT "
+        "MAX(version) FROM secret_values i WHERE i.identifier = v.identifier) AND NOT EXISTS "
+        "(SELECT 1 FROM objects o WHERE o.kind = 'secret' AND o.identifier = v.identifier AND "
+        "o.deleted = 1 AND o.version = (SELECT MAX(version) FROM objects m WHERE m.kind = "
+        "'secret' AND m.identifier = v.identifier))");
+    while (q.step()) out.emplace_back(q.text(0), q.text(1));
+    return out;
+  });
+}
+
+std::vector<AuditRecord> Store::audit(const AuditFilter& f) {
+  return read([&](sqlite::Database& db) {
+    std::vector<AuditRecord> out;
+    auto& q = db.prepare(
+        "SELECT seq, time, user, action, kind, target, execution_id, details FROM audit WHERE "
+        "(?1 = '' OR user = ?1) AND (?2 = '' OR action = ?2) AND (?3 = '' OR kind = ?3) AND "
+        "(?4 = '' OR target = ?4 OR execution_id = ?4) AND (?5 = 0 OR seq < ?5) "
+        "ORDER BY seq DESC LIMIT ?6");
+    q.bind(1, f.user)
+        .bind(2, f.action)
+        .bind(3, f.kind)
+        .bind(4, f.target)
+        .bind(5, f.before)
+        .bind(6, f.limit);
+    while (q.step()) {
+      AuditRecord a;
+      a.seq = q.int64(0);
+      a.time = q.int64(1);
+      a.user = q.text(2);
+      a.action = q.text(3);
+      a.kind = q.text(4);
+      a.target = q.text(5);
+      a.execution_id = q.text(6);
+      a.details = json::parse(q.text(7));
+      out.push_back(std::move(a));
+    }
     return out;
   });
 }
@@ -575,7 +820,8 @@ std::vector<LogRecord> Store::logs(const std::string& execution_id, std::int64_t
     auto& q = db.prepare(
         "SELECT l.seq, l.stage_index, l.step_index, l.step, l.time, l.level, l.line FROM logs l "
         "WHERE l.execution_id = ?1 AND l.seq > ?2 AND (?3 = '' OR l.step = ?3 OR "
-        "substr(l.step, instr(l.step, '.') + 1) = ?3) ORDER BY l.seq LIMIT ?4");
+        "substr(l.step, instr(l.step, '.') + 1) = ?3 OR "
+        "substr(l.step, -length(?3) - 1) = '.' || ?3) ORDER BY l.seq LIMIT ?4");
     q.bind(1, execution_id).bind(2, after).bind(3, step).bind(4, limit);
     while (q.step()) {
       LogRecord r;

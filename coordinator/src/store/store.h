@@ -32,8 +32,16 @@ public:
   sqlite::Database& writer() { return *writer_; }
 
   // --- writes (writer thread) ---
-  // Stores a new version when the document changed; returns the version and whether it is new.
+  // Stores a new version when the document or model changed (or the object was deleted);
+  // returns the version and whether it is new.
   std::pair<std::int64_t, bool> put_object(const ObjectRecord& object);
+  // Stores a tombstone version; false when there is nothing to delete.
+  bool delete_object(const std::string& kind, const std::string& identifier,
+                     const std::string& user, std::int64_t at);
+  // A secret's value, sealed by the coordinator's key, for one version of the secret.
+  void put_secret_value(const std::string& identifier, std::int64_t version,
+                        const std::string& sealed);
+  void append_audit(const AuditRecord& record);
   void insert_execution(const ExecutionRecord& execution); // with its stages and steps
   void update_execution(const ExecutionRecord& execution); // the execution row only
   void update_stage(const std::string& execution_id, const StageRecord& stage);
@@ -52,8 +60,18 @@ public:
   std::int64_t last_log_seq(const std::string& execution_id);
 
   // --- reads (any thread) ---
-  std::optional<ObjectRecord> object(const std::string& kind, const std::string& identifier);
+  // The latest version, unless it is a tombstone; or exactly `version` (tombstones included).
+  std::optional<ObjectRecord> object(const std::string& kind, const std::string& identifier,
+                                     std::int64_t version = 0);
+  // The latest live version of every object of the kind ("" for every kind).
   std::vector<ObjectRecord> objects(const std::string& kind);
+  // Every version of an object, newest first, without content.
+  std::vector<ObjectRecord> object_history(const std::string& kind, const std::string& identifier);
+  // The sealed value of a secret's latest version; nullopt when none is stored.
+  std::optional<std::string> secret_value(const std::string& identifier);
+  // identifier -> sealed value, for the latest version of every live secret.
+  std::vector<std::pair<std::string, std::string>> secret_values();
+  std::vector<AuditRecord> audit(const AuditFilter& filter);
   // By id, or by a unique id prefix of at least 4 characters.
   std::optional<ExecutionRecord> execution(const std::string& id_or_prefix);
   std::vector<ExecutionRecord> executions(const ExecutionFilter& filter); // without steps

@@ -72,4 +72,33 @@ long long Sandbox::requests() const {
   return std::stoll(("\n" + r.out).substr(pos + name.size())) - 1;
 }
 
+std::string bench_object_yaml(int i, const std::string& label) {
+  std::string n = std::to_string(i);
+  switch (i % 10) {
+  case 0:
+  case 1:
+  case 2:
+  case 3:
+    return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-" + n +
+           "\n  labels: {bench: " + label + "}\ndata:\n  key: value-" + n + "\n  other: \"" +
+           std::string(200, 'x') + "\"\n";
+  case 4:
+  case 5:
+  case 6:
+    return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app-" + n +
+           "\n  labels: {bench: " + label +
+           "}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: "
+           "{app: app-" +
+           n + "}\n  template:\n    metadata:\n      labels: {app: app-" + n +
+           "}\n    spec:\n      containers:\n      - name: app\n        image: nginx:1.25\n        "
+           "ports:\n"
+           "        - containerPort: 80\n        env:\n        - {name: INDEX, value: \"" +
+           n + "\"}\n";
+  default:
+    return "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-" + n +
+           "\n  labels: {bench: " + label + "}\nspec:\n  selector: {app: app-" + n +
+           "}\n  ports:\n  - port: 80\n    targetPort: 8080\n";
+  }
+}
+
 } // namespace capstan::testing

@@ -119,9 +119,9 @@ TEST(PipelineModel, UnknownFieldsAndUnsupportedFeaturesAreNamed) {
 }
 
 TEST(PipelineModel, UnknownKindAndDuplicatesAcrossDocuments) {
-  auto problems = problems_of("service:\n  identifier: s\n");
+  auto problems = problems_of("widget:\n  identifier: s\n");
   ASSERT_EQ(problems.size(), 1u);
-  EXPECT_NE(problems[0].message.find("unknown kind 'service'"), std::string::npos);
+  EXPECT_NE(problems[0].message.find("unknown kind 'widget'"), std::string::npos);
   problems = problems_of(std::string(kGood) + "---\n" + kGood);
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_NE(problems[0].message.find("also defined at p.yaml:1"), std::string::npos);

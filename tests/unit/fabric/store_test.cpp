@@ -29,7 +29,11 @@ ExecutionRecord execution(const std::string& id) {
   e.status = status::kRunning;
   e.plan = {{"identifier", "p"}};
   e.created_at = e.started_at = 1000;
-  e.stages.push_back({0, "s", "S", "Custom", status::kNotStarted, 0, 0});
+  StageRecord stage;
+  stage.identifier = "s";
+  stage.name = "S";
+  stage.type = "Custom";
+  e.stages.push_back(stage);
   StepRecord step;
   step.stage_identifier = "s";
   step.identifier = "a";

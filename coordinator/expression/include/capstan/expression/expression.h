@@ -67,6 +67,9 @@ struct EvalOptions {
   std::vector<std::string>* secrets_used = nullptr;
   // A looked-up string that itself holds <+...> is rendered too, this many levels deep.
   int max_nesting = 10;
+  // Expressions of a template whose first name is one of these are left as written
+  // ("<+cluster.name>"), for a later stage to resolve (a plugin, per GitOps cluster).
+  std::vector<std::string> deferred_roots;
 };
 
 // A parsed expression, reusable across evaluations.

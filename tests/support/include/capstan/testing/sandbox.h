@@ -18,6 +18,10 @@ inline constexpr const char* kFastSandbox =
     "podReadyDelay: 30ms\npodReadyJitter: 30ms\npodTerminationDelay: 20ms\n"
     "jobDuration: 100ms\ncrashBackoff: 200ms\n";
 
+// Object i of the benchmarks' mix, as one YAML document: 40% ConfigMaps (cm-i), 30%
+// Deployments (app-i), 30% Services (svc-i), labelled `bench: <label>`.
+std::string bench_object_yaml(int i, const std::string& label);
+
 class Sandbox {
 public:
   // Writes `config_yaml` as the sandbox's config.yaml (none when empty) and starts it.

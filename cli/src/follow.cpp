@@ -1,0 +1,282 @@
+// Following an execution: on a terminal, a live tree of stages and steps with status and
+// durations under the scrolling logs (and a prompt for execution inputs); piped, plain lines.
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "commands.h"
+#include "output.h"
+
+namespace capstan::cli {
+
+using nlohmann::json;
+
+namespace {
+
+bool ended(const std::string& status) {
+  return status == "Succeeded" || status == "Failed" || status == "Aborted" ||
+         status == "Skipped" || status == "IgnoreFailed" || status == "Expired" ||
+         status == "ApprovalRejected";
+}
+
+std::string str(const json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return "";
+  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The time a stage or step has taken, or takes so far.
+std::string elapsed(const json& j) {
+  if (j.contains("durationMs") && j["durationMs"].is_number()) {
+    return format_duration_ms(j["durationMs"]);
+  }
+  if (j.contains("startedAt") && j["startedAt"].is_number()) {
+    return format_duration_ms(now_ms() - j["startedAt"].get<std::int64_t>());
+  }
+  return "";
+}
+
+const char* mark(const std::string& status) {
+  if (status == "Succeeded") return "\u2713";
+  if (status == "Failed" || status == "Expired" || status == "ApprovalRejected") return "\u2717";
+  if (status == "Aborted") return "\u2298";
+  if (status == "IgnoreFailed") return "!";
+  if (status == "Skipped") return "-";
+  if (status == "NotStarted") return "\u00b7";
+  if (status == "Queued") return "\u2026";
+  if (status == "Running" || status == "Dispatched") return "\u25b6";
+  return "\u23f8"; // waiting for someone or something
+}
+
+// What a waiting step or stage asks of the user, in one line.
+std::string waiting_line(const json& node, const std::string& id) {
+  auto status = str(node, "status");
+  if (status == "ApprovalWaiting") {
+    std::string msg = node.value("approval", json::object()).value("message", "");
+    return "approval needed" + (msg.empty() ? "" : ": " + msg) + "  (capstan approve " + id +
+           " [--reject])";
+  }
+  if (status == "InterventionWaiting") {
+    return "failed: " + str(node, "message") +
+           "; waiting for an intervention  (capstan "
+           "interventions resolve " +
+           id + " ACTION)";
+  }
+  if (status == "InputWaiting") {
+    std::string names;
+    for (const auto& q : node.value("inputs", json::array())) {
+      names += (names.empty() ? "" : ", ") + q.value("name", "");
+    }
+    return "execution input needed: " + names + "  (capstan input " + id + " --set NAME=VALUE)";
+  }
+  return "";
+}
+
+// A plain-text key for what was printed about a node, so changes print once.
+std::string state_key(const json& node) {
+  return str(node, "status") + "|" + str(node, "attempt") + "|" + str(node, "retries");
+}
+
+class Printer {
+public:
+  Printer(ApiClient& api, std::string id, bool tree, bool prompt)
+      : api_(api), id_(std::move(id)), tree_(tree), prompt_(prompt) {}
+
+  void update(const json& w, bool show_steps, bool prefix) {
+    const json& e = w["execution"];
+    clear();
+    if (show_steps && !tree_) print_changes(e);
+    for (const auto& l : w["lines"]) {
+      if (prefix) std::cout << l["step"].get<std::string>() << " | ";
+      std::cout << l["line"].get<std::string>() << "\n";
+    }
+    if (show_steps && tree_) draw(e);
+    std::cout << std::flush;
+    if (prompt_ && !ended(str(e, "status"))) ask_inputs(e);
+  }
+
+  void clear() {
+    if (drawn_ > 0) std::cout << "\033[" << drawn_ << "F\033[J";
+    drawn_ = 0;
+  }
+
+private:
+  void line(const std::string& text) {
+    std::cout << text << "\n";
+    ++drawn_;
+  }
+
+  void draw(const json& e) {
+    line("\033[1m" + str(e, "pipeline") + " #" + str(e, "sequence") + "\033[0m  " +
+         colour_status(str(e, "status")) + "  " + elapsed(e));
+    for (const auto& stage : e["stages"]) {
+      std::string msg = str(stage, "status") == "Queued" || str(stage, "status") == "Skipped"
+                            ? "  " + str(stage, "message")
+                            : "";
+      line(std::string("  ") + mark(str(stage, "status")) + " " + str(stage, "identifier") + " (" +
+           str(stage, "type") + ")  " + colour_status(str(stage, "status")) + "  " +
+           elapsed(stage) + msg);
+      if (str(stage, "status") == "InputWaiting") line("      " + waiting_line(stage, id_));
+      const json& steps = stage["steps"];
+      bool rollback_shown = false;
+      for (std::size_t i = 0; i < steps.size(); ++i) {
+        const auto& s = steps[i];
+        bool rollback = str(s, "section") == "rollback";
+        if (rollback && str(s, "status") == "NotStarted") continue;
+        if (rollback && !rollback_shown) {
+          line("      rollback:");
+          rollback_shown = true;
+        }
+        int depth = 0;
+        for (int p = s.value("parent", -1); p >= 0 && p < static_cast<int>(steps.size());
+             p = steps[static_cast<std::size_t>(p)].value("parent", -1)) {
+          ++depth;
+        }
+        std::string indent(static_cast<std::size_t>(6 + 2 * depth), ' ');
+        std::string name = str(s, "identifier");
+        if (auto dot = name.rfind('.'); dot != std::string::npos) name = name.substr(dot + 1);
+        std::string extra;
+        if (s.value("retries", 0) > 0) extra += "  retry " + str(s, "retries");
+        if (!str(s, "delegate").empty() && str(s, "kind") == "Step")
+          extra += "  on " + str(s, "delegate");
+        line(indent + mark(str(s, "status")) + " " + name + "  " + str(s, "type") + "  " +
+             colour_status(str(s, "status")) + "  " + elapsed(s) + extra);
+        auto waiting = waiting_line(s, id_);
+        if (!waiting.empty()) line(indent + "    " + waiting);
+        if ((str(s, "status") == "Failed" || str(s, "status") == "Waiting") &&
+            !str(s, "message").empty()) {
+          line(indent + "    " + str(s, "message"));
+        }
+      }
+    }
+  }
+
+  void print_changes(const json& e) {
+    for (const auto& stage : e["stages"]) {
+      std::string skey = "stage:" + str(stage, "identifier");
+      std::string sstate = str(stage, "status") + "|" + str(stage, "message");
+      if (seen_[skey] != sstate) {
+        seen_[skey] = sstate;
+        auto status = str(stage, "status");
+        if (status != "NotStarted" && status != "Running" && status != "Succeeded") {
+          std::cout << "stage " << str(stage, "identifier") << ": " << colour_status(status)
+                    << (str(stage, "message").empty() ? "" : ": " + str(stage, "message")) << "\n";
+          auto waiting = waiting_line(stage, id_);
+          if (!waiting.empty()) std::cout << "  " << waiting << "\n";
+        }
+      }
+      for (const auto& s : stage["steps"]) {
+        if (str(s, "kind") != "Step") continue;
+        std::string key = str(stage, "identifier") + "." + str(s, "identifier");
+        auto status = str(s, "status");
+        auto state = state_key(s);
+        if (seen_[key] == state) continue;
+        seen_[key] = state;
+        if (status == "NotStarted" || status == "Queued" || status == "Dispatched") continue;
+        if (status == "Skipped") continue;
+        std::cout << key << ": " << colour_status(status);
+        if (status == "Running") {
+          std::cout << (str(s, "delegate").empty() ? "" : " on " + str(s, "delegate"));
+        } else if (ended(status)) {
+          std::cout << " in " << format_duration_ms(s["durationMs"]);
+          if (status != "Succeeded" && !str(s, "message").empty()) {
+            std::cout << ": " << str(s, "message");
+          }
+        } else {
+          auto waiting = waiting_line(s, id_);
+          if (!waiting.empty()) {
+            std::cout << ": " << waiting;
+          } else if (!str(s, "message").empty()) {
+            std::cout << ": " << str(s, "message");
+          }
+        }
+        std::cout << "\n";
+      }
+    }
+  }
+
+  // Execution inputs are asked for here when the user follows on a terminal.
+  void ask_inputs(const json& e) {
+    json questions = json::array();
+    std::string where;
+    for (const auto& stage : e["stages"]) {
+      if (str(stage, "status") == "InputWaiting") {
+        for (const auto& q : stage.value("inputs", json::array())) questions.push_back(q);
+      }
+      for (const auto& s : stage["steps"]) {
+        if (str(s, "status") != "InputWaiting") continue;
+        for (const auto& q : s.value("inputs", json::array())) questions.push_back(q);
+      }
+    }
+    if (questions.empty()) return;
+    std::string key;
+    for (const auto& q : questions) key += str(q, "fqn") + ";";
+    if (asked_.count(key)) return;
+    asked_.insert(key);
+    clear();
+    std::cout << "Execution input needed:\n";
+    json values = json::object();
+    for (const auto& q : questions) {
+      std::string hint;
+      if (!q.value("allowedValues", json::array()).empty()) {
+        std::string list;
+        for (const auto& v : q["allowedValues"])
+          list += (list.empty() ? "" : ", ") + v.get<std::string>();
+        hint += " [" + list + "]";
+      }
+      if (!str(q, "default").empty()) hint += " (default " + str(q, "default") + ")";
+      std::cout << "  " << str(q, "name") << hint << ": " << std::flush;
+      std::string answer;
+      if (!std::getline(std::cin, answer)) return; // no input: leave it to `capstan input`
+      if (!answer.empty()) values[str(q, "fqn")] = answer;
+    }
+    try {
+      api_.post("/api/v1/executions/" + url_encode(id_) + "/inputs", {{"values", values}});
+    } catch (const CommandError& err) {
+      std::cout << "not accepted: " << err.what() << "\n";
+      for (const auto& d : err.details()) std::cout << "  " << d << "\n";
+      asked_.erase(key); // ask again
+    }
+  }
+
+  ApiClient& api_;
+  std::string id_;
+  bool tree_;
+  bool prompt_;
+  int drawn_ = 0;
+  std::map<std::string, std::string> seen_;
+  std::set<std::string> asked_;
+};
+
+} // namespace
+
+json follow_execution(ApiClient& api, const std::string& id, const std::string& step,
+                      bool show_steps) {
+  std::int64_t revision = 0, after = 0;
+  const bool tty = show_steps && stdout_is_terminal();
+  Printer printer(api, id, tty, tty && ::isatty(STDIN_FILENO) == 1);
+  const bool prefix = step.empty();
+  while (true) {
+    std::string path = "/api/v1/executions/" + url_encode(id) +
+                       "/watch?wait=" + (tty ? "1" : "20") +
+                       "&revision=" + std::to_string(revision) + "&after=" + std::to_string(after) +
+                       (step.empty() ? "" : "&step=" + url_encode(step));
+    json w = api.get(path, 40);
+    const json& e = w["execution"];
+    printer.update(w, show_steps, prefix);
+    after = w["next"].get<std::int64_t>();
+    revision = e["revision"].get<std::int64_t>();
+    if (ended(str(e, "status")) && w["lines"].empty()) return e;
+  }
+}
+
+} // namespace capstan::cli

@@ -1,0 +1,558 @@
+// What expressions see at each point of an execution, and what a plugin gets with its task.
+#include <spdlog/spdlog.h>
+
+#include "engine/machine.h"
+#include "model/duration.h"
+#include "model/expression_check.h"
+#include "model/step_types.h"
+
+namespace capstan::engine {
+
+using nlohmann::json;
+namespace st = store::status;
+
+namespace {
+
+// steps[G]["steps"][X]... for a row's path "G.X".
+json& step_slot(json& steps, const std::string& path) {
+  json* node = &steps;
+  std::size_t start = 0;
+  while (true) {
+    auto dot = path.find('.', start);
+    auto part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    json& entry = (*node)[part];
+    if (dot == std::string::npos) return entry;
+    node = &entry["steps"];
+    start = dot + 1;
+  }
+}
+
+// A step's outputs as expressions read them: output.X, output.outputVariables.X and (for
+// approvals) output.approverInputs.X.
+json output_of(const store::StepRecord& s) {
+  json out = json::object();
+  for (const auto& [k, v] : s.outputs.items()) {
+    if (k != "outputVariables" && k != "approverInputs") out[k] = v;
+  }
+  out["outputVariables"] = s.outputs;
+  if (s.type == "HarnessApproval") {
+    out["approverInputs"] = s.outputs;
+    if (s.state.contains("approval")) {
+      out["approvalActivities"] = s.state["approval"].value("activities", json::array());
+    }
+  }
+  return out;
+}
+
+std::string short_key(const std::string& key) {
+  return key.substr(0, 6);
+}
+
+} // namespace
+
+secrets::SecretBox& Machine::secret_box() {
+  if (!secret_box_) {
+    secret_box_ = std::make_unique<secrets::SecretBox>(store_.file().parent_path());
+  }
+  return *secret_box_;
+}
+
+SecretSource& Machine::secret_source() {
+  if (!secret_source_) secret_source_ = std::make_unique<SecretSource>(store_, secret_box());
+  return *secret_source_;
+}
+
+const secrets::Masker& Machine::masker() {
+  if (secrets_changed_) {
+    std::vector<std::string> values;
+    for (const auto& [id, sealed] : store_.secret_values()) {
+      if (auto v = secret_box().open(sealed, id)) values.push_back(*v);
+    }
+    masker_ = secrets::Masker(std::move(values));
+    secrets_changed_ = false;
+  }
+  return masker_;
+}
+
+std::string Machine::mask(const std::string& text) {
+  return masker().mask(text);
+}
+
+json Machine::variable_values(const std::vector<model::Variable>& vars, const json& given,
+                              const std::string& fqn_prefix, const json& inputs) {
+  json out = json::object();
+  for (const auto& v : vars) {
+    std::string value = v.value;
+    if (given.contains(v.name) && given[v.name].is_string()) {
+      value = given[v.name].get<std::string>();
+    } else if (v.runtime_input) {
+      auto fqn = fqn_prefix + "." + v.name;
+      value = inputs.contains(fqn) && inputs[fqn].is_string() ? inputs[fqn].get<std::string>() : "";
+    }
+    if (v.type == "Secret" && !value.empty() && !expression::has_expression(value)) {
+      auto secret = secret_source().value(value);
+      value = secret.value_or("");
+    }
+    out[v.name] = value;
+  }
+  return out;
+}
+
+json Machine::scope_root(Active& a, std::size_t si, int row) {
+  const auto& rec = a.record;
+  json stages = json::object();
+  json local_steps = json::object();
+  for (std::size_t i = 0; i < a.plan.size(); ++i) {
+    const auto& sp = a.plan[i];
+    json steps = json::object();
+    for (std::size_t r = 0; r < sp.rows.size(); ++r) {
+      const auto& pr = sp.rows[r];
+      if (pr.node->kind == model::NodeKind::kParallel) continue;
+      const auto& s = rec.steps[a.offset[i] + r];
+      json& slot = step_slot(steps, pr.path);
+      slot["name"] = pr.node->name;
+      slot["identifier"] = pr.node->identifier;
+      slot["type"] = s.type;
+      slot["status"] = s.status;
+      if (pr.node->kind == model::NodeKind::kStep) slot["output"] = output_of(s);
+    }
+    const auto& stage_rec = rec.stages[i];
+    json sj = {
+        {"name", sp.stage->name},
+        {"identifier", sp.stage->identifier},
+        {"type", sp.stage->type},
+        {"description", sp.stage->description},
+        {"status", stage_rec.status},
+        {"variables",
+         variable_values(sp.stage->variables, json::object(),
+                         "pipeline.stages." + sp.stage->identifier + ".variables", rec.inputs)},
+        {"spec", {{"execution", {{"steps", steps}}}}}};
+    if (i == si) local_steps = steps;
+    stages[sp.stage->identifier] = std::move(sj);
+  }
+  json root = {{"pipeline",
+                {{"name", a.pipeline.name},
+                 {"identifier", a.pipeline.identifier},
+                 {"description", a.pipeline.description},
+                 {"executionId", rec.id},
+                 {"sequenceId", rec.sequence},
+                 {"startTs", rec.started_at},
+                 {"triggeredBy", {{"name", rec.triggered_by}, {"email", ""}}},
+                 {"variables", variable_values(a.pipeline.variables, rec.variables,
+                                               "pipeline.variables", rec.inputs)},
+                 {"stages", stages}}}};
+  if (si >= a.plan.size()) return root;
+  root["stage"] = stages[a.plan[si].stage->identifier];
+  root["execution"] = {{"steps", local_steps}};
+  if (row >= 0) {
+    const auto& pr = plan_row(a, si, row);
+    const auto& s = rec.steps[a.offset[si] + static_cast<std::size_t>(row)];
+    root["step"] = {{"name", pr.node->name},
+                    {"identifier", pr.node->identifier},
+                    {"type", s.type},
+                    {"timeout", model::format_duration(std::chrono::milliseconds(s.timeout_ms))}};
+  }
+  const json& snap = rec.stages[si].context;
+  if (snap.contains("service")) {
+    const json& svc = snap["service"];
+    root["service"] = {{"name", svc.value("name", "")},
+                       {"identifier", svc.value("identifier", "")},
+                       {"description", svc.value("description", "")},
+                       {"type", svc.value("type", "Kubernetes")},
+                       {"gitOpsEnabled", svc.value("gitOpsEnabled", false)}};
+    // Environment variables override service variables of the same name, and environment
+    // overrides override both.
+    std::vector<model::Variable> merged = svc.value("variables", std::vector<model::Variable>{});
+    auto overlay = [&](const std::vector<model::Variable>& vars) {
+      for (const auto& v : vars) {
+        auto it = std::find_if(merged.begin(), merged.end(),
+                               [&](const auto& m) { return m.name == v.name; });
+        if (it != merged.end()) *it = v;
+      }
+    };
+    const json env = snap.value("environment", json::object());
+    auto env_vars = env.value("variables", std::vector<model::Variable>{});
+    overlay(env_vars);
+    overlay(
+        env.value("overrides", json::object()).value("variables", std::vector<model::Variable>{}));
+    for (const auto& v : env.value("overrides", json::object())
+                             .value("variables", std::vector<model::Variable>{})) {
+      if (std::none_of(merged.begin(), merged.end(),
+                       [&](const auto& m) { return m.name == v.name; })) {
+        merged.push_back(v);
+      }
+    }
+    root["serviceVariables"] = variable_values(merged, json::object(), "", json::object());
+    root["env"] = {{"name", env.value("name", "")},
+                   {"identifier", env.value("identifier", "")},
+                   {"type", env.value("type", "")},
+                   {"description", env.value("description", "")},
+                   {"variables", variable_values(env_vars, json::object(), "", json::object())}};
+  }
+  if (snap.contains("infrastructure")) {
+    const json& infra = snap["infrastructure"];
+    const json spec = infra.value("spec", json::object());
+    root["infra"] = {{"name", infra.value("name", "")},
+                     {"identifier", infra.value("identifier", "")},
+                     {"infraIdentifier", infra.value("identifier", "")},
+                     {"infraName", infra.value("name", "")},
+                     {"connectorRef", spec.value("connectorRef", "")},
+                     {"namespace", snap.value("namespace", spec.value("namespace", ""))},
+                     {"releaseName", snap.value("releaseName", spec.value("releaseName", ""))}};
+    root["INFRA_KEY"] = infra.value("infraKey", "");
+    root["INFRA_KEY_SHORT_ID"] = short_key(infra.value("infraKey", ""));
+  }
+  if (snap.contains("artifact")) {
+    root["artifact"] = snap["artifact"];
+    root["artifacts"] = {{"primary", snap["artifact"]}};
+  }
+  return root;
+}
+
+bool Machine::condition_holds(Active& a, std::size_t si, int row, const std::string& condition,
+                              std::string& error) {
+  try {
+    StepScope scope(scope_root(a, si, row), secret_source());
+    expression::EvalOptions options;
+    options.secrets_used = &scope.used();
+    return expression::Expression::parse_condition(condition).evaluate_bool(scope, options);
+  } catch (const expression::Error& e) {
+    error = mask(e.what());
+    return false;
+  }
+}
+
+// Execution inputs answered for a step, written into its spec.
+void Machine::fill_inputs(const Active& a, std::size_t si, int row, json& spec) const {
+  const auto& sid = a.plan[si].stage->identifier;
+  const auto& path = a.plan[si].rows[static_cast<std::size_t>(row)].path;
+  for (const auto& site : a.record.pending_inputs) {
+    if (site.value("stage", "") != sid || site.value("step", "") != path) continue;
+    auto fqn = site.value("fqn", "");
+    if (!a.record.inputs.contains(fqn)) continue;
+    auto pointer = site.value("pointer", "");
+    auto at = pointer.rfind("/step/spec");
+    if (at == std::string::npos) continue;
+    json::json_pointer ptr(pointer.substr(at + 10));
+    if (spec.contains(ptr)) spec[ptr] = a.record.inputs[fqn];
+  }
+}
+
+json Machine::rendered_spec(Active& a, std::size_t si, int row, std::string& error) {
+  const auto& node = *plan_row(a, si, row).node;
+  json spec = node.spec;
+  fill_inputs(a, si, row, spec);
+  std::string failed_at;
+  try {
+    StepScope scope(scope_root(a, si, row), secret_source());
+    render_tree(spec, scope, failed_at);
+  } catch (const expression::Error& e) {
+    auto loc = node.expression_locations.find(failed_at);
+    error = (loc != node.expression_locations.end() ? loc->second : node.location) + ": " +
+            mask(e.what());
+  }
+  return spec;
+}
+
+std::string Machine::start_deployment(Active& a, std::size_t si) {
+  auto& stage = a.record.stages[si];
+  const auto& model_stage = *a.plan[si].stage;
+  auto objects = load_stage_objects(store_, model_stage, a.record.inputs);
+  if (!objects.error.empty()) return objects.error;
+  stage.context = std::move(objects.snapshot);
+  set_stage(a, si);
+  // What the stage computes once: the namespace, the release name and the primary artifact.
+  StepScope scope(scope_root(a, si, -1), secret_source());
+  auto field = [&](const json& value, const std::string& where) -> std::string {
+    if (!value.is_string()) return value.is_null() ? "" : expression::to_text(value);
+    try {
+      return expression::to_text(evaluate_field(value.get<std::string>(), scope));
+    } catch (const expression::Error& e) {
+      throw std::runtime_error(where + ": " + e.what());
+    }
+  };
+  auto locate = [](const json& model, const std::string& pointer) {
+    auto locations = model.value("locations", json::object());
+    return locations.value(pointer, model.value("location", ""));
+  };
+  try {
+    if (stage.context.contains("infrastructure")) {
+      const json& infra = stage.context["infrastructure"];
+      const json spec = infra.value("spec", json::object());
+      stage.context["namespace"] = field(spec.value("namespace", ""),
+                                         locate(infra, "/infrastructureDefinition/spec/namespace"));
+      scope.root()["infra"]["namespace"] = stage.context["namespace"];
+      stage.context["releaseName"] =
+          field(spec.value("releaseName", ""),
+                locate(infra, "/infrastructureDefinition/spec/releaseName"));
+      auto conn_id = model::strip_scope(spec.value("connectorRef", ""));
+      if (auto conn = store_.object("connector", conn_id)) {
+        stage.context["connectorSelectors"] =
+            conn->model.value("spec", json::object()).value("delegateSelectors", json::array());
+      }
+      if (!infra.value("allowSimultaneousDeployments", false)) {
+        stage.lock_key =
+            infra.value("identifier", "") + "/" + stage.context["releaseName"].get<std::string>();
+      }
+    }
+    const json& svc = stage.context["service"];
+    const json arts = svc.value("artifacts", json::object());
+    const json sources = arts.value("sources", json::array());
+    if (!sources.empty()) {
+      auto ref = field(arts.value("primaryArtifactRef", ""), svc.value("location", ""));
+      const json* source = &sources[0];
+      if (!ref.empty()) {
+        source = nullptr;
+        for (const auto& s : sources) {
+          if (s.value("identifier", "") == ref) source = &s;
+        }
+        if (source == nullptr) {
+          return "stage '" + model_stage.identifier + "': primaryArtifactRef '" + ref +
+                 "' names no artifact source of service '" + svc.value("identifier", "") + "'";
+        }
+      }
+      const json spec = source->value("spec", json::object());
+      const std::string base = source->value("location", "");
+      json art = {{"identifier", source->value("identifier", "")},
+                  {"type", source->value("type", "DockerRegistry")},
+                  {"imagePath", field(spec.value("imagePath", ""), base)},
+                  {"tag", field(spec.value("tag", ""), base)},
+                  {"digest", field(spec.value("digest", ""), base)},
+                  {"connectorRef", field(spec.value("connectorRef", ""), base)}};
+      std::string host = "docker.io";
+      if (auto conn = art["connectorRef"].get<std::string>(); !conn.empty()) {
+        if (auto c = store_.object("connector", model::strip_scope(conn))) {
+          auto url = c->model.value("spec", json::object()).value("dockerRegistryUrl", "");
+          if (auto p = url.find("://"); p != std::string::npos) url = url.substr(p + 3);
+          url = url.substr(0, url.find('/'));
+          if (!url.empty() && url != "index.docker.io" && url != "registry-1.docker.io") {
+            host = url;
+          }
+        }
+      }
+      std::string image = art["imagePath"].get<std::string>();
+      if (host != "docker.io") image = host + "/" + image;
+      if (!art["digest"].get<std::string>().empty()) {
+        image += "@" + art["digest"].get<std::string>();
+      } else if (!art["tag"].get<std::string>().empty()) {
+        image += ":" + art["tag"].get<std::string>();
+      }
+      art["registryHostname"] = host;
+      art["image"] = image;
+      stage.context["artifact"] = std::move(art);
+    }
+  } catch (const std::runtime_error& e) {
+    return mask(e.what());
+  }
+  return "";
+}
+
+json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scope,
+                             std::vector<std::string>& secrets_used) {
+  const auto& rec = a.record;
+  const auto& pr = plan_row(a, si, row);
+  const auto& step_rec = rec.steps[a.offset[si] + static_cast<std::size_t>(row)];
+  const json& root = scope.root();
+  const auto& model_stage = *a.plan[si].stage;
+  json context = {{"schemaVersion", 1},
+                  {"pipeline",
+                   {{"identifier", a.pipeline.identifier},
+                    {"name", a.pipeline.name},
+                    {"executionId", rec.id},
+                    {"sequenceId", rec.sequence},
+                    {"triggeredBy", rec.triggered_by},
+                    {"variables", json::object()}}},
+                  {"stage",
+                   {{"identifier", model_stage.identifier},
+                    {"name", model_stage.name},
+                    {"type", model_stage.type},
+                    {"variables", json::object()}}},
+                  {"step",
+                   {{"identifier", pr.node->identifier},
+                    {"name", pr.node->name},
+                    {"type", pr.node->type},
+                    {"path", pr.path},
+                    {"timeoutMs", step_rec.timeout_ms},
+                    {"rollback", pr.section == "rollback"}}}};
+  std::string ignored;
+  auto render = [&](json value) {
+    render_tree(
+        value, scope, ignored,
+        std::vector<std::string>(model::deferred_roots().begin(), model::deferred_roots().end()));
+    return value;
+  };
+  context["pipeline"]["variables"] = render(root["pipeline"]["variables"]);
+  context["stage"]["variables"] = render(root["stage"]["variables"]);
+  json flat = json::object();
+  auto flatten = [&](const std::string& prefix, const json& obj) {
+    for (const auto& [k, v] : obj.items()) {
+      if (v.is_primitive()) flat[prefix + k] = expression::to_text(v);
+    }
+  };
+  flatten("pipeline.", {{"name", a.pipeline.name},
+                        {"identifier", a.pipeline.identifier},
+                        {"executionId", rec.id},
+                        {"sequenceId", rec.sequence}});
+  flatten("pipeline.variables.", context["pipeline"]["variables"]);
+  flatten("stage.", {{"name", model_stage.name}, {"identifier", model_stage.identifier}});
+  flatten("stage.variables.", context["stage"]["variables"]);
+  const json& snap = rec.stages[si].context;
+  std::set<std::string> connectors;
+  if (snap.contains("service")) {
+    const json& svc = snap["service"];
+    const std::string base = svc.value("baseDir", "");
+    auto manifests = [&](const json& list, bool from_env, const std::string& env_base) {
+      json out = json::array();
+      for (const auto& m : list) {
+        json spec = render(m.value("spec", json::object()));
+        json store = spec.value("store", json::object());
+        json s = store.value("spec", json::object());
+        s["type"] = store.value("type", "");
+        if (s["type"] == "Local") s["basePath"] = from_env ? env_base : base;
+        if (s.contains("connectorRef")) {
+          s["connectorRef"] = model::strip_scope(s["connectorRef"].get<std::string>());
+          connectors.insert(s["connectorRef"].get<std::string>());
+        }
+        json entry = spec;
+        entry.erase("store");
+        entry["identifier"] = m.value("identifier", "");
+        entry["type"] = m.value("type", "");
+        entry["store"] = s;
+        entry["fromEnvironment"] = from_env;
+        out.push_back(std::move(entry));
+      }
+      return out;
+    };
+    const json env = snap.value("environment", json::object());
+    json list = manifests(svc.value("manifests", json::array()), false, "");
+    for (auto& m :
+         manifests(env.value("overrides", json::object()).value("manifests", json::array()), true,
+                   env.value("baseDir", ""))) {
+      list.push_back(std::move(m));
+    }
+    json config_files = json::array();
+    for (const auto& f : svc.value("configFiles", json::array())) {
+      json spec = render(f.value("spec", json::object()));
+      json store = spec.value("store", json::object());
+      json s = store.value("spec", json::object());
+      s["type"] = store.value("type", "");
+      if (s["type"] == "Local") s["basePath"] = base;
+      if (s.contains("connectorRef")) connectors.insert(model::strip_scope(s["connectorRef"]));
+      config_files.push_back({{"identifier", f.value("identifier", "")}, {"store", s}});
+    }
+    context["service"] = {{"identifier", svc.value("identifier", "")},
+                          {"name", svc.value("name", "")},
+                          {"type", svc.value("type", "Kubernetes")},
+                          {"gitOpsEnabled", svc.value("gitOpsEnabled", false)},
+                          {"version", svc.value("version", 0)},
+                          {"variables", render(root.value("serviceVariables", json::object()))},
+                          {"manifests", list},
+                          {"configFiles", config_files}};
+    if (snap.contains("artifact")) {
+      context["service"]["artifact"] = snap["artifact"];
+      auto conn = snap["artifact"].value("connectorRef", "");
+      if (!conn.empty()) connectors.insert(model::strip_scope(conn));
+      flatten("artifact.", snap["artifact"]);
+    }
+    context["environment"] = {{"identifier", env.value("identifier", "")},
+                              {"name", env.value("name", "")},
+                              {"type", env.value("type", "")},
+                              {"version", env.value("version", 0)},
+                              {"variables", render(root["env"]["variables"])}};
+    flatten("service.", root["service"]);
+    flatten("serviceVariables.", context["service"]["variables"]);
+    flatten("env.", {{"name", env.value("name", "")},
+                     {"identifier", env.value("identifier", "")},
+                     {"type", env.value("type", "")}});
+    flatten("env.variables.", context["environment"]["variables"]);
+  }
+  if (snap.contains("infrastructure")) {
+    const json& infra = snap["infrastructure"];
+    auto conn = model::strip_scope(infra.value("spec", json::object()).value("connectorRef", ""));
+    context["infrastructure"] = {
+        {"identifier", infra.value("identifier", "")},
+        {"name", infra.value("name", "")},
+        {"type", infra.value("type", "")},
+        {"version", infra.value("version", 0)},
+        {"namespace", snap.value("namespace", "")},
+        {"releaseName", snap.value("releaseName", "")},
+        {"infraKey", infra.value("infraKey", "")},
+        {"connectorRef", conn},
+        {"allowSimultaneousDeployments", infra.value("allowSimultaneousDeployments", false)}};
+    context["release"] = {{"name", snap.value("releaseName", "")}};
+    connectors.insert(conn);
+    flatten("infra.", root["infra"]);
+    flat["INFRA_KEY"] = root.value("INFRA_KEY", "");
+    flat["INFRA_KEY_SHORT_ID"] = root.value("INFRA_KEY_SHORT_ID", "");
+  }
+  if (snap.contains("gitOps")) context["gitOps"] = snap["gitOps"];
+  json resolved = json::object();
+  for (const auto& id : connectors) {
+    if (id.empty()) continue;
+    auto c = store_.object("connector", id);
+    if (!c) throw std::runtime_error("connector '" + id + "' does not exist (any more)");
+    resolved[id] = resolve_connector(c->model, secret_source(), secrets_used);
+  }
+  context["connectors"] = resolved;
+  if (context.contains("infrastructure") &&
+      resolved.contains(context["infrastructure"]["connectorRef"].get<std::string>())) {
+    context["infrastructure"]["connector"] =
+        resolved[context["infrastructure"]["connectorRef"].get<std::string>()];
+  }
+  // Outputs of this stage's steps so far (what a rollback step needs from the deployment).
+  json outputs = json::object();
+  for (std::size_t r = 0; r < a.plan[si].rows.size(); ++r) {
+    const auto& s = rec.steps[a.offset[si] + r];
+    if (a.plan[si].rows[r].node->kind == model::NodeKind::kStep && !s.outputs.empty()) {
+      outputs[a.plan[si].rows[r].path] = s.outputs;
+    }
+  }
+  context["stageOutputs"] = outputs;
+  if (pr.section == "rollback") {
+    const auto& stage = rec.stages[si];
+    context["rollback"] = {
+        {"reason", stage.state.value("rollback", json::object()).value("reason", "")},
+        {"stageStatus", stage.status}};
+  }
+  context["expressions"] = flat;
+  return context;
+}
+
+bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& request) {
+  auto& s = a.record.steps[index];
+  const auto si = static_cast<std::size_t>(s.stage_index);
+  const int row = s.step_index;
+  const auto& node = *plan_row(a, si, row).node;
+  json spec = node.spec;
+  fill_inputs(a, si, row, spec);
+  std::vector<std::string> secrets_used;
+  json context;
+  std::string failed_at;
+  try {
+    StepScope scope(scope_root(a, si, row), secret_source());
+    render_tree(spec, scope, failed_at);
+    context = plugin_context(a, si, row, scope, secrets_used);
+    secrets_used.insert(secrets_used.end(), scope.used().begin(), scope.used().end());
+  } catch (const expression::Error& e) {
+    auto loc = node.expression_locations.find(failed_at);
+    std::string where = loc != node.expression_locations.end() ? loc->second : node.location;
+    fail_step(a, index, "InvalidInput", where + ": " + mask(e.what()));
+    return false;
+  } catch (const std::exception& e) {
+    fail_step(a, index, "InvalidInput", node.location + ": " + mask(e.what()));
+    return false;
+  }
+  request.set_execution_id(a.record.id);
+  request.set_step_type(node.type);
+  request.set_step_identifier(node.identifier);
+  request.set_step_name(node.name);
+  request.set_spec_json(spec.dump());
+  request.set_timeout_ms(static_cast<std::uint64_t>(node.timeout.count()));
+  request.set_context_json(context.dump());
+  request.set_rollback(plan_row(a, si, row).section == "rollback");
+  task_secrets_[s.task_id.empty() ? a.record.id + "-" + std::to_string(index) : s.task_id] =
+      std::move(secrets_used);
+  return true;
+}
+
+} // namespace capstan::engine

@@ -1,0 +1,491 @@
+// Every object kind `capstan apply` accepts: valid documents, each error path with its
+// file:line:column, and the checks across objects (references, deployment models).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "capstan/testing/testing.h"
+#include "model/catalog.h"
+#include "model/object.h"
+#include "model/pipeline.h"
+
+namespace capstan::model {
+namespace {
+
+using nlohmann::json;
+
+const char* kConnectors = R"(connector:
+  identifier: sandbox
+  name: Sandbox
+  type: K8sCluster
+  spec:
+    credential:
+      type: Kubeconfig
+      spec:
+        path: /tmp/kubeconfig
+---
+connector:
+  identifier: prodk8s
+  name: Prod cluster
+  type: K8sCluster
+  spec:
+    delegateSelectors: [prod]
+    credential:
+      type: ManualConfig
+      spec:
+        masterUrl: https://10.0.0.1:6443
+        auth:
+          type: ServiceAccount
+          spec:
+            serviceAccountTokenRef: account.k8s_token
+            caCertRef: k8s_ca
+---
+connector:
+  identifier: gitrepo
+  name: Git repo
+  type: Git
+  spec:
+    url: https://git.example.com/org/config.git
+    connectionType: Repo
+    type: Http
+    spec:
+      username: deployer
+      passwordRef: git_token
+---
+connector:
+  identifier: gh
+  name: GitHub
+  type: Github
+  spec:
+    url: https://github.com/org/config
+    connectionType: Repo
+    authentication:
+      type: Http
+      spec:
+        type: UsernameToken
+        spec:
+          username: bot
+          tokenRef: git_token
+    apiAccess:
+      type: Token
+      spec:
+        tokenRef: git_token
+)";
+
+const char* kSecrets = R"(secret:
+  identifier: git_token
+  name: Git token
+  type: SecretText
+  spec:
+    secretManagerIdentifier: harnessSecretManager
+    valueType: Inline
+    value: ghp_s3cr3tvalue
+---
+secret:
+  identifier: k8s_token
+  name: K8s token
+  type: SecretText
+  spec:
+    value: eyJhbGciOi
+---
+secret:
+  identifier: k8s_ca
+  name: CA
+  type: SecretText
+  spec:
+    value: "-----BEGIN CERTIFICATE-----"
+---
+userGroup:
+  identifier: ops
+  name: Ops
+  users: [alice, bob]
+)";
+
+const char* kService = R"(service:
+  identifier: myapp
+  name: My app
+  gitOpsEnabled: false
+  serviceDefinition:
+    type: Kubernetes
+    spec:
+      manifests:
+        - manifest:
+            identifier: k8s
+            type: K8sManifest
+            spec:
+              store:
+                type: Git
+                spec:
+                  connectorRef: gitrepo
+                  gitFetchType: Branch
+                  branch: main
+                  paths: [k8s/]
+              valuesPaths: [values.yaml]
+      artifacts:
+        primary:
+          sources:
+            - identifier: myapp
+              type: DockerRegistry
+              spec:
+                imagePath: myorg/myapp
+                tag: <+input>
+      variables:
+        - name: replicas
+          type: String
+          value: "2"
+)";
+
+const char* kGitOpsService = R"(service:
+  identifier: myapp_gitops
+  name: My app (GitOps)
+  gitOpsEnabled: true
+  serviceDefinition:
+    type: Kubernetes
+    spec:
+      manifests:
+        - manifest:
+            identifier: releaseRepo
+            type: ReleaseRepo
+            spec:
+              store:
+                type: Github
+                spec:
+                  connectorRef: gh
+                  gitFetchType: Branch
+                  branch: main
+                  paths: [cluster-config/<+env.name>/config.json]
+)";
+
+const char* kEnvironment = R"(environment:
+  identifier: prod
+  name: prod
+  type: Production
+  variables:
+    - name: region
+      type: String
+      value: eu-west-1
+  overrides:
+    variables:
+      - name: replicas
+        type: String
+        value: "5"
+---
+infrastructureDefinition:
+  identifier: sandbox_default
+  name: Sandbox default
+  environmentRef: prod
+  deploymentType: Kubernetes
+  type: KubernetesDirect
+  spec:
+    connectorRef: sandbox
+    namespace: default
+)";
+
+const char* kPipeline = R"(pipeline:
+  identifier: deploy
+  name: Deploy
+  stages:
+    - stage:
+        identifier: deploy
+        name: Deploy
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          service:
+            serviceRef: myapp
+          environment:
+            environmentRef: prod
+            infrastructureDefinitions:
+              - identifier: sandbox_default
+          execution:
+            steps:
+              - step:
+                  type: K8sRollingDeploy
+                  identifier: rollout
+                  name: Rolling
+                  timeout: 10m
+                  spec:
+                    skipDryRun: false
+              - step:
+                  type: HarnessApproval
+                  identifier: approve
+                  name: Approve
+                  spec:
+                    approvalMessage: ship <+artifact.image> to <+env.name>?
+                    approvers:
+                      userGroups: [ops]
+                      minimumCount: 1
+            rollbackSteps:
+              - step:
+                  type: K8sRollingRollback
+                  identifier: rollback
+                  name: Rollback
+                  spec: {}
+)";
+
+std::vector<SourceFile> all_files() {
+  return {{"connectors.yaml", kConnectors}, {"secrets.yaml", kSecrets},
+          {"service.yaml", kService},       {"gitops.yaml", kGitOpsService},
+          {"env.yaml", kEnvironment},       {"pipeline.yaml", kPipeline}};
+}
+
+std::vector<Problem> problems_of(const std::vector<SourceFile>& files) {
+  try {
+    parse_objects(files);
+  } catch (const ValidationError& e) {
+    return e.problems();
+  }
+  return {};
+}
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  auto pos = s.find(from);
+  EXPECT_NE(pos, std::string::npos) << from;
+  if (pos == std::string::npos) return s;
+  return s.replace(pos, from.size(), to);
+}
+
+const Object& find(const std::vector<Object>& objects, const std::string& kind,
+                   const std::string& id) {
+  for (const auto& o : objects) {
+    if (o.kind == kind && o.identifier == id) return o;
+  }
+  throw std::runtime_error("no " + kind + "/" + id);
+}
+
+StoredModel nothing_stored() {
+  return [](const std::string&, const std::string&) -> std::optional<json> { return std::nullopt; };
+}
+
+TEST(ObjectsModel, EveryKindParses) {
+  auto objects = parse_objects(all_files());
+  EXPECT_EQ(objects.size(), 13u);
+  const auto& infra = find(objects, "infrastructureDefinition", "sandbox_default");
+  EXPECT_EQ(infra.model["spec"]["releaseName"], "release-<+INFRA_KEY>") << "Harness's default";
+  EXPECT_EQ(infra.model["allowSimultaneousDeployments"], false);
+  const auto& svc = find(objects, "service", "myapp");
+  EXPECT_EQ(svc.model["gitOpsEnabled"], false);
+  EXPECT_EQ(svc.model["artifacts"]["sources"][0]["spec"]["tag"], "<+input>");
+  EXPECT_EQ(svc.model["variables"][0]["name"], "replicas");
+  const auto& conn = find(objects, "connector", "prodk8s");
+  bool token_ref = false;
+  for (const auto& r : conn.references) {
+    if (r.kind == "secret" && r.identifier == "k8s_token") token_ref = true; // scope stripped
+  }
+  EXPECT_TRUE(token_ref);
+  const auto& p = find(objects, "pipeline", "deploy");
+  std::set<std::string> refs;
+  for (const auto& r : p.references) refs.insert(r.kind + "/" + r.identifier);
+  EXPECT_TRUE(refs.count("service/myapp"));
+  EXPECT_TRUE(refs.count("environment/prod"));
+  EXPECT_TRUE(refs.count("infrastructureDefinition/sandbox_default"));
+  EXPECT_TRUE(refs.count("userGroup/ops"));
+  EXPECT_TRUE(check_batch(objects, nothing_stored()).empty());
+}
+
+TEST(ObjectsModel, ASecretsValueNeverStaysInItsDocument) {
+  auto objects = parse_objects({{"secrets.yaml", kSecrets}});
+  const auto& s = find(objects, "secret", "git_token");
+  ASSERT_TRUE(s.secret_value);
+  EXPECT_EQ(*s.secret_value, "ghp_s3cr3tvalue");
+  EXPECT_EQ(s.yaml.find("ghp_s3cr3tvalue"), std::string::npos) << s.yaml;
+  EXPECT_EQ(s.document.dump().find("ghp_s3cr3tvalue"), std::string::npos);
+  EXPECT_EQ(s.model.dump().find("ghp_s3cr3tvalue"), std::string::npos);
+  EXPECT_NE(s.yaml.find("secretManagerIdentifier: harnessSecretManager"), std::string::npos);
+}
+
+TEST(ObjectsModel, ExpressionsInServicesAreCheckedForSyntaxAndRoot) {
+  auto problems =
+      problems_of({{"s.yaml", replace(kService, "myorg/myapp", "myorg/<+environment.name>")}});
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].location, "s.yaml:27:28");
+  EXPECT_NE(problems[0].message.find("unknown expression"), std::string::npos);
+  problems = problems_of({{"s.yaml", replace(kService, "myorg/myapp", "myorg/<+env.name")}});
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].message.find("never closed"), std::string::npos);
+}
+
+struct BadCase {
+  const char* file; // which fixture to break
+  const char* from;
+  const char* to;
+  const char* location; // of the first problem
+  const char* message;  // part of its message
+};
+
+TEST(ObjectsModel, EachErrorPathNamesFileLineAndColumn) {
+  const BadCase cases[] = {
+      {"connectors.yaml", "type: Kubeconfig", "type: Magic", "connectors.yaml:7:13",
+       "unknown type 'Magic'"},
+      {"connectors.yaml", "        path: /tmp/kubeconfig\n", "        context: x\n",
+       "connectors.yaml:9:9", "exactly one of 'path'"},
+      {"connectors.yaml", "https://10.0.0.1:6443", "10.0.0.1:6443", "connectors.yaml:20:20",
+       "masterUrl must be an http(s) URL"},
+      {"connectors.yaml", "serviceAccountTokenRef: account.k8s_token", "tokenRef: x",
+       "connectors.yaml:24:23", "unknown field 'tokenRef'"},
+      {"connectors.yaml", "url: https://git.example.com/org/config.git", "url: example.com/x",
+       "connectors.yaml:32:10", "is not a Git URL"},
+      {"connectors.yaml", "    type: Http\n    spec:\n      username: deployer",
+       "    type: Ssh\n    spec:\n      username: deployer", "connectors.yaml:37:20",
+       "unknown field 'passwordRef' (expected one of: sshKeyRef)"},
+      {"connectors.yaml", "type: Github", "type: Bitbucket", "connectors.yaml:42:9",
+       "unknown type 'Bitbucket'"},
+      {"secrets.yaml", "type: SecretText\n  spec:\n    secretManagerIdentifier",
+       "type: SecretFile\n  spec:\n    secretManagerIdentifier", "secrets.yaml:4:9",
+       "unknown secret type 'SecretFile'"},
+      {"secrets.yaml", "valueType: Inline", "valueType: Reference", "secrets.yaml:7:16",
+       "unknown valueType 'Reference'"},
+      {"secrets.yaml", "users: [alice, bob]", "users: alice", "secrets.yaml:27:10",
+       "'users' must be a list"},
+      {"service.yaml", "type: K8sManifest", "type: ReleaseRepo", "service.yaml:11:19",
+       "a CD service (gitOpsEnabled: false) takes K8sManifest and Values manifests"},
+      {"service.yaml", "type: K8sManifest", "type: HelmChart", "service.yaml:11:19",
+       "manifest type 'HelmChart' is not supported"},
+      {"service.yaml", "gitFetchType: Branch", "gitFetchType: Tag", "service.yaml:17:33",
+       "unknown gitFetchType 'Tag'"},
+      {"service.yaml", "                  branch: main\n", "", "service.yaml:16:19",
+       "missing required field 'branch'"},
+      {"service.yaml", "type: DockerRegistry", "type: Ecr", "service.yaml:25:21",
+       "artifact source type 'Ecr' is not supported"},
+      {"service.yaml", "                imagePath: myorg/myapp\n", "", "service.yaml:27:17",
+       "missing required field 'imagePath'"},
+      {"service.yaml", "type: Kubernetes", "type: Helm", "service.yaml:6:11",
+       "unknown service type 'Helm'"},
+      {"gitops.yaml", "type: ReleaseRepo", "type: K8sManifest", "gitops.yaml:11:19",
+       "a GitOps service (gitOpsEnabled: true) takes ReleaseRepo and DeploymentRepo"},
+      {"env.yaml", "type: Production", "type: Staging", "env.yaml:4:9",
+       "unknown type 'Staging' (expected PreProduction or Production)"},
+      {"env.yaml", "namespace: default", "namespace: Not_Valid", "env.yaml:23:16",
+       "is not a valid Kubernetes namespace"},
+      {"env.yaml", "type: KubernetesDirect", "type: KubernetesGcp", "env.yaml:20:9",
+       "unknown type 'KubernetesGcp'"},
+      {"env.yaml", "  environmentRef: prod\n", "", "env.yaml:16:3",
+       "missing required field 'environmentRef'"},
+      {"pipeline.yaml", "type: Deployment", "type: Build", "pipeline.yaml:8:15",
+       "unknown stage type 'Build'"},
+      {"pipeline.yaml", "            serviceRef: myapp\n", "", "pipeline.yaml:10:11",
+       "missing required field 'service'"},
+      {"pipeline.yaml", "              - identifier: sandbox_default\n", "", "pipeline.yaml:14:13",
+       "needs 'infrastructureDefinitions: [{identifier: ...}]'"},
+      {"pipeline.yaml", "              - identifier: sandbox_default\n",
+       "              - identifier: sandbox_default\n              - identifier: other\n",
+       "pipeline.yaml:16:15", "deploying to several"},
+      {"pipeline.yaml", "                      minimumCount: 1",
+       "                      minimumCount: 0", "pipeline.yaml:34:37",
+       "minimumCount must be a whole number of at least 1"},
+      {"pipeline.yaml",
+       "                    approvalMessage: ship <+artifact.image> to <+env.name>?\n", "",
+       "pipeline.yaml:31:21", "missing required field 'approvalMessage'"},
+      {"pipeline.yaml", "timeout: 10m", "timeout: ten minutes", "pipeline.yaml:23:28",
+       "invalid timeout 'ten minutes'"},
+  };
+  for (const auto& c : cases) {
+    auto files = all_files();
+    bool found = false;
+    for (auto& f : files) {
+      if (f.name != c.file) continue;
+      f.content = replace(f.content, c.from, c.to);
+      found = true;
+    }
+    ASSERT_TRUE(found) << c.file;
+    auto problems = problems_of(files);
+    ASSERT_FALSE(problems.empty()) << c.from << " -> " << c.to;
+    auto it = std::find_if(problems.begin(), problems.end(), [&](const Problem& p) {
+      return p.message.find(c.message) != std::string::npos;
+    });
+    ASSERT_NE(it, problems.end()) << c.message << "\n" << problems[0].text();
+    EXPECT_EQ(it->location, c.location) << it->text();
+  }
+}
+
+TEST(ObjectsModel, ReferencesMustExistAndBeOfTheRightType) {
+  // The pipeline alone: nothing it refers to exists.
+  auto objects = parse_objects({{"pipeline.yaml", kPipeline}});
+  auto problems = check_batch(objects, nothing_stored());
+  ASSERT_EQ(problems.size(), 4u);
+  EXPECT_NE(problems[0].message.find("refers to service 'myapp', which does not exist"),
+            std::string::npos)
+      << problems[0].text();
+  EXPECT_EQ(problems[0].location, "pipeline.yaml:6:9");
+
+  // A store pointing at a K8sCluster connector.
+  auto files = all_files();
+  files[2].content = replace(kService, "connectorRef: gitrepo", "connectorRef: sandbox");
+  problems = check_batch(parse_objects(files), nothing_stored());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].location, "service.yaml:16:33");
+  EXPECT_NE(problems[0].message.find("needs a Git connector, but connector 'sandbox' is a "
+                                     "K8sCluster connector"),
+            std::string::npos)
+      << problems[0].text();
+
+  // Objects stored earlier count.
+  auto stored = parse_objects(all_files());
+  StoredModel lookup = [&](const std::string& kind, const std::string& id) -> std::optional<json> {
+    for (const auto& o : stored) {
+      if (o.kind == kind && o.identifier == id) return o.model;
+    }
+    return std::nullopt;
+  };
+  EXPECT_TRUE(check_batch(parse_objects({{"pipeline.yaml", kPipeline}}), lookup).empty());
+}
+
+TEST(ObjectsModel, GitOpsEnabledIsFixedAtCreation) {
+  auto stored = parse_objects({{"service.yaml", kService}, {"connectors.yaml", kConnectors}});
+  StoredModel lookup = [&](const std::string& kind, const std::string& id) -> std::optional<json> {
+    for (const auto& o : stored) {
+      if (o.kind == kind && o.identifier == id) return o.model;
+    }
+    return std::nullopt;
+  };
+  std::string flipped = replace(kService, "gitOpsEnabled: false", "gitOpsEnabled: true");
+  flipped = replace(flipped, "type: K8sManifest", "type: ReleaseRepo");
+  flipped = replace(flipped, "              valuesPaths: [values.yaml]\n", "");
+  auto problems = check_batch(parse_objects({{"service.yaml", flipped}}), lookup);
+  ASSERT_EQ(problems.size(), 1u) << problems[0].text();
+  EXPECT_NE(problems[0].message.find("service 'myapp': gitOpsEnabled cannot change after the "
+                                     "service is created"),
+            std::string::npos)
+      << problems[0].text();
+}
+
+TEST(ObjectsModel, StageStepsMustMatchTheServiceModel) {
+  auto files = all_files();
+  files[5].content = replace(kPipeline, "type: K8sRollingDeploy", "type: UpdateReleaseRepo");
+  auto problems = check_batch(parse_objects(files), nothing_stored());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].location, "pipeline.yaml:20:25");
+  EXPECT_NE(problems[0].message.find("UpdateReleaseRepo belongs to GitOps services; service "
+                                     "'myapp' is a CD service"),
+            std::string::npos)
+      << problems[0].text();
+
+  files = all_files();
+  files[5].content = replace(kPipeline, "serviceRef: myapp", "serviceRef: myapp_gitops");
+  problems = check_batch(parse_objects(files), nothing_stored());
+  ASSERT_GE(problems.size(), 2u);
+  EXPECT_NE(problems[0].message.find("set spec.gitOpsEnabled: true"), std::string::npos)
+      << problems[0].text();
+  EXPECT_NE(problems[1].message.find("K8sRollingDeploy deploys to a cluster directly"),
+            std::string::npos)
+      << problems[1].text();
+}
+
+TEST(ObjectsModel, TheExamplesValidate) {
+  // What `capstan apply -f DIR` reads in each example folder: its *.yaml files (manifests in
+  // the folders below them are the services' files, not Capstan objects).
+  std::vector<SourceFile> files;
+  for (const char* dir : {"examples", "examples/cd"}) {
+    for (const auto& e : std::filesystem::directory_iterator(testing::source_dir() / dir)) {
+      if (e.is_regular_file() && e.path().extension() == ".yaml") {
+        files.push_back({e.path().filename().string(), testing::read_file(e.path())});
+      }
+    }
+  }
+  ASSERT_FALSE(files.empty());
+  auto objects = parse_objects(files);
+  EXPECT_TRUE(check_batch(objects, nothing_stored()).empty());
+}
+
+} // namespace
+} // namespace capstan::model
