@@ -473,8 +473,7 @@ ApplicationSet parse_application_set(const json& document, const yaml::SourceMap
     std::string sync = policy.string("applicationsSync", "sync");
     if (sync != "sync") {
       policy.fail("applicationsSync", "spec.syncPolicy.applicationsSync '" + sync +
-                                          "' is not supported (generated applications follow "
-                                          "their generator: created, updated and deleted)");
+                                          "' is not supported (only sync, the default)");
     }
   }
   auto generators = spec.objects("generators");
