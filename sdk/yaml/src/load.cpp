@@ -1,5 +1,10 @@
 // YAML text → JSON values with positions, through yaml-cpp's node graph.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
+
+#include <sstream>
+#include <unordered_map>
+#include <vector>
 
 #include "capstan/yaml/yaml.h"
 #include "scalar.h"
@@ -130,6 +135,89 @@ private:
   std::size_t nodes_ = 0;
 };
 
+// Counts the nodes a document expands to from the parser's events, before anything is built:
+// an alias adds the size its anchor's node was found to have, so "billion laughs" input is
+// refused in time linear in its text. Counts as Converter does (scalar mapping keys are not
+// nodes there).
+class ExpansionCounter : public YAML::EventHandler {
+public:
+  ExpansionCounter(const std::string& file, std::size_t limit) : file_(file), limit_(limit) {}
+
+  void OnDocumentStart(const YAML::Mark&) override {
+    sizes_.clear();
+    open_.clear();
+    counted_ = 0;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(mark, anchor, 1); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = sizes_.find(anchor);
+    leaf(mark, YAML::NullAnchor, it == sizes_.end() ? 1 : it->second);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string&) override {
+    leaf(mark, anchor, 1);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    start(mark, anchor, false);
+  }
+  void OnSequenceEnd() override { end(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    start(mark, anchor, true);
+  }
+  void OnMapEnd() override { end(); }
+
+private:
+  struct Collection {
+    YAML::anchor_t anchor;
+    bool map;
+    std::size_t children = 0; // events directly inside: keys and values alternate in a map
+    std::size_t size = 0;     // nodes this collection expands to, itself included
+  };
+
+  // Takes the next child slot of the innermost collection; false when it is a mapping key.
+  bool take_slot() {
+    if (open_.empty()) return true;
+    auto& parent = open_.back();
+    bool key = parent.map && parent.children % 2 == 0;
+    ++parent.children;
+    return !key;
+  }
+
+  void count(const YAML::Mark& mark, std::size_t size) {
+    counted_ += size;
+    if (!open_.empty()) open_.back().size += size;
+    if (counted_ > limit_) {
+      throw Error(file_, to_mark(mark),
+                  "document expands to more than " + std::to_string(limit_) +
+                      " nodes (aliases repeated too often?)");
+    }
+  }
+  void leaf(const YAML::Mark& mark, YAML::anchor_t anchor, std::size_t size) {
+    if (anchor != YAML::NullAnchor) sizes_[anchor] = size;
+    if (take_slot()) count(mark, size);
+  }
+  void start(const YAML::Mark& mark, YAML::anchor_t anchor, bool map) {
+    take_slot(); // a collection as a mapping key is refused later; count it all the same
+    count(mark, 1);
+    open_.push_back({anchor, map, 0, 1});
+  }
+  void end() {
+    Collection done = open_.back();
+    open_.pop_back();
+    if (done.anchor != YAML::NullAnchor) sizes_[done.anchor] = done.size;
+    if (!open_.empty()) open_.back().size += done.size - 1; // its own 1 went there at start
+  }
+
+  const std::string& file_;
+  std::size_t limit_;
+  std::unordered_map<YAML::anchor_t, std::size_t> sizes_;
+  std::vector<Collection> open_;
+  std::size_t counted_ = 0;
+};
+
 } // namespace
 
 Error::Error(std::string file, Mark mark, std::string message)
@@ -161,6 +249,13 @@ std::vector<Document> load_all(std::string_view text, const std::string& file,
                                const LoadOptions& options) {
   std::vector<YAML::Node> nodes;
   try {
+    if (text.find('*') != std::string_view::npos) { // aliases: bound what they expand to first
+      std::istringstream in{std::string(text)};
+      YAML::Parser parser(in);
+      ExpansionCounter counter(file, options.max_nodes);
+      while (parser.HandleNextDocument(counter)) {
+      }
+    }
     nodes = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     std::string msg = e.msg.empty() ? "invalid YAML" : e.msg;
