@@ -198,10 +198,11 @@ public:
     }
 
     // The host turns cancelled() true when the step's timeout passes, which may beat
-    // process::run's own deadline by a hair: both are a timeout.
+    // process::run's own deadline by a hair: both are a timeout, told as the step's timeout
+    // (not what was left of it when the script started).
     const auto left = ctx.remaining();
     if (r.timed_out || (r.cancelled && left && left->count() == 0)) {
-      std::string msg = "Shell script timed out after " + describe(*control.timeout) +
+      std::string msg = "Shell script timed out after " + describe(*ctx.timeout()) +
                         " and was killed with its child processes";
       ctx.error(msg);
       return sdk::Result::failed(ERROR_TYPE_TIMEOUT, msg);
