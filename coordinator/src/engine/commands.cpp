@@ -16,11 +16,7 @@ namespace st = store::status;
 
 namespace {
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using store::now_ms;
 
 std::string new_execution_id() {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -91,7 +87,7 @@ void Machine::note_stage(Active& a, std::size_t si, int level, const std::string
   r.stage_index = static_cast<int>(si);
   r.step_index = -1;
   r.step = a.record.stages[si].identifier;
-  r.time = wall_ms();
+  r.time = now_ms();
   r.level = level;
   r.line = "[capstan] " + mask(line);
   logs_[a.record.id].push_back(std::move(r));
@@ -357,7 +353,7 @@ Outcome Machine::run(const RunRequest& req) {
     }
   }
   r.plan = model::to_json(pipeline);
-  r.created_at = r.started_at = wall_ms();
+  r.created_at = r.started_at = now_ms();
   a.pipeline = std::move(pipeline);
   index_plan(a);
   for (std::size_t si = 0; si < a.plan.size(); ++si) {
@@ -523,7 +519,7 @@ Outcome Machine::approve(const ApprovalRequest& req) {
                                     {"action", req.reject ? "REJECT" : "APPROVE"},
                                     {"comment", req.comment},
                                     {"approverInputs", inputs},
-                                    {"time", wall_ms()}});
+                                    {"time", now_ms()}});
   set_row(a, si, r);
   audit(a, req.user, req.reject ? "reject" : "approve",
         {{"step", step_name}, {"comment", req.comment}, {"inputs", inputs}});
@@ -531,7 +527,7 @@ Outcome Machine::approve(const ApprovalRequest& req) {
     rec.status = st::kApprovalRejected;
     rec.error_type = "ApprovalRejection";
     rec.message = "rejected by " + req.user + (req.comment.empty() ? "" : ": " + req.comment);
-    rec.ended_at = wall_ms();
+    rec.ended_at = now_ms();
     rec.wake_at = 0;
     rec.state["handled"] = false;
     note(a, index, 2, rec.message);
@@ -555,7 +551,7 @@ Outcome Machine::approve(const ApprovalRequest& req) {
       rec.status = st::kSucceeded;
       rec.outputs = values;
       rec.message = "approved by " + req.user;
-      rec.ended_at = wall_ms();
+      rec.ended_at = now_ms();
       rec.wake_at = 0;
     }
   }
@@ -614,7 +610,7 @@ Outcome Machine::intervene(const InterventionRequest& req) {
   if (rec.status == st::kWaiting) {
     // A Wait step ended by hand.
     rec.state.erase("wake");
-    rec.ended_at = wall_ms();
+    rec.ended_at = now_ms();
     if (req.action == model::action::kMarkAsSuccess || req.action == model::action::kIgnore) {
       rec.status = st::kSucceeded;
       rec.message = "ended early by " + req.user;
@@ -631,7 +627,7 @@ Outcome Machine::intervene(const InterventionRequest& req) {
     rec.status = st::kFailed;
     rec.error_type = iv.value("errorType", rec.error_type);
     rec.message = iv.value("message", rec.message);
-    rec.ended_at = wall_ms();
+    rec.ended_at = now_ms();
     rec.state.erase("wake");
     if (req.action == model::action::kRetry) {
       rec.status = st::kNotStarted; // runs again; `when` was decided already

@@ -18,11 +18,7 @@ namespace st = store::status;
 
 namespace {
 
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using store::now_ms;
 
 bool waiting_status(const std::string& s) {
   return s == st::kApprovalWaiting || s == st::kInterventionWaiting || s == st::kInputWaiting ||
@@ -163,7 +159,7 @@ bool Machine::drive_stage(Active& a, std::size_t si) {
     auto questions = pending_questions(a, model_stage.identifier, "", true);
     if (!questions.empty()) {
       stage.status = st::kInputWaiting;
-      stage.started_at = stage.started_at ? stage.started_at : wall_ms();
+      stage.started_at = stage.started_at ? stage.started_at : now_ms();
       stage.state["inputs"] = questions;
       stage.message = "waiting for execution input: capstan input " + a.record.id;
       set_stage(a, si);
@@ -178,14 +174,14 @@ bool Machine::drive_stage(Active& a, std::size_t si) {
       }
       if (!stage.lock_key.empty()) {
         stage.status = st::kQueued;
-        stage.queued_at = wall_ms();
+        stage.queued_at = now_ms();
         stage.started_at = stage.queued_at;
         set_stage(a, si);
         return true; // the next pass takes the lock when it is free
       }
     }
     stage.status = st::kRunning;
-    stage.started_at = stage.started_at ? stage.started_at : wall_ms();
+    stage.started_at = stage.started_at ? stage.started_at : now_ms();
     stage.message.clear();
     set_stage(a, si);
     return true;
@@ -305,7 +301,7 @@ Machine::Progress Machine::drive_row(Active& a, std::size_t si, int r, bool& cha
   }
   rec.status = failure.empty() ? st::kSucceeded : st::kFailed;
   rec.message = failure;
-  rec.ended_at = wall_ms();
+  rec.ended_at = now_ms();
   rec.state["handled"] = true; // the children's failures were handled with this group's strategies
   set_row(a, si, r);
   changed = true;
@@ -352,7 +348,7 @@ bool Machine::start_row(Active& a, std::size_t si, int r) {
   }
   rec.state["started"] = true;
   rec.queued_at = 0;
-  rec.started_at = wall_ms();
+  rec.started_at = now_ms();
   rec.ended_at = 0;
   rec.message.clear();
   rec.error_type.clear();
@@ -447,7 +443,7 @@ void Machine::apply_action(Active& a, std::size_t si, int r, const model::Failur
       rec.state["wake"] = "retry";
       rec.state["retry"] = action;
       rec.status = st::kWaiting;
-      rec.wake_at = wall_ms() + wait;
+      rec.wake_at = now_ms() + wait;
       rec.message = "retry " + std::to_string(rec.retries) + " of " +
                     std::to_string(action.retry_count) + " after: " + rec.message;
       return;
@@ -486,9 +482,9 @@ void Machine::apply_action(Active& a, std::size_t si, int r, const model::Failur
         {"errorType", rec.error_type},
         {"message", rec.message},
         {"onTimeout", action.then.empty() ? json(nullptr) : json(action.then.front())},
-        {"since", wall_ms()}};
+        {"since", now_ms()}};
     rec.status = st::kInterventionWaiting;
-    rec.wake_at = wall_ms() + action.timeout.count();
+    rec.wake_at = now_ms() + action.timeout.count();
     return;
   }
   if (action.type == act::kStageRollback) {
@@ -521,7 +517,7 @@ void Machine::cancel_rows(Active& a, std::size_t si, const std::string& section,
       } else {
         rec.status = st::kAborted;
         rec.message = why;
-        rec.ended_at = wall_ms();
+        rec.ended_at = now_ms();
         set_row(a, si, r);
       }
       rec.state["handled"] = true;
@@ -665,7 +661,7 @@ void Machine::end_stage(Active& a, std::size_t si, const std::string& status,
   stage.status = status;
   stage.message = message;
   stage.error_type = error_type;
-  stage.ended_at = wall_ms();
+  stage.ended_at = now_ms();
   if (!stage.started_at) stage.started_at = stage.ended_at;
   set_stage(a, si);
   if (!stage.lock_key.empty()) released_locks_.insert(stage.lock_key);
@@ -684,7 +680,7 @@ void Machine::skip_stage(Active& a, std::size_t si, const std::string& why) {
   }
   stage.status = st::kSkipped;
   stage.message = why;
-  stage.ended_at = wall_ms();
+  stage.ended_at = now_ms();
   set_stage(a, si);
 }
 
@@ -699,7 +695,7 @@ void Machine::abort_execution(Active& a, const std::string& message) {
     cancel_rows(a, si, "", "aborted");
     stage.status = st::kAborted;
     stage.message = message;
-    stage.ended_at = wall_ms();
+    stage.ended_at = now_ms();
     set_stage(a, si);
     if (!stage.lock_key.empty()) released_locks_.insert(stage.lock_key);
   }
@@ -812,7 +808,7 @@ bool Machine::start_approval(Active& a, std::size_t si, int r) {
 // Timers
 
 void Machine::tick_flow() {
-  const auto wall = wall_ms();
+  const auto wall = now_ms();
   std::vector<std::string> touched;
   for (auto& [id, a] : active_) {
     if (st::terminal(a.record.status)) continue;

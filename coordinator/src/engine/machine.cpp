@@ -22,11 +22,7 @@ namespace v1 = wire::v1;
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using store::now_ms;
 
 std::string error_type_name(plugin::v1::ErrorType t) {
   switch (t) {

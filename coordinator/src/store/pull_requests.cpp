@@ -14,12 +14,6 @@ namespace {
 
 constexpr std::size_t kMaxText = 64 * 1024;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 constexpr const char* kColumns =
     "repository, number, provider, connector, title, body, source, target, state, url, head_sha, "
     "merge_commit, commit_id, comments, execution_id, step, updated_by, created_at, updated_at";

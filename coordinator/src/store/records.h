@@ -3,11 +3,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace capstan::store {
+
+// Now, as every stored time is kept: milliseconds since the Unix epoch.
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Statuses, as the API and CLI show them.
 namespace status {

@@ -132,12 +132,6 @@ CREATE TABLE pull_request_numbers (
   return list;
 }
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 ObjectRecord read_object(sqlite::Statement& s) {
   ObjectRecord o;
   o.kind = s.text(0);

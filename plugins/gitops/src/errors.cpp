@@ -1,13 +1,12 @@
 // Library errors to step failures.
 #include "errors.h"
 
+#include <capstan/apps/application.h>
 #include <capstan/configedit/configedit.h>
 #include <capstan/git/error.h>
 #include <capstan/scm/provider.h>
 #include <capstan/sdk/plugin.h>
 #include <capstan/yaml/yaml.h>
-
-#include "application_set.h"
 
 namespace capstan::plugins::gitops {
 
@@ -79,7 +78,7 @@ void translate_errors(const std::string& what, const std::vector<std::string>& s
     fail(plugin::v1::ERROR_TYPE_INVALID_INPUT, e.what());
   } catch (const yaml::Error& e) {
     fail(plugin::v1::ERROR_TYPE_INVALID_INPUT, e.what());
-  } catch (const ApplicationSetError& e) {
+  } catch (const apps::Error& e) {
     fail(plugin::v1::ERROR_TYPE_INVALID_INPUT, e.what());
   } catch (const std::exception& e) {
     fail(plugin::v1::ERROR_TYPE_UNKNOWN, e.what());

@@ -1,5 +1,6 @@
 // The gitops plugin: the pull-request steps of a GitOps (PR) pipeline, under the seed's names and
 // Harness's: UpdateReleaseRepo, MergePR, RevertPR and FetchLinkedApps.
+#include <capstan/apps/application_set.h>
 #include <capstan/git/cache.h>
 #include <capstan/scm/changes.h>
 #include <capstan/scm/local.h>
@@ -14,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "application_set.h"
 #include "errors.h"
 #include "pr_records.h"
 #include "release_repo.h"
@@ -266,39 +266,39 @@ public:
                            "the DeploymentRepo manifest '" + t.manifest + "' lists no paths");
     }
     const auto cls = clusters(ctx.context());
-    std::vector<GeneratorCluster> gen;
+    apps::GenerateContext gen;
     std::set<std::string> names, servers;
     for (const auto& c : cls) {
       if (c.identifier.empty()) continue;
-      gen.push_back({c.name, c.server});
+      gen.clusters.push_back({c.name, c.server, {}});
       names.insert(c.name);
       if (!c.server.empty()) servers.insert(c.server);
     }
-    json apps = json::array();
+    json linked_apps = json::array();
     json by_cluster = json::object();
     translate_errors("fetch linked apps from " + t.repository, t.secrets, [&] {
       git::RepoLease lease = cache_.acquire(t.remote, acquire_options(ctx));
       const std::string rev = lease->resolve(t.branch);
-      RepoView view;
-      for (const auto& e : lease->list_tree(rev)) view.files.push_back(e.path);
-      view.read = [&](const std::string& p) { return lease->read_file(rev, p); };
+      // The DeploymentRepo at the manifest's branch serves every git generator of its sets.
+      gen.repo = [&](const std::string&, const std::string&) {
+        apps::RepoTree tree;
+        for (const auto& e : lease->list_tree(rev)) tree.files.push_back(e.path);
+        tree.read = [&](const std::string& p) { return lease->read_file(rev, p); };
+        return tree;
+      };
       for (const auto& path : t.paths) {
         int sets = 0;
         for (const auto& doc : yaml::load_all(lease->read_file(rev, path), path)) {
           if (!doc.value.is_object() || doc.value.value("kind", "") != "ApplicationSet") continue;
           ++sets;
-          std::vector<json> rendered;
-          try {
-            rendered = render_application_set(doc.value, gen, view);
-          } catch (const ApplicationSetError& e) {
-            throw ApplicationSetError(path + ":" + std::to_string(doc.start.line) + ": " +
-                                      e.what());
-          }
-          for (auto& app : rendered) {
+          const auto set = apps::parse_application_set(doc.value, doc.where);
+          for (const auto& generated : apps::generate_applications(set, gen)) {
+            const json& app = generated.document;
             const json dest = app["spec"].value("destination", json::object());
             const std::string dname = dest.value("name", "");
             const std::string dserver = dest.value("server", "");
-            bool linked = gen.empty() || names.count(dname) != 0 || servers.count(dserver) != 0;
+            bool linked =
+                gen.clusters.empty() || names.count(dname) != 0 || servers.count(dserver) != 0;
             if (!linked) continue;
             std::string cluster;
             for (const auto& c : cls) {
@@ -316,27 +316,26 @@ public:
                          {"repoURL", source.value("repoURL", "")},
                          {"path", source.value("path", "")},
                          {"targetRevision", source.value("targetRevision", "")},
-                         {"applicationSet", doc.value["metadata"].value("name", "")}};
+                         {"applicationSet", set.name}};
             if (!cluster.empty()) by_cluster[cluster].push_back(info["name"]);
-            apps.push_back(std::move(info));
+            linked_apps.push_back(std::move(info));
           }
         }
-        if (sets == 0) {
-          throw ApplicationSetError(path + " holds no ApplicationSet");
-        }
+        if (sets == 0) throw apps::Error("", path + " holds no ApplicationSet");
       }
     });
-    for (const auto& a : apps) {
+    for (const auto& a : linked_apps) {
       ctx.info("application " + a["name"].get<std::string>() + " -> " +
                (a["cluster"].get<std::string>().empty()
                     ? a["server"].get<std::string>()
                     : "cluster " + a["cluster"].get<std::string>()) +
                " (" + a["path"].get<std::string>() + ")");
     }
-    if (apps.empty()) ctx.warn("no application of the ApplicationSet targets the stage's clusters");
-    ctx.set_output("applications", apps.dump());
+    if (linked_apps.empty())
+      ctx.warn("no application of the ApplicationSet targets the stage's clusters");
+    ctx.set_output("applications", linked_apps.dump());
     ctx.set_output("applicationsByCluster", by_cluster.dump());
-    ctx.set_output("appCount", std::to_string(apps.size()));
+    ctx.set_output("appCount", std::to_string(linked_apps.size()));
     return sdk::Result::succeeded();
   }
 
