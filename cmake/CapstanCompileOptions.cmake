@@ -2,6 +2,12 @@
 add_library(capstan_compile_options INTERFACE)
 add_library(capstan::compile_options ALIAS capstan_compile_options)
 target_compile_options(capstan_compile_options INTERFACE -Wall -Wextra -Wpedantic)
+if(CAPSTAN_UNITY_BUILD)
+  # A class of one source file with a member of a type from that file's anonymous namespace is
+  # fine in a .cpp; inside a unity unit GCC sees the .cpp as an included header and warns.
+  target_compile_options(capstan_compile_options INTERFACE
+                         $<$<CXX_COMPILER_ID:GNU>:-Wno-subobject-linkage>)
+endif()
 if(CAPSTAN_WERROR)
   target_compile_options(capstan_compile_options INTERFACE -Werror)
 endif()

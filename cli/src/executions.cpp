@@ -11,11 +11,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string str(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return "";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
-
 int executions_list(ApiClient& api, const Args& a, Format format) {
   std::string q = "?limit=" + a.value_or("--limit", "20");
   if (auto p = a.value("--pipeline")) q += "&pipeline=" + *p;
@@ -31,8 +26,9 @@ int executions_list(ApiClient& api, const Args& a, Format format) {
   }
   Table t({"ID", "PIPELINE", "#", "STATUS", "STARTED", "DURATION", "MESSAGE"});
   for (const auto& e : r["items"]) {
-    t.add({str(e, "id"), str(e, "pipeline"), str(e, "sequence"), str(e, "status"),
-           format_time(e["startedAt"]), format_duration_ms(e["durationMs"]), str(e, "message")});
+    t.add({field_text(e, "id"), field_text(e, "pipeline"), field_text(e, "sequence"),
+           field_text(e, "status"), format_time(e["startedAt"]),
+           format_duration_ms(e["durationMs"]), field_text(e, "message")});
   }
   t.print();
   return 0;
@@ -44,13 +40,14 @@ int executions_get(ApiClient& api, const std::string& id, Format format) {
     print_document(e, format);
     return 0;
   }
-  std::cout << "Execution:  " << str(e, "id") << "\n"
-            << "Pipeline:   " << str(e, "pipeline") << " #" << str(e, "sequence") << " (version "
-            << str(e, "pipelineVersion") << ")\n"
-            << "Status:     " << colour_status(str(e, "status")) << "\n"
+  std::cout << "Execution:  " << field_text(e, "id") << "\n"
+            << "Pipeline:   " << field_text(e, "pipeline") << " #" << field_text(e, "sequence")
+            << " (version " << field_text(e, "pipelineVersion") << ")\n"
+            << "Status:     " << colour_status(field_text(e, "status")) << "\n"
             << "Started:    " << format_time(e["startedAt"]) << "\n"
             << "Duration:   " << format_duration_ms(e["durationMs"]) << "\n";
-  if (!str(e, "message").empty()) std::cout << "Message:    " << str(e, "message") << "\n";
+  if (!field_text(e, "message").empty())
+    std::cout << "Message:    " << field_text(e, "message") << "\n";
   if (!e["variables"].empty()) {
     std::cout << "Variables:\n";
     for (const auto& [k, v] : e["variables"].items()) {
@@ -58,7 +55,8 @@ int executions_get(ApiClient& api, const std::string& id, Format format) {
     }
   }
   std::cout << "\n";
-  if (!str(e, "triggeredBy").empty()) std::cout << "Started by: " << str(e, "triggeredBy") << "\n";
+  if (!field_text(e, "triggeredBy").empty())
+    std::cout << "Started by: " << field_text(e, "triggeredBy") << "\n";
   const json inputs = e.value("inputs", json::object());
   if (!inputs.empty()) {
     std::cout << "Inputs:\n";
@@ -69,8 +67,9 @@ int executions_get(ApiClient& api, const std::string& id, Format format) {
   Table t({"STAGE", "STEP", "TYPE", "STATUS", "DELEGATE", "ATTEMPT", "DURATION", "MESSAGE"});
   std::vector<std::string> outputs;
   for (const auto& stage : e["stages"]) {
-    t.add({str(stage, "identifier"), "", str(stage, "type"), str(stage, "status"), "", "",
-           format_duration_ms(stage["durationMs"]), str(stage, "message")});
+    t.add({field_text(stage, "identifier"), "", field_text(stage, "type"),
+           field_text(stage, "status"), "", "", format_duration_ms(stage["durationMs"]),
+           field_text(stage, "message")});
     const json& steps = stage["steps"];
     for (const auto& s : steps) {
       int depth = 0;
@@ -78,18 +77,19 @@ int executions_get(ApiClient& api, const std::string& id, Format format) {
            p = steps[static_cast<std::size_t>(p)].value("parent", -1)) {
         ++depth;
       }
-      std::string name = str(s, "identifier");
+      std::string name = field_text(s, "identifier");
       if (auto dot = name.rfind('.'); dot != std::string::npos) name = name.substr(dot + 1);
-      if (str(s, "section") == "rollback") name += " (rollback)";
-      std::string attempt = s.value("attempt", 0) ? str(s, "attempt") : "";
-      if (s.value("retries", 0) > 0) attempt += " (retry " + str(s, "retries") + ")";
-      t.add({"", std::string(static_cast<std::size_t>(2 * depth), ' ') + name, str(s, "type"),
-             str(s, "status"), str(s, "delegate"), attempt, format_duration_ms(s["durationMs"]),
-             str(s, "message")});
+      if (field_text(s, "section") == "rollback") name += " (rollback)";
+      std::string attempt = s.value("attempt", 0) ? field_text(s, "attempt") : "";
+      if (s.value("retries", 0) > 0) attempt += " (retry " + field_text(s, "retries") + ")";
+      t.add({"", std::string(static_cast<std::size_t>(2 * depth), ' ') + name,
+             field_text(s, "type"), field_text(s, "status"), field_text(s, "delegate"), attempt,
+             format_duration_ms(s["durationMs"]), field_text(s, "message")});
       json step_outputs = s.value("outputs", json::object());
       for (const auto& [k, v] : step_outputs.items()) {
-        outputs.push_back("  " + str(stage, "identifier") + "." + str(s, "identifier") + "." + k +
-                          " = " + (v.is_string() ? v.get<std::string>() : v.dump()));
+        outputs.push_back("  " + field_text(stage, "identifier") + "." +
+                          field_text(s, "identifier") + "." + k + " = " +
+                          (v.is_string() ? v.get<std::string>() : v.dump()));
       }
     }
   }
@@ -120,7 +120,7 @@ int cmd_executions(const Globals& g, const Argv& argv) {
     ApiClient api(g);
     if (pos[0] == "get") return executions_get(api, pos[1], format);
     json r = api.post("/api/v1/executions/" + pos[1] + "/abort", json::object());
-    std::cout << "execution " << str(r, "id") << " aborted\n";
+    std::cout << "execution " << field_text(r, "id") << " aborted\n";
     return 0;
   }
   throw UsageError("unknown executions subcommand '" + pos[0] + "' (list, get or abort)");
@@ -149,23 +149,23 @@ int cmd_delegates(const Globals& g, const Argv& argv) {
   for (const auto& d : r["items"]) {
     std::vector<std::string> types, plugins, tags;
     for (const auto& st : d["stepTypes"]) {
-      types.push_back(str(st, "type"));
-      plugins.push_back(str(st, "plugin") + "@" + str(st, "pluginVersion"));
+      types.push_back(field_text(st, "type"));
+      plugins.push_back(field_text(st, "plugin") + "@" + field_text(st, "pluginVersion"));
     }
     for (const auto& tag : d["tags"]) tags.push_back(tag.get<std::string>());
     bool up = d.value("connected", false);
-    std::vector<std::string> row = {str(d, "name"),
-                                    up ? (d.value("draining", false) ? "Draining" : "Connected")
-                                       : "Disconnected",
-                                    up ? str(d, "running") + "/" + str(d, "slots") : "-",
-                                    types.empty() ? "-" : join(types, ","),
-                                    tags.empty() ? "-" : join(tags, ","),
-                                    format_age(up ? d["connectedAt"] : d["lastSeen"])};
+    std::vector<std::string> row = {
+        field_text(d, "name"),
+        up ? (d.value("draining", false) ? "Draining" : "Connected") : "Disconnected",
+        up ? field_text(d, "running") + "/" + field_text(d, "slots") : "-",
+        types.empty() ? "-" : join(types, ","),
+        tags.empty() ? "-" : join(tags, ","),
+        format_age(up ? d["connectedAt"] : d["lastSeen"])};
     if (wide) {
       std::sort(plugins.begin(), plugins.end());
       plugins.erase(std::unique(plugins.begin(), plugins.end()), plugins.end());
-      row.insert(row.end(), {plugins.empty() ? "-" : join(plugins, ","), str(d, "version"),
-                             str(d, "hostname"), str(d, "instanceId")});
+      row.insert(row.end(), {plugins.empty() ? "-" : join(plugins, ","), field_text(d, "version"),
+                             field_text(d, "hostname"), field_text(d, "instanceId")});
     }
     t.add(row);
   }
@@ -179,8 +179,8 @@ int cmd_version(const Globals& g, const Argv& argv) {
   try {
     ApiClient api(g);
     json v = api.get("/api/v1/version");
-    std::cout << "coordinator " << str(v, "version") << " at " << api.url() << " (wire protocol "
-              << str(v, "wireProtocol") << ")\n";
+    std::cout << "coordinator " << field_text(v, "version") << " at " << api.url()
+              << " (wire protocol " << field_text(v, "wireProtocol") << ")\n";
   } catch (const CommandError& e) {
     std::cout << "coordinator: not reachable (" << e.what() << ")\n";
   }

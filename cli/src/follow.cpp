@@ -23,11 +23,6 @@ bool ended(const std::string& status) {
          status == "ApprovalRejected";
 }
 
-std::string str(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return "";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
-
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -59,14 +54,14 @@ const char* mark(const std::string& status) {
 
 // What a waiting step or stage asks of the user, in one line.
 std::string waiting_line(const json& node, const std::string& id) {
-  auto status = str(node, "status");
+  auto status = field_text(node, "status");
   if (status == "ApprovalWaiting") {
     std::string msg = node.value("approval", json::object()).value("message", "");
     return "approval needed" + (msg.empty() ? "" : ": " + msg) + "  (capstan approve " + id +
            " [--reject])";
   }
   if (status == "InterventionWaiting") {
-    return "failed: " + str(node, "message") +
+    return "failed: " + field_text(node, "message") +
            "; waiting for an intervention  (capstan "
            "interventions resolve " +
            id + " ACTION)";
@@ -83,7 +78,8 @@ std::string waiting_line(const json& node, const std::string& id) {
 
 // A plain-text key for what was printed about a node, so changes print once.
 std::string state_key(const json& node) {
-  return str(node, "status") + "|" + str(node, "attempt") + "|" + str(node, "retries");
+  return field_text(node, "status") + "|" + field_text(node, "attempt") + "|" +
+         field_text(node, "retries");
 }
 
 class Printer {
@@ -101,7 +97,7 @@ public:
     }
     if (show_steps && tree_) draw(e);
     std::cout << std::flush;
-    if (prompt_ && !ended(str(e, "status"))) ask_inputs(e);
+    if (prompt_ && !ended(field_text(e, "status"))) ask_inputs(e);
   }
 
   void clear() {
@@ -116,22 +112,23 @@ private:
   }
 
   void draw(const json& e) {
-    line("\033[1m" + str(e, "pipeline") + " #" + str(e, "sequence") + "\033[0m  " +
-         colour_status(str(e, "status")) + "  " + elapsed(e));
+    line("\033[1m" + field_text(e, "pipeline") + " #" + field_text(e, "sequence") + "\033[0m  " +
+         colour_status(field_text(e, "status")) + "  " + elapsed(e));
     for (const auto& stage : e["stages"]) {
-      std::string msg = str(stage, "status") == "Queued" || str(stage, "status") == "Skipped"
-                            ? "  " + str(stage, "message")
-                            : "";
-      line(std::string("  ") + mark(str(stage, "status")) + " " + str(stage, "identifier") + " (" +
-           str(stage, "type") + ")  " + colour_status(str(stage, "status")) + "  " +
-           elapsed(stage) + msg);
-      if (str(stage, "status") == "InputWaiting") line("      " + waiting_line(stage, id_));
+      std::string msg =
+          field_text(stage, "status") == "Queued" || field_text(stage, "status") == "Skipped"
+              ? "  " + field_text(stage, "message")
+              : "";
+      line(std::string("  ") + mark(field_text(stage, "status")) + " " +
+           field_text(stage, "identifier") + " (" + field_text(stage, "type") + ")  " +
+           colour_status(field_text(stage, "status")) + "  " + elapsed(stage) + msg);
+      if (field_text(stage, "status") == "InputWaiting") line("      " + waiting_line(stage, id_));
       const json& steps = stage["steps"];
       bool rollback_shown = false;
       for (std::size_t i = 0; i < steps.size(); ++i) {
         const auto& s = steps[i];
-        bool rollback = str(s, "section") == "rollback";
-        if (rollback && str(s, "status") == "NotStarted") continue;
+        bool rollback = field_text(s, "section") == "rollback";
+        if (rollback && field_text(s, "status") == "NotStarted") continue;
         if (rollback && !rollback_shown) {
           line("      rollback:");
           rollback_shown = true;
@@ -142,19 +139,19 @@ private:
           ++depth;
         }
         std::string indent(static_cast<std::size_t>(6 + 2 * depth), ' ');
-        std::string name = str(s, "identifier");
+        std::string name = field_text(s, "identifier");
         if (auto dot = name.rfind('.'); dot != std::string::npos) name = name.substr(dot + 1);
         std::string extra;
-        if (s.value("retries", 0) > 0) extra += "  retry " + str(s, "retries");
-        if (!str(s, "delegate").empty() && str(s, "kind") == "Step")
-          extra += "  on " + str(s, "delegate");
-        line(indent + mark(str(s, "status")) + " " + name + "  " + str(s, "type") + "  " +
-             colour_status(str(s, "status")) + "  " + elapsed(s) + extra);
+        if (s.value("retries", 0) > 0) extra += "  retry " + field_text(s, "retries");
+        if (!field_text(s, "delegate").empty() && field_text(s, "kind") == "Step")
+          extra += "  on " + field_text(s, "delegate");
+        line(indent + mark(field_text(s, "status")) + " " + name + "  " + field_text(s, "type") +
+             "  " + colour_status(field_text(s, "status")) + "  " + elapsed(s) + extra);
         auto waiting = waiting_line(s, id_);
         if (!waiting.empty()) line(indent + "    " + waiting);
-        if ((str(s, "status") == "Failed" || str(s, "status") == "Waiting") &&
-            !str(s, "message").empty()) {
-          line(indent + "    " + str(s, "message"));
+        if ((field_text(s, "status") == "Failed" || field_text(s, "status") == "Waiting") &&
+            !field_text(s, "message").empty()) {
+          line(indent + "    " + field_text(s, "message"));
         }
       }
     }
@@ -162,22 +159,24 @@ private:
 
   void print_changes(const json& e) {
     for (const auto& stage : e["stages"]) {
-      std::string skey = "stage:" + str(stage, "identifier");
-      std::string sstate = str(stage, "status") + "|" + str(stage, "message");
+      std::string skey = "stage:" + field_text(stage, "identifier");
+      std::string sstate = field_text(stage, "status") + "|" + field_text(stage, "message");
       if (seen_[skey] != sstate) {
         seen_[skey] = sstate;
-        auto status = str(stage, "status");
+        auto status = field_text(stage, "status");
         if (status != "NotStarted" && status != "Running" && status != "Succeeded") {
-          std::cout << "stage " << str(stage, "identifier") << ": " << colour_status(status)
-                    << (str(stage, "message").empty() ? "" : ": " + str(stage, "message")) << "\n";
+          std::cout << "stage " << field_text(stage, "identifier") << ": " << colour_status(status)
+                    << (field_text(stage, "message").empty() ? ""
+                                                             : ": " + field_text(stage, "message"))
+                    << "\n";
           auto waiting = waiting_line(stage, id_);
           if (!waiting.empty()) std::cout << "  " << waiting << "\n";
         }
       }
       for (const auto& s : stage["steps"]) {
-        if (str(s, "kind") != "Step") continue;
-        std::string key = str(stage, "identifier") + "." + str(s, "identifier");
-        auto status = str(s, "status");
+        if (field_text(s, "kind") != "Step") continue;
+        std::string key = field_text(stage, "identifier") + "." + field_text(s, "identifier");
+        auto status = field_text(s, "status");
         auto state = state_key(s);
         if (seen_[key] == state) continue;
         seen_[key] = state;
@@ -185,18 +184,19 @@ private:
         if (status == "Skipped") continue;
         std::cout << key << ": " << colour_status(status);
         if (status == "Running") {
-          std::cout << (str(s, "delegate").empty() ? "" : " on " + str(s, "delegate"));
+          std::cout << (field_text(s, "delegate").empty() ? ""
+                                                          : " on " + field_text(s, "delegate"));
         } else if (ended(status)) {
           std::cout << " in " << format_duration_ms(s["durationMs"]);
-          if (status != "Succeeded" && !str(s, "message").empty()) {
-            std::cout << ": " << str(s, "message");
+          if (status != "Succeeded" && !field_text(s, "message").empty()) {
+            std::cout << ": " << field_text(s, "message");
           }
         } else {
           auto waiting = waiting_line(s, id_);
           if (!waiting.empty()) {
             std::cout << ": " << waiting;
-          } else if (!str(s, "message").empty()) {
-            std::cout << ": " << str(s, "message");
+          } else if (!field_text(s, "message").empty()) {
+            std::cout << ": " << field_text(s, "message");
           }
         }
         std::cout << "\n";
@@ -209,17 +209,17 @@ private:
     json questions = json::array();
     std::string where;
     for (const auto& stage : e["stages"]) {
-      if (str(stage, "status") == "InputWaiting") {
+      if (field_text(stage, "status") == "InputWaiting") {
         for (const auto& q : stage.value("inputs", json::array())) questions.push_back(q);
       }
       for (const auto& s : stage["steps"]) {
-        if (str(s, "status") != "InputWaiting") continue;
+        if (field_text(s, "status") != "InputWaiting") continue;
         for (const auto& q : s.value("inputs", json::array())) questions.push_back(q);
       }
     }
     if (questions.empty()) return;
     std::string key;
-    for (const auto& q : questions) key += str(q, "fqn") + ";";
+    for (const auto& q : questions) key += field_text(q, "fqn") + ";";
     if (asked_.count(key)) return;
     asked_.insert(key);
     clear();
@@ -233,11 +233,11 @@ private:
           list += (list.empty() ? "" : ", ") + v.get<std::string>();
         hint += " [" + list + "]";
       }
-      if (!str(q, "default").empty()) hint += " (default " + str(q, "default") + ")";
-      std::cout << "  " << str(q, "name") << hint << ": " << std::flush;
+      if (!field_text(q, "default").empty()) hint += " (default " + field_text(q, "default") + ")";
+      std::cout << "  " << field_text(q, "name") << hint << ": " << std::flush;
       std::string answer;
       if (!std::getline(std::cin, answer)) return; // no input: leave it to `capstan input`
-      if (!answer.empty()) values[str(q, "fqn")] = answer;
+      if (!answer.empty()) values[field_text(q, "fqn")] = answer;
     }
     try {
       api_.post("/api/v1/executions/" + url_encode(id_) + "/inputs", {{"values", values}});
@@ -275,7 +275,7 @@ json follow_execution(ApiClient& api, const std::string& id, const std::string& 
     printer.update(w, show_steps, prefix);
     after = w["next"].get<std::int64_t>();
     revision = e["revision"].get<std::int64_t>();
-    if (ended(str(e, "status")) && w["lines"].empty()) return e;
+    if (ended(field_text(e, "status")) && w["lines"].empty()) return e;
   }
 }
 

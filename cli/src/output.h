@@ -39,5 +39,8 @@ std::string format_time(const nlohmann::json& unix_ms);
 // "5s", "3m", "2h", "4d" since the time; "-" for null.
 std::string format_age(const nlohmann::json& unix_ms);
 std::string join(const std::vector<std::string>& items, const std::string& sep);
+// A field of an API object as text: "" when absent or null, strings as they are, anything else
+// as JSON.
+std::string field_text(const nlohmann::json& object, const char* key);
 
 } // namespace capstan::cli

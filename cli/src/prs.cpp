@@ -12,11 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string str(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) return "";
-  return j[key].is_string() ? j[key].get<std::string>() : j[key].dump();
-}
-
 std::string url_encode(const std::string& s) {
   static const char* hex = "0123456789ABCDEF";
   std::string out;
@@ -64,13 +59,14 @@ int prs_list(ApiClient& api, const Args& a, Format format) {
   if (wide) headers.insert(headers.end(), {"PROVIDER", "HEAD", "MERGE COMMIT", "EXECUTION", "URL"});
   Table t(headers);
   for (const auto& p : r["items"]) {
-    std::vector<std::string> row = {
-        "#" + str(p, "number"), str(p, "state"),      str(p, "title"),           str(p, "source"),
-        str(p, "target"),       str(p, "repository"), format_age(p["createdAt"])};
+    std::vector<std::string> row = {"#" + field_text(p, "number"), field_text(p, "state"),
+                                    field_text(p, "title"),        field_text(p, "source"),
+                                    field_text(p, "target"),       field_text(p, "repository"),
+                                    format_age(p["createdAt"])};
     if (wide) {
-      row.insert(row.end(),
-                 {str(p, "provider"), short_sha(str(p, "headSha")),
-                  short_sha(str(p, "mergeCommit")), str(p, "executionId"), str(p, "url")});
+      row.insert(row.end(), {field_text(p, "provider"), short_sha(field_text(p, "headSha")),
+                             short_sha(field_text(p, "mergeCommit")), field_text(p, "executionId"),
+                             field_text(p, "url")});
     }
     t.add(row);
   }
@@ -86,20 +82,22 @@ int prs_get(ApiClient& api, const std::string& number, const Args& a, Format for
     print_document(p, format);
     return 0;
   }
-  std::cout << "Pull request: #" << str(p, "number") << " " << str(p, "title") << "\n"
-            << "State:        " << str(p, "state") << "\n"
-            << "Repository:   " << str(p, "repository") << " (" << str(p, "provider") << ")\n"
-            << "Branches:     " << str(p, "source") << " -> " << str(p, "target") << "\n"
-            << "Head:         " << str(p, "headSha") << "\n";
-  if (!str(p, "mergeCommit").empty()) {
-    std::cout << "Merge commit: " << str(p, "mergeCommit") << "\n";
-  }
-  if (!str(p, "url").empty()) std::cout << "URL:          " << str(p, "url") << "\n";
-  std::cout << "Opened by:    execution " << str(p, "executionId") << ", step " << str(p, "step")
+  std::cout << "Pull request: #" << field_text(p, "number") << " " << field_text(p, "title") << "\n"
+            << "State:        " << field_text(p, "state") << "\n"
+            << "Repository:   " << field_text(p, "repository") << " (" << field_text(p, "provider")
+            << ")\n"
+            << "Branches:     " << field_text(p, "source") << " -> " << field_text(p, "target")
             << "\n"
+            << "Head:         " << field_text(p, "headSha") << "\n";
+  if (!field_text(p, "mergeCommit").empty()) {
+    std::cout << "Merge commit: " << field_text(p, "mergeCommit") << "\n";
+  }
+  if (!field_text(p, "url").empty()) std::cout << "URL:          " << field_text(p, "url") << "\n";
+  std::cout << "Opened by:    execution " << field_text(p, "executionId") << ", step "
+            << field_text(p, "step") << "\n"
             << "Created:      " << format_time(p["createdAt"]) << "\n"
             << "Updated:      " << format_time(p["updatedAt"]) << "\n";
-  if (!str(p, "body").empty()) std::cout << "\n" << str(p, "body") << "\n";
+  if (!field_text(p, "body").empty()) std::cout << "\n" << field_text(p, "body") << "\n";
   return 0;
 }
 

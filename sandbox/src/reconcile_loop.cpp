@@ -10,10 +10,10 @@ namespace capstan::sandbox {
 using nlohmann::json;
 
 namespace {
-constexpr char kSep = '\x1f';
+constexpr char kKeySep = '\x1f';
 
 std::string key(const std::string& kind, const std::string& ns, const std::string& name) {
-  return kind + kSep + ns + kSep + name;
+  return kind + kKeySep + ns + kKeySep + name;
 }
 } // namespace
 
@@ -49,9 +49,10 @@ std::vector<std::string> keys_for_change(const Change& c) {
         out.push_back(key(kind, ns, ref.value("name", "")));
     }
   }
-  if (c.type == "DELETED") out.push_back("gc" + std::string(1, kSep) + meta.value("uid", ""));
+  if (c.type == "DELETED") out.push_back("gc" + std::string(1, kKeySep) + meta.value("uid", ""));
   if (c.type == "MODIFIED" && meta.contains("deletionTimestamp") && meta.contains("finalizers"))
-    out.push_back("Finalize" + std::string(1, kSep) + c.resource + kSep + ns + kSep + name);
+    out.push_back("Finalize" + std::string(1, kKeySep) + c.resource + kKeySep + ns + kKeySep +
+                  name);
   return out;
 }
 
@@ -59,7 +60,7 @@ void Reconcilers::reconcile(const std::string& k) {
   std::vector<std::string> parts;
   std::size_t start = 0;
   while (true) {
-    auto pos = k.find(kSep, start);
+    auto pos = k.find(kKeySep, start);
     parts.push_back(k.substr(start, pos - start));
     if (pos == std::string::npos) break;
     start = pos + 1;

@@ -1,6 +1,7 @@
 // `kubectl rollout status` rules for Deployment, StatefulSet and DaemonSet, plus Job completion.
 #include "capstan/kube/rollout_status.h"
 
+#include "json_fields.h"
 namespace capstan::kube {
 namespace {
 
@@ -18,12 +19,7 @@ std::optional<std::int64_t> opt_num(const json& o, const char* ptr) {
   return o.at(p).get<std::int64_t>();
 }
 
-std::string str(const json& o, const char* ptr) {
-  json::json_pointer p(ptr);
-  return o.contains(p) && o.at(p).is_string() ? o.at(p).get<std::string>() : std::string();
-}
-
-const json* condition(const json& o, std::string_view type) {
+const json* rollout_condition(const json& o, std::string_view type) {
   json::json_pointer p("/status/conditions");
   if (!o.contains(p) || !o.at(p).is_array()) return nullptr;
   for (const auto& c : o.at(p)) {
@@ -40,12 +36,12 @@ std::string q(const std::string& s) {
   return "\"" + s + "\"";
 }
 
-RolloutStatus deployment(const json& d) {
-  std::string name = q(str(d, "/metadata/name"));
+RolloutStatus deployment_rollout(const json& d) {
+  std::string name = q(detail::string_at(d, "/metadata/name"));
   if (num(d, "/metadata/generation") > num(d, "/status/observedGeneration")) {
     return status(State::kInProgress, "Waiting for deployment spec update to be observed...");
   }
-  const json* progressing = condition(d, "Progressing");
+  const json* progressing = rollout_condition(d, "Progressing");
   if (progressing != nullptr && progressing->value("reason", "") == "ProgressDeadlineExceeded") {
     return status(State::kFailed, "deployment " + name + " exceeded its progress deadline");
   }
@@ -71,13 +67,13 @@ RolloutStatus deployment(const json& d) {
   return status(State::kDone, "deployment " + name + " successfully rolled out");
 }
 
-RolloutStatus daemon_set(const json& d) {
-  std::string strategy = str(d, "/spec/updateStrategy/type");
+RolloutStatus daemon_set_rollout(const json& d) {
+  std::string strategy = detail::string_at(d, "/spec/updateStrategy/type");
   if (!strategy.empty() && strategy != "RollingUpdate") {
     return status(State::kFailed,
                   "rollout status is only available for RollingUpdate strategy type");
   }
-  std::string name = q(str(d, "/metadata/name"));
+  std::string name = q(detail::string_at(d, "/metadata/name"));
   if (num(d, "/metadata/generation") > num(d, "/status/observedGeneration")) {
     return status(State::kInProgress, "Waiting for daemon set spec update to be observed...");
   }
@@ -98,8 +94,8 @@ RolloutStatus daemon_set(const json& d) {
   return status(State::kDone, "daemon set " + name + " successfully rolled out");
 }
 
-RolloutStatus stateful_set(const json& s) {
-  std::string strategy = str(s, "/spec/updateStrategy/type");
+RolloutStatus stateful_set_rollout(const json& s) {
+  std::string strategy = detail::string_at(s, "/spec/updateStrategy/type");
   if (!strategy.empty() && strategy != "RollingUpdate") {
     return status(State::kFailed,
                   "rollout status is only available for RollingUpdate strategy type");
@@ -126,8 +122,8 @@ RolloutStatus stateful_set(const json& s) {
     return status(State::kDone, "partitioned roll out complete: " + std::to_string(updated) +
                                     " new pods have been updated...");
   }
-  std::string update_rev = str(s, "/status/updateRevision");
-  std::string current_rev = str(s, "/status/currentRevision");
+  std::string update_rev = detail::string_at(s, "/status/updateRevision");
+  std::string current_rev = detail::string_at(s, "/status/currentRevision");
   if (update_rev != current_rev) {
     return status(State::kInProgress, "waiting for statefulset rolling update to complete " +
                                           std::to_string(updated) + " pods at revision " +
@@ -138,16 +134,16 @@ RolloutStatus stateful_set(const json& s) {
                                   " pods at revision " + current_rev + "...");
 }
 
-RolloutStatus job(const json& j) {
-  std::string name = q(str(j, "/metadata/name"));
-  const json* failed = condition(j, "Failed");
+RolloutStatus job_rollout(const json& j) {
+  std::string name = q(detail::string_at(j, "/metadata/name"));
+  const json* failed = rollout_condition(j, "Failed");
   if (failed != nullptr && failed->value("status", "") == "True") {
     std::string why = failed->value("reason", "");
     std::string message = failed->value("message", "");
     return status(State::kFailed, "job " + name + " failed" + (why.empty() ? "" : ": " + why) +
                                       (message.empty() ? "" : " (" + message + ")"));
   }
-  const json* complete = condition(j, "Complete");
+  const json* complete = rollout_condition(j, "Complete");
   if (complete != nullptr && complete->value("status", "") == "True") {
     return status(State::kDone, "job " + name + " completed");
   }
@@ -166,11 +162,12 @@ bool is_rollout_kind(const std::string& kind) {
 
 RolloutStatus rollout_status(const json& object) {
   std::string kind = object.value("kind", "");
-  if (kind == "Deployment") return deployment(object);
-  if (kind == "StatefulSet") return stateful_set(object);
-  if (kind == "DaemonSet") return daemon_set(object);
-  if (kind == "Job") return job(object);
-  return status(State::kDone, kind + " " + q(str(object, "/metadata/name")) + " has no rollout");
+  if (kind == "Deployment") return deployment_rollout(object);
+  if (kind == "StatefulSet") return stateful_set_rollout(object);
+  if (kind == "DaemonSet") return daemon_set_rollout(object);
+  if (kind == "Job") return job_rollout(object);
+  return status(State::kDone,
+                kind + " " + q(detail::string_at(object, "/metadata/name")) + " has no rollout");
 }
 
 } // namespace capstan::kube

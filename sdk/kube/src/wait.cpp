@@ -8,6 +8,7 @@
 #include <set>
 
 #include "capstan/kube/watch.h"
+#include "json_fields.h"
 #include <algorithm>
 
 namespace capstan::kube {
@@ -16,11 +17,6 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string str(const json& o, const char* ptr) {
-  json::json_pointer p(ptr);
-  return o.contains(p) && o.at(p).is_string() ? o.at(p).get<std::string>() : std::string();
-}
 
 bool all_digits(std::string_view s) {
   if (s.empty()) return false;
@@ -60,7 +56,7 @@ bool belongs(const ObjectRef& w, const json& involved) {
 std::string event_time(const json& e) {
   for (const char* k :
        {"/lastTimestamp", "/eventTime", "/firstTimestamp", "/metadata/creationTimestamp"}) {
-    std::string t = str(e, k);
+    std::string t = detail::string_at(e, k);
     if (!t.empty()) return t;
   }
   return {};
@@ -135,9 +131,9 @@ std::vector<std::string> pod_problems(const Client& client, const json& workload
   if (sel.empty()) return out;
   ListOptions o;
   o.label_selector = sel;
-  auto pods = client.list("v1", "Pod", str(workload, "/metadata/namespace"), o).items;
+  auto pods = client.list("v1", "Pod", detail::string_at(workload, "/metadata/namespace"), o).items;
   for (const auto& pod : pods) {
-    std::string name = "pod " + str(pod, "/metadata/name");
+    std::string name = "pod " + detail::string_at(pod, "/metadata/name");
     if (pod.contains("/metadata/deletionTimestamp"_json_pointer)) continue; // on its way out
     const json status = pod.value("status", json::object());
     std::string phase = status.value("phase", "");
@@ -235,7 +231,7 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
     if (!mine) return;
     std::string when = event_time(e);
     if (!since.empty() && !when.empty() && when < since) return;
-    std::string uid = str(e, "/metadata/uid");
+    std::string uid = detail::string_at(e, "/metadata/uid");
     int count = e.value("count", 1);
     {
       std::lock_guard lock(seen_mutex);
@@ -253,7 +249,7 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
   std::vector<std::unique_ptr<Watch>> watches;
   auto store = [&](const std::vector<std::shared_ptr<Tracked>>& group, const json& object,
                    bool deleted) {
-    std::string name = str(object, "/metadata/name");
+    std::string name = detail::string_at(object, "/metadata/name");
     std::lock_guard lock(mutex);
     for (auto& t : group) {
       if (t->ref.name != name) continue;

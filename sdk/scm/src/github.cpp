@@ -10,28 +10,25 @@ using nlohmann::json;
 
 namespace {
 
-std::string str(const json& j, const char* key) {
-  return detail::string_field(j, key);
-}
-
 PullRequest from_github(const json& j) {
   PullRequest pr;
   pr.number = j.value("number", 0L);
-  pr.title = str(j, "title");
-  pr.body = str(j, "body");
-  pr.url = str(j, "html_url");
+  pr.title = detail::string_field(j, "title");
+  pr.body = detail::string_field(j, "body");
+  pr.url = detail::string_field(j, "html_url");
   if (j.contains("head") && j["head"].is_object()) {
-    pr.source = str(j["head"], "ref");
-    pr.head_sha = str(j["head"], "sha");
+    pr.source = detail::string_field(j["head"], "ref");
+    pr.head_sha = detail::string_field(j["head"], "sha");
   }
-  if (j.contains("base") && j["base"].is_object()) pr.target = str(j["base"], "ref");
+  if (j.contains("base") && j["base"].is_object())
+    pr.target = detail::string_field(j["base"], "ref");
   const bool merged =
       (j.contains("merged") && j["merged"].is_boolean() && j["merged"].get<bool>()) ||
       (j.contains("merged_at") && j["merged_at"].is_string());
-  pr.state = merged                      ? PrState::kMerged
-             : str(j, "state") == "open" ? PrState::kOpen
-                                         : PrState::kClosed;
-  if (merged) pr.merge_commit = str(j, "merge_commit_sha");
+  pr.state = merged                                       ? PrState::kMerged
+             : detail::string_field(j, "state") == "open" ? PrState::kOpen
+                                                          : PrState::kClosed;
+  if (merged) pr.merge_commit = detail::string_field(j, "merge_commit_sha");
   return pr;
 }
 
@@ -100,7 +97,8 @@ public:
     auto r = client_.send("PUT", base_ + "/pulls/" + std::to_string(number) + "/merge", body, what);
     const json result = r.json();
     if (result.is_object() && result.contains("merged") && result["merged"] == false) {
-      throw Error(ErrorKind::kNotMergeable, "github: " + what + ": " + str(result, "message"), 200);
+      throw Error(ErrorKind::kNotMergeable,
+                  "github: " + what + ": " + detail::string_field(result, "message"), 200);
     }
     if (o.delete_source_branch && !before.source.empty()) {
       // 422 "Reference does not exist" means someone already deleted it: fine.
@@ -110,7 +108,7 @@ public:
       }
     }
     PullRequest after = get(number);
-    if (after.merge_commit.empty()) after.merge_commit = str(result, "sha");
+    if (after.merge_commit.empty()) after.merge_commit = detail::string_field(result, "sha");
     after.state = PrState::kMerged;
     return after;
   }

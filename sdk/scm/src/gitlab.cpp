@@ -11,26 +11,22 @@ using nlohmann::json;
 
 namespace {
 
-std::string str(const json& j, const char* key) {
-  return detail::string_field(j, key);
-}
-
 PullRequest from_gitlab(const json& j) {
   PullRequest pr;
   pr.number = j.value("iid", 0L);
-  pr.title = str(j, "title");
-  pr.body = str(j, "description");
-  pr.url = str(j, "web_url");
-  pr.source = str(j, "source_branch");
-  pr.target = str(j, "target_branch");
-  pr.head_sha = str(j, "sha");
-  const std::string state = str(j, "state");
+  pr.title = detail::string_field(j, "title");
+  pr.body = detail::string_field(j, "description");
+  pr.url = detail::string_field(j, "web_url");
+  pr.source = detail::string_field(j, "source_branch");
+  pr.target = detail::string_field(j, "target_branch");
+  pr.head_sha = detail::string_field(j, "sha");
+  const std::string state = detail::string_field(j, "state");
   pr.state = state == "merged"                        ? PrState::kMerged
              : state == "opened" || state == "locked" ? PrState::kOpen
                                                       : PrState::kClosed;
   if (pr.state == PrState::kMerged) {
-    pr.merge_commit = str(j, "merge_commit_sha");
-    if (pr.merge_commit.empty()) pr.merge_commit = str(j, "squash_commit_sha");
+    pr.merge_commit = detail::string_field(j, "merge_commit_sha");
+    if (pr.merge_commit.empty()) pr.merge_commit = detail::string_field(j, "squash_commit_sha");
     if (pr.merge_commit.empty()) pr.merge_commit = pr.head_sha; // fast-forward merges
   }
   return pr;
@@ -85,8 +81,9 @@ public:
     if (pr.state != PrState::kMerged) {
       // Accepted but not merged yet (e.g. waiting for a pipeline): report it as not mergeable now.
       throw Error(ErrorKind::kNotMergeable,
-                  "gitlab: " + what + ": accepted but not merged (state " + str(r.json(), "state") +
-                      ", merge_status " + str(r.json(), "merge_status") + ")",
+                  "gitlab: " + what + ": accepted but not merged (state " +
+                      detail::string_field(r.json(), "state") + ", merge_status " +
+                      detail::string_field(r.json(), "merge_status") + ")",
                   r.status);
     }
     return pr;
@@ -137,7 +134,7 @@ private:
                             what + " (rebase status)");
       const json j = r.json();
       if (j.is_object() && !j.value("rebase_in_progress", false)) {
-        const std::string err = str(j, "merge_error");
+        const std::string err = detail::string_field(j, "merge_error");
         if (!err.empty()) {
           throw Error(ErrorKind::kNotMergeable, "gitlab: " + what + ": rebase failed: " + err);
         }
