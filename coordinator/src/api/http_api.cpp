@@ -189,6 +189,39 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    // GitOps applications: the applied document, where it is reconciled, the last status.
+    auto app_view = [this](const store::ObjectRecord& o) {
+      auto st = store.app_state(o.identifier);
+      json doc = o.model.value("document", json::object());
+      json status = st ? st->status : json::object();
+      if (!status.is_object()) status = json::object();
+      json view = {{"apiVersion", "argoproj.io/v1alpha1"},
+                   {"kind", "Application"},
+                   {"metadata", doc.value("metadata", json::object())},
+                   {"spec", doc.value("spec", json::object())},
+                   {"status", status}};
+      json assignment = {{"delegate", st ? st->delegate : ""},
+                         {"epoch", st ? st->epoch : 0},
+                         {"assignedAt", st ? st->assigned_at : 0},
+                         {"statusAt", st ? st->status_at : 0}};
+      if (st && !st->message.empty()) assignment["message"] = st->message;
+      view["assignment"] = assignment;
+      return view;
+    };
+    server.Get("/api/v1/apps", [this, app_view](const httplib::Request&, httplib::Response& res) {
+      json items = json::array();
+      for (const auto& o : store.objects("application")) items.push_back(app_view(o));
+      reply(res, 200, {{"items", items}});
+    });
+    server.Get(R"(/api/v1/apps/([^/]+))",
+               [this, app_view](const httplib::Request& req, httplib::Response& res) {
+                 auto o = store.object("application", req.matches[1]);
+                 if (!o) {
+                   return error(res, 404, "NotFound",
+                                "application '" + std::string(req.matches[1]) + "' not found");
+                 }
+                 reply(res, 200, app_view(*o));
+               });
     server.Get("/api/v1/prs", [this](const httplib::Request& req, httplib::Response& res) {
       store::PullRequestFilter f;
       f.repository = req.get_param_value("repository");

@@ -96,6 +96,7 @@ const std::vector<KindSpec>& kinds() {
        {"gitopsclusters", "gitopscluster", "gitOpsClusters", "clusters"},
        parse_gitops_cluster},
       {"pipeline", {"pipelines"}, parse_pipeline_object},
+      {"application", {"applications", "app", "apps"}, parse_application_object},
   };
   return list;
 }
@@ -215,7 +216,21 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
                             type_name(doc.value));
         continue;
       }
-      if (doc.value.size() != 1) {
+      // Kubernetes-style documents (apiVersion + kind): Argo CD's Application.
+      std::string k8s_kind;
+      if (doc.value.contains("apiVersion") && doc.value.contains("kind")) {
+        const auto& api = doc.value["apiVersion"];
+        const auto& kv = doc.value["kind"];
+        if (api != "argoproj.io/v1alpha1" || kv != "Application") {
+          check.error("/kind", "unsupported document: apiVersion " + api.dump() + ", kind " +
+                                   kv.dump() +
+                                   " (this coordinator accepts argoproj.io/v1alpha1 Application, "
+                                   "and the Harness-shaped kinds under one top-level key)");
+          continue;
+        }
+        k8s_kind = "application";
+      }
+      if (k8s_kind.empty() && doc.value.size() != 1) {
         std::string keys;
         for (const auto& [k, v] : doc.value.items()) keys += (keys.empty() ? "" : ", ") + k;
         check.error("", "a document must have exactly one top-level key naming its kind "
@@ -223,7 +238,7 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
                             keys);
         continue;
       }
-      const std::string kind = doc.value.begin().key();
+      const std::string kind = k8s_kind.empty() ? doc.value.begin().key() : k8s_kind;
       const KindSpec* spec = nullptr;
       for (const auto& k : kinds()) {
         if (k.name == kind) spec = &k;

@@ -86,5 +86,8 @@ void parse_environment(const yaml::Document& doc, Object& out, std::vector<Probl
 void parse_gitops_cluster(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_infrastructure(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_user_group(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
+// Argo CD Application documents (model/application.cpp).
+void parse_application_object(const yaml::Document& doc, Object& out,
+                              std::vector<Problem>& problems);
 
 } // namespace capstan::model

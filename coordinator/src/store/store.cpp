@@ -128,6 +128,15 @@ CREATE INDEX pull_requests_by_created ON pull_requests (created_at);
 CREATE TABLE pull_request_numbers (
   repository TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
+      // GitOps applications: which delegate reconciles each (fenced by epoch) and the status
+      // it reported last.
+      R"sql(
+CREATE TABLE gitops_apps (
+  name TEXT PRIMARY KEY, epoch INTEGER NOT NULL, instance_id TEXT NOT NULL,
+  delegate TEXT NOT NULL, plugin TEXT NOT NULL, assigned_at INTEGER NOT NULL,
+  status TEXT NOT NULL, status_epoch INTEGER NOT NULL, status_at INTEGER NOT NULL,
+  message TEXT NOT NULL) WITHOUT ROWID;
+)sql",
   };
   return list;
 }
