@@ -1,0 +1,250 @@
+// The GitOps agent end to end: a real coordinator, two delegates hosting the gitops plugin's
+// reconciler, capstan-sandbox and a real Git remote. Applications applied with the API are
+// assigned to one delegate, reconciled to Synced/Healthy, and move when their delegate dies.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <capstan/testing/git_servers.h>
+#include <capstan/testing/sandbox.h>
+
+#include <iostream>
+
+#include "../stack.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using capstan::testing::FileSet;
+using capstan::testing::git;
+using capstan::testing::Sandbox;
+using capstan::testing::Stack;
+using capstan::testing::TempDir;
+using capstan::testing::wait_until;
+using nlohmann::json;
+
+std::string configmap(const std::string& name, const std::string& value) {
+  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
+         value + "\"\n";
+}
+
+std::string deployment(const std::string& name, const std::string& image) {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
+         "\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: " + name +
+         "}\n  template:\n    metadata:\n      labels: {app: " + name +
+         "}\n    spec:\n      containers:\n      - name: main\n        image: " + image + "\n";
+}
+
+class Remote {
+public:
+  explicit Remote(const FileSet& files) {
+    bare_ = capstan::testing::make_remote(dir_.path(), "release.git", {files});
+    git({"clone", "-q", bare_.string(), (dir_ / "work").string()});
+  }
+  std::string url() const { return "file://" + bare_.string(); }
+  std::string commit(const FileSet& write) {
+    for (const auto& [path, text] : write) capstan::testing::write_file(dir_ / "work" / path, text);
+    git({"add", "-A"}, dir_ / "work");
+    git({"commit", "-q", "-m", "change"}, dir_ / "work");
+    git({"push", "-q", "origin", "HEAD:main"}, dir_ / "work");
+    return head();
+  }
+  std::string head() const {
+    auto h = git({"rev-parse", "main"}, bare_);
+    while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
+    return h;
+  }
+
+private:
+  TempDir dir_{"capstan-agent-remote"};
+  fs::path bare_;
+};
+
+class AgentTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
+    stack_.start_coordinator();
+    capstan::testing::write_file(dir_ / "delegate.yaml",
+                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
+      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
+    }
+  }
+  capstan::testing::Daemon& delegate(const std::string& name) {
+    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
+                                    {"--config", (dir_ / "delegate.yaml").string()});
+    delegates_.push_back(&d);
+    return d;
+  }
+  // The environment, the sandbox's connector and GitOps cluster.
+  std::string cluster_yaml() const {
+    return "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n"
+           "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
+           "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
+           sandbox_->kubeconfig().string() +
+           "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
+           "  connectorRef: sandbox_api\n  environments: [dev]\n";
+  }
+  static std::string app_yaml(const std::string& name, const std::string& url,
+                              const std::string& destination = "name: sandbox") {
+    return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
+           "\nspec:\n  project: default\n  source:\n    repoURL: " + url +
+           "\n    targetRevision: main\n    path: apps/demo\n  destination:\n    " + destination +
+           "\n    namespace: demo\n  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n"
+           "    syncOptions: [CreateNamespace=true]\n";
+  }
+  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
+  bool synced_healthy(const json& a, const std::string& revision) {
+    const json s = a.value("status", json::object());
+    return s.value("sync", json::object()).value("status", "") == "Synced" &&
+           s.value("health", json::object()).value("status", "") == "Healthy" &&
+           s.value("sync", json::object()).value("revision", "") == revision;
+  }
+  std::string kubectl(std::vector<std::string> args) {
+    auto r = sandbox_->kubectl(std::move(args));
+    EXPECT_TRUE(r.status.success()) << r.err;
+    return r.out;
+  }
+
+  TempDir dir_{"capstan-agent"};
+  std::unique_ptr<Sandbox> sandbox_;
+  Stack stack_{dir_.path()};
+  std::vector<capstan::testing::Daemon*> delegates_;
+};
+
+TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")},
+                 {"apps/demo/web.yaml", deployment("web", "nginx:1.25")}});
+  auto& east = delegate("east");
+  auto& west = delegate("west");
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+  auto applied = stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" +
+                                                    app_yaml("demo", remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+
+  const std::string first = remote.head();
+  json a;
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), first); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o",
+                     "jsonpath={.data.value}"}),
+            "one");
+  const std::string owner = a["assignment"]["delegate"];
+  const auto epoch = a["assignment"]["epoch"].get<std::uint64_t>();
+  ASSERT_TRUE(owner == "east" || owner == "west") << a.dump(2);
+  EXPECT_EQ(a["kind"], "Application");
+  EXPECT_EQ(a["spec"]["destination"]["name"], "sandbox");
+
+  // The owner dies: the application moves to the other delegate and is reconciled there.
+  auto& dead = owner == "east" ? east : west;
+  const std::string other = owner == "east" ? "west" : "east";
+  dead.child().signal(SIGKILL);
+  dead.child().wait_for(std::chrono::seconds(10));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["assignment"]["delegate"] == other;
+      },
+      std::chrono::seconds(20)))
+      << a.dump(2);
+  EXPECT_GT(a["assignment"]["epoch"].get<std::uint64_t>(), epoch);
+
+  const std::string second = remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), second); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o",
+                     "jsonpath={.data.value}"}),
+            "two");
+  // The status shown is the new holder's.
+  EXPECT_EQ(a["assignment"]["delegate"], other);
+}
+
+TEST_F(AgentTest, FrozenDelegateLosesItsApplicationsBeforeAnotherTakesThem) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  auto& east = delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), remote.head()); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  ASSERT_EQ(a["assignment"]["delegate"], "east");
+  delegate("west");
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+
+  // A delegate that stops answering (a partition, a paused VM) is cut off; when it comes back
+  // it has stopped reconciling and the application stays where it moved.
+  east.child().signal(SIGSTOP);
+  ASSERT_TRUE(wait_until([&] { return app("demo")["assignment"]["delegate"] == "west"; },
+                         std::chrono::seconds(20)));
+  east.child().signal(SIGCONT);
+  ASSERT_TRUE(wait_until(
+      [&] { return east.log().find("stopped reconciling 1 application(s)") != std::string::npos; },
+      std::chrono::seconds(20)))
+      << east.log();
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+  const std::string next = remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), next); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(a["assignment"]["delegate"], "west");
+  EXPECT_EQ(east.log().find("application demo: reconciled here (epoch 2)"), std::string::npos);
+}
+
+TEST_F(AgentTest, InvalidApplicationsAreRefusedWithFileAndLine) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  stack_.apply_text("cluster.yaml", cluster_yaml());
+  ASSERT_EQ(stack_.last_status(), 200);
+  // An unknown field, with its place.
+  auto r = stack_.apply_text("bad.yaml", app_yaml("demo", remote.url()) + "  sourcez: {}\n");
+  EXPECT_EQ(stack_.last_status(), 422);
+  EXPECT_NE(r.dump().find("bad.yaml:"), std::string::npos) << r.dump(2);
+  EXPECT_NE(r.dump().find("sourcez"), std::string::npos) << r.dump(2);
+  // A destination that is not a registered GitOps cluster.
+  r = stack_.apply_text("dest.yaml", app_yaml("demo", remote.url(), "name: nowhere"));
+  EXPECT_EQ(stack_.last_status(), 422);
+  EXPECT_NE(r.dump().find("dest.yaml:"), std::string::npos) << r.dump(2);
+  EXPECT_NE(r.dump().find("nowhere"), std::string::npos) << r.dump(2);
+  // Another kind under argoproj.io is refused, not ignored.
+  r = stack_.apply_text("kind.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\n"
+                                     "metadata: {name: x}\n");
+  EXPECT_EQ(stack_.last_status(), 422);
+  EXPECT_NE(r.dump().find("AppProject"), std::string::npos) << r.dump(2);
+  EXPECT_EQ(stack_.get("/api/v1/apps")["items"].size(), 0u);
+}
+
+TEST_F(AgentTest, ApplicationWithoutAnEligibleDelegateSaysWhy) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  // A delegate whose plugins have no reconciler (only the shell plugin's folder is empty of
+  // gitops): here, a delegate with no plugins at all.
+  stack_.start_delegate("bare", {dir_ / "no-plugins"});
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["assignment"].value("message", "").find("no connected delegate") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << a.dump(2);
+  EXPECT_EQ(a["assignment"]["delegate"], "");
+  // A delegate with the gitops plugin arrives: it gets the application.
+  delegate("gitops");
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), remote.head()); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(a["assignment"]["delegate"], "gitops");
+  EXPECT_FALSE(a["assignment"].contains("message"));
+}
+
+} // namespace
