@@ -222,6 +222,10 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, app_view(*o));
                });
+    server.Post(R"(/api/v1/apps/([^/]+)/(sync|refresh|rollback))",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  app_operation(req, res);
+                });
     server.Get("/api/v1/prs", [this](const httplib::Request& req, httplib::Response& res) {
       store::PullRequestFilter f;
       f.repository = req.get_param_value("repository");
@@ -548,6 +552,39 @@ struct HttpApi::Impl {
     i.comment = text(*body, "comment");
     if (i.action.empty()) return error(res, 400, "BadRequest", "'action' is required");
     answer(res, engine.intervene(std::move(i)).get());
+  }
+
+  // POST /api/v1/apps/{name}/{sync|refresh|rollback}
+  void app_operation(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    engine::AppOperationRequest r;
+    r.app = req.matches[1];
+    r.op = req.matches[2];
+    r.user = user_of(req);
+    std::set<std::string> allowed;
+    if (r.op == "sync") allowed = {"prune", "dryRun", "applyOnly", "force", "revision"};
+    if (r.op == "rollback") allowed = {"id"};
+    for (const auto& [k, v] : body->items()) {
+      if (!allowed.count(k)) {
+        return error(res, 400, "BadRequest", "'" + k + "' is not a parameter of " + r.op);
+      }
+      bool ok = k == "revision" ? v.is_string() : k == "id" ? v.is_number_integer() : v.is_boolean();
+      if (!ok) {
+        return error(res, 400, "BadRequest",
+                     "'" + k + "' must be " +
+                         (k == "revision" ? "a string" : k == "id" ? "an integer" : "true or false"));
+      }
+    }
+    if (r.op == "rollback" && !body->contains("id")) {
+      return error(res, 400, "BadRequest", "'id' (the history entry to roll back to) is required");
+    }
+    r.params = *body;
+    try {
+      answer(res, engine.app_operation(std::move(r)).get());
+    } catch (const std::future_error&) {
+      error(res, 503, "ShuttingDown", "the coordinator is shutting down");
+    }
   }
 
   void inputs(const httplib::Request& req, httplib::Response& res) {

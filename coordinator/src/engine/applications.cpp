@@ -20,6 +20,14 @@ using store::now_ms;
 
 namespace {
 
+Outcome op_failure(int status, std::string code, std::string message) {
+  Outcome o;
+  o.status = status;
+  o.code = std::move(code);
+  o.message = std::move(message);
+  return o;
+}
+
 std::string trim_slash(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
   return s;
@@ -67,7 +75,8 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
       for (auto& gc : store_.objects("gitopsCluster")) {
         auto c = store_.object("connector", gc.model.value("connectorRef", ""));
         if (!c) continue;
-        const json cred = c->model.value("spec", json::object()).value("credential", json::object());
+        const json cred =
+            c->model.value("spec", json::object()).value("credential", json::object());
         const std::string url =
             trim_slash(cred.value("spec", json::object()).value("masterUrl", ""));
         if (!url.empty()) known.push_back(url + " (" + gc.identifier + ")");
@@ -92,11 +101,10 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
     }
     json resolved = resolve_connector(*connector, secret_source(), t.mask);
     json names = json::array({cluster->identifier});
-    if (cluster->name != cluster->identifier && !cluster->name.empty()) names.push_back(cluster->name);
-    t.cluster_json = json{{"identifier", cluster->identifier},
-                          {"names", names},
-                          {"connector", resolved}}
-                         .dump();
+    if (cluster->name != cluster->identifier && !cluster->name.empty())
+      names.push_back(cluster->name);
+    t.cluster_json =
+        json{{"identifier", cluster->identifier}, {"names", names}, {"connector", resolved}}.dump();
     for (const auto& sel : resolved.value("delegateSelectors", json::array())) {
       if (sel.is_string()) t.selectors.push_back(sel.get<std::string>());
     }
@@ -115,9 +123,8 @@ void Machine::apps_send_assign(AppRuntime& app, const Session& s, bool force) {
     apps_problem(app, t.error);
     return;
   }
-  std::string digest = std::to_string(std::hash<std::string>{}(t.application_json + '\x1f' +
-                                                                 t.cluster_json + '\x1f' +
-                                                                 app.state.plugin));
+  std::string digest = std::to_string(std::hash<std::string>{}(
+      t.application_json + '\x1f' + t.cluster_json + '\x1f' + app.state.plugin));
   if (!force && digest == app.sent) return;
   app.sent = digest;
   v1::Envelope env;
@@ -147,6 +154,7 @@ void Machine::apps_unassign(AppRuntime& app, const std::string& reason) {
     env.mutable_app_unassign()->set_reason(reason);
     send(s->peer, std::move(env));
   }
+  apps_fail_operations(app.state.name, "", "it was taken from delegate " + app.state.delegate);
   spdlog::info("application {}: unassigned from delegate {} ({})", app.state.name,
                app.state.delegate, reason);
   app.state.instance_id.clear();
@@ -184,11 +192,11 @@ void Machine::apps_place(AppRuntime& app) {
     for (const auto& x : t.selectors) sel += (sel.empty() ? "" : ", ") + x;
     std::string list;
     for (const auto& x : seen) list += (list.empty() ? "" : ", ") + x;
-    apps_problem(app, "no connected delegate can reconcile it: " +
-                          (seen.empty() ? std::string("none has a plugin with a reconciler")
-                                        : "delegates with a reconciler (" + list +
-                                              ") do not match the cluster's selectors (" + sel +
-                                              ")"));
+    apps_problem(app,
+                 "no connected delegate can reconcile it: " +
+                     (seen.empty() ? std::string("none has a plugin with a reconciler")
+                                   : "delegates with a reconciler (" + list +
+                                         ") do not match the cluster's selectors (" + sel + ")"));
     return;
   }
   apps_problem(app, "");
@@ -240,6 +248,7 @@ void Machine::apps_on_hello(Session& s, const v1::Hello& hello, bool new_connect
 }
 
 void Machine::apps_on_session_lost(const std::string& instance_id) {
+  apps_fail_operations("", instance_id, "its delegate was lost");
   for (auto& [name, app] : apps_) {
     if (app.state.instance_id == instance_id && !app.orphaned_since) {
       app.orphaned_since = Clock::now();
@@ -309,6 +318,18 @@ void Machine::apps_tick() {
   // up to one interval older than the delegate's last message here.
   const auto fence = options_.liveness.interval * 2;
   bool place = now >= apps_next_place_;
+  for (auto it = app_operations_.begin(); it != app_operations_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    auto promise = it->second.done;
+    auto o = op_failure(504, "Timeout",
+                        "the delegate did not answer the operation on application '" +
+                            it->second.app + "' in time");
+    effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+    it = app_operations_.erase(it);
+  }
   for (auto& [name, app] : apps_) {
     if (app.orphaned_since && now - *app.orphaned_since >= fence) {
       // After a coordinator restart, the old holder may still come back in the re-attach window.
@@ -334,6 +355,93 @@ void Machine::apps_flush() {
     if (!app.dirty) continue;
     store_.put_app_state(app.state);
     app.dirty = false;
+  }
+}
+
+void Machine::app_operation(const AppOperationRequest& request, std::promise<Outcome> done) {
+  auto promise = std::make_shared<std::promise<Outcome>>(std::move(done));
+  auto answer = [&](Outcome o) {
+    effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+  };
+  auto it = apps_.find(request.app);
+  if (it == apps_.end()) {
+    return answer(op_failure(404, "NotFound", "application '" + request.app + "' not found"));
+  }
+  std::chrono::milliseconds timeout{0};
+  if (request.op == "refresh") {
+    timeout = std::chrono::seconds(60);
+  } else if (request.op == "sync" || request.op == "rollback") {
+    timeout = std::chrono::minutes(30);
+  } else {
+    return answer(op_failure(400, "InvalidInput",
+                             "unknown operation '" + request.op + "' (sync, refresh or rollback)"));
+  }
+  auto& app = it->second;
+  Session* s = app.state.instance_id.empty() ? nullptr : scheduler_.by_instance(app.state.instance_id);
+  if (s == nullptr || app.orphaned_since) {
+    return answer(op_failure(
+        409, "NotReconciled",
+        "application '" + request.app + "' has no delegate reconciling it now" +
+            (app.state.message.empty() ? std::string() : " (" + app.state.message + ")")));
+  }
+  const std::string id = "op-" + std::to_string(++app_operation_seq_);
+  json params = request.params.is_object() ? request.params : json::object();
+  if (!params.contains("initiatedBy")) params["initiatedBy"] = request.user;
+  v1::Envelope env;
+  auto* op = env.mutable_app_operation();
+  op->set_id(id);
+  op->set_app(request.app);
+  op->set_epoch(app.state.epoch);
+  op->set_op(request.op);
+  op->set_params_json(params.dump());
+  send(s->peer, std::move(env));
+  app_operations_[id] = {request.app, app.state.instance_id, app.state.epoch,
+                         Clock::now() + timeout, promise};
+  store::AuditRecord a;
+  a.user = request.user;
+  a.action = request.op;
+  a.kind = "application";
+  a.target = request.app;
+  a.details = {{"delegate", app.state.delegate}, {"params", request.params}};
+  store_.append_audit(a);
+}
+
+void Machine::apps_on_operation_result(const wire::PeerId& peer,
+                                       const v1::AppOperationResult& result) {
+  auto it = app_operations_.find(result.id());
+  auto* s = scheduler_.by_peer(peer);
+  if (it == app_operations_.end() || s == nullptr || s->instance_id != it->second.instance_id ||
+      result.epoch() != it->second.epoch) {
+    return;
+  }
+  auto promise = it->second.done;
+  Outcome o;
+  if (!result.ok()) {
+    o = op_failure(422, "OperationFailed", result.error());
+  } else {
+    json body = json::parse(result.result_json(), nullptr, false);
+    if (body.is_discarded()) body = json::object();
+    o.body = {{"app", result.app()}, {"delegate", s->name}, {"result", body}};
+  }
+  app_operations_.erase(it);
+  effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+}
+
+void Machine::apps_fail_operations(const std::string& app, const std::string& instance_id,
+                                   const std::string& why) {
+  for (auto it = app_operations_.begin(); it != app_operations_.end();) {
+    bool match = (!app.empty() && it->second.app == app) ||
+                 (!instance_id.empty() && it->second.instance_id == instance_id);
+    if (!match) {
+      ++it;
+      continue;
+    }
+    auto promise = it->second.done;
+    auto o = op_failure(503, "DelegateLost",
+                        "application '" + it->second.app + "': " + why +
+                            "; the operation's outcome is unknown (see its status and history)");
+    effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+    it = app_operations_.erase(it);
   }
 }
 

@@ -144,6 +144,9 @@ void Machine::on_router_event(wire::RouterEvent& event) {
   case v1::Envelope::kAppStatus:
     apps_on_status(event.peer, env.app_status());
     return;
+  case v1::Envelope::kAppOperationResult:
+    apps_on_operation_result(event.peer, env.app_operation_result());
+    return;
   default:
     spdlog::debug("ignoring {} from a delegate", wire::body_name(env));
     return;

@@ -62,6 +62,7 @@ public:
   Outcome approve(const ApprovalRequest& request);
   Outcome intervene(const InterventionRequest& request);
   Outcome answer(const InputAnswer& request);
+  void app_operation(const AppOperationRequest& request, std::promise<Outcome> done);
   Outcome create_token(const std::string& name);
   Outcome revoke_token(const std::string& name);
 
@@ -178,7 +179,7 @@ private:
   // --- applications.cpp: GitOps applications assigned to delegates ---
   struct AppRuntime {
     store::AppStateRecord state;
-    std::string sent;    // digest of the last AppAssign payload sent for this epoch
+    std::string sent; // digest of the last AppAssign payload sent for this epoch
     std::optional<Clock::time_point> orphaned_since; // its delegate was lost or drains
     bool dirty = false;                              // state to write at flush
   };
@@ -190,6 +191,11 @@ private:
   void apps_changed();
   void apps_tick();
   void apps_flush();
+  void apps_on_operation_result(const wire::PeerId& peer,
+                                const wire::v1::AppOperationResult& result);
+  // Answers the pending operations of an application (or of all held by an instance).
+  void apps_fail_operations(const std::string& app, const std::string& instance_id,
+                            const std::string& why);
   // Gives the application to the least-loaded eligible delegate (a new epoch), or records why
   // none can take it.
   void apps_place(AppRuntime& app);
@@ -255,6 +261,15 @@ private:
   std::map<std::string, AppRuntime> apps_; // GitOps applications by name
   Clock::time_point apps_next_place_ = Clock::now();
   bool apps_dirty_ = false; // applications or what they use changed in this batch
+  struct PendingOperation {
+    std::string app;
+    std::string instance_id;
+    std::uint64_t epoch = 0;
+    Clock::time_point deadline;
+    std::shared_ptr<std::promise<Outcome>> done;
+  };
+  std::map<std::string, PendingOperation> app_operations_; // by operation id
+  std::uint64_t app_operation_seq_ = 0;
 };
 
 } // namespace capstan::engine

@@ -24,15 +24,15 @@ void parse_application_object(const yaml::Document& doc, Object& out,
     out.references.push_back({"gitopsCluster", d.name, doc.where.locate("/spec/destination/name"),
                               "", "application '" + app.name + "' (its destination)"});
   }
-  out.model = {{"name", app.name},
-               {"project", app.project},
-               {"repoURL", app.source.repo_url},
-               {"path", app.source.path},
-               {"targetRevision", app.source.target_revision},
-               {"destination",
-                {{"server", d.server}, {"name", d.name}, {"namespace", d.namespace_}}},
-               {"automated", app.sync_policy.automated},
-               {"document", doc.value}};
+  out.model = {
+      {"name", app.name},
+      {"project", app.project},
+      {"repoURL", app.source.repo_url},
+      {"path", app.source.path},
+      {"targetRevision", app.source.target_revision},
+      {"destination", {{"server", d.server}, {"name", d.name}, {"namespace", d.namespace_}}},
+      {"automated", app.sync_policy.automated},
+      {"document", doc.value}};
 }
 
 } // namespace capstan::model

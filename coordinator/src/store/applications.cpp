@@ -35,9 +35,8 @@ std::vector<AppStateRecord> all(sqlite::Database& db) {
 } // namespace
 
 void Store::put_app_state(const AppStateRecord& r) {
-  auto& q = writer_->prepare(
-      std::string("INSERT OR REPLACE INTO gitops_apps (") + kColumns +
-      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  auto& q = writer_->prepare(std::string("INSERT OR REPLACE INTO gitops_apps (") + kColumns +
+                             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   q.bind(1, r.name)
       .bind(2, static_cast<std::int64_t>(r.epoch))
       .bind(3, r.instance_id)

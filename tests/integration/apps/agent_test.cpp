@@ -122,17 +122,16 @@ TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
   auto& east = delegate("east");
   auto& west = delegate("west");
   ASSERT_TRUE(stack_.wait_for_delegates(2));
-  auto applied = stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" +
-                                                    app_yaml("demo", remote.url()));
+  auto applied =
+      stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
 
   const std::string first = remote.head();
   json a;
-  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), first); },
-                         std::chrono::seconds(60)))
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), first); }, std::chrono::seconds(60)))
       << a.dump(2);
-  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o",
-                     "jsonpath={.data.value}"}),
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
             "one");
   const std::string owner = a["assignment"]["delegate"];
   const auto epoch = a["assignment"]["epoch"].get<std::uint64_t>();
@@ -154,12 +153,12 @@ TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
       << a.dump(2);
   EXPECT_GT(a["assignment"]["epoch"].get<std::uint64_t>(), epoch);
 
-  const std::string second = remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
-  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), second); },
-                         std::chrono::seconds(60)))
+  const std::string second =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), second); }, std::chrono::seconds(60)))
       << a.dump(2);
-  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o",
-                     "jsonpath={.data.value}"}),
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
             "two");
   // The status shown is the new holder's.
   EXPECT_EQ(a["assignment"]["delegate"], other);
@@ -190,9 +189,10 @@ TEST_F(AgentTest, FrozenDelegateLosesItsApplicationsBeforeAnotherTakesThem) {
       std::chrono::seconds(20)))
       << east.log();
   ASSERT_TRUE(stack_.wait_for_delegates(2));
-  const std::string next = remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
-  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), next); },
-                         std::chrono::seconds(60)))
+  const std::string next =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), next); }, std::chrono::seconds(60)))
       << a.dump(2);
   EXPECT_EQ(a["assignment"]["delegate"], "west");
   EXPECT_EQ(east.log().find("application demo: reconciled here (epoch 2)"), std::string::npos);
