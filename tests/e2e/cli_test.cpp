@@ -70,10 +70,10 @@ TEST(Cli, UpApplyRunLogsExecutionsDown) {
   // The default target, as a user sees it.
   auto connector = h.capstan({"get", "connector", "sandbox", "-o", "yaml"});
   ASSERT_TRUE(connector.status.success()) << both(connector);
-  EXPECT_NE(
-      connector.out.find("path: " + (h.dir().path() / "home" / "sandbox" / "kubeconfig").string()),
-      std::string::npos)
+  EXPECT_NE(connector.out.find((h.dir().path() / "home" / "sandbox" / "kubeconfig").string()),
+            std::string::npos)
       << connector.out;
+  EXPECT_NE(connector.out.find("type: Kubeconfig"), std::string::npos) << connector.out;
   auto infra = h.capstan({"get", "infrastructureDefinition", "sandbox", "-o", "yaml"});
   ASSERT_TRUE(infra.status.success()) << both(infra);
   EXPECT_NE(infra.out.find("connectorRef: sandbox"), std::string::npos) << infra.out;

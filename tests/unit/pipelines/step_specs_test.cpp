@@ -91,9 +91,9 @@ TEST(StepSpecs, AMissingRequiredPropertyPointsAtTheSpec) {
 
 TEST(StepSpecs, ExpressionsAreAcceptedWhereverAValueIs) {
   EXPECT_TRUE(check("Deploy", "                    files: <+input>\n"
-                              "                    skip: <+pipeline.variables.skip>\n"
+                              "                    skip: <+pipeline.sequenceId>\n"
                               "                    mode: <+input>.allowedValues(Fast,Safe)\n"
-                              "                    instances: {count: <+pipeline.variables.n>}\n")
+                              "                    instances: {count: <+pipeline.sequenceId>}\n")
                   .empty());
   // ... but not in place of a property that is not allowed at all.
   auto problems = check("Deploy", "                    files: [a]\n"
