@@ -13,7 +13,11 @@ Starts a coordinator, one delegate with the bundled plugins and capstan-sandbox 
 Kubernetes-compatible cluster, the default deployment target) as background processes under
 the home (--home, default ~/.capstan): data in HOME/coordinator, HOME/delegate and
 HOME/sandbox (its kubeconfig is HOME/sandbox/kubeconfig), logs in HOME/logs, pid files in
-HOME/run. Running it again when they are up changes nothing.
+HOME/run. With the sandbox it also registers, through the coordinator's API, a K8sCluster
+connector, an environment and a KubernetesDirect infrastructure all named 'sandbox' (namespace
+default), so pipelines can deploy there without defining any; an object of the same kind and
+identifier that differs (your own) is left as it is, and said so. Running it again when they are
+up changes nothing.
 
 Options:
   --api-port PORT      the coordinator's HTTP API port on 127.0.0.1; 0 picks one (default 7780)
