@@ -38,8 +38,8 @@ std::string path_of(const std::string& name) {
 std::string resource_name(const json& r) {
   std::string group = str(r, {"group"});
   std::string ns = str(r, {"namespace"});
-  return (group.empty() ? "" : group + "/") + str(r, {"kind"}) + " " + (ns.empty() ? "" : ns + "/") +
-         str(r, {"name"});
+  return (group.empty() ? "" : group + "/") + str(r, {"kind"}) + " " +
+         (ns.empty() ? "" : ns + "/") + str(r, {"name"});
 }
 
 int apps_list(ApiClient& api, Format format) {
@@ -53,8 +53,8 @@ int apps_list(ApiClient& api, Format format) {
     return 0;
   }
   bool wide = format == Format::kWide;
-  std::vector<std::string> headers = {"NAME", "SYNC", "HEALTH", "REVISION", "DESTINATION",
-                                      "DELEGATE"};
+  std::vector<std::string> headers = {"NAME",     "SYNC",        "HEALTH",
+                                      "REVISION", "DESTINATION", "DELEGATE"};
   if (wide) headers.insert(headers.end(), {"REPO", "PATH", "TARGET", "EPOCH", "MESSAGE"});
   Table t(headers);
   for (const auto& a : r["items"]) {
@@ -70,9 +70,10 @@ int apps_list(ApiClient& api, Format format) {
                                     str(a, {"assignment", "delegate"})};
     if (row.back().empty()) row.back() = "-";
     if (wide) {
-      row.insert(row.end(), {str(a, {"spec", "source", "repoURL"}), str(a, {"spec", "source", "path"}),
-                             str(a, {"spec", "source", "targetRevision"}),
-                             str(a, {"assignment", "epoch"}), str(a, {"assignment", "message"})});
+      row.insert(row.end(),
+                 {str(a, {"spec", "source", "repoURL"}), str(a, {"spec", "source", "path"}),
+                  str(a, {"spec", "source", "targetRevision"}), str(a, {"assignment", "epoch"}),
+                  str(a, {"assignment", "message"})});
     }
     t.add(row);
   }
@@ -103,7 +104,8 @@ int apps_get(ApiClient& api, const std::string& name, Format format) {
                     : str(a, {"spec", "destination", "name"}))
             << " namespace " << str(a, {"spec", "destination", "namespace"}) << "\n"
             << "Delegate:     "
-            << (str(a, {"assignment", "delegate"}).empty() ? "-" : str(a, {"assignment", "delegate"}))
+            << (str(a, {"assignment", "delegate"}).empty() ? "-"
+                                                           : str(a, {"assignment", "delegate"}))
             << "\n";
   if (!str(a, {"assignment", "message"}).empty()) {
     std::cout << "Waiting:      " << str(a, {"assignment", "message"}) << "\n";
@@ -119,8 +121,8 @@ int apps_get(ApiClient& api, const std::string& name, Format format) {
   std::cout << "\n";
   if (a["status"].contains("operationState")) {
     const json& op = a["status"]["operationState"];
-    std::cout << "Last sync:    " << str(op, {"phase"}) << " at " << short_sha(str(op, {"revision"}))
-              << " (" << str(op, {"finishedAt"}) << ")";
+    std::cout << "Last sync:    " << str(op, {"phase"}) << " at "
+              << short_sha(str(op, {"revision"})) << " (" << str(op, {"finishedAt"}) << ")";
     if (!str(op, {"message"}).empty()) std::cout << ": " << str(op, {"message"});
     std::cout << "\n";
   }
@@ -153,7 +155,7 @@ int apps_diff(ApiClient& api, const std::string& name, Format format) {
     return out.empty() ? 0 : 1;
   }
   for (const auto& r : out) {
-    std::string why = !r.value("exists", true)           ? "missing from the cluster"
+    std::string why = !r.value("exists", true)            ? "missing from the cluster"
                       : r.value("requiresPruning", false) ? "gone from Git (would be pruned)"
                                                           : "differs";
     std::cout << resource_name(r) << ": " << why << "\n";

@@ -222,10 +222,9 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, app_view(*o));
                });
-    server.Post(R"(/api/v1/apps/([^/]+)/(sync|refresh|rollback))",
-                [this](const httplib::Request& req, httplib::Response& res) {
-                  app_operation(req, res);
-                });
+    server.Post(
+        R"(/api/v1/apps/([^/]+)/(sync|refresh|rollback))",
+        [this](const httplib::Request& req, httplib::Response& res) { app_operation(req, res); });
     server.Get("/api/v1/prs", [this](const httplib::Request& req, httplib::Response& res) {
       store::PullRequestFilter f;
       f.repository = req.get_param_value("repository");
@@ -569,11 +568,15 @@ struct HttpApi::Impl {
       if (!allowed.count(k)) {
         return error(res, 400, "BadRequest", "'" + k + "' is not a parameter of " + r.op);
       }
-      bool ok = k == "revision" ? v.is_string() : k == "id" ? v.is_number_integer() : v.is_boolean();
+      bool ok = k == "revision" ? v.is_string()
+                : k == "id"     ? v.is_number_integer()
+                                : v.is_boolean();
       if (!ok) {
         return error(res, 400, "BadRequest",
                      "'" + k + "' must be " +
-                         (k == "revision" ? "a string" : k == "id" ? "an integer" : "true or false"));
+                         (k == "revision" ? "a string"
+                          : k == "id"     ? "an integer"
+                                          : "true or false"));
       }
     }
     if (r.op == "rollback" && !body->contains("id")) {

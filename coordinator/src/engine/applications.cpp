@@ -377,7 +377,8 @@ void Machine::app_operation(const AppOperationRequest& request, std::promise<Out
                              "unknown operation '" + request.op + "' (sync, refresh or rollback)"));
   }
   auto& app = it->second;
-  Session* s = app.state.instance_id.empty() ? nullptr : scheduler_.by_instance(app.state.instance_id);
+  Session* s =
+      app.state.instance_id.empty() ? nullptr : scheduler_.by_instance(app.state.instance_id);
   if (s == nullptr || app.orphaned_since) {
     return answer(op_failure(
         409, "NotReconciled",

@@ -105,7 +105,7 @@ struct InputAnswer {
 // An operation on a GitOps application, run by the delegate that reconciles it.
 struct AppOperationRequest {
   std::string app;
-  std::string op;                             // "sync", "refresh", "rollback"
+  std::string op;                                   // "sync", "refresh", "rollback"
   nlohmann::json params = nlohmann::json::object(); // ReconcilerCall params_json
   std::string user;
 };

@@ -876,7 +876,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
       }
       auto [v, fresh] = store_.put_object(r);
       if (o.kind == "pipeline") pipelines_.erase(o.identifier);
-      if (fresh && o.kind != "pipeline") apps_dirty_ = true;
+      if (fresh && o.kind != "pipeline") apps_written_ = true;
       version = v;
       action = !fresh ? "unchanged" : (existing ? "configured" : "created");
       if (fresh && sealed.count(o.identifier) && o.kind == "secret") {
@@ -934,7 +934,7 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
   store_.delete_object(kind, identifier, user, now_ms());
   if (kind == "pipeline") pipelines_.erase(identifier);
   if (kind == "secret") secrets_changed_ = true;
-  if (kind != "pipeline") apps_dirty_ = true;
+  if (kind != "pipeline") apps_written_ = true;
   store::AuditRecord a;
   a.user = user;
   a.action = "delete";
@@ -1005,6 +1005,11 @@ void Machine::sample(Metrics& m) const {
 
 void Machine::flush() {
   apps_flush();
+  // Store reads see commits only: what this batch applied is looked at in the next one.
+  if (apps_written_) {
+    apps_written_ = false;
+    apps_dirty_ = true;
+  }
   for (auto& [id, lines] : logs_) {
     if (!lines.empty()) store_.append_logs(id, lines);
   }

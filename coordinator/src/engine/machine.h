@@ -260,7 +260,8 @@ private:
   bool views_urgent_ = true;
   std::map<std::string, AppRuntime> apps_; // GitOps applications by name
   Clock::time_point apps_next_place_ = Clock::now();
-  bool apps_dirty_ = false; // applications or what they use changed in this batch
+  bool apps_written_ = false; // applications or what they use changed in this batch
+  bool apps_dirty_ = false;   // ... in a committed batch: to look at now
   struct PendingOperation {
     std::string app;
     std::string instance_id;

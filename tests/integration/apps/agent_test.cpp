@@ -89,6 +89,18 @@ protected:
            "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
            "  connectorRef: sandbox_api\n  environments: [dev]\n";
   }
+  // The CLI against this stack's coordinator.
+  capstan::process::RunResult cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {(capstan::testing::bin_dir() / "capstan").string(),
+                                     "--server",
+                                     stack_.api(),
+                                     "--token",
+                                     stack_.api_token(),
+                                     "--user",
+                                     "alice"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return capstan::testing::run(argv);
+  }
   static std::string app_yaml(const std::string& name, const std::string& url,
                               const std::string& destination = "name: sandbox") {
     return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
@@ -196,6 +208,81 @@ TEST_F(AgentTest, FrozenDelegateLosesItsApplicationsBeforeAnotherTakesThem) {
       << a.dump(2);
   EXPECT_EQ(a["assignment"]["delegate"], "west");
   EXPECT_EQ(east.log().find("application demo: reconciled here (epoch 2)"), std::string::npos);
+}
+
+TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  std::string manual = app_yaml("demo", remote.url());
+  manual = manual.substr(0, manual.find("  syncPolicy:")) +
+           "  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n";
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + manual);
+  ASSERT_EQ(stack_.last_status(), 200);
+  const std::string first = remote.head();
+  json a;
+  // Without automated sync it stays OutOfSync: the ConfigMap is missing.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["status"].value("sync", json::object()).value("status", "") == "OutOfSync";
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+  auto diff = cli({"apps", "diff", "demo"});
+  EXPECT_EQ(diff.status.code(), 1) << diff.out << diff.err;
+  EXPECT_NE(diff.out.find("ConfigMap demo/settings: missing from the cluster"), std::string::npos)
+      << diff.out;
+
+  auto sync = cli({"apps", "sync", "demo"});
+  ASSERT_TRUE(sync.status.success()) << sync.out << sync.err;
+  EXPECT_NE(sync.out.find("Sync Succeeded at " + first.substr(0, 12) + " on delegate east"),
+            std::string::npos)
+      << sync.out;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), first); }, std::chrono::seconds(30)))
+      << a.dump(2);
+
+  const std::string second =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  auto refresh = cli({"apps", "refresh", "demo"});
+  ASSERT_TRUE(refresh.status.success()) << refresh.err;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["status"]["sync"].value("revision", "") == second;
+      },
+      std::chrono::seconds(30)))
+      << a.dump(2);
+  EXPECT_EQ(a["status"]["sync"]["status"], "OutOfSync");
+  diff = cli({"apps", "diff", "demo"});
+  EXPECT_NE(diff.out.find("/data/value"), std::string::npos) << diff.out;
+  ASSERT_TRUE(cli({"apps", "sync", "demo"}).status.success());
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "two");
+
+  ASSERT_TRUE(
+      wait_until([&] { return app("demo")["status"].value("history", json::array()).size() == 2; },
+                 std::chrono::seconds(30)));
+  auto history = cli({"apps", "history", "demo", "-o", "json"});
+  ASSERT_TRUE(history.status.success()) << history.err;
+  auto entries = json::parse(history.out);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0]["revision"], first);
+  EXPECT_EQ(entries[0]["initiatedBy"], "alice");
+  auto rollback = cli({"apps", "rollback", "demo", entries[0]["id"].dump()});
+  ASSERT_TRUE(rollback.status.success()) << rollback.out << rollback.err;
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "one");
+  auto list = cli({"apps", "list"});
+  EXPECT_NE(list.out.find("demo"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("east"), std::string::npos) << list.out;
+  // Bad requests are refused with a reason.
+  auto unknown = cli({"apps", "sync", "nope"});
+  EXPECT_FALSE(unknown.status.success());
+  EXPECT_NE(unknown.err.find("application 'nope' not found"), std::string::npos) << unknown.err;
+  auto bad = stack_.post("/api/v1/apps/demo/sync", {{"prune", "yes"}});
+  EXPECT_EQ(stack_.last_status(), 400) << bad.dump();
 }
 
 TEST_F(AgentTest, InvalidApplicationsAreRefusedWithFileAndLine) {
