@@ -407,6 +407,39 @@ void Machine::app_operation(const AppOperationRequest& request, std::promise<Out
   store_.append_audit(a);
 }
 
+Outcome Machine::git_push(const GitPush& push) {
+  json refreshed = json::array();
+  json waiting = json::array();
+  for (const auto& o : store_.objects("application")) {
+    if (!push.repositories.count(normalize_repo_url(o.model.value("repoURL", "")))) continue;
+    if (!push_concerns(push, o.model.value("targetRevision", "HEAD"))) continue;
+    auto it = apps_.find(o.identifier);
+    Session* s = it == apps_.end() || it->second.state.instance_id.empty()
+                     ? nullptr
+                     : scheduler_.by_instance(it->second.state.instance_id);
+    if (s == nullptr || it->second.orphaned_since) {
+      // Its next delegate reads Git when it takes it.
+      waiting.push_back(o.identifier);
+      continue;
+    }
+    v1::Envelope env;
+    auto* op = env.mutable_app_operation();
+    op->set_id("push-" + std::to_string(++app_operation_seq_));
+    op->set_app(o.identifier);
+    op->set_epoch(it->second.state.epoch);
+    op->set_op("refresh");
+    op->set_params_json("{}");
+    send(s->peer, std::move(env));
+    refreshed.push_back(o.identifier);
+  }
+  spdlog::info("push to {} ({}): refreshing {} application(s)",
+               push.repositories.empty() ? "?" : *push.repositories.begin(), push.ref,
+               refreshed.size());
+  Outcome out;
+  out.body = {{"ref", push.ref}, {"refreshed", refreshed}, {"unassigned", waiting}};
+  return out;
+}
+
 void Machine::apps_on_operation_result(const wire::PeerId& peer,
                                        const v1::AppOperationResult& result) {
   auto it = app_operations_.find(result.id());

@@ -22,6 +22,7 @@
 
 #include "capstan/wire/router.h"
 #include "engine/change_feed.h"
+#include "engine/git_push.h"
 #include "engine/metrics.h"
 #include "model/object.h"
 #include "store/store.h"
@@ -146,6 +147,9 @@ public:
   // Sent to the application's delegate; answered when it reports back (a sync: when it ended),
   // or with an error when the application has no delegate or its delegate is lost.
   std::future<Outcome> app_operation(AppOperationRequest request);
+  // A Git host reported a push: the applications following that repository and ref refresh at
+  // once. Answers {"refreshed": [names]}.
+  std::future<Outcome> git_push(GitPush push);
   // What active executions wait for (approvals, interventions, inputs, the deployment queue).
   std::vector<nlohmann::json> waits() const;
   // Delegate tokens: create answers {name, token} (the only time the token is shown); revoke
@@ -200,9 +204,13 @@ private:
     AppOperationRequest request;
     std::promise<Outcome> done;
   };
+  struct GitPushCommand {
+    GitPush push;
+    std::promise<Outcome> done;
+  };
   using Event = std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand,
                              AbortCommand, TokenCommand, ApprovalCommand, InterventionCommand,
-                             InputCommand, AppOperationCommand>;
+                             InputCommand, AppOperationCommand, GitPushCommand>;
 
   void push(Event event);
   void loop();

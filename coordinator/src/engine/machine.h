@@ -63,6 +63,7 @@ public:
   Outcome intervene(const InterventionRequest& request);
   Outcome answer(const InputAnswer& request);
   void app_operation(const AppOperationRequest& request, std::promise<Outcome> done);
+  Outcome git_push(const GitPush& push);
   Outcome create_token(const std::string& name);
   Outcome revoke_token(const std::string& name);
 

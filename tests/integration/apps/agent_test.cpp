@@ -8,6 +8,9 @@
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include <iostream>
 
 #include "../stack.h"
@@ -60,10 +63,28 @@ private:
   fs::path bare_;
 };
 
+constexpr const char* kSecret = "s3cret-hook";
+
+std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[mac[i] >> 4];
+    out += hex[mac[i] & 15];
+  }
+  return out;
+}
+
 class AgentTest : public ::testing::Test {
 protected:
   void SetUp() override {
     sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
+    capstan::testing::write_file(dir_ / "webhook-secret", std::string(kSecret) + "\n");
+    stack_.coordinator_flags = {"--webhook-secret-file", (dir_ / "webhook-secret").string()};
     stack_.start_coordinator();
     capstan::testing::write_file(dir_ / "delegate.yaml",
                                  "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
@@ -283,6 +304,69 @@ TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
   EXPECT_NE(unknown.err.find("application 'nope' not found"), std::string::npos) << unknown.err;
   auto bad = stack_.post("/api/v1/apps/demo/sync", {{"prune", "yes"}});
   EXPECT_EQ(stack_.last_status(), 400) << bad.dump();
+}
+
+TEST_F(AgentTest, PushWebhooksRefreshTheirApplicationsAtOnce) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  // Polling every 10 minutes: only the webhook can bring the new commit in within the test.
+  capstan::testing::write_file(dir_ / "slow.yaml",
+                               "plugins:\n  gitops:\n    pollIntervalMs: 600000\n");
+  auto& d = stack_.start_delegate("slow", {capstan::testing::plugin_dir()}, 1,
+                                  {"--config", (dir_ / "slow.yaml").string()});
+  delegates_.push_back(&d);
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
+  json a;
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), remote.head()); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  httplib::Client hook(stack_.api()); // no API token: webhooks carry their own proof
+  auto post = [&](const httplib::Headers& headers, const json& body) {
+    auto r = hook.Post("/api/v1/webhooks/git", headers, body.dump(), "application/json");
+    EXPECT_TRUE(r) << "webhook request failed";
+    return r ? std::make_pair(r->status, json::parse(r->body, nullptr, false))
+             : std::make_pair(0, json());
+  };
+  // GitHub: a ping is acknowledged; a push with a wrong signature is refused.
+  auto ping = post({{"X-GitHub-Event", "ping"},
+                    {"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(kSecret, "{}")}},
+                   json::object());
+  EXPECT_EQ(ping.first, 200) << ping.second.dump();
+  const std::string second =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  json push = {{"ref", "refs/heads/main"},
+               {"after", second},
+               {"repository",
+                {{"clone_url", remote.url() + "/"},
+                 {"html_url", "https://example.invalid/org/release"},
+                 {"default_branch", "main"}}}};
+  auto forged = post({{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", "sha256=00"}}, push);
+  EXPECT_EQ(forged.first, 401) << forged.second.dump();
+  // GitLab: a push to another branch concerns no application.
+  json other = {{"object_kind", "push"},
+                {"ref", "refs/heads/feature"},
+                {"after", second},
+                {"project", {{"git_http_url", remote.url()}, {"default_branch", "main"}}}};
+  auto lab = post({{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", kSecret}}, other);
+  EXPECT_EQ(lab.first, 200) << lab.second.dump();
+  EXPECT_EQ(lab.second["refreshed"], json::array()) << lab.second.dump();
+  auto bad_token = post({{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", "nope"}}, other);
+  EXPECT_EQ(bad_token.first, 401);
+
+  const std::string text = push.dump();
+  auto r = hook.Post("/api/v1/webhooks/git",
+                     {{"X-GitHub-Event", "push"},
+                      {"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(kSecret, text)}},
+                     text, "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["refreshed"], json::array({"demo"})) << r->body;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), second); }, std::chrono::seconds(30)))
+      << a.dump(2);
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "two");
 }
 
 TEST_F(AgentTest, InvalidApplicationsAreRefusedWithFileAndLine) {
