@@ -228,6 +228,8 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, app_view(*o));
                });
+    server.Post(kWebhookPath,
+                [this](const httplib::Request& req, httplib::Response& res) { webhook(req, res); });
     server.Post(
         R"(/api/v1/apps/([^/]+)/(sync|refresh|rollback))",
         [this](const httplib::Request& req, httplib::Response& res) { app_operation(req, res); });

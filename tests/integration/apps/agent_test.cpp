@@ -251,7 +251,7 @@ TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
       std::chrono::seconds(60)))
       << a.dump(2);
   auto diff = cli({"apps", "diff", "demo"});
-  EXPECT_EQ(diff.status.code(), 1) << diff.out << diff.err;
+  EXPECT_EQ(diff.status.exit_code, 1) << diff.out << diff.err;
   EXPECT_NE(diff.out.find("ConfigMap demo/settings: missing from the cluster"), std::string::npos)
       << diff.out;
 

@@ -146,10 +146,10 @@ TEST_F(PluginHostTest, EveryBadPluginIsRefusedWithItsReasonAndTheGoodOneStillSer
   host.load({fixtures("good"), fixtures("bad"), junk.path(), state_.path() / "missing-folder"});
 
   EXPECT_THAT(reason_for(host, "bad_major.so"),
-              HasSubstr("built for plugin API 2.0 and this delegate speaks 1.1; the major "
+              HasSubstr("built for plugin API 2.1 and this delegate speaks 1.1; the major "
                         "versions must be equal"));
   EXPECT_THAT(reason_for(host, "newer_minor.so"),
-              HasSubstr("needs plugin API 1.7 but this delegate provides 1.1"));
+              HasSubstr("needs plugin API 1.8 but this delegate provides 1.1"));
   EXPECT_THAT(reason_for(host, "no_entry.so"),
               HasSubstr("does not export the symbol capstan_plugin_entry"));
   EXPECT_THAT(reason_for(host, "entry_null.so"),
