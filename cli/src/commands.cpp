@@ -145,6 +145,15 @@ Connected delegates first (STATUS Connected, or Draining when the delegate got S
 takes no new step), then ones seen before that are disconnected. RUNNING is tasks in flight
 over the delegate's slots.)",
        cmd_delegates},
+      {"step-types", "list the step types pipelines can use, and their spec schemas",
+       R"(Usage: capstan step-types [TYPE] [-o json|yaml]
+
+The coordinator's catalog of step types: every type a delegate has announced (kept when the
+delegate leaves, so pipelines using it can still be applied), the plugin and version that
+provides it, the delegate that announced it last, and whether its spec schema is known (specs
+are checked against it by 'capstan apply'); then the types the coordinator runs itself. With
+TYPE, that type alone; '-o yaml' shows its spec schema.)",
+       cmd_step_types},
       {"tokens", "create, list or revoke delegate tokens",
        R"(Usage: capstan tokens create NAME
        capstan tokens list [-o json|yaml]

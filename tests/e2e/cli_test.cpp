@@ -132,6 +132,18 @@ TEST(Cli, UpApplyRunLogsExecutionsDown) {
   auto all = h.capstan({"logs", id, "-f"});
   EXPECT_NE(all.out.find("build.version | computed version 1.0.1"), std::string::npos);
 
+  // The step-type catalog, with the schemas apply checks specs against.
+  auto types = h.capstan({"step-types"});
+  ASSERT_TRUE(types.status.success()) << both(types);
+  EXPECT_NE(types.out.find("ShellScript"), std::string::npos) << types.out;
+  EXPECT_NE(types.out.find("HarnessApproval"), std::string::npos) << types.out;
+  auto shell_type = h.capstan({"step-types", "ShellScript", "-o", "json"});
+  ASSERT_TRUE(shell_type.status.success()) << both(shell_type);
+  auto shell_json = json::parse(shell_type.out);
+  EXPECT_EQ(shell_json["runsOn"], "delegate");
+  EXPECT_TRUE(shell_json["specSchema"].is_object()) << shell_type.out;
+  EXPECT_EQ(h.capstan({"step-types", "Nope"}).status.exit_code, 1);
+
   auto delegates = h.capstan({"delegates"});
   EXPECT_NE(delegates.out.find("local"), std::string::npos) << delegates.out;
   EXPECT_NE(delegates.out.find("Connected"), std::string::npos) << delegates.out;
