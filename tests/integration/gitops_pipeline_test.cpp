@@ -239,5 +239,147 @@ TEST(GitOpsPipeline, UpdatesMergesRevertsAndRecordsPullRequests) {
   EXPECT_THAT(logs, HasSubstr("application guestbook-dev -> cluster dev_cluster"));
 }
 
+const std::string kUpdateOnly = R"(---
+pipeline:
+  identifier: guestbook_update
+  name: guestbook update
+  variables:
+    - name: imageTag
+      type: String
+      value: <+input>
+  stages:
+    - stage:
+        identifier: deploy
+        name: deploy
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          gitOpsEnabled: true
+          service:
+            serviceRef: guestbook
+          environment:
+            environmentRef: prod
+            deployToAll: true
+          execution:
+            steps:
+              - step:
+                  type: UpdateReleaseRepo
+                  name: Update Release Repo
+                  identifier: updateReleaseRepo
+                  timeout: 2m
+                  spec:
+                    variables:
+                      - name: imageTag
+                        type: String
+                        value: <+pipeline.variables.imageTag>
+)";
+
+json update_step(Stack& stack, const std::string& id) {
+  auto e = stack.get("/api/v1/executions/" + id);
+  return e["stages"][0]["steps"][0];
+}
+
+// The "Release repository" wait of the API, or null.
+json repository_wait(Stack& stack) {
+  const json waits = stack.get("/api/v1/waits");
+  for (const auto& w : waits["items"]) {
+    if (w["kind"] == "Release repository") return w;
+  }
+  return nullptr;
+}
+
+// Two pipelines update one release repo at once with two delegates free: the coordinator runs
+// one Update Release Repo at a time, the other waits queued with the reason (also across a
+// coordinator restart), and an abort releases the repository.
+TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
+  TempDir dir("capstan-gitops-lock");
+  auto bare = make_remote(dir / "srv", "release.git",
+                          {{{"cluster-config/dev/config.json", env_config("dev")},
+                            {"cluster-config/staging/config.json", env_config("staging")},
+                            {"cluster-config/prod/config.json", env_config("prod")},
+                            {"appsets/guestbook.yaml", kAppSet}}});
+  // Every push takes a while, so two updates would overlap if nothing serialised them.
+  write_file(bare / "hooks" / "pre-receive", "#!/bin/sh\ncat >/dev/null\nsleep 5\n");
+  fs::permissions(bare / "hooks" / "pre-receive", fs::perms::owner_all);
+  GitDaemon daemon(dir / "srv");
+  fs::create_directories(dir / "stack");
+  Stack stack(dir / "stack");
+  stack.start_coordinator();
+  stack.start_delegate("delegate-a");
+  stack.start_delegate("delegate-b");
+  ASSERT_TRUE(stack.wait_for_delegates(2)) << stack.coordinator().log();
+  write_file(dir / "objects.yaml", objects_yaml(daemon.url("release.git")) + kUpdateOnly);
+  auto applied = stack.apply_file(dir / "objects.yaml");
+  ASSERT_EQ(stack.last_status(), 200) << applied.dump(2);
+  // The lock key: the URL without user-info and ".git".
+  std::string key = daemon.url("release.git");
+  key.resize(key.size() - 4);
+
+  auto start = [&](const std::string& tag) {
+    auto run = stack.post("/api/v1/pipelines/guestbook_update/executions",
+                          {{"variables", {{"imageTag", tag}}}});
+    EXPECT_EQ(stack.last_status() / 100, 2) << run.dump(2);
+    return run["id"].get<std::string>();
+  };
+  const std::string first = start("v2.0.0");
+  const std::string second = start("v3.0.0");
+  json wait;
+  ASSERT_TRUE(wait_until([&] { return !(wait = repository_wait(stack)).is_null(); },
+                         std::chrono::seconds(30)))
+      << stack.get("/api/v1/waits").dump(2) << update_step(stack, second).dump(2)
+      << update_step(stack, first).dump(2);
+  const std::string waiter = wait["execution"];
+  const std::string holder = waiter == first ? second : first;
+  EXPECT_EQ(wait["where"], "deploy.updateReleaseRepo");
+  EXPECT_THAT(wait["details"].get<std::string>(),
+              HasSubstr("waiting for release repository " + key +
+                        ": step "
+                        "deploy.updateReleaseRepo of guestbook_update"));
+  EXPECT_THAT(wait["details"].get<std::string>(), HasSubstr(holder));
+  json w = update_step(stack, waiter);
+  EXPECT_EQ(w["status"], "Queued") << w.dump(2);
+  EXPECT_EQ(w["releaseRepository"], key);
+  EXPECT_EQ(update_step(stack, holder)["status"], "Running");
+
+  // The lock is in the stored steps: a restarted coordinator keeps the waiter waiting.
+  stack.kill_coordinator();
+  stack.start_coordinator();
+  json after = update_step(stack, holder);
+  if (after["status"] == "Running") {
+    w = update_step(stack, waiter);
+    EXPECT_EQ(w["status"], "Queued") << w.dump(2);
+    EXPECT_THAT(w["message"].get<std::string>(), HasSubstr("waiting for release repository"));
+  }
+  auto e1 = stack.wait_for_end(holder);
+  auto e2 = stack.wait_for_end(waiter);
+  ASSERT_EQ(e1["status"], "Succeeded") << e1.dump(2) << stack.logs(holder);
+  ASSERT_EQ(e2["status"], "Succeeded") << e2.dump(2) << stack.logs(waiter);
+  const json s1 = e1["stages"][0]["steps"][0];
+  const json s2 = e2["stages"][0]["steps"][0];
+  EXPECT_GE(s2["startedAt"].get<std::int64_t>(), s1["endedAt"].get<std::int64_t>())
+      << s1.dump(2) << s2.dump(2);
+  auto prs = stack.get("/api/v1/prs?state=open");
+  EXPECT_EQ(prs["items"].size(), 2u) << prs.dump(2);
+
+  // An aborted holder releases the repository; the waiter then runs.
+  const std::string third = start("v4.0.0");
+  ASSERT_TRUE(wait_until([&] { return update_step(stack, third)["status"] == "Running"; },
+                         std::chrono::seconds(30)));
+  const std::string fourth = start("v5.0.0");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        wait = repository_wait(stack);
+        return !wait.is_null() && wait["execution"] == fourth;
+      },
+      std::chrono::seconds(30)));
+  stack.post("/api/v1/executions/" + third + "/abort", json::object());
+  EXPECT_EQ(stack.last_status() / 100, 2);
+  auto e3 = stack.wait_for_end(third);
+  auto e4 = stack.wait_for_end(fourth);
+  EXPECT_EQ(e3["status"], "Aborted") << e3.dump(2);
+  EXPECT_EQ(e4["status"], "Succeeded") << e4.dump(2) << stack.logs(fourth);
+  EXPECT_TRUE(repository_wait(stack).is_null());
+}
+
 } // namespace
 } // namespace capstan::testing
