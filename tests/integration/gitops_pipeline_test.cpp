@@ -20,6 +20,46 @@ std::string env_config(const std::string& env) {
          env + "\",\n    \"address\": \"https://127.0.0.1:6443\"\n  }\n}\n";
 }
 
+// A pipeline whose one GitOps stage starts with an Update Release Repo step, then `more` steps.
+std::string pipeline_yaml(const std::string& identifier, const std::string& more) {
+  return R"(---
+pipeline:
+  identifier: )" +
+         identifier + R"(
+  name: )" +
+         identifier + R"(
+  variables:
+    - name: imageTag
+      type: String
+      value: <+input>
+  stages:
+    - stage:
+        identifier: deploy
+        name: deploy
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          gitOpsEnabled: true
+          service:
+            serviceRef: guestbook
+          environment:
+            environmentRef: prod
+            deployToAll: true
+          execution:
+            steps:
+              - step:
+                  type: GitOpsUpdateReleaseRepo
+                  name: Update Release Repo
+                  identifier: updateReleaseRepo
+                  timeout: 2m
+                  spec:
+                    variables:
+                      - name: imageTag
+                        type: String
+                        value: <+pipeline.variables.imageTag>
+)" + more;
+}
+
 std::string objects_yaml(const std::string& url) {
   std::string y = R"(connector:
   identifier: release_repo
@@ -93,40 +133,7 @@ environment:
     y += std::string("---\ngitopsCluster:\n  identifier: ") + c + "_cluster\n  name: " + c +
          "\n  connectorRef: cluster_api\n  environments: [prod]\n";
   }
-  y += R"(---
-pipeline:
-  identifier: guestbook_pr
-  name: guestbook PR pipeline
-  variables:
-    - name: imageTag
-      type: String
-      value: <+input>
-  stages:
-    - stage:
-        identifier: deploy
-        name: deploy
-        type: Deployment
-        spec:
-          deploymentType: Kubernetes
-          gitOpsEnabled: true
-          service:
-            serviceRef: guestbook
-          environment:
-            environmentRef: prod
-            deployToAll: true
-          execution:
-            steps:
-              - step:
-                  type: GitOpsUpdateReleaseRepo
-                  name: Update Release Repo
-                  identifier: updateReleaseRepo
-                  timeout: 2m
-                  spec:
-                    variables:
-                      - name: imageTag
-                        type: String
-                        value: <+pipeline.variables.imageTag>
-              - step:
+  y += pipeline_yaml("guestbook_pr", R"(              - step:
                   type: MergePR
                   name: Merge PR
                   identifier: mergePR
@@ -147,7 +154,7 @@ pipeline:
                   identifier: fetchLinkedApps
                   timeout: 2m
                   spec: {}
-)";
+)");
   return y;
 }
 
@@ -239,41 +246,6 @@ TEST(GitOpsPipeline, UpdatesMergesRevertsAndRecordsPullRequests) {
   EXPECT_THAT(logs, HasSubstr("application guestbook-dev -> cluster dev_cluster"));
 }
 
-const std::string kUpdateOnly = R"(---
-pipeline:
-  identifier: guestbook_update
-  name: guestbook update
-  variables:
-    - name: imageTag
-      type: String
-      value: <+input>
-  stages:
-    - stage:
-        identifier: deploy
-        name: deploy
-        type: Deployment
-        spec:
-          deploymentType: Kubernetes
-          gitOpsEnabled: true
-          service:
-            serviceRef: guestbook
-          environment:
-            environmentRef: prod
-            deployToAll: true
-          execution:
-            steps:
-              - step:
-                  type: UpdateReleaseRepo
-                  name: Update Release Repo
-                  identifier: updateReleaseRepo
-                  timeout: 2m
-                  spec:
-                    variables:
-                      - name: imageTag
-                        type: String
-                        value: <+pipeline.variables.imageTag>
-)";
-
 json update_step(Stack& stack, const std::string& id) {
   auto e = stack.get("/api/v1/executions/" + id);
   return e["stages"][0]["steps"][0];
@@ -308,7 +280,8 @@ TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
   stack.start_delegate("delegate-a");
   stack.start_delegate("delegate-b");
   ASSERT_TRUE(stack.wait_for_delegates(2)) << stack.coordinator().log();
-  write_file(dir / "objects.yaml", objects_yaml(daemon.url("release.git")) + kUpdateOnly);
+  write_file(dir / "objects.yaml",
+             objects_yaml(daemon.url("release.git")) + pipeline_yaml("guestbook_update", ""));
   auto applied = stack.apply_file(dir / "objects.yaml");
   ASSERT_EQ(stack.last_status(), 200) << applied.dump(2);
   // The lock key: the URL without user-info and ".git".

@@ -487,6 +487,19 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
     flat["INFRA_KEY_SHORT_ID"] = root.value("INFRA_KEY_SHORT_ID", "");
   }
   if (snap.contains("gitOps")) context["gitOps"] = snap["gitOps"];
+  if (snap.contains("environmentGroup")) {
+    // Each cluster brings its own environment: its variables are rendered here, as the stage's
+    // environment's are.
+    context["environmentGroup"] = {{"identifier", snap["environmentGroup"].value("identifier", "")},
+                                   {"name", snap["environmentGroup"].value("name", "")}};
+    for (auto& c : context["gitOps"]["clusters"]) {
+      if (!c.is_object() || !c.contains("environment")) continue;
+      json& env = c["environment"];
+      env["variables"] =
+          render(variable_values(env.value("variables", std::vector<model::Variable>{}),
+                                 json::object(), "", json::object()));
+    }
+  }
   json resolved = json::object();
   for (const auto& id : connectors) {
     if (id.empty()) continue;

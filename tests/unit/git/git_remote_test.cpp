@@ -240,14 +240,20 @@ TEST(GitRemote, RejectedPushOverDaemonIsNonFastForward) {
   EXPECT_EQ(e.kind(), ErrorKind::kNonFastForward) << e.what();
 }
 
+// The options of a repository behind `ssh` (no credentials yet).
+RemoteOptions ssh_remote(const capstan::testing::SshServer& ssh, const fs::path& bare) {
+  RemoteOptions remote;
+  remote.url = ssh.url(bare);
+  remote.ssh_known_hosts = ssh.known_hosts();
+  return remote;
+}
+
 TEST(GitRemote, SshWithKeysAgentlessAndHostKeyChecks) {
   if (!capstan::testing::SshServer::available()) GTEST_SKIP() << "sshd is not installed";
   TempDir dir;
   const fs::path bare = make_remote(dir.path(), "release.git", {{{"a.txt", "a\n"}}});
   capstan::testing::SshServer ssh;
-  RemoteOptions remote;
-  remote.url = ssh.url(bare);
-  remote.ssh_known_hosts = ssh.known_hosts();
+  RemoteOptions remote = ssh_remote(ssh, bare);
   remote.credentials.ssh_private_key = ssh.make_key("ed25519", "", true);
 
   std::optional<std::string> head;
@@ -406,9 +412,7 @@ TEST(GitRemote, SshWithRsaKeysSignsWithSha2) {
   TempDir dir;
   const fs::path bare = make_remote(dir.path(), "release.git", {{{"a.txt", "a\n"}}});
   capstan::testing::SshServer ssh;
-  RemoteOptions remote;
-  remote.url = ssh.url(bare);
-  remote.ssh_known_hosts = ssh.known_hosts();
+  const RemoteOptions remote = ssh_remote(ssh, bare);
   struct Case {
     std::string type, passphrase;
   };
