@@ -354,5 +354,119 @@ TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
   EXPECT_TRUE(repository_wait(stack).is_null());
 }
 
+// A GitOps stage over an environment group: one Update Release Repo edits the file of every
+// cluster of the group's environments, each path resolved with <+envgroup.name>, <+env.name>
+// and <+cluster.name> and each file given its own environment's variables. The group cannot be
+// deleted while the pipeline uses it.
+TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
+  TempDir dir("capstan-gitops-envgroup");
+  const std::string initial = "{\n  \"imageTag\": \"v1\",\n  \"replicas\": \"0\"\n}\n";
+  auto bare = make_remote(dir / "srv", "release.git",
+                          {{{"groups/nonprod/dev/dev-east.json", initial},
+                            {"groups/nonprod/qa/qa-east.json", initial},
+                            {"groups/nonprod/qa/qa-west.json", initial}}});
+  GitDaemon daemon(dir / "srv");
+  fs::create_directories(dir / "stack");
+  Stack stack(dir / "stack");
+  stack.start_coordinator();
+  stack.start_delegate("gitops-delegate");
+  ASSERT_TRUE(stack.wait_for_delegates(1)) << stack.coordinator().log();
+  std::string y = "connector:\n  identifier: release_repo\n  name: release repo\n  type: Git\n"
+                  "  spec:\n    url: " +
+                  daemon.url("release.git") +
+                  "\n    connectionType: Repo\n    branchName: main\n    type: Http\n"
+                  "    spec: {}\n---\nconnector:\n  identifier: cluster_api\n  name: cluster API\n"
+                  "  type: K8sCluster\n  spec:\n    credential:\n      type: Kubeconfig\n"
+                  "      spec:\n        path: /nonexistent/kubeconfig\n---\n"
+                  "service:\n  identifier: web\n  name: web\n  gitOpsEnabled: true\n"
+                  "  serviceDefinition:\n    type: Kubernetes\n    spec:\n      manifests:\n"
+                  "        - manifest:\n            identifier: release\n"
+                  "            type: ReleaseRepo\n            spec:\n              store:\n"
+                  "                type: Git\n                spec:\n"
+                  "                  connectorRef: release_repo\n"
+                  "                  gitFetchType: Branch\n                  branch: main\n"
+                  "                  paths:\n                    - groups/<+envgroup.name>/"
+                  "<+env.name>/<+cluster.name>.json\n";
+  for (const auto& [env, replicas] :
+       std::vector<std::pair<std::string, std::string>>{{"dev", "1"}, {"qa", "3"}, {"prod", "9"}}) {
+    y += "---\nenvironment:\n  identifier: " + env + "\n  name: " + env +
+         "\n  type: PreProduction\n  variables:\n    - name: replicas\n      type: String\n"
+         "      value: \"" +
+         replicas + "\"\n";
+  }
+  for (const auto& [cluster, env] : std::vector<std::pair<std::string, std::string>>{
+           {"dev-east", "dev"}, {"qa-east", "qa"}, {"qa-west", "qa"}, {"prod-east", "prod"}}) {
+    std::string id = cluster;
+    std::replace(id.begin(), id.end(), '-', '_');
+    y += "---\ngitopsCluster:\n  identifier: " + id + "\n  name: " + cluster +
+         "\n  connectorRef: cluster_api\n  environments: [" + env + "]\n";
+  }
+  y += "---\nenvironmentGroup:\n  name: nonprod\n  identifier: non_prod\n"
+       "  orgIdentifier: default\n  projectIdentifier: web\n  envIdentifiers: [dev, qa]\n";
+  y += R"(---
+pipeline:
+  identifier: web_pr
+  name: web PR
+  stages:
+    - stage:
+        identifier: deploy
+        name: deploy
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          gitOpsEnabled: true
+          service:
+            serviceRef: web
+          environmentGroup:
+            envGroupRef: non_prod
+            deployToAll: true
+          execution:
+            steps:
+              - step:
+                  type: GitOpsUpdateReleaseRepo
+                  name: Update Release Repo
+                  identifier: updateReleaseRepo
+                  timeout: 2m
+                  spec:
+                    variables:
+                      - name: imageTag
+                        type: String
+                        value: v7
+)";
+  write_file(dir / "objects.yaml", y);
+  auto applied = stack.apply_file(dir / "objects.yaml");
+  ASSERT_EQ(stack.last_status(), 200) << applied.dump(2);
+  auto groups = stack.get("/api/v1/objects/environmentGroup");
+  ASSERT_EQ(groups["items"].size(), 1u) << groups.dump(2);
+
+  auto run = stack.post("/api/v1/pipelines/web_pr/executions", json::object());
+  ASSERT_EQ(stack.last_status() / 100, 2) << run.dump(2);
+  auto e = stack.wait_for_end(run["id"]);
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack.logs(run["id"]);
+  const std::string branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
+  for (const auto& [file, replicas] : std::vector<std::pair<std::string, std::string>>{
+           {"dev/dev-east", "1"}, {"qa/qa-east", "3"}, {"qa/qa-west", "3"}}) {
+    EXPECT_EQ(git({"show", branch + ":groups/nonprod/" + file + ".json"}, bare),
+              "{\n  \"imageTag\": \"v7\",\n  \"replicas\": \"" + replicas + "\"\n}")
+        << file;
+  }
+  // One commit for the three files; prod (not in the group) untouched.
+  EXPECT_EQ(git({"diff", "--name-only", "main", branch}, bare),
+            "groups/nonprod/dev/dev-east.json\ngroups/nonprod/qa/qa-east.json\n"
+            "groups/nonprod/qa/qa-west.json");
+
+  // The group and its environments stay while something uses them.
+  auto refused = stack.del("/api/v1/objects/environmentGroup/non_prod");
+  EXPECT_EQ(stack.last_status(), 409) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("pipeline 'web_pr'"));
+  refused = stack.del("/api/v1/objects/environment/qa");
+  EXPECT_EQ(stack.last_status(), 409) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("environmentGroup 'non_prod'"));
+  stack.del("/api/v1/objects/pipeline/web_pr");
+  EXPECT_EQ(stack.last_status(), 200);
+  stack.del("/api/v1/objects/environmentGroup/non_prod");
+  EXPECT_EQ(stack.last_status(), 200);
+}
+
 } // namespace
 } // namespace capstan::testing
