@@ -52,8 +52,8 @@ void limit_compression(const httplib::Request& req, const httplib::Response& res
   auto it = req.headers.find("Accept-Encoding");
   if (it == req.headers.end()) return;
   auto& headers = const_cast<httplib::Headers&>(req.headers);
-  const bool gzip = res.body.size() >= kGzipThreshold &&
-                    it->second.find("gzip") != std::string::npos;
+  const bool gzip =
+      res.body.size() >= kGzipThreshold && it->second.find("gzip") != std::string::npos;
   headers.erase("Accept-Encoding");
   if (gzip) headers.emplace("Accept-Encoding", "gzip");
 }
