@@ -13,7 +13,11 @@ Starts a coordinator, one delegate with the bundled plugins and capstan-sandbox 
 Kubernetes-compatible cluster, the default deployment target) as background processes under
 the home (--home, default ~/.capstan): data in HOME/coordinator, HOME/delegate and
 HOME/sandbox (its kubeconfig is HOME/sandbox/kubeconfig), logs in HOME/logs, pid files in
-HOME/run. Running it again when they are up changes nothing.
+HOME/run. With the sandbox it also registers, through the coordinator's API, a K8sCluster
+connector, an environment and a KubernetesDirect infrastructure all named 'sandbox' (namespace
+default), so pipelines can deploy there without defining any; an object of the same kind and
+identifier that differs (your own) is left as it is, and said so. Running it again when they are
+up changes nothing.
 
 Options:
   --api-port PORT      the coordinator's HTTP API port on 127.0.0.1; 0 picks one (default 7780)
@@ -65,9 +69,9 @@ Options:
        R"(Usage: capstan get KIND [ID] [--version N] [--history]
 
 KIND is one of pipeline, service, environment (env), infrastructure (infra), connector, secret,
-userGroup (plural forms work too). Without ID, lists the objects of the kind. With ID and
--o yaml, prints the object exactly as it was applied (secrets: their metadata only; a secret's
-value is never shown).
+userGroup, gitopsCluster (clusters), environmentGroup (envgroup) (plural forms work too).
+Without ID, lists the objects of the kind. With ID and -o yaml, prints the object exactly
+as it was applied (secrets: their metadata only; a secret's value is never shown).
 
 Options:
   --version N          that version of the object instead of the latest
@@ -141,6 +145,15 @@ Connected delegates first (STATUS Connected, or Draining when the delegate got S
 takes no new step), then ones seen before that are disconnected. RUNNING is tasks in flight
 over the delegate's slots.)",
        cmd_delegates},
+      {"step-types", "list the step types pipelines can use, and their spec schemas",
+       R"(Usage: capstan step-types [TYPE] [-o json|yaml]
+
+The coordinator's catalog of step types: every type a delegate has announced (kept when the
+delegate leaves, so pipelines using it can still be applied), the plugin and version that
+provides it, the delegate that announced it last, and whether its spec schema is known (specs
+are checked against it by 'capstan apply'); then the types the coordinator runs itself. With
+TYPE, that type alone; '-o yaml' shows its spec schema.)",
+       cmd_step_types},
       {"tokens", "create, list or revoke delegate tokens",
        R"(Usage: capstan tokens create NAME
        capstan tokens list [-o json|yaml]
@@ -161,6 +174,22 @@ newest first. For the local provider (a Git connector) the coordinator's record 
 request itself; for GitHub and GitLab it mirrors what the step saw. NUMBER is unique per
 repository: give --repository when several repositories have that number.)",
        cmd_prs},
+      {"apps", "list, inspect, diff, sync, refresh or roll back GitOps applications",
+       R"(Usage: capstan apps list [-o wide|json|yaml]
+       capstan apps get NAME [-o json|yaml]
+       capstan apps diff NAME [-o json|yaml]
+       capstan apps sync NAME [--prune] [--dry-run] [--apply-only] [--force] [--revision REV]
+       capstan apps refresh NAME
+       capstan apps history NAME [-o json|yaml]
+       capstan apps rollback NAME HISTORY-ID
+
+Applications are Argo CD Application documents applied with 'capstan apply -f'. Each is
+reconciled by one delegate (DELEGATE); SYNC, HEALTH and REVISION are what it reported last.
+'diff' lists the resources that differ from Git and exits 1 when there are any. 'sync' runs a
+sync now on that delegate and waits for its end (exit 1 unless it succeeded); 'refresh' reads
+Git and compares again at once; 'rollback' syncs to the revision of a history entry (turn
+automated sync off first, or the next poll brings the target revision back).)",
+       cmd_apps},
       {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
   };
   return list;

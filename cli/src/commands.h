@@ -27,6 +27,7 @@ int cmd_run(const Globals& g, const Argv& argv);
 int cmd_executions(const Globals& g, const Argv& argv);
 int cmd_logs(const Globals& g, const Argv& argv);
 int cmd_delegates(const Globals& g, const Argv& argv);
+int cmd_step_types(const Globals& g, const Argv& argv);
 int cmd_get(const Globals& g, const Argv& argv);
 int cmd_delete(const Globals& g, const Argv& argv);
 int cmd_audit(const Globals& g, const Argv& argv);
@@ -35,6 +36,7 @@ int cmd_interventions(const Globals& g, const Argv& argv);
 int cmd_input(const Globals& g, const Argv& argv);
 int cmd_tokens(const Globals& g, const Argv& argv);
 int cmd_prs(const Globals& g, const Argv& argv);
+int cmd_apps(const Globals& g, const Argv& argv);
 int cmd_version(const Globals& g, const Argv& argv);
 
 // Shared by run and logs: follows an execution until it ends, printing log lines and (with

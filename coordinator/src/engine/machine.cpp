@@ -12,6 +12,7 @@
 #include "model/catalog.h"
 #include "model/duration.h"
 #include "model/selectors.h"
+#include "model/step_specs.h"
 #include "model/step_types.h"
 
 namespace capstan::engine {
@@ -116,6 +117,7 @@ void Machine::recover() {
     touch(act);
   }
   for (auto& [id, act] : active_) advance(act);
+  apps_recover();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,6 +141,12 @@ void Machine::on_router_event(wire::RouterEvent& event) {
     return;
   case v1::Envelope::kResult:
     on_result(event.peer, env.result());
+    return;
+  case v1::Envelope::kAppStatus:
+    apps_on_status(event.peer, env.app_status());
+    return;
+  case v1::Envelope::kAppOperationResult:
+    apps_on_operation_result(event.peer, env.app_operation_result());
     return;
   default:
     spdlog::debug("ignoring {} from a delegate", wire::body_name(env));
@@ -265,6 +273,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
     t.plugin_version = ad.plugin_version();
     t.description = ad.description();
     t.retry_safe = ad.retry_safe();
+    t.spec_schema = ad.spec_schema();
     t.delegate = s.name;
     t.last_seen = now;
     store_.put_step_type(t);
@@ -278,6 +287,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
   for (auto& cancel : cancels) send(peer, std::move(cancel));
+  apps_on_hello(s, hello, new_connection);
   views_changed_ = true;
   views_urgent_ = true;
   if (new_connection) {
@@ -295,6 +305,7 @@ void Machine::lose_session(const wire::PeerId& peer, const std::string& reason) 
   metrics_.delegates_lost.inc();
   store_.mark_delegate_disconnected(lost->name, lost->instance_id, now_ms(), reason);
   spdlog::warn("delegate {} lost: {}", lost->name, reason);
+  apps_on_session_lost(lost->instance_id);
   for (auto& [id, a] : active_) {
     bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
@@ -649,6 +660,10 @@ void Machine::schedule() {
       waiting.push_back(std::move(task));
       continue;
     }
+    if (wait_for_repository(a, task)) {
+      waiting.push_back(std::move(task));
+      continue;
+    }
     auto placement = scheduler_.place(needs_of(a, task.index));
     if (placement.verdict != Placement::Verdict::kPlaced) {
       if (placement.verdict == Placement::Verdict::kUnmatched) {
@@ -682,6 +697,7 @@ void Machine::tick() {
   // Timers are coarse (seconds): a few checks a second are precise enough, and a busy engine
   // does not walk every step on every batch.
   next_timers_ = now + std::chrono::milliseconds(250);
+  apps_tick();
   tick_flow(); // approvals, waits, retries, interventions and execution inputs that time out
   auto wall = now_ms();
   bool reattach_over = now - started_ >= options_.reattach_window;
@@ -737,12 +753,14 @@ void Machine::tick() {
     } else {
       task.unmatched_since.reset();
       if (wall - task.queued_at >= options_.queue_timeout.count()) {
-        failure = "queue timeout: no delegate slot became free within " +
+        failure = (step.state.contains("repositoryLockHolder")
+                       ? "queue timeout: the release repository stayed busy for "
+                       : "queue timeout: no delegate slot became free within ") +
                   model::format_duration(options_.queue_timeout) + " (" + step.message + ")";
       }
     }
     if (failure.empty()) {
-      if (!task.reported) {
+      if (!task.reported && !placement.reason.empty()) {
         step.message = placement.reason;
         touch_step(a, task.index);
         task.reported = true;
@@ -770,9 +788,16 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
   // Step types must be provided by some delegate that has registered with this coordinator,
   // unless the coordinator runs them itself.
   std::set<std::string> known;
-  for (const auto& t : store_.step_types()) known.insert(t.type);
+  model::SpecSchemas schemas; // the catalog's, then what connected delegates announce now
+  for (const auto& t : store_.step_types()) {
+    known.insert(t.type);
+    schemas[t.type] = t.spec_schema;
+  }
   for (const auto& [id, s] : scheduler_.sessions()) {
-    for (const auto& [t, ad] : s.types) known.insert(t);
+    for (const auto& [t, ad] : s.types) {
+      known.insert(t);
+      if (!ad.spec_schema().empty()) schemas[t] = ad.spec_schema();
+    }
   }
   json problems = json::array();
   for (const auto& o : objects) {
@@ -794,6 +819,9 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
     return std::nullopt;
   };
   for (const auto& p : model::check_batch(objects, stored)) {
+    problems.push_back({{"location", p.location}, {"message", p.message}});
+  }
+  for (const auto& p : model::check_step_specs(objects, schemas)) {
     problems.push_back({{"location", p.location}, {"message", p.message}});
   }
   // A secret is sealed before it is stored; a secret applied without a value keeps its value.
@@ -854,6 +882,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
       }
       auto [v, fresh] = store_.put_object(r);
       if (o.kind == "pipeline") pipelines_.erase(o.identifier);
+      if (fresh && o.kind != "pipeline") apps_written_ = true;
       version = v;
       action = !fresh ? "unchanged" : (existing ? "configured" : "created");
       if (fresh && sealed.count(o.identifier) && o.kind == "secret") {
@@ -911,6 +940,7 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
   store_.delete_object(kind, identifier, user, now_ms());
   if (kind == "pipeline") pipelines_.erase(identifier);
   if (kind == "secret") secrets_changed_ = true;
+  if (kind != "pipeline") apps_written_ = true;
   store::AuditRecord a;
   a.user = user;
   a.action = "delete";
@@ -980,6 +1010,12 @@ void Machine::sample(Metrics& m) const {
 // Batch end
 
 void Machine::flush() {
+  apps_flush();
+  // Store reads see commits only: what this batch applied is looked at in the next one.
+  if (apps_written_) {
+    apps_written_ = false;
+    apps_dirty_ = true;
+  }
   for (auto& [id, lines] : logs_) {
     if (!lines.empty()) store_.append_logs(id, lines);
   }

@@ -95,7 +95,11 @@ const std::vector<KindSpec>& kinds() {
       {"gitopsCluster",
        {"gitopsclusters", "gitopscluster", "gitOpsClusters", "clusters"},
        parse_gitops_cluster},
+      {"environmentGroup",
+       {"environmentGroups", "environmentgroup", "environmentgroups", "envgroup", "envgroups"},
+       parse_environment_group},
       {"pipeline", {"pipelines"}, parse_pipeline_object},
+      {"application", {"applications", "app", "apps"}, parse_application_object},
   };
   return list;
 }
@@ -148,9 +152,42 @@ void parse_pipeline_object(const yaml::Document& doc, Object& obj, std::vector<P
               "stage '" + stage.identifier + "'");
         }
       }
+      if (stage.environment_group) {
+        // The group must hold each environment the stage names (expect: "a|b").
+        const auto& g = *stage.environment_group;
+        std::string members;
+        for (const auto& e : g.environments) {
+          if (expression::has_expression(e.environment_ref)) continue;
+          members += (members.empty() ? "" : "|") + e.environment_ref;
+        }
+        ref("environmentGroup", g.env_group_ref, g.location, members,
+            "stage '" + stage.identifier + "'");
+        for (const auto& e : g.environments) {
+          ref("environment", e.environment_ref, e.location, "", "stage '" + stage.identifier + "'");
+          for (const auto& cluster : e.gitops_clusters) {
+            ref("gitopsCluster", cluster, e.location, e.environment_ref,
+                "stage '" + stage.identifier + "'");
+          }
+        }
+      }
     }
     auto visit = [&](const Node& step) {
-      obj.step_types.push_back({step.type, step.type_location});
+      StepTypeUse use{step.type, step.type_location, step.identifier, step.spec, {}};
+      if (!step.spec_pointer.empty()) {
+        std::function<void(const json&, const std::string&)> locate = [&](const json& v,
+                                                                          const std::string& p) {
+          use.spec_locations[p] = doc.where.locate(step.spec_pointer + p);
+          if (v.is_object()) {
+            for (const auto& [k, c] : v.items()) locate(c, p + "/" + yaml::pointer_escape(k));
+          } else if (v.is_array()) {
+            for (std::size_t i = 0; i < v.size(); ++i) locate(v[i], p + "/" + std::to_string(i));
+          }
+        };
+        locate(step.spec, "");
+      } else {
+        use.spec_locations[""] = step.location;
+      }
+      obj.step_types.push_back(std::move(use));
       if (step.type != "HarnessApproval") return;
       const auto approvers = step.spec.value("approvers", json::object());
       for (const auto& g : approvers.value("userGroups", json::array())) {
@@ -215,7 +252,21 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
                             type_name(doc.value));
         continue;
       }
-      if (doc.value.size() != 1) {
+      // Kubernetes-style documents (apiVersion + kind): Argo CD's Application.
+      std::string k8s_kind;
+      if (doc.value.contains("apiVersion") && doc.value.contains("kind")) {
+        const auto& api = doc.value["apiVersion"];
+        const auto& kv = doc.value["kind"];
+        if (api != "argoproj.io/v1alpha1" || kv != "Application") {
+          check.error("/kind", "unsupported document: apiVersion " + api.dump() + ", kind " +
+                                   kv.dump() +
+                                   " (this coordinator accepts argoproj.io/v1alpha1 Application, "
+                                   "and the Harness-shaped kinds under one top-level key)");
+          continue;
+        }
+        k8s_kind = "application";
+      }
+      if (k8s_kind.empty() && doc.value.size() != 1) {
         std::string keys;
         for (const auto& [k, v] : doc.value.items()) keys += (keys.empty() ? "" : ", ") + k;
         check.error("", "a document must have exactly one top-level key naming its kind "
@@ -223,7 +274,7 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
                             keys);
         continue;
       }
-      const std::string kind = doc.value.begin().key();
+      const std::string kind = k8s_kind.empty() ? doc.value.begin().key() : k8s_kind;
       const KindSpec* spec = nullptr;
       for (const auto& k : kinds()) {
         if (k.name == kind) spec = &k;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,7 +24,11 @@ struct SourceFile {
 // that delegates provide.
 struct StepTypeUse {
   std::string type;
-  std::string location; // "file:line:column" of the step's `type`
+  std::string location;                           // "file:line:column" of the step's `type`
+  std::string step;                               // the step's identifier
+  nlohmann::json spec = nlohmann::json::object(); // the step's spec as written
+  // "file:line:column" of every node of the spec, by JSON pointer within it ("" is the spec).
+  std::map<std::string, std::string> spec_locations;
 };
 
 // An object another one refers to; `expect` narrows what it must be (a connector type such as
@@ -86,5 +91,15 @@ void parse_environment(const yaml::Document& doc, Object& out, std::vector<Probl
 void parse_gitops_cluster(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_infrastructure(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_user_group(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
+void parse_environment_group(const yaml::Document& doc, Object& out,
+                             std::vector<Problem>& problems);
+// body[key]: a list of environment identifiers, each unique; each becomes a reference of `out`
+// (by `role`, e.g. "GitOps cluster 'x'").
+std::vector<std::string> parse_environment_list(Checker& check, const nlohmann::json& body,
+                                                const std::string& at, const std::string& key,
+                                                Object& out, const std::string& role);
+// Argo CD Application documents (model/application.cpp).
+void parse_application_object(const yaml::Document& doc, Object& out,
+                              std::vector<Problem>& problems);
 
 } // namespace capstan::model

@@ -52,6 +52,9 @@ struct Node {
   std::string type_location; // of the step's `type`
   // For strings of `spec` holding expressions: pointer within spec -> "file:line:column".
   std::map<std::string, std::string> expression_locations;
+  // Where the step's `spec` is in the applied document (a JSON pointer; empty without a spec).
+  // Only known right after parsing: it is not stored.
+  std::string spec_pointer;
 };
 
 struct StageEnvironment {
@@ -62,6 +65,15 @@ struct StageEnvironment {
   nlohmann::json environment_inputs = nlohmann::json::object();
   // infrastructure identifier -> its `inputs`
   nlohmann::json infrastructure_inputs = nlohmann::json::object();
+  std::string location;
+};
+
+// `spec.environmentGroup` of a GitOps stage: the group, and either all its environments (with
+// all their clusters) or the listed ones, each picking clusters like `spec.environment` does.
+struct StageEnvironmentGroup {
+  std::string env_group_ref;
+  bool deploy_to_all = false;
+  std::vector<StageEnvironment> environments;
   std::string location;
 };
 
@@ -80,6 +92,7 @@ struct Stage {
   std::string service_ref; // may be a runtime input until the run binds it
   nlohmann::json service_inputs = nlohmann::json::object();
   std::optional<StageEnvironment> environment;
+  std::optional<StageEnvironmentGroup> environment_group; // GitOps stages, instead of environment
   std::vector<Node> steps;
   std::vector<Node> rollback_steps;
   // Stages written in the same `parallel` block share a group; others have a group of their own.

@@ -21,6 +21,21 @@ namespace capstan::testing {
 // A TCP port on 127.0.0.1 that was free a moment ago (for servers that need a fixed --port).
 int pick_free_port();
 
+// A loopback port that stays closed while this lives: bound but never listening, so nothing else
+// (a server of a test running in parallel) can take it, and connections to it are refused.
+class ClosedPort {
+public:
+  ClosedPort();
+  ~ClosedPort();
+  ClosedPort(const ClosedPort&) = delete;
+  ClosedPort& operator=(const ClosedPort&) = delete;
+  int port() const { return port_; }
+
+private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 // Runs the real git CLI with an isolated configuration (no global/system config, fixed
 // identity, main as the default branch); throws std::runtime_error with git's stderr on failure
 // and returns stdout (trailing newline removed).
@@ -97,7 +112,8 @@ public:
   std::string url(const std::filesystem::path& repo) const;
   // The server's host key as a known_hosts line ("[127.0.0.1]:PORT ssh-ed25519 AAAA...").
   std::string known_hosts() const { return known_hosts_; }
-  // A new client key pair (type as for ssh-keygen -t, optional passphrase) whose public half is
+  // A new client key pair (type as for ssh-keygen -t; "rsa" is written in PEM format,
+  // "rsa-openssh" is RSA in OpenSSH format; optional passphrase) whose public half is
   // authorized when `authorize` is set; returns the private key text.
   std::string make_key(const std::string& type, const std::string& passphrase, bool authorize);
   std::string log() const { return daemon_ ? daemon_->log() : ""; }
