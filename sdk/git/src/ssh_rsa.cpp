@@ -76,7 +76,7 @@ void put_mpint(std::string& out, const BIGNUM* b) {
   put_str(out, bytes);
 }
 
-std::string base64_decode(const std::string& text) {
+std::string decode_base64_strict(const std::string& text) {
   std::string out(text.size(), '\0');
   EVP_ENCODE_CTX* ctx = EVP_ENCODE_CTX_new();
   if (ctx == nullptr) return {};
@@ -147,7 +147,7 @@ const char* kConvert =
 // "openssh-key-v1" (PROTOCOL.key). nullptr when the key is not RSA.
 PkeyPtr load_openssh(const std::string& text) {
   PkeyPtr none(nullptr, &EVP_PKEY_free);
-  const std::string raw = base64_decode(pem_body(text, "OPENSSH PRIVATE KEY"));
+  const std::string raw = decode_base64_strict(pem_body(text, "OPENSSH PRIVATE KEY"));
   static const char kMagic[] = "openssh-key-v1";
   if (raw.size() < sizeof kMagic || std::memcmp(raw.data(), kMagic, sizeof kMagic) != 0) {
     throw Error(ErrorKind::kInvalidInput, "the SSH private key is not a valid OpenSSH key");

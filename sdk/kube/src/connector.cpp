@@ -10,7 +10,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string text(const json& o, const char* key) {
+std::string scalar_text(const json& o, const char* key) {
   if (!o.is_object()) return {};
   auto it = o.find(key);
   if (it == o.end()) return {};
@@ -54,13 +54,13 @@ std::string expand_path(const std::string& path) {
 
 ClusterConfig cluster_from_connector(const json& connector,
                                      const std::function<void(const std::string&)>& mask) {
-  const std::string who = "connector '" + text(connector, "identifier") + "'";
-  const std::string type = text(connector, "type");
+  const std::string who = "connector '" + scalar_text(connector, "identifier") + "'";
+  const std::string type = scalar_text(connector, "type");
   if (!type.empty() && type != "K8sCluster") {
     throw invalid(who + " is a " + type + " connector, not a K8sCluster one");
   }
   const json cred = connector.value("credential", json::object());
-  const std::string ct = text(cred, "type");
+  const std::string ct = scalar_text(cred, "type");
   auto hide = [&](const ClusterConfig& c) {
     mask(c.token);
     mask(c.client_key_pem);
@@ -68,8 +68,8 @@ ClusterConfig cluster_from_connector(const json& connector,
   };
   try {
     if (ct == "Kubeconfig") {
-      const std::string context = text(cred, "context");
-      const std::string content = text(cred, "kubeconfig");
+      const std::string context = scalar_text(cred, "context");
+      const std::string content = scalar_text(cred, "kubeconfig");
       if (!content.empty()) {
         mask(content);
         KubeconfigOptions o;
@@ -79,8 +79,8 @@ ClusterConfig cluster_from_connector(const json& connector,
         hide(c);
         return c;
       }
-      std::string path = text(cred, "kubeconfigPath");
-      if (path.empty()) path = text(cred, "path");
+      std::string path = scalar_text(cred, "kubeconfigPath");
+      if (path.empty()) path = scalar_text(cred, "path");
       if (path.empty()) throw invalid(who + " has neither a kubeconfig nor a kubeconfig path");
       auto c = load_kubeconfig(expand_path(path), context);
       hide(c);
@@ -89,22 +89,22 @@ ClusterConfig cluster_from_connector(const json& connector,
     if (ct == "ManualConfig") {
       ClusterConfig c;
       c.context = who;
-      c.server = text(cred, "masterUrl");
+      c.server = scalar_text(cred, "masterUrl");
       while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
       if (c.server.empty()) throw invalid(who + " has no masterUrl");
       c.insecure_skip_tls_verify = cred.value("skipTlsVerify", false);
       const json auth = cred.value("auth", json::object());
-      const std::string at = text(auth, "type");
-      c.ca_pem = text(auth, "caCert");
+      const std::string at = scalar_text(auth, "type");
+      c.ca_pem = scalar_text(auth, "caCert");
       if (at == "ServiceAccount") {
-        c.token = text(auth, "token");
+        c.token = scalar_text(auth, "token");
       } else if (at == "UsernamePassword") {
-        c.username = text(auth, "username");
-        c.password = text(auth, "password");
+        c.username = scalar_text(auth, "username");
+        c.password = scalar_text(auth, "password");
       } else if (at == "ClientKeyCert") {
-        c.client_cert_pem = text(auth, "clientCert");
-        c.client_key_pem = text(auth, "clientKey");
-        if (!text(auth, "clientKeyPassphrase").empty()) {
+        c.client_cert_pem = scalar_text(auth, "clientCert");
+        c.client_key_pem = scalar_text(auth, "clientKey");
+        if (!scalar_text(auth, "clientKeyPassphrase").empty()) {
           throw invalid(who + ": encrypted client keys (clientKeyPassphraseRef) are not "
                               "supported; store the key unencrypted in the secret");
         }
