@@ -22,10 +22,6 @@ std::string str(const json& j, std::initializer_list<const char*> path) {
   return cur->is_string() ? cur->get<std::string>() : cur->dump();
 }
 
-std::string short_sha(const std::string& sha) {
-  return sha.size() > 12 ? sha.substr(0, 12) : sha;
-}
-
 std::string path_of(const std::string& name) {
   for (char c : name) {
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) {

@@ -136,7 +136,7 @@ int cmd_step_types(const Globals& g, const Argv& argv) {
     const std::string want = a.positional()[0];
     json found;
     for (const auto& t : items) {
-      if (str(t, "type") == want) found = t;
+      if (field_text(t, "type") == want) found = t;
     }
     if (found.is_null()) {
       throw CommandError("step type '" + want +
@@ -151,11 +151,12 @@ int cmd_step_types(const Globals& g, const Argv& argv) {
   }
   Table t({"TYPE", "RUNS ON", "PLUGIN", "SCHEMA", "LAST DELEGATE", "DESCRIPTION"});
   for (const auto& i : items) {
-    bool delegate = str(i, "runsOn") == "delegate";
-    t.add({str(i, "type"), str(i, "runsOn"),
-           delegate ? str(i, "plugin") + "@" + str(i, "pluginVersion") : "-",
+    bool delegate = field_text(i, "runsOn") == "delegate";
+    t.add({field_text(i, "type"), field_text(i, "runsOn"),
+           delegate ? field_text(i, "plugin") + "@" + field_text(i, "pluginVersion") : "-",
            delegate ? (i.value("specSchema", json()).is_null() ? "unknown" : "yes") : "-",
-           delegate ? str(i, "lastDelegate") : "-", delegate ? str(i, "description") : "-"});
+           delegate ? field_text(i, "lastDelegate") : "-",
+           delegate ? field_text(i, "description") : "-"});
   }
   t.print();
   return 0;

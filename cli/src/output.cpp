@@ -118,6 +118,10 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
   return out;
 }
 
+std::string short_sha(const std::string& sha) {
+  return sha.size() > 12 ? sha.substr(0, 12) : sha;
+}
+
 std::string field_text(const nlohmann::json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return "";

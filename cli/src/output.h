@@ -42,5 +42,7 @@ std::string join(const std::vector<std::string>& items, const std::string& sep);
 // A field of an API object as text: "" when absent or null, strings as they are, anything else
 // as JSON.
 std::string field_text(const nlohmann::json& object, const char* key);
+// A commit id cut to its first 12 characters.
+std::string short_sha(const std::string& sha);
 
 } // namespace capstan::cli

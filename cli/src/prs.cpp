@@ -27,10 +27,6 @@ std::string url_encode(const std::string& s) {
   return out;
 }
 
-std::string short_sha(const std::string& sha) {
-  return sha.size() > 12 ? sha.substr(0, 12) : sha;
-}
-
 std::string query(const Args& a) {
   std::string q;
   auto add = [&](const char* flag, const char* name) {

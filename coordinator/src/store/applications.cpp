@@ -5,8 +5,9 @@ namespace capstan::store {
 
 namespace {
 
-constexpr const char* kColumns = "name, epoch, instance_id, delegate, plugin, assigned_at, status, "
-                                 "status_epoch, status_at, message";
+constexpr const char* kAppColumns =
+    "name, epoch, instance_id, delegate, plugin, assigned_at, status, "
+    "status_epoch, status_at, message";
 
 AppStateRecord read_app(sqlite::Statement& s) {
   AppStateRecord r;
@@ -25,7 +26,7 @@ AppStateRecord read_app(sqlite::Statement& s) {
 }
 
 std::vector<AppStateRecord> all(sqlite::Database& db) {
-  auto& q = db.prepare(std::string("SELECT ") + kColumns + " FROM gitops_apps ORDER BY name");
+  auto& q = db.prepare(std::string("SELECT ") + kAppColumns + " FROM gitops_apps ORDER BY name");
   std::vector<AppStateRecord> out;
   while (q.step()) out.push_back(read_app(q));
   q.reset();
@@ -35,7 +36,7 @@ std::vector<AppStateRecord> all(sqlite::Database& db) {
 } // namespace
 
 void Store::put_app_state(const AppStateRecord& r) {
-  auto& q = writer_->prepare(std::string("INSERT OR REPLACE INTO gitops_apps (") + kColumns +
+  auto& q = writer_->prepare(std::string("INSERT OR REPLACE INTO gitops_apps (") + kAppColumns +
                              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   q.bind(1, r.name)
       .bind(2, static_cast<std::int64_t>(r.epoch))
@@ -68,7 +69,7 @@ std::vector<AppStateRecord> Store::app_states() {
 
 std::optional<AppStateRecord> Store::app_state(const std::string& name) {
   return read([&](sqlite::Database& db) -> std::optional<AppStateRecord> {
-    auto& q = db.prepare(std::string("SELECT ") + kColumns + " FROM gitops_apps WHERE name = ?");
+    auto& q = db.prepare(std::string("SELECT ") + kAppColumns + " FROM gitops_apps WHERE name = ?");
     q.bind(1, name);
     std::optional<AppStateRecord> out;
     if (q.step()) out = read_app(q);
