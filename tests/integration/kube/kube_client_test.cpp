@@ -521,7 +521,9 @@ TEST_F(KubeClientTest, WaitTimesOutWithThePodsReasons) {
 
 TEST_F(KubeClientTest, WaitFailsWhenTheProgressDeadlinePasses) {
   json d = deployment("slow", "nginx:pullfail", 1);
-  d["spec"]["progressDeadlineSeconds"] = 1;
+  // Long enough for the pod to report its pull failure first: condition times are whole
+  // seconds, so a 1 s deadline can pass after 0.4 s on a busy machine.
+  d["spec"]["progressDeadlineSeconds"] = 3;
   client_->apply(d);
   WaitOptions o;
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
