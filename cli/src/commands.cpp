@@ -13,7 +13,11 @@ Starts a coordinator, one delegate with the bundled plugins and capstan-sandbox 
 Kubernetes-compatible cluster, the default deployment target) as background processes under
 the home (--home, default ~/.capstan): data in HOME/coordinator, HOME/delegate and
 HOME/sandbox (its kubeconfig is HOME/sandbox/kubeconfig), logs in HOME/logs, pid files in
-HOME/run. Running it again when they are up changes nothing.
+HOME/run. With the sandbox it also registers, through the coordinator's API, a K8sCluster
+connector, an environment and a KubernetesDirect infrastructure all named 'sandbox' (namespace
+default), so pipelines can deploy there without defining any; an object of the same kind and
+identifier that differs (your own) is left as it is, and said so. Running it again when they are
+up changes nothing.
 
 Options:
   --api-port PORT      the coordinator's HTTP API port on 127.0.0.1; 0 picks one (default 7780)
@@ -141,6 +145,15 @@ Connected delegates first (STATUS Connected, or Draining when the delegate got S
 takes no new step), then ones seen before that are disconnected. RUNNING is tasks in flight
 over the delegate's slots.)",
        cmd_delegates},
+      {"step-types", "list the step types pipelines can use, and their spec schemas",
+       R"(Usage: capstan step-types [TYPE] [-o json|yaml]
+
+The coordinator's catalog of step types: every type a delegate has announced (kept when the
+delegate leaves, so pipelines using it can still be applied), the plugin and version that
+provides it, the delegate that announced it last, and whether its spec schema is known (specs
+are checked against it by 'capstan apply'); then the types the coordinator runs itself. With
+TYPE, that type alone; '-o yaml' shows its spec schema.)",
+       cmd_step_types},
       {"tokens", "create, list or revoke delegate tokens",
        R"(Usage: capstan tokens create NAME
        capstan tokens list [-o json|yaml]

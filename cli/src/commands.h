@@ -27,6 +27,7 @@ int cmd_run(const Globals& g, const Argv& argv);
 int cmd_executions(const Globals& g, const Argv& argv);
 int cmd_logs(const Globals& g, const Argv& argv);
 int cmd_delegates(const Globals& g, const Argv& argv);
+int cmd_step_types(const Globals& g, const Argv& argv);
 int cmd_get(const Globals& g, const Argv& argv);
 int cmd_delete(const Globals& g, const Argv& argv);
 int cmd_audit(const Globals& g, const Argv& argv);

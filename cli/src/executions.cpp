@@ -126,6 +126,41 @@ int cmd_executions(const Globals& g, const Argv& argv) {
   throw UsageError("unknown executions subcommand '" + pos[0] + "' (list, get or abort)");
 }
 
+int cmd_step_types(const Globals& g, const Argv& argv) {
+  Args a(argv, {});
+  if (a.positional().size() > 1) throw UsageError("step-types takes at most one step type");
+  auto format = parse_format(g.output);
+  ApiClient api(g);
+  json items = api.get("/api/v1/steptypes")["items"];
+  if (!a.positional().empty()) {
+    const std::string want = a.positional()[0];
+    json found;
+    for (const auto& t : items) {
+      if (str(t, "type") == want) found = t;
+    }
+    if (found.is_null()) {
+      throw CommandError("step type '" + want +
+                             "' is not known to this coordinator (no delegate has announced it)",
+                         1);
+    }
+    items = json::array({found});
+  }
+  if (format == Format::kJson || format == Format::kYaml) {
+    print_document(a.positional().empty() ? items : items[0], format);
+    return 0;
+  }
+  Table t({"TYPE", "RUNS ON", "PLUGIN", "SCHEMA", "LAST DELEGATE", "DESCRIPTION"});
+  for (const auto& i : items) {
+    bool delegate = str(i, "runsOn") == "delegate";
+    t.add({str(i, "type"), str(i, "runsOn"),
+           delegate ? str(i, "plugin") + "@" + str(i, "pluginVersion") : "-",
+           delegate ? (i.value("specSchema", json()).is_null() ? "unknown" : "yes") : "-",
+           delegate ? str(i, "lastDelegate") : "-", delegate ? str(i, "description") : "-"});
+  }
+  t.print();
+  return 0;
+}
+
 int cmd_delegates(const Globals& g, const Argv& argv) {
   Args a(argv, {});
   if (!a.positional().empty()) throw UsageError("delegates takes no arguments");

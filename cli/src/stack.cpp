@@ -166,6 +166,69 @@ void up_sandbox(const Layout& l, const fs::path& bins, const std::string& port) 
             << ", kubeconfig " << kubeconfig.string() << "\n";
 }
 
+// The objects that make the sandbox a deployment target without writing any: a K8sCluster
+// connector reading its kubeconfig, and an environment with a KubernetesDirect infrastructure
+// on its default namespace, all named `sandbox`. Applied through the API like any user's
+// objects; one the user has changed (or defined before) under the same identifier is left as it
+// is, and said so.
+void register_sandbox_target(ApiClient& api, const Layout& l) {
+  const std::string kubeconfig = (l.home / "sandbox" / "kubeconfig").string();
+  const std::vector<std::pair<std::string, std::string>> docs = {
+      {"connector/sandbox", "connector:\n"
+                            "  identifier: sandbox\n"
+                            "  name: capstan-sandbox\n"
+                            "  description: The cluster capstan up starts (capstan-sandbox)\n"
+                            "  type: K8sCluster\n"
+                            "  spec:\n"
+                            "    credential:\n"
+                            "      type: Kubeconfig\n"
+                            "      spec:\n"
+                            "        path: " +
+                                json(kubeconfig).dump() + "\n"},
+      {"environment/sandbox", "environment:\n"
+                              "  identifier: sandbox\n"
+                              "  name: sandbox\n"
+                              "  description: The cluster capstan up starts (capstan-sandbox)\n"
+                              "  type: PreProduction\n"},
+      {"infrastructureDefinition/sandbox", "infrastructureDefinition:\n"
+                                           "  identifier: sandbox\n"
+                                           "  name: capstan-sandbox default namespace\n"
+                                           "  environmentRef: sandbox\n"
+                                           "  deploymentType: Kubernetes\n"
+                                           "  type: KubernetesDirect\n"
+                                           "  spec:\n"
+                                           "    connectorRef: sandbox\n"
+                                           "    namespace: default\n"
+                                           "    releaseName: release-<+INFRA_KEY>\n"}};
+  auto file = [&](const std::string& key, const std::string& text) {
+    return json{{"name", "capstan up (" + key + ")"}, {"content", text}, {"dir", l.home.string()}};
+  };
+  json all = json::array();
+  for (const auto& [key, text] : docs) all.push_back(file(key, text));
+  json planned = api.post("/api/v1/apply", {{"files", all}, {"dryRun", true}});
+  json wanted = json::array();
+  std::vector<std::string> kept, created, unchanged;
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    auto action = planned["results"][i].value("action", "");
+    if (action == "configured") {
+      kept.push_back(docs[i].first);
+    } else {
+      wanted.push_back(all[i]);
+      (action == "unchanged" ? unchanged : created).push_back(docs[i].first);
+    }
+  }
+  if (!wanted.empty()) api.post("/api/v1/apply", {{"files", wanted}, {"dryRun", false}});
+  std::cout << "deployment target: environment sandbox, infrastructure sandbox (connector "
+               "sandbox, kubeconfig "
+            << kubeconfig << ")" << (created.empty() ? "" : "; registered " + join(created, ", "))
+            << "\n";
+  for (const auto& k : kept) {
+    std::cout << "  " << k
+              << " already exists and differs from the sandbox's own; left as it is (delete it "
+                 "to let capstan up register it again)\n";
+  }
+}
+
 } // namespace
 
 int cmd_up(const Globals& g, const Argv& argv) {
@@ -304,6 +367,15 @@ int cmd_up(const Globals& g, const Argv& argv) {
     dpid = child.release();
     std::cout << "delegate " << name << " started (pid " << dpid << "): " << d.value("slots", 0)
               << " slots, step types: " << types_of(d) << "\n";
+  }
+  if (!a.has("--no-sandbox")) {
+    try {
+      register_sandbox_target(api, l);
+    } catch (const CommandError& e) {
+      // The stack runs; only the default target is missing. Say why, and do not fail `up`.
+      std::cout << "deployment target not registered: " << e.what() << "\n";
+      for (const auto& d : e.details()) std::cout << "  " << d << "\n";
+    }
   }
   std::cout << "home " << l.home.string() << " (logs in " << l.logs.string() << ")\n";
   return 0;

@@ -381,6 +381,7 @@ public:
       ad->set_plugin_version(t.plugin_version);
       ad->set_retry_safe(t.retry_safe);
       ad->set_description(t.description);
+      if (!t.spec_schema.is_null()) ad->set_spec_schema(t.spec_schema.dump());
     }
     h.set_slots(static_cast<std::uint32_t>(config_.slots));
     h.set_token(config_.token);

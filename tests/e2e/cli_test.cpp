@@ -52,12 +52,45 @@ TEST(Cli, UpApplyRunLogsExecutionsDown) {
   EXPECT_NE(up.out.find("sandbox started"), std::string::npos) << up.out;
   EXPECT_NE(read_file(h.dir().path() / "home" / "sandbox" / "kubeconfig").find("server: https://"),
             std::string::npos);
+  EXPECT_NE(up.out.find("deployment target: environment sandbox, infrastructure sandbox"),
+            std::string::npos)
+      << up.out;
+  EXPECT_NE(up.out.find("registered connector/sandbox, environment/sandbox, "
+                        "infrastructureDefinition/sandbox"),
+            std::string::npos)
+      << up.out;
 
   auto again = h.up();
   ASSERT_TRUE(again.status.success()) << both(again);
   EXPECT_NE(again.out.find("coordinator is already running"), std::string::npos) << again.out;
   EXPECT_NE(again.out.find("delegate local is already running"), std::string::npos) << again.out;
   EXPECT_NE(again.out.find("sandbox is already running"), std::string::npos) << again.out;
+  EXPECT_EQ(again.out.find("registered"), std::string::npos) << again.out; // nothing new
+
+  // The default target, as a user sees it.
+  auto connector = h.capstan({"get", "connector", "sandbox", "-o", "yaml"});
+  ASSERT_TRUE(connector.status.success()) << both(connector);
+  EXPECT_NE(connector.out.find((h.dir().path() / "home" / "sandbox" / "kubeconfig").string()),
+            std::string::npos)
+      << connector.out;
+  EXPECT_NE(connector.out.find("type: Kubeconfig"), std::string::npos) << connector.out;
+  auto infra = h.capstan({"get", "infrastructureDefinition", "sandbox", "-o", "yaml"});
+  ASSERT_TRUE(infra.status.success()) << both(infra);
+  EXPECT_NE(infra.out.find("connectorRef: sandbox"), std::string::npos) << infra.out;
+  EXPECT_NE(infra.out.find("environmentRef: sandbox"), std::string::npos) << infra.out;
+
+  // A user's own object under the same identifier is never overwritten.
+  write_file(h.dir() / "mine.yaml",
+             "environment:\n  identifier: sandbox\n  name: mine\n  type: Production\n");
+  ASSERT_TRUE(h.capstan({"apply", "-f", (h.dir() / "mine.yaml").string()}).status.success());
+  auto kept = h.up();
+  ASSERT_TRUE(kept.status.success()) << both(kept);
+  EXPECT_NE(kept.out.find("environment/sandbox already exists and differs from the sandbox's "
+                          "own; left as it is"),
+            std::string::npos)
+      << kept.out;
+  EXPECT_NE(h.capstan({"get", "environment", "sandbox", "-o", "yaml"}).out.find("type: Production"),
+            std::string::npos);
 
   auto apply = h.capstan({"apply", "-f", "examples/"});
   ASSERT_TRUE(apply.status.success()) << both(apply);
@@ -99,6 +132,18 @@ TEST(Cli, UpApplyRunLogsExecutionsDown) {
   auto all = h.capstan({"logs", id, "-f"});
   EXPECT_NE(all.out.find("build.version | computed version 1.0.1"), std::string::npos);
 
+  // The step-type catalog, with the schemas apply checks specs against.
+  auto types = h.capstan({"step-types"});
+  ASSERT_TRUE(types.status.success()) << both(types);
+  EXPECT_NE(types.out.find("ShellScript"), std::string::npos) << types.out;
+  EXPECT_NE(types.out.find("HarnessApproval"), std::string::npos) << types.out;
+  auto shell_type = h.capstan({"step-types", "ShellScript", "-o", "json"});
+  ASSERT_TRUE(shell_type.status.success()) << both(shell_type);
+  auto shell_json = json::parse(shell_type.out);
+  EXPECT_EQ(shell_json["runsOn"], "delegate");
+  EXPECT_TRUE(shell_json["specSchema"].is_object()) << shell_type.out;
+  EXPECT_EQ(h.capstan({"step-types", "Nope"}).status.exit_code, 1);
+
   auto delegates = h.capstan({"delegates"});
   EXPECT_NE(delegates.out.find("local"), std::string::npos) << delegates.out;
   EXPECT_NE(delegates.out.find("Connected"), std::string::npos) << delegates.out;
@@ -137,6 +182,23 @@ TEST(Cli, BadInputGetsClearMessagesAndExitCodes) {
   EXPECT_NE(typo.err.find("typo.yaml:19:25: unknown step type 'ShelScript'"), std::string::npos)
       << typo.err;
   EXPECT_NE(typo.err.find("ShellScript"), std::string::npos);
+
+  // A known step type's spec is checked against the schema its plugin announced, with the
+  // place of the offending value; an expression is accepted wherever a value is.
+  std::string shell = read_file(source_dir() / "examples" / "shell-pipeline.yaml");
+  shell.replace(shell.find("shell: Bash"), 11, "shell: Fish");
+  write_file(h.dir() / "spec.yaml", shell);
+  auto spec = h.capstan({"apply", "-f", (h.dir() / "spec.yaml").string()});
+  EXPECT_EQ(spec.status.exit_code, 2);
+  EXPECT_NE(spec.err.find("spec.yaml:24:28: step 'version' (ShellScript): spec/shell: "),
+            std::string::npos)
+      << spec.err;
+  EXPECT_NE(spec.err.find("(enum)"), std::string::npos) << spec.err;
+  shell = read_file(source_dir() / "examples" / "shell-pipeline.yaml");
+  shell.replace(shell.find("shell: Bash"), 11, "shell: <+pipeline.variables.greeting>");
+  write_file(h.dir() / "spec.yaml", shell);
+  auto dry = h.capstan({"apply", "--dry-run", "-f", (h.dir() / "spec.yaml").string()});
+  EXPECT_EQ(dry.status.exit_code, 0) << both(dry);
 
   EXPECT_EQ(h.capstan({"run", "nope"}).status.exit_code, 1);
   ASSERT_TRUE(h.capstan({"apply", "-f", "examples"}).status.success());
@@ -188,6 +250,57 @@ TEST(Cli, APluginThatThrowsOrReturnsGarbageFailsTheRunNotTheDelegate) {
   auto ok = h.capstan({"apply", "-f", "examples"});
   ASSERT_TRUE(ok.status.success());
   EXPECT_EQ(h.capstan({"run", "shell_demo"}).status.exit_code, 0);
+}
+
+// The CD example on the embedded stack, as scripts/quickstart runs it: deploy v1.9.0, then
+// v2.0.0, then a tag whose pods never become ready, which fails the rollout and rolls the
+// stage back to the previous release. The cluster is read with the real kubectl.
+TEST(Cli, TheCdExampleDeploysToTheSandboxAndRollsBackAFailingTag) {
+  Home h;
+  auto up = h.up();
+  ASSERT_TRUE(up.status.success()) << both(up);
+  EXPECT_NE(up.out.find("K8sRollingDeploy"), std::string::npos) << up.out;
+  const std::string kubeconfig = (h.dir().path() / "home" / "sandbox" / "kubeconfig").string();
+  auto kubectl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, {{"HOME", h.dir().path().string()}}, 30s);
+  };
+  auto image = [&] {
+    auto r = kubectl(
+        {"get", "deployment", "myapp", "-o", "jsonpath={.spec.template.spec.containers[0].image}"});
+    EXPECT_TRUE(r.status.success()) << both(r);
+    return r.out;
+  };
+
+  auto apply = h.capstan({"apply", "-f", "examples/cd/"});
+  ASSERT_TRUE(apply.status.success()) << both(apply);
+  EXPECT_NE(apply.out.find("service/myapp created"), std::string::npos) << apply.out;
+  EXPECT_NE(apply.out.find("infrastructureDefinition/sandbox_default created"), std::string::npos)
+      << apply.out;
+  EXPECT_NE(apply.out.find("pipeline/cd_deploy created"), std::string::npos) << apply.out;
+
+  auto first = h.capstan({"run", "cd_deploy", "--set", "tag=v1.9.0"}, 180s);
+  ASSERT_EQ(first.status.exit_code, 0) << both(first);
+  EXPECT_EQ(image(), "myorg/myapp:v1.9.0");
+
+  auto second = h.capstan({"run", "cd_deploy", "--set", "tag=v2.0.0"}, 180s);
+  ASSERT_EQ(second.status.exit_code, 0) << both(second);
+  EXPECT_NE(second.out.find("deploy.rollout: Succeeded"), std::string::npos) << second.out;
+  EXPECT_NE(second.out.find("deploy.apply_configmap: Succeeded"), std::string::npos) << second.out;
+  EXPECT_EQ(image(), "myorg/myapp:v2.0.0");
+  auto settings = kubectl({"get", "configmap", "myapp-settings", "-o", "jsonpath={.data.image}"});
+  EXPECT_EQ(settings.out, "myorg/myapp:v2.0.0") << both(settings);
+  auto ready = kubectl({"get", "deployment", "myapp", "-o", "jsonpath={.status.readyReplicas}"});
+  EXPECT_EQ(ready.out, "2") << both(ready);
+
+  auto failing = h.capstan({"run", "cd_deploy", "--set", "tag=crashloop"}, 240s);
+  EXPECT_EQ(failing.status.exit_code, 1) << both(failing);
+  EXPECT_NE(failing.out.find("deploy.rollout: Failed"), std::string::npos) << failing.out;
+  EXPECT_NE(failing.out.find("deploy.rollback: Succeeded"), std::string::npos) << failing.out;
+  EXPECT_EQ(image(), "myorg/myapp:v2.0.0");
+  ready = kubectl({"get", "deployment", "myapp", "-o", "jsonpath={.status.readyReplicas}"});
+  EXPECT_EQ(ready.out, "2") << both(ready);
 }
 
 } // namespace

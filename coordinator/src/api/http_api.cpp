@@ -12,6 +12,7 @@
 #include "api/json_views.h"
 #include "capstan/wire/codec.h"
 #include "model/object.h"
+#include "model/step_types.h"
 
 namespace capstan::api {
 
@@ -365,6 +366,34 @@ struct HttpApi::Impl {
       }
       for (const auto& d : store.delegates()) {
         if (!connected.count(d.name)) items.push_back(to_json(d));
+      }
+      reply(res, 200, {{"items", items}});
+    });
+    // The step-type catalog: every type a delegate has announced (kept across restarts), with
+    // its spec schema, and the types the coordinator runs itself.
+    server.Get("/api/v1/steptypes", [this](const httplib::Request&, httplib::Response& res) {
+      json items = json::array();
+      std::set<std::string> listed;
+      for (const auto& t : store.step_types()) {
+        json schema = nullptr;
+        if (!t.spec_schema.empty()) {
+          schema = json::parse(t.spec_schema, nullptr, false);
+          if (schema.is_discarded()) schema = nullptr;
+        }
+        listed.insert(t.type);
+        items.push_back({{"type", t.type},
+                         {"runsOn", "delegate"},
+                         {"plugin", t.plugin},
+                         {"pluginVersion", t.plugin_version},
+                         {"description", t.description},
+                         {"retrySafe", t.retry_safe},
+                         {"specSchema", schema},
+                         {"lastDelegate", t.delegate},
+                         {"lastSeen", t.last_seen}});
+      }
+      for (const auto& row : model::step_type_table()) {
+        if (!row.coordinator || listed.count(std::string(row.type))) continue;
+        items.push_back({{"type", std::string(row.type)}, {"runsOn", "coordinator"}});
       }
       reply(res, 200, {{"items", items}});
     });

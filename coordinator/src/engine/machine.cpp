@@ -12,6 +12,7 @@
 #include "model/catalog.h"
 #include "model/duration.h"
 #include "model/selectors.h"
+#include "model/step_specs.h"
 #include "model/step_types.h"
 
 namespace capstan::engine {
@@ -265,6 +266,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
     t.plugin_version = ad.plugin_version();
     t.description = ad.description();
     t.retry_safe = ad.retry_safe();
+    t.spec_schema = ad.spec_schema();
     t.delegate = s.name;
     t.last_seen = now;
     store_.put_step_type(t);
@@ -770,9 +772,16 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
   // Step types must be provided by some delegate that has registered with this coordinator,
   // unless the coordinator runs them itself.
   std::set<std::string> known;
-  for (const auto& t : store_.step_types()) known.insert(t.type);
+  model::SpecSchemas schemas; // the catalog's, then what connected delegates announce now
+  for (const auto& t : store_.step_types()) {
+    known.insert(t.type);
+    schemas[t.type] = t.spec_schema;
+  }
   for (const auto& [id, s] : scheduler_.sessions()) {
-    for (const auto& [t, ad] : s.types) known.insert(t);
+    for (const auto& [t, ad] : s.types) {
+      known.insert(t);
+      if (!ad.spec_schema().empty()) schemas[t] = ad.spec_schema();
+    }
   }
   json problems = json::array();
   for (const auto& o : objects) {
@@ -794,6 +803,9 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
     return std::nullopt;
   };
   for (const auto& p : model::check_batch(objects, stored)) {
+    problems.push_back({{"location", p.location}, {"message", p.message}});
+  }
+  for (const auto& p : model::check_step_specs(objects, schemas)) {
     problems.push_back({{"location", p.location}, {"message", p.message}});
   }
   // A secret is sealed before it is stored; a secret applied without a value keeps its value.

@@ -449,7 +449,34 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
                           {"variables", render(root.value("serviceVariables", json::object()))},
                           {"manifests", list},
                           {"configFiles", config_files}};
+    // The same service as its YAML declares it (serviceDefinition, expressions resolved) and
+    // the folder it was applied from, which is how deployment plugins read a service.
+    json raw_manifests = json::array();
+    for (const auto& m : svc.value("manifests", json::array())) {
+      raw_manifests.push_back({{"identifier", m.value("identifier", "")},
+                               {"type", m.value("type", "")},
+                               {"spec", render(m.value("spec", json::object()))}});
+    }
+    json definition_spec = {{"manifests", raw_manifests},
+                            {"variables", render(svc.value("variables", json::array()))}};
     if (snap.contains("artifact")) {
+      const json& art = snap["artifact"];
+      definition_spec["artifacts"] = {
+          {"primary",
+           {{"primaryArtifactRef", art.value("identifier", "")},
+            {"sources", json::array({{{"identifier", art.value("identifier", "")},
+                                      {"type", art.value("type", "")},
+                                      {"spec",
+                                       {{"connectorRef", art.value("connectorRef", "")},
+                                        {"imagePath", art.value("imagePath", "")},
+                                        {"tag", art.value("tag", "")},
+                                        {"digest", art.value("digest", "")}}}}})}}}};
+    }
+    context["service"]["serviceDefinition"] = {{"type", svc.value("type", "Kubernetes")},
+                                               {"spec", definition_spec}};
+    context["service"]["baseDir"] = base;
+    if (snap.contains("artifact")) {
+      context["artifact"] = snap["artifact"];
       context["service"]["artifact"] = snap["artifact"];
       auto conn = snap["artifact"].value("connectorRef", "");
       if (!conn.empty()) connectors.insert(model::strip_scope(conn));
@@ -459,7 +486,9 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
                               {"name", env.value("name", "")},
                               {"type", env.value("type", "")},
                               {"version", env.value("version", 0)},
-                              {"variables", render(root["env"]["variables"])}};
+                              {"variables", render(root["env"]["variables"])},
+                              {"overrides", render(env.value("overrides", json::object()))},
+                              {"baseDir", env.value("baseDir", "")}};
     flatten("service.", root["service"]);
     flatten("serviceVariables.", context["service"]["variables"]);
     flatten("env.", {{"name", env.value("name", "")},

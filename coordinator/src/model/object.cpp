@@ -150,7 +150,22 @@ void parse_pipeline_object(const yaml::Document& doc, Object& obj, std::vector<P
       }
     }
     auto visit = [&](const Node& step) {
-      obj.step_types.push_back({step.type, step.type_location});
+      StepTypeUse use{step.type, step.type_location, step.identifier, step.spec, {}};
+      if (!step.spec_pointer.empty()) {
+        std::function<void(const json&, const std::string&)> locate = [&](const json& v,
+                                                                          const std::string& p) {
+          use.spec_locations[p] = doc.where.locate(step.spec_pointer + p);
+          if (v.is_object()) {
+            for (const auto& [k, c] : v.items()) locate(c, p + "/" + yaml::pointer_escape(k));
+          } else if (v.is_array()) {
+            for (std::size_t i = 0; i < v.size(); ++i) locate(v[i], p + "/" + std::to_string(i));
+          }
+        };
+        locate(step.spec, "");
+      } else {
+        use.spec_locations[""] = step.location;
+      }
+      obj.step_types.push_back(std::move(use));
       if (step.type != "HarnessApproval") return;
       const auto approvers = step.spec.value("approvers", json::object());
       for (const auto& g : approvers.value("userGroups", json::array())) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,7 +24,11 @@ struct SourceFile {
 // that delegates provide.
 struct StepTypeUse {
   std::string type;
-  std::string location; // "file:line:column" of the step's `type`
+  std::string location;                           // "file:line:column" of the step's `type`
+  std::string step;                               // the step's identifier
+  nlohmann::json spec = nlohmann::json::object(); // the step's spec as written
+  // "file:line:column" of every node of the spec, by JSON pointer within it ("" is the spec).
+  std::map<std::string, std::string> spec_locations;
 };
 
 // An object another one refers to; `expect` narrows what it must be (a connector type such as

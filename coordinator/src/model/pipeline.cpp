@@ -162,6 +162,7 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
           check.object(body, sat, "spec", step.type == "HarnessApproval" || step.type == "Wait")) {
     step.spec = *spec;
     auto spat = pointer_append(sat, "spec");
+    step.spec_pointer = spat;
     check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
     if (step.type == "HarnessApproval") parse_approval_spec(*spec, spat, check);
     if (step.type == "Wait") parse_wait_spec(*spec, spat, check);

@@ -52,6 +52,9 @@ struct Node {
   std::string type_location; // of the step's `type`
   // For strings of `spec` holding expressions: pointer within spec -> "file:line:column".
   std::map<std::string, std::string> expression_locations;
+  // Where the step's `spec` is in the applied document (a JSON pointer; empty without a spec).
+  // Only known right after parsing: it is not stored.
+  std::string spec_pointer;
 };
 
 struct StageEnvironment {

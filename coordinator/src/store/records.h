@@ -168,7 +168,8 @@ struct StepTypeRecord {
   std::string plugin_version;
   std::string description;
   bool retry_safe = false;
-  std::string delegate; // the last delegate that announced it
+  std::string spec_schema; // JSON Schema text of the step's spec; empty when not announced
+  std::string delegate;    // the last delegate that announced it
   std::int64_t last_seen = 0;
 };
 

@@ -132,6 +132,10 @@ CREATE INDEX pull_requests_by_created ON pull_requests (created_at);
 CREATE TABLE pull_request_numbers (
   repository TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID;
 )sql",
+      // The step types' spec schemas, as delegates announce them (checked at apply time).
+      R"sql(
+ALTER TABLE step_types ADD COLUMN spec_schema TEXT NOT NULL DEFAULT '';
+)sql",
   };
   return list;
 }
@@ -705,10 +709,11 @@ void Store::mark_all_delegates_disconnected(const std::string& reason) {
 void Store::put_step_type(const StepTypeRecord& t) {
   writer_
       ->prepare("INSERT INTO step_types (type, plugin, plugin_version, description, retry_safe, "
-                "delegate, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (type) DO UPDATE "
-                "SET plugin = excluded.plugin, plugin_version = excluded.plugin_version, "
-                "description = excluded.description, retry_safe = excluded.retry_safe, "
-                "delegate = excluded.delegate, last_seen = excluded.last_seen")
+                "delegate, last_seen, spec_schema) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                "(type) DO UPDATE SET plugin = excluded.plugin, plugin_version = "
+                "excluded.plugin_version, description = excluded.description, retry_safe = "
+                "excluded.retry_safe, delegate = excluded.delegate, last_seen = "
+                "excluded.last_seen, spec_schema = excluded.spec_schema")
       .bind(1, t.type)
       .bind(2, t.plugin)
       .bind(3, t.plugin_version)
@@ -716,6 +721,7 @@ void Store::put_step_type(const StepTypeRecord& t) {
       .bind(5, t.retry_safe ? 1 : 0)
       .bind(6, t.delegate)
       .bind(7, t.last_seen)
+      .bind(8, t.spec_schema)
       .run();
 }
 
@@ -940,7 +946,7 @@ std::vector<StepTypeRecord> Store::step_types() {
   return read([&](sqlite::Database& db) {
     std::vector<StepTypeRecord> out;
     auto& q = db.prepare("SELECT type, plugin, plugin_version, description, retry_safe, "
-                         "delegate, last_seen FROM step_types ORDER BY type");
+                         "delegate, last_seen, spec_schema FROM step_types ORDER BY type");
     while (q.step()) {
       StepTypeRecord t;
       t.type = q.text(0);
@@ -950,6 +956,7 @@ std::vector<StepTypeRecord> Store::step_types() {
       t.retry_safe = q.int64(4) != 0;
       t.delegate = q.text(5);
       t.last_seen = q.int64(6);
+      t.spec_schema = q.text(7);
       out.push_back(std::move(t));
     }
     return out;
