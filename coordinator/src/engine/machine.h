@@ -41,7 +41,7 @@ struct Active {
   std::vector<StagePlan> plan;     // points into `pipeline`
   std::vector<std::size_t> offset; // each stage's first row in record.steps
   std::int64_t log_seq = 0;
-  bool dirty = false;                   // execution row to write at the end of the batch
+  bool dirty = false; // execution row to write at the end of the batch
   bool stored = true; // false until the batch that created it inserts its rows (as they end up)
   std::set<std::size_t> changed;        // step indexes to write
   std::set<std::size_t> stages_changed; // stage indexes to write

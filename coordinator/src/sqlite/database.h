@@ -4,8 +4,8 @@
 #include <sqlite3.h>
 
 #include <cstdint>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
