@@ -69,9 +69,9 @@ Options:
        R"(Usage: capstan get KIND [ID] [--version N] [--history]
 
 KIND is one of pipeline, service, environment (env), infrastructure (infra), connector, secret,
-userGroup (plural forms work too). Without ID, lists the objects of the kind. With ID and
--o yaml, prints the object exactly as it was applied (secrets: their metadata only; a secret's
-value is never shown).
+userGroup, gitopsCluster (clusters), environmentGroup (envgroup) (plural forms work too).
+Without ID, lists the objects of the kind. With ID and -o yaml, prints the object exactly
+as it was applied (secrets: their metadata only; a secret's value is never shown).
 
 Options:
   --version N          that version of the object instead of the latest

@@ -164,14 +164,19 @@ private:
     for (const auto& stage : e["stages"]) {
       std::string skey = "stage:" + str(stage, "identifier");
       std::string sstate = str(stage, "status") + "|" + str(stage, "message");
+      std::string stage_line; // a stage that ended is reported after its steps' last changes
       if (seen_[skey] != sstate) {
         seen_[skey] = sstate;
         auto status = str(stage, "status");
         if (status != "NotStarted" && status != "Running" && status != "Succeeded") {
-          std::cout << "stage " << str(stage, "identifier") << ": " << colour_status(status)
-                    << (str(stage, "message").empty() ? "" : ": " + str(stage, "message")) << "\n";
+          stage_line = "stage " + str(stage, "identifier") + ": " + colour_status(status) +
+                       (str(stage, "message").empty() ? "" : ": " + str(stage, "message")) + "\n";
           auto waiting = waiting_line(stage, id_);
-          if (!waiting.empty()) std::cout << "  " << waiting << "\n";
+          if (!waiting.empty()) stage_line += "  " + waiting + "\n";
+          if (!ended(status)) {
+            std::cout << stage_line;
+            stage_line.clear();
+          }
         }
       }
       for (const auto& s : stage["steps"]) {
@@ -201,6 +206,7 @@ private:
         }
         std::cout << "\n";
       }
+      std::cout << stage_line;
     }
   }
 

@@ -462,6 +462,70 @@ TEST_F(Pipelines, SecretsAreMaskedInLogsOutputsAndAnswers) {
   }
 }
 
+// What a step of a Deployment stage receives, in the shape deployment plugins read (the
+// kubernetes plugin's tests feed it the same): the service as declared with its runtime inputs
+// filled in and the folder it came from, the resolved artifact, the environment, the
+// infrastructure and the connectors it names.
+TEST_F(Pipelines, DeploymentStepsGetTheServiceEnvironmentInfrastructureAndConnectors) {
+  stack_.start_delegate("context", {CAPSTAN_ECHO_PLUGIN_DIR}, 1);
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+  // Applied from a folder, as `capstan apply -f DIR` does: Local stores start there.
+  stack_.post("/api/v1/apply", {{"files",
+                                 {{{"name", "objects.yaml"},
+                                   {"content", deployment_objects()},
+                                   {"dir", dir_.path().string()}}}}});
+  ASSERT_EQ(stack_.last_status(), 200);
+  apply("pipeline:\n  identifier: ctx\n  name: ctx\n  stages:\n" +
+        deploy_stage("deploy",
+                     "              - step:\n"
+                     "                  type: Echo\n"
+                     "                  identifier: show\n"
+                     "                  name: show\n"
+                     "                  spec:\n"
+                     "                    message: hi\n"
+                     "                    showContext: true\n",
+                     ""));
+  auto id = run("ctx", {{"tag", "v2.0.0"}});
+  auto e = stack_.wait_for_end(id);
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2);
+  auto logs = stack_.logs(id);
+  auto at = logs.find("context: {");
+  ASSERT_NE(at, std::string::npos) << logs;
+  auto line = logs.substr(at + 9, logs.find('\n', at) - at - 9);
+  auto ctx = json::parse(line);
+
+  const auto& svc = ctx["service"];
+  EXPECT_EQ(svc["identifier"], "myapp");
+  EXPECT_EQ(svc["baseDir"], dir_.path().string());
+  const auto& def = svc["serviceDefinition"];
+  EXPECT_EQ(def["type"], "Kubernetes");
+  EXPECT_EQ(def["spec"]["manifests"][0]["identifier"], "app");
+  EXPECT_EQ(def["spec"]["manifests"][0]["type"], "K8sManifest");
+  EXPECT_EQ(def["spec"]["manifests"][0]["spec"]["store"]["type"], "Inline");
+  EXPECT_EQ(def["spec"]["manifests"][0]["spec"]["store"]["spec"]["content"], "kind: ConfigMap");
+  const auto& source = def["spec"]["artifacts"]["primary"]["sources"][0];
+  EXPECT_EQ(source["spec"]["imagePath"], "myorg/myapp");
+  EXPECT_EQ(source["spec"]["tag"], "v2.0.0"); // the runtime input, filled in
+  EXPECT_EQ(def["spec"]["variables"][0]["name"], "greeting");
+  EXPECT_EQ(def["spec"]["variables"][0]["value"], "hello from dev");
+  EXPECT_EQ(ctx["artifact"]["image"], "myorg/myapp:v2.0.0");
+  EXPECT_EQ(ctx["artifact"]["tag"], "v2.0.0");
+
+  EXPECT_EQ(ctx["environment"]["identifier"], "dev");
+  EXPECT_EQ(ctx["environment"]["type"], "PreProduction");
+  EXPECT_TRUE(ctx["environment"]["overrides"].is_object()) << ctx["environment"].dump(2);
+  EXPECT_EQ(ctx["environment"]["baseDir"], dir_.path().string());
+
+  const auto& infra = ctx["infrastructure"];
+  EXPECT_EQ(infra["type"], "KubernetesDirect");
+  EXPECT_EQ(infra["namespace"], "default");
+  EXPECT_EQ(infra["connectorRef"], "k8s");
+  EXPECT_EQ(infra["releaseName"].get<std::string>().rfind("release-", 0), 0u) << infra.dump(2);
+  EXPECT_EQ(ctx["connectors"]["k8s"]["type"], "K8sCluster");
+  EXPECT_EQ(ctx["connectors"]["k8s"]["credential"]["type"], "Kubeconfig");
+  EXPECT_EQ(ctx["connectors"]["k8s"]["credential"]["kubeconfigPath"], "/nonexistent/kubeconfig");
+}
+
 TEST_F(Pipelines, DeploymentsToOneInfrastructureAndReleaseQueue) {
   apply(deployment_objects());
   auto gate = (dir_ / "release-first").string();

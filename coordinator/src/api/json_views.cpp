@@ -61,6 +61,9 @@ json to_json(const store::ExecutionRecord& e, bool with_steps) {
       if (t.state.contains("approval")) step["approval"] = t.state["approval"];
       if (t.state.contains("intervention")) step["intervention"] = t.state["intervention"];
       if (t.state.contains("inputs")) step["inputs"] = t.state["inputs"];
+      if (!t.state.value("repositoryLock", "").empty()) {
+        step["releaseRepository"] = t.state["repositoryLock"]; // one such step at a time
+      }
       steps.push_back(std::move(step));
     }
     json stage = {{"identifier", s.identifier},

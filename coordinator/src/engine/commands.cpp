@@ -162,13 +162,16 @@ std::vector<json> Machine::waits() {
         } else if (rec.status == st::kWaiting && rec.state.value("wake", "") == "wait") {
           kind = "Wait";
           details = rec.message;
+        } else if (rec.status == st::kQueued && rec.state.contains("repositoryLockHolder")) {
+          kind = "Release repository";
+          details = rec.message;
         } else {
           continue;
         }
         json w = base;
         w["where"] = stage.identifier + "." + plan_row(a, si, r).path;
         w["kind"] = kind;
-        w["since"] = rec.started_at;
+        w["since"] = rec.status == st::kQueued ? rec.queued_at : rec.started_at;
         w["until"] = rec.wake_at ? json(rec.wake_at) : json(nullptr);
         w["details"] = details;
         out.push_back(std::move(w));

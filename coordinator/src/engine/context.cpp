@@ -167,6 +167,76 @@ StageObjects load_stage_objects(store::Store& store, const model::Stage& stage,
     return out;
   }
   snapshot["service"] = std::move(service);
+  if (stage.environment_group) {
+    // A GitOps stage over an environment group: the clusters of the chosen environments, each
+    // with its environment and the group (what <+env.*> and <+envgroup.*> resolve to per
+    // cluster). The stage itself has no single environment.
+    const auto& g = *stage.environment_group;
+    auto group = store.object("environmentGroup", g.env_group_ref);
+    if (!group) {
+      out.error = who + ": environment group '" + g.env_group_ref + "' does not exist";
+      return out;
+    }
+    const json members = group->model.value("envIdentifiers", json::array());
+    std::vector<model::StageEnvironment> picks;
+    if (g.deploy_to_all) {
+      for (const auto& id : members) {
+        model::StageEnvironment e;
+        e.environment_ref = id.get<std::string>();
+        e.deploy_to_all = true;
+        picks.push_back(std::move(e));
+      }
+    } else {
+      picks = g.environments;
+    }
+    const json group_ref = {{"identifier", group->model.value("identifier", "")},
+                            {"name", group->model.value("name", "")}};
+    json clusters = json::array();
+    for (const auto& e : picks) {
+      if (std::find(members.begin(), members.end(), e.environment_ref) == members.end()) {
+        out.error = who + ": environment '" + e.environment_ref +
+                    "' is not in environment group '" + g.env_group_ref +
+                    "' (its environments: " + members.dump() + ")";
+        return out;
+      }
+      auto env = load(store, "environment", e.environment_ref,
+                      "pipeline.stages." + sid + ".spec.environmentGroup.environments." +
+                          e.environment_ref + ".environmentInputs",
+                      "environment", inputs, who);
+      if (!env.object) {
+        out.error = env.error;
+        return out;
+      }
+      std::string error;
+      json found = stage_gitops_clusters(store, e.gitops_clusters, e.deploy_to_all,
+                                         e.environment_ref, error);
+      if (!error.empty() && !(g.deploy_to_all && found.empty())) {
+        out.error = who + ": environment '" + e.environment_ref + "': " + error;
+        return out;
+      }
+      const json& m = env.object->model;
+      for (auto& c : found) {
+        c["environment"] = {{"identifier", m.value("identifier", "")},
+                            {"name", m.value("name", "")},
+                            {"type", m.value("type", "")},
+                            {"version", env.version},
+                            {"variables", m.value("variables", json::array())}};
+        c["environmentGroup"] = group_ref;
+        clusters.push_back(std::move(c));
+      }
+    }
+    if (clusters.empty()) {
+      out.error = who + ": no GitOps cluster serves the environments of environment group '" +
+                  g.env_group_ref + "' (" + members.dump() + ")";
+      return out;
+    }
+    json stored_group = group_ref;
+    stored_group["version"] = group->version;
+    snapshot["environmentGroup"] = std::move(stored_group);
+    snapshot["gitOps"] = {{"clusters", clusters}, {"deployToAll", g.deploy_to_all}};
+    out.snapshot = std::move(snapshot);
+    return out;
+  }
   if (!stage.environment) {
     out.error = who + " has no environment";
     return out;

@@ -2,6 +2,7 @@
 #include "engine/gitops.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "model/problem.h"
 
@@ -106,6 +107,32 @@ std::string release_repository(const json& context) {
     return without_user_info(url);
   }
   return "";
+}
+
+std::string repository_lock_key(const std::string& url) {
+  std::string u = without_user_info(url);
+  std::size_t scheme = u.find("://");
+  if (scheme == std::string::npos) {
+    // scp-like [user@]host:path (a colon before any slash) is ssh; anything else a local path.
+    const std::size_t colon = u.find(':');
+    const std::size_t slash = u.find('/');
+    if (colon != std::string::npos && (slash == std::string::npos || colon < slash)) {
+      std::string host = u.substr(0, colon);
+      if (const std::size_t at = host.rfind('@'); at != std::string::npos) host.erase(0, at + 1);
+      std::string path = u.substr(colon + 1);
+      u = "ssh://" + host + (path.rfind('/', 0) == 0 ? "" : "/") + path;
+    } else {
+      u = "file://" + u;
+    }
+    scheme = u.find("://");
+  }
+  const std::size_t host_end = u.find('/', scheme + 3);
+  for (std::size_t i = 0; i < std::min(host_end, u.size()); ++i) {
+    u[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(u[i])));
+  }
+  while (u.size() > scheme + 3 && u.back() == '/') u.pop_back();
+  if (u.size() > 4 && u.compare(u.size() - 4, 4, ".git") == 0) u.resize(u.size() - 4);
+  return u;
 }
 
 void add_gitops_context(store::Store& store, const std::string& execution_id,

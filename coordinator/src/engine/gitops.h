@@ -28,6 +28,11 @@ bool is_gitops_step(const std::string& step_type);
 // repoName for Account connectors) without user-info; "" when there is none.
 std::string release_repository(const nlohmann::json& context);
 
+// The lock key of a release repository URL (from release_repository): scheme and host in lower
+// case, scp-like "user@host:path" as ssh://host/path, no user-info, trailing "/" or ".git".
+// Update Release Repo and Revert PR tasks with the same key never run at the same time.
+std::string repository_lock_key(const std::string& url);
+
 // Completes context.gitOps for a GitOps step: each cluster gets the stage's environment, and
 // `pullRequests` carries the execution's records and, for steps that open one, a reserved
 // number of the release repository.

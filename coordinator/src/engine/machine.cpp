@@ -651,6 +651,10 @@ void Machine::schedule() {
       waiting.push_back(std::move(task));
       continue;
     }
+    if (wait_for_repository(a, task)) {
+      waiting.push_back(std::move(task));
+      continue;
+    }
     auto placement = scheduler_.place(needs_of(a, task.index));
     if (placement.verdict != Placement::Verdict::kPlaced) {
       if (placement.verdict == Placement::Verdict::kUnmatched) {
@@ -739,12 +743,14 @@ void Machine::tick() {
     } else {
       task.unmatched_since.reset();
       if (wall - task.queued_at >= options_.queue_timeout.count()) {
-        failure = "queue timeout: no delegate slot became free within " +
+        failure = (step.state.contains("repositoryLockHolder")
+                       ? "queue timeout: the release repository stayed busy for "
+                       : "queue timeout: no delegate slot became free within ") +
                   model::format_duration(options_.queue_timeout) + " (" + step.message + ")";
       }
     }
     if (failure.empty()) {
-      if (!task.reported) {
+      if (!task.reported && !placement.reason.empty()) {
         step.message = placement.reason;
         touch_step(a, task.index);
         task.reported = true;

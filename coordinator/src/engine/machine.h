@@ -122,6 +122,15 @@ private:
   bool scheduler_provides(const std::string& type) const { return scheduler_.provides(type); }
   std::string delegates_summary() const { return scheduler_.summary(); }
 
+  // --- repository_lock.cpp: one Update Release Repo or Revert PR per release repository ---
+  // The step's repository lock key (computed once, kept in its state); "" when it takes none.
+  std::string repository_lock_key(Active& a, std::size_t index);
+  // Who holds `key` besides the step, for messages; "" when nobody.
+  std::string repository_lock_holder(const Active& a, std::size_t index,
+                                     const std::string& key) const;
+  // True when the queued task must keep waiting for its repository (its message says why).
+  bool wait_for_repository(Active& a, QueuedTask& task);
+
   // --- flow.cpp: pipeline semantics ---
   enum class Progress { kPending, kDone };
   store::StepRecord& row_record(Active& a, std::size_t si, int row);

@@ -399,13 +399,23 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
   flatten("stage.variables.", context["stage"]["variables"]);
   const json& snap = rec.stages[si].context;
   std::set<std::string> connectors;
+  // Over an environment group each cluster has its own environment: <+env.*> in manifests (the
+  // release repo's paths) is resolved per cluster by the step, like <+cluster.*>.
+  auto render_manifest = [&](json value) {
+    if (!snap.contains("environmentGroup")) return render(std::move(value));
+    std::vector<std::string> deferred(model::deferred_roots().begin(),
+                                      model::deferred_roots().end());
+    deferred.push_back("env");
+    render_tree(value, scope, ignored, deferred);
+    return value;
+  };
   if (snap.contains("service")) {
     const json& svc = snap["service"];
     const std::string base = svc.value("baseDir", "");
     auto manifests = [&](const json& list, bool from_env, const std::string& env_base) {
       json out = json::array();
       for (const auto& m : list) {
-        json spec = render(m.value("spec", json::object()));
+        json spec = render_manifest(m.value("spec", json::object()));
         json store = spec.value("store", json::object());
         json s = store.value("spec", json::object());
         s["type"] = store.value("type", "");
@@ -516,6 +526,19 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
     flat["INFRA_KEY_SHORT_ID"] = root.value("INFRA_KEY_SHORT_ID", "");
   }
   if (snap.contains("gitOps")) context["gitOps"] = snap["gitOps"];
+  if (snap.contains("environmentGroup")) {
+    // Each cluster brings its own environment: its variables are rendered here, as the stage's
+    // environment's are.
+    context["environmentGroup"] = {{"identifier", snap["environmentGroup"].value("identifier", "")},
+                                   {"name", snap["environmentGroup"].value("name", "")}};
+    for (auto& c : context["gitOps"]["clusters"]) {
+      if (!c.is_object() || !c.contains("environment")) continue;
+      json& env = c["environment"];
+      env["variables"] =
+          render(variable_values(env.value("variables", std::vector<model::Variable>{}),
+                                 json::object(), "", json::object()));
+    }
+  }
   json resolved = json::object();
   for (const auto& id : connectors) {
     if (id.empty()) continue;

@@ -62,6 +62,15 @@ void check_references(const Object& o, const std::vector<Object>& batch, const S
                                ref.expect + "' (its environments: " +
                                target->value("environments", json::array()).dump() + ")"});
       }
+    } else if (ref.kind == "environmentGroup") {
+      const json members = target->value("envIdentifiers", json::array());
+      for (const auto& env : split_bar(ref.expect)) {
+        if (std::find(members.begin(), members.end(), env) == members.end()) {
+          problems.push_back({ref.location, "environment '" + env +
+                                                "' is not in environment group '" + ref.identifier +
+                                                "' (its environments: " + members.dump() + ")"});
+        }
+      }
     } else if (ref.kind == "infrastructureDefinition") {
       auto env = target->value("environmentRef", "");
       if (env != ref.expect) {

@@ -6,6 +6,25 @@ namespace capstan::model {
 
 using nlohmann::json;
 
+std::vector<std::string> parse_environment_list(Checker& check, const json& body,
+                                                const std::string& at, const std::string& key,
+                                                Object& out, const std::string& role) {
+  std::vector<std::string> envs;
+  auto names = check.strings(body, at, key, true);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const std::string ptr = at + "/" + key + "/" + std::to_string(i);
+    auto id = strip_scope(names[i]);
+    if (!check.identifier(id, ptr)) continue;
+    if (std::find(envs.begin(), envs.end(), id) != envs.end()) {
+      check.error(ptr, "environment '" + id + "' is listed twice");
+      continue;
+    }
+    out.references.push_back({"environment", id, check.locate(ptr), "", role});
+    envs.push_back(id);
+  }
+  return envs;
+}
+
 void parse_gitops_cluster(const yaml::Document& doc, Object& out, std::vector<Problem>& problems) {
   Checker check(doc.where, problems);
   const std::string at = "/gitopsCluster";
@@ -24,20 +43,9 @@ void parse_gitops_cluster(const yaml::Document& doc, Object& out, std::vector<Pr
   }
   std::vector<std::string> envs;
   if (check.array(*body, at, "environments", true) != nullptr) {
-    auto names = check.strings(*body, at, "environments", true);
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      const std::string ptr = at + "/environments/" + std::to_string(i);
-      auto id = strip_scope(names[i]);
-      if (!check.identifier(id, ptr)) continue;
-      if (std::find(envs.begin(), envs.end(), id) != envs.end()) {
-        check.error(ptr, "environment '" + id + "' is listed twice");
-        continue;
-      }
-      out.references.push_back(
-          {"environment", id, check.locate(ptr), "", "GitOps cluster '" + out.identifier + "'"});
-      envs.push_back(id);
-    }
-    if (names.empty()) {
+    envs = parse_environment_list(check, *body, at, "environments", out,
+                                  "GitOps cluster '" + out.identifier + "'");
+    if ((*body)["environments"].empty()) {
       check.error(at + "/environments",
                   "a GitOps cluster serves at least one environment: list their identifiers");
     }

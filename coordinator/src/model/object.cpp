@@ -95,6 +95,9 @@ const std::vector<KindSpec>& kinds() {
       {"gitopsCluster",
        {"gitopsclusters", "gitopscluster", "gitOpsClusters", "clusters"},
        parse_gitops_cluster},
+      {"environmentGroup",
+       {"environmentGroups", "environmentgroup", "environmentgroups", "envgroup", "envgroups"},
+       parse_environment_group},
       {"pipeline", {"pipelines"}, parse_pipeline_object},
   };
   return list;
@@ -146,6 +149,24 @@ void parse_pipeline_object(const yaml::Document& doc, Object& obj, std::vector<P
         for (const auto& infra : e.infrastructure_refs) {
           ref("infrastructureDefinition", infra, e.location, e.environment_ref,
               "stage '" + stage.identifier + "'");
+        }
+      }
+      if (stage.environment_group) {
+        // The group must hold each environment the stage names (expect: "a|b").
+        const auto& g = *stage.environment_group;
+        std::string members;
+        for (const auto& e : g.environments) {
+          if (expression::has_expression(e.environment_ref)) continue;
+          members += (members.empty() ? "" : "|") + e.environment_ref;
+        }
+        ref("environmentGroup", g.env_group_ref, g.location, members,
+            "stage '" + stage.identifier + "'");
+        for (const auto& e : g.environments) {
+          ref("environment", e.environment_ref, e.location, "", "stage '" + stage.identifier + "'");
+          for (const auto& cluster : e.gitops_clusters) {
+            ref("gitopsCluster", cluster, e.location, e.environment_ref,
+                "stage '" + stage.identifier + "'");
+          }
         }
       }
     }

@@ -91,5 +91,12 @@ void parse_environment(const yaml::Document& doc, Object& out, std::vector<Probl
 void parse_gitops_cluster(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_infrastructure(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
 void parse_user_group(const yaml::Document& doc, Object& out, std::vector<Problem>& problems);
+void parse_environment_group(const yaml::Document& doc, Object& out,
+                             std::vector<Problem>& problems);
+// body[key]: a list of environment identifiers, each unique; each becomes a reference of `out`
+// (by `role`, e.g. "GitOps cluster 'x'").
+std::vector<std::string> parse_environment_list(Checker& check, const nlohmann::json& body,
+                                                const std::string& at, const std::string& key,
+                                                Object& out, const std::string& role);
 
 } // namespace capstan::model

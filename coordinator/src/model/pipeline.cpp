@@ -343,6 +343,54 @@ StageEnvironment parse_stage_environment(const json& env, const std::string& eat
   return e;
 }
 
+StageEnvironmentGroup parse_stage_environment_group(const json& group, const std::string& gat,
+                                                    Checker& check, bool gitops) {
+  StageEnvironmentGroup g;
+  g.location = check.locate(gat);
+  check.only(group, gat, {"envGroupRef", "deployToAll", "environments", "metadata"});
+  g.env_group_ref = strip_scope(check.string(group, gat, "envGroupRef", true));
+  if (!g.env_group_ref.empty() && !expression::has_expression(g.env_group_ref)) {
+    check.identifier(g.env_group_ref, pointer_append(gat, "envGroupRef"));
+  }
+  g.deploy_to_all = check.boolean(group, gat, "deployToAll").value_or(false);
+  if (const auto* meta = check.object(group, gat, "metadata", false)) {
+    check.only(*meta, pointer_append(gat, "metadata"), {"parallel"});
+  }
+  if (!gitops) {
+    check.error(gat, "environment groups are supported in GitOps stages (spec.gitOpsEnabled: "
+                     "true); a CD stage deploys to one 'environment'");
+  }
+  if (const auto* envs = check.array(group, gat, "environments", false)) {
+    const auto eat = pointer_append(gat, "environments");
+    if (g.deploy_to_all && !envs->empty()) {
+      check.error(eat, "deployToAll: true deploys to every environment of the group and all "
+                       "their GitOps clusters; remove 'environments' or set deployToAll: false");
+    }
+    for (std::size_t i = 0; i < envs->size(); ++i) {
+      const auto at = pointer_append(eat, i);
+      const auto& item = (*envs)[i];
+      if (!item.is_object()) {
+        check.error(at, "each environment must be a mapping with 'environmentRef' and "
+                        "'gitOpsClusters' or 'deployToAll'");
+        continue;
+      }
+      auto e = parse_stage_environment(item, at, check, gitops);
+      for (const auto& other : g.environments) {
+        if (!e.environment_ref.empty() && other.environment_ref == e.environment_ref) {
+          check.error(at, "environment '" + e.environment_ref + "' is listed twice");
+        }
+      }
+      g.environments.push_back(std::move(e));
+    }
+  }
+  if (!g.deploy_to_all && g.environments.empty()) {
+    check.error(gat, "name the group's environments to deploy to ('environments: "
+                     "[{environmentRef: ..., gitOpsClusters: [...] | deployToAll: true}]') or "
+                     "set 'deployToAll: true'");
+  }
+  return g;
+}
+
 void parse_deployment(const json& spec, const std::string& spat, Stage& stage, Checker& check) {
   if (!stage.deployment_type.empty() && stage.deployment_type != "Kubernetes") {
     check.error(pointer_append(spat, "deploymentType"),
@@ -356,9 +404,19 @@ void parse_deployment(const json& spec, const std::string& spat, Stage& stage, C
       stage.service_inputs = *in;
     }
   }
-  if (const auto* env = check.object(spec, spat, "environment", !spec.contains("environments"))) {
+  const bool grouped = spec.contains("environmentGroup");
+  if (grouped && spec.contains("environment")) {
+    check.error(pointer_append(spat, "environmentGroup"),
+                "a stage deploys to an 'environment' or an 'environmentGroup', not both");
+  }
+  if (const auto* env =
+          check.object(spec, spat, "environment", !spec.contains("environments") && !grouped)) {
     stage.environment =
         parse_stage_environment(*env, pointer_append(spat, "environment"), check, stage.gitops);
+  }
+  if (const auto* group = check.object(spec, spat, "environmentGroup", false)) {
+    stage.environment_group = parse_stage_environment_group(
+        *group, pointer_append(spat, "environmentGroup"), check, stage.gitops);
   }
 }
 
@@ -398,8 +456,9 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
   auto spat = pointer_append(sat, "spec");
   if (stage.type == "Deployment") {
     check.only(*spec, spat,
-               {"execution", "deploymentType", "service", "environment", "gitOpsEnabled"},
-               {"environments", "services", "serviceConfig", "infrastructure", "environmentGroup"});
+               {"execution", "deploymentType", "service", "environment", "gitOpsEnabled",
+                "environmentGroup"},
+               {"environments", "services", "serviceConfig", "infrastructure"});
     stage.deployment_type = check.string(*spec, spat, "deploymentType", false);
     if (stage.deployment_type.empty()) stage.deployment_type = "Kubernetes";
     stage.gitops = check.boolean(*spec, spat, "gitOpsEnabled").value_or(false);
@@ -624,6 +683,14 @@ json to_json(const Pipeline& p) {
       j["serviceRef"] = s.service_ref;
       j["serviceInputs"] = s.service_inputs;
       if (s.environment) j["environment"] = env_to_json(*s.environment);
+      if (s.environment_group) {
+        json envs = json::array();
+        for (const auto& e : s.environment_group->environments) envs.push_back(env_to_json(e));
+        j["environmentGroup"] = {{"envGroupRef", s.environment_group->env_group_ref},
+                                 {"deployToAll", s.environment_group->deploy_to_all},
+                                 {"environments", envs},
+                                 {"location", s.environment_group->location}};
+      }
     }
     stages.push_back(std::move(j));
   }
@@ -661,6 +728,17 @@ Pipeline pipeline_from_json(const json& j) {
     stage.service_ref = s.value("serviceRef", "");
     stage.service_inputs = s.value("serviceInputs", json::object());
     if (s.contains("environment")) stage.environment = env_from_json(s["environment"]);
+    if (s.contains("environmentGroup")) {
+      const json& g = s["environmentGroup"];
+      StageEnvironmentGroup group;
+      group.env_group_ref = g.value("envGroupRef", "");
+      group.deploy_to_all = g.value("deployToAll", false);
+      for (const auto& e : g.value("environments", json::array())) {
+        group.environments.push_back(env_from_json(e));
+      }
+      group.location = g.value("location", "");
+      stage.environment_group = std::move(group);
+    }
     stage.steps = s.value("steps", std::vector<Node>{});
     stage.rollback_steps = s.value("rollbackSteps", std::vector<Node>{});
     p.stages.push_back(std::move(stage));

@@ -68,6 +68,15 @@ struct StageEnvironment {
   std::string location;
 };
 
+// `spec.environmentGroup` of a GitOps stage: the group, and either all its environments (with
+// all their clusters) or the listed ones, each picking clusters like `spec.environment` does.
+struct StageEnvironmentGroup {
+  std::string env_group_ref;
+  bool deploy_to_all = false;
+  std::vector<StageEnvironment> environments;
+  std::string location;
+};
+
 struct Stage {
   std::string identifier;
   std::string name;
@@ -83,6 +92,7 @@ struct Stage {
   std::string service_ref; // may be a runtime input until the run binds it
   nlohmann::json service_inputs = nlohmann::json::object();
   std::optional<StageEnvironment> environment;
+  std::optional<StageEnvironmentGroup> environment_group; // GitOps stages, instead of environment
   std::vector<Node> steps;
   std::vector<Node> rollback_steps;
   // Stages written in the same `parallel` block share a group; others have a group of their own.

@@ -384,6 +384,20 @@ int refuse_auth(RemoteSession* s, const std::string& why) {
   return GIT_EAUTH;
 }
 
+// libssh2 asks for the signature of an RSA user authentication request (see ssh_rsa.h).
+int sign_rsa(LIBSSH2_SESSION* /*session*/, unsigned char** sig, size_t* sig_len,
+             const unsigned char* data, size_t data_len, void** abstract) {
+  const auto* key = static_cast<const RsaSshKey*>(*abstract);
+  const std::string signature = key->sign(data, data_len);
+  if (signature.empty()) return -1;
+  // libgit2 opens libssh2 sessions with the default allocator: libssh2 free()s this.
+  *sig = static_cast<unsigned char*>(std::malloc(signature.size()));
+  if (*sig == nullptr) return -1;
+  std::memcpy(*sig, signature.data(), signature.size());
+  *sig_len = signature.size();
+  return 0;
+}
+
 int on_credentials(git_credential** out, const char* /*url*/, const char* username_from_url,
                    unsigned int allowed, void* payload) {
   auto* s = static_cast<RemoteSession*>(payload);
@@ -400,6 +414,11 @@ int on_credentials(git_credential** out, const char* /*url*/, const char* userna
       return refuse_auth(s, "the SSH key was rejected by the server");
     }
     if (user.empty()) user = "git";
+    if (s->rsa_key && (allowed & GIT_CREDENTIAL_SSH_CUSTOM) != 0U) {
+      const std::string& blob = s->rsa_key->public_blob();
+      return git_credential_ssh_custom_new(out, user.c_str(), blob.data(), blob.size(), sign_rsa,
+                                           s->rsa_key.get());
+    }
     if (!c.ssh_private_key.empty()) {
       const char* pub = c.ssh_public_key.empty() ? nullptr : c.ssh_public_key.c_str();
       int rc = git_credential_ssh_key_memory_new(out, user.c_str(), pub, c.ssh_private_key.c_str(),
@@ -570,6 +589,15 @@ int on_update_tips(const char* refname, const git_oid* /*a*/, const git_oid* b, 
 
 RemoteSession::RemoteSession(const RemoteOptions& opts) : options(opts) {
   ensure_init();
+  // Read an RSA key before connecting, so an unreadable one fails early and plainly.
+  const Credentials& c = opts.credentials;
+  if (!c.ssh_private_key.empty()) {
+    try {
+      rsa_key = RsaSshKey::load(c.ssh_private_key, c.ssh_passphrase);
+    } catch (const Error& e) {
+      throw Error(e.kind(), "SSH key for " + redact_url(opts.url) + ": " + e.what());
+    }
+  }
   probe_connect(opts);
 }
 

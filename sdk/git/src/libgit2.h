@@ -11,6 +11,7 @@
 #include "capstan/git/error.h"
 #include "capstan/git/remote.h"
 #include "capstan/git/repository.h"
+#include "ssh_rsa.h"
 
 namespace capstan::git::detail {
 
@@ -99,6 +100,8 @@ struct RemoteSession {
   std::vector<std::pair<std::string, std::string>> updated;  // ref, new oid (fetch)
   std::vector<const char*> header_ptrs;
   std::string key_file; // temporary private key file when libssh2 lacks memory keys
+  // An RSA private key, signed here with SHA-2 because libssh2 1.10 signs RSA only with SHA-1.
+  std::unique_ptr<RsaSshKey> rsa_key;
   StreamScope stream_scope{this};
 };
 

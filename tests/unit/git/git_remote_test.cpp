@@ -240,14 +240,20 @@ TEST(GitRemote, RejectedPushOverDaemonIsNonFastForward) {
   EXPECT_EQ(e.kind(), ErrorKind::kNonFastForward) << e.what();
 }
 
+// The options of a repository behind `ssh` (no credentials yet).
+RemoteOptions ssh_remote(const capstan::testing::SshServer& ssh, const fs::path& bare) {
+  RemoteOptions remote;
+  remote.url = ssh.url(bare);
+  remote.ssh_known_hosts = ssh.known_hosts();
+  return remote;
+}
+
 TEST(GitRemote, SshWithKeysAgentlessAndHostKeyChecks) {
   if (!capstan::testing::SshServer::available()) GTEST_SKIP() << "sshd is not installed";
   TempDir dir;
   const fs::path bare = make_remote(dir.path(), "release.git", {{{"a.txt", "a\n"}}});
   capstan::testing::SshServer ssh;
-  RemoteOptions remote;
-  remote.url = ssh.url(bare);
-  remote.ssh_known_hosts = ssh.known_hosts();
+  RemoteOptions remote = ssh_remote(ssh, bare);
   remote.credentials.ssh_private_key = ssh.make_key("ed25519", "", true);
 
   std::optional<std::string> head;
@@ -397,4 +403,72 @@ TEST(GitRemote, CancellationReachesAStalledTransfer) {
   Error e = error_of([&] { Repository::clone(r, dir / "clone", {true, ""}); });
   canceller.join();
   EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
+}
+
+// OpenSSH 9 refuses "ssh-rsa" (SHA-1) signatures, the only ones libssh2 1.10 makes for RSA:
+// RSA keys are signed with rsa-sha2-512 instead, whatever format they are stored in.
+TEST(GitRemote, SshWithRsaKeysSignsWithSha2) {
+  if (!capstan::testing::SshServer::available()) GTEST_SKIP() << "sshd is not installed";
+  TempDir dir;
+  const fs::path bare = make_remote(dir.path(), "release.git", {{{"a.txt", "a\n"}}});
+  capstan::testing::SshServer ssh;
+  const RemoteOptions remote = ssh_remote(ssh, bare);
+  struct Case {
+    std::string type, passphrase;
+  };
+  std::string head = git({"rev-parse", "main"}, bare);
+  int n = 0;
+  for (const Case& c : {Case{"rsa", ""}, Case{"rsa-openssh", ""}, Case{"rsa", "open sesame"}}) {
+    SCOPED_TRACE(c.type + (c.passphrase.empty() ? "" : " with a passphrase"));
+    RemoteOptions r = remote;
+    r.credentials.ssh_private_key = ssh.make_key(c.type, c.passphrase, true);
+    r.credentials.ssh_passphrase = c.passphrase;
+    try {
+      EXPECT_EQ(remote_head(r, "main").value_or(""), head);
+      Repository repo =
+          Repository::clone(r, dir / ("clone-" + std::to_string(++n)), CloneOptions{true, ""});
+      CommitRequest req;
+      req.parent = head;
+      req.edits = {{"rsa.txt", std::to_string(n) + "\n", false}};
+      req.author = bot();
+      auto tip = repo.commit_files(req);
+      repo.push(r, {{*tip, "main", false}});
+      head = *tip;
+      EXPECT_EQ(git({"rev-parse", "main"}, bare), head);
+    } catch (const Error& e) {
+      ADD_FAILURE() << e.what() << "\nsshd log:\n" << ssh.log();
+    }
+  }
+  EXPECT_NE(ssh.log().find("Accepted publickey"), std::string::npos) << ssh.log();
+  EXPECT_NE(ssh.log().find("ssh2: RSA SHA256:"), std::string::npos) << ssh.log();
+  EXPECT_EQ(ssh.log().find("not in PubkeyAcceptedAlgorithms"), std::string::npos) << ssh.log();
+
+  // A wrong or missing passphrase: Authentication, said before connecting.
+  RemoteOptions wrong = remote;
+  wrong.credentials.ssh_private_key = ssh.make_key("rsa", "right", true);
+  wrong.credentials.ssh_passphrase = "wrong";
+  Error e = error_of([&] { ls_remote(wrong); });
+  EXPECT_EQ(e.kind(), ErrorKind::kAuthentication) << e.what();
+  EXPECT_NE(std::string(e.what()).find("passphrase is wrong"), std::string::npos) << e.what();
+  wrong.credentials.ssh_passphrase = "";
+  e = error_of([&] { ls_remote(wrong); });
+  EXPECT_EQ(e.kind(), ErrorKind::kAuthentication) << e.what();
+
+  // An unknown RSA key is refused like any other.
+  RemoteOptions stranger = remote;
+  stranger.credentials.ssh_private_key = ssh.make_key("rsa-openssh", "", false);
+  e = error_of([&] { ls_remote(stranger); });
+  EXPECT_EQ(e.kind(), ErrorKind::kAuthentication) << e.what();
+  EXPECT_EQ(std::string(e.what()).find("PRIVATE KEY"), std::string::npos);
+
+  // A passphrase-protected RSA key in OpenSSH format cannot be read: a plain early error that
+  // names the key type and the remedy.
+  RemoteOptions sealed = remote;
+  sealed.credentials.ssh_private_key = ssh.make_key("rsa-openssh", "s3cret", true);
+  sealed.credentials.ssh_passphrase = "s3cret";
+  e = error_of([&] { ls_remote(sealed); });
+  EXPECT_EQ(e.kind(), ErrorKind::kInvalidInput) << e.what();
+  EXPECT_NE(std::string(e.what()).find("RSA key in OpenSSH format"), std::string::npos);
+  EXPECT_NE(std::string(e.what()).find("ssh-keygen -p -m PEM"), std::string::npos);
+  EXPECT_EQ(std::string(e.what()).find("s3cret"), std::string::npos);
 }

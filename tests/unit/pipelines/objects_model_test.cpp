@@ -535,5 +535,157 @@ TEST(ObjectsModel, GitOpsClustersNameAK8sClusterConnectorAndServeTheStagesEnviro
   }
 }
 
+// Environment groups (Harness's environmentGroup) and GitOps stages that deploy to one.
+const char* kGroupObjects = R"(environment:
+  identifier: dev
+  name: dev
+  type: PreProduction
+---
+environment:
+  identifier: qa
+  name: qa
+  type: PreProduction
+---
+environmentGroup:
+  name: Non prod
+  identifier: nonprod
+  description: ""
+  tags: {team: web}
+  orgIdentifier: default
+  projectIdentifier: web
+  envIdentifiers:
+    - dev
+    - qa
+---
+gitopsCluster:
+  identifier: dev_cluster
+  name: dev
+  connectorRef: sandbox
+  environments: [dev]
+---
+gitopsCluster:
+  identifier: qa_cluster
+  name: qa
+  connectorRef: sandbox
+  environments: [qa]
+)";
+
+std::string group_pipeline(const std::string& environment_group) {
+  return "pipeline:\n  identifier: pr\n  name: pr\n  stages:\n    - stage:\n"
+         "        identifier: deploy\n        name: deploy\n        type: Deployment\n"
+         "        spec:\n          deploymentType: Kubernetes\n          gitOpsEnabled: true\n"
+         "          service:\n            serviceRef: myapp_gitops\n" +
+         environment_group +
+         "          execution:\n            steps:\n              - step:\n"
+         "                  type: UpdateReleaseRepo\n                  name: update\n"
+         "                  identifier: update\n                  spec: {}\n";
+}
+
+TEST(ObjectsModel, EnvironmentGroupsListEnvironmentsAndGitOpsStagesDeployToThem) {
+  const std::string picked =
+      "          environmentGroup:\n            envGroupRef: nonprod\n"
+      "            deployToAll: false\n            environments:\n"
+      "              - environmentRef: qa\n                deployToAll: false\n"
+      "                gitOpsClusters:\n"
+      "                  - identifier: qa_cluster\n";
+  auto files = all_files();
+  files.push_back({"group.yaml", kGroupObjects});
+  files.push_back({"pr.yaml", group_pipeline(picked)});
+  auto objects = parse_objects(files);
+  auto problems = check_batch(objects, nothing_stored());
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
+  const auto& group = find(objects, "environmentGroup", "nonprod");
+  EXPECT_EQ(group.model["envIdentifiers"], json({"dev", "qa"}));
+  EXPECT_EQ(group.model["name"], "Non prod");
+  const auto& pr = find(objects, "pipeline", "pr");
+  const json stored = pr.model["stages"][0]["environmentGroup"];
+  EXPECT_EQ(stored["envGroupRef"], "nonprod");
+  EXPECT_EQ(stored["environments"][0]["gitOpsClusters"], json({"qa_cluster"}));
+  // The stored form reads back.
+  auto back = pipeline_from_json(pr.model);
+  ASSERT_TRUE(back.stages[0].environment_group.has_value());
+  EXPECT_EQ(back.stages[0].environment_group->environments[0].environment_ref, "qa");
+  // The pipeline refers to the group: deleting it is refused while the pipeline stays.
+  bool refers = false;
+  for (const auto& r : pr.references) refers = refers || r.kind == "environmentGroup";
+  EXPECT_TRUE(refers);
+  EXPECT_TRUE(find_kind("envgroups") != nullptr &&
+              find_kind("envgroups")->name == "environmentGroup");
+
+  // deployToAll: every environment of the group, all their clusters.
+  files.back() = {"pr.yaml", group_pipeline("          environmentGroup:\n"
+                                            "            envGroupRef: nonprod\n"
+                                            "            deployToAll: true\n")};
+  problems = check_batch(parse_objects(files), nothing_stored());
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
+
+  // An environment the group does not hold, a cluster that does not serve it.
+  files.back() = {"pr.yaml",
+                  replace(group_pipeline(picked), "environmentRef: qa", "environmentRef: prod")};
+  problems = check_batch(parse_objects(files), nothing_stored());
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_NE(problems[0].text().find("pr.yaml:15:13: environment 'prod' is not in environment "
+                                    "group 'nonprod' (its environments: [\"dev\",\"qa\"])"),
+            std::string::npos)
+      << problems[0].text();
+  EXPECT_NE(problems[1].text().find("does not serve environment 'prod'"), std::string::npos)
+      << problems[1].text();
+
+  // A group that lists an environment that does not exist.
+  auto bad = files;
+  bad[bad.size() - 2] = {"group.yaml",
+                         replace(kGroupObjects, "    - qa\n", "    - qa\n    - uat\n")};
+  bad.pop_back();
+  problems = check_batch(parse_objects(bad), nothing_stored());
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems[0].text().find("group.yaml:21:7: environment group 'nonprod' refers to "
+                                    "environment 'uat', which does not exist"),
+            std::string::npos)
+      << problems[0].text();
+
+  // Shape errors, each where it is.
+  struct Case {
+    std::string group, where, message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"          environmentGroup:\n            envGroupRef: nonprod\n", "pr.yaml:15:13",
+            "name the group's environments"},
+           {"          environmentGroup:\n            envGroupRef: nonprod\n"
+            "            deployToAll: true\n            environments:\n"
+            "              - environmentRef: qa\n                deployToAll: true\n",
+            "pr.yaml:18:15", "remove 'environments'"},
+           {"          environment:\n            environmentRef: qa\n            deployToAll: "
+            "true\n"
+            "          environmentGroup:\n            envGroupRef: nonprod\n"
+            "            deployToAll: true\n",
+            "pr.yaml:18:13", "an 'environment' or an 'environmentGroup', not both"},
+           {"          environmentGroup:\n            envGroupRef: nonprod\n"
+            "            environments:\n              - environmentRef: qa\n",
+            "pr.yaml:17:17", "names its clusters"},
+           {"          environmentGroup:\n            envGroupRef: nonprod\n"
+            "            deployToAll: true\n            colour: red\n",
+            "pr.yaml:17:21", "unknown field 'colour'"},
+       }) {
+    auto with = files;
+    with.back() = {"pr.yaml", group_pipeline(c.group)};
+    auto found = problems_of(with);
+    ASSERT_FALSE(found.empty()) << c.group;
+    EXPECT_NE(found[0].text().find(c.where), std::string::npos) << found[0].text();
+    EXPECT_NE(found[0].text().find(c.message), std::string::npos) << found[0].text();
+  }
+  // CD stages deploy to one environment.
+  auto cd = files;
+  cd.back() = {"pr.yaml", replace(replace(group_pipeline("          environmentGroup:\n"
+                                                         "            envGroupRef: nonprod\n"
+                                                         "            deployToAll: true\n"),
+                                          "gitOpsEnabled: true", "gitOpsEnabled: false"),
+                                  "serviceRef: myapp_gitops", "serviceRef: myapp")};
+  auto found = problems_of(cd);
+  ASSERT_FALSE(found.empty());
+  EXPECT_NE(found[0].text().find("environment groups are supported in GitOps stages"),
+            std::string::npos)
+      << found[0].text();
+}
+
 } // namespace
 } // namespace capstan::model

@@ -286,8 +286,10 @@ std::string SshServer::make_key(const std::string& type, const std::string& pass
   const fs::path key = dir_ / ("client-" + std::to_string(++keys_));
   std::vector<std::string> argv = {"ssh-keygen", "-q",       "-t", type,
                                    "-N",         passphrase, "-f", key.string()};
-  if (type == "rsa") {
-    argv.insert(argv.end(), {"-b", "2048", "-m", "PEM"});
+  if (type == "rsa" || type == "rsa-openssh") {
+    argv[3] = "rsa";
+    argv.insert(argv.end(), {"-b", "2048"});
+    if (type == "rsa") argv.insert(argv.end(), {"-m", "PEM"});
   }
   auto r = run(argv);
   if (!r.status.success()) throw std::runtime_error("ssh-keygen failed: " + r.err);

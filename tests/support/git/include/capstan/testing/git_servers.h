@@ -97,7 +97,8 @@ public:
   std::string url(const std::filesystem::path& repo) const;
   // The server's host key as a known_hosts line ("[127.0.0.1]:PORT ssh-ed25519 AAAA...").
   std::string known_hosts() const { return known_hosts_; }
-  // A new client key pair (type as for ssh-keygen -t, optional passphrase) whose public half is
+  // A new client key pair (type as for ssh-keygen -t; "rsa" is written in PEM format,
+  // "rsa-openssh" is RSA in OpenSSH format; optional passphrase) whose public half is
   // authorized when `authorize` is set; returns the private key text.
   std::string make_key(const std::string& type, const std::string& passphrase, bool authorize);
   std::string log() const { return daemon_ ? daemon_->log() : ""; }
