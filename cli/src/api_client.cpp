@@ -176,8 +176,8 @@ json ApiClient::get(const std::string& path, int read_timeout_seconds) {
   return handle("GET", path, res->status, res->body);
 }
 
-json ApiClient::post(const std::string& path, const json& body) {
-  auto c = make_client(url_, token_, user_, 60);
+json ApiClient::post(const std::string& path, const json& body, int read_timeout_seconds) {
+  auto c = make_client(url_, token_, user_, read_timeout_seconds);
   auto res = c->Post(path, body.dump(), "application/json");
   if (!res) {
     throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +

@@ -51,7 +51,8 @@ public:
   // Throws CommandError naming the address for transport failures and carrying the API's
   // message for error responses (exit 2 for 400/422, 1 otherwise).
   nlohmann::json get(const std::string& path, int read_timeout_seconds = 30);
-  nlohmann::json post(const std::string& path, const nlohmann::json& body);
+  nlohmann::json post(const std::string& path, const nlohmann::json& body,
+                      int read_timeout_seconds = 60);
   nlohmann::json del(const std::string& path);
 
 private:

@@ -174,6 +174,22 @@ newest first. For the local provider (a Git connector) the coordinator's record 
 request itself; for GitHub and GitLab it mirrors what the step saw. NUMBER is unique per
 repository: give --repository when several repositories have that number.)",
        cmd_prs},
+      {"apps", "list, inspect, diff, sync, refresh or roll back GitOps applications",
+       R"(Usage: capstan apps list [-o wide|json|yaml]
+       capstan apps get NAME [-o json|yaml]
+       capstan apps diff NAME [-o json|yaml]
+       capstan apps sync NAME [--prune] [--dry-run] [--apply-only] [--force] [--revision REV]
+       capstan apps refresh NAME
+       capstan apps history NAME [-o json|yaml]
+       capstan apps rollback NAME HISTORY-ID
+
+Applications are Argo CD Application documents applied with 'capstan apply -f'. Each is
+reconciled by one delegate (DELEGATE); SYNC, HEALTH and REVISION are what it reported last.
+'diff' lists the resources that differ from Git and exits 1 when there are any. 'sync' runs a
+sync now on that delegate and waits for its end (exit 1 unless it succeeded); 'refresh' reads
+Git and compares again at once; 'rollback' syncs to the revision of a history entry (turn
+automated sync off first, or the next poll brings the target revision back).)",
+       cmd_apps},
       {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
   };
   return list;

@@ -54,6 +54,9 @@ Options:
                             delegate's result before it fails the step itself (the delegate
                             stops a step when its timeout passes; this covers a delegate that
                             does not report) (default 30s)
+  --webhook-secret-file F   the secret Git hosts' push webhooks (POST /api/v1/webhooks/git)
+                            must sign with (GitHub) or send (GitLab); without it, unsigned
+                            payloads are taken (they can only make applications refresh)
   --insecure-wire           no CurveZMQ on the wire (plain TCP; for debugging on a trusted
                             network only)
   --log-level LEVEL         trace, debug, info, warn or error (default info)
@@ -190,6 +193,7 @@ fs::path default_data_dir() {
 int main(int argc, char** argv) {
   fs::path data_dir = default_data_dir();
   int api_port = 7780;
+  std::string webhook_secret_file;
   wire::RouterOptions wire_options;
   engine::EngineOptions engine_options;
   std::string log_level = "info";
@@ -232,6 +236,8 @@ int main(int argc, char** argv) {
       engine_options.queue_timeout = duration_flag(a, next());
     } else if (a == "--timeout-grace") {
       engine_options.timeout_grace = duration_flag(a, next());
+    } else if (a == "--webhook-secret-file") {
+      webhook_secret_file = next();
     } else if (a == "--insecure-wire") {
       insecure_wire = true;
     } else if (a == "--log-level") {
@@ -300,6 +306,14 @@ int main(int argc, char** argv) {
     api_options.port = api_port;
     api_options.token = token;
     api_options.coordinator_id = coordinator_id;
+    if (!webhook_secret_file.empty()) {
+      std::ifstream in(webhook_secret_file);
+      if (!in) usage_error("cannot read --webhook-secret-file " + webhook_secret_file);
+      std::getline(in, api_options.webhook_secret);
+      if (api_options.webhook_secret.empty()) {
+        usage_error("--webhook-secret-file " + webhook_secret_file + " is empty");
+      }
+    }
     api_options.version = kVersion;
     api_options.metrics = [&engine, &router] {
       wire::MetricsText m;

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "applications.h"
 #include "capstan/delegate/plugin_host.h"
 #include "capstan/wire/client.h"
 #include "capstan/wire/metrics.h"
@@ -366,8 +367,9 @@ Config parse_args(int argc, char** argv) {
 // The delegate's side of the session: what Hello says and what arrives.
 class Session : public wire::ClientHandler {
 public:
-  Session(const Config& config, const delegate::PluginHost& host, delegate::TaskRunner& runner)
-      : config_(config), host_(host), runner_(runner), instance_(instance_id()) {}
+  Session(const Config& config, const delegate::PluginHost& host, delegate::TaskRunner& runner,
+          delegate::Applications& apps)
+      : config_(config), host_(host), runner_(runner), apps_(apps), instance_(instance_id()) {}
 
   wire::v1::Hello hello() override {
     wire::v1::Hello h;
@@ -390,6 +392,10 @@ public:
     h.set_hostname(hostname());
     for (auto& r : runner_.running()) *h.add_running() = std::move(r);
     for (auto& r : runner_.finished()) *h.add_finished() = std::move(r);
+    if (!runner_.draining()) {
+      for (const auto& r : host_.reconcilers()) h.add_reconcilers(r);
+    }
+    for (auto& l : apps_.leases()) *h.add_apps() = std::move(l);
     return h;
   }
   void on_welcome(const wire::v1::Welcome& w) override {
@@ -410,21 +416,35 @@ public:
     case wire::v1::Envelope::kLogAck:
       runner_.acknowledge(env.log_ack());
       break;
+    case wire::v1::Envelope::kAppAssign:
+      apps_.assign(env.app_assign());
+      break;
+    case wire::v1::Envelope::kAppUnassign:
+      apps_.unassign(env.app_unassign());
+      break;
+    case wire::v1::Envelope::kAppOperation:
+      apps_.operation(env.app_operation());
+      break;
     default:
       break;
     }
   }
   void on_refused(const wire::v1::Refuse& r) override {
     spdlog::error("the coordinator refused this delegate: {}", r.message());
+    apps_.drop_all("the coordinator refused this delegate");
   }
   void on_session_lost(const std::string& reason) override {
     spdlog::warn("session with the coordinator lost: {}", reason);
+    // The fence: without a session the coordinator may give these applications to another
+    // delegate once its liveness window passes, so they stop here now.
+    apps_.drop_all("session with the coordinator lost");
   }
 
 private:
   const Config& config_;
   const delegate::PluginHost& host_;
   delegate::TaskRunner& runner_;
+  delegate::Applications& apps_;
   std::string instance_;
 };
 
@@ -486,7 +506,10 @@ int main(int argc, char** argv) {
     delegate::TaskRunner runner(host, runner_options, [&client](wire::v1::Envelope env) {
       if (client) client->send(std::move(env));
     });
-    Session session(config, host, runner);
+    delegate::Applications apps(host, [&client](wire::v1::Envelope env) {
+      if (client) client->send(std::move(env));
+    });
+    Session session(config, host, runner, apps);
     wire::ClientOptions options;
     options.endpoint = config.coordinator;
     options.liveness = config.liveness;
@@ -547,6 +570,8 @@ int main(int argc, char** argv) {
     spdlog::info("received signal {}: draining (running steps: {}, grace {} s)", sig, runner.busy(),
                  config.drain_grace.count() / 1000);
     runner.drain();
+    // Applications go first: another delegate takes them over while steps finish here.
+    apps.drop_all("delegate draining");
     {
       wire::v1::Envelope hello;
       *hello.mutable_hello() = session.hello();
@@ -569,6 +594,7 @@ int main(int argc, char** argv) {
     runner.shutdown(config.cancel_grace + std::chrono::seconds(1));
     // The last results go out and are acknowledged before the goodbye.
     if (client->attached()) runner.wait_acknowledged(std::chrono::seconds(5));
+    apps.stop();
     client->close("delegate shutting down");
     spdlog::info("stopped");
     if (runner.metrics().abandoned.value() > 0) {

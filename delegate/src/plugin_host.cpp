@@ -235,6 +235,45 @@ const capstan_host_api kHostApi = {
     &host_progress,           &host_set_result, &host_mask,
 };
 
+// What host_ctx points to for a running reconciler: lives until the host is destroyed.
+struct ReconcilerContext {
+  const LoadedPlugin* plugin = nullptr;
+  const ReconcilerCallbacks* callbacks = nullptr;
+};
+
+void reconciler_status(void* host_ctx, const char* status_json, size_t len) noexcept {
+  try {
+    auto& rc = *static_cast<ReconcilerContext*>(host_ctx);
+    if (status_json == nullptr || !rc.callbacks->status) return;
+    rc.callbacks->status(rc.plugin->name, utf8::sanitize(std::string_view(status_json, len)));
+  } catch (...) {
+    // a report lost is better than a plugin thread ended by an exception
+  }
+}
+
+void reconciler_log(void* host_ctx, capstan_log_level level, const char* app, const char* line,
+                    size_t len) noexcept {
+  try {
+    auto& rc = *static_cast<ReconcilerContext*>(host_ctx);
+    if (line == nullptr || !rc.callbacks->log) return;
+    rc.callbacks->log(rc.plugin->name, clamp_level(level),
+                      utf8::sanitize(app == nullptr ? "" : app),
+                      utf8::sanitize(std::string_view(line, len)));
+  } catch (...) {
+  }
+}
+
+const capstan_reconciler_host kReconcilerHost = {sizeof(capstan_reconciler_host),
+                                                 &reconciler_status, &reconciler_log};
+
+void reconciler_reply(void* reply_ctx, const uint8_t* data, size_t size) noexcept {
+  try {
+    auto* out = static_cast<std::optional<std::string>*>(reply_ctx);
+    *out = std::string(reinterpret_cast<const char*>(data), size);
+  } catch (...) {
+  }
+}
+
 } // namespace
 
 struct PluginHost::Impl {
@@ -251,6 +290,14 @@ struct PluginHost::Impl {
   std::vector<StepTypeInfo> step_types;
   std::vector<PluginRejection> rejections;
 
+  // Reconcilers: the callbacks live here so the host_ctx handed to plugins stays valid.
+  ReconcilerCallbacks reconciler_callbacks;
+  std::vector<std::unique_ptr<ReconcilerContext>> reconciler_contexts;
+  std::vector<LoadedPlugin*> with_hooks; // loaded plugins offering the reconciler hooks
+  std::vector<LoadedPlugin*> started;    // reconcilers running
+  bool reconcilers_started = false;
+  std::mutex reconcilers_mutex; // guards `started` and reconcilers_started
+
   void load_file(const fs::path& path);
   std::optional<std::string> try_load(const fs::path& path);
   StepResult run(const StepRequest& request, const TaskCallbacks& callbacks);
@@ -264,6 +311,7 @@ PluginHost::PluginHost(json plugin_config, fs::path state_root, std::string dele
 }
 
 PluginHost::~PluginHost() {
+  stop_reconcilers();
   for (auto it = impl_->plugins.rbegin(); it != impl_->plugins.rend(); ++it) {
     LoadedPlugin& p = **it;
     try {
@@ -397,6 +445,13 @@ std::optional<std::string> PluginHost::Impl::try_load(const fs::path& path) {
     for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
     return "plugin '" + plugin->name + "' leaves required functions NULL: " + list;
   }
+  const int hooks = (api.reconciler_start != nullptr) + (api.reconciler_call != nullptr) +
+                    (api.reconciler_stop != nullptr);
+  if (hooks != 0 && hooks != 3) {
+    return "plugin '" + plugin->name +
+           "' sets only some of the reconciler hooks (reconciler_start, reconciler_call, "
+           "reconciler_stop): a reconciler needs all three";
+  }
   for (const auto& other : plugins) {
     if (other->name == plugin->name) {
       return "a plugin named '" + plugin->name + "' is already loaded from " + other->path.string();
@@ -505,6 +560,10 @@ std::optional<std::string> PluginHost::Impl::try_load(const fs::path& path) {
   }
   spdlog::info("loaded plugin {} {} from {} (step types: {})", plugin->name, plugin->version,
                path.string(), list.empty() ? "none" : list);
+  if (plugin->api.reconciler_start != nullptr) {
+    spdlog::info("plugin {} offers a reconciler", plugin->name);
+    with_hooks.push_back(plugin.get());
+  }
   plugins.push_back(std::move(plugin));
   return std::nullopt;
 }
@@ -641,6 +700,97 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
     result.set_error_type(plugin::v1::ERROR_TYPE_UNSPECIFIED);
   }
   return result;
+}
+
+} // namespace capstan::delegate
+
+namespace capstan::delegate {
+
+std::vector<std::string> PluginHost::reconcilers() const {
+  std::lock_guard lock(impl_->reconcilers_mutex);
+  std::vector<std::string> out;
+  const auto& list = impl_->reconcilers_started ? impl_->started : impl_->with_hooks;
+  for (const auto* p : list) out.push_back(p->name);
+  return out;
+}
+
+void PluginHost::start_reconcilers(ReconcilerCallbacks callbacks) {
+  impl_->reconciler_callbacks = std::move(callbacks);
+  {
+    std::lock_guard lock(impl_->reconcilers_mutex);
+    impl_->reconcilers_started = true;
+  }
+  for (auto* p : impl_->with_hooks) {
+    auto ctx = std::make_unique<ReconcilerContext>();
+    ctx->plugin = p;
+    ctx->callbacks = &impl_->reconciler_callbacks;
+    capstan_rc rc = CAPSTAN_RC_ERROR;
+    try {
+      rc = p->api.reconciler_start(p->state, &kReconcilerHost, ctx.get());
+    } catch (...) {
+      rc = CAPSTAN_RC_ERROR;
+    }
+    if (rc != CAPSTAN_RC_OK) {
+      spdlog::warn("plugin {}: its reconciler did not start: {}", p->name, p->last_error(p->state));
+    } else {
+      spdlog::info("plugin {}: reconciler started", p->name);
+      std::lock_guard lock(impl_->reconcilers_mutex);
+      impl_->started.push_back(p);
+    }
+    impl_->reconciler_contexts.push_back(std::move(ctx));
+  }
+}
+
+plugin::v1::ReconcilerReply PluginHost::reconcile(const std::string& plugin,
+                                                  const plugin::v1::ReconcilerCall& call) {
+  plugin::v1::ReconcilerReply reply;
+  LoadedPlugin* p = nullptr;
+  {
+    std::lock_guard lock(impl_->reconcilers_mutex);
+    for (auto* candidate : impl_->started) {
+      if (candidate->name == plugin) p = candidate;
+    }
+  }
+  if (p == nullptr) {
+    reply.set_error("no reconciler of plugin '" + utf8::sanitize(plugin) + "' runs here");
+    return reply;
+  }
+  try {
+    const std::string bytes = call.SerializeAsString();
+    std::optional<std::string> answer;
+    capstan_rc rc = p->api.reconciler_call(p->state, reinterpret_cast<const uint8_t*>(bytes.data()),
+                                           bytes.size(), &reconciler_reply, &answer);
+    if (rc != CAPSTAN_RC_OK) {
+      reply.set_error("plugin " + p->name + ": " + p->last_error(p->state));
+      return reply;
+    }
+    if (!answer || !reply.ParseFromString(*answer)) {
+      reply.Clear();
+      reply.set_error("plugin " + p->name + " answered without a valid ReconcilerReply");
+      return reply;
+    }
+    reply.set_error(utf8::sanitize(reply.error()));
+    reply.set_result_json(utf8::sanitize(reply.result_json()));
+  } catch (const std::exception& e) {
+    reply.Clear();
+    reply.set_error(std::string("the plugin host failed to call the reconciler: ") + e.what());
+  }
+  return reply;
+}
+
+void PluginHost::stop_reconcilers() {
+  std::vector<LoadedPlugin*> running;
+  {
+    std::lock_guard lock(impl_->reconcilers_mutex);
+    running.swap(impl_->started);
+  }
+  for (auto* p : running) {
+    try {
+      p->api.reconciler_stop(p->state);
+    } catch (...) {
+      spdlog::warn("plugin {}: reconciler_stop threw an exception", p->name);
+    }
+  }
 }
 
 } // namespace capstan::delegate

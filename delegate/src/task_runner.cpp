@@ -51,6 +51,10 @@ std::string seconds_text(std::chrono::milliseconds d) {
 
 } // namespace
 
+std::string mask_secrets(std::string text, const std::vector<std::string>& secrets) {
+  return mask(std::move(text), secrets);
+}
+
 struct TaskRunner::Task {
   wv1::Assign assign;
   plugin::v1::StepRequest request;

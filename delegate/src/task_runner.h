@@ -54,6 +54,9 @@ struct RunnerMetrics {
   wire::Histogram duration;
 };
 
+// Replaces every occurrence of each secret in text with asterisks.
+std::string mask_secrets(std::string text, const std::vector<std::string>& secrets);
+
 class TaskRunner {
 public:
   using Send = std::function<void(wv1::Envelope)>;

@@ -436,12 +436,11 @@ json Cluster::patch(const ResourceType& t, const std::string& ns, const std::str
       created = true;
       return obj;
     }
-    json base = *current;
+    const json& base = *current;
     json next;
     if (apply) {
       ManagedFieldsInput who{options.manager, t.api_version(), options.subresource, now_rfc3339()};
-      json live = base;
-      next = server_side_apply(live, applied, *t.schema, who, options.force, conflicts);
+      next = server_side_apply(base, applied, *t.schema, who, options.force, conflicts);
       if (!conflicts.empty()) {
         std::string msg = "Apply failed with " + std::to_string(conflicts.size()) + " conflict" +
                           (conflicts.size() > 1 ? "s" : "") + ": ";

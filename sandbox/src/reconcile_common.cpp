@@ -20,13 +20,23 @@ Reconcilers::Reconcilers(Cluster& cluster, Controllers& queue)
 std::vector<json> Reconcilers::owned(const std::string& resource, const std::string& ns,
                                      const std::string& owner_uid) const {
   std::vector<json> out;
+  // Runs for every reconcile of every workload over all objects of a kind in the namespace:
+  // reads the owner references in place and copies only the matches.
   for (const auto& o : cluster_.store().list(resource, ns)) {
-    const json refs = o->value("/metadata/ownerReferences"_json_pointer, json::array());
-    for (const auto& r : refs)
-      if (r.value("uid", "") == owner_uid && r.value("controller", false)) {
+    auto meta = o->find("metadata");
+    if (meta == o->end() || !meta->is_object()) continue;
+    auto refs = meta->find("ownerReferences");
+    if (refs == meta->end() || !refs->is_array()) continue;
+    for (const auto& r : *refs) {
+      if (!r.is_object()) continue;
+      auto uid = r.find("uid");
+      auto controller = r.find("controller");
+      if (uid != r.end() && uid->is_string() && uid->get_ref<const std::string&>() == owner_uid &&
+          controller != r.end() && controller->is_boolean() && controller->get<bool>()) {
         out.push_back(*o);
         break;
       }
+    }
   }
   return out;
 }

@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 
+#include <optional>
 #include <stdexcept>
 
 namespace capstan::sandbox {
@@ -154,10 +155,24 @@ ObjectPtr Store::mutate(const ObjectKey& key, const Mutation& mutate) {
   if (!next && !current) return nullptr;
   if (next && current) {
     // An update that changes nothing keeps the resourceVersion and notifies no one.
-    json probe = *next;
-    if (probe.contains("metadata") && probe["metadata"].is_object())
-      probe["metadata"]["resourceVersion"] = (*current)["metadata"].value("resourceVersion", "");
-    if (probe == *current) return current;
+    // Compared in place (swapping the resourceVersion in and back out) rather than on a copy:
+    // every write of every controller passes here under the write lock.
+    bool same = false;
+    auto meta = next->find("metadata");
+    if (meta != next->end() && meta->is_object()) {
+      auto rv_field = meta->find("resourceVersion");
+      std::optional<json> saved;
+      if (rv_field != meta->end()) saved = std::move(*rv_field);
+      (*meta)["resourceVersion"] = (*current)["metadata"].value("resourceVersion", "");
+      same = *next == *current;
+      if (saved)
+        (*meta)["resourceVersion"] = std::move(*saved);
+      else
+        meta->erase("resourceVersion");
+    } else {
+      same = *next == *current;
+    }
+    if (same) return current;
   }
   std::int64_t rv = rv_ + 1;
   Change change;

@@ -157,6 +157,7 @@ public:
   const std::string& delegate_token_file() const { return delegate_token_file_; }
   const std::string& wire_key_file() const { return wire_key_file_; }
   const std::string& api() const { return api_; }
+  const std::string& api_token() const { return token_; }
   // Extra coordinator flags for the next start_coordinator().
   std::vector<std::string> coordinator_flags;
 

@@ -70,6 +70,16 @@ const char* body_name(const v1::Envelope& envelope) {
     return "ResultAck";
   case v1::Envelope::kLogAck:
     return "LogAck";
+  case v1::Envelope::kAppAssign:
+    return "AppAssign";
+  case v1::Envelope::kAppUnassign:
+    return "AppUnassign";
+  case v1::Envelope::kAppStatus:
+    return "AppStatus";
+  case v1::Envelope::kAppOperation:
+    return "AppOperation";
+  case v1::Envelope::kAppOperationResult:
+    return "AppOperationResult";
   case v1::Envelope::BODY_NOT_SET:
     break;
   }

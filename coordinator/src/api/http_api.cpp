@@ -3,6 +3,8 @@
 
 #include <httplib.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
 
 #include <map>
@@ -43,6 +45,8 @@ void answer(httplib::Response& res, const engine::Outcome& o) {
 }
 
 // A JSON request body; nullopt (with the response written) when it is not a JSON object.
+constexpr const char* kWebhookPath = "/api/v1/webhooks/git";
+
 std::optional<json> body_of(const httplib::Request& req, httplib::Response& res) {
   if (req.body.empty()) return json::object();
   try {
@@ -114,7 +118,9 @@ struct HttpApi::Impl {
     server.set_write_timeout(30, 0);
     server.set_keep_alive_max_count(1000);
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (req.path == "/healthz" || req.path == "/metrics") {
+      // Git hosts cannot send the API token: webhooks prove themselves with the webhook
+      // secret instead (checked by the handler).
+      if (req.path == "/healthz" || req.path == "/metrics" || req.path == kWebhookPath) {
         return httplib::Server::HandlerResponse::Unhandled;
       }
       auto auth = req.get_header_value("Authorization");
@@ -190,6 +196,44 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    // GitOps applications: the applied document, where it is reconciled, the last status.
+    auto app_view = [this](const store::ObjectRecord& o) {
+      auto st = store.app_state(o.identifier);
+      json doc = o.model.value("document", json::object());
+      json status = st ? st->status : json::object();
+      if (!status.is_object()) status = json::object();
+      json view = {{"apiVersion", "argoproj.io/v1alpha1"},
+                   {"kind", "Application"},
+                   {"metadata", doc.value("metadata", json::object())},
+                   {"spec", doc.value("spec", json::object())},
+                   {"status", status}};
+      json assignment = {{"delegate", st ? st->delegate : ""},
+                         {"epoch", st ? st->epoch : 0},
+                         {"assignedAt", st ? st->assigned_at : 0},
+                         {"statusAt", st ? st->status_at : 0}};
+      if (st && !st->message.empty()) assignment["message"] = st->message;
+      view["assignment"] = assignment;
+      return view;
+    };
+    server.Get("/api/v1/apps", [this, app_view](const httplib::Request&, httplib::Response& res) {
+      json items = json::array();
+      for (const auto& o : store.objects("application")) items.push_back(app_view(o));
+      reply(res, 200, {{"items", items}});
+    });
+    server.Get(R"(/api/v1/apps/([^/]+))",
+               [this, app_view](const httplib::Request& req, httplib::Response& res) {
+                 auto o = store.object("application", req.matches[1]);
+                 if (!o) {
+                   return error(res, 404, "NotFound",
+                                "application '" + std::string(req.matches[1]) + "' not found");
+                 }
+                 reply(res, 200, app_view(*o));
+               });
+    server.Post(kWebhookPath,
+                [this](const httplib::Request& req, httplib::Response& res) { webhook(req, res); });
+    server.Post(
+        R"(/api/v1/apps/([^/]+)/(sync|refresh|rollback))",
+        [this](const httplib::Request& req, httplib::Response& res) { app_operation(req, res); });
     server.Get("/api/v1/prs", [this](const httplib::Request& req, httplib::Response& res) {
       store::PullRequestFilter f;
       f.repository = req.get_param_value("repository");
@@ -544,6 +588,92 @@ struct HttpApi::Impl {
     i.comment = text(*body, "comment");
     if (i.action.empty()) return error(res, 400, "BadRequest", "'action' is required");
     answer(res, engine.intervene(std::move(i)).get());
+  }
+
+  // POST /api/v1/webhooks/git: GitHub and GitLab push events.
+  void webhook(const httplib::Request& req, httplib::Response& res) {
+    const std::string github = req.get_header_value("X-GitHub-Event");
+    const std::string gitlab = req.get_header_value("X-Gitlab-Event");
+    if (github.empty() && gitlab.empty()) {
+      return error(res, 400, "BadRequest",
+                   "not a GitHub or GitLab webhook (no X-GitHub-Event or X-Gitlab-Event header)");
+    }
+    if (!options.webhook_secret.empty()) {
+      bool ok = false;
+      if (!github.empty()) {
+        // X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+        HMAC(EVP_sha256(), options.webhook_secret.data(),
+             static_cast<int>(options.webhook_secret.size()),
+             reinterpret_cast<const unsigned char*>(req.body.data()), req.body.size(), mac, &len);
+        static const char* hex = "0123456789abcdef";
+        std::string expected = "sha256=";
+        for (unsigned int i = 0; i < len; ++i) {
+          expected += hex[mac[i] >> 4];
+          expected += hex[mac[i] & 15];
+        }
+        ok = constant_time_equal(req.get_header_value("X-Hub-Signature-256"), expected);
+      } else {
+        ok = constant_time_equal(req.get_header_value("X-Gitlab-Token"), options.webhook_secret);
+      }
+      if (!ok) {
+        return error(res, 401, "Unauthorized",
+                     github.empty() ? "the X-Gitlab-Token does not match the webhook secret"
+                                    : "the X-Hub-Signature-256 does not match the webhook secret");
+      }
+    }
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return error(res, 400, "BadRequest", "the payload is not a JSON object");
+    std::optional<engine::GitPush> push;
+    try {
+      push = github.empty() ? engine::parse_gitlab_push(gitlab, body)
+                            : engine::parse_github_push(github, body);
+    } catch (const std::invalid_argument& e) {
+      return error(res, 400, "BadRequest", e.what());
+    }
+    if (!push) {
+      // A ping or an event that moves no ref: acknowledged, nothing to do.
+      return reply(res, 200, {{"ignored", github.empty() ? gitlab : github}});
+    }
+    answer(res, engine.git_push(std::move(*push)).get());
+  }
+
+  // POST /api/v1/apps/{name}/{sync|refresh|rollback}
+  void app_operation(const httplib::Request& req, httplib::Response& res) {
+    auto body = body_of(req, res);
+    if (!body) return;
+    engine::AppOperationRequest r;
+    r.app = req.matches[1];
+    r.op = req.matches[2];
+    r.user = user_of(req);
+    std::set<std::string> allowed;
+    if (r.op == "sync") allowed = {"prune", "dryRun", "applyOnly", "force", "revision"};
+    if (r.op == "rollback") allowed = {"id"};
+    for (const auto& [k, v] : body->items()) {
+      if (!allowed.count(k)) {
+        return error(res, 400, "BadRequest", "'" + k + "' is not a parameter of " + r.op);
+      }
+      bool ok = k == "revision" ? v.is_string()
+                : k == "id"     ? v.is_number_integer()
+                                : v.is_boolean();
+      if (!ok) {
+        return error(res, 400, "BadRequest",
+                     "'" + k + "' must be " +
+                         (k == "revision" ? "a string"
+                          : k == "id"     ? "an integer"
+                                          : "true or false"));
+      }
+    }
+    if (r.op == "rollback" && !body->contains("id")) {
+      return error(res, 400, "BadRequest", "'id' (the history entry to roll back to) is required");
+    }
+    r.params = *body;
+    try {
+      answer(res, engine.app_operation(std::move(r)).get());
+    } catch (const std::future_error&) {
+      error(res, 503, "ShuttingDown", "the coordinator is shutting down");
+    }
   }
 
   void inputs(const httplib::Request& req, httplib::Response& res) {

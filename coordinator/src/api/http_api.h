@@ -16,6 +16,9 @@ struct ApiOptions {
   int port = 7780; // 0 picks a free port
   std::string token;
   std::string coordinator_id;
+  // Git hosts' webhooks (POST /api/v1/webhooks/git) must prove they know it: GitHub's
+  // X-Hub-Signature-256 or GitLab's X-Gitlab-Token. Empty: payloads are taken unsigned.
+  std::string webhook_secret;
   std::string version;
   // The Prometheus text served at /metrics (no token needed, like /healthz).
   std::function<std::string()> metrics;

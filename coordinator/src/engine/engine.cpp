@@ -102,6 +102,20 @@ std::future<Outcome> Engine::answer(InputAnswer request) {
   return f;
 }
 
+std::future<Outcome> Engine::app_operation(AppOperationRequest request) {
+  AppOperationCommand c{std::move(request), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
+std::future<Outcome> Engine::git_push(GitPush pushed) {
+  GitPushCommand c{std::move(pushed), {}};
+  auto f = c.done.get_future();
+  push(std::move(c));
+  return f;
+}
+
 std::vector<nlohmann::json> Engine::waits() const {
   std::lock_guard lock(view_mutex_);
   return waits_;
@@ -187,6 +201,11 @@ void Engine::process(std::vector<Event>& events) {
               answers.emplace_back(&ev.done, machine_->intervene(ev.request));
             } else if constexpr (std::is_same_v<T, InputCommand>) {
               answers.emplace_back(&ev.done, machine_->answer(ev.request));
+            } else if constexpr (std::is_same_v<T, AppOperationCommand>) {
+              // Answered later, when the delegate reports (or cannot).
+              machine_->app_operation(ev.request, std::move(ev.done));
+            } else if constexpr (std::is_same_v<T, GitPushCommand>) {
+              answers.emplace_back(&ev.done, machine_->git_push(ev.push));
             } else {
               answers.emplace_back(&ev.done, machine_->abort(ev.execution_id, ev.user));
             }

@@ -22,6 +22,7 @@
 
 #include "capstan/wire/router.h"
 #include "engine/change_feed.h"
+#include "engine/git_push.h"
 #include "engine/metrics.h"
 #include "model/object.h"
 #include "store/store.h"
@@ -102,6 +103,14 @@ struct InputAnswer {
   std::map<std::string, std::string> values;
 };
 
+// An operation on a GitOps application, run by the delegate that reconciles it.
+struct AppOperationRequest {
+  std::string app;
+  std::string op;                                   // "sync", "refresh", "rollback"
+  nlohmann::json params = nlohmann::json::object(); // ReconcilerCall params_json
+  std::string user;
+};
+
 // The answer to an API command: an HTTP status, a machine-readable code and a message, plus a
 // body on success.
 struct Outcome {
@@ -135,6 +144,12 @@ public:
   std::future<Outcome> approve(ApprovalRequest request);
   std::future<Outcome> intervene(InterventionRequest request);
   std::future<Outcome> answer(InputAnswer request);
+  // Sent to the application's delegate; answered when it reports back (a sync: when it ended),
+  // or with an error when the application has no delegate or its delegate is lost.
+  std::future<Outcome> app_operation(AppOperationRequest request);
+  // A Git host reported a push: the applications following that repository and ref refresh at
+  // once. Answers {"refreshed": [names]}.
+  std::future<Outcome> git_push(GitPush push);
   // What active executions wait for (approvals, interventions, inputs, the deployment queue).
   std::vector<nlohmann::json> waits() const;
   // Delegate tokens: create answers {name, token} (the only time the token is shown); revoke
@@ -185,9 +200,17 @@ private:
     InputAnswer request;
     std::promise<Outcome> done;
   };
-  using Event =
-      std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand, AbortCommand,
-                   TokenCommand, ApprovalCommand, InterventionCommand, InputCommand>;
+  struct AppOperationCommand {
+    AppOperationRequest request;
+    std::promise<Outcome> done;
+  };
+  struct GitPushCommand {
+    GitPush push;
+    std::promise<Outcome> done;
+  };
+  using Event = std::variant<wire::RouterEvent, ApplyCommand, DeleteCommand, RunCommand,
+                             AbortCommand, TokenCommand, ApprovalCommand, InterventionCommand,
+                             InputCommand, AppOperationCommand, GitPushCommand>;
 
   void push(Event event);
   void loop();

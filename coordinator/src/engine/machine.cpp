@@ -117,6 +117,7 @@ void Machine::recover() {
     touch(act);
   }
   for (auto& [id, act] : active_) advance(act);
+  apps_recover();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,6 +141,12 @@ void Machine::on_router_event(wire::RouterEvent& event) {
     return;
   case v1::Envelope::kResult:
     on_result(event.peer, env.result());
+    return;
+  case v1::Envelope::kAppStatus:
+    apps_on_status(event.peer, env.app_status());
+    return;
+  case v1::Envelope::kAppOperationResult:
+    apps_on_operation_result(event.peer, env.app_operation_result());
     return;
   default:
     spdlog::debug("ignoring {} from a delegate", wire::body_name(env));
@@ -280,6 +287,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   welcome.mutable_welcome()->set_heartbeat_misses(options_.liveness.misses);
   send(peer, std::move(welcome));
   for (auto& cancel : cancels) send(peer, std::move(cancel));
+  apps_on_hello(s, hello, new_connection);
   views_changed_ = true;
   views_urgent_ = true;
   if (new_connection) {
@@ -297,6 +305,7 @@ void Machine::lose_session(const wire::PeerId& peer, const std::string& reason) 
   metrics_.delegates_lost.inc();
   store_.mark_delegate_disconnected(lost->name, lost->instance_id, now_ms(), reason);
   spdlog::warn("delegate {} lost: {}", lost->name, reason);
+  apps_on_session_lost(lost->instance_id);
   for (auto& [id, a] : active_) {
     bool changed = false;
     for (std::size_t i = 0; i < a.record.steps.size(); ++i) {
@@ -688,6 +697,7 @@ void Machine::tick() {
   // Timers are coarse (seconds): a few checks a second are precise enough, and a busy engine
   // does not walk every step on every batch.
   next_timers_ = now + std::chrono::milliseconds(250);
+  apps_tick();
   tick_flow(); // approvals, waits, retries, interventions and execution inputs that time out
   auto wall = now_ms();
   bool reattach_over = now - started_ >= options_.reattach_window;
@@ -872,6 +882,7 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
       }
       auto [v, fresh] = store_.put_object(r);
       if (o.kind == "pipeline") pipelines_.erase(o.identifier);
+      if (fresh && o.kind != "pipeline") apps_written_ = true;
       version = v;
       action = !fresh ? "unchanged" : (existing ? "configured" : "created");
       if (fresh && sealed.count(o.identifier) && o.kind == "secret") {
@@ -929,6 +940,7 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
   store_.delete_object(kind, identifier, user, now_ms());
   if (kind == "pipeline") pipelines_.erase(identifier);
   if (kind == "secret") secrets_changed_ = true;
+  if (kind != "pipeline") apps_written_ = true;
   store::AuditRecord a;
   a.user = user;
   a.action = "delete";
@@ -998,6 +1010,12 @@ void Machine::sample(Metrics& m) const {
 // Batch end
 
 void Machine::flush() {
+  apps_flush();
+  // Store reads see commits only: what this batch applied is looked at in the next one.
+  if (apps_written_) {
+    apps_written_ = false;
+    apps_dirty_ = true;
+  }
   for (auto& [id, lines] : logs_) {
     if (!lines.empty()) store_.append_logs(id, lines);
   }

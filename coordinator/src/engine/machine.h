@@ -30,6 +30,7 @@
 #include "model/inputs.h"
 #include "model/pipeline.h"
 #include "secrets/secret_box.h"
+#include "store/applications.h"
 #include "store/records.h"
 
 namespace capstan::engine {
@@ -64,6 +65,8 @@ public:
   Outcome approve(const ApprovalRequest& request);
   Outcome intervene(const InterventionRequest& request);
   Outcome answer(const InputAnswer& request);
+  void app_operation(const AppOperationRequest& request, std::promise<Outcome> done);
+  Outcome git_push(const GitPush& push);
   Outcome create_token(const std::string& name);
   Outcome revoke_token(const std::string& name);
 
@@ -186,6 +189,42 @@ private:
   nlohmann::json plugin_context(Active& a, std::size_t si, int row, StepScope& scope,
                                 std::vector<std::string>& secrets_used);
 
+  // --- applications.cpp: GitOps applications assigned to delegates ---
+  struct AppRuntime {
+    store::AppStateRecord state;
+    std::string sent; // digest of the last AppAssign payload sent for this epoch
+    std::optional<Clock::time_point> orphaned_since; // its delegate was lost or drains
+    bool dirty = false;                              // state to write at flush
+  };
+  void apps_recover();
+  void apps_on_hello(Session& s, const wire::v1::Hello& hello, bool new_connection);
+  void apps_on_session_lost(const std::string& instance_id);
+  void apps_on_status(const wire::PeerId& peer, const wire::v1::AppStatus& status);
+  // After an apply or delete: new, changed and deleted applications, and changed clusters.
+  void apps_changed();
+  void apps_tick();
+  void apps_flush();
+  void apps_on_operation_result(const wire::PeerId& peer,
+                                const wire::v1::AppOperationResult& result);
+  // Answers the pending operations of an application (or of all held by an instance).
+  void apps_fail_operations(const std::string& app, const std::string& instance_id,
+                            const std::string& why);
+  // Gives the application to the least-loaded eligible delegate (a new epoch), or records why
+  // none can take it.
+  void apps_place(AppRuntime& app);
+  void apps_send_assign(AppRuntime& app, const Session& s, bool force);
+  void apps_unassign(AppRuntime& app, const std::string& reason);
+  void apps_problem(AppRuntime& app, const std::string& message);
+  // The AppAssign payload of an application now: cluster JSON, secrets to mask, selectors.
+  struct AppTarget {
+    std::string error;
+    std::string application_json;
+    std::string cluster_json;
+    std::vector<std::string> mask;
+    std::vector<std::string> selectors;
+  };
+  AppTarget apps_target(const std::string& name);
+
   // --- commands.cpp ---
   void index_plan(Active& a);
   Active* active_execution(const std::string& id_or_prefix, Outcome& error);
@@ -237,6 +276,19 @@ private:
   // Secret values each task's spec and context carry, for the delegate to mask (by task id).
   std::unordered_map<std::string, std::vector<std::string>> task_secrets_;
   bool views_urgent_ = true;
+  std::map<std::string, AppRuntime> apps_; // GitOps applications by name
+  Clock::time_point apps_next_place_ = Clock::now();
+  bool apps_written_ = false; // applications or what they use changed in this batch
+  bool apps_dirty_ = false;   // ... in a committed batch: to look at now
+  struct PendingOperation {
+    std::string app;
+    std::string instance_id;
+    std::uint64_t epoch = 0;
+    Clock::time_point deadline;
+    std::shared_ptr<std::promise<Outcome>> done;
+  };
+  std::map<std::string, PendingOperation> app_operations_; // by operation id
+  std::uint64_t app_operation_seq_ = 0;
 };
 
 } // namespace capstan::engine

@@ -32,7 +32,8 @@ struct Session {
   int slots = 1;
   std::set<std::string> tasks; // "task#attempt" occupying a slot
   std::int64_t connected_at = 0;
-  bool draining = false; // takes no new task
+  bool draining = false;                // takes no new task
+  std::vector<std::string> reconcilers; // plugins that can host GitOps applications
   int free() const { return slots - static_cast<int>(tasks.size()); }
   // Selectors match tags and the delegate's name.
   bool has_tag(const std::string& tag) const;

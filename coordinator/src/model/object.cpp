@@ -99,6 +99,7 @@ const std::vector<KindSpec>& kinds() {
        {"environmentGroups", "environmentgroup", "environmentgroups", "envgroup", "envgroups"},
        parse_environment_group},
       {"pipeline", {"pipelines"}, parse_pipeline_object},
+      {"application", {"applications", "app", "apps"}, parse_application_object},
   };
   return list;
 }
@@ -251,7 +252,21 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
                             type_name(doc.value));
         continue;
       }
-      if (doc.value.size() != 1) {
+      // Kubernetes-style documents (apiVersion + kind): Argo CD's Application.
+      std::string k8s_kind;
+      if (doc.value.contains("apiVersion") && doc.value.contains("kind")) {
+        const auto& api = doc.value["apiVersion"];
+        const auto& kv = doc.value["kind"];
+        if (api != "argoproj.io/v1alpha1" || kv != "Application") {
+          check.error("/kind", "unsupported document: apiVersion " + api.dump() + ", kind " +
+                                   kv.dump() +
+                                   " (this coordinator accepts argoproj.io/v1alpha1 Application, "
+                                   "and the Harness-shaped kinds under one top-level key)");
+          continue;
+        }
+        k8s_kind = "application";
+      }
+      if (k8s_kind.empty() && doc.value.size() != 1) {
         std::string keys;
         for (const auto& [k, v] : doc.value.items()) keys += (keys.empty() ? "" : ", ") + k;
         check.error("", "a document must have exactly one top-level key naming its kind "
@@ -259,7 +274,7 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
                             keys);
         continue;
       }
-      const std::string kind = doc.value.begin().key();
+      const std::string kind = k8s_kind.empty() ? doc.value.begin().key() : k8s_kind;
       const KindSpec* spec = nullptr;
       for (const auto& k : kinds()) {
         if (k.name == kind) spec = &k;

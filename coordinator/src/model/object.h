@@ -98,5 +98,8 @@ void parse_environment_group(const yaml::Document& doc, Object& out,
 std::vector<std::string> parse_environment_list(Checker& check, const nlohmann::json& body,
                                                 const std::string& at, const std::string& key,
                                                 Object& out, const std::string& role);
+// Argo CD Application documents (model/application.cpp).
+void parse_application_object(const yaml::Document& doc, Object& out,
+                              std::vector<Problem>& problems);
 
 } // namespace capstan::model

@@ -136,6 +136,15 @@ CREATE TABLE pull_request_numbers (
       R"sql(
 ALTER TABLE step_types ADD COLUMN spec_schema TEXT NOT NULL DEFAULT '';
 )sql",
+      // GitOps applications: which delegate reconciles each (fenced by epoch) and the status
+      // it reported last.
+      R"sql(
+CREATE TABLE gitops_apps (
+  name TEXT PRIMARY KEY, epoch INTEGER NOT NULL, instance_id TEXT NOT NULL,
+  delegate TEXT NOT NULL, plugin TEXT NOT NULL, assigned_at INTEGER NOT NULL,
+  status TEXT NOT NULL, status_epoch INTEGER NOT NULL, status_at INTEGER NOT NULL,
+  message TEXT NOT NULL) WITHOUT ROWID;
+)sql",
   };
   return list;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sqlite/database.h"
+#include "store/applications.h"
 #include "store/pull_requests.h"
 #include "store/records.h"
 
@@ -68,6 +69,10 @@ public:
   PullRequestRecord put_pull_request(const PullRequestRecord& record);
   // pull_requests() through the writer: sees what this thread wrote in its open transaction.
   std::vector<PullRequestRecord> pull_requests_written(const PullRequestFilter& filter);
+  // GitOps applications' assignments and statuses (store/applications.cpp).
+  void put_app_state(const AppStateRecord& record);
+  void delete_app_state(const std::string& name);
+  std::vector<AppStateRecord> app_states_written(); // through the writer, at start-up
 
   // --- reads (any thread) ---
   // The latest version, unless it is a tombstone; or exactly `version` (tombstones included).
@@ -93,6 +98,8 @@ public:
   std::vector<TokenRecord> tokens();
   std::vector<PullRequestRecord> pull_requests(const PullRequestFilter& filter); // newest first
   std::optional<PullRequestRecord> pull_request(const std::string& repository, std::int64_t number);
+  std::vector<AppStateRecord> app_states();
+  std::optional<AppStateRecord> app_state(const std::string& name);
 
 private:
   template <typename F> auto read(F&& f) {

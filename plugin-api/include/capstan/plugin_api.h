@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define CAPSTAN_PLUGIN_API_MAJOR 1
-#define CAPSTAN_PLUGIN_API_MINOR 0
+#define CAPSTAN_PLUGIN_API_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define CAPSTAN_PLUGIN_ENTRY_SYMBOL "capstan_plugin_entry"
@@ -107,6 +107,28 @@ typedef struct capstan_step_type {
   uint32_t flags;          /* CAPSTAN_STEP_* */
 } capstan_step_type;
 
+/* Callbacks the host offers a plugin's reconciler (API minor 1). The table and host_ctx are owned
+ * by the host and stay valid from reconciler_start() until reconciler_stop() returns; the
+ * callbacks may be called from any thread in between and copy what they are given. */
+typedef struct capstan_reconciler_host {
+  uint32_t struct_size; /* sizeof(capstan_reconciler_host) as the host knows it */
+
+  /* An application's status changed: `status_json` (`len` bytes, owned by the plugin) is a JSON
+   * object with at least "name", "sync" {"status", "revision"} and "health" {"status"} (the
+   * shape of `capstan apps get -o json`). */
+  void (*status)(void* host_ctx, const char* status_json, size_t len);
+
+  /* One progress line about application `app` (NUL-terminated; both owned by the plugin). The
+   * host masks secret values before the line leaves the delegate. */
+  void (*log)(void* host_ctx, capstan_log_level level, const char* app, const char* line,
+              size_t len);
+} capstan_reconciler_host;
+
+/* Delivers the serialized capstan.plugin.v1.ReconcilerReply of a reconciler_call(). `data` is
+ * owned by the plugin and copied. Called exactly once before reconciler_call() returns
+ * CAPSTAN_RC_OK. */
+typedef void (*capstan_reply_fn)(void* reply_ctx, const uint8_t* data, size_t size);
+
 /* The plugin's state, created by init() and passed back to every other call. Opaque. */
 typedef struct capstan_plugin_state capstan_plugin_state;
 
@@ -147,6 +169,27 @@ typedef struct capstan_plugin_v1 {
   /* sizeof(capstan_step_type) as the plugin was built: the stride of `step_types`, so a host
    * reads the array right whichever fields either side knows. */
   uint32_t step_type_size;
+
+  /* --- API minor 1: optional reconciler hooks ---------------------------------------------
+   * A plugin that keeps applications equal to Git (a GitOps agent) sets all three; any other
+   * plugin leaves them NULL (or is built against minor 0, whose struct ends above). The host
+   * hosts the applications the coordinator assigns to it through them. */
+
+  /* Starts the reconciler of this state. Called once, before any reconciler_call. `host` and
+   * `host_ctx` stay valid until reconciler_stop() returns. */
+  capstan_rc (*reconciler_start)(capstan_plugin_state* state, const capstan_reconciler_host* host,
+                                 void* host_ctx);
+
+  /* One call: a serialized capstan.plugin.v1.ReconcilerCall of `call_size` bytes (owned by the
+   * host, valid during the call): add or update an application, remove it, refresh, sync,
+   * roll back, or read its status. The answer goes through reply(reply_ctx, ...). May be called
+   * concurrently (a sync can take minutes while other applications are added). */
+  capstan_rc (*reconciler_call)(capstan_plugin_state* state, const uint8_t* call, size_t call_size,
+                                capstan_reply_fn reply, void* reply_ctx);
+
+  /* Stops reconciling every application: when it returns no callback runs any more and no
+   * write to any cluster is in flight. Called before destroy() when reconciler_start() was. */
+  void (*reconciler_stop)(capstan_plugin_state* state);
 } capstan_plugin_v1;
 
 /* The entry point. The host passes its API version so a plugin that supports several can pick;

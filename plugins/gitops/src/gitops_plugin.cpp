@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "app_host.h"
 #include "errors.h"
 #include "pr_records.h"
 #include "release_repo.h"
@@ -84,9 +85,10 @@ void add_variables(const json& object, std::map<std::string, json>& vars) {
   for (const auto& [k, v] : object.items()) vars[k] = v.is_null() ? json("") : v;
 }
 
-class GitOps {
+class GitOps : public sdk::Reconciler {
 public:
-  explicit GitOps(sdk::InitContext& init) : cache_(cache_root(init.state_dir())) {
+  explicit GitOps(sdk::InitContext& init)
+      : cache_(cache_root(init.state_dir())), apps_(app_host_options(init)) {
     const json author = init.config().value("commitAuthor", json::object());
     author_.name = author.value("name", "Capstan");
     author_.email = author.value("email", "capstan@localhost");
@@ -474,7 +476,29 @@ private:
     return held;
   }
 
+  static AppHostOptions app_host_options(const sdk::InitContext& init) {
+    AppHostOptions o;
+    fs::path state = init.state_dir();
+    o.work_root = (state.empty() ? fs::temp_directory_path() / "capstan-gitops" : state) / "apps";
+    // Delegate config: plugins.gitops.pollIntervalMs (default 3000).
+    const auto& poll = init.config().value("pollIntervalMs", nlohmann::json(3000));
+    if (!poll.is_number_integer() || poll.get<long long>() < 100) {
+      throw std::invalid_argument("gitops: pollIntervalMs must be a whole number of at least 100");
+    }
+    o.poll_interval = std::chrono::milliseconds(poll.get<long long>());
+    return o;
+  }
+
+public:
+  void reconciler_start(sdk::ReconcilerHost host) override { apps_.start(host); }
+  std::string reconciler_call(const plugin::v1::ReconcilerCall& call) override {
+    return apps_.call(call);
+  }
+  void reconciler_stop() override { apps_.stop(); }
+
+private:
   git::RepoCache cache_;
+  AppHost apps_;
   git::Signature author_;
   std::mutex locks_mutex_;
   std::map<std::string, std::shared_ptr<std::timed_mutex>> repo_locks_;
@@ -486,7 +510,7 @@ private:
 CAPSTAN_PLUGIN(plugin) {
   using capstan::plugins::gitops::GitOps;
   namespace g = capstan::plugins::gitops;
-  plugin.name("gitops").version("1.0.0").state<GitOps>();
+  plugin.name("gitops").version("1.1.0").state<GitOps>().reconciler<GitOps>();
   const char* update = "Edits the release repo's config files per GitOps cluster and opens a PR";
   const char* merge = "Merges the pull request opened earlier in the execution";
   const char* revert = "Reverts a commit on a new branch and opens a pull request";

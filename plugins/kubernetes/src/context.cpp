@@ -1,6 +1,7 @@
 // Reading the stage context a step gets.
 #include "context.h"
 
+#include <capstan/kube/connector.h>
 #include <capstan/kube/error.h>
 #include <capstan/manifest/error.h>
 
@@ -48,33 +49,6 @@ std::string strip_scope(std::string ref) {
     if (ref.rfind(p, 0) == 0) ref = ref.substr(std::strlen(p));
   }
   return ref;
-}
-
-// ${VAR} and a leading ~ in a kubeconfig path, expanded from the delegate's environment.
-std::string expand_path(const std::string& path) {
-  std::string out;
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    if (path[i] == '$' && i + 1 < path.size() && path[i + 1] == '{') {
-      auto close = path.find('}', i);
-      if (close == std::string::npos) {
-        throw invalid("kubeconfig path '" + path + "' has an unclosed ${");
-      }
-      std::string var = path.substr(i + 2, close - i - 2);
-      const char* v = std::getenv(var.c_str());
-      if (v == nullptr) {
-        throw invalid("kubeconfig path '" + path + "' uses ${" + var +
-                      "}, which is not set in the delegate's environment");
-      }
-      out += v;
-      i = close;
-    } else {
-      out += path[i];
-    }
-  }
-  if (out.rfind("~/", 0) == 0) {
-    if (const char* home = std::getenv("HOME")) out = std::string(home) + out.substr(1);
-  }
-  return out;
 }
 
 std::string variables_value(const json& v) {
@@ -150,79 +124,16 @@ std::optional<manifest::Artifact> read_artifact(const json& context, const json&
 
 kube::ClusterConfig cluster_from_connector(const json& connector,
                                            const std::function<void(const std::string&)>& mask) {
-  std::string id = text(connector, {"identifier"});
-  std::string who = "connector '" + id + "'";
-  std::string type = text(connector, {"type"});
+  const std::string type = text(connector, {"type"});
   if (!type.empty() && type != "K8sCluster") {
-    throw invalid(who + " is a " + type + " connector; the infrastructure needs a K8sCluster one");
+    throw invalid("connector '" + text(connector, {"identifier"}) + "' is a " + type +
+                  " connector; the infrastructure needs a K8sCluster one");
   }
-  const json cred = connector.value("credential", json::object());
-  std::string ct = text(cred, {"type"});
   try {
-    if (ct == "Kubeconfig") {
-      std::string context = text(cred, {"context"});
-      std::string content = text(cred, {"kubeconfig"});
-      if (!content.empty()) {
-        mask(content);
-        kube::KubeconfigOptions o;
-        o.context = context;
-        o.source = "the kubeconfig of " + who;
-        auto c = kube::parse_kubeconfig(content, o);
-        mask(c.token);
-        mask(c.client_key_pem);
-        mask(c.password);
-        return c;
-      }
-      std::string path = text(cred, {"kubeconfigPath"});
-      if (path.empty()) path = text(cred, {"path"});
-      if (path.empty()) throw invalid(who + " has neither a kubeconfig nor a kubeconfig path");
-      auto c = kube::load_kubeconfig(expand_path(path), context);
-      mask(c.token);
-      mask(c.client_key_pem);
-      mask(c.password);
-      return c;
-    }
-    if (ct == "ManualConfig") {
-      kube::ClusterConfig c;
-      c.context = who;
-      c.server = text(cred, {"masterUrl"});
-      while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
-      if (c.server.empty()) throw invalid(who + " has no masterUrl");
-      c.insecure_skip_tls_verify = cred.value("skipTlsVerify", false);
-      const json auth = cred.value("auth", json::object());
-      std::string at = text(auth, {"type"});
-      c.ca_pem = text(auth, {"caCert"});
-      if (at == "ServiceAccount") {
-        c.token = text(auth, {"token"});
-        mask(c.token);
-      } else if (at == "UsernamePassword") {
-        c.username = text(auth, {"username"});
-        c.password = text(auth, {"password"});
-        mask(c.password);
-      } else if (at == "ClientKeyCert") {
-        c.client_cert_pem = text(auth, {"clientCert"});
-        c.client_key_pem = text(auth, {"clientKey"});
-        mask(c.client_key_pem);
-        if (!text(auth, {"clientKeyPassphrase"}).empty()) {
-          throw invalid(who + ": encrypted client keys (clientKeyPassphraseRef) are not "
-                              "supported; store the key unencrypted in the secret");
-        }
-      } else {
-        throw invalid(who + ": unknown auth type '" + at +
-                      "' (ServiceAccount, UsernamePassword or ClientKeyCert)");
-      }
-      return c;
-    }
-    if (ct == "InheritFromDelegate" || ct.empty()) {
-      // The delegate's own identity: its pod's service account, else its kubeconfig.
-      if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) return kube::in_cluster_config();
-      return kube::load_default_kubeconfig();
-    }
+    return kube::cluster_from_connector(connector, mask);
   } catch (const kube::Error& e) {
-    throw sdk::StepError(error_type(e.kind()), who + ": " + e.what());
+    throw sdk::StepError(error_type(e.kind()), e.what());
   }
-  throw invalid(who + ": unknown credential type '" + ct +
-                "' (Kubeconfig, ManualConfig or InheritFromDelegate)");
 }
 
 const json* StageContext::connector(const std::string& ref0) const {

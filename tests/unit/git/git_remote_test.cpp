@@ -193,7 +193,8 @@ TEST(GitRemote, WrongCredentialsAreAuthenticationErrors) {
 }
 
 TEST(GitRemote, UnreachableRemotesAreConnectivityErrors) {
-  const int closed = capstan::testing::pick_free_port(); // nothing listens there
+  const capstan::testing::ClosedPort closed_port; // nothing listens there, nor can
+  const int closed = closed_port.port();
   for (const std::string& url : {"git://127.0.0.1:" + std::to_string(closed) + "/x.git",
                                  "http://127.0.0.1:" + std::to_string(closed) + "/x.git",
                                  std::string("https://no-such-host.invalid/x.git")}) {

@@ -340,7 +340,8 @@ TEST_F(GitOpsStepsTest, WrongCredentialsAreAnAuthenticationErrorWithoutTheSecret
 }
 
 TEST_F(GitOpsStepsTest, UnreachableRemoteIsAConnectivityError) {
-  const int port = testing::pick_free_port();
+  const testing::ClosedPort closed;
+  const int port = closed.port();
   Recorder rec;
   auto r =
       run(request("UpdateReleaseRepo", tag_spec("v2"),

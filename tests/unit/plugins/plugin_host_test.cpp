@@ -94,6 +94,50 @@ TEST_F(PluginHostTest, RunsAStepThroughEveryCallback) {
   EXPECT_EQ(rec.progress[0], (std::pair<std::uint32_t, std::string>{50, "halfway"}));
 }
 
+TEST_F(PluginHostTest, APluginBuiltForApi10LoadsAndOffersNoReconciler) {
+  PluginHost host(nlohmann::json::object(), state_.path(), "d1");
+  host.load({fixtures("compat"), fixtures("good")});
+  EXPECT_TRUE(host.rejections().empty()) << host.rejections().front().reason;
+  EXPECT_TRUE(host.reconcilers().empty());
+  host.start_reconcilers({});
+  EXPECT_TRUE(host.reconcilers().empty());
+  plugin::v1::ReconcilerCall call;
+  call.set_op(plugin::v1::ReconcilerCall::OP_STATUS);
+  call.set_application("demo");
+  auto reply = host.reconcile("api-1-0", call);
+  EXPECT_FALSE(reply.ok());
+  EXPECT_EQ(reply.error(), "no reconciler of plugin 'api-1-0' runs here");
+}
+
+TEST_F(PluginHostTest, TheGitopsPluginOffersAReconciler) {
+  PluginHost host(nlohmann::json::object(), state_.path(), "d1");
+  host.load({testing::plugin_dir()});
+  auto names = host.reconcilers();
+  EXPECT_THAT(names, ::testing::Contains("gitops"));
+  EXPECT_THAT(names, ::testing::Not(::testing::Contains("shell")));
+  host.start_reconcilers({});
+  // A call for an application it does not hold fails with the plugin's reason.
+  plugin::v1::ReconcilerCall call;
+  call.set_op(plugin::v1::ReconcilerCall::OP_SYNC);
+  call.set_application("demo");
+  auto reply = host.reconcile("gitops", call);
+  EXPECT_FALSE(reply.ok());
+  EXPECT_EQ(reply.error(), "application 'demo' is not reconciled here");
+  // An upsert whose cluster cannot be reached through its connector changes nothing.
+  call.set_op(plugin::v1::ReconcilerCall::OP_UPSERT);
+  call.set_application_json(R"({"apiVersion":"argoproj.io/v1alpha1","kind":"Application",
+    "metadata":{"name":"demo"},"spec":{"source":{"repoURL":"file:///nowhere"},
+    "destination":{"name":"c1","namespace":"x"}}})");
+  call.set_cluster_json(R"({"identifier":"c1","names":["c1"],"connector":{"identifier":"k",
+    "type":"K8sCluster","credential":{"type":"Kubeconfig","kubeconfigPath":"/nonexistent/kc"}}})");
+  reply = host.reconcile("gitops", call);
+  EXPECT_FALSE(reply.ok());
+  EXPECT_THAT(reply.error(), HasSubstr("cluster 'c1': connector 'k'"));
+  call.set_op(plugin::v1::ReconcilerCall::OP_STATUS);
+  EXPECT_FALSE(host.reconcile("gitops", call).ok());
+  host.stop_reconcilers();
+}
+
 TEST_F(PluginHostTest, EveryBadPluginIsRefusedWithItsReasonAndTheGoodOneStillServes) {
   TempDir junk("junk-plugins");
   testing::write_file(junk / "not_elf.so", "this is not a shared library\n");
@@ -102,15 +146,15 @@ TEST_F(PluginHostTest, EveryBadPluginIsRefusedWithItsReasonAndTheGoodOneStillSer
   host.load({fixtures("good"), fixtures("bad"), junk.path(), state_.path() / "missing-folder"});
 
   EXPECT_THAT(reason_for(host, "bad_major.so"),
-              HasSubstr("built for plugin API 2.0 and this delegate speaks 1.0; the major "
+              HasSubstr("built for plugin API 2.1 and this delegate speaks 1.1; the major "
                         "versions must be equal"));
   EXPECT_THAT(reason_for(host, "newer_minor.so"),
-              HasSubstr("needs plugin API 1.7 but this delegate provides 1.0"));
+              HasSubstr("needs plugin API 1.8 but this delegate provides 1.1"));
   EXPECT_THAT(reason_for(host, "no_entry.so"),
               HasSubstr("does not export the symbol capstan_plugin_entry"));
   EXPECT_THAT(reason_for(host, "entry_null.so"),
               HasSubstr("capstan_plugin_entry() returned NULL: the plugin cannot serve a host "
-                        "with plugin API 1.0"));
+                        "with plugin API 1.1"));
   EXPECT_EQ(reason_for(host, "init_fails.so"),
             "plugin 'init-fails' failed to initialise: cannot reach the license server at "
             "203.0.113.7:443");
@@ -123,11 +167,14 @@ TEST_F(PluginHostTest, EveryBadPluginIsRefusedWithItsReasonAndTheGoodOneStillSer
   EXPECT_EQ(reason_for(host, "missing_execute.so"),
             "plugin 'missing-execute' leaves required functions NULL: execute");
   EXPECT_THAT(reason_for(host, "short_struct.so"),
-              HasSubstr("struct_size is 24 bytes but plugin API 1.0 needs at least"));
+              HasSubstr("struct_size is 24 bytes but plugin API 1.1 needs at least"));
   EXPECT_THAT(reason_for(host, "not_elf.so"), StartsWith("cannot load the library: "));
   EXPECT_THAT(reason_for(host, "not_elf.so"), HasSubstr("not_elf.so"));
   EXPECT_EQ(reason_for(host, "README.txt"), "(not rejected)");
-  EXPECT_EQ(host.rejections().size(), 10u);
+  EXPECT_EQ(reason_for(host, "partial_reconciler.so"),
+            "plugin 'partial-reconciler' sets only some of the reconciler hooks (reconciler_start, "
+            "reconciler_call, reconciler_stop): a reconciler needs all three");
+  EXPECT_EQ(host.rejections().size(), 11u);
 
   // Only the good plugin's types are served: a refused plugin contributes none, not even the
   // types that did not clash.

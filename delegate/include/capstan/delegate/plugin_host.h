@@ -47,6 +47,15 @@ struct TaskCallbacks {
   std::function<void(std::string_view value)> mask;
 };
 
+// What the host does with what running reconcilers report (any thread; text is valid UTF-8).
+struct ReconcilerCallbacks {
+  // An application's status (JSON with at least "name"), from plugin `plugin`.
+  std::function<void(const std::string& plugin, std::string_view status_json)> status;
+  std::function<void(const std::string& plugin, capstan_log_level, std::string_view app,
+                     std::string_view line)>
+      log;
+};
+
 class PluginHost {
 public:
   // plugin_config: {"<plugin name>": {...}} handed to each plugin's init (plus stateDir and
@@ -74,6 +83,19 @@ public:
   // ERROR_TYPE_TIMEOUT; a plugin that ignores cancellation is the runner's to abandon.
   plugin::v1::StepResult execute(const plugin::v1::StepRequest& request,
                                  const TaskCallbacks& callbacks);
+
+  // Plugins that offer the reconciler hooks (all three of them), by name.
+  std::vector<std::string> reconcilers() const;
+  // Starts every such plugin's reconciler; one that fails to start is logged and no longer
+  // listed by reconcilers(). Call once, after load().
+  void start_reconcilers(ReconcilerCallbacks callbacks);
+  // One call into a plugin's reconciler; never throws: failures come back as ok=false with the
+  // reason. Safe to call from several threads at once.
+  plugin::v1::ReconcilerReply reconcile(const std::string& plugin,
+                                        const plugin::v1::ReconcilerCall& call);
+  // Stops every started reconciler (no callback runs after it returns). Also done by the
+  // destructor.
+  void stop_reconcilers();
 
 private:
   struct Impl;

@@ -15,7 +15,9 @@ namespace capstan::testing {
 
 namespace fs = std::filesystem;
 
-int pick_free_port() {
+namespace {
+// A socket bound to an ephemeral loopback port (not listening); returns the fd, sets `port`.
+int bind_loopback(int& port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket() failed");
   sockaddr_in addr{};
@@ -28,8 +30,20 @@ int pick_free_port() {
     ::close(fd);
     throw std::runtime_error("cannot bind a loopback port");
   }
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+} // namespace
+
+int pick_free_port() {
+  int port = 0;
+  ::close(bind_loopback(port));
+  return port;
+}
+
+ClosedPort::ClosedPort() : fd_(bind_loopback(port_)) {}
+ClosedPort::~ClosedPort() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::string git(const std::vector<std::string>& args, const fs::path& cwd,

@@ -237,6 +237,42 @@ private:
   std::chrono::steady_clock::time_point started_;
 };
 
+// The host's side of a running reconciler: status reports and progress lines. Copyable; valid
+// from reconciler_start() until reconciler_stop() returns, from any thread.
+class ReconcilerHost {
+public:
+  ReconcilerHost() = default;
+  ReconcilerHost(const capstan_reconciler_host* api, void* ctx) : api_(api), ctx_(ctx) {}
+  void status(std::string_view status_json) const {
+    if (api_ != nullptr && api_->status != nullptr) {
+      api_->status(ctx_, status_json.data(), status_json.size());
+    }
+  }
+  void log(capstan_log_level level, const std::string& app, std::string_view line) const {
+    if (api_ != nullptr &&
+        api_->struct_size >= offsetof(capstan_reconciler_host, log) + sizeof(api_->log) &&
+        api_->log != nullptr) {
+      api_->log(ctx_, level, app.c_str(), line.data(), line.size());
+    }
+  }
+
+private:
+  const capstan_reconciler_host* api_ = nullptr;
+  void* ctx_ = nullptr;
+};
+
+// A state class that reconciles applications (a GitOps agent) derives from this and registers
+// with plugin.reconciler<State>(); the host then calls start once, call for each request
+// (concurrently), and stop before the state is destroyed. A call fails by throwing.
+class Reconciler {
+public:
+  virtual ~Reconciler() = default;
+  virtual void reconciler_start(ReconcilerHost host) = 0;
+  // The reply's ok/error are filled from the outcome: return result_json, throw on failure.
+  virtual std::string reconciler_call(const plugin::v1::ReconcilerCall& call) = 0;
+  virtual void reconciler_stop() = 0;
+};
+
 // What CAPSTAN_PLUGIN's body fills in: the plugin's name, version, state class and steps.
 class PluginDefinition {
 public:
@@ -287,6 +323,17 @@ public:
     return *this;
   }
 
+  // The state class (see state<State>()) implements sdk::Reconciler: the plugin offers the
+  // reconciler hooks.
+  template <class State> PluginDefinition& reconciler() {
+    static_assert(std::is_base_of_v<Reconciler, State>, "the state class must derive from "
+                                                        "capstan::sdk::Reconciler");
+    reconciler_ = [](void* state) -> Reconciler* { return static_cast<State*>(state); };
+    return *this;
+  }
+  using ReconcilerCast = Reconciler* (*)(void*);
+  ReconcilerCast reconciler_cast() const { return reconciler_; }
+
   struct Step {
     StepType type;
     Handler handler;
@@ -310,6 +357,7 @@ private:
   std::string version_ = "0.0.0";
   std::vector<Step> steps_;
   Factory factory_;
+  ReconcilerCast reconciler_ = nullptr;
 };
 
 namespace detail {
@@ -344,6 +392,68 @@ inline void destroy(capstan_plugin_state* state) noexcept {
   delete reinterpret_cast<State*>(state);
 }
 
+inline Reconciler* reconciler_of(capstan_plugin_state* state) {
+  auto* s = reinterpret_cast<State*>(state);
+  if (s == nullptr || s->instance == nullptr ||
+      s->registry->definition.reconciler_cast() == nullptr) {
+    throw std::logic_error("the plugin state has no reconciler");
+  }
+  return s->registry->definition.reconciler_cast()(s->instance.get());
+}
+
+inline capstan_rc reconciler_start(capstan_plugin_state* state, const capstan_reconciler_host* host,
+                                   void* host_ctx) noexcept {
+  try {
+    reconciler_of(state)->reconciler_start(ReconcilerHost(host, host_ctx));
+    return CAPSTAN_RC_OK;
+  } catch (const std::exception& e) {
+    last_error() = e.what();
+  } catch (...) {
+    last_error() = "reconciler_start failed with a non-standard exception";
+  }
+  return CAPSTAN_RC_ERROR;
+}
+
+inline capstan_rc reconciler_call(capstan_plugin_state* state, const std::uint8_t* call,
+                                  std::size_t call_size, capstan_reply_fn reply,
+                                  void* reply_ctx) noexcept {
+  try {
+    plugin::v1::ReconcilerCall request;
+    if (!request.ParseFromArray(call, static_cast<int>(call_size))) {
+      last_error() = "the call is not a capstan.plugin.v1.ReconcilerCall";
+      return CAPSTAN_RC_BAD_REQUEST;
+    }
+    plugin::v1::ReconcilerReply out;
+    try {
+      out.set_result_json(reconciler_of(state)->reconciler_call(request));
+      out.set_ok(true);
+    } catch (const std::exception& e) {
+      out.set_ok(false);
+      out.set_error(e.what());
+    } catch (...) {
+      out.set_ok(false);
+      out.set_error("the reconciler failed with a non-standard exception");
+    }
+    const std::string bytes = out.SerializeAsString();
+    if (reply != nullptr) {
+      reply(reply_ctx, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    }
+    return CAPSTAN_RC_OK;
+  } catch (const std::exception& e) {
+    last_error() = e.what();
+  } catch (...) {
+    last_error() = "reconciler_call failed with a non-standard exception";
+  }
+  return CAPSTAN_RC_ERROR;
+}
+
+inline void reconciler_stop(capstan_plugin_state* state) noexcept {
+  try {
+    reconciler_of(state)->reconciler_stop();
+  } catch (...) {
+  }
+}
+
 inline Registry* registry(void (*define)(PluginDefinition&)) noexcept {
   static Registry* instance = [define]() -> Registry* {
     try {
@@ -373,6 +483,11 @@ inline Registry* registry(void (*define)(PluginDefinition&)) noexcept {
       api.get_last_error = &get_last_error;
       api.destroy = &destroy;
       api.step_type_size = sizeof(capstan_step_type);
+      if (r->definition.reconciler_cast() != nullptr) {
+        api.reconciler_start = &reconciler_start;
+        api.reconciler_call = &reconciler_call;
+        api.reconciler_stop = &reconciler_stop;
+      }
       return r.release(); // lives as long as the library
     } catch (const std::exception& e) {
       // The entry point has no error channel; the host reports the NULL it gets.

@@ -21,6 +21,21 @@ namespace capstan::testing {
 // A TCP port on 127.0.0.1 that was free a moment ago (for servers that need a fixed --port).
 int pick_free_port();
 
+// A loopback port that stays closed while this lives: bound but never listening, so nothing else
+// (a server of a test running in parallel) can take it, and connections to it are refused.
+class ClosedPort {
+public:
+  ClosedPort();
+  ~ClosedPort();
+  ClosedPort(const ClosedPort&) = delete;
+  ClosedPort& operator=(const ClosedPort&) = delete;
+  int port() const { return port_; }
+
+private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
 // Runs the real git CLI with an isolated configuration (no global/system config, fixed
 // identity, main as the default branch); throws std::runtime_error with git's stderr on failure
 // and returns stdout (trailing newline removed).

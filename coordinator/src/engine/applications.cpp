@@ -1,0 +1,482 @@
+// GitOps applications: each applied Application is given to exactly one delegate whose plugins
+// offer a reconciler and whose tags match the destination cluster's delegate selectors. Every
+// assignment has a new epoch; statuses are kept only from the current one. A lost delegate's
+// applications move after a fence delay longer than the delegate needs to notice it is cut
+// off (it then stops reconciling them), so no application is reconciled twice at once.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "engine/context.h"
+#include "engine/machine.h"
+#include "model/object.h"
+
+namespace capstan::engine {
+
+using nlohmann::json;
+namespace v1 = wire::v1;
+using store::now_ms;
+
+namespace {
+
+Outcome op_failure(int status, std::string code, std::string message) {
+  Outcome o;
+  o.status = status;
+  o.code = std::move(code);
+  o.message = std::move(message);
+  return o;
+}
+
+std::string trim_slash(std::string s) {
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  return s;
+}
+
+} // namespace
+
+void Machine::apps_recover() {
+  for (auto& r : store_.app_states_written()) {
+    AppRuntime a;
+    a.state = std::move(r);
+    // Whoever held it before the restart keeps it if it re-attaches within the window; the
+    // clock for that starts now.
+    if (!a.state.instance_id.empty()) a.orphaned_since = Clock::now();
+    apps_.emplace(a.state.name, std::move(a));
+  }
+  apps_changed();
+}
+
+Machine::AppTarget Machine::apps_target(const std::string& name) {
+  AppTarget t;
+  auto obj = store_.object("application", name);
+  if (!obj) {
+    t.error = "application '" + name + "' does not exist";
+    return t;
+  }
+  const json& m = obj->model;
+  t.application_json = m.value("document", json::object()).dump();
+  const json dest = m.value("destination", json::object());
+  const std::string by_name = dest.value("name", "");
+  const std::string server = trim_slash(dest.value("server", ""));
+  std::optional<store::ObjectRecord> cluster;
+  std::optional<json> connector;
+  try {
+    if (!by_name.empty()) {
+      cluster = store_.object("gitopsCluster", by_name);
+      if (!cluster) {
+        t.error = "destination cluster '" + by_name + "' is not a registered GitOps cluster";
+        return t;
+      }
+      auto c = store_.object("connector", cluster->model.value("connectorRef", ""));
+      if (c) connector = c->model;
+    } else {
+      std::vector<std::string> known;
+      for (auto& gc : store_.objects("gitopsCluster")) {
+        auto c = store_.object("connector", gc.model.value("connectorRef", ""));
+        if (!c) continue;
+        const json cred =
+            c->model.value("spec", json::object()).value("credential", json::object());
+        const std::string url =
+            trim_slash(cred.value("spec", json::object()).value("masterUrl", ""));
+        if (!url.empty()) known.push_back(url + " (" + gc.identifier + ")");
+        if (!url.empty() && url == server) {
+          cluster = gc;
+          connector = c->model;
+          break;
+        }
+      }
+      if (!cluster) {
+        std::string list;
+        for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+        t.error = "destination server " + server +
+                  " is not the API server of a registered GitOps cluster (registered: " +
+                  (list.empty() ? "none with a masterUrl" : list) + ")";
+        return t;
+      }
+    }
+    if (!connector) {
+      t.error = "GitOps cluster '" + cluster->identifier + "' has no connector";
+      return t;
+    }
+    json resolved = resolve_connector(*connector, secret_source(), t.mask);
+    json names = json::array({cluster->identifier});
+    if (cluster->name != cluster->identifier && !cluster->name.empty())
+      names.push_back(cluster->name);
+    t.cluster_json =
+        json{{"identifier", cluster->identifier}, {"names", names}, {"connector", resolved}}.dump();
+    for (const auto& sel : resolved.value("delegateSelectors", json::array())) {
+      if (sel.is_string()) t.selectors.push_back(sel.get<std::string>());
+    }
+    const std::string agent = cluster->model.value("agentIdentifier", "");
+    if (!agent.empty()) t.selectors.push_back(agent);
+  } catch (const std::exception& e) {
+    t.error = e.what();
+  }
+  return t;
+}
+
+void Machine::apps_send_assign(AppRuntime& app, const Session& s, bool force) {
+  auto t = apps_target(app.state.name);
+  if (!t.error.empty()) {
+    apps_unassign(app, t.error);
+    apps_problem(app, t.error);
+    return;
+  }
+  std::string digest = std::to_string(std::hash<std::string>{}(
+      t.application_json + '\x1f' + t.cluster_json + '\x1f' + app.state.plugin));
+  if (!force && digest == app.sent) return;
+  app.sent = digest;
+  v1::Envelope env;
+  auto* a = env.mutable_app_assign();
+  a->set_app(app.state.name);
+  a->set_epoch(app.state.epoch);
+  a->set_plugin(app.state.plugin);
+  a->set_application_json(t.application_json);
+  a->set_cluster_json(t.cluster_json);
+  for (auto& m : t.mask) a->add_mask(std::move(m));
+  send(s.peer, std::move(env));
+}
+
+void Machine::apps_problem(AppRuntime& app, const std::string& message) {
+  if (app.state.message == message) return;
+  if (!message.empty()) spdlog::warn("application {}: {}", app.state.name, message);
+  app.state.message = message;
+  app.dirty = true;
+}
+
+void Machine::apps_unassign(AppRuntime& app, const std::string& reason) {
+  if (app.state.instance_id.empty()) return;
+  if (auto* s = scheduler_.by_instance(app.state.instance_id)) {
+    v1::Envelope env;
+    env.mutable_app_unassign()->set_app(app.state.name);
+    env.mutable_app_unassign()->set_epoch(app.state.epoch);
+    env.mutable_app_unassign()->set_reason(reason);
+    send(s->peer, std::move(env));
+  }
+  apps_fail_operations(app.state.name, "", "it was taken from delegate " + app.state.delegate);
+  spdlog::info("application {}: unassigned from delegate {} ({})", app.state.name,
+               app.state.delegate, reason);
+  app.state.instance_id.clear();
+  app.state.delegate.clear();
+  app.orphaned_since.reset();
+  app.sent.clear();
+  app.dirty = true;
+}
+
+void Machine::apps_place(AppRuntime& app) {
+  auto t = apps_target(app.state.name);
+  if (!t.error.empty()) {
+    apps_problem(app, t.error);
+    return;
+  }
+  std::map<std::string, int> load; // instance -> applications held
+  for (const auto& [n, a] : apps_) {
+    if (!a.state.instance_id.empty()) ++load[a.state.instance_id];
+  }
+  const Session* best = nullptr;
+  std::vector<std::string> seen;
+  for (const auto& [id, s] : scheduler_.sessions()) {
+    if (s.reconcilers.empty() || s.draining) continue;
+    seen.push_back(s.name);
+    bool match = std::all_of(t.selectors.begin(), t.selectors.end(),
+                             [&](const std::string& sel) { return s.has_tag(sel); });
+    if (!match) continue;
+    if (best == nullptr || load[s.instance_id] < load[best->instance_id] ||
+        (load[s.instance_id] == load[best->instance_id] && s.name < best->name)) {
+      best = &s;
+    }
+  }
+  if (best == nullptr) {
+    std::string sel;
+    for (const auto& x : t.selectors) sel += (sel.empty() ? "" : ", ") + x;
+    std::string list;
+    for (const auto& x : seen) list += (list.empty() ? "" : ", ") + x;
+    apps_problem(app,
+                 "no connected delegate can reconcile it: " +
+                     (seen.empty() ? std::string("none has a plugin with a reconciler")
+                                   : "delegates with a reconciler (" + list +
+                                         ") do not match the cluster's selectors (" + sel + ")"));
+    return;
+  }
+  apps_problem(app, "");
+  app.state.epoch += 1;
+  app.state.instance_id = best->instance_id;
+  app.state.delegate = best->name;
+  app.state.plugin = best->reconcilers.front();
+  app.state.assigned_at = now_ms();
+  app.orphaned_since.reset();
+  app.sent.clear();
+  app.dirty = true;
+  spdlog::info("application {}: assigned to delegate {} (epoch {})", app.state.name, best->name,
+               app.state.epoch);
+  apps_send_assign(app, *best, true);
+}
+
+void Machine::apps_on_hello(Session& s, const v1::Hello& hello, bool new_connection) {
+  s.reconcilers.assign(hello.reconcilers().begin(), hello.reconcilers().end());
+  std::map<std::string, std::uint64_t> held;
+  for (const auto& l : hello.apps()) held[l.app()] = l.epoch();
+  // What it holds that is no longer its own (given away while it was cut off, or deleted).
+  for (const auto& [name, epoch] : held) {
+    auto it = apps_.find(name);
+    if (it != apps_.end() && it->second.state.instance_id == s.instance_id &&
+        it->second.state.epoch == epoch) {
+      continue;
+    }
+    v1::Envelope env;
+    env.mutable_app_unassign()->set_app(name);
+    env.mutable_app_unassign()->set_epoch(epoch);
+    env.mutable_app_unassign()->set_reason("assigned elsewhere or deleted");
+    send(s.peer, std::move(env));
+  }
+  for (auto& [name, app] : apps_) {
+    if (app.state.instance_id != s.instance_id) continue;
+    if (s.draining || s.reconcilers.empty()) {
+      // A draining delegate has let its applications go: they move after the fence delay.
+      if (!app.orphaned_since) app.orphaned_since = Clock::now();
+      continue;
+    }
+    app.orphaned_since.reset();
+    // Back within the fence delay: it keeps them (same epoch), and gets them again unless it
+    // still holds them.
+    auto h = held.find(name);
+    bool holds = h != held.end() && h->second == app.state.epoch;
+    if (new_connection || !holds) apps_send_assign(app, s, !holds);
+  }
+  apps_next_place_ = Clock::now(); // a new delegate may take what waits
+}
+
+void Machine::apps_on_session_lost(const std::string& instance_id) {
+  apps_fail_operations("", instance_id, "its delegate was lost");
+  for (auto& [name, app] : apps_) {
+    if (app.state.instance_id == instance_id && !app.orphaned_since) {
+      app.orphaned_since = Clock::now();
+    }
+  }
+}
+
+void Machine::apps_on_status(const wire::PeerId& peer, const v1::AppStatus& status) {
+  auto* s = scheduler_.by_peer(peer);
+  auto it = apps_.find(status.app());
+  if (s == nullptr || it == apps_.end()) return;
+  auto& app = it->second;
+  // The fence: only the current holder's reports count.
+  if (app.state.instance_id != s->instance_id || app.state.epoch != status.epoch()) {
+    spdlog::debug("application {}: ignored a status of epoch {} from {} (current: epoch {} on {})",
+                  status.app(), status.epoch(), s->name, app.state.epoch, app.state.delegate);
+    return;
+  }
+  json j = json::parse(status.status_json(), nullptr, false);
+  if (!j.is_object()) {
+    spdlog::warn("application {}: delegate {} sent a status that is not a JSON object",
+                 status.app(), s->name);
+    return;
+  }
+  app.state.status = std::move(j);
+  app.state.status_epoch = status.epoch();
+  app.state.status_at = now_ms();
+  app.dirty = true;
+}
+
+void Machine::apps_changed() {
+  std::set<std::string> live;
+  for (const auto& o : store_.objects("application")) {
+    live.insert(o.identifier);
+    auto [it, fresh] = apps_.try_emplace(o.identifier);
+    if (fresh) {
+      it->second.state.name = o.identifier;
+      it->second.dirty = true;
+    }
+  }
+  for (auto it = apps_.begin(); it != apps_.end();) {
+    if (live.count(it->first)) {
+      ++it;
+      continue;
+    }
+    apps_unassign(it->second, "the application was deleted");
+    store_.delete_app_state(it->first);
+    it = apps_.erase(it);
+  }
+  // Changed specs or clusters reach their delegates; the rest is placed at the next tick.
+  for (auto& [name, app] : apps_) {
+    if (app.state.instance_id.empty() || app.orphaned_since) continue;
+    if (auto* s = scheduler_.by_instance(app.state.instance_id)) apps_send_assign(app, *s, false);
+  }
+  apps_next_place_ = Clock::now();
+}
+
+void Machine::apps_tick() {
+  if (apps_dirty_) {
+    // Applied or deleted in an earlier batch, committed now (store reads see commits only).
+    apps_dirty_ = false;
+    apps_changed();
+  }
+  auto now = Clock::now();
+  // Longer than a cut-off delegate needs to notice it lost its session and drop its
+  // applications: its liveness window runs from the coordinator's last heartbeat, which can be
+  // up to one interval older than the delegate's last message here.
+  const auto fence = options_.liveness.interval * 2;
+  bool place = now >= apps_next_place_;
+  for (auto it = app_operations_.begin(); it != app_operations_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    auto promise = it->second.done;
+    auto o = op_failure(504, "Timeout",
+                        "the delegate did not answer the operation on application '" +
+                            it->second.app + "' in time");
+    effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+    it = app_operations_.erase(it);
+  }
+  for (auto& [name, app] : apps_) {
+    if (app.orphaned_since && now - *app.orphaned_since >= fence) {
+      // After a coordinator restart, the old holder may still come back in the re-attach window.
+      bool restarting = now - started_ < options_.reattach_window &&
+                        scheduler_.by_instance(app.state.instance_id) == nullptr &&
+                        app.orphaned_since <= started_ + fence;
+      if (!restarting) {
+        spdlog::warn("application {}: delegate {} is gone; moving it", name, app.state.delegate);
+        apps_unassign(app, "its delegate is gone");
+        place = true;
+      }
+    }
+  }
+  if (!place) return;
+  apps_next_place_ = now + std::chrono::seconds(5);
+  for (auto& [name, app] : apps_) {
+    if (app.state.instance_id.empty()) apps_place(app);
+  }
+}
+
+void Machine::apps_flush() {
+  for (auto& [name, app] : apps_) {
+    if (!app.dirty) continue;
+    store_.put_app_state(app.state);
+    app.dirty = false;
+  }
+}
+
+void Machine::app_operation(const AppOperationRequest& request, std::promise<Outcome> done) {
+  auto promise = std::make_shared<std::promise<Outcome>>(std::move(done));
+  auto answer = [&](Outcome o) {
+    effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+  };
+  auto it = apps_.find(request.app);
+  if (it == apps_.end()) {
+    return answer(op_failure(404, "NotFound", "application '" + request.app + "' not found"));
+  }
+  std::chrono::milliseconds timeout{0};
+  if (request.op == "refresh") {
+    timeout = std::chrono::seconds(60);
+  } else if (request.op == "sync" || request.op == "rollback") {
+    timeout = std::chrono::minutes(30);
+  } else {
+    return answer(op_failure(400, "InvalidInput",
+                             "unknown operation '" + request.op + "' (sync, refresh or rollback)"));
+  }
+  auto& app = it->second;
+  Session* s =
+      app.state.instance_id.empty() ? nullptr : scheduler_.by_instance(app.state.instance_id);
+  if (s == nullptr || app.orphaned_since) {
+    return answer(op_failure(
+        409, "NotReconciled",
+        "application '" + request.app + "' has no delegate reconciling it now" +
+            (app.state.message.empty() ? std::string() : " (" + app.state.message + ")")));
+  }
+  const std::string id = "op-" + std::to_string(++app_operation_seq_);
+  json params = request.params.is_object() ? request.params : json::object();
+  if (!params.contains("initiatedBy")) params["initiatedBy"] = request.user;
+  v1::Envelope env;
+  auto* op = env.mutable_app_operation();
+  op->set_id(id);
+  op->set_app(request.app);
+  op->set_epoch(app.state.epoch);
+  op->set_op(request.op);
+  op->set_params_json(params.dump());
+  send(s->peer, std::move(env));
+  app_operations_[id] = {request.app, app.state.instance_id, app.state.epoch,
+                         Clock::now() + timeout, promise};
+  store::AuditRecord a;
+  a.user = request.user;
+  a.action = request.op;
+  a.kind = "application";
+  a.target = request.app;
+  a.details = {{"delegate", app.state.delegate}, {"params", request.params}};
+  store_.append_audit(a);
+}
+
+Outcome Machine::git_push(const GitPush& push) {
+  json refreshed = json::array();
+  json waiting = json::array();
+  for (const auto& o : store_.objects("application")) {
+    if (!push.repositories.count(normalize_repo_url(o.model.value("repoURL", "")))) continue;
+    if (!push_concerns(push, o.model.value("targetRevision", "HEAD"))) continue;
+    auto it = apps_.find(o.identifier);
+    Session* s = it == apps_.end() || it->second.state.instance_id.empty()
+                     ? nullptr
+                     : scheduler_.by_instance(it->second.state.instance_id);
+    if (s == nullptr || it->second.orphaned_since) {
+      // Its next delegate reads Git when it takes it.
+      waiting.push_back(o.identifier);
+      continue;
+    }
+    v1::Envelope env;
+    auto* op = env.mutable_app_operation();
+    op->set_id("push-" + std::to_string(++app_operation_seq_));
+    op->set_app(o.identifier);
+    op->set_epoch(it->second.state.epoch);
+    op->set_op("refresh");
+    op->set_params_json("{}");
+    send(s->peer, std::move(env));
+    refreshed.push_back(o.identifier);
+  }
+  spdlog::info("push to {} ({}): refreshing {} application(s)",
+               push.repositories.empty() ? "?" : *push.repositories.begin(), push.ref,
+               refreshed.size());
+  Outcome out;
+  out.body = {{"ref", push.ref}, {"refreshed", refreshed}, {"unassigned", waiting}};
+  return out;
+}
+
+void Machine::apps_on_operation_result(const wire::PeerId& peer,
+                                       const v1::AppOperationResult& result) {
+  auto it = app_operations_.find(result.id());
+  auto* s = scheduler_.by_peer(peer);
+  if (it == app_operations_.end() || s == nullptr || s->instance_id != it->second.instance_id ||
+      result.epoch() != it->second.epoch) {
+    return;
+  }
+  auto promise = it->second.done;
+  Outcome o;
+  if (!result.ok()) {
+    o = op_failure(422, "OperationFailed", result.error());
+  } else {
+    json body = json::parse(result.result_json(), nullptr, false);
+    if (body.is_discarded()) body = json::object();
+    o.body = {{"app", result.app()}, {"delegate", s->name}, {"result", body}};
+  }
+  app_operations_.erase(it);
+  effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+}
+
+void Machine::apps_fail_operations(const std::string& app, const std::string& instance_id,
+                                   const std::string& why) {
+  for (auto it = app_operations_.begin(); it != app_operations_.end();) {
+    bool match = (!app.empty() && it->second.app == app) ||
+                 (!instance_id.empty() && it->second.instance_id == instance_id);
+    if (!match) {
+      ++it;
+      continue;
+    }
+    auto promise = it->second.done;
+    auto o = op_failure(503, "DelegateLost",
+                        "application '" + it->second.app + "': " + why +
+                            "; the operation's outcome is unknown (see its status and history)");
+    effects_.push_back([promise, o = std::move(o)]() mutable { promise->set_value(std::move(o)); });
+    it = app_operations_.erase(it);
+  }
+}
+
+} // namespace capstan::engine

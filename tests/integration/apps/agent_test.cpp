@@ -1,0 +1,421 @@
+// The GitOps agent end to end: a real coordinator, two delegates hosting the gitops plugin's
+// reconciler, capstan-sandbox and a real Git remote. Applications applied with the API are
+// assigned to one delegate, reconciled to Synced/Healthy, and move when their delegate dies.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <capstan/testing/git_servers.h>
+#include <capstan/testing/sandbox.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <iostream>
+
+#include "../stack.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using capstan::testing::FileSet;
+using capstan::testing::git;
+using capstan::testing::Sandbox;
+using capstan::testing::Stack;
+using capstan::testing::TempDir;
+using capstan::testing::wait_until;
+using nlohmann::json;
+
+std::string configmap(const std::string& name, const std::string& value) {
+  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
+         value + "\"\n";
+}
+
+std::string deployment(const std::string& name, const std::string& image) {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
+         "\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: " + name +
+         "}\n  template:\n    metadata:\n      labels: {app: " + name +
+         "}\n    spec:\n      containers:\n      - name: main\n        image: " + image + "\n";
+}
+
+class Remote {
+public:
+  explicit Remote(const FileSet& files) {
+    bare_ = capstan::testing::make_remote(dir_.path(), "release.git", {files});
+    git({"clone", "-q", bare_.string(), (dir_ / "work").string()});
+  }
+  std::string url() const { return "file://" + bare_.string(); }
+  std::string commit(const FileSet& write) {
+    for (const auto& [path, text] : write) capstan::testing::write_file(dir_ / "work" / path, text);
+    git({"add", "-A"}, dir_ / "work");
+    git({"commit", "-q", "-m", "change"}, dir_ / "work");
+    git({"push", "-q", "origin", "HEAD:main"}, dir_ / "work");
+    return head();
+  }
+  std::string head() const {
+    auto h = git({"rev-parse", "main"}, bare_);
+    while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
+    return h;
+  }
+
+private:
+  TempDir dir_{"capstan-agent-remote"};
+  fs::path bare_;
+};
+
+constexpr const char* kSecret = "s3cret-hook";
+
+std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out += hex[mac[i] >> 4];
+    out += hex[mac[i] & 15];
+  }
+  return out;
+}
+
+class AgentTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
+    capstan::testing::write_file(dir_ / "webhook-secret", std::string(kSecret) + "\n");
+    stack_.coordinator_flags = {"--webhook-secret-file", (dir_ / "webhook-secret").string()};
+    stack_.start_coordinator();
+    capstan::testing::write_file(dir_ / "delegate.yaml",
+                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
+      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
+    }
+  }
+  capstan::testing::Daemon& delegate(const std::string& name) {
+    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
+                                    {"--config", (dir_ / "delegate.yaml").string()});
+    delegates_.push_back(&d);
+    return d;
+  }
+  // The environment, the sandbox's connector and GitOps cluster.
+  std::string cluster_yaml() const {
+    return "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n"
+           "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
+           "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
+           sandbox_->kubeconfig().string() +
+           "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
+           "  connectorRef: sandbox_api\n  environments: [dev]\n";
+  }
+  // The CLI against this stack's coordinator.
+  capstan::process::RunResult cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {(capstan::testing::bin_dir() / "capstan").string(),
+                                     "--server",
+                                     stack_.api(),
+                                     "--token",
+                                     stack_.api_token(),
+                                     "--user",
+                                     "alice"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return capstan::testing::run(argv);
+  }
+  static std::string app_yaml(const std::string& name, const std::string& url,
+                              const std::string& destination = "name: sandbox") {
+    return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
+           "\nspec:\n  project: default\n  source:\n    repoURL: " + url +
+           "\n    targetRevision: main\n    path: apps/demo\n  destination:\n    " + destination +
+           "\n    namespace: demo\n  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n"
+           "    syncOptions: [CreateNamespace=true]\n";
+  }
+  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
+  bool synced_healthy(const json& a, const std::string& revision) {
+    const json s = a.value("status", json::object());
+    return s.value("sync", json::object()).value("status", "") == "Synced" &&
+           s.value("health", json::object()).value("status", "") == "Healthy" &&
+           s.value("sync", json::object()).value("revision", "") == revision;
+  }
+  std::string kubectl(std::vector<std::string> args) {
+    auto r = sandbox_->kubectl(std::move(args));
+    EXPECT_TRUE(r.status.success()) << r.err;
+    return r.out;
+  }
+
+  TempDir dir_{"capstan-agent"};
+  std::unique_ptr<Sandbox> sandbox_;
+  Stack stack_{dir_.path()};
+  std::vector<capstan::testing::Daemon*> delegates_;
+};
+
+TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")},
+                 {"apps/demo/web.yaml", deployment("web", "nginx:1.25")}});
+  auto& east = delegate("east");
+  auto& west = delegate("west");
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+  auto applied =
+      stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+
+  const std::string first = remote.head();
+  json a;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), first); }, std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "one");
+  const std::string owner = a["assignment"]["delegate"];
+  const auto epoch = a["assignment"]["epoch"].get<std::uint64_t>();
+  ASSERT_TRUE(owner == "east" || owner == "west") << a.dump(2);
+  EXPECT_EQ(a["kind"], "Application");
+  EXPECT_EQ(a["spec"]["destination"]["name"], "sandbox");
+
+  // The owner dies: the application moves to the other delegate and is reconciled there.
+  auto& dead = owner == "east" ? east : west;
+  const std::string other = owner == "east" ? "west" : "east";
+  dead.child().signal(SIGKILL);
+  dead.child().wait_for(std::chrono::seconds(10));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["assignment"]["delegate"] == other;
+      },
+      std::chrono::seconds(20)))
+      << a.dump(2);
+  EXPECT_GT(a["assignment"]["epoch"].get<std::uint64_t>(), epoch);
+
+  const std::string second =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), second); }, std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "two");
+  // The status shown is the new holder's.
+  EXPECT_EQ(a["assignment"]["delegate"], other);
+}
+
+TEST_F(AgentTest, FrozenDelegateLosesItsApplicationsBeforeAnotherTakesThem) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  auto& east = delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), remote.head()); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  ASSERT_EQ(a["assignment"]["delegate"], "east");
+  delegate("west");
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+
+  // A delegate that stops answering (a partition, a paused VM) is cut off; when it comes back
+  // it has stopped reconciling and the application stays where it moved.
+  east.child().signal(SIGSTOP);
+  ASSERT_TRUE(wait_until([&] { return app("demo")["assignment"]["delegate"] == "west"; },
+                         std::chrono::seconds(20)));
+  east.child().signal(SIGCONT);
+  ASSERT_TRUE(wait_until(
+      [&] { return east.log().find("stopped reconciling 1 application(s)") != std::string::npos; },
+      std::chrono::seconds(20)))
+      << east.log();
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+  const std::string next =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), next); }, std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(a["assignment"]["delegate"], "west");
+  EXPECT_EQ(east.log().find("application demo: reconciled here (epoch 2)"), std::string::npos);
+}
+
+TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  std::string manual = app_yaml("demo", remote.url());
+  manual = manual.substr(0, manual.find("  syncPolicy:")) +
+           "  syncPolicy:\n    syncOptions: [CreateNamespace=true]\n";
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + manual);
+  ASSERT_EQ(stack_.last_status(), 200);
+  const std::string first = remote.head();
+  json a;
+  // Without automated sync it stays OutOfSync: the ConfigMap is missing.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["status"].value("sync", json::object()).value("status", "") == "OutOfSync";
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+  auto diff = cli({"apps", "diff", "demo"});
+  EXPECT_EQ(diff.status.exit_code, 1) << diff.out << diff.err;
+  EXPECT_NE(diff.out.find("ConfigMap demo/settings: missing from the cluster"), std::string::npos)
+      << diff.out;
+
+  auto sync = cli({"apps", "sync", "demo"});
+  ASSERT_TRUE(sync.status.success()) << sync.out << sync.err;
+  EXPECT_NE(sync.out.find("Sync Succeeded at " + first.substr(0, 12) + " on delegate east"),
+            std::string::npos)
+      << sync.out;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), first); }, std::chrono::seconds(30)))
+      << a.dump(2);
+
+  const std::string second =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  auto refresh = cli({"apps", "refresh", "demo"});
+  ASSERT_TRUE(refresh.status.success()) << refresh.err;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["status"]["sync"].value("revision", "") == second;
+      },
+      std::chrono::seconds(30)))
+      << a.dump(2);
+  EXPECT_EQ(a["status"]["sync"]["status"], "OutOfSync");
+  diff = cli({"apps", "diff", "demo"});
+  EXPECT_NE(diff.out.find("/data/value"), std::string::npos) << diff.out;
+  ASSERT_TRUE(cli({"apps", "sync", "demo"}).status.success());
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "two");
+
+  ASSERT_TRUE(
+      wait_until([&] { return app("demo")["status"].value("history", json::array()).size() == 2; },
+                 std::chrono::seconds(30)));
+  auto history = cli({"apps", "history", "demo", "-o", "json"});
+  ASSERT_TRUE(history.status.success()) << history.err;
+  auto entries = json::parse(history.out);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0]["revision"], first);
+  EXPECT_EQ(entries[0]["initiatedBy"], "alice");
+  auto rollback = cli({"apps", "rollback", "demo", entries[0]["id"].dump()});
+  ASSERT_TRUE(rollback.status.success()) << rollback.out << rollback.err;
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "one");
+  auto list = cli({"apps", "list"});
+  EXPECT_NE(list.out.find("demo"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("east"), std::string::npos) << list.out;
+  // Bad requests are refused with a reason.
+  auto unknown = cli({"apps", "sync", "nope"});
+  EXPECT_FALSE(unknown.status.success());
+  EXPECT_NE(unknown.err.find("application 'nope' not found"), std::string::npos) << unknown.err;
+  auto bad = stack_.post("/api/v1/apps/demo/sync", {{"prune", "yes"}});
+  EXPECT_EQ(stack_.last_status(), 400) << bad.dump();
+}
+
+TEST_F(AgentTest, PushWebhooksRefreshTheirApplicationsAtOnce) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  // Polling every 10 minutes: only the webhook can bring the new commit in within the test.
+  capstan::testing::write_file(dir_ / "slow.yaml",
+                               "plugins:\n  gitops:\n    pollIntervalMs: 600000\n");
+  auto& d = stack_.start_delegate("slow", {capstan::testing::plugin_dir()}, 1,
+                                  {"--config", (dir_ / "slow.yaml").string()});
+  delegates_.push_back(&d);
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
+  json a;
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), remote.head()); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  httplib::Client hook(stack_.api()); // no API token: webhooks carry their own proof
+  auto post = [&](const httplib::Headers& headers, const json& body) {
+    auto r = hook.Post("/api/v1/webhooks/git", headers, body.dump(), "application/json");
+    EXPECT_TRUE(r) << "webhook request failed";
+    return r ? std::make_pair(r->status, json::parse(r->body, nullptr, false))
+             : std::make_pair(0, json());
+  };
+  // GitHub: a ping is acknowledged; a push with a wrong signature is refused.
+  auto ping = post({{"X-GitHub-Event", "ping"},
+                    {"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(kSecret, "{}")}},
+                   json::object());
+  EXPECT_EQ(ping.first, 200) << ping.second.dump();
+  const std::string second =
+      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+  json push = {{"ref", "refs/heads/main"},
+               {"after", second},
+               {"repository",
+                {{"clone_url", remote.url() + "/"},
+                 {"html_url", "https://example.invalid/org/release"},
+                 {"default_branch", "main"}}}};
+  auto forged = post({{"X-GitHub-Event", "push"}, {"X-Hub-Signature-256", "sha256=00"}}, push);
+  EXPECT_EQ(forged.first, 401) << forged.second.dump();
+  // GitLab: a push to another branch concerns no application.
+  json other = {{"object_kind", "push"},
+                {"ref", "refs/heads/feature"},
+                {"after", second},
+                {"project", {{"git_http_url", remote.url()}, {"default_branch", "main"}}}};
+  auto lab = post({{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", kSecret}}, other);
+  EXPECT_EQ(lab.first, 200) << lab.second.dump();
+  EXPECT_EQ(lab.second["refreshed"], json::array()) << lab.second.dump();
+  auto bad_token = post({{"X-Gitlab-Event", "Push Hook"}, {"X-Gitlab-Token", "nope"}}, other);
+  EXPECT_EQ(bad_token.first, 401);
+
+  const std::string text = push.dump();
+  auto r = hook.Post("/api/v1/webhooks/git",
+                     {{"X-GitHub-Event", "push"},
+                      {"X-Hub-Signature-256", "sha256=" + hmac_sha256_hex(kSecret, text)}},
+                     text, "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["refreshed"], json::array({"demo"})) << r->body;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), second); }, std::chrono::seconds(30)))
+      << a.dump(2);
+  EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
+            "two");
+}
+
+TEST_F(AgentTest, InvalidApplicationsAreRefusedWithFileAndLine) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  stack_.apply_text("cluster.yaml", cluster_yaml());
+  ASSERT_EQ(stack_.last_status(), 200);
+  // An unknown field, with its place.
+  auto r = stack_.apply_text("bad.yaml", app_yaml("demo", remote.url()) + "  sourcez: {}\n");
+  EXPECT_EQ(stack_.last_status(), 422);
+  EXPECT_NE(r.dump().find("bad.yaml:"), std::string::npos) << r.dump(2);
+  EXPECT_NE(r.dump().find("sourcez"), std::string::npos) << r.dump(2);
+  // A destination that is not a registered GitOps cluster.
+  r = stack_.apply_text("dest.yaml", app_yaml("demo", remote.url(), "name: nowhere"));
+  EXPECT_EQ(stack_.last_status(), 422);
+  EXPECT_NE(r.dump().find("dest.yaml:"), std::string::npos) << r.dump(2);
+  EXPECT_NE(r.dump().find("nowhere"), std::string::npos) << r.dump(2);
+  // Another kind under argoproj.io is refused, not ignored.
+  r = stack_.apply_text("kind.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\n"
+                                     "metadata: {name: x}\n");
+  EXPECT_EQ(stack_.last_status(), 422);
+  EXPECT_NE(r.dump().find("AppProject"), std::string::npos) << r.dump(2);
+  EXPECT_EQ(stack_.get("/api/v1/apps")["items"].size(), 0u);
+}
+
+TEST_F(AgentTest, ApplicationWithoutAnEligibleDelegateSaysWhy) {
+  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  // A delegate whose plugins have no reconciler (only the shell plugin's folder is empty of
+  // gitops): here, a delegate with no plugins at all.
+  stack_.start_delegate("bare", {dir_ / "no-plugins"});
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["assignment"].value("message", "").find("no connected delegate") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << a.dump(2);
+  EXPECT_EQ(a["assignment"]["delegate"], "");
+  // A delegate with the gitops plugin arrives: it gets the application.
+  delegate("gitops");
+  ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app("demo"), remote.head()); },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_EQ(a["assignment"]["delegate"], "gitops");
+  EXPECT_FALSE(a["assignment"].contains("message"));
+}
+
+} // namespace
