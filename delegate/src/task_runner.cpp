@@ -43,13 +43,6 @@ std::string mask(std::string text, const std::vector<std::string>& secrets) {
   return text;
 }
 
-// A directory name from a task id: ids come from the coordinator, not from a file system.
-std::string safe_name(const std::string& s) {
-  std::string out;
-  for (char c : s) out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
-  return out.empty() ? "task" : out;
-}
-
 std::string seconds_text(std::chrono::milliseconds d) {
   auto ms = d.count();
   if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
@@ -118,7 +111,14 @@ TaskRunner::~TaskRunner() {
 }
 
 void TaskRunner::start_worker() {
-  workers_.emplace_back([this] { work(); });
+  workers_.emplace_back(
+      [this, dir = options_.work_root / ("worker-" + std::to_string(++worker_seq_))] {
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        work(dir);
+        // Gone with its worker (an abandoned one leaves when its plugin call returns, if ever).
+        fs::remove_all(dir, ec);
+      });
 }
 
 void TaskRunner::refuse(const wv1::Assign& assign, const std::string& why) {
@@ -371,7 +371,7 @@ void TaskRunner::shutdown(std::chrono::milliseconds grace) {
   idle_.wait_for(lock, grace, [&] { return active_.empty(); });
 }
 
-void TaskRunner::work() {
+void TaskRunner::work(const fs::path& dir) {
   while (true) {
     std::shared_ptr<Task> task;
     {
@@ -384,10 +384,11 @@ void TaskRunner::work() {
       task->worker = std::this_thread::get_id();
       if (task->request.timeout_ms() > 0) {
         task->deadline = Clock::now() + std::chrono::milliseconds(task->request.timeout_ms());
+        // The watchdog sleeps until its next deadline: wake it only if this one comes sooner.
+        if (watch_next_ && *task->deadline < *watch_next_) watch_.notify_all();
       }
     }
-    watch_.notify_all();
-    auto result = execute(task);
+    auto result = execute(task, dir);
     // An abandoned call: a replacement worker took this one's place, and this thread, detached,
     // leaves without touching the runner again.
     if (task->settled.exchange(true)) return;
@@ -470,15 +471,19 @@ void TaskRunner::watch() {
       lock.lock();
     }
     if (!overdue.empty()) continue;
+    // A task that starts with a deadline sooner than this wakes the watchdog (work()).
+    watch_next_ = next ? *next : Clock::time_point::max();
     if (next) {
       watch_.wait_until(lock, *next);
     } else {
       watch_.wait(lock);
     }
+    watch_next_.reset();
   }
 }
 
-plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr) {
+plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr,
+                                           const fs::path& dir) {
   Task& task = *task_ptr;
   const auto& id = task.assign.task_id();
   const auto attempt = task.assign.attempt();
@@ -492,14 +497,9 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
   spdlog::info("task {} attempt {}: {} step {} started", id, attempt, task.request.step_type(),
                task.request.step_identifier());
 
-  // An empty directory of its own, gone when the task ends.
-  // Names are unique per attempt and the work root is emptied at start: no need to clear it.
-  fs::path dir = options_.work_root / (safe_name(id) + "-" + std::to_string(attempt));
+  // The worker's directory, emptied by the task before (or created, if a plugin removed it).
   std::error_code ec;
-  if (!fs::create_directory(dir, ec) && !ec) {
-    fs::remove_all(dir, ec); // left by an earlier run of this attempt: start empty
-    fs::create_directory(dir, ec);
-  }
+  if (!fs::is_directory(dir, ec)) fs::create_directories(dir, ec);
   plugin::v1::StepRequest request = task.request;
   request.set_work_dir(dir.string());
 
@@ -538,8 +538,12 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
     result.set_error_type(plugin::v1::ERROR_TYPE_UNKNOWN);
     result.set_message("the plugin reported no status");
   }
-  // Most steps leave nothing behind: one rmdir, and a walk only when something is left.
-  if (!fs::remove(dir, ec)) fs::remove_all(dir, ec);
+  // Most steps leave nothing behind: one look, and removals only when something is left.
+  std::vector<fs::path> left;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    left.push_back(it->path());
+  }
+  for (const auto& p : left) fs::remove_all(p, ec);
   return result;
 }
 
@@ -563,15 +567,18 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
   bool ok = result.status() == plugin::v1::StepResult::STATUS_SUCCEEDED;
   (ok ? metrics_.succeeded : metrics_.failed).inc();
   metrics_.duration.observe(static_cast<double>(now_ms() - task->started_unix_ms) / 1000.0);
+  bool stopping = false;
   {
     // The slot is free before the coordinator hears of it: it may assign the next task at once.
     std::lock_guard lock(mutex_);
     unacked_[task->key] = task;
     active_.erase(task->key);
     metrics_.running.set(static_cast<std::int64_t>(active_.size()));
+    stopping = stopping_;
   }
   idle_.notify_all();
-  watch_.notify_all();
+  // The watchdog only needs to hear of an ended task when it waits for the last one to stop.
+  if (stopping) watch_.notify_all();
   spdlog::info("task {} attempt {}: {}{}", id, attempt,
                plugin::v1::StepResult::Status_Name(result.status()),
                result.message().empty() ? "" : " (" + result.message() + ")");

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,7 +29,8 @@ namespace wv1 = ::capstan::wire::v1;
 
 struct RunnerOptions {
   int slots = 1;
-  // Each task gets an empty directory below it, removed when the task ends.
+  // Each worker has a directory below it: empty when a task starts, emptied when it ends (a
+  // directory created and removed per task cost more than a no-op step itself).
   std::filesystem::path work_root;
   // How long a cancelled (or timed-out) plugin call may take to return before it is abandoned.
   std::chrono::milliseconds cancel_grace{std::chrono::seconds(10)};
@@ -94,9 +96,10 @@ public:
 
 private:
   struct Task;
-  void work();
+  void work(const std::filesystem::path& dir);
   void watch();
-  plugin::v1::StepResult execute(const std::shared_ptr<Task>& task);
+  plugin::v1::StepResult execute(const std::shared_ptr<Task>& task,
+                                 const std::filesystem::path& dir);
   void finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result);
   void refuse(const wv1::Assign& assign, const std::string& why);
   void pump(Task& task); // sends the lines not sent yet (task.mutex held)
@@ -120,6 +123,9 @@ private:
   std::map<std::string, std::shared_ptr<Task>> unacked_; // finished, result not acknowledged
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+  int worker_seq_ = 0; // names each worker's directory; a replacement gets a new one
+  // When the watchdog wakes next on its own: a task whose deadline comes earlier wakes it.
+  std::optional<std::chrono::steady_clock::time_point> watch_next_;
   std::thread watchdog_;
 };
 

@@ -214,15 +214,19 @@ Outcome Machine::run(const RunRequest& req) {
                      std::string("the stored pipeline does not load: ") + e.what());
     }
     entry.pipeline = model::pipeline_from_json(object->model);
+    if (entry.document.value.is_object() && entry.document.value.contains("pipeline")) {
+      entry.sites = model::find_inputs(entry.document.value["pipeline"], "/pipeline", "pipeline",
+                                       entry.document.where);
+    }
     cached = pipelines_.emplace(req.pipeline, std::move(entry)).first;
   }
-  const std::int64_t pipeline_version = cached->second.version;
-  yaml::Document doc = cached->second.document;
-  const model::Pipeline& stored = cached->second.pipeline;
+  StoredPipeline& entry = cached->second;
+  const std::int64_t pipeline_version = entry.version;
+  const model::Pipeline& stored = entry.pipeline;
   std::vector<model::Problem> problems;
   // Where runtime inputs stand: the pipeline, and the services, environments and
   // infrastructures its stages use (unless the stage fixes the value in its *Inputs).
-  auto sites = model::find_inputs(doc.value["pipeline"], "/pipeline", "pipeline", doc.where);
+  auto sites = entry.sites;
   std::set<std::string> pipeline_fqns;
   for (const auto& s : sites) pipeline_fqns.insert(s.fqn);
   std::map<std::string, std::string> fixed;
@@ -304,12 +308,25 @@ Outcome Machine::run(const RunRequest& req) {
   for (const auto& s : sites) {
     if (pipeline_fqns.count(s.fqn)) pipeline_sites.push_back(s);
   }
-  model::substitute(doc.value, pipeline_sites, bound.values);
-  model::Pipeline pipeline = model::parse_pipeline(doc.value, doc.where, problems);
-  if (!problems.empty()) {
-    return refusal(422, "InvalidInput",
-                   "the run's inputs do not fit the pipeline: " + problems.front().text(),
-                   problems_json(problems));
+  model::Pipeline pipeline;
+  json plan;
+  if (pipeline_sites.empty() && entry.as_run) {
+    pipeline = *entry.as_run;
+    plan = entry.plan;
+  } else {
+    yaml::Document doc = entry.document;
+    model::substitute(doc.value, pipeline_sites, bound.values);
+    pipeline = model::parse_pipeline(doc.value, doc.where, problems);
+    if (!problems.empty()) {
+      return refusal(422, "InvalidInput",
+                     "the run's inputs do not fit the pipeline: " + problems.front().text(),
+                     problems_json(problems));
+    }
+    plan = model::to_json(pipeline);
+    if (pipeline_sites.empty()) {
+      entry.as_run = pipeline;
+      entry.plan = plan;
+    }
   }
   // Refuse a run that cannot get anywhere, naming what is missing.
   std::set<std::string> missing;
@@ -355,25 +372,31 @@ Outcome Machine::run(const RunRequest& req) {
       r.variables[v.name] = v.runtime_input ? "" : v.value;
     }
   }
-  r.plan = model::to_json(pipeline);
+  r.plan = std::move(plan);
   r.created_at = r.started_at = now_ms();
   a.pipeline = std::move(pipeline);
-  index_plan(a);
-  for (std::size_t si = 0; si < a.plan.size(); ++si) {
-    const auto& stage = *a.plan[si].stage;
-    store::StageRecord s;
-    s.index = static_cast<int>(si);
-    s.identifier = stage.identifier;
-    s.name = stage.name;
-    s.type = stage.type;
-    s.parallel_group = stage.parallel_group;
-    r.stages.push_back(std::move(s));
-  }
-  r.steps = initial_records(a.plan);
-  store_.insert_execution(r);
   auto id = r.id;
+  // The plan points into the pipeline: it is built where the execution stays.
   auto [it, _] = active_.emplace(id, std::move(a));
   index_plan(it->second);
+  {
+    auto& rec = it->second.record;
+    const auto& stage_plans = it->second.plan;
+    for (std::size_t si = 0; si < stage_plans.size(); ++si) {
+      const auto& stage = *stage_plans[si].stage;
+      store::StageRecord s;
+      s.index = static_cast<int>(si);
+      s.identifier = stage.identifier;
+      s.name = stage.name;
+      s.type = stage.type;
+      s.parallel_group = stage.parallel_group;
+      rec.stages.push_back(std::move(s));
+    }
+    rec.steps = initial_records(stage_plans);
+    // Inserted at the end of the batch, in the state the batch leaves it in (usually with its
+    // first step dispatched): one insert instead of an insert and updates of the same rows.
+    it->second.stored = false;
+  }
   json inputs = it->second.record.inputs;
   audit(it->second, req.user, "run",
         {{"inputs", inputs}, {"overrides", overrides}, {"pipelineVersion", pipeline_version}});

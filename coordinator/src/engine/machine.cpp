@@ -1023,11 +1023,17 @@ void Machine::flush() {
     auto it = active_.find(id);
     if (it == active_.end()) continue;
     auto& a = it->second;
-    for (auto index : a.changed) store_.update_step(id, a.record.steps[index]);
-    for (auto si : a.stages_changed) store_.update_stage(id, a.record.stages[si]);
-    a.stages_changed.clear();
-    if (a.dirty || logs_.count(id)) {
+    const bool publish = a.dirty || logs_.count(id);
+    if (!a.stored) {
+      store_.insert_execution(a.record);
+      a.stored = true;
+    } else {
+      for (auto index : a.changed) store_.update_step(id, a.record.steps[index]);
+      for (auto si : a.stages_changed) store_.update_stage(id, a.record.stages[si]);
       if (a.dirty) store_.update_execution(a.record);
+    }
+    a.stages_changed.clear();
+    if (publish) {
       bool done = st::terminal(a.record.status);
       Position pos{a.record.revision, a.log_seq};
       effects_.push_back([this, id = id, pos, done] { feed_.publish(id, pos, done); });

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -26,6 +27,7 @@
 #include "engine/plan.h"
 #include "engine/scheduler.h"
 #include "engine/tokens.h"
+#include "model/inputs.h"
 #include "model/pipeline.h"
 #include "secrets/secret_box.h"
 #include "store/applications.h"
@@ -40,7 +42,8 @@ struct Active {
   std::vector<StagePlan> plan;     // points into `pipeline`
   std::vector<std::size_t> offset; // each stage's first row in record.steps
   std::int64_t log_seq = 0;
-  bool dirty = false;                   // execution row to write at the end of the batch
+  bool dirty = false; // execution row to write at the end of the batch
+  bool stored = true; // false until the batch that created it inserts its rows (as they end up)
   std::set<std::size_t> changed;        // step indexes to write
   std::set<std::size_t> stages_changed; // stage indexes to write
 };
@@ -245,6 +248,11 @@ private:
     std::int64_t version = 0;
     yaml::Document document; // as applied, with its original line numbers
     model::Pipeline pipeline;
+    std::vector<model::InputSite> sites; // the runtime inputs the document itself holds
+    // Without runtime inputs of its own every run parses the same document the same way: the
+    // parsed pipeline and its plan are kept (set by the first such run).
+    std::optional<model::Pipeline> as_run;
+    nlohmann::json plan;
   };
   std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed
   std::unordered_map<std::string, std::int64_t> sequences_;   // last run number per pipeline

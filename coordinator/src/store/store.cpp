@@ -1,6 +1,10 @@
 // The coordinator's SQLite store.
 #include "store/store.h"
 
+#include <spdlog/spdlog.h>
+
+#include <pthread.h>
+
 #include <stdexcept>
 
 namespace capstan::store {
@@ -261,13 +265,70 @@ int schema_version() {
   return static_cast<int>(migrations().size());
 }
 
+namespace {
+// Write-ahead log frames (pages) after which a checkpoint is started: SQLite's own default.
+constexpr int kCheckpointFrames = 1000;
+} // namespace
+
 Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.db") {
   std::filesystem::create_directories(data_dir);
   writer_ = std::make_unique<sqlite::Database>(file_);
   migrate();
+  // Replaces SQLite's automatic checkpoint, which would run inside the writer's COMMIT.
+  sqlite3_wal_hook(writer_->handle(), &Store::on_commit, this);
+  checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
 
-Store::~Store() = default;
+Store::~Store() {
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    stopping_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
+}
+
+int Store::on_commit(void* store, sqlite3* /*db*/, const char* /*name*/, int frames) {
+  if (frames < kCheckpointFrames) return SQLITE_OK;
+  auto* self = static_cast<Store*>(store);
+  bool wake = false;
+  {
+    std::lock_guard lock(self->checkpoint_mutex_);
+    wake = !self->checkpoint_due_;
+    self->checkpoint_due_ = true;
+  }
+  if (wake) self->checkpoint_cv_.notify_one();
+  return SQLITE_OK;
+}
+
+void Store::checkpoint_loop() {
+  pthread_setname_np(pthread_self(), "capstan-ckpt");
+  std::unique_ptr<sqlite::Database> conn;
+  std::unique_lock lock(checkpoint_mutex_);
+  while (true) {
+    checkpoint_cv_.wait(lock, [&] { return stopping_ || checkpoint_due_; });
+    if (stopping_) return;
+    checkpoint_due_ = false;
+    lock.unlock();
+    try {
+      if (!conn) conn = std::make_unique<sqlite::Database>(file_);
+      // PASSIVE: copies what no reader still needs, never waits for the writer or readers; the
+      // writer starts the log over once everything was copied.
+      int logged = 0, copied = 0;
+      int rc = sqlite3_wal_checkpoint_v2(conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                         &logged, &copied);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        spdlog::warn("store: checkpoint of {} failed: {}", file_.string(),
+                     sqlite3_errmsg(conn->handle()));
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("store: checkpoint of {} failed: {}", file_.string(), e.what());
+      conn.reset();
+    }
+    lock.lock();
+  }
+}
 
 void Store::migrate() {
   auto& v = writer_->prepare("PRAGMA user_version");

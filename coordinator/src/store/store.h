@@ -1,11 +1,13 @@
 // The coordinator's SQLite store: one file, schema migrations, one writer and pooled readers.
 #pragma once
 
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "sqlite/database.h"
@@ -113,8 +115,18 @@ private:
   void give_back(std::unique_ptr<sqlite::Database> conn);
   void migrate();
 
+  // Copies the write-ahead log back into the database file on its own thread and connection,
+  // so the writer's commits never wait for a checkpoint (or its fsync).
+  void checkpoint_loop();
+  static int on_commit(void* store, sqlite3* db, const char* name, int frames);
+
   std::filesystem::path file_;
   std::unique_ptr<sqlite::Database> writer_;
+  std::mutex checkpoint_mutex_; // guards the three below: set by the writer, read by checkpointer
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_due_ = false;
+  bool stopping_ = false;
+  std::thread checkpointer_;
   std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
   std::vector<std::unique_ptr<sqlite::Database>> pool_;
 };

@@ -178,7 +178,7 @@ public:
   const nlohmann::json& spec() const { return spec_; }
   // The stage's resolved model (see docs/plugin-authoring.md); an empty object when absent.
   const nlohmann::json& context() const { return context_; }
-  // An empty folder for this step alone, removed after it ends.
+  // An empty folder for this step alone while it runs; what it leaves is removed after it ends.
   std::filesystem::path work_dir() const { return request_.work_dir(); }
   // The step's timeout, if it has one; the host also turns cancelled() true when it passes.
   std::optional<std::chrono::milliseconds> timeout() const {
