@@ -225,7 +225,6 @@ void Engine::process(std::vector<Event>& events) {
   }
   machine_->run_effects();
   machine_->sample(metrics_);
-  for (auto& [promise, outcome] : answers) promise->set_value(std::move(outcome));
   // The delegates' view (slots in use change with every task) is rebuilt at most every 100 ms.
   auto now = std::chrono::steady_clock::now();
   if (machine_->views_urgent() ||
@@ -240,6 +239,9 @@ void Engine::process(std::vector<Event>& events) {
     std::lock_guard lock(view_mutex_);
     waits_ = std::move(waits);
   }
+  // Answered last: a client that reads the delegates or the waits right after its command's
+  // reply sees what the command did (a revoked token's delegate already disconnected).
+  for (auto& [promise, outcome] : answers) promise->set_value(std::move(outcome));
 }
 
 } // namespace capstan::engine
