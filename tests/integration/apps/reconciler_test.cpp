@@ -371,7 +371,8 @@ TEST_F(ReconcilerTest, InvalidYamlIsAComparisonErrorNamingFileAndLine) {
 }
 
 TEST_F(ReconcilerTest, UnreachableRepositoryIsUnknownWithACondition) {
-  int port = capstan::testing::pick_free_port(); // nothing listens there
+  const capstan::testing::ClosedPort closed; // nothing listens there, nor can while it lives
+  int port = closed.port();
   reconciler_->upsert(
       make_app(app_yaml("lost", "git://127.0.0.1:" + std::to_string(port) + "/nowhere.git",
                         "apps/demo", "  syncPolicy:\n    automated: {}\n")));
