@@ -324,7 +324,7 @@ TEST(Cli, TheGitOpsQuickstartSyncsPromotesHealsAndReverts) {
   };
   auto first = quickstart();
   ASSERT_EQ(first.status.exit_code, 0) << both(first);
-  EXPECT_NE(first.out.find("applicationset/guestbook created"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("applicationSet/guestbook created"), std::string::npos) << first.out;
   EXPECT_NE(first.out.find("deploy.mergePR: Succeeded"), std::string::npos) << first.out;
   EXPECT_NE(first.out.find("revert.revertPR: Succeeded"), std::string::npos) << first.out;
   EXPECT_NE(first.out.find("myorg/guestbook:v2.0.0"), std::string::npos) << first.out;
@@ -358,7 +358,7 @@ TEST(Cli, TheGitOpsQuickstartSyncsPromotesHealsAndReverts) {
   // Safe to run again: nothing to reset, nothing new to apply, the same flow once more.
   auto again = quickstart();
   ASSERT_EQ(again.status.exit_code, 0) << both(again);
-  EXPECT_NE(again.out.find("applicationset/guestbook unchanged"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("applicationSet/guestbook unchanged"), std::string::npos) << again.out;
   EXPECT_NE(again.out.find("service/guestbook unchanged"), std::string::npos) << again.out;
   EXPECT_EQ(deployment("guestbook-prod"), "myorg/guestbook:v1.9.0 2 2");
 }
