@@ -595,7 +595,14 @@ struct Reconciler::Impl {
   OperationRecord run_sync(AppEntry& entry, const std::string& sha,
                            const std::vector<DesiredObject>& desired, const Comparison& comparison,
                            const std::vector<json>& live, const SyncRequest& request) {
-    const Application& app = entry.app;
+    Application with_options;
+    if (!request.sync_options.empty()) {
+      with_options = entry.app;
+      for (const auto& item : request.sync_options) {
+        set_sync_option(with_options.sync_policy.options, item);
+      }
+    }
+    const Application& app = request.sync_options.empty() ? entry.app : with_options;
     OperationRecord record;
     record.revision = sha;
     record.started_at = now_rfc3339();

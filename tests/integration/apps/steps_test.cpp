@@ -185,4 +185,209 @@ TEST_F(StepsTest, MergePRRefreshesTheApplicationsOfItsBranch) {
   EXPECT_THAT(stack_.coordinator().log(), HasSubstr("MergePR moved main of"));
 }
 
+// UpdateGitOpsApp points a manually synced application at a branch with a new image; GitOpsSync
+// syncs it through its delegate and waits until the Deployment in the sandbox runs the image.
+// The outputs carry the new target, the synced revision and the statuses.
+TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
+  const std::string release =
+      commit("release-2", {{"apps/demo/web.yaml", deployment("web", "nginx:1.27")}});
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+                                       "---\n" + pipeline_yaml("promote", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  timeout: 1m
+                  spec:
+                    applicationName: demo
+                    agentId: sandbox_agent
+                    targetRevision: <+pipeline.variables.branch>
+                    helm:
+                      parameters: []
+                      fileParameters: []
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    prune: true
+                    dryRun: false
+                    applyOnly: false
+                    forceApply: false
+                    applicationsList:
+                      - applicationName: demo
+                        agentId: sandbox_agent
+                    retryStrategy: {}
+                    syncOptions:
+                      autoCreateNamespace: true
+                      prunePropagationPolicy: foreground
+  variables:
+    - name: branch
+      type: String
+      value: release-2
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("demo");
+        return a["status"].value("sync", json::object()).value("status", "") == "OutOfSync";
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("promote");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  EXPECT_EQ(image("web"), "nginx:1.27");
+  const json update = e["stages"][0]["steps"][0]["outputs"];
+  EXPECT_EQ(update["targetRevision"], "release-2") << update.dump(2);
+  EXPECT_EQ(update["previousTargetRevision"], "main");
+  const json sync = e["stages"][0]["steps"][1]["outputs"];
+  auto synced = json::parse(sync["applications"].get<std::string>());
+  ASSERT_EQ(synced.size(), 1u) << sync.dump(2);
+  EXPECT_EQ(synced[0]["name"], "demo");
+  EXPECT_EQ(synced[0]["revision"], release);
+  EXPECT_EQ(synced[0]["syncStatus"], "Synced");
+  EXPECT_EQ(synced[0]["healthStatus"], "Healthy");
+  // The stored application follows the branch now.
+  a = app("demo");
+  EXPECT_EQ(a["spec"]["source"]["targetRevision"], "release-2") << a.dump(2);
+  EXPECT_TRUE(synced_healthy(a, release)) << a.dump(2);
+  EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("application demo: sync succeeded at " + release));
+}
+
+// A sync whose Deployment cannot become healthy (its image never pulls) fails the step with the
+// application's health message, as error type Verification; a regex matching nothing and an
+// application no delegate holds fail clearly before anything is synced.
+TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
+  commit("broken", {{"apps/demo/web.yaml", deployment("web", "nginx:pullfail")}});
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+                                       "---\n" + pipeline_yaml("broken", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: demo
+                    targetRevision: broken
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [demo]
+)") + "---\n" + pipeline_yaml("nothing", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  spec:
+                    applicationRegex: ^payments-
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return !(a = app("demo"))["status"]
+                    .value("sync", json::object())
+                    .value("revision", "")
+                    .empty();
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("broken");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][1];
+  EXPECT_EQ(step["status"], "Failed") << step.dump(2);
+  EXPECT_EQ(step["errorType"], "Verification") << step.dump(2);
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("application demo: Degraded"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("progress deadline")) << step.dump(2);
+
+  e = run("nothing");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  EXPECT_EQ(e["stages"][0]["steps"][0]["errorType"], "InvalidInput");
+  EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
+              HasSubstr("applicationRegex '^payments-' matches no application (applications: "
+                        "demo)"));
+
+  // Invalid specs are refused at apply, with the file, line and column.
+  auto refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  spec:
+                    applicationRegex: "(unclosed"
+)"));
+  EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("bad.yaml:25:39"));
+  EXPECT_THAT(refused.dump(), HasSubstr("applicationRegex is not a valid regular expression"));
+  refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update
+                  identifier: update
+                  spec:
+                    applicationName: demo
+                    targetRevison: main
+)"));
+  EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("bad.yaml:"));
+  EXPECT_THAT(refused.dump(), HasSubstr("targetRevison")) << refused.dump(2);
+}
+
+// FetchLinkedApps lists the live applications of the stage's clusters with their status; a
+// GitOpsSync without a list syncs what it fetched.
+TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", true) +
+                                       "---\n" + app_yaml("other", "apps/other", false) + "---\n" +
+                                       pipeline_yaml("fetch", R"(              - step:
+                  type: FetchLinkedApps
+                  name: Fetch Linked Apps
+                  identifier: fetch
+                  timeout: 1m
+                  spec: {}
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    prune: false
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), head()); }, std::chrono::seconds(60)))
+      << a.dump(2);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("other");
+        return a["status"].value("sync", json::object()).value("status", "") == "OutOfSync";
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("fetch");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  const json out = e["stages"][0]["steps"][0]["outputs"];
+  EXPECT_EQ(out["appCount"], "2") << out.dump(2);
+  auto apps = json::parse(out["applications"].get<std::string>());
+  ASSERT_EQ(apps.size(), 2u);
+  EXPECT_EQ(apps[0]["name"], "demo");
+  EXPECT_EQ(apps[0]["cluster"], "sandbox");
+  EXPECT_EQ(apps[0]["syncStatus"], "Synced");
+  EXPECT_EQ(apps[0]["healthStatus"], "Healthy");
+  EXPECT_EQ(apps[0]["revision"], head());
+  EXPECT_EQ(apps[0]["delegate"], "gitops");
+  EXPECT_EQ(apps[1]["name"], "other");
+  EXPECT_EQ(apps[1]["syncStatus"], "OutOfSync");
+  EXPECT_EQ(json::parse(out["applicationsByCluster"].get<std::string>())["sandbox"],
+            json::array({"demo", "other"}));
+  // The sync took both fetched applications: "other" runs now.
+  EXPECT_EQ(image("other"), "nginx:1.25");
+  EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("the applications step fetch fetched): demo, other"));
+}
+
 } // namespace
