@@ -164,17 +164,24 @@ std::string Machine::gitops_unheld(const std::string& app) {
   return "";
 }
 
-bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
-  auto& rec = row_record(a, si, r);
-  const auto& row = plan_row(a, si, r);
-  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+std::optional<json> Machine::gitops_step_spec(Active& a, std::size_t si, int r) {
   std::string error;
-  const json spec = rendered_spec(a, si, r, error);
+  json spec = rendered_spec(a, si, r, error);
   if (!error.empty()) {
     fail_row(a, si, r, "InvalidInput", error);
-    return true;
+    return std::nullopt;
   }
-  const std::string where = row.node->location + ": ";
+  return spec;
+}
+
+bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
+  auto& rec = row_record(a, si, r);
+  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const auto rendered = gitops_step_spec(a, si, r);
+  if (!rendered) return true;
+  const json& spec = *rendered;
+  std::string error;
+  const std::string where = plan_row(a, si, r).node->location + ": ";
   json params = json::object();
   params["prune"] = spec_flag(spec, "prune", false, error);
   params["dryRun"] = spec_flag(spec, "dryRun", false, error);
@@ -586,15 +593,12 @@ void Machine::tick_gitops_steps() {
 
 bool Machine::start_update_gitops_app(Active& a, std::size_t si, int r) {
   auto& rec = row_record(a, si, r);
-  const auto& row = plan_row(a, si, r);
   const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const auto rendered = gitops_step_spec(a, si, r);
+  if (!rendered) return true;
+  const json& spec = *rendered;
   std::string error;
-  const json spec = rendered_spec(a, si, r, error);
-  if (!error.empty()) {
-    fail_row(a, si, r, "InvalidInput", error);
-    return true;
-  }
-  const std::string where = row.node->location + ": ";
+  const std::string where = plan_row(a, si, r).node->location + ": ";
   const std::string name = text_of(spec.value("applicationName", json()));
   if (name.empty()) {
     fail_row(a, si, r, "InvalidInput", where + "applicationName names no application");

@@ -230,6 +230,8 @@ private:
                                const std::string& execution_id);
 
   // --- gitops_steps.cpp: GitOpsSync and UpdateGitOpsApp, run by the coordinator ---
+  // The step's spec with its expressions resolved; nullopt when that failed (the row failed).
+  std::optional<nlohmann::json> gitops_step_spec(Active& a, std::size_t si, int row);
   bool start_gitops_sync(Active& a, std::size_t si, int row);
   bool start_update_gitops_app(Active& a, std::size_t si, int row);
   // Sends a sync of `app` for the step (a new attempt) and keeps its answer's future.

@@ -49,10 +49,10 @@ const std::string& gitops_sync_schema() {
     "prune": )") + kFlag + R"(,
     "dryRun": )" + kFlag + R"(,
     "applyOnly": )" + kFlag +
-                                                        R"(,
+                                                                  R"(,
     "forceApply": )" + kFlag + R"(,
     "waitTillHealthy": )" + kFlag +
-                                                        R"(,
+                                                                  R"(,
     "failOnTimeout": )" + kFlag + R"(,
     "showResourceProgress": )" + kFlag + R"(,
     "retry": )" + kFlag + R"(,

@@ -117,6 +117,9 @@ protected:
            steps;
   }
   json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
+  static std::string sync_status(const json& a) {
+    return a.value("status", json::object()).value("sync", json::object()).value("status", "");
+  }
   static bool synced_healthy(const json& a, const std::string& revision) {
     const json s = a.value("status", json::object());
     return s.value("sync", json::object()).value("status", "") == "Synced" &&
@@ -229,12 +232,8 @@ TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
 )"));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   json a;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        a = app("demo");
-        return a["status"].value("sync", json::object()).value("status", "") == "OutOfSync";
-      },
-      std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("demo")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
       << a.dump(2);
 
   auto e = run("promote");
@@ -361,12 +360,8 @@ TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
   ASSERT_TRUE(
       wait_until([&] { return synced_healthy(a = app("demo"), head()); }, std::chrono::seconds(60)))
       << a.dump(2);
-  ASSERT_TRUE(wait_until(
-      [&] {
-        a = app("other");
-        return a["status"].value("sync", json::object()).value("status", "") == "OutOfSync";
-      },
-      std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("other")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
       << a.dump(2);
 
   auto e = run("fetch");
