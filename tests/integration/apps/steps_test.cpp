@@ -41,7 +41,12 @@ std::string trimmed(std::string s) {
 class StepsTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
+    // The default failure rules, and images ending ":fails" exit with an error (failing hooks).
+    sandbox_ = std::make_unique<Sandbox>(
+        dir_ / "sandbox", std::string(capstan::testing::kFastSandbox) +
+                              "failureRules:\n  - image: \"*:pullfail\"\n    reason: ErrImagePull\n"
+                              "  - image: \"*:fails\"\n    reason: Error\n    exitCode: 2\n"
+                              "    message: migration failed\n");
     bare_ = capstan::testing::make_remote(
         dir_ / "srv", "release.git",
         {{{"apps/demo/web.yaml", deployment("web", "nginx:1.25")},
@@ -383,6 +388,116 @@ TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
   // The sync took both fetched applications: "other" runs now.
   EXPECT_EQ(image("other"), "nginx:1.25");
   EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("the applications step fetch fetched): demo, other"));
+}
+
+// UpdateGitOpsApp merges Kustomize images by name into the application's own (the other images
+// stay), and refuses Helm settings naming the field; the sync deploys the merged image.
+TEST_F(StepsTest, UpdateGitOpsAppMergesKustomizeImagesAndRefusesHelm) {
+  const std::string kz = commit("main", {{"apps/kz/kustomization.yaml", "resources: [web.yaml]\n"},
+                                         {"apps/kz/web.yaml", deployment("kz", "nginx:1.25")}});
+  std::string kz_app = app_yaml("kz", "apps/kz", false);
+  kz_app.replace(kz_app.find("    path: apps/kz\n"), std::string("    path: apps/kz\n").size(),
+                 "    path: apps/kz\n    kustomize:\n      images: [busybox:1.36, nginx:1.25]\n");
+  auto applied =
+      stack_.apply_text("objects.yaml", objects_yaml() + "---\n" + kz_app + "---\n" +
+                                            pipeline_yaml("images", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: kz
+                    kustomize:
+                      images:
+                        - nginx:1.27
+                      replicas: []
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [kz]
+)") + "---\n" + pipeline_yaml("helm", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: kz
+                    helm:
+                      parameters:
+                        - name: image.tag
+                          value: v2
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("kz")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("images");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  EXPECT_EQ(image("kz"), "nginx:1.27");
+  EXPECT_EQ(e["stages"][0]["steps"][0]["outputs"]["kustomizeImages"],
+            json::array({"busybox:1.36", "nginx:1.27"}).dump());
+  EXPECT_EQ(app("kz")["spec"]["source"]["kustomize"]["images"],
+            json::array({"busybox:1.36", "nginx:1.27"}));
+  EXPECT_TRUE(synced_healthy(app("kz"), kz));
+
+  e = run("helm");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "InvalidInput");
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("spec.helm.parameters"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("not Helm charts"));
+  // Nothing was stored.
+  EXPECT_EQ(app("kz")["spec"]["source"].value("helm", json()), json());
+}
+
+// A sync whose PreSync hook fails is retried as the retry strategy says, then fails the step
+// with the operation's message.
+TEST_F(StepsTest, GitOpsSyncRetriesAFailingHookThenFails) {
+  const std::string hook =
+      "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
+      "    argocd.argoproj.io/hook: PreSync\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n"
+      "      restartPolicy: Never\n      containers:\n      - name: migrate\n"
+      "        image: busybox:fails\n";
+  commit("main", {{"apps/hooked/web.yaml", deployment("hooked", "nginx:1.25")},
+                  {"apps/hooked/migrate.yaml", hook}});
+  auto applied = stack_.apply_text(
+      "objects.yaml", objects_yaml() + "---\n" + app_yaml("hooked", "apps/hooked", false) +
+                          "---\n" + pipeline_yaml("hooked", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [hooked]
+                    retry: true
+                    retryStrategy:
+                      limit: 1
+                      baseBackoffDuration: 1s
+                      increaseBackoffByFactor: 2
+                      maxBackoffDuration: 5s
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("hooked")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  auto e = run("hooked");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "Unknown") << step.dump(2);
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("application hooked: sync Failed"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("migrate")) << step.dump(2);
+  const std::string logs = stack_.logs(e["id"]);
+  EXPECT_THAT(logs, HasSubstr("; retrying in 1"));
+  EXPECT_THAT(logs, HasSubstr("(attempt 2)"));
+  // The application's history shows both syncs, started by the step.
+  a = app("hooked");
+  ASSERT_EQ(a["status"]["history"].size(), 2u) << a.dump(2);
+  EXPECT_THAT(a["status"]["history"][1]["initiatedBy"].get<std::string>(),
+              HasSubstr("step deploy.sync, attempt 2"));
 }
 
 } // namespace
