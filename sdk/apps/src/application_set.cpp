@@ -471,10 +471,14 @@ ApplicationSet parse_application_set(const json& document, const yaml::SourceMap
     policy.only({"preserveResourcesOnDeletion", "applicationsSync"});
     set.preserve_resources_on_deletion = policy.boolean("preserveResourcesOnDeletion", false);
     std::string sync = policy.string("applicationsSync", "sync");
-    if (sync != "sync") {
-      policy.fail("applicationsSync", "spec.syncPolicy.applicationsSync '" + sync +
-                                          "' is not supported (only sync, the default)");
+    if (sync != "sync" && sync != "create-only" && sync != "create-update" &&
+        sync != "create-delete") {
+      policy.fail("applicationsSync",
+                  "spec.syncPolicy.applicationsSync must be sync, create-only, create-update or "
+                  "create-delete, not '" +
+                      sync + "'");
     }
+    set.applications_sync = sync;
   }
   auto generators = spec.objects("generators");
   if (generators.empty()) spec.fail_here("spec.generators must list at least one generator");
@@ -524,6 +528,15 @@ std::vector<Application> generate_applications(const ApplicationSet& set,
                                                          {"name", set.name},
                                                          {"controller", true},
                                                          {"blockOwnerDeletion", true}}});
+      if (!set.preserve_resources_on_deletion) {
+        // Argo CD's cascading deletion: the application's resources go with it.
+        json& finalizers = doc["metadata"]["finalizers"];
+        if (!finalizers.is_array()) finalizers = json::array();
+        if (std::find(finalizers.begin(), finalizers.end(), kResourcesFinalizer) ==
+            finalizers.end()) {
+          finalizers.push_back(kResourcesFinalizer);
+        }
+      }
       doc["spec"] = rendered.value("spec", json::object());
       Application app;
       try {

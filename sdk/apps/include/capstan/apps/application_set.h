@@ -40,7 +40,13 @@ struct ApplicationSet {
   std::string namespace_;
   bool go_template = false;
   bool missing_key_error = false; // goTemplateOptions: ["missingkey=error"]
+  // false: every generated Application carries kResourcesFinalizer (its resources are deleted
+  // with it, as in Argo CD).
   bool preserve_resources_on_deletion = false;
+  // spec.syncPolicy.applicationsSync: what following the generators may do to the generated
+  // Applications: "sync" (create, update, delete), "create-only", "create-update",
+  // "create-delete".
+  std::string applications_sync = "sync";
   nlohmann::json generators; // spec.generators as written
   nlohmann::json template_;  // spec.template as written
   nlohmann::json document;
