@@ -118,6 +118,17 @@ struct HttpApi::Impl {
     server.set_write_timeout(30, 0);
     server.set_keep_alive_max_count(1000);
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // A body without framing would be read until the client closes the connection (up to
+      // the read timeout): refuse it before reading, as HTTP's 411 Length Required says.
+      if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
+          !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+        res.set_header("Connection", "close");
+        error(res, 411, "LengthRequired",
+              req.method + " " + req.path +
+                  " has no Content-Length: send the body with its length (an empty body as "
+                  "Content-Length: 0)");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       // Git hosts cannot send the API token: webhooks prove themselves with the webhook
       // secret instead (checked by the handler).
       if (req.path == "/healthz" || req.path == "/metrics" || req.path == kWebhookPath) {
@@ -153,6 +164,16 @@ struct HttpApi::Impl {
         error(res, 404, "NotFound", "no such endpoint: " + req.method + " " + req.path);
       } else if (res.status == 413) {
         error(res, 413, "TooLarge", "request body exceeds " + std::to_string(kMaxBody) + " bytes");
+      } else if (res.status == 400) {
+        // The HTTP layer refused the request before any handler saw it: a malformed request
+        // line or header, or a body that does not match its Content-Length or chunking.
+        error(res, 400, "BadRequest",
+              "malformed HTTP request for " + req.method + " " + req.path +
+                  ": the request line, a header or the body framing could not be read");
+      } else if (res.status >= 400) {
+        error(res, res.status, "HttpError",
+              "request " + req.method + " " + req.path + " refused with HTTP status " +
+                  std::to_string(res.status));
       }
     });
     routes();

@@ -475,6 +475,34 @@ Outcome Machine::git_push(const GitPush& push) {
   return out;
 }
 
+void Machine::apps_refresh_after_step(const std::string& step_type,
+                                      const plugin::v1::StepResult& result,
+                                      const std::string& execution_id) {
+  const bool merge = step_type == "MergePR" || step_type == "GitOpsMergePR";
+  const bool revert = step_type == "RevertPR" || step_type == "GitOpsRevertPR";
+  if (!merge && !revert) return;
+  // The branches the step moved, per repository: a merge moves its pull request's target, a
+  // revert pushes its new branch.
+  std::set<std::pair<std::string, std::string>> moved;
+  for (const auto& rec : result.records()) {
+    if (rec.kind() != "PullRequest") continue;
+    json j = json::parse(rec.json(), nullptr, false);
+    if (!j.is_object()) continue;
+    const std::string repository = j.value("repository", "");
+    const std::string branch = merge ? j.value("target", "") : j.value("source", "");
+    if (merge && j.value("state", "") != "merged") continue;
+    if (!repository.empty() && !branch.empty()) moved.emplace(repository, branch);
+  }
+  for (const auto& [repository, branch] : moved) {
+    GitPush push;
+    push.repositories.insert(normalize_repo_url(repository));
+    push.ref = "refs/heads/" + branch;
+    auto out = git_push(push);
+    spdlog::info("execution {}: {} moved {} of {}: refreshed {}", execution_id, step_type, branch,
+                 repository, out.body["refreshed"].dump());
+  }
+}
+
 void Machine::apps_on_operation_result(const wire::PeerId& peer,
                                        const v1::AppOperationResult& result) {
   auto it = app_operations_.find(result.id());

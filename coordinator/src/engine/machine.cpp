@@ -471,6 +471,7 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
     step->status = st::kSucceeded;
     step->message = mask(r.message());
     step->error_type.clear();
+    apps_refresh_after_step(step->type, r, a->record.id);
     break;
   case plugin::v1::StepResult::STATUS_CANCELLED:
     step->status = st::kAborted;

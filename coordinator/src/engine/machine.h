@@ -226,6 +226,10 @@ private:
     std::vector<std::string> selectors;
   };
   AppTarget apps_target(const std::string& name);
+  // A MergePR or RevertPR step moved branches of a repository: the applications following them
+  // refresh at once, as a push webhook would make them.
+  void apps_refresh_after_step(const std::string& step_type, const plugin::v1::StepResult& result,
+                               const std::string& execution_id);
 
   // --- application_sets.cpp: ApplicationSets (runtime key "applicationset/<name>") ---
   static bool appsets_is_key(const std::string& key);
