@@ -217,8 +217,17 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    // Where an application or ApplicationSet is held, and why not when it is not.
+    auto assignment_view = [](const std::optional<store::AppStateRecord>& st) {
+      json assignment = {{"delegate", st ? st->delegate : ""},
+                         {"epoch", st ? st->epoch : 0},
+                         {"assignedAt", st ? st->assigned_at : 0},
+                         {"statusAt", st ? st->status_at : 0}};
+      if (st && !st->message.empty()) assignment["message"] = st->message;
+      return assignment;
+    };
     // GitOps applications: the applied document, where it is reconciled, the last status.
-    auto app_view = [this](const store::ObjectRecord& o) {
+    auto app_view = [this, assignment_view](const store::ObjectRecord& o) {
       auto st = store.app_state(o.identifier);
       json doc = o.model.value("document", json::object());
       json status = st ? st->status : json::object();
@@ -228,12 +237,7 @@ struct HttpApi::Impl {
                    {"metadata", doc.value("metadata", json::object())},
                    {"spec", doc.value("spec", json::object())},
                    {"status", status}};
-      json assignment = {{"delegate", st ? st->delegate : ""},
-                         {"epoch", st ? st->epoch : 0},
-                         {"assignedAt", st ? st->assigned_at : 0},
-                         {"statusAt", st ? st->status_at : 0}};
-      if (st && !st->message.empty()) assignment["message"] = st->message;
-      view["assignment"] = assignment;
+      view["assignment"] = assignment_view(st);
       return view;
     };
     server.Get("/api/v1/apps", [this, app_view](const httplib::Request&, httplib::Response& res) {
@@ -251,7 +255,7 @@ struct HttpApi::Impl {
                  reply(res, 200, app_view(*o));
                });
     // ApplicationSets: the applied document, where it is rendered, what it generated.
-    auto appset_view = [this](const store::ObjectRecord& o) {
+    auto appset_view = [this, assignment_view](const store::ObjectRecord& o) {
       auto st = store.app_state("applicationset/" + o.identifier);
       json doc = o.model.value("document", json::object());
       json status = st && st->status.is_object() ? st->status : json::object();
@@ -261,12 +265,7 @@ struct HttpApi::Impl {
                    {"metadata", doc.value("metadata", json::object())},
                    {"spec", doc.value("spec", json::object())},
                    {"status", status}};
-      json assignment = {{"delegate", st ? st->delegate : ""},
-                         {"epoch", st ? st->epoch : 0},
-                         {"assignedAt", st ? st->assigned_at : 0},
-                         {"statusAt", st ? st->status_at : 0}};
-      if (st && !st->message.empty()) assignment["message"] = st->message;
-      view["assignment"] = assignment;
+      view["assignment"] = assignment_view(st);
       return view;
     };
     server.Get("/api/v1/appsets",

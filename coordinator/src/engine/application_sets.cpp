@@ -3,7 +3,7 @@
 // where Git is reachable and reports the generated Application documents; here they are
 // followed: created, updated and deleted as the generators say, within the set's
 // applicationsSync policy, never overwriting an application the set does not own.
-#include <capstan/apps/application.h>
+#include <capstan/apps/application_set.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/git_push.h"
@@ -19,24 +19,6 @@ using store::now_ms;
 namespace {
 
 constexpr std::string_view kSetKey = "applicationset/";
-
-std::string rfc3339_now() {
-  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-json set_condition(const std::string& type, bool status, const std::string& reason,
-                   const std::string& message) {
-  return {{"type", type},
-          {"status", status ? "True" : "False"},
-          {"reason", reason},
-          {"message", message},
-          {"lastTransitionTime", rfc3339_now()}};
-}
 
 // The ApplicationSet owning an Application document ("" when none).
 std::string owner_set(const json& document) {
@@ -170,7 +152,7 @@ bool Machine::appsets_follow(AppRuntime& rt, std::set<std::string>& written) {
       error = true;
       error_message = c.value("message", "");
       conditions.push_back(
-          set_condition("ErrorOccurred", true, "ApplicationSetInvalid", error_message));
+          apps::set_condition("ErrorOccurred", true, "ApplicationSetInvalid", error_message));
     }
   }
   json names = json::array();
@@ -257,8 +239,8 @@ bool Machine::appsets_follow(AppRuntime& rt, std::set<std::string>& written) {
     error_message = problems.front();
     for (auto& c : conditions) {
       if (c.value("type", "") == "ErrorOccurred") {
-        c = set_condition("ErrorOccurred", true, "ApplicationSetApplicationsConflict",
-                          error_message);
+        c = apps::set_condition("ErrorOccurred", true, "ApplicationSetApplicationsConflict",
+                                error_message);
       }
     }
   }
@@ -266,10 +248,10 @@ bool Machine::appsets_follow(AppRuntime& rt, std::set<std::string>& written) {
     std::string message = error_message;
     if (!generated.is_array())
       message += "; the applications it generated before are left as they are";
-    conditions.push_back(set_condition("ResourcesUpToDate", false, "ErrorOccurred", message));
+    conditions.push_back(apps::set_condition("ResourcesUpToDate", false, "ErrorOccurred", message));
   } else {
-    conditions.push_back(set_condition("ResourcesUpToDate", true, "ApplicationSetUpToDate",
-                                       "ApplicationSet up to date"));
+    conditions.push_back(apps::set_condition("ResourcesUpToDate", true, "ApplicationSetUpToDate",
+                                             "ApplicationSet up to date"));
   }
   json status = {{"conditions", conditions},
                  {"revisions", reported.value("revisions", json::object())},

@@ -40,15 +40,6 @@ std::string set_now() {
   return kube::format_rfc3339(std::chrono::system_clock::now());
 }
 
-json set_condition(const std::string& type, bool status, const std::string& reason,
-                   const std::string& message) {
-  return {{"type", type},
-          {"status", status ? "True" : "False"},
-          {"reason", reason},
-          {"message", message},
-          {"lastTransitionTime", set_now()}};
-}
-
 // Two statuses say the same when they differ in times only.
 bool same_status(json a, json b) {
   for (json* s : {&a, &b}) {
@@ -247,15 +238,16 @@ json SetFollower::evaluate(const std::string& key, const Entry& entry, bool forc
   }
   json conditions = json::array();
   if (error.empty()) {
-    conditions.push_back(set_condition("ErrorOccurred", false, "ApplicationSetUpToDate",
-                                       "Successfully generated parameters for all Applications"));
-    conditions.push_back(set_condition("ParametersGenerated", true, "ParametersGenerated",
-                                       "Successfully generated parameter sets for " +
-                                           std::to_string(params) + " application(s)"));
+    conditions.push_back(
+        apps::set_condition("ErrorOccurred", false, "ApplicationSetUpToDate",
+                            "Successfully generated parameters for all Applications"));
+    conditions.push_back(apps::set_condition("ParametersGenerated", true, "ParametersGenerated",
+                                             "Successfully generated parameter sets for " +
+                                                 std::to_string(params) + " application(s)"));
   } else {
     conditions.push_back(
-        set_condition("ErrorOccurred", true, "ApplicationGenerationFromParamsError", error));
-    conditions.push_back(set_condition("ParametersGenerated", false, "ErrorOccurred", error));
+        apps::set_condition("ErrorOccurred", true, "ApplicationGenerationFromParamsError", error));
+    conditions.push_back(apps::set_condition("ParametersGenerated", false, "ErrorOccurred", error));
   }
   json status = {{"name", key},
                  {"applicationSet", entry.set.name},

@@ -1,6 +1,7 @@
 // ApplicationSet generators and templates.
 #include "capstan/apps/application_set.h"
 
+#include <capstan/kube/client.h>
 #include <capstan/manifest/template.h>
 
 #include <algorithm>
@@ -556,6 +557,15 @@ std::vector<Application> generate_applications(const ApplicationSet& set,
     }
   }
   return apps;
+}
+
+json set_condition(const std::string& type, bool status, const std::string& reason,
+                   const std::string& message) {
+  return {{"type", type},
+          {"status", status ? "True" : "False"},
+          {"reason", reason},
+          {"message", message},
+          {"lastTransitionTime", kube::format_rfc3339(std::chrono::system_clock::now())}};
 }
 
 } // namespace capstan::apps

@@ -71,6 +71,11 @@ std::vector<Params> generate_params(const ApplicationSet& set, std::size_t index
 std::vector<Application> generate_applications(const ApplicationSet& set,
                                                const GenerateContext& context);
 
+// One ApplicationSet status condition as Argo CD writes it: {type, status "True"/"False",
+// reason, message, lastTransitionTime (now, RFC 3339)}.
+nlohmann::json set_condition(const std::string& type, bool status, const std::string& reason,
+                             const std::string& message);
+
 // Argo CD's normalisation of a value into a DNS name: lower case, characters other than
 // [a-z0-9-.] replaced with '-', cut to 253 characters, '-' and '.' trimmed at both ends.
 std::string sanitize_name(const std::string& text);
