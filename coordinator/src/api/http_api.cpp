@@ -13,6 +13,7 @@
 
 #include "api/json_views.h"
 #include "capstan/wire/codec.h"
+#include "model/gitops_steps.h"
 #include "model/object.h"
 #include "model/step_types.h"
 
@@ -519,7 +520,11 @@ struct HttpApi::Impl {
       }
       for (const auto& row : model::step_type_table()) {
         if (!row.coordinator || listed.count(std::string(row.type))) continue;
-        items.push_back({{"type", std::string(row.type)}, {"runsOn", "coordinator"}});
+        json item = {{"type", std::string(row.type)}, {"runsOn", "coordinator"}};
+        if (const auto& text = model::coordinator_step_schema(row.type); !text.empty()) {
+          item["specSchema"] = json::parse(text);
+        }
+        items.push_back(std::move(item));
       }
       reply(res, 200, {{"items", items}});
     });

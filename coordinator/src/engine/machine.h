@@ -246,6 +246,22 @@ private:
                                   const std::string& why);
   void appsets_git_push(const GitPush& push, nlohmann::json& refreshed, nlohmann::json& waiting);
 
+  // --- gitops_steps.cpp: GitOpsSync and UpdateGitOpsApp, run by the coordinator ---
+  // The step's spec with its expressions resolved; nullopt when that failed (the row failed).
+  std::optional<nlohmann::json> gitops_step_spec(Active& a, std::size_t si, int row);
+  bool start_gitops_sync(Active& a, std::size_t si, int row);
+  bool start_update_gitops_app(Active& a, std::size_t si, int row);
+  // Sends a sync of `app` for the step (a new attempt) and keeps its answer's future.
+  void gitops_send_sync(Active& a, std::size_t index, const std::string& app);
+  bool gitops_sync_progress(Active& a, std::size_t index, std::int64_t wall);
+  // Running GitOpsSync steps: answers, statuses, retries and timeouts.
+  void tick_gitops_steps();
+  // Why no delegate can take an operation on `app` now; "" when one can.
+  std::string gitops_unheld(const std::string& app);
+  // The applications whose destination is one of `clusters` (a stage's context.gitOps
+  // clusters), with their live status, for FetchLinkedApps.
+  nlohmann::json live_applications(const nlohmann::json& clusters);
+
   // --- commands.cpp ---
   void index_plan(Active& a);
   Active* active_execution(const std::string& id_or_prefix, Outcome& error);
@@ -309,6 +325,9 @@ private:
     std::shared_ptr<std::promise<Outcome>> done;
   };
   std::map<std::string, PendingOperation> app_operations_; // by operation id
+  // Answers of the syncs GitOpsSync steps started, by "execution\x1fstep index\x1fapp" (not
+  // kept across restarts: the application's last operation tells then).
+  std::map<std::string, std::future<Outcome>> gitops_ops_;
   std::uint64_t app_operation_seq_ = 0;
 };
 

@@ -232,6 +232,12 @@ std::string AppHost::call(const ReconcilerCall& call) {
     r.force = p.value("force", false);
     r.revision = p.value("revision", "");
     r.initiated_by = p.value("initiatedBy", "user");
+    for (const auto& item : p.value("syncOptions", json::array())) {
+      if (!item.is_string()) throw std::invalid_argument("syncOptions must be a list of strings");
+      apps::SyncOptions check;
+      apps::set_sync_option(check, item.get<std::string>()); // refused before anything runs
+      r.sync_options.push_back(item.get<std::string>());
+    }
     return cluster_of(app)->reconciler->sync(app, r).to_json().dump();
   }
   case ReconcilerCall::OP_ROLLBACK: {

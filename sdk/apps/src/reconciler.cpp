@@ -504,7 +504,7 @@ struct Reconciler::Impl {
         } catch (const kube::Error& e) {
           if (!request.force || request.dry_run || e.is(kube::ErrorKind::kConflict)) throw;
           client.remove(ref, kube::DeleteOptions{kube::Propagation::kForeground, 0, false, ""});
-          wait_gone(ResourceKey::of(object), std::chrono::seconds(60));
+          wait_gone(object, std::chrono::seconds(60));
           object["metadata"].erase("resourceVersion");
         }
       }
@@ -518,15 +518,17 @@ struct Reconciler::Impl {
     return client.apply(object, ao);
   }
 
-  void wait_gone(const ResourceKey& key, std::chrono::milliseconds timeout) {
+  // Asks the API server, not the cache: delete_object forgets the object at once, while a
+  // foreground deletion keeps it (with a deletionTimestamp) until its dependents are gone.
+  void wait_gone(const json& object, std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
-    kube::ObjectRef ref{"", key.kind, key.namespace_, key.name};
+    const auto ref = kube::ObjectRef::of(object);
     while (Clock::now() < deadline) {
-      if (!cache.get(key)) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!client.try_get(ref)) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     throw kube::Error(kube::ErrorKind::kTimeout,
-                      key.kind + " " + key.name + " was not deleted in time");
+                      ref.kind + " " + ref.name + " was not deleted in time");
   }
 
   // Waits until every applied object of a step is healthy (hooks: finished). Degraded fails.
@@ -596,7 +598,14 @@ struct Reconciler::Impl {
   OperationRecord run_sync(AppEntry& entry, const std::string& sha,
                            const std::vector<DesiredObject>& desired, const Comparison& comparison,
                            const std::vector<json>& live, const SyncRequest& request) {
-    const Application& app = entry.app;
+    Application with_options;
+    if (!request.sync_options.empty()) {
+      with_options = entry.app;
+      for (const auto& item : request.sync_options) {
+        set_sync_option(with_options.sync_policy.options, item);
+      }
+    }
+    const Application& app = request.sync_options.empty() ? entry.app : with_options;
     OperationRecord record;
     record.revision = sha;
     record.started_at = now_rfc3339();
@@ -662,7 +671,7 @@ struct Reconciler::Impl {
             if (t->hook && t->has_delete_policy("BeforeHookCreation") && !request.dry_run) {
               if (cache.get(t->key) || client.try_get(kube::ObjectRef::of(t->object))) {
                 delete_object(t->object, app, false);
-                wait_gone(t->key, options.wave_timeout);
+                wait_gone(t->object, options.wave_timeout);
               }
             }
             json result = apply_object(*t, app, request);
@@ -710,7 +719,7 @@ struct Reconciler::Impl {
             cache.ensure(t.object.value("apiVersion", ""), t.key.kind);
             if (cache.get(t.key)) {
               delete_object(t.object, app, false);
-              wait_gone(t.key, options.wave_timeout);
+              wait_gone(t.object, options.wave_timeout);
             }
             cache.put(apply_object(t, app, request));
             record.resources.push_back(task_result(t, "Synced", "applied"));

@@ -93,6 +93,10 @@ struct SyncOptions {
   std::string prune_propagation_policy = "foreground"; // foreground, background, orphan
 };
 
+// Sets one Argo CD sync option written "Name=value" (CreateNamespace=true, Validate=false,
+// PrunePropagationPolicy=orphan, ...); throws std::invalid_argument saying what is wrong.
+void set_sync_option(SyncOptions& options, const std::string& item);
+
 struct SyncPolicy {
   bool automated = false;
   bool prune = false;

@@ -61,6 +61,8 @@ struct SyncRequest {
   bool apply_only = false;   // skip hooks
   bool force = false;        // Replace: delete and re-create objects the server refuses to update
   std::string revision;      // a commit, branch or tag; default: the target revision
+  // Argo CD sync options ("Name=value") set for this sync over the application's own.
+  std::vector<std::string> sync_options;
   std::string initiated_by = "user";
 };
 
