@@ -41,7 +41,12 @@ std::string trimmed(std::string s) {
 class StepsTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
+    // The default failure rules, and images ending ":fails" exit with an error (failing hooks).
+    sandbox_ = std::make_unique<Sandbox>(
+        dir_ / "sandbox", std::string(capstan::testing::kFastSandbox) +
+                              "failureRules:\n  - image: \"*:pullfail\"\n    reason: ErrImagePull\n"
+                              "  - image: \"*:fails\"\n    reason: Error\n    exitCode: 2\n"
+                              "    message: migration failed\n");
     bare_ = capstan::testing::make_remote(
         dir_ / "srv", "release.git",
         {{{"apps/demo/web.yaml", deployment("web", "nginx:1.25")},
@@ -117,6 +122,9 @@ protected:
            steps;
   }
   json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
+  static std::string sync_status(const json& a) {
+    return a.value("status", json::object()).value("sync", json::object()).value("status", "");
+  }
   static bool synced_healthy(const json& a, const std::string& revision) {
     const json s = a.value("status", json::object());
     return s.value("sync", json::object()).value("status", "") == "Synced" &&
@@ -183,6 +191,321 @@ TEST_F(StepsTest, MergePRRefreshesTheApplicationsOfItsBranch) {
       << a.dump(2);
   EXPECT_EQ(image("web"), "nginx:1.26");
   EXPECT_THAT(stack_.coordinator().log(), HasSubstr("MergePR moved main of"));
+}
+
+// UpdateGitOpsApp points a manually synced application at a branch with a new image; GitOpsSync
+// syncs it through its delegate and waits until the Deployment in the sandbox runs the image.
+// The outputs carry the new target, the synced revision and the statuses.
+TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
+  const std::string release =
+      commit("release-2", {{"apps/demo/web.yaml", deployment("web", "nginx:1.27")}});
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+                                       "---\n" + pipeline_yaml("promote", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  timeout: 1m
+                  spec:
+                    applicationName: demo
+                    agentId: sandbox_agent
+                    targetRevision: <+pipeline.variables.branch>
+                    helm:
+                      parameters: []
+                      fileParameters: []
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    prune: true
+                    dryRun: false
+                    applyOnly: false
+                    forceApply: false
+                    applicationsList:
+                      - applicationName: demo
+                        agentId: sandbox_agent
+                    retryStrategy: {}
+                    syncOptions:
+                      autoCreateNamespace: true
+                      prunePropagationPolicy: foreground
+  variables:
+    - name: branch
+      type: String
+      value: release-2
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("demo")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("promote");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  EXPECT_EQ(image("web"), "nginx:1.27");
+  const json update = e["stages"][0]["steps"][0]["outputs"];
+  EXPECT_EQ(update["targetRevision"], "release-2") << update.dump(2);
+  EXPECT_EQ(update["previousTargetRevision"], "main");
+  const json sync = e["stages"][0]["steps"][1]["outputs"];
+  auto synced = json::parse(sync["applications"].get<std::string>());
+  ASSERT_EQ(synced.size(), 1u) << sync.dump(2);
+  EXPECT_EQ(synced[0]["name"], "demo");
+  EXPECT_EQ(synced[0]["revision"], release);
+  EXPECT_EQ(synced[0]["syncStatus"], "Synced");
+  EXPECT_EQ(synced[0]["healthStatus"], "Healthy");
+  // The stored application follows the branch now.
+  a = app("demo");
+  EXPECT_EQ(a["spec"]["source"]["targetRevision"], "release-2") << a.dump(2);
+  EXPECT_TRUE(synced_healthy(a, release)) << a.dump(2);
+  EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("application demo: sync succeeded at " + release));
+}
+
+// A sync whose Deployment cannot become healthy (its image never pulls) fails the step with the
+// application's health message, as error type Verification; a regex matching nothing and an
+// application no delegate holds fail clearly before anything is synced.
+TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
+  commit("broken", {{"apps/demo/web.yaml", deployment("web", "nginx:pullfail")}});
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+                                       "---\n" + pipeline_yaml("broken", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: demo
+                    targetRevision: broken
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [demo]
+)") + "---\n" + pipeline_yaml("nothing", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  spec:
+                    applicationRegex: ^payments-
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return !(a = app("demo"))["status"]
+                    .value("sync", json::object())
+                    .value("revision", "")
+                    .empty();
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("broken");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][1];
+  EXPECT_EQ(step["status"], "Failed") << step.dump(2);
+  EXPECT_EQ(step["errorType"], "Verification") << step.dump(2);
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("application demo: Degraded"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("progress deadline")) << step.dump(2);
+
+  e = run("nothing");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  EXPECT_EQ(e["stages"][0]["steps"][0]["errorType"], "InvalidInput");
+  EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
+              HasSubstr("applicationRegex '^payments-' matches no application of the stage's "
+                        "clusters (sandbox) (applications: demo)"));
+  // The coordinator-run steps' schemas are in the step-type catalog.
+  json schema;
+  const json types = stack_.get("/api/v1/steptypes");
+  for (const auto& t : types["items"]) {
+    if (t["type"] == "GitOpsSync") schema = t;
+  }
+  EXPECT_EQ(schema["runsOn"], "coordinator") << schema.dump(2);
+  EXPECT_TRUE(schema["specSchema"]["properties"].contains("applicationRegex")) << schema.dump(2);
+
+  // Invalid specs are refused at apply, with the file, line and column.
+  auto refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  spec:
+                    applicationRegex: "(unclosed"
+)"));
+  EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("bad.yaml:25:39"));
+  EXPECT_THAT(refused.dump(), HasSubstr("applicationRegex is not a valid regular expression"));
+  refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update
+                  identifier: update
+                  spec:
+                    applicationName: demo
+                    targetRevison: main
+)"));
+  EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("bad.yaml:"));
+  EXPECT_THAT(refused.dump(), HasSubstr("targetRevison")) << refused.dump(2);
+}
+
+// FetchLinkedApps lists the live applications of the stage's clusters with their status; a
+// GitOpsSync without a list syncs what it fetched.
+TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", true) +
+                                       "---\n" + app_yaml("other", "apps/other", false) + "---\n" +
+                                       pipeline_yaml("fetch", R"(              - step:
+                  type: FetchLinkedApps
+                  name: Fetch Linked Apps
+                  identifier: fetch
+                  timeout: 1m
+                  spec: {}
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    prune: false
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), head()); }, std::chrono::seconds(60)))
+      << a.dump(2);
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("other")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("fetch");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  const json out = e["stages"][0]["steps"][0]["outputs"];
+  EXPECT_EQ(out["appCount"], "2") << out.dump(2);
+  auto apps = json::parse(out["applications"].get<std::string>());
+  ASSERT_EQ(apps.size(), 2u);
+  EXPECT_EQ(apps[0]["name"], "demo");
+  EXPECT_EQ(apps[0]["cluster"], "sandbox");
+  EXPECT_EQ(apps[0]["syncStatus"], "Synced");
+  EXPECT_EQ(apps[0]["healthStatus"], "Healthy");
+  EXPECT_EQ(apps[0]["revision"], head());
+  EXPECT_EQ(apps[0]["delegate"], "gitops");
+  EXPECT_EQ(apps[1]["name"], "other");
+  EXPECT_EQ(apps[1]["syncStatus"], "OutOfSync");
+  EXPECT_EQ(json::parse(out["applicationsByCluster"].get<std::string>())["sandbox"],
+            json::array({"demo", "other"}));
+  // The sync took both fetched applications: "other" runs now.
+  EXPECT_EQ(image("other"), "nginx:1.25");
+  EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("the applications step fetch fetched): demo, other"));
+}
+
+// UpdateGitOpsApp merges Kustomize images by name into the application's own (the other images
+// stay), and refuses Helm settings naming the field; the sync deploys the merged image.
+TEST_F(StepsTest, UpdateGitOpsAppMergesKustomizeImagesAndRefusesHelm) {
+  const std::string kz = commit("main", {{"apps/kz/kustomization.yaml", "resources: [web.yaml]\n"},
+                                         {"apps/kz/web.yaml", deployment("kz", "nginx:1.25")}});
+  std::string kz_app = app_yaml("kz", "apps/kz", false);
+  kz_app.replace(kz_app.find("    path: apps/kz\n"), std::string("    path: apps/kz\n").size(),
+                 "    path: apps/kz\n    kustomize:\n      images: [busybox:1.36, nginx:1.25]\n");
+  auto applied =
+      stack_.apply_text("objects.yaml", objects_yaml() + "---\n" + kz_app + "---\n" +
+                                            pipeline_yaml("images", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: kz
+                    kustomize:
+                      images:
+                        - nginx:1.27
+                      replicas: []
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [kz]
+)") + "---\n" + pipeline_yaml("helm", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: kz
+                    helm:
+                      parameters:
+                        - name: image.tag
+                          value: v2
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("kz")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("images");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  EXPECT_EQ(image("kz"), "nginx:1.27");
+  EXPECT_EQ(e["stages"][0]["steps"][0]["outputs"]["kustomizeImages"],
+            json::array({"busybox:1.36", "nginx:1.27"}).dump());
+  EXPECT_EQ(app("kz")["spec"]["source"]["kustomize"]["images"],
+            json::array({"busybox:1.36", "nginx:1.27"}));
+  EXPECT_TRUE(synced_healthy(app("kz"), kz));
+
+  e = run("helm");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "InvalidInput");
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("spec.helm.parameters"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("not Helm charts"));
+  // Nothing was stored.
+  EXPECT_EQ(app("kz")["spec"]["source"].value("helm", json()), json());
+}
+
+// A sync whose PreSync hook fails is retried as the retry strategy says, then fails the step
+// with the operation's message.
+TEST_F(StepsTest, GitOpsSyncRetriesAFailingHookThenFails) {
+  const std::string hook =
+      "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
+      "    argocd.argoproj.io/hook: PreSync\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n"
+      "      restartPolicy: Never\n      containers:\n      - name: migrate\n"
+      "        image: busybox:fails\n";
+  commit("main", {{"apps/hooked/web.yaml", deployment("hooked", "nginx:1.25")},
+                  {"apps/hooked/migrate.yaml", hook}});
+  auto applied = stack_.apply_text(
+      "objects.yaml", objects_yaml() + "---\n" + app_yaml("hooked", "apps/hooked", false) +
+                          "---\n" + pipeline_yaml("hooked", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [hooked]
+                    retry: true
+                    retryStrategy:
+                      limit: 1
+                      baseBackoffDuration: 1s
+                      increaseBackoffByFactor: 2
+                      maxBackoffDuration: 5s
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("hooked")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  auto e = run("hooked");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "Unknown") << step.dump(2);
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("application hooked: sync Failed"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("migrate")) << step.dump(2);
+  const std::string logs = stack_.logs(e["id"]);
+  EXPECT_THAT(logs, HasSubstr("; retrying in 1"));
+  EXPECT_THAT(logs, HasSubstr("(attempt 2)"));
+  // The application's history shows both syncs, started by the step.
+  a = app("hooked");
+  ASSERT_EQ(a["status"]["history"].size(), 2u) << a.dump(2);
+  EXPECT_THAT(a["status"]["history"][1]["initiatedBy"].get<std::string>(),
+              HasSubstr("step deploy.sync, attempt 2"));
 }
 
 } // namespace
