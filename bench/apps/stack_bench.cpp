@@ -126,6 +126,84 @@ std::string config_json(int n) {
   return "{\n  \"imageTag\": \"v" + std::to_string(n) + "\"\n}\n";
 }
 
+// A GitOps service whose release-repo file is `path`, and its PR pipeline: UpdateReleaseRepo
+// sets `key` to the runtime input `input`, MergePR merges it.
+std::string service_and_pipeline(const std::string& service, const std::string& path,
+                                 const std::string& pipeline, const std::string& key,
+                                 const std::string& input) {
+  return R"(---
+service:
+  identifier: )" +
+         service + R"(
+  name: )" +
+         service + R"(
+  gitOpsEnabled: true
+  serviceDefinition:
+    type: Kubernetes
+    spec:
+      manifests:
+        - manifest:
+            identifier: release
+            type: ReleaseRepo
+            spec:
+              store:
+                type: Git
+                spec:
+                  connectorRef: release_repo
+                  gitFetchType: Branch
+                  branch: main
+                  paths:
+                    - )" +
+         path + R"(
+---
+pipeline:
+  identifier: )" +
+         pipeline + R"(
+  name: )" +
+         pipeline + R"(
+  variables:
+    - name: )" +
+         input + R"(
+      type: String
+      value: <+input>
+  stages:
+    - stage:
+        identifier: deploy
+        name: deploy
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          gitOpsEnabled: true
+          service:
+            serviceRef: )" +
+         service + R"(
+          environment:
+            environmentRef: bench
+            deployToAll: true
+          execution:
+            steps:
+              - step:
+                  type: UpdateReleaseRepo
+                  name: Update
+                  identifier: update
+                  timeout: 2m
+                  spec:
+                    variables:
+                      - name: )" +
+         key + R"(
+                        type: String
+                        value: <+pipeline.variables.)" +
+         input + R"(>
+              - step:
+                  type: MergePR
+                  name: Merge
+                  identifier: merge
+                  timeout: 2m
+                  spec:
+                    deleteSourceBranch: true
+)";
+}
+
 std::string objects_yaml(const std::string& kubeconfig, const std::string& url) {
   return R"(environment:
   identifier: bench
@@ -160,68 +238,10 @@ connector:
     branchName: main
     type: Http
     spec: {}
----
-service:
-  identifier: web
-  name: web
-  gitOpsEnabled: true
-  serviceDefinition:
-    type: Kubernetes
-    spec:
-      manifests:
-        - manifest:
-            identifier: release
-            type: ReleaseRepo
-            spec:
-              store:
-                type: Git
-                spec:
-                  connectorRef: release_repo
-                  gitFetchType: Branch
-                  branch: main
-                  paths:
-                    - apps/web/deployment.yaml
----
-pipeline:
-  identifier: web_pr
-  name: web PR
-  variables:
-    - name: image
-      type: String
-      value: <+input>
-  stages:
-    - stage:
-        identifier: deploy
-        name: deploy
-        type: Deployment
-        spec:
-          deploymentType: Kubernetes
-          gitOpsEnabled: true
-          service:
-            serviceRef: web
-          environment:
-            environmentRef: bench
-            deployToAll: true
-          execution:
-            steps:
-              - step:
-                  type: UpdateReleaseRepo
-                  name: Update
-                  identifier: update
-                  timeout: 2m
-                  spec:
-                    variables:
-                      - name: spec.template.spec.containers[0].image
-                        type: String
-                        value: <+pipeline.variables.image>
-              - step:
-                  type: MergePR
-                  name: Merge
-                  identifier: merge
-                  timeout: 2m
-                  spec:
-                    deleteSourceBranch: true
----
+)" +
+         service_and_pipeline("web", "apps/web/deployment.yaml", "web_pr",
+                              "spec.template.spec.containers[0].image", "image") +
+         R"(---
 apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata:
@@ -239,68 +259,10 @@ spec:
   syncPolicy:
     automated: {prune: true, selfHeal: true}
     syncOptions: [CreateNamespace=true]
----
-service:
-  identifier: web_set
-  name: web set
-  gitOpsEnabled: true
-  serviceDefinition:
-    type: Kubernetes
-    spec:
-      manifests:
-        - manifest:
-            identifier: release
-            type: ReleaseRepo
-            spec:
-              store:
-                type: Git
-                spec:
-                  connectorRef: release_repo
-                  gitFetchType: Branch
-                  branch: main
-                  paths:
-                    - cluster-config/<+cluster.name>/config.json
----
-pipeline:
-  identifier: set_pr
-  name: web set PR
-  variables:
-    - name: imageTag
-      type: String
-      value: <+input>
-  stages:
-    - stage:
-        identifier: deploy
-        name: deploy
-        type: Deployment
-        spec:
-          deploymentType: Kubernetes
-          gitOpsEnabled: true
-          service:
-            serviceRef: web_set
-          environment:
-            environmentRef: bench
-            deployToAll: true
-          execution:
-            steps:
-              - step:
-                  type: UpdateReleaseRepo
-                  name: Update
-                  identifier: update
-                  timeout: 2m
-                  spec:
-                    variables:
-                      - name: imageTag
-                        type: String
-                        value: <+pipeline.variables.imageTag>
-              - step:
-                  type: MergePR
-                  name: Merge
-                  identifier: merge
-                  timeout: 2m
-                  spec:
-                    deleteSourceBranch: true
----
+)" +
+         service_and_pipeline("web_set", "cluster-config/<+cluster.name>/config.json", "set_pr",
+                              "imageTag", "imageTag") +
+         R"(---
 apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
 metadata:
