@@ -62,6 +62,7 @@ void Applications::assign(const wv1::AppAssign& assign) {
     job.plugin = assign.plugin();
     job.application_json = assign.application_json();
     job.cluster_json = assign.cluster_json();
+    ++applying_[job.app];
     jobs_.push_back(std::move(job));
   }
   cv_.notify_all();
@@ -77,9 +78,12 @@ void Applications::unassign(const wv1::AppUnassign& unassign) {
     Job job;
     job.kind = Job::Kind::kRemove;
     job.app = unassign.app();
+    job.delete_resources = unassign.delete_resources();
+    ++applying_[job.app];
     jobs_.push_back(std::move(job));
   }
-  spdlog::info("application {}: no longer reconciled here ({})", unassign.app(), unassign.reason());
+  spdlog::info("application {}: no longer reconciled here ({}{})", unassign.app(),
+               unassign.reason(), unassign.delete_resources() ? "; deleting its resources" : "");
   cv_.notify_all();
 }
 
@@ -91,6 +95,7 @@ void Applications::drop_all(const std::string& reason) {
       Job job;
       job.kind = Job::Kind::kRemove;
       job.app = app;
+      ++applying_[job.app];
       jobs_.push_back(std::move(job));
     }
     n = held_.size();
@@ -151,6 +156,11 @@ void Applications::operation(const wv1::AppOperation& op) {
     return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   });
   operations_.push_back(std::async(std::launch::async, [this, plugin, call, answer]() mutable {
+    {
+      // A spec assigned just before the operation is reconciled first.
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [&] { return stopping_ || !applying_.count(call.application()); });
+    }
     auto reply = host_.reconcile(plugin, call);
     auto* res = answer.mutable_app_operation_result();
     std::vector<std::string> masks;
@@ -176,6 +186,13 @@ void Applications::worker() {
       jobs_.pop_front();
     }
     run(job);
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = applying_.find(job.app); it != applying_.end() && --it->second <= 0) {
+        applying_.erase(it);
+      }
+    }
+    cv_.notify_all();
   }
   // Stopping: every application leaves its reconciler before the reconcilers stop.
   for (const auto& [app, plugin] : hosted_) {
@@ -192,6 +209,7 @@ void Applications::run(const Job& job) {
     plugin::v1::ReconcilerCall call;
     call.set_op(plugin::v1::ReconcilerCall::OP_REMOVE);
     call.set_application(job.app);
+    if (job.delete_resources) call.set_params_json(R"({"deleteResources":true})");
     auto reply = host_.reconcile(plugin, call);
     if (!reply.ok()) spdlog::warn("application {}: removing it failed: {}", job.app, reply.error());
   };

@@ -54,6 +54,7 @@ private:
     std::string plugin;
     std::string application_json;
     std::string cluster_json;
+    bool delete_resources = false; // kRemove: Argo CD's cascading deletion
   };
   void worker();
   void run(const Job& job);
@@ -64,11 +65,14 @@ private:
 
   PluginHost& host_;
   Send send_;
-  mutable std::mutex mutex_; // guards held_, jobs_, stopping_, operations_
+  mutable std::mutex mutex_; // guards held_, jobs_, applying_, stopping_, operations_
   std::condition_variable cv_;
   std::map<std::string, Held> held_;
   std::map<std::string, std::string> hosted_; // app -> plugin, as the worker last left it
   std::deque<Job> jobs_;
+  // Jobs queued or running per application: an operation waits until its application's spec
+  // (assigned just before it) has reached the reconciler.
+  std::map<std::string, int> applying_;
   std::vector<std::future<void>> operations_;
   bool stopping_ = false;
   std::thread thread_;

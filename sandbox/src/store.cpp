@@ -146,34 +146,62 @@ void Store::persist(const std::string& key, const json* object, std::int64_t rv)
   }
 }
 
+namespace {
+
+// Whether an update changes nothing but the resourceVersion (it then keeps the old one and
+// notifies no one). Compared in place (swapping the resourceVersion in and back out) rather
+// than on a copy: every write of every controller passes here.
+bool same_but_version(nlohmann::json& next, const nlohmann::json& current) {
+  auto meta = next.find("metadata");
+  if (meta == next.end() || !meta->is_object()) return next == current;
+  auto rv_field = meta->find("resourceVersion");
+  std::optional<json> saved;
+  if (rv_field != meta->end()) saved = std::move(*rv_field);
+  (*meta)["resourceVersion"] = current["metadata"].value("resourceVersion", "");
+  bool same = next == current;
+  if (saved)
+    (*meta)["resourceVersion"] = std::move(*saved);
+  else
+    meta->erase("resourceVersion");
+  return same;
+}
+
+} // namespace
+
 ObjectPtr Store::mutate(const ObjectKey& key, const Mutation& mutate) {
   std::unique_lock lock(mu_);
   const std::string k = key.str();
   auto it = objects_.find(k);
   ObjectPtr current = it == objects_.end() ? nullptr : it->second;
   std::optional<json> next = mutate(current);
-  if (!next && !current) return nullptr;
-  if (next && current) {
-    // An update that changes nothing keeps the resourceVersion and notifies no one.
-    // Compared in place (swapping the resourceVersion in and back out) rather than on a copy:
-    // every write of every controller passes here under the write lock.
-    bool same = false;
-    auto meta = next->find("metadata");
-    if (meta != next->end() && meta->is_object()) {
-      auto rv_field = meta->find("resourceVersion");
-      std::optional<json> saved;
-      if (rv_field != meta->end()) saved = std::move(*rv_field);
-      (*meta)["resourceVersion"] = (*current)["metadata"].value("resourceVersion", "");
-      same = *next == *current;
-      if (saved)
-        (*meta)["resourceVersion"] = std::move(*saved);
-      else
-        meta->erase("resourceVersion");
-    } else {
-      same = *next == *current;
+  bool unchanged = next && current && same_but_version(*next, *current);
+  return commit(key, k, current, std::move(next), unchanged);
+}
+
+ObjectPtr Store::mutate_optimistic(const ObjectKey& key, const Mutation& mutate) {
+  const std::string k = key.str();
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ObjectPtr current;
+    {
+      std::shared_lock lock(mu_);
+      auto it = objects_.find(k);
+      if (it != objects_.end()) current = it->second;
     }
-    if (same) return current;
+    std::optional<json> next = mutate(current);
+    bool unchanged = next && current && same_but_version(*next, *current);
+    std::unique_lock lock(mu_);
+    auto it = objects_.find(k);
+    ObjectPtr now = it == objects_.end() ? nullptr : it->second;
+    // `current` is held, so a newer object can never have its address.
+    if (now == current) return commit(key, k, current, std::move(next), unchanged);
   }
+  return this->mutate(key, mutate);
+}
+
+ObjectPtr Store::commit(const ObjectKey& key, const std::string& k, const ObjectPtr& current,
+                        std::optional<json> next, bool unchanged) {
+  if (!next && !current) return nullptr;
+  if (unchanged) return current;
   std::int64_t rv = rv_ + 1;
   Change change;
   change.resource = key.resource;

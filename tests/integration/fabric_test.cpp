@@ -1,6 +1,11 @@
 // A real coordinator and two delegates on loopback run pipelines through the bundled shell
 // plugin; the coordinator is killed (SIGKILL) and restarted and nothing is lost.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "stack.h"
 
@@ -200,6 +205,61 @@ TEST(Fabric, ApiRefusesRequestsWithoutTheToken) {
   auto perms = std::filesystem::status(dir / "coordinator" / "api-token").permissions();
   EXPECT_EQ(perms & std::filesystem::perms::all,
             std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
+
+// Sends `request` as raw bytes to host:port and returns everything the server answers until it
+// closes the connection (or 10 s pass).
+std::string raw_http(const std::string& api, const std::string& request) {
+  auto colon = api.rfind(':');
+  int port = std::stoi(api.substr(colon + 1));
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return "";
+  }
+  (void)::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string out;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST(Fabric, ApiAnswersMalformedRequestsWithAJsonError) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  const std::string auth = "Authorization: Bearer " + stack.api_token() + "\r\n";
+  // A POST without a body length: refused before the server waits for a body, with a reason.
+  auto answer = raw_http(stack.api(), "POST /api/v1/apply HTTP/1.1\r\nHost: x\r\n" + auth +
+                                          "Connection: close\r\n\r\n");
+  EXPECT_NE(answer.find("HTTP/1.1 411"), std::string::npos) << answer;
+  auto body = json::parse(answer.substr(answer.find("\r\n\r\n") + 4), nullptr, false);
+  ASSERT_TRUE(body.is_object()) << answer;
+  EXPECT_EQ(body["error"]["code"], "LengthRequired");
+  EXPECT_NE(body["error"]["message"].get<std::string>().find("Content-Length"), std::string::npos);
+  // Broken chunked framing.
+  answer = raw_http(stack.api(), "POST /api/v1/apply HTTP/1.1\r\nHost: x\r\n" + auth +
+                                     "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                                     "ZZZ\r\nnot a chunk\r\n\r\n");
+  EXPECT_NE(answer.find("HTTP/1.1 400"), std::string::npos) << answer;
+  body = json::parse(answer.substr(answer.find("\r\n\r\n") + 4), nullptr, false);
+  ASSERT_TRUE(body.is_object()) << answer;
+  EXPECT_EQ(body["error"]["code"], "BadRequest");
+  // The API still serves everyone else.
+  stack.get("/api/v1/executions");
+  EXPECT_EQ(stack.last_status(), 200);
 }
 
 } // namespace

@@ -13,6 +13,7 @@
 
 #include "api/json_views.h"
 #include "capstan/wire/codec.h"
+#include "model/gitops_steps.h"
 #include "model/object.h"
 #include "model/step_types.h"
 
@@ -118,6 +119,17 @@ struct HttpApi::Impl {
     server.set_write_timeout(30, 0);
     server.set_keep_alive_max_count(1000);
     server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      // A body without framing would be read until the client closes the connection (up to
+      // the read timeout): refuse it before reading, as HTTP's 411 Length Required says.
+      if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") &&
+          !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+        res.set_header("Connection", "close");
+        error(res, 411, "LengthRequired",
+              req.method + " " + req.path +
+                  " has no Content-Length: send the body with its length (an empty body as "
+                  "Content-Length: 0)");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       // Git hosts cannot send the API token: webhooks prove themselves with the webhook
       // secret instead (checked by the handler).
       if (req.path == "/healthz" || req.path == "/metrics" || req.path == kWebhookPath) {
@@ -153,6 +165,16 @@ struct HttpApi::Impl {
         error(res, 404, "NotFound", "no such endpoint: " + req.method + " " + req.path);
       } else if (res.status == 413) {
         error(res, 413, "TooLarge", "request body exceeds " + std::to_string(kMaxBody) + " bytes");
+      } else if (res.status == 400) {
+        // The HTTP layer refused the request before any handler saw it: a malformed request
+        // line or header, or a body that does not match its Content-Length or chunking.
+        error(res, 400, "BadRequest",
+              "malformed HTTP request for " + req.method + " " + req.path +
+                  ": the request line, a header or the body framing could not be read");
+      } else if (res.status >= 400) {
+        error(res, res.status, "HttpError",
+              "request " + req.method + " " + req.path + " refused with HTTP status " +
+                  std::to_string(res.status));
       }
     });
     routes();
@@ -196,8 +218,17 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    // Where an application or ApplicationSet is held, and why not when it is not.
+    auto assignment_view = [](const std::optional<store::AppStateRecord>& st) {
+      json assignment = {{"delegate", st ? st->delegate : ""},
+                         {"epoch", st ? st->epoch : 0},
+                         {"assignedAt", st ? st->assigned_at : 0},
+                         {"statusAt", st ? st->status_at : 0}};
+      if (st && !st->message.empty()) assignment["message"] = st->message;
+      return assignment;
+    };
     // GitOps applications: the applied document, where it is reconciled, the last status.
-    auto app_view = [this](const store::ObjectRecord& o) {
+    auto app_view = [this, assignment_view](const store::ObjectRecord& o) {
       auto st = store.app_state(o.identifier);
       json doc = o.model.value("document", json::object());
       json status = st ? st->status : json::object();
@@ -207,12 +238,7 @@ struct HttpApi::Impl {
                    {"metadata", doc.value("metadata", json::object())},
                    {"spec", doc.value("spec", json::object())},
                    {"status", status}};
-      json assignment = {{"delegate", st ? st->delegate : ""},
-                         {"epoch", st ? st->epoch : 0},
-                         {"assignedAt", st ? st->assigned_at : 0},
-                         {"statusAt", st ? st->status_at : 0}};
-      if (st && !st->message.empty()) assignment["message"] = st->message;
-      view["assignment"] = assignment;
+      view["assignment"] = assignment_view(st);
       return view;
     };
     server.Get("/api/v1/apps", [this, app_view](const httplib::Request&, httplib::Response& res) {
@@ -229,6 +255,63 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, app_view(*o));
                });
+    // ApplicationSets: the applied document, where it is rendered, what it generated.
+    auto appset_view = [this, assignment_view](const store::ObjectRecord& o) {
+      auto st = store.app_state("applicationset/" + o.identifier);
+      json doc = o.model.value("document", json::object());
+      json status = st && st->status.is_object() ? st->status : json::object();
+      status.erase("reported"); // the generated documents: the applications themselves show them
+      json view = {{"apiVersion", "argoproj.io/v1alpha1"},
+                   {"kind", "ApplicationSet"},
+                   {"metadata", doc.value("metadata", json::object())},
+                   {"spec", doc.value("spec", json::object())},
+                   {"status", status}};
+      view["assignment"] = assignment_view(st);
+      return view;
+    };
+    server.Get("/api/v1/appsets",
+               [this, appset_view](const httplib::Request&, httplib::Response& res) {
+                 json items = json::array();
+                 for (const auto& o : store.objects("applicationSet")) {
+                   items.push_back(appset_view(o));
+                 }
+                 reply(res, 200, {{"items", items}});
+               });
+    server.Get(R"(/api/v1/appsets/([^/]+))",
+               [this, appset_view](const httplib::Request& req, httplib::Response& res) {
+                 auto o = store.object("applicationSet", req.matches[1]);
+                 if (!o) {
+                   return error(res, 404, "NotFound",
+                                "ApplicationSet '" + std::string(req.matches[1]) + "' not found");
+                 }
+                 reply(res, 200, appset_view(*o));
+               });
+    server.Delete(
+        R"(/api/v1/appsets/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+          answer(res, engine.remove("applicationSet", req.matches[1], user_of(req)).get());
+        });
+    server.Post(R"(/api/v1/appsets/([^/]+)/refresh)",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  auto body = body_of(req, res);
+                  if (!body) return;
+                  if (!body->empty()) {
+                    return error(res, 400, "BadRequest", "refresh takes no parameters");
+                  }
+                  if (!store.object("applicationSet", req.matches[1])) {
+                    return error(res, 404, "NotFound",
+                                 "ApplicationSet '" + std::string(req.matches[1]) + "' not found");
+                  }
+                  engine::AppOperationRequest r;
+                  r.app = "applicationset/" + std::string(req.matches[1]);
+                  r.op = "refresh";
+                  r.user = user_of(req);
+                  r.params = json::object();
+                  try {
+                    answer(res, engine.app_operation(std::move(r)).get());
+                  } catch (const std::future_error&) {
+                    error(res, 503, "ShuttingDown", "the coordinator is shutting down");
+                  }
+                });
     server.Post(kWebhookPath,
                 [this](const httplib::Request& req, httplib::Response& res) { webhook(req, res); });
     server.Post(
@@ -437,7 +520,11 @@ struct HttpApi::Impl {
       }
       for (const auto& row : model::step_type_table()) {
         if (!row.coordinator || listed.count(std::string(row.type))) continue;
-        items.push_back({{"type", std::string(row.type)}, {"runsOn", "coordinator"}});
+        json item = {{"type", std::string(row.type)}, {"runsOn", "coordinator"}};
+        if (const auto& text = model::coordinator_step_schema(row.type); !text.empty()) {
+          item["specSchema"] = json::parse(text);
+        }
+        items.push_back(std::move(item));
       }
       reply(res, 200, {{"items", items}});
     });

@@ -370,6 +370,8 @@ bool Machine::start_row(Active& a, std::size_t si, int r) {
   }
   if (node.type == "HarnessApproval") return start_approval(a, si, r);
   if (node.type == "Wait") return start_wait(a, si, r);
+  if (node.type == "GitOpsSync") return start_gitops_sync(a, si, r);
+  if (node.type == "UpdateGitOpsApp") return start_update_gitops_app(a, si, r);
   rec.status = st::kQueued;
   enqueue(a, a.offset[si] + static_cast<std::size_t>(r));
   return true;

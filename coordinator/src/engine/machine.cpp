@@ -11,6 +11,7 @@
 #include "engine/gitops.h"
 #include "model/catalog.h"
 #include "model/duration.h"
+#include "model/gitops_steps.h"
 #include "model/selectors.h"
 #include "model/step_specs.h"
 #include "model/step_types.h"
@@ -471,6 +472,7 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
     step->status = st::kSucceeded;
     step->message = mask(r.message());
     step->error_type.clear();
+    apps_refresh_after_step(step->type, r, a->record.id);
     break;
   case plugin::v1::StepResult::STATUS_CANCELLED:
     step->status = st::kAborted;
@@ -698,6 +700,7 @@ void Machine::tick() {
   // does not walk every step on every batch.
   next_timers_ = now + std::chrono::milliseconds(250);
   apps_tick();
+  tick_gitops_steps(); // after apps_tick: applications just updated reach their delegates first
   tick_flow(); // approvals, waits, retries, interventions and execution inputs that time out
   auto wall = now_ms();
   bool reattach_over = now - started_ >= options_.reattach_window;
@@ -797,6 +800,11 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
     for (const auto& [t, ad] : s.types) {
       known.insert(t);
       if (!ad.spec_schema().empty()) schemas[t] = ad.spec_schema();
+    }
+  }
+  for (const auto& row : model::step_type_table()) {
+    if (row.coordinator && !model::coordinator_step_schema(row.type).empty()) {
+      schemas[std::string(row.type)] = model::coordinator_step_schema(row.type);
     }
   }
   json problems = json::array();

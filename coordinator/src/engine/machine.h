@@ -199,6 +199,8 @@ private:
     std::string sent; // digest of the last AppAssign payload sent for this epoch
     std::optional<Clock::time_point> orphaned_since; // its delegate was lost or drains
     bool dirty = false;                              // state to write at flush
+    bool delete_resources = false; // its document asks for cascading deletion (a finalizer)
+    bool follow = false;           // an ApplicationSet whose report is still to be followed
   };
   void apps_recover();
   void apps_on_hello(Session& s, const wire::v1::Hello& hello, bool new_connection);
@@ -217,7 +219,7 @@ private:
   // none can take it.
   void apps_place(AppRuntime& app);
   void apps_send_assign(AppRuntime& app, const Session& s, bool force);
-  void apps_unassign(AppRuntime& app, const std::string& reason);
+  void apps_unassign(AppRuntime& app, const std::string& reason, bool delete_resources = false);
   void apps_problem(AppRuntime& app, const std::string& message);
   // The AppAssign payload of an application now: cluster JSON, secrets to mask, selectors.
   struct AppTarget {
@@ -228,6 +230,41 @@ private:
     std::vector<std::string> selectors;
   };
   AppTarget apps_target(const std::string& name);
+  // A MergePR or RevertPR step moved branches of a repository: the applications following them
+  // refresh at once, as a push webhook would make them.
+  void apps_refresh_after_step(const std::string& step_type, const plugin::v1::StepResult& result,
+                               const std::string& execution_id);
+
+  // --- application_sets.cpp: ApplicationSets (runtime key "applicationset/<name>") ---
+  static bool appsets_is_key(const std::string& key);
+  static std::string appsets_key(const std::string& set);
+  AppTarget appsets_target(const std::string& key);
+  // Creates, updates and deletes the set's applications as its last report says; false when
+  // it must look again after this batch's commit.
+  bool appsets_follow(AppRuntime& rt, std::set<std::string>& written);
+  void appsets_tick();
+  void appsets_delete_owned(const std::string& set);
+  void appsets_put_application(const std::string& set, const model::Object& o,
+                               const std::string& action);
+  void appsets_delete_application(const std::string& set, const std::string& name,
+                                  const std::string& why);
+  void appsets_git_push(const GitPush& push, nlohmann::json& refreshed, nlohmann::json& waiting);
+
+  // --- gitops_steps.cpp: GitOpsSync and UpdateGitOpsApp, run by the coordinator ---
+  // The step's spec with its expressions resolved; nullopt when that failed (the row failed).
+  std::optional<nlohmann::json> gitops_step_spec(Active& a, std::size_t si, int row);
+  bool start_gitops_sync(Active& a, std::size_t si, int row);
+  bool start_update_gitops_app(Active& a, std::size_t si, int row);
+  // Sends a sync of `app` for the step (a new attempt) and keeps its answer's future.
+  void gitops_send_sync(Active& a, std::size_t index, const std::string& app);
+  bool gitops_sync_progress(Active& a, std::size_t index, std::int64_t wall);
+  // Running GitOpsSync steps: answers, statuses, retries and timeouts.
+  void tick_gitops_steps();
+  // Why no delegate can take an operation on `app` now; "" when one can.
+  std::string gitops_unheld(const std::string& app);
+  // The applications whose destination is one of `clusters` (a stage's context.gitOps
+  // clusters), with their live status, for FetchLinkedApps.
+  nlohmann::json live_applications(const nlohmann::json& clusters);
 
   // --- commands.cpp ---
   void index_plan(Active& a);
@@ -292,6 +329,9 @@ private:
     std::shared_ptr<std::promise<Outcome>> done;
   };
   std::map<std::string, PendingOperation> app_operations_; // by operation id
+  // Answers of the syncs GitOpsSync steps started, by "execution\x1fstep index\x1fapp" (not
+  // kept across restarts: the application's last operation tells then).
+  std::map<std::string, std::future<Outcome>> gitops_ops_;
   std::uint64_t app_operation_seq_ = 0;
 };
 

@@ -607,6 +607,10 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
     render_tree(spec, scope, failed_at);
     context = plugin_context(a, si, row, scope, secrets_used);
     if (is_gitops_step(node.type)) add_gitops_context(store_, a.record.id, node.type, context);
+    if (node.type == "FetchLinkedApps" || node.type == "GitOpsFetchLinkedApps") {
+      context["gitOps"]["applications"] =
+          live_applications(context["gitOps"].value("clusters", json::array()));
+    }
     secrets_used.insert(secrets_used.end(), scope.used().begin(), scope.used().end());
   } catch (const expression::Error& e) {
     auto loc = node.expression_locations.find(failed_at);

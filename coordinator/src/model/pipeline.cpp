@@ -8,6 +8,7 @@
 #include "capstan/expression/expression.h"
 #include "model/duration.h"
 #include "model/expression_check.h"
+#include "model/gitops_steps.h"
 #include "model/selectors.h"
 #include "model/step_types.h"
 
@@ -158,14 +159,16 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
   step.when = parse_when(body, sat, check, "stageStatus", walk.ctx);
   step.failure_strategies = parse_failure_strategies(body, sat, check);
   step.delegate_selectors = parse_delegate_selectors(body, sat, check);
-  if (const auto* spec =
-          check.object(body, sat, "spec", step.type == "HarnessApproval" || step.type == "Wait")) {
+  if (const auto* spec = check.object(body, sat, "spec",
+                                      step.type == "HarnessApproval" || step.type == "Wait" ||
+                                          step.type == "UpdateGitOpsApp")) {
     step.spec = *spec;
     auto spat = pointer_append(sat, "spec");
     step.spec_pointer = spat;
     check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
     if (step.type == "HarnessApproval") parse_approval_spec(*spec, spat, check);
     if (step.type == "Wait") parse_wait_spec(*spec, spat, check);
+    if (step.type == "GitOpsSync") check_gitops_sync_spec(*spec, spat, check);
   }
   walk.ctx.in_step = false;
   (void)path;

@@ -35,8 +35,9 @@ const std::vector<StepTypeInfo>& step_type_table() {
       {"GitOpsRevertPR", StepFamily::kGitOps},
       {"FetchLinkedApps", StepFamily::kGitOps},
       {"GitOpsFetchLinkedApps", StepFamily::kGitOps},
-      {"GitOpsSync", StepFamily::kGitOps},
-      {"UpdateGitOpsApp", StepFamily::kGitOps},
+      // They act on the coordinator's Applications, through the delegates that hold them.
+      {"GitOpsSync", StepFamily::kGitOps, true},
+      {"UpdateGitOpsApp", StepFamily::kGitOps, true},
   };
   return table;
 }

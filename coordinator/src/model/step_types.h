@@ -21,14 +21,15 @@ enum class StepFamily {
 struct StepTypeInfo {
   std::string_view type;
   StepFamily family;
-  bool coordinator = false; // run by the coordinator itself (approvals, waits)
+  bool coordinator = false; // run by the coordinator itself (approvals, waits, GitOps app steps)
 };
 
 // The table's rows.
 const std::vector<StepTypeInfo>& step_type_table();
 // The family of a type: its row, else by prefix ("K8s" → CD, "GitOps" → GitOps), else generic.
 StepFamily step_family(std::string_view type);
-// Whether the coordinator runs the type itself (HarnessApproval, Wait).
+// Whether the coordinator runs the type itself (HarnessApproval, Wait, GitOpsSync,
+// UpdateGitOpsApp).
 bool runs_on_coordinator(std::string_view type);
 // "CD (Kubernetes)" / "GitOps" / "generic", for messages.
 std::string family_name(StepFamily family);

@@ -261,7 +261,9 @@ public:
     return sdk::Result::succeeded();
   }
 
-  sdk::Result fetch_linked_apps(sdk::StepContext& ctx) {
+  // The applications the DeploymentRepo's ApplicationSets generate for the stage's clusters, as
+  // the agent would render them.
+  json rendered_linked_apps(sdk::StepContext& ctx) {
     RepoTarget t = target(ctx, "DeploymentRepo");
     if (t.paths.empty()) {
       throw sdk::StepError(ERROR_TYPE_INVALID_INPUT,
@@ -277,7 +279,6 @@ public:
       if (!c.server.empty()) servers.insert(c.server);
     }
     json linked_apps = json::array();
-    json by_cluster = json::object();
     translate_errors("fetch linked apps from " + t.repository, t.secrets, [&] {
       git::RepoLease lease = cache_.acquire(t.remote, acquire_options(ctx));
       const std::string rev = lease->resolve(t.branch);
@@ -319,7 +320,6 @@ public:
                          {"path", source.value("path", "")},
                          {"targetRevision", source.value("targetRevision", "")},
                          {"applicationSet", set.name}};
-            if (!cluster.empty()) by_cluster[cluster].push_back(info["name"]);
             linked_apps.push_back(std::move(info));
           }
         }
@@ -335,6 +335,54 @@ public:
     }
     if (linked_apps.empty())
       ctx.warn("no application of the ApplicationSet targets the stage's clusters");
+    return linked_apps;
+  }
+
+  // The live applications of the stage's clusters (the coordinator sends them with their status
+  // in context.gitOps.applications), joined with what the DeploymentRepo generates when the
+  // service has one. Without live applications in the context (an older coordinator), the
+  // rendered ones.
+  sdk::Result fetch_linked_apps(sdk::StepContext& ctx) {
+    const json live = ctx.context().value("gitOps", json::object()).value("applications", json());
+    bool has_repo = false;
+    for (const auto& m :
+         ctx.context().value("service", json::object()).value("manifests", json::array())) {
+      if (m.is_object() && m.value("type", "") == "DeploymentRepo") has_repo = true;
+    }
+    json rendered = json::array();
+    if (has_repo || !live.is_array()) rendered = rendered_linked_apps(ctx);
+    json linked_apps = json::array();
+    json by_cluster = json::object();
+    if (!live.is_array()) {
+      linked_apps = rendered;
+    } else {
+      std::map<std::string, json> generated;
+      for (const auto& r : rendered) generated[r.value("name", "")] = r;
+      for (auto a : live) {
+        const std::string name = a.value("name", "");
+        if (auto g = generated.find(name); g != generated.end()) {
+          if (a.value("applicationSet", "").empty())
+            a["applicationSet"] = g->second["applicationSet"];
+          generated.erase(g);
+        }
+        ctx.info("live application " + name + " on cluster " + a.value("cluster", "") + ": " +
+                 a.value("syncStatus", "Unknown") + ", " + a.value("healthStatus", "Unknown") +
+                 (a.value("revision", "").empty() ? "" : " at " + a.value("revision", "")) +
+                 (a.value("delegate", "").empty() ? ", not held by any delegate"
+                                                  : " (delegate " + a.value("delegate", "") + ")"));
+        linked_apps.push_back(std::move(a));
+      }
+      for (const auto& [name, g] : generated) {
+        ctx.warn("application " + name + " (generated for cluster " + g.value("cluster", "") +
+                 ") is not among the applied applications: apply its ApplicationSet or "
+                 "Application for the agent to deploy it");
+      }
+      if (linked_apps.empty()) ctx.warn("no live application targets the stage's clusters");
+    }
+    for (const auto& a : linked_apps) {
+      const std::string cluster = a.value("cluster", "");
+      if (!cluster.empty()) by_cluster[cluster].push_back(a.value("name", ""));
+    }
     ctx.set_output("applications", linked_apps.dump());
     ctx.set_output("applicationsByCluster", by_cluster.dump());
     ctx.set_output("appCount", std::to_string(linked_apps.size()));
@@ -514,7 +562,7 @@ CAPSTAN_PLUGIN(plugin) {
   const char* update = "Edits the release repo's config files per GitOps cluster and opens a PR";
   const char* merge = "Merges the pull request opened earlier in the execution";
   const char* revert = "Reverts a commit on a new branch and opens a pull request";
-  const char* fetch = "Lists the applications the DeploymentRepo's ApplicationSet generates";
+  const char* fetch = "Lists the live applications of the stage's clusters, with their status";
   plugin.step({"UpdateReleaseRepo", g::update_release_repo_schema(), update, 0},
               &GitOps::update_release_repo);
   plugin.step({"GitOpsUpdateReleaseRepo", g::update_release_repo_schema(), update, 0},

@@ -121,6 +121,49 @@ std::string Applier::api_version_of(const std::string& kind) {
   throw invalid("the cluster does not serve kind " + kind + " (it serves: " + list + ")");
 }
 
+namespace {
+
+// A failure the server reported about one object (it refused or could not take that object):
+// the other objects of the batch still go, and every such failure is reported. Anything else
+// (the cluster unreachable, credentials refused, cancellation) stops the step at once.
+bool about_the_object(const kube::Error& e) {
+  using K = kube::ErrorKind;
+  switch (e.kind()) {
+  case K::kBadRequest:
+  case K::kNotFound:
+  case K::kConflict:
+  case K::kAlreadyExists:
+  case K::kInvalid:
+  case K::kRequestEntityTooLarge:
+  case K::kUnsupportedMediaType:
+  case K::kMethodNotAllowed:
+  case K::kInternalError:
+  case K::kServerError:
+    return true;
+  default:
+    return false;
+  }
+}
+
+// The step error for one object: "file:line: Kind/name (dry run): why", naming the namespace
+// when it is what is missing.
+sdk::StepError object_failure(const Resource& r, const kube::Error& e, bool dry) {
+  std::string what = where(r) + r.kind() + "/" + r.name() + (dry ? " (dry run)" : "") + ": ";
+  if (e.is(kube::ErrorKind::kNotFound) && !r.namespace_().empty() &&
+      std::string(e.what()).find("namespaces \"" + r.namespace_() + "\" not found") !=
+          std::string::npos) {
+    return invalid(what + "namespace " + r.namespace_() +
+                   " does not exist (create it, or add a Namespace manifest)");
+  }
+  try {
+    fail(e, what);
+  } catch (const sdk::StepError& step_error) {
+    return step_error;
+  }
+}
+
+} // namespace
+
 void Applier::run_batches(const std::vector<Resource>& resources, bool dry,
                           std::vector<json>* out) {
   // Indexes in apply order; batches of equal kind order run in parallel.
@@ -174,16 +217,17 @@ void Applier::run_batches(const std::vector<Resource>& resources, bool dry,
     }
     std::vector<std::size_t> batch(order.begin() + static_cast<long>(start),
                                    order.begin() + static_cast<long>(end));
+    // A bounded pool over the client's shared keep-alive connections: each worker takes the
+    // next object of the batch. Failures about one object are kept (the rest of the batch is
+    // still applied, as kubectl does); anything else stops every worker.
     std::atomic<std::size_t> next{0};
-    std::mutex m;
-    std::optional<std::pair<std::size_t, kube::Error>> first_error;
-    std::exception_ptr other_error;
+    std::atomic<bool> stop{false};
+    std::mutex m; // guards failures and fatal
+    std::vector<std::pair<std::size_t, kube::Error>> failures;
+    std::exception_ptr fatal;
+    std::size_t fatal_index = 0; // the object whose request failed fatally
     auto worker = [&] {
-      for (;;) {
-        {
-          std::lock_guard lock(m);
-          if (first_error || other_error) return;
-        }
+      while (!stop.load()) {
         std::size_t k = next++;
         if (k >= batch.size()) return;
         const Resource& r = resources[batch[k]];
@@ -198,10 +242,19 @@ void Applier::run_batches(const std::vector<Resource>& resources, bool dry,
           if (out != nullptr) (*out)[batch[k]] = std::move(live);
         } catch (const kube::Error& e) {
           std::lock_guard lock(m);
-          if (!first_error) first_error.emplace(batch[k], e);
+          if (about_the_object(e)) {
+            failures.emplace_back(batch[k], e);
+          } else {
+            if (!fatal) {
+              fatal = std::current_exception();
+              fatal_index = batch[k];
+            }
+            stop = true;
+          }
         } catch (...) {
           std::lock_guard lock(m);
-          if (!other_error) other_error = std::current_exception();
+          if (!fatal) fatal = std::current_exception();
+          stop = true;
         }
       }
     };
@@ -214,18 +267,31 @@ void Applier::run_batches(const std::vector<Resource>& resources, bool dry,
       for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
       for (auto& t : pool) t.join();
     }
-    if (other_error) std::rethrow_exception(other_error);
-    if (first_error) {
-      const Resource& r = resources[first_error->first];
-      const kube::Error& e = first_error->second;
-      std::string what = r.kind() + "/" + r.name() + (dry ? " (dry run)" : "") + ": ";
-      if (e.is(kube::ErrorKind::kNotFound) && !r.namespace_().empty() &&
-          std::string(e.what()).find("namespaces \"" + r.namespace_() + "\" not found") !=
-              std::string::npos) {
-        throw invalid(where(r) + what + "namespace " + r.namespace_() +
-                      " does not exist (create it, or add a Namespace manifest)");
+    if (fatal) {
+      try {
+        std::rethrow_exception(fatal);
+      } catch (const kube::Error& e) {
+        const Resource& r = resources[fatal_index];
+        fail(e, where(r) + r.kind() + "/" + r.name() + (dry ? " (dry run)" : "") + ": ");
       }
-      fail(e, where(r) + what);
+    }
+    if (!failures.empty()) {
+      // In the order the objects were given (files, then documents), whatever order the
+      // workers finished in; the type of the step error is the first one's.
+      std::sort(failures.begin(), failures.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::vector<sdk::StepError> errors;
+      for (const auto& [index, e] : failures) {
+        errors.push_back(object_failure(resources[index], e, dry));
+      }
+      if (errors.size() == 1) throw errors.front();
+      std::string message = std::to_string(errors.size()) + " objects" +
+                            (dry ? " failed the dry run" : " could not be applied") + ":";
+      for (const auto& e : errors) {
+        ctx_.error(e.what());
+        message += "\n  " + std::string(e.what());
+      }
+      throw sdk::StepError(errors.front().type(), message);
     }
     start = end;
   }

@@ -1,5 +1,5 @@
 // Applying rendered objects to a cluster: kinds checked against discovery, a server-side dry
-// run, server-side apply in Harness's order (objects of one kind in parallel), deletion in the
+// run, server-side apply in Harness's order (objects of one kind concurrently), deletion in the
 // reverse order.
 #pragma once
 
@@ -26,12 +26,18 @@ public:
 
   // Server-side apply with dryRun=All of every object; nothing is changed. Objects in a
   // namespace the same set creates, and custom resources of a CRD it creates, are skipped
-  // (the server cannot judge them before those exist). Throws naming file and line.
+  // (the server cannot judge them before those exist). Throws naming the file and line of
+  // every object the server refused.
   void dry_run(const std::vector<manifest::Resource>& resources);
 
-  // Server-side apply (field manager "capstan", forced) in kind order; returns the objects as
-  // the server has them, in the order given. Stops at the first failure (objects of the same
-  // kind already in flight finish) and throws naming its file and line.
+  // Server-side apply (field manager "capstan", forced); returns the objects as the server has
+  // them, in the order given. Kind by kind in Harness's order (Namespaces, then the objects
+  // they hold and CustomResourceDefinitions before their custom resources, ...): a kind starts
+  // once every object of the kinds before it is applied. The objects of one kind go over up to
+  // `concurrency` requests at once on the client's keep-alive connections. When the server
+  // refuses objects, the rest of their kind is still applied (as kubectl does), then the step
+  // stops and throws naming the file and line of each refused object; a failure that is not
+  // about one object (the cluster unreachable, credentials refused, cancellation) stops at once.
   std::vector<nlohmann::json> apply(const std::vector<manifest::Resource>& resources);
 
   // Deletes, in reverse kind order; a missing object is skipped. Returns what was deleted.

@@ -24,10 +24,12 @@ Rendered render_stage(const StageContext& stage, StoreFetcher& fetcher, const sd
     std::vector<std::string> paths = k8s.store.paths;
     for (const auto& v : k8s.values_paths) paths.push_back(v);
     std::vector<std::string> optional = spec.only_files;
-    auto root = fetcher.fetch(k8s, paths, optional);
+    auto fetched = fetcher.fetch(k8s, paths, optional);
+    const auto& root = fetched.root;
 
     manifest::ManifestSource source;
     source.root = root;
+    source.texts = std::move(fetched.texts);
     source.paths =
         k8s.store.type == "Inline" ? std::vector<std::string>{"inline.yaml"} : k8s.store.paths;
     source.values_paths = k8s.values_paths;
@@ -53,9 +55,10 @@ Rendered render_stage(const StageContext& stage, StoreFetcher& fetcher, const sd
         continue;
       }
       std::vector<std::string> vpaths = v.store.paths;
-      auto vroot = fetcher.fetch(v, vpaths);
-      for (auto& f : manifest::load_values_files(vroot, v.store.paths,
-                                                 v.origin + " values " + v.identifier)) {
+      auto fetched_values = fetcher.fetch(v, vpaths);
+      for (auto& f : manifest::load_values_files(fetched_values.root, v.store.paths,
+                                                 v.origin + " values " + v.identifier,
+                                                 fetched_values.texts)) {
         request.overrides.push_back(std::move(f));
       }
     }

@@ -97,14 +97,16 @@ git::RemoteOptions StoreFetcher::remote_for(const manifest::ManifestSpec& spec,
   return r;
 }
 
-void StoreFetcher::resolve_in(const fs::path& root, const std::vector<std::string>& paths,
-                              const std::string& name) {
+manifest::FileTexts StoreFetcher::resolve_in(const fs::path& root,
+                                             const std::vector<std::string>& paths,
+                                             const std::string& name) {
+  manifest::FileTexts texts;
   auto one = [&](const fs::path& file) {
     if (!is_text_manifest(file)) return;
     std::string before = read(file);
     if (before.find("<+") == std::string::npos) return;
     std::string rel = fs::relative(file, root).generic_string();
-    write(file, resolve_references(before, stage_.scope, rel));
+    texts[rel] = resolve_references(before, stage_.scope, rel);
   };
   for (const auto& p : paths) {
     fs::path full = root / inside(p, name);
@@ -118,14 +120,16 @@ void StoreFetcher::resolve_in(const fs::path& root, const std::vector<std::strin
       one(full);
     }
   }
+  return texts;
 }
 
-fs::path StoreFetcher::fetch(const manifest::ManifestSpec& spec, std::vector<std::string>& paths,
-                             const std::vector<std::string>& optional) {
+FetchedStore StoreFetcher::fetch(const manifest::ManifestSpec& spec,
+                                 std::vector<std::string>& paths,
+                                 const std::vector<std::string>& optional) {
   const std::string& type = spec.store.type;
   std::string name = spec.origin + " manifest " + spec.identifier;
   fs::path root = ctx_.work_dir() / "stores" / std::to_string(++count_);
-  fs::create_directories(root);
+  if (type != "Local") fs::create_directories(root);
   if (type == "Inline") {
     write(root / "inline.yaml", spec.store.content);
     paths.push_back("inline.yaml");
@@ -137,23 +141,15 @@ fs::path StoreFetcher::fetch(const manifest::ManifestSpec& spec, std::vector<std
       throw invalid(name + ": a Local store's paths are relative to the folder the service was "
                            "applied from, and the stage does not say which folder that is");
     }
-    std::vector<std::string> wanted = paths;
-    for (const auto& p : optional) {
+    // Read in place: copying a folder of many small files costs more than rendering them,
+    // and references are resolved in memory, so the service's folder is never written.
+    for (const auto& p : paths) {
       std::error_code ec;
-      if (fs::exists(base / inside(p, name), ec)) wanted.push_back(p);
-    }
-    for (const auto& p : wanted) {
-      fs::path rel = inside(p, name);
-      fs::path from = base / rel;
-      std::error_code ec;
-      if (!fs::exists(from, ec)) {
+      if (!fs::exists(base / inside(p, name), ec)) {
         throw invalid(name + ": \"" + p + "\" does not exist in " + base.string());
       }
-      fs::create_directories((root / rel).parent_path());
-      fs::copy(from, root / rel, fs::copy_options::recursive | fs::copy_options::overwrite_existing,
-               ec);
-      if (ec) throw invalid(name + ": cannot copy \"" + p + "\": " + ec.message());
     }
+    root = base;
   } else if (type == "Git" || type == "Github" || type == "Gitlab" || type == "Bitbucket") {
     std::string revision;
     git::RemoteOptions remote = remote_for(spec, revision);
@@ -172,8 +168,7 @@ fs::path StoreFetcher::fetch(const manifest::ManifestSpec& spec, std::vector<std
     std::error_code ec;
     if (fs::exists(root / inside(p, name), ec)) all.push_back(p);
   }
-  resolve_in(root, all, name);
-  return root;
+  return {root, resolve_in(root, all, name)};
 }
 
 } // namespace capstan::plugins::kubernetes

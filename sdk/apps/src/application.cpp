@@ -65,52 +65,64 @@ bool IgnoreDifference::matches(std::string_view g, std::string_view k, std::stri
          (namespace_.empty() || namespace_ == ns) && (name.empty() || name == n);
 }
 
+void set_sync_option(SyncOptions& out, const std::string& item) {
+  auto eq = item.find('=');
+  if (eq == std::string::npos) {
+    throw std::invalid_argument("'" + item + "' must read Name=value (e.g. CreateNamespace=true)");
+  }
+  std::string key = item.substr(0, eq);
+  std::string value = item.substr(eq + 1);
+  auto flag = [&](bool& target) {
+    if (value != "true" && value != "false") {
+      throw std::invalid_argument("syncOptions " + key + " must be true or false, not '" + value +
+                                  "'");
+    }
+    target = value == "true";
+  };
+  if (key == "CreateNamespace")
+    flag(out.create_namespace);
+  else if (key == "PruneLast")
+    flag(out.prune_last);
+  else if (key == "ApplyOutOfSyncOnly")
+    flag(out.apply_out_of_sync_only);
+  else if (key == "Replace")
+    flag(out.replace);
+  else if (key == "ServerSideApply")
+    flag(out.server_side_apply);
+  else if (key == "Validate")
+    flag(out.validate);
+  else if (key == "RespectIgnoreDifferences")
+    flag(out.respect_ignore_differences);
+  else if (key == "PrunePropagationPolicy") {
+    if (value != "foreground" && value != "background" && value != "orphan") {
+      throw std::invalid_argument("syncOptions PrunePropagationPolicy must be foreground, "
+                                  "background or orphan, not '" +
+                                  value + "'");
+    }
+    out.prune_propagation_policy = value;
+  } else {
+    throw std::invalid_argument("syncOptions: unknown option '" + key +
+                                "' (supported: CreateNamespace, PruneLast, ApplyOutOfSyncOnly, "
+                                "Replace, ServerSideApply, Validate, RespectIgnoreDifferences, "
+                                "PrunePropagationPolicy)");
+  }
+}
+
 namespace {
 
 void parse_sync_options(const Fields& policy, SyncOptions& out) {
   auto list = policy.strings("syncOptions");
   for (std::size_t i = 0; i < list.size(); ++i) {
     const std::string& item = list[i];
-    auto eq = item.find('=');
     std::string where = policy.locate("syncOptions");
-    if (eq == std::string::npos) {
+    if (item.find('=') == std::string::npos) {
       throw Error(where, "syncOptions[" + std::to_string(i) + "] '" + item +
                              "' must read Name=value (e.g. CreateNamespace=true)");
     }
-    std::string key = item.substr(0, eq);
-    std::string value = item.substr(eq + 1);
-    auto flag = [&](bool& target) {
-      if (value != "true" && value != "false") {
-        throw Error(where, "syncOptions " + key + " must be true or false, not '" + value + "'");
-      }
-      target = value == "true";
-    };
-    if (key == "CreateNamespace")
-      flag(out.create_namespace);
-    else if (key == "PruneLast")
-      flag(out.prune_last);
-    else if (key == "ApplyOutOfSyncOnly")
-      flag(out.apply_out_of_sync_only);
-    else if (key == "Replace")
-      flag(out.replace);
-    else if (key == "ServerSideApply")
-      flag(out.server_side_apply);
-    else if (key == "Validate")
-      flag(out.validate);
-    else if (key == "RespectIgnoreDifferences")
-      flag(out.respect_ignore_differences);
-    else if (key == "PrunePropagationPolicy") {
-      if (value != "foreground" && value != "background" && value != "orphan") {
-        throw Error(where, "syncOptions PrunePropagationPolicy must be foreground, background or "
-                           "orphan, not '" +
-                               value + "'");
-      }
-      out.prune_propagation_policy = value;
-    } else {
-      throw Error(where, "syncOptions: unknown option '" + key +
-                             "' (supported: CreateNamespace, PruneLast, ApplyOutOfSyncOnly, "
-                             "Replace, ServerSideApply, Validate, RespectIgnoreDifferences, "
-                             "PrunePropagationPolicy)");
+    try {
+      set_sync_option(out, item);
+    } catch (const std::invalid_argument& e) {
+      throw Error(where, e.what());
     }
   }
 }
@@ -296,6 +308,20 @@ Application parse_application(const json& document, const yaml::SourceMap& where
     spec.fail("revisionHistoryLimit", "spec.revisionHistoryLimit must not be negative");
   app.revision_history_limit = static_cast<int>(limit);
   return app;
+}
+
+bool deletes_resources(const json& document) {
+  if (!document.is_object() || !document.contains("metadata")) return false;
+  const json& meta = document["metadata"];
+  if (!meta.is_object() || !meta.contains("finalizers") || !meta["finalizers"].is_array())
+    return false;
+  const std::string base = kResourcesFinalizer;
+  for (const auto& f : meta["finalizers"]) {
+    if (!f.is_string()) continue;
+    const std::string v = f.get<std::string>();
+    if (v == base || v == base + "/background" || v == base + "/foreground") return true;
+  }
+  return false;
 }
 
 } // namespace capstan::apps

@@ -56,11 +56,15 @@ std::vector<Path> owned_paths(const json& live, const std::vector<std::string>& 
   return out;
 }
 
-bool element_matches(const json& element, const std::string& key_json) {
+// Whether a list element is the one a managed-fields key names. With `defaulted`, a key field
+// the element leaves out matches too: the element is a desired one, and the server fills that
+// field with its default (a container port's protocol) before it records the key.
+bool element_matches(const json& element, const std::string& key_json, bool defaulted = false) {
   json keys = json::parse(key_json, nullptr, false);
   if (!keys.is_object() || !element.is_object()) return false;
   for (const auto& [k, v] : keys.items()) {
     auto it = element.find(k);
+    if (it == element.end() && defaulted) continue;
     if (it == element.end() || *it != v) return false;
   }
   return true;
@@ -68,18 +72,19 @@ bool element_matches(const json& element, const std::string& key_json) {
 
 // Calls fn(parent, key-or-index) for every node the path reaches; the walk stops where the
 // document has nothing.
-bool path_exists(const json& v, const Path& path, std::size_t i) {
+bool path_exists(const json& v, const Path& path, std::size_t i, bool defaulted = false) {
   if (i == path.size()) return true;
   const std::string& seg = path[i];
   if (seg.rfind("f:", 0) == 0) {
     if (!v.is_object()) return false;
     auto it = v.find(seg.substr(2));
-    return it != v.end() && !it->is_null() && path_exists(*it, path, i + 1);
+    return it != v.end() && !it->is_null() && path_exists(*it, path, i + 1, defaulted);
   }
   if (!v.is_array()) return false;
   if (seg.rfind("k:", 0) == 0) {
     for (const auto& e : v) {
-      if (element_matches(e, seg.substr(2)) && path_exists(e, path, i + 1)) return true;
+      if (element_matches(e, seg.substr(2), defaulted) && path_exists(e, path, i + 1, defaulted))
+        return true;
     }
     return false;
   }
@@ -89,7 +94,7 @@ bool path_exists(const json& v, const Path& path, std::size_t i) {
   }
   if (seg.rfind("i:", 0) == 0) {
     std::size_t index = std::stoul(seg.substr(2));
-    return index < v.size() && path_exists(v[index], path, i + 1);
+    return index < v.size() && path_exists(v[index], path, i + 1, defaulted);
   }
   return false;
 }
@@ -249,7 +254,8 @@ std::vector<std::string> diff_object(const json& desired, const json& live,
   // Fields Git stopped setting: applied by us before, still live, absent from the desired.
   if (!field_manager.empty()) {
     for (const auto& path : owned_paths(live, {std::string(field_manager)})) {
-      if (path_exists(l, path, 0) && !path_exists(d, path, 0)) out.push_back(path_pointer(path));
+      if (path_exists(l, path, 0) && !path_exists(d, path, 0, true))
+        out.push_back(path_pointer(path));
     }
   }
   std::sort(out.begin(), out.end());

@@ -62,7 +62,14 @@ bool is_sha(const std::string& s) {
          });
 }
 
-// The commit a target revision names among a remote's refs.
+struct RepoRefs {
+  std::vector<git::RemoteRef> refs;
+  std::string error; // "" when the last ls-remote worked
+  Clock::time_point at{};
+};
+
+} // namespace
+
 std::optional<std::string> resolve_ref(const std::vector<git::RemoteRef>& refs,
                                        const std::string& target) {
   if (is_sha(target)) return target;
@@ -81,14 +88,6 @@ std::optional<std::string> resolve_ref(const std::vector<git::RemoteRef>& refs,
   return std::nullopt;
 }
 
-struct RepoRefs {
-  std::vector<git::RemoteRef> refs;
-  std::string error; // "" when the last ls-remote worked
-  Clock::time_point at{};
-};
-
-} // namespace
-
 struct AppEntry {
   std::mutex op; // held for a whole reconcile or sync
   // Guarded by op:
@@ -104,6 +103,7 @@ struct AppEntry {
   int retry_attempt = 0;
   Clock::time_point last_self_heal{};
   std::set<std::pair<std::string, std::string>> kinds; // (apiVersion, kind) ever managed
+  bool deleted = false; // its resources were deleted with it: nothing may apply them again
 };
 
 struct Reconciler::Impl {
@@ -244,6 +244,7 @@ struct Reconciler::Impl {
         entry = it->second;
       }
       std::lock_guard op(entry->op);
+      if (entry->deleted) continue;
       try {
         reconcile(*entry);
       } catch (const std::exception& e) {
@@ -503,7 +504,7 @@ struct Reconciler::Impl {
         } catch (const kube::Error& e) {
           if (!request.force || request.dry_run || e.is(kube::ErrorKind::kConflict)) throw;
           client.remove(ref, kube::DeleteOptions{kube::Propagation::kForeground, 0, false, ""});
-          wait_gone(ResourceKey::of(object), std::chrono::seconds(60));
+          wait_gone(object, std::chrono::seconds(60));
           object["metadata"].erase("resourceVersion");
         }
       }
@@ -517,15 +518,17 @@ struct Reconciler::Impl {
     return client.apply(object, ao);
   }
 
-  void wait_gone(const ResourceKey& key, std::chrono::milliseconds timeout) {
+  // Asks the API server, not the cache: delete_object forgets the object at once, while a
+  // foreground deletion keeps it (with a deletionTimestamp) until its dependents are gone.
+  void wait_gone(const json& object, std::chrono::milliseconds timeout) {
     auto deadline = Clock::now() + timeout;
-    kube::ObjectRef ref{"", key.kind, key.namespace_, key.name};
+    const auto ref = kube::ObjectRef::of(object);
     while (Clock::now() < deadline) {
-      if (!cache.get(key)) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!client.try_get(ref)) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     throw kube::Error(kube::ErrorKind::kTimeout,
-                      key.kind + " " + key.name + " was not deleted in time");
+                      ref.kind + " " + ref.name + " was not deleted in time");
   }
 
   // Waits until every applied object of a step is healthy (hooks: finished). Degraded fails.
@@ -595,7 +598,14 @@ struct Reconciler::Impl {
   OperationRecord run_sync(AppEntry& entry, const std::string& sha,
                            const std::vector<DesiredObject>& desired, const Comparison& comparison,
                            const std::vector<json>& live, const SyncRequest& request) {
-    const Application& app = entry.app;
+    Application with_options;
+    if (!request.sync_options.empty()) {
+      with_options = entry.app;
+      for (const auto& item : request.sync_options) {
+        set_sync_option(with_options.sync_policy.options, item);
+      }
+    }
+    const Application& app = request.sync_options.empty() ? entry.app : with_options;
     OperationRecord record;
     record.revision = sha;
     record.started_at = now_rfc3339();
@@ -661,7 +671,7 @@ struct Reconciler::Impl {
             if (t->hook && t->has_delete_policy("BeforeHookCreation") && !request.dry_run) {
               if (cache.get(t->key) || client.try_get(kube::ObjectRef::of(t->object))) {
                 delete_object(t->object, app, false);
-                wait_gone(t->key, options.wave_timeout);
+                wait_gone(t->object, options.wave_timeout);
               }
             }
             json result = apply_object(*t, app, request);
@@ -709,7 +719,7 @@ struct Reconciler::Impl {
             cache.ensure(t.object.value("apiVersion", ""), t.key.kind);
             if (cache.get(t.key)) {
               delete_object(t.object, app, false);
-              wait_gone(t.key, options.wave_timeout);
+              wait_gone(t.object, options.wave_timeout);
             }
             cache.put(apply_object(t, app, request));
             record.resources.push_back(task_result(t, "Synced", "applied"));
@@ -851,6 +861,33 @@ void Reconciler::remove(const std::string& name) {
   impl_->targets.erase(name);
   impl_->published.erase(name);
   impl_->polled.erase(name);
+}
+
+std::size_t Reconciler::remove_deleting_resources(const std::string& name) {
+  std::shared_ptr<AppEntry> entry;
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->apps.find(name);
+    if (it == impl_->apps.end()) return 0;
+    entry = it->second;
+  }
+  // Waits for a reconcile or sync of it in flight; none starts after (deleted).
+  std::lock_guard op(entry->op);
+  entry->deleted = true;
+  remove(name);
+  impl_->watch_kinds(*entry, entry->desired);
+  std::size_t deleted = 0;
+  for (const auto& live : impl_->cache.tracked(name)) {
+    try {
+      impl_->delete_object(live, entry->app, false);
+      ++deleted;
+      impl_->log(name, "deleted " + live.value("kind", "") + " " +
+                           live["metadata"].value("name", "") + " with the application");
+    } catch (const kube::Error& e) {
+      if (!e.is(kube::ErrorKind::kNotFound)) throw;
+    }
+  }
+  return deleted;
 }
 
 std::vector<std::string> Reconciler::names() const {

@@ -31,6 +31,12 @@ std::string read_text(const fs::path& p, const std::string& display) {
   return ss.str();
 }
 
+// A file's text: the stand-in when there is one, else what is on disk.
+std::string text_of(const fs::path& p, const std::string& path, const FileTexts& texts) {
+  auto it = texts.find(path);
+  return it != texts.end() ? it->second : read_text(p, path);
+}
+
 bool has_ext(const fs::path& p, std::initializer_list<const char*> exts) {
   std::string e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -77,6 +83,11 @@ struct Store {
   }
 
   void check_inside(const fs::path& full, const std::string& display) const {
+    canonical_inside(full, display);
+  }
+
+  // The canonical path of `full`, refused when it leads out of the store.
+  fs::path canonical_inside(const fs::path& full, const std::string& display) const {
     std::error_code ec;
     fs::path canon = fs::canonical(full, ec);
     if (ec) throw ManifestError(name + ": cannot resolve \"" + display + "\": " + ec.message());
@@ -85,6 +96,7 @@ struct Store {
       throw ManifestError(name + ": \"" + display +
                           "\" leads outside the store (a symbolic link?)");
     }
+    return canon;
   }
 
   std::string relative(const fs::path& full) const {
@@ -151,32 +163,33 @@ LoadedManifests load_manifests(const ManifestSource& source) {
   for (const auto& rel : paths) {
     fs::path full = store.resolve(rel, "manifest path");
     if (fs::is_directory(full)) {
+      const fs::path folder = fs::canonical(full);
       for (const auto& file : walk_folder(store, full)) {
-        store.check_inside(file, file.string());
-        std::string path = store.relative(file);
-        std::string within =
-            fs::canonical(file).lexically_relative(fs::canonical(full)).generic_string();
+        // One canonical path per file (each costs a stat per path component).
+        const fs::path canon = store.canonical_inside(file, file.string());
+        std::string path = canon.lexically_relative(store.root).generic_string();
+        std::string within = canon.lexically_relative(folder).generic_string();
         if (within == "values.yaml") {
-          out.values.push_back({path, read_text(file, path)});
+          out.values.push_back({path, text_of(file, path, source.texts)});
           continue;
         }
         bool tpl = has_ext(file, {".tpl"});
         if (!tpl && !has_ext(file, {".yaml", ".yml"})) continue;
         if (!seen.insert(path).second) continue;
-        ManifestFile mf{path, within, read_text(file, path), false};
+        ManifestFile mf{path, within, text_of(file, path, source.texts), false};
         mf.skip_deploy = !tpl && marked_skip(mf.text);
         (tpl ? out.helpers : out.templates).push_back(std::move(mf));
       }
     } else {
       std::string path = store.relative(full);
       if (!seen.insert(path).second) continue;
-      ManifestFile mf{path, fs::path(path).filename().generic_string(), read_text(full, path),
-                      false};
+      ManifestFile mf{path, fs::path(path).filename().generic_string(),
+                      text_of(full, path, source.texts), false};
       mf.skip_deploy = marked_skip(mf.text);
       out.templates.push_back(std::move(mf));
     }
   }
-  for (auto& v : load_values_files(source.root, source.values_paths, source.name)) {
+  for (auto& v : load_values_files(source.root, source.values_paths, source.name, source.texts)) {
     out.values.push_back(std::move(v));
   }
   return out;
@@ -184,7 +197,7 @@ LoadedManifests load_manifests(const ManifestSource& source) {
 
 std::vector<ValuesFile> load_values_files(const std::filesystem::path& root,
                                           const std::vector<std::string>& paths,
-                                          const std::string& name) {
+                                          const std::string& name, const FileTexts& texts) {
   std::error_code ec;
   Store store{fs::canonical(root, ec), name};
   if (ec) {
@@ -198,7 +211,7 @@ std::vector<ValuesFile> load_values_files(const std::filesystem::path& root,
       throw ManifestError(name + ": values path \"" + rel + "\" is a folder, not a file");
     }
     std::string path = store.relative(full);
-    out.push_back({path, read_text(full, path)});
+    out.push_back({path, text_of(full, path, texts)});
   }
   return out;
 }

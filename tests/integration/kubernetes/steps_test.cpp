@@ -78,6 +78,103 @@ spec:
   EXPECT_FALSE(exists("v1", "ConfigMap", "web-config-1"));
 }
 
+// resourceVersion as a number: the sandbox's write order.
+long long rv_of(const json& object) {
+  return std::stoll(object["metadata"]["resourceVersion"].get<std::string>());
+}
+
+TEST_F(Steps, ConcurrentApplyPutsNamespacesAndDefinitionsFirst) {
+  // The objects that depend on the Namespace and the CRD come first in file order, and there
+  // are more of them than the apply runs at once.
+  std::string dependents;
+  for (int i = 0; i < 12; ++i) {
+    dependents += "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w-" +
+                  std::to_string(i) + "\n  namespace: team\nspec:\n  size: " + std::to_string(i) +
+                  "\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c-" +
+                  std::to_string(i) + "\n  namespace: team\ndata:\n  k: v\n---\n";
+  }
+  write("batch/a-dependents.yaml", dependents);
+  write("batch/m-crd.yaml", R"(apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+)");
+  write("batch/z-namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n");
+  ct::Recorder rec;
+  auto r = run("K8sApply", {{"filePaths", {"batch"}}, {"skipSteadyStateCheck", true}}, rec);
+  ASSERT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message() << rec.all_text();
+
+  long long ns = rv_of(client_->get({"v1", "Namespace", "", "team"}));
+  long long crd = rv_of(client_->get(
+      {"apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "widgets.example.com"}));
+  long long last_config_map = 0;
+  for (int i = 0; i < 12; ++i) {
+    long long cm = rv_of(get("v1", "ConfigMap", "c-" + std::to_string(i), "team"));
+    auto widget = get("example.com/v1", "Widget", "w-" + std::to_string(i), "team");
+    EXPECT_EQ(widget["spec"]["size"], i);
+    EXPECT_LT(ns, cm);             // the Namespace before what it holds
+    EXPECT_LT(crd, rv_of(widget)); // the definition before its custom resources
+    last_config_map = std::max(last_config_map, cm);
+  }
+  EXPECT_LT(last_config_map, crd); // kind by kind: every ConfigMap before the next kind starts
+}
+
+TEST_F(Steps, EveryRefusedObjectIsNamedWithItsFile) {
+  std::string good;
+  for (int i = 0; i < 10; ++i) {
+    write("many/good-" + std::to_string(i) + ".yaml",
+          "apiVersion: v1\nkind: Service\nmetadata:\n  name: good-" + std::to_string(i) +
+              "\nspec:\n  ports:\n  - port: 80\n");
+  }
+  write("many/bad-port.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: bad-port\nspec:\n  ports:\n"
+        "  - port: 99999\n");
+  write("many/bad-protocol.yaml",
+        "# a comment first\napiVersion: v1\nkind: Service\nmetadata:\n  name: bad-protocol\n"
+        "spec:\n  ports:\n  - port: 80\n    protocol: CARRIER-PIGEON\n");
+
+  // The dry run names both, and nothing is applied.
+  ct::Recorder rec;
+  auto r = run("K8sApply", {{"filePaths", {"many"}}, {"skipSteadyStateCheck", true}}, rec);
+  ASSERT_EQ(r.status(), StepResult::STATUS_FAILED) << rec.all_text();
+  EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
+  EXPECT_THAT(r.message(), HasSubstr("2 objects failed the dry run"));
+  EXPECT_THAT(r.message(), HasSubstr("many/bad-port.yaml:1: Service/bad-port (dry run)"));
+  EXPECT_THAT(r.message(), HasSubstr("many/bad-protocol.yaml:2: Service/bad-protocol (dry run)"));
+  EXPECT_THAT(r.message(), HasSubstr("spec.ports[0].port"));
+  EXPECT_THAT(r.message(), HasSubstr("spec.ports[0].protocol"));
+  EXPECT_FALSE(exists("v1", "Service", "good-0"));
+
+  // Without the dry run the rest of the kind is applied, and the step still names both.
+  ct::Recorder rec2;
+  auto r2 =
+      run("K8sApply",
+          {{"filePaths", {"many"}}, {"skipDryRun", true}, {"skipSteadyStateCheck", true}}, rec2);
+  ASSERT_EQ(r2.status(), StepResult::STATUS_FAILED) << rec2.all_text();
+  EXPECT_THAT(r2.message(), HasSubstr("2 objects could not be applied"));
+  EXPECT_THAT(r2.message(), HasSubstr("many/bad-port.yaml:1: Service/bad-port:"));
+  EXPECT_THAT(r2.message(), HasSubstr("many/bad-protocol.yaml:2: Service/bad-protocol:"));
+  EXPECT_TRUE(rec2.saw("many/bad-port.yaml:1"));
+  for (int i = 0; i < 10; ++i) EXPECT_TRUE(exists("v1", "Service", "good-" + std::to_string(i)));
+  EXPECT_FALSE(exists("v1", "Service", "bad-port"));
+}
+
 TEST_F(Steps, ScaleByCountAndPercentage) {
   run_ok("K8sRollingDeploy", json::object());
   run_ok("K8sScale", {{"workload", "Deployment/web"},

@@ -86,6 +86,39 @@ TEST_F(HttpTest, MissingOrWrongTokenIsUnauthorized) {
   EXPECT_EQ(r->status, 200);
 }
 
+TEST_F(HttpTest, ApplyPatchesAreReadAsJsonOrYaml) {
+  auto c = client();
+  auto apply = [&](const std::string& name, const std::string& body) {
+    return c->Patch(std::string(kCm) + "/" + name + "?fieldManager=t&fieldValidation=Strict", body,
+                    "application/apply-patch+yaml");
+  };
+  // JSON, as client-go and Capstan send it.
+  auto r = apply("j", R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},)"
+                      R"("data":{"a":"1","n":"\u00e9"}})");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(body(r)["data"]["n"], "\u00e9");
+  // A YAML flow mapping starts like JSON but is not JSON.
+  r = apply("f", "{apiVersion: v1, kind: ConfigMap, metadata: {name: f}, data: {a: '1'}}");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  EXPECT_EQ(body(r)["data"]["a"], "1");
+  // Block YAML.
+  r = apply("y", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: y\ndata:\n  a: \"1\"\n");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 201) << r->body;
+  // A JSON body with a duplicate field is refused under strict validation, as a YAML one is.
+  r = apply("d", R"({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"d"},)"
+                 R"("data":{"a":"1"},"data":{"b":"2"}})");
+  expect_status(r, 400, "BadRequest");
+  EXPECT_NE(body(r)["message"].get<std::string>().find("duplicate field \"data\""),
+            std::string::npos)
+      << r->body;
+  expect_status(apply("d", "data:\n  a: '1'\ndata:\n  b: '2'\n"), 400, "BadRequest");
+  // Neither JSON nor YAML.
+  expect_status(apply("b", "{\"metadata\": [unclosed"), 400, "BadRequest");
+}
+
 TEST_F(HttpTest, MalformedBodiesAreBadRequests) {
   auto c = client();
   expect_status(c->Post(kCm, "{\"metadata\": {\"name\": ", "application/json"), 400, "BadRequest");

@@ -64,6 +64,10 @@ process::RunResult Sandbox::kubectl(std::vector<std::string> args,
              "", std::move(stdin_data));
 }
 
+pid_t Sandbox::pid() const {
+  return daemon_ ? daemon_->child().pid() : -1;
+}
+
 long long Sandbox::requests() const {
   auto r = kubectl({"get", "--raw", "/metrics"});
   const std::string name = "\ncapstan_sandbox_requests_total ";

@@ -76,6 +76,23 @@ TEST(Diff, FieldsRemovedFromGitAreDifferencesThroughManagedFields) {
   EXPECT_EQ(diff_object(desired, live).size(), 2u);
 }
 
+TEST(Diff, ListKeysWithServerDefaultsMatchTheDesiredItem) {
+  // The server records a container port under its full key, protocol defaulted to TCP; Git's
+  // port leaves the protocol out and is still the same item.
+  json live = live_deployment();
+  live["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+      ["k:{\"name\":\"web\"}"]["f:ports"] = json::parse(
+          R"({".": {}, "k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}})");
+  EXPECT_TRUE(diff_object(desired_deployment(), live).empty());
+  // A port Git no longer sets is still a difference.
+  json desired = desired_deployment();
+  desired["spec"]["template"]["spec"]["containers"][0].erase("ports");
+  EXPECT_EQ(
+      diff_object(desired, live),
+      (std::vector<std::string>{"/spec/template/spec/containers/k:{\"name\":\"web\"}/ports/"
+                                "k:{\"containerPort\":80,\"protocol\":\"TCP\"}/containerPort"}));
+}
+
 TEST(Diff, IgnoreDifferencesByPointerAndManager) {
   json live = live_deployment();
   live["spec"]["replicas"] = 7;

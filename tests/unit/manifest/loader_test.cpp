@@ -137,7 +137,7 @@ TEST(Loader, FolderGivesManifestsHelpersAndItsValuesFile) {
   write_file(dir / "k8s/.git/config.yaml", "ignored: true\n");
   write_file(dir / "k8s/.hidden.yaml", "ignored: true\n");
   write_file(dir / "other/prod.yaml", "a: 2\n");
-  auto loaded = load_manifests({dir.path(), {"k8s"}, {"other/prod.yaml"}, "m"});
+  auto loaded = load_manifests({dir.path(), {"k8s"}, {"other/prod.yaml"}, "m", {}});
   ASSERT_EQ(loaded.templates.size(), 2u);
   EXPECT_EQ(loaded.templates[0].path, "k8s/templates/a.yaml");
   EXPECT_EQ(loaded.templates[0].relative, "templates/a.yaml");
@@ -148,11 +148,33 @@ TEST(Loader, FolderGivesManifestsHelpersAndItsValuesFile) {
   EXPECT_EQ(loaded.values[1].name, "other/prod.yaml");
 }
 
+TEST(Loader, StandInTextsReplaceFilesOnDiskOnly) {
+  TempDir dir;
+  write_file(dir / "k8s/values.yaml", "a: <+x>\n");
+  write_file(dir / "k8s/a.yaml", "x: <+y>\n");
+  write_file(dir / "k8s/b.yaml", "x: 2\n");
+  write_file(dir / "prod.yaml", "a: <+z>\n");
+  FileTexts texts = {
+      {"k8s/values.yaml", "a: 1\n"}, {"k8s/a.yaml", "x: 1\n"}, {"prod.yaml", "a: 3\n"}};
+  auto loaded = load_manifests({dir.path(), {"k8s"}, {"prod.yaml"}, "m", texts});
+  ASSERT_EQ(loaded.templates.size(), 2u);
+  EXPECT_EQ(loaded.templates[0].text, "x: 1\n");
+  EXPECT_EQ(loaded.templates[1].text, "x: 2\n"); // no stand-in: read from disk
+  ASSERT_EQ(loaded.values.size(), 2u);
+  EXPECT_EQ(loaded.values[0].text, "a: 1\n");
+  EXPECT_EQ(loaded.values[1].text, "a: 3\n");
+  EXPECT_EQ(capstan::testing::read_file(dir / "k8s/a.yaml"),
+            "x: <+y>\n"); // the files themselves stay
+  auto values = load_values_files(dir.path(), {"prod.yaml"}, "v", texts);
+  ASSERT_EQ(values.size(), 1u);
+  EXPECT_EQ(values[0].text, "a: 3\n");
+}
+
 TEST(Loader, RendersHarnessDocumentedExample) {
   TempDir dir;
   write_harness_example(dir.path());
   RenderRequest req;
-  req.sources.push_back({dir.path(), {"app"}, {}, "k8s"});
+  req.sources.push_back({dir.path(), {"app"}, {}, "k8s", {}});
   req.overrides.push_back({"environment prod", "replicas: 5\ndockercfg: ZG9ja2VyY2Zn\n"});
   req.namespace_ = "web";
   RenderResult out = render_manifests(req);
@@ -184,7 +206,7 @@ TEST(Loader, ArtifactImageFillsValuesOnlyWhenUnset) {
   write_file(dir / "m/deploy.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
                                     "data: {image: \"{{ .Values.image }}\"}\n");
   RenderRequest req;
-  req.sources.push_back({dir.path(), {"m"}, {}, "k8s"});
+  req.sources.push_back({dir.path(), {"m"}, {}, "k8s", {}});
   req.overrides.push_back({"v", "other: 1\n"});
   req.artifact = Artifact::from_json({{"imagePath", "myorg/myapp"}, {"tag", "v2.0.0"}});
   EXPECT_EQ(render_manifests(req).resources[0].object["data"]["image"], "myorg/myapp:v2.0.0");
@@ -197,7 +219,7 @@ TEST(Loader, WithoutValuesFilesTemplatesAreNotRendered) {
   write_file(dir / "m/alerts.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: alerts}\n"
                                     "data:\n  rule: \"{{ $labels.instance }} is down\"\n");
   RenderRequest req;
-  req.sources.push_back({dir.path(), {"m"}, {}, "k8s"});
+  req.sources.push_back({dir.path(), {"m"}, {}, "k8s", {}});
   auto out = render_manifests(req);
   ASSERT_EQ(out.resources.size(), 1u);
   EXPECT_EQ(out.resources[0].object["data"]["rule"], "{{ $labels.instance }} is down");
@@ -209,7 +231,7 @@ TEST(Loader, SkipFileForDeployUnlessAppliedByName) {
                                  "kind: Job\nmetadata: {name: migrate}\n");
   write_file(dir / "m/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
   RenderRequest req;
-  req.sources.push_back({dir.path(), {"m"}, {}, "k8s"});
+  req.sources.push_back({dir.path(), {"m"}, {}, "k8s", {}});
   auto out = render_manifests(req);
   ASSERT_EQ(out.resources.size(), 1u);
   ASSERT_EQ(out.skipped.size(), 1u);
@@ -226,7 +248,7 @@ TEST(Loader, ApplyFilePathsAreRelativeToTheManifestFolderOrTheStore) {
   write_file(dir / "m/jobs/job.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n");
   write_file(dir / "m/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n");
   RenderRequest req;
-  req.sources.push_back({dir.path(), {"m"}, {}, "k8s"});
+  req.sources.push_back({dir.path(), {"m"}, {}, "k8s", {}});
   req.only_files = {"jobs/job.yaml"};
   EXPECT_EQ(render_manifests(req).resources.size(), 1u);
   req.only_files = {"m/jobs"};
@@ -254,7 +276,7 @@ TEST(Loader, PathsMayNotLeaveTheStore) {
   fs::path store = dir / "store";
   auto message = [&](std::vector<std::string> paths) {
     try {
-      load_manifests({store, paths, {}, "k8s"});
+      load_manifests({store, paths, {}, "k8s", {}});
     } catch (const ManifestError& e) {
       return std::string(e.what());
     }
@@ -276,7 +298,7 @@ TEST(Loader, TemplateErrorsNameTheStorePath) {
   write_file(dir / "m/templates/deploy.yaml",
              "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.image.tag.x }}\n");
   RenderRequest req;
-  req.sources.push_back({dir.path(), {"m"}, {}, "k8s"});
+  req.sources.push_back({dir.path(), {"m"}, {}, "k8s", {}});
   try {
     render_manifests(req);
     FAIL() << "rendered";
@@ -292,7 +314,7 @@ TEST(Loader, YamlErrorsAfterRenderingSayso) {
   write_file(dir / "m/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n"
                                 "{{ range .Values.items }}  {{ . }}: x\n {{ end }}\n");
   RenderRequest req;
-  req.sources.push_back({dir.path(), {"m"}, {}, "k8s"});
+  req.sources.push_back({dir.path(), {"m"}, {}, "k8s", {}});
   try {
     render_manifests(req);
     FAIL() << "rendered";
@@ -326,7 +348,7 @@ TEST(Loader, RendersArgoGuestbook) {
   TempDir dir;
   fs::path root = copy_corpus(dir, "guestbook");
   RenderRequest req;
-  req.sources.push_back({root, {"."}, {}, "guestbook"});
+  req.sources.push_back({root, {"."}, {}, "guestbook", {}});
   req.namespace_ = "guestbook";
   auto out = render_manifests(req);
   EXPECT_EQ(count_kinds(out.resources),
@@ -340,7 +362,7 @@ TEST(Loader, RendersArgoSockShopBase) {
   TempDir dir;
   fs::path root = copy_corpus(dir, "sock-shop");
   RenderRequest req;
-  req.sources.push_back({root, {"base"}, {}, "sock-shop"});
+  req.sources.push_back({root, {"base"}, {}, "sock-shop", {}});
   // An (empty) values layer sends every file through the template engine.
   req.overrides.push_back({"values", ""});
   req.namespace_ = "sock-shop";

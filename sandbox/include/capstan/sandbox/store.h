@@ -93,6 +93,15 @@ public:
   using Mutation = std::function<std::optional<nlohmann::json>(const ObjectPtr& current)>;
   ObjectPtr mutate(const ObjectKey& key, const Mutation& mutate);
 
+  // As mutate(), but `mutate` runs without the write lock, on the object as it was read; the
+  // result is committed only when no one wrote the object meanwhile, else `mutate` runs again
+  // on the newer object (after a few lost races, under the lock as mutate() does). So writes
+  // to different objects compute (decode, merge, validate, track managed fields) at the same
+  // time, and each is still judged against the exact object it replaces: resourceVersions,
+  // conflicts and watch events are as with mutate(). `mutate` must depend on its argument only,
+  // as it may run more than once.
+  ObjectPtr mutate_optimistic(const ObjectKey& key, const Mutation& mutate);
+
   // A watch from resourceVersion `from` (0 = the current state as ADDED events first).
   // Returns nullptr when `from` is older than the history window (410 Gone).
   std::shared_ptr<Watcher> watch(const std::string& resource, const std::string& ns,
@@ -107,6 +116,10 @@ public:
 
 private:
   void persist(const std::string& key, const nlohmann::json* object, std::int64_t rv);
+  // Stores `next` in place of `current` (the object under `k` now); the write lock is held.
+  // `unchanged`: next equals current but for the resourceVersion (nothing to store).
+  ObjectPtr commit(const ObjectKey& key, const std::string& k, const ObjectPtr& current,
+                   std::optional<nlohmann::json> next, bool unchanged);
 
   mutable std::shared_mutex mu_; // objects_, rv_, history_, watchers_
   std::map<std::string, ObjectPtr> objects_;

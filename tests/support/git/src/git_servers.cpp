@@ -48,8 +48,11 @@ ClosedPort::~ClosedPort() {
 
 std::string git(const std::vector<std::string>& args, const fs::path& cwd,
                 const std::map<std::string, std::string>& env) {
-  std::vector<std::string> argv = {"git", "-c", "init.defaultBranch=main", "-c",
-                                   "protocol.file.allow=always"};
+  // No automatic gc: a detached background gc (after a commit of thousands of objects) would
+  // race with the caller removing the work tree.
+  std::vector<std::string> argv = {
+      "git", "-c",       "init.defaultBranch=main", "-c", "protocol.file.allow=always",
+      "-c",  "gc.auto=0"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::map<std::string, std::string> e = {{"GIT_CONFIG_NOSYSTEM", "1"},
                                           {"GIT_CONFIG_GLOBAL", "/dev/null"},

@@ -29,8 +29,12 @@ namespace capstan::kube {
 struct ClientOptions {
   std::string user_agent = "capstan";
   // Client-side rate limit (a token bucket): requests per second and the burst above it, as
-  // client-go's QPS/Burst. qps <= 0 turns the limit off. Watches are not counted.
-  double qps = 100;
+  // client-go's QPS/Burst; qps <= 0 (the default) turns it off. Watches are not counted.
+  // Off by default as controller-runtime now has it: API servers since Kubernetes 1.20 protect
+  // themselves with API Priority and Fairness, answering 429 with Retry-After, which the
+  // retries honour; a fixed client-side rate only slows large applies down (client-go's 5/s
+  // would take 100 s for 500 objects). Callers bound their own concurrency instead.
+  double qps = 0;
   int burst = 200;
   // Retries of a request that failed with 429, 503, 504, a 500/502 marked retryable, or a
   // broken connection (only for requests that are safe to repeat, unless the connection never

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,11 +19,17 @@
 namespace capstan::manifest {
 
 // A K8sManifest whose store has been fetched (a Git checkout, a local folder).
+// Texts that stand in for files of a store on disk, by path relative to the store's root
+// ("k8s/deployment.yaml"): a store read in place whose files needed changes (references
+// resolved) before they are loaded.
+using FileTexts = std::map<std::string, std::string>;
+
 struct ManifestSource {
   std::filesystem::path root;            // the store's content on disk
   std::vector<std::string> paths;        // files and folders, relative to root
   std::vector<std::string> values_paths; // values files, relative to root, lowest first
   std::string name = "manifests";        // for messages (the manifest identifier)
+  FileTexts texts;                       // read instead of these files on disk
 };
 
 struct ManifestFile {
@@ -44,10 +51,11 @@ struct LoadedManifests {
 // Paths must stay inside the store (no absolute paths, "..", or symlinks leading out).
 LoadedManifests load_manifests(const ManifestSource& source);
 
-// Reads values files (a Values manifest's paths) under `root`, with the same path rules.
+// Reads values files (a Values manifest's paths) under `root`, with the same path rules;
+// `texts` stand in for files on disk as in ManifestSource.
 std::vector<ValuesFile> load_values_files(const std::filesystem::path& root,
                                           const std::vector<std::string>& paths,
-                                          const std::string& name);
+                                          const std::string& name, const FileTexts& texts = {});
 
 struct RenderRequest {
   std::vector<ManifestSource> sources;

@@ -50,6 +50,8 @@ public:
   // The API requests the sandbox has served so far (its /metrics counter), not counting the
   // request that reads it.
   long long requests() const;
+  // The sandbox process's id (for benchmarks reading its CPU time).
+  pid_t pid() const;
 
 private:
   std::filesystem::path data_dir_;

@@ -1,0 +1,413 @@
+// The GitOps agent through the whole stack, as a user runs it: capstan-sandbox, a coordinator
+// and a delegate with the bundled plugins (processes on loopback), and a real Git remote.
+// Commit -> synced: from the release repo's main branch moving on the remote to the sandbox
+// Deployment running the new image (every replica updated and available), over N commits, for
+// three ways of learning of the commit: the delegate's polling alone (the baseline), a GitHub
+// push webhook posted to the coordinator, and a PR pipeline whose MergePR step moved the branch.
+// Then drift -> healed: the Deployment scaled behind the agent's back, until Git's replica count
+// is back.
+#include <capstan/kube/client.h>
+#include <capstan/kube/config.h>
+#include <capstan/testing/git_servers.h>
+#include <capstan/testing/sandbox.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "stack.h"
+
+namespace ct = capstan::testing;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kReplicas = 2;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::string deployment(const std::string& image) {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: " +
+         std::to_string(kReplicas) +
+         "\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      "
+         "labels:\n"
+         "        app: web\n    spec:\n      containers:\n        - name: web\n          image: " +
+         image + "\n";
+}
+
+std::string image_of(int n) {
+  return "registry.example/web:v" + std::to_string(n);
+}
+
+// The head of `main` in a bare repository, read from its files as git writes them (a loose ref,
+// else packed-refs): cheap enough to poll every millisecond.
+std::string main_head(const fs::path& bare) {
+  std::string loose = ct::read_file(bare / "refs" / "heads" / "main");
+  if (!loose.empty()) return loose.substr(0, 40);
+  std::string packed = ct::read_file(bare / "packed-refs");
+  auto at = packed.find(" refs/heads/main\n");
+  return at == std::string::npos || at < 40 ? "" : packed.substr(at - 40, 40);
+}
+
+// Notes the moment main moves on the remote, whoever moves it (a push, a MergePR step).
+class RefWatch {
+public:
+  explicit RefWatch(fs::path bare) : bare_(std::move(bare)), last_(main_head(bare_)) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~RefWatch() {
+    stop_ = true;
+    thread_.join();
+  }
+  // The time main first differed from `from`, if it has.
+  std::optional<Clock::time_point> moved_from(const std::string& from) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (last_ == from) return std::nullopt;
+    return changed_at_;
+  }
+  std::string head() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return last_;
+  }
+
+private:
+  void loop() {
+    while (!stop_) {
+      std::string h = main_head(bare_);
+      auto now = Clock::now();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!h.empty() && h != last_) {
+          last_ = h;
+          changed_at_ = now;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  fs::path bare_;
+  std::mutex mutex_;
+  std::string last_;
+  Clock::time_point changed_at_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+struct Percentiles {
+  double p50 = 0, p95 = 0, max = 0;
+};
+
+Percentiles percentiles(std::vector<double> v) {
+  if (v.empty()) return {};
+  std::sort(v.begin(), v.end());
+  auto at = [&](double p) {
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()))];
+  };
+  return {at(0.5), at(0.95), v.back()};
+}
+
+// Small deterministic pauses between rounds, so commits land at every phase of the poll.
+int pause_ms(int round) {
+  return 200 + (round * 379) % 1000;
+}
+
+std::string objects_yaml(const std::string& kubeconfig, const std::string& url) {
+  return R"(environment:
+  identifier: bench
+  name: bench
+  type: PreProduction
+---
+connector:
+  identifier: sandbox_api
+  name: sandbox API
+  type: K8sCluster
+  spec:
+    credential:
+      type: Kubeconfig
+      spec:
+        path: )" +
+         kubeconfig + R"(
+---
+gitopsCluster:
+  identifier: bench
+  name: bench
+  connectorRef: sandbox_api
+  environments: [bench]
+---
+connector:
+  identifier: release_repo
+  name: release repo
+  type: Git
+  spec:
+    url: )" +
+         url + R"(
+    connectionType: Repo
+    branchName: main
+    type: Http
+    spec: {}
+---
+service:
+  identifier: web
+  name: web
+  gitOpsEnabled: true
+  serviceDefinition:
+    type: Kubernetes
+    spec:
+      manifests:
+        - manifest:
+            identifier: release
+            type: ReleaseRepo
+            spec:
+              store:
+                type: Git
+                spec:
+                  connectorRef: release_repo
+                  gitFetchType: Branch
+                  branch: main
+                  paths:
+                    - apps/web/deployment.yaml
+---
+pipeline:
+  identifier: web_pr
+  name: web PR
+  variables:
+    - name: image
+      type: String
+      value: <+input>
+  stages:
+    - stage:
+        identifier: deploy
+        name: deploy
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          gitOpsEnabled: true
+          service:
+            serviceRef: web
+          environment:
+            environmentRef: bench
+            deployToAll: true
+          execution:
+            steps:
+              - step:
+                  type: UpdateReleaseRepo
+                  name: Update
+                  identifier: update
+                  timeout: 2m
+                  spec:
+                    variables:
+                      - name: spec.template.spec.containers[0].image
+                        type: String
+                        value: <+pipeline.variables.image>
+              - step:
+                  type: MergePR
+                  name: Merge
+                  identifier: merge
+                  timeout: 2m
+                  spec:
+                    deleteSourceBranch: true
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web
+spec:
+  project: default
+  source:
+    repoURL: )" +
+         url + R"(
+    targetRevision: main
+    path: apps/web
+  destination:
+    name: bench
+    namespace: web
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true]
+)";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  int commits = 20;
+  int drift_rounds = 20;
+  int poll_ms = 3000;
+  for (int i = 1; i + 1 < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--commits")
+      commits = std::stoi(argv[++i]);
+    else if (a == "--drift")
+      drift_rounds = std::stoi(argv[++i]);
+    else if (a == "--poll-ms")
+      poll_ms = std::stoi(argv[++i]);
+  }
+  try {
+    ct::TempDir root("capstan-stack-bench");
+    int version = 0;
+    auto bare = ct::make_remote(root / "srv", "release.git",
+                                {{{"apps/web/deployment.yaml", deployment(image_of(version))}}});
+    const std::string url = "file://" + bare.string();
+    ct::git({"clone", "-q", bare.string(), (root / "work").string()});
+
+    ct::Sandbox sandbox(root / "sandbox");
+    fs::create_directories(root / "stack");
+    ct::Stack stack(root / "stack");
+    stack.start_coordinator();
+    ct::write_file(root / "delegate.yaml",
+                   "plugins:\n  gitops:\n    pollIntervalMs: " + std::to_string(poll_ms) + "\n");
+    stack.start_delegate("agent", {ct::plugin_dir()}, 2,
+                         {"--config", (root / "delegate.yaml").string()});
+    if (!stack.wait_for_delegates(1)) throw std::runtime_error("the delegate did not connect");
+    auto objects = stack.apply_text("bench.yaml", objects_yaml(sandbox.kubeconfig().string(), url));
+    if (stack.last_status() != 200) throw std::runtime_error("apply: " + objects.dump());
+
+    capstan::kube::ClientOptions co;
+    co.qps = 0;
+    capstan::kube::Client client(capstan::kube::load_kubeconfig(sandbox.kubeconfig()), co);
+    const capstan::kube::ObjectRef web{"apps/v1", "Deployment", "web", "web"};
+    // Whether the Deployment runs `image`; notes when its spec first named it (the agent's
+    // apply) in `applied`.
+    auto rolled_out = [&](const std::string& image, std::optional<Clock::time_point>& applied) {
+      json d;
+      try {
+        d = client.get(web);
+      } catch (const std::exception&) {
+        return false; // not created yet
+      }
+      const json& spec = d["spec"];
+      const json status = d.value("status", json::object());
+      const int want = spec.value("replicas", 1);
+      if (spec["template"]["spec"]["containers"][0].value("image", "") != image) return false;
+      if (!applied) applied = Clock::now();
+      return status.value("observedGeneration", 0) >= d["metadata"].value("generation", 0) &&
+             status.value("updatedReplicas", 0) == want &&
+             status.value("availableReplicas", 0) == want && status.value("replicas", 0) == want;
+    };
+    std::optional<Clock::time_point> applied;
+    auto wait_rolled_out = [&](const std::string& image, std::chrono::seconds limit) {
+      auto deadline = Clock::now() + limit;
+      applied.reset();
+      while (!rolled_out(image, applied)) {
+        if (Clock::now() > deadline) {
+          throw std::runtime_error("the Deployment did not run " + image + " within " +
+                                   std::to_string(limit.count()) + " s\ndelegate log:\n" +
+                                   ct::read_file(root / "stack" / "delegate-agent.log"));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      return Clock::now();
+    };
+    wait_rolled_out(image_of(version), std::chrono::seconds(120));
+
+    RefWatch watch(bare);
+    httplib::Client hook(stack.api());
+    auto push = [&](int v) {
+      ct::write_file(root / "work" / "apps" / "web" / "deployment.yaml", deployment(image_of(v)));
+      ct::git({"commit", "-q", "-am", "web " + image_of(v)}, root / "work");
+      ct::git({"push", "-q", "origin", "HEAD:main"}, root / "work");
+      return ct::git({"rev-parse", "HEAD"}, root / "work");
+    };
+    auto webhook = [&](const std::string& sha) {
+      json body = {{"ref", "refs/heads/main"},
+                   {"after", sha},
+                   {"repository", {{"clone_url", url}, {"default_branch", "main"}}}};
+      auto r = hook.Post("/api/v1/webhooks/git", {{"X-GitHub-Event", "push"}}, body.dump(),
+                         "application/json");
+      if (!r || r->status != 200) {
+        throw std::runtime_error("webhook: " + (r ? r->body : httplib::to_string(r.error())));
+      }
+    };
+    auto merge_pr = [&](int v) {
+      auto run = stack.post("/api/v1/pipelines/web_pr/executions",
+                            {{"variables", {{"image", image_of(v)}}}});
+      if (stack.last_status() / 100 != 2) throw std::runtime_error("run: " + run.dump());
+      return run["id"].get<std::string>();
+    };
+
+    struct Mode {
+      const char* name;
+      const char* how;
+      std::vector<double> synced;
+      std::vector<double> applied;
+    };
+    std::vector<Mode> modes = {
+        {"polling", "git push; the delegate's ls-remote poll finds it (baseline)", {}, {}},
+        {"webhook", "git push, then a GitHub push webhook to the coordinator", {}, {}},
+        {"merge-pr", "PR pipeline: UpdateReleaseRepo, MergePR (no push webhook)", {}, {}},
+    };
+    for (auto& mode : modes) {
+      const std::string name = mode.name;
+      for (int round = 0; round < commits; ++round) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(round)));
+        const std::string before = watch.head();
+        const int v = ++version;
+        std::string execution;
+        if (name == "merge-pr") {
+          execution = merge_pr(v);
+        } else {
+          std::string sha = push(v);
+          if (name == "webhook") webhook(sha);
+        }
+        auto done = wait_rolled_out(image_of(v), std::chrono::seconds(60));
+        auto moved = watch.moved_from(before);
+        if (!moved) throw std::runtime_error("main did not move on the remote");
+        mode.synced.push_back(ms_between(*moved, done));
+        mode.applied.push_back(ms_between(*moved, applied.value_or(done)));
+        if (!execution.empty()) {
+          auto e = stack.wait_for_end(execution);
+          if (e["status"] != "Succeeded") throw std::runtime_error("pipeline: " + e.dump());
+        }
+        if (name != "merge-pr") continue;
+        // Keep the work clone on main's head for the pushes of a later run.
+        ct::git({"pull", "-q", "--ff-only", "origin", "main"}, root / "work");
+      }
+    }
+
+    // Drift -> healed: scale the Deployment through the API (what kubectl scale does) and time
+    // until the agent has put Git's replica count back.
+    std::vector<double> heal;
+    for (int round = 0; round < drift_rounds; ++round) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // past the self-heal pace
+      auto t0 = Clock::now();
+      client.patch(web, capstan::kube::PatchType::kMerge, R"({"spec":{"replicas":5}})");
+      while (client.get(web)["spec"].value("replicas", 0) != kReplicas) {
+        if (ms_between(t0, Clock::now()) > 30'000) {
+          throw std::runtime_error("the scaled Deployment was not healed within 30 s");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+      heal.push_back(ms_between(t0, Clock::now()));
+    }
+
+    std::printf("commit -> synced: main moved on the remote -> the sandbox Deployment runs the "
+                "new image (%d replicas updated and available); %d commits per mode; delegate "
+                "polls every %d ms\n",
+                kReplicas, commits, poll_ms);
+    const double base = percentiles(modes[0].synced).p50;
+    for (const auto& m : modes) {
+      auto p = percentiles(m.synced);
+      auto a = percentiles(m.applied);
+      std::printf("  %-9s p50 %5.0f ms  p95 %5.0f ms  max %5.0f ms  (%.2fx the polling p50); "
+                  "applied p50 %.0f ms  p95 %.0f ms  %s\n",
+                  m.name, p.p50, p.p95, p.max, base > 0 ? p.p50 / base : 0.0, a.p50, a.p95, m.how);
+    }
+    auto h = percentiles(heal);
+    std::printf("drift -> healed (spec.replicas %d -> 5 -> %d) over %zu rounds: p50 %.0f ms, p95 "
+                "%.0f ms, max %.0f ms\n",
+                kReplicas, kReplicas, heal.size(), h.p50, h.p95, h.max);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "stack_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

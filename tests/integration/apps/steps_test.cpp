@@ -1,0 +1,503 @@
+// The GitOps pipeline steps against the live agent: a real coordinator, a delegate hosting the
+// gitops plugin (steps and reconciler), capstan-sandbox and a release repository behind git
+// daemon. MergePR refreshes the applications following the merged branch at once;
+// UpdateGitOpsApp and GitOpsSync act on the coordinator's Applications; FetchLinkedApps lists
+// the live applications of the stage's clusters.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <capstan/testing/git_servers.h>
+#include <capstan/testing/sandbox.h>
+
+#include <iostream>
+
+#include "../stack.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using capstan::testing::git;
+using capstan::testing::GitDaemon;
+using capstan::testing::Sandbox;
+using capstan::testing::Stack;
+using capstan::testing::TempDir;
+using capstan::testing::wait_until;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+std::string deployment(const std::string& name, const std::string& image) {
+  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
+         "\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 2\n  selector:\n    matchLabels: "
+         "{app: " +
+         name + "}\n  template:\n    metadata:\n      labels: {app: " + name +
+         "}\n    spec:\n      containers:\n      - name: main\n        image: " + image + "\n";
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+class StepsTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    // The default failure rules, and images ending ":fails" exit with an error (failing hooks).
+    sandbox_ = std::make_unique<Sandbox>(
+        dir_ / "sandbox", std::string(capstan::testing::kFastSandbox) +
+                              "failureRules:\n  - image: \"*:pullfail\"\n    reason: ErrImagePull\n"
+                              "  - image: \"*:fails\"\n    reason: Error\n    exitCode: 2\n"
+                              "    message: migration failed\n");
+    bare_ = capstan::testing::make_remote(
+        dir_ / "srv", "release.git",
+        {{{"apps/demo/web.yaml", deployment("web", "nginx:1.25")},
+          {"apps/other/web.yaml", deployment("other", "nginx:1.25")}}});
+    daemon_ = std::make_unique<GitDaemon>(dir_ / "srv");
+    git({"clone", "-q", bare_.string(), (dir_ / "work").string()});
+    stack_.start_coordinator();
+    // Polling every 10 minutes: anything faster comes from the coordinator.
+    capstan::testing::write_file(dir_ / "delegate.yaml",
+                                 "plugins:\n  gitops:\n    pollIntervalMs: 600000\n");
+    delegate_ = &stack_.start_delegate("gitops", {capstan::testing::plugin_dir()}, 2,
+                                       {"--config", (dir_ / "delegate.yaml").string()});
+    ASSERT_TRUE(stack_.wait_for_delegates(1)) << stack_.coordinator().log();
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
+      std::cerr << "delegate log:\n" << delegate_->log() << "\n";
+    }
+  }
+  std::string url() const { return daemon_->url("release.git"); }
+  // Commits files to a branch of the release repository; returns the commit.
+  std::string commit(const std::string& branch,
+                     const std::vector<std::pair<std::string, std::string>>& files) {
+    const fs::path work = dir_ / "work";
+    git({"checkout", "-q", "-B", branch, "origin/main"}, work);
+    for (const auto& [path, text] : files) capstan::testing::write_file(work / path, text);
+    git({"add", "-A"}, work);
+    git({"commit", "-q", "-m", "change"}, work);
+    git({"push", "-q", "-f", "origin", "HEAD:" + branch}, work);
+    return trimmed(git({"rev-parse", "HEAD"}, work));
+  }
+  std::string head() const { return trimmed(git({"rev-parse", "main"}, bare_)); }
+
+  // The release repo connector, the GitOps service, the environment and the sandbox cluster.
+  std::string objects_yaml() const {
+    return "connector:\n  identifier: release_repo\n  name: release repo\n  type: Git\n"
+           "  spec:\n    url: " +
+           url() +
+           "\n    connectionType: Repo\n    branchName: main\n    type: Http\n    spec: {}\n---\n"
+           "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
+           "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
+           sandbox_->kubeconfig().string() +
+           "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
+           "  connectorRef: sandbox_api\n  environments: [dev]\n---\n"
+           "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n"
+           "service:\n  identifier: web\n  name: web\n  gitOpsEnabled: true\n"
+           "  serviceDefinition:\n    type: Kubernetes\n    spec:\n      manifests:\n"
+           "        - manifest:\n            identifier: release\n            type: ReleaseRepo\n"
+           "            spec:\n              store:\n                type: Git\n"
+           "                spec:\n                  connectorRef: release_repo\n"
+           "                  gitFetchType: Branch\n                  branch: main\n"
+           "                  paths: [apps/demo/web.yaml]\n";
+  }
+  std::string app_yaml(const std::string& name, const std::string& path, bool automated) const {
+    return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
+           "\nspec:\n  project: default\n  source:\n    repoURL: " + url() +
+           "\n    targetRevision: main\n    path: " + path +
+           "\n  destination:\n    name: sandbox\n    namespace: demo\n  syncPolicy:\n" +
+           (automated ? "    automated: {prune: true}\n" : "") +
+           "    syncOptions: [CreateNamespace=true]\n";
+  }
+  // A pipeline of one GitOps stage on the sandbox cluster with `steps` (YAML list items,
+  // indented for `steps:`).
+  static std::string pipeline_yaml(const std::string& id, const std::string& steps) {
+    return "pipeline:\n  identifier: " + id + "\n  name: " + id +
+           "\n  stages:\n    - stage:\n        identifier: deploy\n        name: deploy\n"
+           "        type: Deployment\n        spec:\n          deploymentType: Kubernetes\n"
+           "          gitOpsEnabled: true\n          service:\n            serviceRef: web\n"
+           "          environment:\n            environmentRef: dev\n"
+           "            gitOpsClusters:\n              - identifier: sandbox\n"
+           "          execution:\n            steps:\n" +
+           steps;
+  }
+  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
+  static std::string sync_status(const json& a) {
+    return a.value("status", json::object()).value("sync", json::object()).value("status", "");
+  }
+  static bool synced_healthy(const json& a, const std::string& revision) {
+    const json s = a.value("status", json::object());
+    return s.value("sync", json::object()).value("status", "") == "Synced" &&
+           s.value("health", json::object()).value("status", "") == "Healthy" &&
+           s.value("sync", json::object()).value("revision", "") == revision;
+  }
+  std::string image(const std::string& deployment) {
+    auto r = sandbox_->kubectl({"get", "deployment", deployment, "-n", "demo", "-o",
+                                "jsonpath={.spec.template.spec.containers[0].image}"});
+    return r.status.success() ? r.out : "";
+  }
+  json run(const std::string& pipeline) {
+    auto started = stack_.post("/api/v1/pipelines/" + pipeline + "/executions", json::object());
+    EXPECT_EQ(stack_.last_status() / 100, 2) << started.dump(2);
+    return stack_.wait_for_end(started["id"]);
+  }
+
+  TempDir dir_{"capstan-gitops-steps"};
+  std::unique_ptr<Sandbox> sandbox_;
+  fs::path bare_;
+  std::unique_ptr<GitDaemon> daemon_;
+  Stack stack_{dir_.path()};
+  capstan::testing::Daemon* delegate_ = nullptr;
+};
+
+// Update Release Repo edits the Deployment's image in a pull request; Merge PR merges it and the
+// coordinator refreshes the application following main at once (the delegate polls only every
+// 10 minutes), so the new image runs without any webhook.
+TEST_F(StepsTest, MergePRRefreshesTheApplicationsOfItsBranch) {
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", true) +
+                                       "---\n" + pipeline_yaml("release", R"(              - step:
+                  type: UpdateReleaseRepo
+                  name: Update Release Repo
+                  identifier: update
+                  timeout: 2m
+                  spec:
+                    variables:
+                      - name: spec.template.spec.containers[0].image
+                        type: String
+                        value: nginx:1.26
+              - step:
+                  type: MergePR
+                  name: Merge PR
+                  identifier: merge
+                  timeout: 2m
+                  spec:
+                    deleteSourceBranch: true
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  const std::string first = head();
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), first); }, std::chrono::seconds(60)))
+      << a.dump(2);
+  ASSERT_EQ(image("web"), "nginx:1.25");
+
+  auto e = run("release");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  const std::string merged = e["stages"][0]["steps"][1]["outputs"]["commitId"];
+  ASSERT_EQ(head(), merged);
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), merged); }, std::chrono::seconds(30)))
+      << a.dump(2);
+  EXPECT_EQ(image("web"), "nginx:1.26");
+  EXPECT_THAT(stack_.coordinator().log(), HasSubstr("MergePR moved main of"));
+}
+
+// UpdateGitOpsApp points a manually synced application at a branch with a new image; GitOpsSync
+// syncs it through its delegate and waits until the Deployment in the sandbox runs the image.
+// The outputs carry the new target, the synced revision and the statuses.
+TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
+  const std::string release =
+      commit("release-2", {{"apps/demo/web.yaml", deployment("web", "nginx:1.27")}});
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+                                       "---\n" + pipeline_yaml("promote", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  timeout: 1m
+                  spec:
+                    applicationName: demo
+                    agentId: sandbox_agent
+                    targetRevision: <+pipeline.variables.branch>
+                    helm:
+                      parameters: []
+                      fileParameters: []
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    prune: true
+                    dryRun: false
+                    applyOnly: false
+                    forceApply: false
+                    applicationsList:
+                      - applicationName: demo
+                        agentId: sandbox_agent
+                    retryStrategy: {}
+                    syncOptions:
+                      autoCreateNamespace: true
+                      prunePropagationPolicy: foreground
+  variables:
+    - name: branch
+      type: String
+      value: release-2
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("demo")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("promote");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  EXPECT_EQ(image("web"), "nginx:1.27");
+  const json update = e["stages"][0]["steps"][0]["outputs"];
+  EXPECT_EQ(update["targetRevision"], "release-2") << update.dump(2);
+  EXPECT_EQ(update["previousTargetRevision"], "main");
+  const json sync = e["stages"][0]["steps"][1]["outputs"];
+  auto synced = json::parse(sync["applications"].get<std::string>());
+  ASSERT_EQ(synced.size(), 1u) << sync.dump(2);
+  EXPECT_EQ(synced[0]["name"], "demo");
+  EXPECT_EQ(synced[0]["revision"], release);
+  EXPECT_EQ(synced[0]["syncStatus"], "Synced");
+  EXPECT_EQ(synced[0]["healthStatus"], "Healthy");
+  // The stored application follows the branch now.
+  a = app("demo");
+  EXPECT_EQ(a["spec"]["source"]["targetRevision"], "release-2") << a.dump(2);
+  EXPECT_TRUE(synced_healthy(a, release)) << a.dump(2);
+  EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("application demo: sync succeeded at " + release));
+}
+
+// A sync whose Deployment cannot become healthy (its image never pulls) fails the step with the
+// application's health message, as error type Verification; a regex matching nothing and an
+// application no delegate holds fail clearly before anything is synced.
+TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
+  commit("broken", {{"apps/demo/web.yaml", deployment("web", "nginx:pullfail")}});
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+                                       "---\n" + pipeline_yaml("broken", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: demo
+                    targetRevision: broken
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [demo]
+)") + "---\n" + pipeline_yaml("nothing", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  spec:
+                    applicationRegex: ^payments-
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return !(a = app("demo"))["status"]
+                    .value("sync", json::object())
+                    .value("revision", "")
+                    .empty();
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("broken");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][1];
+  EXPECT_EQ(step["status"], "Failed") << step.dump(2);
+  EXPECT_EQ(step["errorType"], "Verification") << step.dump(2);
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("application demo: Degraded"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("progress deadline")) << step.dump(2);
+
+  e = run("nothing");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  EXPECT_EQ(e["stages"][0]["steps"][0]["errorType"], "InvalidInput");
+  EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
+              HasSubstr("applicationRegex '^payments-' matches no application (applications: "
+                        "demo)"));
+
+  // Invalid specs are refused at apply, with the file, line and column.
+  auto refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  spec:
+                    applicationRegex: "(unclosed"
+)"));
+  EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("bad.yaml:25:39"));
+  EXPECT_THAT(refused.dump(), HasSubstr("applicationRegex is not a valid regular expression"));
+  refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update
+                  identifier: update
+                  spec:
+                    applicationName: demo
+                    targetRevison: main
+)"));
+  EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
+  EXPECT_THAT(refused.dump(), HasSubstr("bad.yaml:"));
+  EXPECT_THAT(refused.dump(), HasSubstr("targetRevison")) << refused.dump(2);
+}
+
+// FetchLinkedApps lists the live applications of the stage's clusters with their status; a
+// GitOpsSync without a list syncs what it fetched.
+TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", true) +
+                                       "---\n" + app_yaml("other", "apps/other", false) + "---\n" +
+                                       pipeline_yaml("fetch", R"(              - step:
+                  type: FetchLinkedApps
+                  name: Fetch Linked Apps
+                  identifier: fetch
+                  timeout: 1m
+                  spec: {}
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    prune: false
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(
+      wait_until([&] { return synced_healthy(a = app("demo"), head()); }, std::chrono::seconds(60)))
+      << a.dump(2);
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("other")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("fetch");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  const json out = e["stages"][0]["steps"][0]["outputs"];
+  EXPECT_EQ(out["appCount"], "2") << out.dump(2);
+  auto apps = json::parse(out["applications"].get<std::string>());
+  ASSERT_EQ(apps.size(), 2u);
+  EXPECT_EQ(apps[0]["name"], "demo");
+  EXPECT_EQ(apps[0]["cluster"], "sandbox");
+  EXPECT_EQ(apps[0]["syncStatus"], "Synced");
+  EXPECT_EQ(apps[0]["healthStatus"], "Healthy");
+  EXPECT_EQ(apps[0]["revision"], head());
+  EXPECT_EQ(apps[0]["delegate"], "gitops");
+  EXPECT_EQ(apps[1]["name"], "other");
+  EXPECT_EQ(apps[1]["syncStatus"], "OutOfSync");
+  EXPECT_EQ(json::parse(out["applicationsByCluster"].get<std::string>())["sandbox"],
+            json::array({"demo", "other"}));
+  // The sync took both fetched applications: "other" runs now.
+  EXPECT_EQ(image("other"), "nginx:1.25");
+  EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("the applications step fetch fetched): demo, other"));
+}
+
+// UpdateGitOpsApp merges Kustomize images by name into the application's own (the other images
+// stay), and refuses Helm settings naming the field; the sync deploys the merged image.
+TEST_F(StepsTest, UpdateGitOpsAppMergesKustomizeImagesAndRefusesHelm) {
+  const std::string kz = commit("main", {{"apps/kz/kustomization.yaml", "resources: [web.yaml]\n"},
+                                         {"apps/kz/web.yaml", deployment("kz", "nginx:1.25")}});
+  std::string kz_app = app_yaml("kz", "apps/kz", false);
+  kz_app.replace(kz_app.find("    path: apps/kz\n"), std::string("    path: apps/kz\n").size(),
+                 "    path: apps/kz\n    kustomize:\n      images: [busybox:1.36, nginx:1.25]\n");
+  auto applied =
+      stack_.apply_text("objects.yaml", objects_yaml() + "---\n" + kz_app + "---\n" +
+                                            pipeline_yaml("images", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: kz
+                    kustomize:
+                      images:
+                        - nginx:1.27
+                      replicas: []
+              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [kz]
+)") + "---\n" + pipeline_yaml("helm", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: kz
+                    helm:
+                      parameters:
+                        - name: image.tag
+                          value: v2
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("kz")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("images");
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(e["id"]);
+  EXPECT_EQ(image("kz"), "nginx:1.27");
+  EXPECT_EQ(e["stages"][0]["steps"][0]["outputs"]["kustomizeImages"],
+            json::array({"busybox:1.36", "nginx:1.27"}).dump());
+  EXPECT_EQ(app("kz")["spec"]["source"]["kustomize"]["images"],
+            json::array({"busybox:1.36", "nginx:1.27"}));
+  EXPECT_TRUE(synced_healthy(app("kz"), kz));
+
+  e = run("helm");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "InvalidInput");
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("spec.helm.parameters"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("not Helm charts"));
+  // Nothing was stored.
+  EXPECT_EQ(app("kz")["spec"]["source"].value("helm", json()), json());
+}
+
+// A sync whose PreSync hook fails is retried as the retry strategy says, then fails the step
+// with the operation's message.
+TEST_F(StepsTest, GitOpsSyncRetriesAFailingHookThenFails) {
+  const std::string hook =
+      "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
+      "    argocd.argoproj.io/hook: PreSync\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n"
+      "      restartPolicy: Never\n      containers:\n      - name: migrate\n"
+      "        image: busybox:fails\n";
+  commit("main", {{"apps/hooked/web.yaml", deployment("hooked", "nginx:1.25")},
+                  {"apps/hooked/migrate.yaml", hook}});
+  auto applied = stack_.apply_text(
+      "objects.yaml", objects_yaml() + "---\n" + app_yaml("hooked", "apps/hooked", false) +
+                          "---\n" + pipeline_yaml("hooked", R"(              - step:
+                  type: GitOpsSync
+                  name: GitOps Sync
+                  identifier: sync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [hooked]
+                    retry: true
+                    retryStrategy:
+                      limit: 1
+                      baseBackoffDuration: 1s
+                      increaseBackoffByFactor: 2
+                      maxBackoffDuration: 5s
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("hooked")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  auto e = run("hooked");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  const json step = e["stages"][0]["steps"][0];
+  EXPECT_EQ(step["errorType"], "Unknown") << step.dump(2);
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("application hooked: sync Failed"));
+  EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("migrate")) << step.dump(2);
+  const std::string logs = stack_.logs(e["id"]);
+  EXPECT_THAT(logs, HasSubstr("; retrying in 1"));
+  EXPECT_THAT(logs, HasSubstr("(attempt 2)"));
+  // The application's history shows both syncs, started by the step.
+  a = app("hooked");
+  ASSERT_EQ(a["status"]["history"].size(), 2u) << a.dump(2);
+  EXPECT_THAT(a["status"]["history"][1]["initiatedBy"].get<std::string>(),
+              HasSubstr("step deploy.sync, attempt 2"));
+}
+
+} // namespace
