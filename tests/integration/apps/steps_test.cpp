@@ -313,8 +313,16 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
   ASSERT_EQ(e["status"], "Failed") << e.dump(2);
   EXPECT_EQ(e["stages"][0]["steps"][0]["errorType"], "InvalidInput");
   EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
-              HasSubstr("applicationRegex '^payments-' matches no application (applications: "
-                        "demo)"));
+              HasSubstr("applicationRegex '^payments-' matches no application of the stage's "
+                        "clusters (sandbox) (applications: demo)"));
+  // The coordinator-run steps' schemas are in the step-type catalog.
+  json schema;
+  const json types = stack_.get("/api/v1/steptypes");
+  for (const auto& t : types["items"]) {
+    if (t["type"] == "GitOpsSync") schema = t;
+  }
+  EXPECT_EQ(schema["runsOn"], "coordinator") << schema.dump(2);
+  EXPECT_TRUE(schema["specSchema"]["properties"].contains("applicationRegex")) << schema.dump(2);
 
   // Invalid specs are refused at apply, with the file, line and column.
   auto refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
