@@ -1,5 +1,5 @@
-// `capstan apps`: GitOps applications as the coordinator knows them, and operations on them run
-// by the delegate that reconciles each.
+// `capstan apps` and `capstan appsets`: GitOps applications and ApplicationSets as the
+// coordinator knows them, and operations on them run by the delegate that holds each.
 #include <iostream>
 
 #include "args.h"
@@ -208,7 +208,118 @@ int print_operation(const json& r, Format format) {
   return str(op, {"phase"}) == "Succeeded" ? 0 : 1;
 }
 
+std::string appset_path(const std::string& name) {
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_')) {
+      throw UsageError("'" + name + "' is not an ApplicationSet name");
+    }
+  }
+  return "/api/v1/appsets/" + name;
+}
+
+// An ApplicationSet condition's status ("True"/"False"), "" when it has none of that type.
+std::string condition_status(const json& set, const std::string& type) {
+  const json status = set.value("status", json::object());
+  for (const auto& c : status.value("conditions", json::array())) {
+    if (str(c, {"type"}) == type) return str(c, {"status"});
+  }
+  return "";
+}
+
+int appsets_list(ApiClient& api, Format format) {
+  json r = api.get("/api/v1/appsets");
+  if (format == Format::kJson || format == Format::kYaml) {
+    print_document(r["items"], format);
+    return 0;
+  }
+  if (r["items"].empty()) {
+    std::cout << "No ApplicationSets.\n";
+    return 0;
+  }
+  Table t({"NAME", "APPLICATIONS", "UP-TO-DATE", "DELEGATE", "MESSAGE"});
+  for (const auto& a : r["items"]) {
+    const json status = a.value("status", json::object());
+    std::string message;
+    for (const auto& c : status.value("conditions", json::array())) {
+      if (str(c, {"type"}) == "ErrorOccurred" && str(c, {"status"}) == "True") {
+        message = str(c, {"message"});
+      }
+    }
+    if (message.empty()) message = str(a, {"assignment", "message"});
+    std::string delegate = str(a, {"assignment", "delegate"});
+    std::string up = condition_status(a, "ResourcesUpToDate");
+    t.add({str(a, {"metadata", "name"}),
+           std::to_string(status.value("applications", json::array()).size()),
+           up.empty() ? "Unknown" : up, delegate.empty() ? "-" : delegate, message});
+  }
+  t.print();
+  return 0;
+}
+
+int appsets_get(ApiClient& api, const std::string& name, Format format) {
+  json a = api.get(appset_path(name));
+  if (format == Format::kJson || format == Format::kYaml) {
+    print_document(a, format);
+    return 0;
+  }
+  const json status = a.value("status", json::object());
+  std::string delegate = str(a, {"assignment", "delegate"});
+  std::cout << "Name:         " << name << "\n"
+            << "Delegate:     " << (delegate.empty() ? "-" : delegate) << "\n";
+  if (!str(a, {"assignment", "message"}).empty()) {
+    std::cout << "Waiting:      " << str(a, {"assignment", "message"}) << "\n";
+  }
+  for (const auto& [repo, sha] : status.value("revisions", json::object()).items()) {
+    std::cout << "Revision:     " << repo << " "
+              << short_sha(sha.is_string() ? sha.get<std::string>() : "") << "\n";
+  }
+  for (const auto& c : status.value("conditions", json::array())) {
+    std::cout << "Condition:    " << str(c, {"type"}) << "=" << str(c, {"status"}) << ": "
+              << str(c, {"message"}) << "\n";
+  }
+  const json resources = status.value("resources", json::array());
+  if (!resources.empty()) {
+    std::cout << "\n";
+    Table t({"APPLICATION", "STATUS"});
+    for (const auto& r : resources) t.add({str(r, {"name"}), str(r, {"status"})});
+    t.print();
+  }
+  return 0;
+}
+
 } // namespace
+
+int cmd_appsets(const Globals& g, const Argv& argv) {
+  Args a(argv, {});
+  const auto& pos = a.positional();
+  auto format = parse_format(g.output);
+  ApiClient api(g);
+  const std::string sub = pos.empty() ? "list" : pos[0];
+  auto need_name = [&](std::size_t n, const char* usage) {
+    if (pos.size() != n) throw UsageError(std::string("usage: capstan appsets ") + usage);
+  };
+  if (sub == "list") {
+    if (pos.size() > 1) throw UsageError("appsets list takes no arguments");
+    return appsets_list(api, format);
+  }
+  if (sub == "get") {
+    need_name(2, "get NAME");
+    return appsets_get(api, pos[1], format);
+  }
+  if (sub == "refresh") {
+    need_name(2, "refresh NAME");
+    api.post(appset_path(pos[1]) + "/refresh", json::object());
+    std::cout << "ApplicationSet " << pos[1] << " refreshed\n";
+    return 0;
+  }
+  if (sub == "delete") {
+    need_name(2, "delete NAME");
+    api.del(appset_path(pos[1]));
+    std::cout << "ApplicationSet " << pos[1] << " deleted\n";
+    return 0;
+  }
+  throw UsageError("unknown appsets subcommand '" + sub + "' (list, get, refresh or delete)");
+}
 
 int cmd_apps(const Globals& g, const Argv& argv) {
   Args a(argv, {{"--prune", "", false},

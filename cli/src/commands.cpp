@@ -69,7 +69,8 @@ Options:
        R"(Usage: capstan get KIND [ID] [--version N] [--history]
 
 KIND is one of pipeline, service, environment (env), infrastructure (infra), connector, secret,
-userGroup, gitopsCluster (clusters), environmentGroup (envgroup) (plural forms work too).
+userGroup, gitopsCluster (clusters), environmentGroup (envgroup), application (app),
+applicationSet (appset) (plural forms work too).
 Without ID, lists the objects of the kind. With ID and -o yaml, prints the object exactly
 as it was applied (secrets: their metadata only; a secret's value is never shown).
 
@@ -190,6 +191,22 @@ sync now on that delegate and waits for its end (exit 1 unless it succeeded); 'r
 Git and compares again at once; 'rollback' syncs to the revision of a history entry (turn
 automated sync off first, or the next poll brings the target revision back).)",
        cmd_apps},
+      {"appsets", "list, inspect, refresh or delete ApplicationSets",
+       R"(Usage: capstan appsets list [-o json|yaml]
+       capstan appsets get NAME [-o json|yaml]
+       capstan appsets refresh NAME
+       capstan appsets delete NAME
+
+ApplicationSets are Argo CD ApplicationSet documents applied with 'capstan apply -f'. Each is
+rendered by one delegate (DELEGATE), which reads its git generators' repositories, renders it
+again when one moves, and reports the Applications it generates; the coordinator creates,
+updates and deletes them to follow (within spec.syncPolicy.applicationsSync). An existing
+application the set does not own is never overwritten. UP-TO-DATE is the ResourcesUpToDate
+condition; MESSAGE the error when one occurred (the applications are then left as they are).
+'refresh' renders it again now. 'delete' deletes the set and the applications it generated,
+and with them their resources in the clusters unless spec.syncPolicy.
+preserveResourcesOnDeletion is true.)",
+       cmd_appsets},
       {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
   };
   return list;

@@ -78,10 +78,12 @@ void Applications::unassign(const wv1::AppUnassign& unassign) {
     Job job;
     job.kind = Job::Kind::kRemove;
     job.app = unassign.app();
+    job.delete_resources = unassign.delete_resources();
     ++applying_[job.app];
     jobs_.push_back(std::move(job));
   }
-  spdlog::info("application {}: no longer reconciled here ({})", unassign.app(), unassign.reason());
+  spdlog::info("application {}: no longer reconciled here ({}{})", unassign.app(),
+               unassign.reason(), unassign.delete_resources() ? "; deleting its resources" : "");
   cv_.notify_all();
 }
 
@@ -207,6 +209,7 @@ void Applications::run(const Job& job) {
     plugin::v1::ReconcilerCall call;
     call.set_op(plugin::v1::ReconcilerCall::OP_REMOVE);
     call.set_application(job.app);
+    if (job.delete_resources) call.set_params_json(R"({"deleteResources":true})");
     auto reply = host_.reconcile(plugin, call);
     if (!reply.ok()) spdlog::warn("application {}: removing it failed: {}", job.app, reply.error());
   };

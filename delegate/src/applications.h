@@ -54,6 +54,7 @@ private:
     std::string plugin;
     std::string application_json;
     std::string cluster_json;
+    bool delete_resources = false; // kRemove: Argo CD's cascading deletion
   };
   void worker();
   void run(const Job& job);

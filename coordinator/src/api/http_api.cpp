@@ -218,8 +218,17 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, to_json(*o, true));
                });
+    // Where an application or ApplicationSet is held, and why not when it is not.
+    auto assignment_view = [](const std::optional<store::AppStateRecord>& st) {
+      json assignment = {{"delegate", st ? st->delegate : ""},
+                         {"epoch", st ? st->epoch : 0},
+                         {"assignedAt", st ? st->assigned_at : 0},
+                         {"statusAt", st ? st->status_at : 0}};
+      if (st && !st->message.empty()) assignment["message"] = st->message;
+      return assignment;
+    };
     // GitOps applications: the applied document, where it is reconciled, the last status.
-    auto app_view = [this](const store::ObjectRecord& o) {
+    auto app_view = [this, assignment_view](const store::ObjectRecord& o) {
       auto st = store.app_state(o.identifier);
       json doc = o.model.value("document", json::object());
       json status = st ? st->status : json::object();
@@ -229,12 +238,7 @@ struct HttpApi::Impl {
                    {"metadata", doc.value("metadata", json::object())},
                    {"spec", doc.value("spec", json::object())},
                    {"status", status}};
-      json assignment = {{"delegate", st ? st->delegate : ""},
-                         {"epoch", st ? st->epoch : 0},
-                         {"assignedAt", st ? st->assigned_at : 0},
-                         {"statusAt", st ? st->status_at : 0}};
-      if (st && !st->message.empty()) assignment["message"] = st->message;
-      view["assignment"] = assignment;
+      view["assignment"] = assignment_view(st);
       return view;
     };
     server.Get("/api/v1/apps", [this, app_view](const httplib::Request&, httplib::Response& res) {
@@ -251,6 +255,63 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, app_view(*o));
                });
+    // ApplicationSets: the applied document, where it is rendered, what it generated.
+    auto appset_view = [this, assignment_view](const store::ObjectRecord& o) {
+      auto st = store.app_state("applicationset/" + o.identifier);
+      json doc = o.model.value("document", json::object());
+      json status = st && st->status.is_object() ? st->status : json::object();
+      status.erase("reported"); // the generated documents: the applications themselves show them
+      json view = {{"apiVersion", "argoproj.io/v1alpha1"},
+                   {"kind", "ApplicationSet"},
+                   {"metadata", doc.value("metadata", json::object())},
+                   {"spec", doc.value("spec", json::object())},
+                   {"status", status}};
+      view["assignment"] = assignment_view(st);
+      return view;
+    };
+    server.Get("/api/v1/appsets",
+               [this, appset_view](const httplib::Request&, httplib::Response& res) {
+                 json items = json::array();
+                 for (const auto& o : store.objects("applicationSet")) {
+                   items.push_back(appset_view(o));
+                 }
+                 reply(res, 200, {{"items", items}});
+               });
+    server.Get(R"(/api/v1/appsets/([^/]+))",
+               [this, appset_view](const httplib::Request& req, httplib::Response& res) {
+                 auto o = store.object("applicationSet", req.matches[1]);
+                 if (!o) {
+                   return error(res, 404, "NotFound",
+                                "ApplicationSet '" + std::string(req.matches[1]) + "' not found");
+                 }
+                 reply(res, 200, appset_view(*o));
+               });
+    server.Delete(
+        R"(/api/v1/appsets/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+          answer(res, engine.remove("applicationSet", req.matches[1], user_of(req)).get());
+        });
+    server.Post(R"(/api/v1/appsets/([^/]+)/refresh)",
+                [this](const httplib::Request& req, httplib::Response& res) {
+                  auto body = body_of(req, res);
+                  if (!body) return;
+                  if (!body->empty()) {
+                    return error(res, 400, "BadRequest", "refresh takes no parameters");
+                  }
+                  if (!store.object("applicationSet", req.matches[1])) {
+                    return error(res, 404, "NotFound",
+                                 "ApplicationSet '" + std::string(req.matches[1]) + "' not found");
+                  }
+                  engine::AppOperationRequest r;
+                  r.app = "applicationset/" + std::string(req.matches[1]);
+                  r.op = "refresh";
+                  r.user = user_of(req);
+                  r.params = json::object();
+                  try {
+                    answer(res, engine.app_operation(std::move(r)).get());
+                  } catch (const std::future_error&) {
+                    error(res, 503, "ShuttingDown", "the coordinator is shutting down");
+                  }
+                });
     server.Post(kWebhookPath,
                 [this](const httplib::Request& req, httplib::Response& res) { webhook(req, res); });
     server.Post(

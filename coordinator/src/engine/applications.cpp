@@ -3,6 +3,7 @@
 // assignment has a new epoch; statuses are kept only from the current one. A lost delegate's
 // applications move after a fence delay longer than the delegate needs to notice it is cut
 // off (it then stops reconciling them), so no application is reconciled twice at once.
+#include <capstan/apps/application.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -48,6 +49,7 @@ void Machine::apps_recover() {
 }
 
 Machine::AppTarget Machine::apps_target(const std::string& name) {
+  if (appsets_is_key(name)) return appsets_target(name);
   AppTarget t;
   auto obj = store_.object("application", name);
   if (!obj) {
@@ -145,13 +147,21 @@ void Machine::apps_problem(AppRuntime& app, const std::string& message) {
   app.dirty = true;
 }
 
-void Machine::apps_unassign(AppRuntime& app, const std::string& reason) {
-  if (app.state.instance_id.empty()) return;
+void Machine::apps_unassign(AppRuntime& app, const std::string& reason, bool delete_resources) {
+  if (app.state.instance_id.empty()) {
+    if (delete_resources) {
+      spdlog::warn("application {}: deleted while no delegate held it; its resources stay in the "
+                   "cluster",
+                   app.state.name);
+    }
+    return;
+  }
   if (auto* s = scheduler_.by_instance(app.state.instance_id)) {
     v1::Envelope env;
     env.mutable_app_unassign()->set_app(app.state.name);
     env.mutable_app_unassign()->set_epoch(app.state.epoch);
     env.mutable_app_unassign()->set_reason(reason);
+    env.mutable_app_unassign()->set_delete_resources(delete_resources);
     send(s->peer, std::move(env));
   }
   apps_fail_operations(app.state.name, "", "it was taken from delegate " + app.state.delegate);
@@ -273,7 +283,13 @@ void Machine::apps_on_status(const wire::PeerId& peer, const v1::AppStatus& stat
                  status.app(), s->name);
     return;
   }
-  app.state.status = std::move(j);
+  if (appsets_is_key(status.app())) {
+    // The generator's report; what is shown is made of it when it is followed.
+    app.state.status["reported"] = std::move(j);
+    app.follow = true;
+  } else {
+    app.state.status = std::move(j);
+  }
   app.state.status_epoch = status.epoch();
   app.state.status_at = now_ms();
   app.dirty = true;
@@ -288,13 +304,30 @@ void Machine::apps_changed() {
       it->second.state.name = o.identifier;
       it->second.dirty = true;
     }
+    it->second.delete_resources =
+        apps::deletes_resources(o.model.value("document", json::object()));
+  }
+  for (const auto& o : store_.objects("applicationSet")) {
+    const std::string key = appsets_key(o.identifier);
+    live.insert(key);
+    auto [it, fresh] = apps_.try_emplace(key);
+    if (fresh) {
+      it->second.state.name = key;
+      it->second.dirty = true;
+    }
+    it->second.follow = true; // its applications may have changed: follow its report again
   }
   for (auto it = apps_.begin(); it != apps_.end();) {
     if (live.count(it->first)) {
       ++it;
       continue;
     }
-    apps_unassign(it->second, "the application was deleted");
+    if (appsets_is_key(it->first)) {
+      apps_unassign(it->second, "the ApplicationSet was deleted");
+      appsets_delete_owned(it->first.substr(std::string("applicationset/").size()));
+    } else {
+      apps_unassign(it->second, "the application was deleted", it->second.delete_resources);
+    }
     store_.delete_app_state(it->first);
     it = apps_.erase(it);
   }
@@ -312,6 +345,7 @@ void Machine::apps_tick() {
     apps_dirty_ = false;
     apps_changed();
   }
+  appsets_tick();
   auto now = Clock::now();
   // Longer than a cut-off delegate needs to notice it lost its session and drop its
   // applications: its liveness window runs from the coordinator's last heartbeat, which can be
@@ -432,7 +466,8 @@ Outcome Machine::git_push(const GitPush& push) {
     send(s->peer, std::move(env));
     refreshed.push_back(o.identifier);
   }
-  spdlog::info("push to {} ({}): refreshing {} application(s)",
+  appsets_git_push(push, refreshed, waiting);
+  spdlog::info("push to {} ({}): refreshing {} application(s) and ApplicationSet(s)",
                push.repositories.empty() ? "?" : *push.repositories.begin(), push.ref,
                refreshed.size());
   Outcome out;

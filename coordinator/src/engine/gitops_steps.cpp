@@ -255,7 +255,9 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
   const json list = list_of(spec.value("applicationsList", json()), "applicationsList", error);
   const std::string regex = text_of(spec.value("applicationRegex", json()));
   std::vector<std::string> all;
-  for (const auto& [n, app] : apps_) all.push_back(n);
+  for (const auto& [n, app] : apps_) {
+    if (!appsets_is_key(n)) all.push_back(n); // ApplicationSets are not synced, their apps are
+  }
   if (!list.empty() && !regex.empty()) {
     error = "give either applicationsList or applicationRegex, not both";
   } else if (!list.empty()) {
@@ -312,7 +314,7 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   for (const auto& n : names) {
-    if (!apps_.count(n)) {
+    if (!apps_.count(n) || appsets_is_key(n)) {
       fail_row(a, si, r, "InvalidInput",
                where + "application '" + n + "' does not exist (applications: " + joined(all) +
                    ")");
@@ -607,7 +609,9 @@ bool Machine::start_update_gitops_app(Active& a, std::size_t si, int r) {
   auto stored = store_.object("application", name);
   if (!stored) {
     std::vector<std::string> all;
-    for (const auto& [n, app] : apps_) all.push_back(n);
+    for (const auto& [n, app] : apps_) {
+      if (!appsets_is_key(n)) all.push_back(n); // ApplicationSets are not synced, their apps are
+    }
     fail_row(a, si, r, "InvalidInput",
              where + "application '" + name + "' does not exist (applications: " + joined(all) +
                  ")");

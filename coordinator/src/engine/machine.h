@@ -195,6 +195,8 @@ private:
     std::string sent; // digest of the last AppAssign payload sent for this epoch
     std::optional<Clock::time_point> orphaned_since; // its delegate was lost or drains
     bool dirty = false;                              // state to write at flush
+    bool delete_resources = false; // its document asks for cascading deletion (a finalizer)
+    bool follow = false;           // an ApplicationSet whose report is still to be followed
   };
   void apps_recover();
   void apps_on_hello(Session& s, const wire::v1::Hello& hello, bool new_connection);
@@ -213,7 +215,7 @@ private:
   // none can take it.
   void apps_place(AppRuntime& app);
   void apps_send_assign(AppRuntime& app, const Session& s, bool force);
-  void apps_unassign(AppRuntime& app, const std::string& reason);
+  void apps_unassign(AppRuntime& app, const std::string& reason, bool delete_resources = false);
   void apps_problem(AppRuntime& app, const std::string& message);
   // The AppAssign payload of an application now: cluster JSON, secrets to mask, selectors.
   struct AppTarget {
@@ -228,6 +230,21 @@ private:
   // refresh at once, as a push webhook would make them.
   void apps_refresh_after_step(const std::string& step_type, const plugin::v1::StepResult& result,
                                const std::string& execution_id);
+
+  // --- application_sets.cpp: ApplicationSets (runtime key "applicationset/<name>") ---
+  static bool appsets_is_key(const std::string& key);
+  static std::string appsets_key(const std::string& set);
+  AppTarget appsets_target(const std::string& key);
+  // Creates, updates and deletes the set's applications as its last report says; false when
+  // it must look again after this batch's commit.
+  bool appsets_follow(AppRuntime& rt, std::set<std::string>& written);
+  void appsets_tick();
+  void appsets_delete_owned(const std::string& set);
+  void appsets_put_application(const std::string& set, const model::Object& o,
+                               const std::string& action);
+  void appsets_delete_application(const std::string& set, const std::string& name,
+                                  const std::string& why);
+  void appsets_git_push(const GitPush& push, nlohmann::json& refreshed, nlohmann::json& waiting);
 
   // --- gitops_steps.cpp: GitOpsSync and UpdateGitOpsApp, run by the coordinator ---
   // The step's spec with its expressions resolved; nullopt when that failed (the row failed).

@@ -100,6 +100,9 @@ const std::vector<KindSpec>& kinds() {
        parse_environment_group},
       {"pipeline", {"pipelines"}, parse_pipeline_object},
       {"application", {"applications", "app", "apps"}, parse_application_object},
+      {"applicationSet",
+       {"applicationSets", "applicationsets", "applicationset", "appset", "appsets"},
+       parse_application_set_object},
   };
   return list;
 }
@@ -257,14 +260,15 @@ std::vector<Object> parse_objects(const std::vector<SourceFile>& files) {
       if (doc.value.contains("apiVersion") && doc.value.contains("kind")) {
         const auto& api = doc.value["apiVersion"];
         const auto& kv = doc.value["kind"];
-        if (api != "argoproj.io/v1alpha1" || kv != "Application") {
+        if (api != "argoproj.io/v1alpha1" || (kv != "Application" && kv != "ApplicationSet")) {
           check.error("/kind", "unsupported document: apiVersion " + api.dump() + ", kind " +
                                    kv.dump() +
-                                   " (this coordinator accepts argoproj.io/v1alpha1 Application, "
-                                   "and the Harness-shaped kinds under one top-level key)");
+                                   " (this coordinator accepts argoproj.io/v1alpha1 Application "
+                                   "and ApplicationSet, and the Harness-shaped kinds under one "
+                                   "top-level key)");
           continue;
         }
-        k8s_kind = "application";
+        k8s_kind = kv == "Application" ? "application" : "applicationSet";
       }
       if (k8s_kind.empty() && doc.value.size() != 1) {
         std::string keys;

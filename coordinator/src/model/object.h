@@ -101,5 +101,8 @@ std::vector<std::string> parse_environment_list(Checker& check, const nlohmann::
 // Argo CD Application documents (model/application.cpp).
 void parse_application_object(const yaml::Document& doc, Object& out,
                               std::vector<Problem>& problems);
+// Argo CD ApplicationSet documents (model/application_set.cpp).
+void parse_application_set_object(const yaml::Document& doc, Object& out,
+                                  std::vector<Problem>& problems);
 
 } // namespace capstan::model

@@ -35,7 +35,9 @@ std::string folder_name(const std::string& id) {
 
 } // namespace
 
-AppHost::AppHost(AppHostOptions options) : options_(std::move(options)) {}
+AppHost::AppHost(AppHostOptions options)
+    : options_(std::move(options)),
+      sets_(SetFollowerOptions{options_.work_root / "applicationsets", options_.poll_interval}) {}
 
 AppHost::~AppHost() {
   stop();
@@ -45,9 +47,11 @@ void AppHost::start(sdk::ReconcilerHost host) {
   std::lock_guard lock(mutex_);
   host_ = host;
   started_ = true;
+  sets_.start(host);
 }
 
 void AppHost::stop() {
+  sets_.stop();
   std::map<std::string, std::shared_ptr<Cluster>> clusters;
   {
     std::lock_guard lock(mutex_);
@@ -158,24 +162,58 @@ std::string AppHost::upsert(const ReconcilerCall& call) {
   return "{}";
 }
 
-std::string AppHost::remove(const std::string& app) {
-  std::shared_ptr<Cluster> empty;
+std::string AppHost::remove(const std::string& app, bool delete_resources) {
+  std::shared_ptr<Cluster> empty, cluster;
+  std::size_t deleted = 0;
+  if (delete_resources) {
+    std::lock_guard lock(mutex_);
+    auto it = app_cluster_.find(app);
+    if (it != app_cluster_.end()) cluster = clusters_.at(it->second);
+  }
+  // Argo CD's cascading deletion, outside the lock (it waits for a sync of it in flight).
+  if (cluster) deleted = cluster->reconciler->remove_deleting_resources(app);
   {
     std::lock_guard lock(mutex_);
     empty = detach_locked(app);
   }
   if (empty) empty->reconciler->stop();
-  return "{}";
+  return json{{"deletedResources", deleted}}.dump();
+}
+
+std::string AppHost::call_set(const ReconcilerCall& call) {
+  const std::string& key = call.application();
+  switch (call.op()) {
+  case ReconcilerCall::OP_UPSERT:
+    sets_.upsert(key, parse_json(call.application_json(), "the ApplicationSet"),
+                 call.cluster_json().empty() ? json::object()
+                                             : parse_json(call.cluster_json(), "the clusters"));
+    return "{}";
+  case ReconcilerCall::OP_REMOVE:
+    sets_.remove(key);
+    return "{}";
+  case ReconcilerCall::OP_REFRESH:
+    sets_.refresh(key);
+    return "{}";
+  case ReconcilerCall::OP_STATUS:
+    return sets_.status(key).dump();
+  default:
+    throw std::invalid_argument("an ApplicationSet can be refreshed, not synced or rolled back; "
+                                "sync its applications");
+  }
 }
 
 std::string AppHost::call(const ReconcilerCall& call) {
   const std::string& app = call.application();
   if (app.empty()) throw std::invalid_argument("the call names no application");
+  if (app.rfind(kSetPrefix, 0) == 0) return call_set(call);
   switch (call.op()) {
   case ReconcilerCall::OP_UPSERT:
     return upsert(call);
-  case ReconcilerCall::OP_REMOVE:
-    return remove(app);
+  case ReconcilerCall::OP_REMOVE: {
+    json p = call.params_json().empty() ? json::object()
+                                        : parse_json(call.params_json(), "the remove parameters");
+    return remove(app, p.value("deleteResources", false));
+  }
   case ReconcilerCall::OP_REFRESH:
     cluster_of(app)->reconciler->refresh(app);
     return "{}";

@@ -1,5 +1,6 @@
 // The gitops plugin's reconciler hooks: one capstan::apps::Reconciler per destination cluster,
-// holding the applications the delegate was assigned on that cluster.
+// holding the applications the delegate was assigned on that cluster, and the ApplicationSets
+// it was assigned (named "applicationset/<name>"), followed by a SetFollower.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,8 @@
 
 #include <capstan/apps/reconciler.h>
 #include <capstan/sdk/plugin.h>
+
+#include "set_follower.h"
 
 namespace capstan::plugins::gitops {
 
@@ -39,13 +42,15 @@ private:
     std::map<std::string, apps::Application> apps; // what it reconciles
   };
   std::string upsert(const plugin::v1::ReconcilerCall& call);
-  std::string remove(const std::string& app);
+  std::string call_set(const plugin::v1::ReconcilerCall& call);
+  std::string remove(const std::string& app, bool delete_resources);
   std::shared_ptr<Cluster> cluster_of(const std::string& app);
   // Takes an application off its cluster; returns the cluster when it became empty (to be
   // stopped outside the lock).
   std::shared_ptr<Cluster> detach_locked(const std::string& app);
 
   AppHostOptions options_;
+  SetFollower sets_;
   sdk::ReconcilerHost host_;
   std::mutex mutex_;                                         // guards the maps and stopped_
   std::map<std::string, std::shared_ptr<Cluster>> clusters_; // by cluster identifier

@@ -310,4 +310,18 @@ Application parse_application(const json& document, const yaml::SourceMap& where
   return app;
 }
 
+bool deletes_resources(const json& document) {
+  if (!document.is_object() || !document.contains("metadata")) return false;
+  const json& meta = document["metadata"];
+  if (!meta.is_object() || !meta.contains("finalizers") || !meta["finalizers"].is_array())
+    return false;
+  const std::string base = kResourcesFinalizer;
+  for (const auto& f : meta["finalizers"]) {
+    if (!f.is_string()) continue;
+    const std::string v = f.get<std::string>();
+    if (v == base || v == base + "/background" || v == base + "/foreground") return true;
+  }
+  return false;
+}
+
 } // namespace capstan::apps

@@ -1,6 +1,7 @@
 // ApplicationSet generators and templates.
 #include "capstan/apps/application_set.h"
 
+#include <capstan/kube/client.h>
 #include <capstan/manifest/template.h>
 
 #include <algorithm>
@@ -471,10 +472,14 @@ ApplicationSet parse_application_set(const json& document, const yaml::SourceMap
     policy.only({"preserveResourcesOnDeletion", "applicationsSync"});
     set.preserve_resources_on_deletion = policy.boolean("preserveResourcesOnDeletion", false);
     std::string sync = policy.string("applicationsSync", "sync");
-    if (sync != "sync") {
-      policy.fail("applicationsSync", "spec.syncPolicy.applicationsSync '" + sync +
-                                          "' is not supported (only sync, the default)");
+    if (sync != "sync" && sync != "create-only" && sync != "create-update" &&
+        sync != "create-delete") {
+      policy.fail("applicationsSync",
+                  "spec.syncPolicy.applicationsSync must be sync, create-only, create-update or "
+                  "create-delete, not '" +
+                      sync + "'");
     }
+    set.applications_sync = sync;
   }
   auto generators = spec.objects("generators");
   if (generators.empty()) spec.fail_here("spec.generators must list at least one generator");
@@ -524,6 +529,15 @@ std::vector<Application> generate_applications(const ApplicationSet& set,
                                                          {"name", set.name},
                                                          {"controller", true},
                                                          {"blockOwnerDeletion", true}}});
+      if (!set.preserve_resources_on_deletion) {
+        // Argo CD's cascading deletion: the application's resources go with it.
+        json& finalizers = doc["metadata"]["finalizers"];
+        if (!finalizers.is_array()) finalizers = json::array();
+        if (std::find(finalizers.begin(), finalizers.end(), kResourcesFinalizer) ==
+            finalizers.end()) {
+          finalizers.push_back(kResourcesFinalizer);
+        }
+      }
       doc["spec"] = rendered.value("spec", json::object());
       Application app;
       try {
@@ -543,6 +557,15 @@ std::vector<Application> generate_applications(const ApplicationSet& set,
     }
   }
   return apps;
+}
+
+json set_condition(const std::string& type, bool status, const std::string& reason,
+                   const std::string& message) {
+  return {{"type", type},
+          {"status", status ? "True" : "False"},
+          {"reason", reason},
+          {"message", message},
+          {"lastTransitionTime", kube::format_rfc3339(std::chrono::system_clock::now())}};
 }
 
 } // namespace capstan::apps

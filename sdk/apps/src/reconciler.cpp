@@ -62,7 +62,14 @@ bool is_sha(const std::string& s) {
          });
 }
 
-// The commit a target revision names among a remote's refs.
+struct RepoRefs {
+  std::vector<git::RemoteRef> refs;
+  std::string error; // "" when the last ls-remote worked
+  Clock::time_point at{};
+};
+
+} // namespace
+
 std::optional<std::string> resolve_ref(const std::vector<git::RemoteRef>& refs,
                                        const std::string& target) {
   if (is_sha(target)) return target;
@@ -81,14 +88,6 @@ std::optional<std::string> resolve_ref(const std::vector<git::RemoteRef>& refs,
   return std::nullopt;
 }
 
-struct RepoRefs {
-  std::vector<git::RemoteRef> refs;
-  std::string error; // "" when the last ls-remote worked
-  Clock::time_point at{};
-};
-
-} // namespace
-
 struct AppEntry {
   std::mutex op; // held for a whole reconcile or sync
   // Guarded by op:
@@ -104,6 +103,7 @@ struct AppEntry {
   int retry_attempt = 0;
   Clock::time_point last_self_heal{};
   std::set<std::pair<std::string, std::string>> kinds; // (apiVersion, kind) ever managed
+  bool deleted = false; // its resources were deleted with it: nothing may apply them again
 };
 
 struct Reconciler::Impl {
@@ -244,6 +244,7 @@ struct Reconciler::Impl {
         entry = it->second;
       }
       std::lock_guard op(entry->op);
+      if (entry->deleted) continue;
       try {
         reconcile(*entry);
       } catch (const std::exception& e) {
@@ -860,6 +861,33 @@ void Reconciler::remove(const std::string& name) {
   impl_->targets.erase(name);
   impl_->published.erase(name);
   impl_->polled.erase(name);
+}
+
+std::size_t Reconciler::remove_deleting_resources(const std::string& name) {
+  std::shared_ptr<AppEntry> entry;
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->apps.find(name);
+    if (it == impl_->apps.end()) return 0;
+    entry = it->second;
+  }
+  // Waits for a reconcile or sync of it in flight; none starts after (deleted).
+  std::lock_guard op(entry->op);
+  entry->deleted = true;
+  remove(name);
+  impl_->watch_kinds(*entry, entry->desired);
+  std::size_t deleted = 0;
+  for (const auto& live : impl_->cache.tracked(name)) {
+    try {
+      impl_->delete_object(live, entry->app, false);
+      ++deleted;
+      impl_->log(name, "deleted " + live.value("kind", "") + " " +
+                           live["metadata"].value("name", "") + " with the application");
+    } catch (const kube::Error& e) {
+      if (!e.is(kube::ErrorKind::kNotFound)) throw;
+    }
+  }
+  return deleted;
 }
 
 std::vector<std::string> Reconciler::names() const {

@@ -91,6 +91,42 @@ TEST(ApplicationSet, GitFilesFlattenValuesAndPathParams) {
   EXPECT_TRUE(apps[2].sync_policy.self_heal);
 }
 
+TEST(ApplicationSet, GeneratedApplicationsDeleteTheirResourcesUnlessPreserved) {
+  auto apps = capstan::apps::generate_applications(parse(kGitFiles), release_repo());
+  ASSERT_FALSE(apps.empty());
+  EXPECT_EQ(apps[0].document["metadata"]["finalizers"],
+            nlohmann::json::array({"resources-finalizer.argocd.argoproj.io"}));
+  EXPECT_TRUE(capstan::apps::deletes_resources(apps[0].document));
+
+  std::string preserved = kGitFiles;
+  preserved.replace(preserved.find("spec:\n  generators:"), 5,
+                    "spec:\n  syncPolicy: {preserveResourcesOnDeletion: true}");
+  auto kept = capstan::apps::generate_applications(parse(preserved), release_repo());
+  ASSERT_FALSE(kept.empty());
+  EXPECT_FALSE(kept[0].document["metadata"].contains("finalizers"));
+  EXPECT_FALSE(capstan::apps::deletes_resources(kept[0].document));
+  EXPECT_TRUE(capstan::apps::deletes_resources(nlohmann::json::parse(
+      R"({"metadata": {"finalizers": ["resources-finalizer.argocd.argoproj.io/background"]}})")));
+}
+
+TEST(ApplicationSet, ApplicationsSyncPolicies) {
+  for (const char* policy : {"create-only", "create-update", "create-delete", "sync"}) {
+    std::string text = kGitFiles;
+    text.replace(text.find("spec:\n  generators:"), 5,
+                 std::string("spec:\n  syncPolicy: {applicationsSync: ") + policy + "}");
+    EXPECT_EQ(parse(text).applications_sync, policy);
+  }
+  std::string bad = kGitFiles;
+  bad.replace(bad.find("spec:\n  generators:"), 5, "spec:\n  syncPolicy: {applicationsSync: all}");
+  try {
+    parse(bad);
+    FAIL() << "an unknown applicationsSync was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("appset.yaml:5:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("create-only"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ApplicationSet, GitFilesInGoTemplateModeKeepStructure) {
   auto set = parse(R"(apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet

@@ -17,6 +17,11 @@
 namespace capstan::apps {
 
 inline constexpr const char* kApiVersion = "argoproj.io/v1alpha1";
+// metadata.finalizers entry asking that an Application's resources be deleted with it (Argo
+// CD's cascading deletion).
+inline constexpr const char* kResourcesFinalizer = "resources-finalizer.argocd.argoproj.io";
+// Whether the document carries kResourcesFinalizer (or its background/foreground variants).
+bool deletes_resources(const nlohmann::json& document);
 
 // An invalid Application or ApplicationSet. what() reads "file:line:column: message" (the
 // position is left out when unknown).

@@ -40,7 +40,13 @@ struct ApplicationSet {
   std::string namespace_;
   bool go_template = false;
   bool missing_key_error = false; // goTemplateOptions: ["missingkey=error"]
+  // false: every generated Application carries kResourcesFinalizer (its resources are deleted
+  // with it, as in Argo CD).
   bool preserve_resources_on_deletion = false;
+  // spec.syncPolicy.applicationsSync: what following the generators may do to the generated
+  // Applications: "sync" (create, update, delete), "create-only", "create-update",
+  // "create-delete".
+  std::string applications_sync = "sync";
   nlohmann::json generators; // spec.generators as written
   nlohmann::json template_;  // spec.template as written
   nlohmann::json document;
@@ -64,6 +70,11 @@ std::vector<Params> generate_params(const ApplicationSet& set, std::size_t index
 // (names unique). Throws Error naming the generator (and its position) at fault.
 std::vector<Application> generate_applications(const ApplicationSet& set,
                                                const GenerateContext& context);
+
+// One ApplicationSet status condition as Argo CD writes it: {type, status "True"/"False",
+// reason, message, lastTransitionTime (now, RFC 3339)}.
+nlohmann::json set_condition(const std::string& type, bool status, const std::string& reason,
+                             const std::string& message);
 
 // Argo CD's normalisation of a value into a DNS name: lower case, characters other than
 // [a-z0-9-.] replaced with '-', cut to 253 characters, '-' and '.' trimmed at both ends.

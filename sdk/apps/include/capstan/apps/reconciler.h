@@ -34,6 +34,11 @@ struct Condition {
   std::string last_transition_time; // RFC 3339
 };
 
+// The commit a target revision (a commit, branch, tag, full ref name or HEAD) names among a
+// remote's refs (as git::ls_remote lists them); nullopt when none.
+std::optional<std::string> resolve_ref(const std::vector<git::RemoteRef>& refs,
+                                       const std::string& target);
+
 struct ApplicationStatus {
   std::string name;
   SyncStatus sync = SyncStatus::kUnknown;
@@ -98,6 +103,10 @@ public:
   void upsert(const Application& app);
   // Stops reconciling it; its resources stay in the cluster.
   void remove(const std::string& name);
+  // Stops reconciling it and deletes every live object it tracks from the cluster (Argo CD's
+  // cascading deletion, asked for by kResourcesFinalizer). Returns how many were deleted;
+  // throws kube::Error when a delete fails (what was not deleted yet stays).
+  std::size_t remove_deleting_resources(const std::string& name);
   std::vector<std::string> names() const;
 
   // Reads Git and compares again now, without waiting for the next poll.

@@ -1,0 +1,298 @@
+// ApplicationSets end to end: a real coordinator, a delegate hosting the gitops plugin, three
+// capstan-sandbox clusters and a real Git remote. A git files generator over
+// cluster-config/**/config.json generates one application per cluster; the applications follow
+// the remote (created, updated, deleted with their resources), and a render error is a
+// condition that leaves them as they are.
+#include <gtest/gtest.h>
+
+#include <capstan/testing/git_servers.h>
+#include <capstan/testing/sandbox.h>
+
+#include <iostream>
+
+#include "../stack.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using capstan::testing::FileSet;
+using capstan::testing::git;
+using capstan::testing::Sandbox;
+using capstan::testing::Stack;
+using capstan::testing::TempDir;
+using capstan::testing::wait_until;
+using nlohmann::json;
+
+std::string configmap(const std::string& name, const std::string& value) {
+  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
+         value + "\"\n";
+}
+
+std::string config_json(const std::string& cluster, const std::string& manifests) {
+  return R"({"cluster": ")" + cluster + R"(", "manifests": ")" + manifests + "\"}\n";
+}
+
+class Remote {
+public:
+  explicit Remote(const FileSet& files) {
+    bare_ = capstan::testing::make_remote(dir_.path(), "release.git", {files});
+    git({"clone", "-q", bare_.string(), (dir_ / "work").string()});
+  }
+  std::string url() const { return "file://" + bare_.string(); }
+  void commit(const FileSet& write, const std::vector<std::string>& remove = {}) {
+    for (const auto& [path, text] : write) capstan::testing::write_file(dir_ / "work" / path, text);
+    for (const auto& path : remove) git({"rm", "-q", path}, dir_ / "work");
+    git({"add", "-A"}, dir_ / "work");
+    git({"commit", "-q", "-m", "change"}, dir_ / "work");
+    git({"push", "-q", "origin", "HEAD:main"}, dir_ / "work");
+  }
+
+private:
+  TempDir dir_{"capstan-appset-remote"};
+  fs::path bare_;
+};
+
+constexpr const char* kClusters[] = {"dev", "qa", "prod"};
+
+class AppSetTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    stack_.start_coordinator();
+    capstan::testing::write_file(dir_ / "delegate.yaml",
+                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
+      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
+    }
+  }
+  void delegate(const std::string& name) {
+    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
+                                    {"--config", (dir_ / "delegate.yaml").string()});
+    delegates_.push_back(&d);
+  }
+  // One environment, and a connector and GitOps cluster per sandbox.
+  std::string clusters_yaml() const {
+    std::string out = "environment:\n  identifier: fleet\n  name: fleet\n  type: PreProduction\n";
+    for (std::size_t i = 0; i < sandboxes_.size(); ++i) {
+      const std::string id = kClusters[i];
+      out += "---\nconnector:\n  identifier: " + id + "_api\n  name: " + id +
+             " API\n  type: K8sCluster\n  spec:\n    credential:\n      type: Kubeconfig\n"
+             "      spec:\n        path: " +
+             sandboxes_[i]->kubeconfig().string() + "\n---\ngitopsCluster:\n  identifier: " + id +
+             "\n  name: " + id + "\n  connectorRef: " + id + "_api\n  environments: [fleet]\n";
+    }
+    return out;
+  }
+  static std::string appset_yaml(const std::string& url) {
+    return "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: fleet\n"
+           "spec:\n  goTemplate: true\n  goTemplateOptions: [\"missingkey=error\"]\n"
+           "  generators:\n  - git:\n      repoURL: " +
+           url +
+           "\n      revision: main\n      files:\n      - path: cluster-config/**/config.json\n"
+           "  template:\n    metadata:\n      name: 'web-{{.cluster}}'\n    spec:\n"
+           "      project: default\n      source:\n        repoURL: " +
+           url +
+           "\n        targetRevision: main\n        path: '{{.manifests}}'\n"
+           "      destination:\n        name: '{{.cluster}}'\n        namespace: web\n"
+           "      syncPolicy:\n        automated: {prune: true, selfHeal: true}\n"
+           "        syncOptions: [CreateNamespace=true]\n";
+  }
+  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
+  json appset(const std::string& name) { return stack_.get("/api/v1/appsets/" + name); }
+  static std::string condition(const json& set, const std::string& type,
+                               const char* field = "status") {
+    for (const auto& c : set["status"].value("conditions", json::array())) {
+      if (c.value("type", "") == type) return c.value(field, "");
+    }
+    return "";
+  }
+  bool synced_healthy(const std::string& name) {
+    const json s = app(name).value("status", json::object());
+    return s.value("sync", json::object()).value("status", "") == "Synced" &&
+           s.value("health", json::object()).value("status", "") == "Healthy";
+  }
+  // The ConfigMap's value in a cluster, "" when the cluster says it is not there.
+  std::string value_in(std::size_t cluster) {
+    auto r = sandboxes_[cluster]->kubectl(
+        {"get", "configmap", "settings", "-n", "web", "-o", "jsonpath={.data.value}"});
+    if (r.status.success()) return r.out;
+    return r.err.find("NotFound") != std::string::npos ? "" : "kubectl failed: " + r.err;
+  }
+  std::vector<std::string> app_names() {
+    std::vector<std::string> out;
+    const json apps = stack_.get("/api/v1/apps");
+    for (const auto& a : apps["items"]) out.push_back(a["metadata"]["name"].get<std::string>());
+    return out;
+  }
+  capstan::process::RunResult cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {(capstan::testing::bin_dir() / "capstan").string(), "--server",
+                                     stack_.api(), "--token", stack_.api_token()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return capstan::testing::run(argv);
+  }
+
+  TempDir dir_{"capstan-appset"};
+  std::vector<std::unique_ptr<Sandbox>> sandboxes_;
+  Stack stack_{dir_.path()};
+  std::vector<capstan::testing::Daemon*> delegates_;
+};
+
+TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
+  for (const char* c : kClusters) {
+    sandboxes_.push_back(std::make_unique<Sandbox>(dir_ / (std::string("sandbox-") + c)));
+  }
+  Remote remote({{"cluster-config/dev/config.json", config_json("dev", "apps/v1")},
+                 {"cluster-config/qa/config.json", config_json("qa", "apps/v1")},
+                 {"cluster-config/prod/config.json", config_json("prod", "apps/v1")},
+                 {"apps/v1/settings.yaml", configmap("settings", "one")},
+                 {"apps/v2/settings.yaml", configmap("settings", "two")}});
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  auto applied =
+      stack_.apply_text("fleet.yaml", clusters_yaml() + "---\n" + appset_yaml(remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+
+  // Three applications, one per cluster, owned by the set, all synced.
+  json set;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        for (const char* c : kClusters) {
+          if (!synced_healthy(std::string("web-") + c)) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(90)))
+      << appset("fleet").dump(2) << stack_.get("/api/v1/apps").dump(2);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(value_in(i), "one") << kClusters[i];
+  json generated = app("web-prod");
+  EXPECT_EQ(generated["metadata"]["ownerReferences"][0]["kind"], "ApplicationSet");
+  EXPECT_EQ(generated["metadata"]["ownerReferences"][0]["name"], "fleet");
+  EXPECT_EQ(generated["spec"]["destination"]["name"], "prod");
+  ASSERT_TRUE(
+      wait_until([&] { return condition(set = appset("fleet"), "ResourcesUpToDate") == "True"; },
+                 std::chrono::seconds(30)))
+      << set.dump(2);
+  EXPECT_EQ(condition(set, "ErrorOccurred"), "False");
+  EXPECT_EQ(condition(set, "ParametersGenerated"), "True");
+  EXPECT_EQ(set["status"]["applications"], json::array({"web-dev", "web-prod", "web-qa"}));
+  EXPECT_FALSE(set["assignment"]["delegate"].get<std::string>().empty());
+
+  // The CLI shows it.
+  auto listed = cli({"appsets", "list"});
+  EXPECT_TRUE(listed.status.success()) << listed.err;
+  EXPECT_NE(listed.out.find("fleet"), std::string::npos) << listed.out;
+
+  // qa's config.json goes: its application is deleted, and its resources with it.
+  remote.commit({}, {"cluster-config/qa/config.json"});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto names = app_names();
+        return std::find(names.begin(), names.end(), "web-qa") == names.end();
+      },
+      std::chrono::seconds(60)))
+      << appset("fleet").dump(2);
+  ASSERT_TRUE(wait_until([&] { return value_in(1).empty(); }, std::chrono::seconds(30)))
+      << "the ConfigMap is still in the qa cluster";
+  EXPECT_EQ(value_in(0), "one");
+  EXPECT_EQ(value_in(2), "one");
+  EXPECT_TRUE(synced_healthy("web-dev"));
+  EXPECT_TRUE(synced_healthy("web-prod"));
+
+  // A value changes: the generated application is updated and synced.
+  remote.commit({{"cluster-config/prod/config.json", config_json("prod", "apps/v2")}});
+  ASSERT_TRUE(wait_until([&] { return value_in(2) == "two"; }, std::chrono::seconds(60)))
+      << app("web-prod").dump(2);
+  EXPECT_EQ(app("web-prod")["spec"]["source"]["path"], "apps/v2");
+  EXPECT_EQ(value_in(0), "one");
+
+  // A config.json that breaks the render (missingkey=error): a condition naming why; the
+  // applications stay as they are.
+  remote.commit({{"cluster-config/dev/config.json", R"({"manifests": "apps/v2"})"
+                                                    "\n"}});
+  ASSERT_TRUE(
+      wait_until([&] { return condition(set = appset("fleet"), "ErrorOccurred") == "True"; },
+                 std::chrono::seconds(60)))
+      << set.dump(2);
+  const std::string why = condition(set, "ErrorOccurred", "message");
+  EXPECT_NE(why.find("cluster"), std::string::npos) << why;
+  EXPECT_EQ(condition(set, "ResourcesUpToDate"), "False");
+  EXPECT_EQ(app_names(), (std::vector<std::string>{"web-dev", "web-prod"}));
+  EXPECT_EQ(app("web-dev")["spec"]["source"]["path"], "apps/v1");
+  EXPECT_EQ(value_in(0), "one");
+
+  // Fixed: up to date again. Then deleting the set deletes its applications and resources.
+  remote.commit({{"cluster-config/dev/config.json", config_json("dev", "apps/v1")}});
+  ASSERT_TRUE(wait_until([&] { return condition(appset("fleet"), "ErrorOccurred") == "False"; },
+                         std::chrono::seconds(60)));
+  auto deleted = cli({"appsets", "delete", "fleet"});
+  ASSERT_TRUE(deleted.status.success()) << deleted.err;
+  ASSERT_TRUE(wait_until([&] { return app_names().empty(); }, std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_until([&] { return value_in(0).empty() && value_in(2).empty(); },
+                         std::chrono::seconds(30)));
+}
+
+TEST_F(AppSetTest, SetDoesNotOverwriteAnApplicationItDoesNotOwn) {
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  const std::string mine =
+      "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web-solo\n"
+      "spec:\n  project: default\n  source:\n    repoURL: https://example.invalid/mine.git\n"
+      "    targetRevision: main\n    path: mine\n  destination:\n"
+      "    server: https://kubernetes.default.svc\n    namespace: mine\n";
+  const std::string set =
+      "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: listed\n"
+      "spec:\n  syncPolicy:\n    preserveResourcesOnDeletion: true\n  generators:\n"
+      "  - list:\n      elements:\n      - name: solo\n      - name: duo\n"
+      "  template:\n    metadata:\n      name: 'web-{{name}}'\n    spec:\n      project: default\n"
+      "      source:\n        repoURL: https://example.invalid/set.git\n"
+      "        targetRevision: main\n        path: '{{name}}'\n      destination:\n"
+      "        server: https://kubernetes.default.svc\n        namespace: '{{name}}'\n";
+  stack_.apply_text("mine.yaml", mine);
+  ASSERT_EQ(stack_.last_status(), 200);
+  stack_.apply_text("set.yaml", set);
+  ASSERT_EQ(stack_.last_status(), 200);
+  json s;
+  ASSERT_TRUE(wait_until([&] { return condition(s = appset("listed"), "ErrorOccurred") == "True"; },
+                         std::chrono::seconds(30)))
+      << s.dump(2);
+  EXPECT_NE(condition(s, "ErrorOccurred", "message").find("web-solo"), std::string::npos)
+      << s.dump(2);
+  ASSERT_TRUE(wait_until([&] { return stack_.get("/api/v1/apps/web-duo").contains("spec"); },
+                         std::chrono::seconds(30)));
+  json duo = app("web-duo");
+  EXPECT_EQ(duo["metadata"]["ownerReferences"][0]["name"], "listed");
+  // preserveResourcesOnDeletion: no resources finalizer.
+  EXPECT_FALSE(duo["metadata"].contains("finalizers")) << duo.dump(2);
+  json solo = app("web-solo");
+  EXPECT_EQ(solo["spec"]["source"]["path"], "mine");
+  EXPECT_FALSE(solo["metadata"].contains("ownerReferences"));
+
+  // Deleting the set deletes what it owns only.
+  stack_.del("/api/v1/appsets/listed");
+  ASSERT_EQ(stack_.last_status(), 200);
+  ASSERT_TRUE(wait_until([&] { return app_names() == std::vector<std::string>{"web-solo"}; },
+                         std::chrono::seconds(30)))
+      << json(app_names()).dump();
+}
+
+TEST_F(AppSetTest, ApplyRejectsABadApplicationSetWithItsLineAndAppliesNothing) {
+  const std::string text =
+      "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: fine\n"
+      "spec:\n  project: default\n  source:\n    repoURL: https://example.invalid/a.git\n"
+      "    targetRevision: main\n    path: a\n  destination:\n"
+      "    server: https://kubernetes.default.svc\n    namespace: a\n---\n"
+      "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: bad\n"
+      "spec:\n  generators:\n  - nosuch: {}\n  template:\n    metadata:\n      name: x\n"
+      "    spec: {}\n";
+  auto r = stack_.apply_text("bad.yaml", text);
+  EXPECT_EQ(stack_.last_status(), 422) << r.dump(2);
+  EXPECT_NE(r.dump().find("bad.yaml:21:"), std::string::npos) << r.dump(2);
+  EXPECT_TRUE(stack_.get("/api/v1/apps")["items"].empty());
+  EXPECT_TRUE(stack_.get("/api/v1/appsets")["items"].empty());
+  stack_.get("/api/v1/appsets/bad");
+  EXPECT_EQ(stack_.last_status(), 404);
+}
+
+} // namespace
