@@ -131,6 +131,14 @@ protected:
            "          execution:\n            steps:\n" +
            steps;
   }
+  // A GitOpsSync step of the applications `list` ("[demo]"), for pipeline_yaml.
+  static std::string sync_step(const std::string& list) {
+    return "              - step:\n                  type: GitOpsSync\n"
+           "                  name: GitOps Sync\n                  identifier: sync\n"
+           "                  timeout: 2m\n                  spec:\n"
+           "                    applicationsList: " +
+           list + "\n";
+  }
   json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
   static std::string sync_status(const json& a) {
     return a.value("status", json::object()).value("sync", json::object()).value("status", "");
@@ -285,14 +293,7 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
                   spec:
                     applicationName: demo
                     targetRevision: broken
-              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    applicationsList: [demo]
-)") + "---\n" + pipeline_yaml("nothing", R"(              - step:
+)" + sync_step("[demo]")) + "---\n" + pipeline_yaml("nothing", R"(              - step:
                   type: GitOpsSync
                   name: GitOps Sync
                   identifier: sync
@@ -428,14 +429,7 @@ TEST_F(StepsTest, UpdateGitOpsAppMergesKustomizeImagesAndRefusesHelm) {
                       images:
                         - nginx:1.27
                       replicas: []
-              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    applicationsList: [kz]
-)") + "---\n" + pipeline_yaml("helm", R"(              - step:
+)" + sync_step("[kz]")) + "---\n" + pipeline_yaml("helm", R"(              - step:
                   type: UpdateGitOpsApp
                   name: Update GitOps App
                   identifier: update
@@ -526,14 +520,7 @@ TEST_F(StepsTest, GitOpsSyncResumesAfterACoordinatorRestart) {
       commit("main", {{"apps/demo/web.yaml", deployment("web", "nginx:1.26", 600)}});
   auto applied = stack_.apply_text("objects.yaml",
                                    objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
-                                       "---\n" + pipeline_yaml("sync", R"(              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    applicationsList: [demo]
-)"));
+                                       "---\n" + pipeline_yaml("sync", sync_step("[demo]")));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   json a;
   ASSERT_TRUE(wait_until([&] { return sync_status(a = app("demo")) == "OutOfSync"; },
