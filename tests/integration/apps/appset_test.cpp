@@ -8,6 +8,9 @@
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 
+#include <signal.h>
+
+#include <algorithm>
 #include <iostream>
 
 #include "../stack.h"
@@ -230,6 +233,128 @@ TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
   ASSERT_TRUE(deleted.status.success()) << deleted.err;
   ASSERT_TRUE(wait_until([&] { return app_names().empty(); }, std::chrono::seconds(30)));
   ASSERT_TRUE(wait_until([&] { return value_in(0).empty() && value_in(2).empty(); },
+                         std::chrono::seconds(30)));
+}
+
+// A set whose generated applications go nowhere (no such cluster): only the set's following
+// is looked at.
+std::string unplaced_set(const std::string& url) {
+  return "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: fleet\n"
+         "spec:\n  goTemplate: true\n  generators:\n  - git:\n      repoURL: " +
+         url +
+         "\n      revision: main\n      files:\n      - path: cluster-config/*/config.json\n"
+         "  template:\n    metadata:\n      name: 'web-{{.cluster}}'\n    spec:\n"
+         "      project: default\n      source:\n        repoURL: " +
+         url +
+         "\n        targetRevision: main\n        path: apps/v1\n      destination:\n"
+         "        server: https://kubernetes.default.svc\n        namespace: web\n";
+}
+
+TEST_F(AppSetTest, SetRendersOnPushAndRefreshAndMovesWhenItsDelegateDies) {
+  // Polls are ten minutes apart here: only a push, a refresh or a new holder render the set.
+  capstan::testing::write_file(dir_ / "delegate.yaml",
+                               "plugins:\n  gitops:\n    pollIntervalMs: 600000\n");
+  Remote remote(FileSet{{"cluster-config/a/config.json", R"({"cluster": "a"})"}});
+  delegate("east");
+  delegate("west");
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+  stack_.apply_text("set.yaml", unplaced_set(remote.url()));
+  ASSERT_EQ(stack_.last_status(), 200);
+  auto has = [&](const std::string& name) {
+    auto names = app_names();
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  ASSERT_TRUE(wait_until([&] { return has("web-a"); }, std::chrono::seconds(30)))
+      << appset("fleet").dump(2);
+
+  // A push webhook naming the repository renders it again.
+  remote.commit({{"cluster-config/b/config.json", R"({"cluster": "b"})"}});
+  httplib::Client hook(stack_.api());
+  json push = {{"ref", "refs/heads/main"},
+               {"after", "0000000000000000000000000000000000000000"},
+               {"repository", {{"clone_url", remote.url()}, {"default_branch", "main"}}}};
+  auto r = hook.Post("/api/v1/webhooks/git", {{"X-GitHub-Event", "push"}}, push.dump(),
+                     "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_NE(r->body.find("applicationset/fleet"), std::string::npos) << r->body;
+  ASSERT_TRUE(wait_until([&] { return has("web-b"); }, std::chrono::seconds(30)))
+      << appset("fleet").dump(2);
+
+  // So does `capstan appsets refresh`.
+  remote.commit({{"cluster-config/c/config.json", R"({"cluster": "c"})"}});
+  auto refreshed = cli({"appsets", "refresh", "fleet"});
+  ASSERT_TRUE(refreshed.status.success()) << refreshed.err;
+  ASSERT_TRUE(wait_until([&] { return has("web-c"); }, std::chrono::seconds(30)))
+      << appset("fleet").dump(2);
+
+  // The delegate rendering it dies: the other one takes it and renders it at once.
+  json set = appset("fleet");
+  const std::string holder = set["assignment"]["delegate"];
+  ASSERT_TRUE(holder == "east" || holder == "west") << set.dump(2);
+  const auto epoch = set["assignment"]["epoch"].get<std::uint64_t>();
+  remote.commit({{"cluster-config/d/config.json", R"({"cluster": "d"})"}});
+  auto* dead = delegates_[holder == "east" ? 0 : 1];
+  dead->child().signal(SIGKILL);
+  dead->child().wait_for(std::chrono::seconds(10));
+  ASSERT_TRUE(wait_until([&] { return has("web-d"); }, std::chrono::seconds(30)))
+      << appset("fleet").dump(2);
+  set = appset("fleet");
+  EXPECT_EQ(set["assignment"]["delegate"], holder == "east" ? "west" : "east");
+  EXPECT_GT(set["assignment"]["epoch"].get<std::uint64_t>(), epoch);
+  EXPECT_EQ(set["status"]["applications"], json::array({"web-a", "web-b", "web-c", "web-d"}));
+}
+
+TEST_F(AppSetTest, CreateOnlyPolicyNeitherUpdatesNorDeletes) {
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  auto set = [](const std::string& policy, const std::string& elements) {
+    return "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: listed\n"
+           "spec:\n  syncPolicy:\n    applicationsSync: " +
+           policy + "\n  generators:\n  - list:\n      elements: " + elements +
+           "\n  template:\n    metadata:\n      name: 'web-{{name}}'\n    spec:\n"
+           "      project: default\n      source:\n        repoURL: https://example.invalid/s.git\n"
+           "        targetRevision: main\n        path: '{{path}}'\n      destination:\n"
+           "        server: https://kubernetes.default.svc\n        namespace: web\n";
+  };
+  stack_.apply_text("set.yaml", set("create-only", "[{name: a, path: one}, {name: b, path: one}]"));
+  ASSERT_EQ(stack_.last_status(), 200);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return app_names() == std::vector<std::string>{"web-a", "web-b"};
+      },
+      std::chrono::seconds(30)));
+  // a changes, b goes, c comes: only c is created.
+  stack_.apply_text("set.yaml", set("create-only", "[{name: a, path: two}, {name: c, path: one}]"));
+  ASSERT_EQ(stack_.last_status(), 200);
+  json s;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return app_names() == std::vector<std::string>{"web-a", "web-b", "web-c"};
+      },
+      std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        s = appset("listed");
+        return s["status"].value("applications", json::array()) == json::array({"web-a", "web-c"});
+      },
+      std::chrono::seconds(30)))
+      << s.dump(2);
+  EXPECT_EQ(app("web-a")["spec"]["source"]["path"], "one");
+  const json resources = s["status"]["resources"];
+  EXPECT_NE(resources.dump().find(R"({"name":"web-a","status":"OutOfDate"})"), std::string::npos)
+      << resources.dump();
+  EXPECT_NE(resources.dump().find(R"({"name":"web-b","status":"Orphaned"})"), std::string::npos)
+      << resources.dump();
+  // The default policy (sync) then updates a and deletes b.
+  stack_.apply_text("set.yaml", set("sync", "[{name: a, path: two}, {name: c, path: one}]"));
+  ASSERT_EQ(stack_.last_status(), 200);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return app_names() == std::vector<std::string>{"web-a", "web-c"};
+      },
+      std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_until([&] { return app("web-a")["spec"]["source"]["path"] == "two"; },
                          std::chrono::seconds(30)));
 }
 
