@@ -272,10 +272,24 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
       names.push_back(name);
     }
   } else if (!regex.empty()) {
-    selection = "applicationRegex '" + regex + "'";
+    // Among the applications of the stage's GitOps clusters, when it has some (a regex in a
+    // prod stage does not sync another environment's applications).
+    const json clusters = a.record.stages[si]
+                              .context.value("gitOps", json::object())
+                              .value("clusters", json::array());
+    std::vector<std::string> scope = all;
+    std::string where_scope;
+    if (clusters.is_array() && !clusters.empty()) {
+      scope.clear();
+      for (const auto& l : live_applications(clusters)) scope.push_back(l.value("name", ""));
+      std::vector<std::string> ids;
+      for (const auto& c : clusters) ids.push_back(c.value("identifier", ""));
+      where_scope = " of the stage's clusters (" + joined(ids) + ")";
+    }
+    selection = "applicationRegex '" + regex + "'" + where_scope;
     try {
       std::regex re(regex, std::regex::ECMAScript);
-      for (const auto& n : all) {
+      for (const auto& n : scope) {
         if (std::regex_search(n, re)) names.push_back(n);
       }
     } catch (const std::regex_error& e) {
@@ -283,8 +297,8 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
           "applicationRegex '" + regex + "' is not a valid regular expression (" + e.what() + ")";
     }
     if (error.empty() && names.empty()) {
-      error = "applicationRegex '" + regex +
-              "' matches no application (applications: " + joined(all) + ")";
+      error = "applicationRegex '" + regex + "' matches no application" + where_scope +
+              " (applications: " + joined(scope) + ")";
     }
   } else {
     // Harness's behaviour: the applications a Fetch Linked Apps step found earlier in the stage.

@@ -14,12 +14,15 @@ namespace {
 // A boolean, or a string: "true"/"false" as Harness UIs write them, or an expression.
 constexpr const char* kFlag = R"({"type": ["boolean", "string"]})";
 
-std::string step_schema_text(const std::string& title, const std::string& properties) {
+std::string step_schema_text(const std::string& title, const std::string& properties,
+                             const std::string& required = "") {
   return R"({
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": ")" +
          title + R"( step spec",
   "type": "object",
+  "required": [)" +
+         required + R"(],
   "additionalProperties": false,
   "properties": {
 )" + properties +
@@ -111,7 +114,8 @@ const std::string& update_gitops_app_schema() {
         "commonLabels": {"type": "object", "additionalProperties": {"type": "string"}},
         "commonAnnotations": {"type": "object", "additionalProperties": {"type": "string"}}
       }
-    })");
+    })",
+                                                R"("applicationName")");
   return s;
 }
 

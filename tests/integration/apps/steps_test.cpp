@@ -25,9 +25,11 @@ using capstan::testing::wait_until;
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-std::string deployment(const std::string& name, const std::string& image) {
+// A Deployment that turns Degraded 2 s (by default) after its rollout stops progressing.
+std::string deployment(const std::string& name, const std::string& image, int deadline = 2) {
   return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
-         "\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 2\n  selector:\n    matchLabels: "
+         "\nspec:\n  replicas: 1\n  progressDeadlineSeconds: " + std::to_string(deadline) +
+         "\n  selector:\n    matchLabels: "
          "{app: " +
          name + "}\n  template:\n    metadata:\n      labels: {app: " + name +
          "}\n    spec:\n      containers:\n      - name: main\n        image: " + image + "\n";
@@ -42,8 +44,16 @@ class StepsTest : public ::testing::Test {
 protected:
   void SetUp() override {
     // The default failure rules, and images ending ":fails" exit with an error (failing hooks).
+    // Pods of the restart test take a while to become ready, so the coordinator can be killed
+    // while the step waits.
+    std::string config = capstan::testing::kFastSandbox;
+    const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    if (test.find("Restart") != std::string::npos) {
+      config.replace(config.find("podReadyDelay: 30ms"), std::string("podReadyDelay: 30ms").size(),
+                     "podReadyDelay: 3s");
+    }
     sandbox_ = std::make_unique<Sandbox>(
-        dir_ / "sandbox", std::string(capstan::testing::kFastSandbox) +
+        dir_ / "sandbox", config +
                               "failureRules:\n  - image: \"*:pullfail\"\n    reason: ErrImagePull\n"
                               "  - image: \"*:fails\"\n    reason: Error\n    exitCode: 2\n"
                               "    message: migration failed\n");
@@ -120,6 +130,14 @@ protected:
            "            gitOpsClusters:\n              - identifier: sandbox\n"
            "          execution:\n            steps:\n" +
            steps;
+  }
+  // A GitOpsSync step of the applications `list` ("[demo]"), for pipeline_yaml.
+  static std::string sync_step(const std::string& list) {
+    return "              - step:\n                  type: GitOpsSync\n"
+           "                  name: GitOps Sync\n                  identifier: sync\n"
+           "                  timeout: 2m\n                  spec:\n"
+           "                    applicationsList: " +
+           list + "\n";
   }
   json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
   static std::string sync_status(const json& a) {
@@ -275,14 +293,7 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
                   spec:
                     applicationName: demo
                     targetRevision: broken
-              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    applicationsList: [demo]
-)") + "---\n" + pipeline_yaml("nothing", R"(              - step:
+)" + sync_step("[demo]")) + "---\n" + pipeline_yaml("nothing", R"(              - step:
                   type: GitOpsSync
                   name: GitOps Sync
                   identifier: sync
@@ -313,8 +324,16 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
   ASSERT_EQ(e["status"], "Failed") << e.dump(2);
   EXPECT_EQ(e["stages"][0]["steps"][0]["errorType"], "InvalidInput");
   EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
-              HasSubstr("applicationRegex '^payments-' matches no application (applications: "
-                        "demo)"));
+              HasSubstr("applicationRegex '^payments-' matches no application of the stage's "
+                        "clusters (sandbox) (applications: demo)"));
+  // The coordinator-run steps' schemas are in the step-type catalog.
+  json schema;
+  const json types = stack_.get("/api/v1/steptypes");
+  for (const auto& t : types["items"]) {
+    if (t["type"] == "GitOpsSync") schema = t;
+  }
+  EXPECT_EQ(schema["runsOn"], "coordinator") << schema.dump(2);
+  EXPECT_TRUE(schema["specSchema"]["properties"].contains("applicationRegex")) << schema.dump(2);
 
   // Invalid specs are refused at apply, with the file, line and column.
   auto refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
@@ -410,14 +429,7 @@ TEST_F(StepsTest, UpdateGitOpsAppMergesKustomizeImagesAndRefusesHelm) {
                       images:
                         - nginx:1.27
                       replicas: []
-              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    applicationsList: [kz]
-)") + "---\n" + pipeline_yaml("helm", R"(              - step:
+)" + sync_step("[kz]")) + "---\n" + pipeline_yaml("helm", R"(              - step:
                   type: UpdateGitOpsApp
                   name: Update GitOps App
                   identifier: update
@@ -498,6 +510,41 @@ TEST_F(StepsTest, GitOpsSyncRetriesAFailingHookThenFails) {
   ASSERT_EQ(a["status"]["history"].size(), 2u) << a.dump(2);
   EXPECT_THAT(a["status"]["history"][1]["initiatedBy"].get<std::string>(),
               HasSubstr("step deploy.sync, attempt 2"));
+}
+
+// The coordinator is killed while a GitOpsSync step waits for its application to become
+// healthy (pods take 3 s to be ready here); the restarted coordinator resumes the wait from the
+// stored step and the application's reported status.
+TEST_F(StepsTest, GitOpsSyncResumesAfterACoordinatorRestart) {
+  const std::string slow =
+      commit("main", {{"apps/demo/web.yaml", deployment("web", "nginx:1.26", 600)}});
+  auto applied = stack_.apply_text("objects.yaml",
+                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+                                       "---\n" + pipeline_yaml("sync", sync_step("[demo]")));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("demo")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+  auto started = stack_.post("/api/v1/pipelines/sync/executions", json::object());
+  ASSERT_EQ(stack_.last_status() / 100, 2) << started.dump(2);
+  const std::string id = started["id"];
+  ASSERT_TRUE(
+      wait_until([&] { return stack_.logs(id).find("sync succeeded at") != std::string::npos; },
+                 std::chrono::seconds(60)))
+      << stack_.logs(id);
+  stack_.kill_coordinator();
+  stack_.start_coordinator();
+  auto e = stack_.wait_for_end(id);
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(id);
+  auto synced =
+      json::parse(e["stages"][0]["steps"][0]["outputs"]["applications"].get<std::string>());
+  ASSERT_EQ(synced.size(), 1u);
+  EXPECT_EQ(synced[0]["healthStatus"], "Healthy");
+  EXPECT_EQ(synced[0]["revision"], slow);
+  EXPECT_TRUE(synced_healthy(app("demo"), slow));
+  EXPECT_EQ(image("web"), "nginx:1.26");
+  EXPECT_THAT(stack_.coordinator().log(), HasSubstr("resuming execution " + id));
 }
 
 } // namespace
