@@ -3,7 +3,9 @@
 
 #include "utf8.h"
 
+#include <dirent.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <optional>
@@ -48,6 +50,75 @@ std::string seconds_text(std::chrono::milliseconds d) {
   if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
   return std::to_string(ms) + "ms";
 }
+
+// A worker's directory, kept open between tasks: after a task, one stat, one rewind and one
+// read of the open directory say whether the step left it empty (the usual case), instead of
+// opening, reading and closing it again. Anything else (entries left, the directory removed,
+// replaced or never created) takes the slow way: emptied or made again by path.
+class WorkerDirectory {
+public:
+  explicit WorkerDirectory(fs::path path) : path_(std::move(path)) { reopen(); }
+  ~WorkerDirectory() {
+    if (dir_ != nullptr) ::closedir(dir_);
+  }
+  WorkerDirectory(const WorkerDirectory&) = delete;
+  WorkerDirectory& operator=(const WorkerDirectory&) = delete;
+
+  const fs::path& path() const { return path_; }
+
+  // Leaves the directory there and empty for the next task.
+  void reset() {
+    if (!still_empty()) reopen();
+  }
+
+private:
+  bool still_empty() {
+    if (dir_ == nullptr) return false;
+    struct stat by_path {};
+    // The same directory as the one held open (a step may have removed or replaced it).
+    if (::stat(path_.c_str(), &by_path) != 0 || by_path.st_ino != inode_ ||
+        by_path.st_dev != device_) {
+      return false;
+    }
+    ::rewinddir(dir_);
+    bool dots = false;
+    while (const auto* e = ::readdir(dir_)) {
+      std::string_view name = e->d_name;
+      if (name != "." && name != "..") return false;
+      dots = true;
+    }
+    return dots; // a removed directory reads as nothing at all
+  }
+
+  void reopen() {
+    if (dir_ != nullptr) ::closedir(dir_);
+    dir_ = nullptr;
+    std::error_code ec;
+    if (!fs::is_directory(path_, ec)) {
+      fs::remove(path_, ec);
+      fs::create_directories(path_, ec);
+    }
+    std::vector<fs::path> left;
+    for (fs::directory_iterator it(path_, ec), end; !ec && it != end; it.increment(ec)) {
+      left.push_back(it->path());
+    }
+    for (const auto& p : left) fs::remove_all(p, ec);
+    dir_ = ::opendir(path_.c_str());
+    struct stat st {};
+    if (dir_ != nullptr && ::fstat(::dirfd(dir_), &st) == 0) {
+      inode_ = st.st_ino;
+      device_ = st.st_dev;
+    } else if (dir_ != nullptr) {
+      ::closedir(dir_);
+      dir_ = nullptr;
+    }
+  }
+
+  fs::path path_;
+  DIR* dir_ = nullptr;
+  ino_t inode_ = 0;
+  dev_t device_ = 0;
+};
 
 } // namespace
 
@@ -113,10 +184,9 @@ TaskRunner::~TaskRunner() {
 void TaskRunner::start_worker() {
   workers_.emplace_back(
       [this, dir = options_.work_root / ("worker-" + std::to_string(++worker_seq_))] {
-        std::error_code ec;
-        fs::create_directories(dir, ec);
         work(dir);
         // Gone with its worker (an abandoned one leaves when its plugin call returns, if ever).
+        std::error_code ec;
         fs::remove_all(dir, ec);
       });
 }
@@ -371,7 +441,8 @@ void TaskRunner::shutdown(std::chrono::milliseconds grace) {
   idle_.wait_for(lock, grace, [&] { return active_.empty(); });
 }
 
-void TaskRunner::work(const fs::path& dir) {
+void TaskRunner::work(const fs::path& path) {
+  WorkerDirectory dir(path); // made here, emptied after each task
   while (true) {
     std::shared_ptr<Task> task;
     {
@@ -388,7 +459,9 @@ void TaskRunner::work(const fs::path& dir) {
         if (watch_next_ && *task->deadline < *watch_next_) watch_.notify_all();
       }
     }
-    auto result = execute(task, dir);
+    auto result = execute(task, dir.path());
+    // Most steps leave nothing behind: one look, and removals only when something is left.
+    dir.reset();
     // An abandoned call: a replacement worker took this one's place, and this thread, detached,
     // leaves without touching the runner again.
     if (task->settled.exchange(true)) return;
@@ -497,9 +570,7 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
   spdlog::info("task {} attempt {}: {} step {} started", id, attempt, task.request.step_type(),
                task.request.step_identifier());
 
-  // The worker's directory, emptied by the task before (or created, if a plugin removed it).
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) fs::create_directories(dir, ec);
+  // The worker's directory: there and empty (work() sees to it after each task).
   plugin::v1::StepRequest request = task.request;
   request.set_work_dir(dir.string());
 
@@ -538,12 +609,6 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
     result.set_error_type(plugin::v1::ERROR_TYPE_UNKNOWN);
     result.set_message("the plugin reported no status");
   }
-  // Most steps leave nothing behind: one look, and removals only when something is left.
-  std::vector<fs::path> left;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    left.push_back(it->path());
-  }
-  for (const auto& p : left) fs::remove_all(p, ec);
   return result;
 }
 

@@ -7,6 +7,7 @@
 #include "controllers.h"
 #include "tls.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <condition_variable>
@@ -27,6 +28,7 @@ struct Sandbox::Impl {
   std::unique_ptr<Controllers> controllers;
   std::thread thread;
   int port = 0;
+  int listen_socket = -1; // the server's listening socket, once bound
   std::mutex mu;
   std::condition_variable cv;
   bool stopped = false;
@@ -89,6 +91,11 @@ void Sandbox::start() {
   im.server->set_read_timeout(30, 0);
   im.server->set_write_timeout(30, 0);
   im.server->set_tcp_nodelay(true);
+  // Called for the listening socket only, before it is bound.
+  im.server->set_socket_options([&im](socket_t sock) {
+    httplib::default_socket_options(sock);
+    im.listen_socket = sock;
+  });
   im.api->install(*im.server);
   if (im.options.port == 0) {
     im.port = im.server->bind_to_any_port(im.options.address);
@@ -98,6 +105,11 @@ void Sandbox::start() {
   if (im.port <= 0)
     throw std::runtime_error("cannot listen on " + im.options.address + ":" +
                              std::to_string(im.options.port));
+  // The HTTP library listens with a backlog of 5: clients opening several connections at once
+  // (kubectl, client-go and Capstan's pools do) had SYNs dropped, and waited a second to send
+  // them again, whenever the accepting thread was slow to run. kube-apiserver listens with the
+  // kernel's maximum; listening again on the bound socket raises the backlog to that.
+  if (im.listen_socket >= 0) ::listen(im.listen_socket, SOMAXCONN);
   im.api->set_address(im.options.address + ":" + std::to_string(im.port));
   json kubeconfig = {
       {"apiVersion", "v1"},

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "capstan/wire/mailbox.h"
@@ -20,6 +21,11 @@ using std::chrono::milliseconds;
 namespace {
 // A Log message grows up to about this size before a new one is started.
 constexpr std::size_t kMaxLogBatchBytes = 256 * 1024;
+// An Accepted waits this long for its attempt's Result before it goes: a task that ends sooner
+// is reported by its Result alone (one message and one state change at the coordinator, not
+// two). The coordinator treats a dispatched task and a running one alike when a delegate is
+// lost or re-attaches, so only the moment `Running` shows is later.
+constexpr milliseconds kAcceptedHold{10};
 
 std::string task_key(const std::string& task_id, std::uint32_t attempt) {
   return task_id + '#' + std::to_string(attempt);
@@ -52,6 +58,8 @@ struct Client::Impl {
   milliseconds dead_after{3000};
   unsigned failures = 0;
   std::thread thread;
+  // Accepted messages held back until their time (kAcceptedHold), oldest first.
+  std::vector<std::pair<Clock::time_point, v1::Envelope>> held;
 
   Impl(zmq::context_t& ctx, ClientOptions opts, ClientHandler& h)
       : context(ctx), options(std::move(opts)), handler(h) {
@@ -112,6 +120,7 @@ struct Client::Impl {
       ++sessions_lost;
     }
     is_attached = false;
+    held.clear();
     socket.reset();
     state = State::kWaiting;
     auto wait = backoff();
@@ -153,6 +162,7 @@ struct Client::Impl {
         break;
       case State::kAttached:
         wake = std::min(next_beat, last_heard + dead_after);
+        if (!held.empty()) wake = std::min(wake, held.front().first);
         break;
       }
       std::vector<zmq::pollitem_t> items = {{nullptr, outbox.fd(), ZMQ_POLLIN, 0}};
@@ -168,6 +178,7 @@ struct Client::Impl {
       if (items[0].revents & ZMQ_POLLIN) flush_outbox();
       if (items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) receive_all();
       now = Clock::now();
+      if (is_attached) send_due_accepted(now);
       if (state == State::kHelloSent && now >= hello_deadline) {
         restart("no answer to Hello from " + options.endpoint, false);
       } else if (state == State::kAttached) {
@@ -190,15 +201,45 @@ struct Client::Impl {
     }
   }
 
-  // Sends what other threads queued, merging log lines of one attempt into few messages.
+  // Sends the held Accepted messages whose time has come.
+  void send_due_accepted(Clock::time_point now) {
+    if (held.empty()) return;
+    std::size_t due = 0;
+    while (due < held.size() && held[due].first <= now) send_now(held[due++].second);
+    held.erase(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(due));
+  }
+
+  // Sends what other threads queued, merging log lines of one attempt into few messages. An
+  // Accepted is held back (kAcceptedHold) and dropped if its attempt's Result comes meanwhile:
+  // the Result says more.
   void flush_outbox() {
     auto items = outbox.drain();
-    if (!is_attached) return;
+    if (!is_attached) {
+      held.clear();
+      return;
+    }
     std::vector<v1::Envelope> batch;
     batch.reserve(items.size());
+    std::unordered_set<std::string> ended; // attempts whose Result is in this flush
+    for (const auto& env : items) {
+      if (env.has_result()) ended.insert(task_key(env.result().task_id(), env.result().attempt()));
+    }
+    if (!ended.empty()) {
+      std::erase_if(held, [&](const auto& h) {
+        return ended.count(
+                   task_key(h.second.accepted().task_id(), h.second.accepted().attempt())) != 0;
+      });
+    }
     std::unordered_map<std::string, std::size_t> open_log; // attempt -> index in batch
     std::unordered_map<std::string, std::size_t> open_size;
+    const auto now = Clock::now();
     for (auto& env : items) {
+      if (env.has_accepted()) {
+        if (ended.count(task_key(env.accepted().task_id(), env.accepted().attempt())) == 0) {
+          held.emplace_back(now + kAcceptedHold, std::move(env));
+        }
+        continue;
+      }
       if (env.has_log()) {
         auto key = task_key(env.log().task_id(), env.log().attempt());
         auto it = open_log.find(key);
@@ -288,6 +329,7 @@ struct Client::Impl {
         // re-established): open a new session at once on the same socket.
         if (was) handler.on_session_lost("coordinator has no session for us (restarted?)");
         is_attached = false;
+        held.clear();
         if (state != State::kHelloSent) say_hello();
         return;
       }

@@ -77,7 +77,10 @@ void Machine::audit(Active& a, const std::string& user, const std::string& actio
   r.execution_id = a.record.id;
   details["pipeline"] = a.record.pipeline;
   details["sequence"] = a.record.sequence;
-  r.details = json::parse(mask(details.dump()));
+  // Secret values are masked in the text; parsed again only when masking changed something.
+  auto text = details.dump();
+  auto masked = mask(text);
+  r.details = masked == text ? std::move(details) : json::parse(masked);
   store_.append_audit(r);
 }
 

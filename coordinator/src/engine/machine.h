@@ -179,6 +179,10 @@ private:
                                  const nlohmann::json& given, const std::string& fqn_prefix,
                                  const nlohmann::json& inputs);
   nlohmann::json scope_root(Active& a, std::size_t si, int row);
+  // What a step's task needs of the scope: scope_root(), or only the pipeline's and stage's
+  // variables when neither they nor the step's spec hold an expression and the stage has no
+  // service, environment or infrastructure (nothing is evaluated then).
+  nlohmann::json task_scope_root(Active& a, std::size_t si, int row, const nlohmann::json& spec);
   bool condition_holds(Active& a, std::size_t si, int row, const std::string& condition,
                        std::string& error);
   void fill_inputs(const Active& a, std::size_t si, int row, nlohmann::json& spec) const;

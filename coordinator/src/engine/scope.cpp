@@ -5,6 +5,7 @@
 #include "engine/machine.h"
 #include "model/duration.h"
 #include "model/expression_check.h"
+#include "model/step_specs.h"
 #include "model/step_types.h"
 
 namespace capstan::engine {
@@ -208,6 +209,26 @@ json Machine::scope_root(Active& a, std::size_t si, int row) {
     root["artifacts"] = {{"primary", snap["artifact"]}};
   }
   return root;
+}
+
+json Machine::task_scope_root(Active& a, std::size_t si, int row, const json& spec) {
+  const json& snap = a.record.stages[si].context;
+  if (model::holds_expression(spec) || snap.contains("service") || snap.contains("environment") ||
+      snap.contains("infrastructure") || snap.contains("environmentGroup") ||
+      snap.contains("artifact") || snap.contains("gitOps")) {
+    return scope_root(a, si, row);
+  }
+  const auto& stage = *a.plan[si].stage;
+  json pipeline_vars = variable_values(a.pipeline.variables, a.record.variables,
+                                       "pipeline.variables", a.record.inputs);
+  json stage_vars =
+      variable_values(stage.variables, json::object(),
+                      "pipeline.stages." + stage.identifier + ".variables", a.record.inputs);
+  if (model::holds_expression(pipeline_vars) || model::holds_expression(stage_vars)) {
+    return scope_root(a, si, row);
+  }
+  return {{"pipeline", {{"variables", std::move(pipeline_vars)}}},
+          {"stage", {{"variables", std::move(stage_vars)}}}};
 }
 
 bool Machine::condition_holds(Active& a, std::size_t si, int row, const std::string& condition,
@@ -582,7 +603,7 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   json context;
   std::string failed_at;
   try {
-    StepScope scope(scope_root(a, si, row), secret_source());
+    StepScope scope(task_scope_root(a, si, row, spec), secret_source());
     render_tree(spec, scope, failed_at);
     context = plugin_context(a, si, row, scope, secrets_used);
     if (is_gitops_step(node.type)) add_gitops_context(store_, a.record.id, node.type, context);

@@ -10,10 +10,8 @@ namespace capstan::model {
 
 using nlohmann::json;
 
-namespace {
-
 bool holds_expression(const json& v) {
-  if (v.is_string()) return v.get<std::string>().find("<+") != std::string::npos;
+  if (v.is_string()) return v.get_ref<const std::string&>().find("<+") != std::string::npos;
   if (v.is_object() || v.is_array()) {
     for (const auto& c : v) {
       if (holds_expression(c)) return true;
@@ -21,6 +19,8 @@ bool holds_expression(const json& v) {
   }
   return false;
 }
+
+namespace {
 
 // A violation an expression may cause: the node is an expression (its type, pattern, enum...
 // are only known once resolved), or a combinator (anyOf, oneOf, not, if) over a subtree that

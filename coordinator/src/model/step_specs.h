@@ -23,4 +23,7 @@ using SpecSchemas = std::map<std::string, std::string>;
 std::vector<Problem> check_step_specs(const std::vector<Object>& objects,
                                       const SpecSchemas& schemas);
 
+// Whether any string in `value` (at any depth) holds an expression (`<+...>`).
+bool holds_expression(const nlohmann::json& value);
+
 } // namespace capstan::model

@@ -2,10 +2,13 @@
 #include "capstan/manifest/loader.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "capstan/manifest/error.h"
 
@@ -265,24 +268,63 @@ RenderResult render_manifests(const RenderRequest& request) {
     }
   }
   nlohmann::json data = {{"Values", values}};
-  for (const ManifestFile* f : chosen) {
-    std::string text =
-        render ? set.execute(f->path, data, request.options, &result.warnings) : f->text;
-    std::vector<Resource> objects;
+  // Parsing is most of the work for many files and each file is parsed on its own: spread it
+  // over the cores. Failures are reported as a serial loop would: the first file's, in order.
+  std::vector<std::string> texts(chosen.size());
+  std::vector<std::vector<Resource>> parsed(chosen.size());
+  std::vector<std::exception_ptr> failed(chosen.size());
+  std::size_t rendered = chosen.size(); // files before this one rendered; it failed, if any
+  std::exception_ptr render_failure;
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
     try {
-      objects = parse_resources(text, f->path);
-    } catch (const ManifestError& e) {
-      if (text == f->text) throw;
-      throw ManifestError(e.file(), e.line(), e.column(),
-                          e.message() + " (line " + std::to_string(e.line()) +
-                              " of the rendered file)");
+      texts[i] = render ? set.execute(chosen[i]->path, data, request.options, &result.warnings)
+                        : chosen[i]->text;
+    } catch (...) {
+      render_failure = std::current_exception();
+      rendered = i;
+      break;
+    }
+  }
+  auto parse = [&](std::size_t i) {
+    if (i >= rendered) return;
+    try {
+      parsed[i] = parse_resources(texts[i], chosen[i]->path);
+    } catch (...) {
+      failed[i] = std::current_exception();
+    }
+  };
+  unsigned threads = std::min(4u, std::max(1u, std::thread::hardware_concurrency()));
+  if (chosen.size() < 64 || threads == 1) {
+    for (std::size_t i = 0; i < chosen.size(); ++i) parse(i);
+  } else {
+    std::atomic<std::size_t> next{0};
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < threads; ++t) {
+      pool.emplace_back([&] {
+        for (std::size_t i = next++; i < chosen.size(); i = next++) parse(i);
+      });
+    }
+    for (auto& t : pool) t.join();
+  }
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    const ManifestFile* f = chosen[i];
+    if (i == rendered) std::rethrow_exception(render_failure);
+    if (failed[i]) {
+      try {
+        std::rethrow_exception(failed[i]);
+      } catch (const ManifestError& e) {
+        if (texts[i] == f->text) throw;
+        throw ManifestError(e.file(), e.line(), e.column(),
+                            e.message() + " (line " + std::to_string(e.line()) +
+                                " of the rendered file)");
+      }
     }
     bool skip = f->skip_deploy && request.only_files.empty();
-    for (auto& o : objects) {
+    for (auto& o : parsed[i]) {
       o.skip_deploy = f->skip_deploy;
       (skip ? result.skipped : result.resources).push_back(std::move(o));
     }
-    result.files.push_back({f->path, std::move(text)});
+    result.files.push_back({f->path, std::move(texts[i])});
   }
   if (!request.namespace_.empty()) {
     default_namespace(result.resources, request.namespace_);

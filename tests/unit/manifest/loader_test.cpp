@@ -324,6 +324,38 @@ TEST(Loader, YamlErrorsAfterRenderingSayso) {
   }
 }
 
+TEST(Loader, ManyFilesKeepTheirOrderAndTheFirstErrorIsReported) {
+  TempDir dir;
+  auto name = [](int i) {
+    std::string n = std::to_string(i);
+    return std::string(3 - n.size(), '0') + n; // sorted by name = numeric order
+  };
+  for (int i = 0; i < 200; ++i) {
+    write_file(dir / "m" / (name(i) + ".yaml"),
+               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c" + name(i) + "\n");
+  }
+  RenderRequest req;
+  req.sources.push_back({dir.path(), {"m"}, {}, "k8s", {}});
+  auto out = render_manifests(req);
+  ASSERT_EQ(out.resources.size(), 200u);
+  ASSERT_EQ(out.files.size(), 200u);
+  for (int i = 0; i < 200; ++i) {
+    EXPECT_EQ(out.resources[i].name(), "c" + name(i));
+    EXPECT_EQ(out.files[i].path, "m/" + name(i) + ".yaml");
+  }
+  // Two broken files: the one a file-by-file reading meets first is named, every time.
+  write_file(dir / "m/150.yaml", "metadata: [oops\n");
+  write_file(dir / "m/040.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [x\n");
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    try {
+      render_manifests(req);
+      FAIL() << "rendered";
+    } catch (const ManifestError& e) {
+      EXPECT_EQ(e.file(), "m/040.yaml") << e.what();
+    }
+  }
+}
+
 // The Argo CD example apps (shared/corpus beside the repository, or CAPSTAN_CORPUS_DIR), copied
 // into the test's own folder and taken as plain manifests.
 fs::path copy_corpus(const TempDir& dir, const std::string& app) {
