@@ -616,6 +616,9 @@ bool Machine::start_update_gitops_app(Active& a, std::size_t si, int r) {
   std::string error;
   const std::string where = plan_row(a, si, r).node->location + ": ";
   const std::string name = text_of(spec.value("applicationName", json()));
+  if (name.empty() && plan_row(a, si, r).section == "rollback") {
+    return rollback_update_gitops_app(a, si, r);
+  }
   if (name.empty()) {
     fail_row(a, si, r, "InvalidInput", where + "applicationName names no application");
     return true;
@@ -747,10 +750,71 @@ bool Machine::start_update_gitops_app(Active& a, std::size_t si, int r) {
     }
     index_note("application " + name + " updated: " + changed.dump() +
                "; its delegate reconciles the new spec at once");
+    // What a rollback UpdateGitOpsApp of the stage puts back.
+    rec.state["previousDocument"] = stored->model.value("document", json::object());
   }
   rec.status = st::kSucceeded;
   rec.ended_at = now_ms();
   rec.message = changed.empty() ? "nothing to change" : "updated " + name;
+  return true;
+}
+
+// Among rollback steps, an UpdateGitOpsApp without an application puts back what the stage's
+// last UpdateGitOpsApp changed (as Harness's rollback of the step does).
+bool Machine::rollback_update_gitops_app(Active& a, std::size_t si, int r) {
+  auto& rec = row_record(a, si, r);
+  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const json* previous = nullptr;
+  std::string from;
+  for (int other = 0; other < static_cast<int>(a.plan[si].rows.size()); ++other) {
+    const auto& orow = plan_row(a, si, other);
+    const auto& orec = row_record(a, si, other);
+    if (orow.section != "steps" || orow.node->type != "UpdateGitOpsApp" ||
+        orec.status != st::kSucceeded || !orec.state.contains("previousDocument")) {
+      continue;
+    }
+    previous = &orec.state["previousDocument"];
+    from = orow.path;
+  }
+  rec.ended_at = now_ms();
+  rec.status = st::kSucceeded;
+  if (previous == nullptr) {
+    rec.message = "nothing to roll back";
+    note(a, index, 1,
+         "no UpdateGitOpsApp of the stage changed an application: nothing to roll back");
+    return true;
+  }
+  const json doc = *previous;
+  const std::string name = doc.value("metadata", json::object()).value("name", "");
+  std::vector<model::Object> objects;
+  Outcome out;
+  try {
+    objects.push_back(model::parse_object("application", yaml::dump(doc),
+                                          rec.stage_identifier + "." + rec.identifier));
+    out = apply(objects, false,
+                (a.record.triggered_by.empty() ? "pipeline" : a.record.triggered_by) +
+                    " (execution " + a.record.id + ", rollback)");
+  } catch (const model::ValidationError& e) {
+    out.status = 422;
+    out.message = e.what();
+  }
+  if (!out.ok()) {
+    fail_step(a, index, "Unknown",
+              "application '" + name + "' could not be put back as it was before step " + from +
+                  ": " + out.message);
+    return true;
+  }
+  const json source = doc.value("spec", json::object()).value("source", json::object());
+  rec.outputs = {{"applicationName", name},
+                 {"targetRevision", source.value("targetRevision", std::string("HEAD"))},
+                 {"repoURL", source.value("repoURL", "")},
+                 {"path", source.value("path", "")},
+                 {"kustomizeImages",
+                  source.value("kustomize", json::object()).value("images", json::array()).dump()}};
+  rec.message = "put back " + name;
+  note(a, index, 1,
+       "application " + name + " put back as it was before step " + from + " (targetRevision " +
+           source.value("targetRevision", std::string("HEAD")) + ")");
   return true;
 }
 

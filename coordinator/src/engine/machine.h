@@ -261,6 +261,7 @@ private:
   std::optional<nlohmann::json> gitops_step_spec(Active& a, std::size_t si, int row);
   bool start_gitops_sync(Active& a, std::size_t si, int row);
   bool start_update_gitops_app(Active& a, std::size_t si, int row);
+  bool rollback_update_gitops_app(Active& a, std::size_t si, int row);
   // Sends a sync of `app` for the step (a new attempt) and keeps its answer's future.
   void gitops_send_sync(Active& a, std::size_t index, const std::string& app);
   bool gitops_sync_progress(Active& a, std::size_t index, std::int64_t wall);
