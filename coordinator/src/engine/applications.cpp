@@ -67,8 +67,24 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
     if (!by_name.empty()) {
       cluster = store_.object("gitopsCluster", by_name);
       if (!cluster) {
-        t.error = "destination cluster '" + by_name + "' is not a registered GitOps cluster";
-        return t;
+        // Argo CD's destination.name is the cluster's name: a generated application (whose
+        // destination is not checked at apply) may use the gitopsCluster's name.
+        std::vector<store::ObjectRecord> named;
+        for (auto& gc : store_.objects("gitopsCluster")) {
+          if (gc.name == by_name) named.push_back(std::move(gc));
+        }
+        if (named.size() > 1) {
+          t.error = "destination cluster '" + by_name + "' is the name of " +
+                    std::to_string(named.size()) + " GitOps clusters; use one's identifier (" +
+                    named[0].identifier + ", " + named[1].identifier + ")";
+          return t;
+        }
+        if (named.empty()) {
+          t.error = "destination cluster '" + by_name +
+                    "' is neither the identifier nor the name of a registered GitOps cluster";
+          return t;
+        }
+        cluster = std::move(named.front());
       }
       auto c = store_.object("connector", cluster->model.value("connectorRef", ""));
       if (c) connector = c->model;

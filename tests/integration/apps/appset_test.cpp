@@ -75,7 +75,8 @@ protected:
                                     {"--config", (dir_ / "delegate.yaml").string()});
     delegates_.push_back(&d);
   }
-  // One environment, and a connector and GitOps cluster per sandbox.
+  // One environment, and a connector and GitOps cluster per sandbox. The last cluster's
+  // identifier differs from its name: generated destinations name clusters as Argo CD does.
   std::string clusters_yaml() const {
     std::string out = "environment:\n  identifier: fleet\n  name: fleet\n  type: PreProduction\n";
     for (std::size_t i = 0; i < sandboxes_.size(); ++i) {
@@ -84,7 +85,8 @@ protected:
              " API\n  type: K8sCluster\n  spec:\n    credential:\n      type: Kubeconfig\n"
              "      spec:\n        path: " +
              sandboxes_[i]->kubeconfig().string() + "\n---\ngitopsCluster:\n  identifier: " + id +
-             "\n  name: " + id + "\n  connectorRef: " + id + "_api\n  environments: [fleet]\n";
+             (i + 1 == sandboxes_.size() ? "_cluster" : "") + "\n  name: " + id +
+             "\n  connectorRef: " + id + "_api\n  environments: [fleet]\n";
     }
     return out;
   }
