@@ -269,7 +269,8 @@ int appsets_get(ApiClient& api, const std::string& name, Format format) {
   if (!str(a, {"assignment", "message"}).empty()) {
     std::cout << "Waiting:      " << str(a, {"assignment", "message"}) << "\n";
   }
-  for (const auto& [repo, sha] : status.value("revisions", json::object()).items()) {
+  const json revisions = status.value("revisions", json::object()); // not .items() of a temporary
+  for (const auto& [repo, sha] : revisions.items()) {
     std::cout << "Revision:     " << repo << " "
               << short_sha(sha.is_string() ? sha.get<std::string>() : "") << "\n";
   }

@@ -60,8 +60,10 @@ Machine::AppTarget Machine::appsets_target(const std::string& key) {
       server = cred.value("spec", json::object()).value("masterUrl", "");
     }
     json labels = json::object();
-    for (const auto& [k, v] :
-         gc.document.value("gitopsCluster", json::object()).value("tags", json::object()).items()) {
+    // Held in a local: a range-for over .items() of a temporary would read a destroyed object.
+    const json tags =
+        gc.document.value("gitopsCluster", json::object()).value("tags", json::object());
+    for (const auto& [k, v] : tags.items()) {
       if (v.is_string()) labels[k] = v;
     }
     clusters.push_back({{"name", gc.identifier}, {"server", server}, {"labels", labels}});

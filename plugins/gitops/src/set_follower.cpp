@@ -111,7 +111,8 @@ void SetFollower::upsert(const std::string& key, const json& document, const jso
     apps::GeneratorCluster g;
     g.name = c.value("name", "");
     g.server = c.value("server", "");
-    for (const auto& [k, v] : c.value("labels", json::object()).items()) {
+    const json labels = c.value("labels", json::object()); // .items() of a temporary dangles
+    for (const auto& [k, v] : labels.items()) {
       if (v.is_string()) g.labels[k] = v.get<std::string>();
     }
     list.push_back(std::move(g));
