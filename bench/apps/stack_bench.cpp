@@ -3,7 +3,9 @@
 // Commit -> synced: from the release repo's main branch moving on the remote to the sandbox
 // Deployment running the new image (every replica updated and available), over N commits, for
 // three ways of learning of the commit: the delegate's polling alone (the baseline), a GitHub
-// push webhook posted to the coordinator, and a PR pipeline whose MergePR step moved the branch.
+// push webhook posted to the coordinator, and a PR pipeline whose MergePR step moved the branch;
+// then the seed's flow: a PR pipeline setting imageTag in a cluster's config.json, read by an
+// ApplicationSet's git files generator that sets the image of the application it generates.
 // Then drift -> healed: the Deployment scaled behind the agent's back, until Git's replica count
 // is back.
 #include <capstan/kube/client.h>
@@ -120,6 +122,88 @@ int pause_ms(int round) {
   return 200 + (round * 379) % 1000;
 }
 
+std::string config_json(int n) {
+  return "{\n  \"imageTag\": \"v" + std::to_string(n) + "\"\n}\n";
+}
+
+// A GitOps service whose release-repo file is `path`, and its PR pipeline: UpdateReleaseRepo
+// sets `key` to the runtime input `input`, MergePR merges it.
+std::string service_and_pipeline(const std::string& service, const std::string& path,
+                                 const std::string& pipeline, const std::string& key,
+                                 const std::string& input) {
+  return R"(---
+service:
+  identifier: )" +
+         service + R"(
+  name: )" +
+         service + R"(
+  gitOpsEnabled: true
+  serviceDefinition:
+    type: Kubernetes
+    spec:
+      manifests:
+        - manifest:
+            identifier: release
+            type: ReleaseRepo
+            spec:
+              store:
+                type: Git
+                spec:
+                  connectorRef: release_repo
+                  gitFetchType: Branch
+                  branch: main
+                  paths:
+                    - )" +
+         path + R"(
+---
+pipeline:
+  identifier: )" +
+         pipeline + R"(
+  name: )" +
+         pipeline + R"(
+  variables:
+    - name: )" +
+         input + R"(
+      type: String
+      value: <+input>
+  stages:
+    - stage:
+        identifier: deploy
+        name: deploy
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          gitOpsEnabled: true
+          service:
+            serviceRef: )" +
+         service + R"(
+          environment:
+            environmentRef: bench
+            deployToAll: true
+          execution:
+            steps:
+              - step:
+                  type: UpdateReleaseRepo
+                  name: Update
+                  identifier: update
+                  timeout: 2m
+                  spec:
+                    variables:
+                      - name: )" +
+         key + R"(
+                        type: String
+                        value: <+pipeline.variables.)" +
+         input + R"(>
+              - step:
+                  type: MergePR
+                  name: Merge
+                  identifier: merge
+                  timeout: 2m
+                  spec:
+                    deleteSourceBranch: true
+)";
+}
+
 std::string objects_yaml(const std::string& kubeconfig, const std::string& url) {
   return R"(environment:
   identifier: bench
@@ -154,68 +238,10 @@ connector:
     branchName: main
     type: Http
     spec: {}
----
-service:
-  identifier: web
-  name: web
-  gitOpsEnabled: true
-  serviceDefinition:
-    type: Kubernetes
-    spec:
-      manifests:
-        - manifest:
-            identifier: release
-            type: ReleaseRepo
-            spec:
-              store:
-                type: Git
-                spec:
-                  connectorRef: release_repo
-                  gitFetchType: Branch
-                  branch: main
-                  paths:
-                    - apps/web/deployment.yaml
----
-pipeline:
-  identifier: web_pr
-  name: web PR
-  variables:
-    - name: image
-      type: String
-      value: <+input>
-  stages:
-    - stage:
-        identifier: deploy
-        name: deploy
-        type: Deployment
-        spec:
-          deploymentType: Kubernetes
-          gitOpsEnabled: true
-          service:
-            serviceRef: web
-          environment:
-            environmentRef: bench
-            deployToAll: true
-          execution:
-            steps:
-              - step:
-                  type: UpdateReleaseRepo
-                  name: Update
-                  identifier: update
-                  timeout: 2m
-                  spec:
-                    variables:
-                      - name: spec.template.spec.containers[0].image
-                        type: String
-                        value: <+pipeline.variables.image>
-              - step:
-                  type: MergePR
-                  name: Merge
-                  identifier: merge
-                  timeout: 2m
-                  spec:
-                    deleteSourceBranch: true
----
+)" +
+         service_and_pipeline("web", "apps/web/deployment.yaml", "web_pr",
+                              "spec.template.spec.containers[0].image", "image") +
+         R"(---
 apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata:
@@ -233,6 +259,40 @@ spec:
   syncPolicy:
     automated: {prune: true, selfHeal: true}
     syncOptions: [CreateNamespace=true]
+)" +
+         service_and_pipeline("web_set", "cluster-config/<+cluster.name>/config.json", "set_pr",
+                              "imageTag", "imageTag") +
+         R"(---
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata:
+  name: web-set
+spec:
+  generators:
+    - git:
+        repoURL: )" +
+         url + R"(
+        revision: main
+        files:
+          - path: cluster-config/*/config.json
+  template:
+    metadata:
+      name: 'web-set-{{path.basename}}'
+    spec:
+      project: default
+      source:
+        repoURL: )" +
+         url + R"(
+        targetRevision: main
+        path: sets/web
+        kustomize:
+          images: ['registry.example/web:{{imageTag}}']
+      destination:
+        name: '{{path.basename}}'
+        namespace: web-set
+      syncPolicy:
+        automated: {prune: true, selfHeal: true}
+        syncOptions: [CreateNamespace=true]
 )";
 }
 
@@ -254,8 +314,12 @@ int main(int argc, char** argv) {
   try {
     ct::TempDir root("capstan-stack-bench");
     int version = 0;
-    auto bare = ct::make_remote(root / "srv", "release.git",
-                                {{{"apps/web/deployment.yaml", deployment(image_of(version))}}});
+    auto bare =
+        ct::make_remote(root / "srv", "release.git",
+                        {{{"apps/web/deployment.yaml", deployment(image_of(version))},
+                          {"sets/web/kustomization.yaml", "resources:\n  - deployment.yaml\n"},
+                          {"sets/web/deployment.yaml", deployment("registry.example/web")},
+                          {"cluster-config/bench/config.json", config_json(version)}}});
     const std::string url = "file://" + bare.string();
     ct::git({"clone", "-q", bare.string(), (root / "work").string()});
 
@@ -275,12 +339,15 @@ int main(int argc, char** argv) {
     co.qps = 0;
     capstan::kube::Client client(capstan::kube::load_kubeconfig(sandbox.kubeconfig()), co);
     const capstan::kube::ObjectRef web{"apps/v1", "Deployment", "web", "web"};
+    // The Deployment the ApplicationSet's application manages.
+    const capstan::kube::ObjectRef web_set{"apps/v1", "Deployment", "web-set", "web"};
     // Whether the Deployment runs `image`; notes when its spec first named it (the agent's
     // apply) in `applied`.
-    auto rolled_out = [&](const std::string& image, std::optional<Clock::time_point>& applied) {
+    auto rolled_out = [&](const capstan::kube::ObjectRef& ref, const std::string& image,
+                          std::optional<Clock::time_point>& applied) {
       json d;
       try {
-        d = client.get(web);
+        d = client.get(ref);
       } catch (const std::exception&) {
         return false; // not created yet
       }
@@ -294,10 +361,11 @@ int main(int argc, char** argv) {
              status.value("availableReplicas", 0) == want && status.value("replicas", 0) == want;
     };
     std::optional<Clock::time_point> applied;
-    auto wait_rolled_out = [&](const std::string& image, std::chrono::seconds limit) {
+    auto wait_rolled_out = [&](const capstan::kube::ObjectRef& ref, const std::string& image,
+                               std::chrono::seconds limit) {
       auto deadline = Clock::now() + limit;
       applied.reset();
-      while (!rolled_out(image, applied)) {
+      while (!rolled_out(ref, image, applied)) {
         if (Clock::now() > deadline) {
           throw std::runtime_error("the Deployment did not run " + image + " within " +
                                    std::to_string(limit.count()) + " s\ndelegate log:\n" +
@@ -307,7 +375,8 @@ int main(int argc, char** argv) {
       }
       return Clock::now();
     };
-    wait_rolled_out(image_of(version), std::chrono::seconds(120));
+    wait_rolled_out(web, image_of(version), std::chrono::seconds(120));
+    wait_rolled_out(web_set, image_of(version), std::chrono::seconds(120));
 
     RefWatch watch(bare);
     httplib::Client hook(stack.api());
@@ -327,9 +396,9 @@ int main(int argc, char** argv) {
         throw std::runtime_error("webhook: " + (r ? r->body : httplib::to_string(r.error())));
       }
     };
-    auto merge_pr = [&](int v) {
-      auto run = stack.post("/api/v1/pipelines/web_pr/executions",
-                            {{"variables", {{"image", image_of(v)}}}});
+    auto run_pipeline = [&](const std::string& pipeline, const json& variables) {
+      auto run =
+          stack.post("/api/v1/pipelines/" + pipeline + "/executions", {{"variables", variables}});
       if (stack.last_status() / 100 != 2) throw std::runtime_error("run: " + run.dump());
       return run["id"].get<std::string>();
     };
@@ -344,6 +413,11 @@ int main(int argc, char** argv) {
         {"polling", "git push; the delegate's ls-remote poll finds it (baseline)", {}, {}},
         {"webhook", "git push, then a GitHub push webhook to the coordinator", {}, {}},
         {"merge-pr", "PR pipeline: UpdateReleaseRepo, MergePR (no push webhook)", {}, {}},
+        {"appset-pr",
+         "PR pipeline setting imageTag in config.json; the ApplicationSet regenerates the "
+         "application",
+         {},
+         {}},
     };
     for (auto& mode : modes) {
       const std::string name = mode.name;
@@ -353,12 +427,15 @@ int main(int argc, char** argv) {
         const int v = ++version;
         std::string execution;
         if (name == "merge-pr") {
-          execution = merge_pr(v);
+          execution = run_pipeline("web_pr", {{"image", image_of(v)}});
+        } else if (name == "appset-pr") {
+          execution = run_pipeline("set_pr", {{"imageTag", "v" + std::to_string(v)}});
         } else {
           std::string sha = push(v);
           if (name == "webhook") webhook(sha);
         }
-        auto done = wait_rolled_out(image_of(v), std::chrono::seconds(60));
+        auto done = wait_rolled_out(name == "appset-pr" ? web_set : web, image_of(v),
+                                    std::chrono::seconds(60));
         auto moved = watch.moved_from(before);
         if (!moved) throw std::runtime_error("main did not move on the remote");
         mode.synced.push_back(ms_between(*moved, done));
@@ -367,7 +444,7 @@ int main(int argc, char** argv) {
           auto e = stack.wait_for_end(execution);
           if (e["status"] != "Succeeded") throw std::runtime_error("pipeline: " + e.dump());
         }
-        if (name != "merge-pr") continue;
+        if (execution.empty()) continue;
         // Keep the work clone on main's head for the pushes of a later run.
         ct::git({"pull", "-q", "--ff-only", "origin", "main"}, root / "work");
       }

@@ -204,8 +204,8 @@ updates and deletes them to follow (within spec.syncPolicy.applicationsSync). An
 application the set does not own is never overwritten. UP-TO-DATE is the ResourcesUpToDate
 condition; MESSAGE the error when one occurred (the applications are then left as they are).
 'refresh' renders it again now. 'delete' deletes the set and the applications it generated,
-and with them their resources in the clusters unless spec.syncPolicy.
-preserveResourcesOnDeletion is true.)",
+and with them their resources in the clusters unless the set's
+spec.syncPolicy.preserveResourcesOnDeletion is true.)",
        cmd_appsets},
       {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
   };

@@ -9,6 +9,7 @@
 namespace capstan::testing {
 namespace {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -301,6 +302,65 @@ TEST(Cli, TheCdExampleDeploysToTheSandboxAndRollsBackAFailingTag) {
   EXPECT_EQ(image(), "myorg/myapp:v2.0.0");
   ready = kubectl({"get", "deployment", "myapp", "-o", "jsonpath={.status.readyReplicas}"});
   EXPECT_EQ(ready.out, "2") << both(ready);
+}
+
+// The GitOps part of the quickstart, run as scripts/quickstart runs it (scripts/quickstart-gitops)
+// on a stack of its own: a release repo in the home, an ApplicationSet generating guestbook-dev
+// and guestbook-prod, the PR pipeline taking prod to v2.0.0, a scale healed by the agent, and a
+// revert pull request taking prod back to v1.9.0. The script checks every phase itself; the
+// test reads the end state again with kubectl and the CLI, then runs the script a second time.
+TEST(Cli, TheGitOpsQuickstartSyncsPromotesHealsAndReverts) {
+  Home h;
+  auto up = h.up();
+  ASSERT_TRUE(up.status.success()) << both(up);
+  const fs::path home = h.dir().path() / "home";
+  auto quickstart = [&] {
+    return run({(source_dir() / "scripts" / "quickstart-gitops").string()},
+               {{"HOME", h.dir().path().string()},
+                {"NO_COLOR", "1"},
+                {"CAPSTAN_HOME", home.string()},
+                {"CAPSTAN_BUILD_DIR", bin_dir().parent_path().string()}},
+               420s, source_dir().string());
+  };
+  auto first = quickstart();
+  ASSERT_EQ(first.status.exit_code, 0) << both(first);
+  EXPECT_NE(first.out.find("applicationSet/guestbook created"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("deploy.mergePR: Succeeded"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("revert.revertPR: Succeeded"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("myorg/guestbook:v2.0.0"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("deployment.apps/guestbook scaled"), std::string::npos) << first.out;
+
+  const std::string kubeconfig = (home / "sandbox" / "kubeconfig").string();
+  auto deployment = [&](const std::string& ns) {
+    auto r = run({"kubectl", "--kubeconfig", kubeconfig, "get", "deployment", "guestbook", "-n", ns,
+                  "-o",
+                  "jsonpath={.spec.template.spec.containers[0].image} {.spec.replicas} "
+                  "{.status.availableReplicas}"},
+                 {{"HOME", h.dir().path().string()}}, 30s);
+    EXPECT_TRUE(r.status.success()) << both(r);
+    return r.out;
+  };
+  EXPECT_EQ(deployment("guestbook-dev"), "myorg/guestbook:v1.9.0 2 2");
+  EXPECT_EQ(deployment("guestbook-prod"), "myorg/guestbook:v1.9.0 2 2");
+
+  // Two pull requests, both merged: the update and its revert.
+  auto prs = h.capstan({"prs", "list", "-o", "json"});
+  ASSERT_TRUE(prs.status.success()) << both(prs);
+  auto items = json::parse(prs.out);
+  ASSERT_EQ(items.size(), 2u) << prs.out;
+  for (const auto& pr : items) EXPECT_EQ(pr["state"], "merged") << pr.dump(2);
+
+  // prod synced three revisions and healed the scale in between: at least four syncs.
+  auto history = h.capstan({"apps", "history", "guestbook-prod", "-o", "json"});
+  ASSERT_TRUE(history.status.success()) << both(history);
+  EXPECT_GE(json::parse(history.out).size(), 4u) << history.out;
+
+  // Safe to run again: nothing to reset, nothing new to apply, the same flow once more.
+  auto again = quickstart();
+  ASSERT_EQ(again.status.exit_code, 0) << both(again);
+  EXPECT_NE(again.out.find("applicationSet/guestbook unchanged"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("service/guestbook unchanged"), std::string::npos) << again.out;
+  EXPECT_EQ(deployment("guestbook-prod"), "myorg/guestbook:v1.9.0 2 2");
 }
 
 } // namespace

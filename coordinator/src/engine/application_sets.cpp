@@ -66,7 +66,12 @@ Machine::AppTarget Machine::appsets_target(const std::string& key) {
     }
     clusters.push_back({{"name", gc.identifier}, {"server", server}, {"labels", labels}});
   }
-  t.cluster_json = json{{"clusters", clusters}}.dump();
+  // The text as applied, so that the delegate's render errors name the file and line.
+  json source = {
+      {"file", obj->file},
+      {"text",
+       std::string(static_cast<std::size_t>(std::max(0, obj->line_offset)), '\n') + obj->yaml}};
+  t.cluster_json = json{{"clusters", clusters}, {"source", source}}.dump();
   return t;
 }
 

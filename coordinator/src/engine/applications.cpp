@@ -339,13 +339,22 @@ void Machine::apps_changed() {
   apps_next_place_ = Clock::now();
 }
 
-void Machine::apps_tick() {
-  if (apps_dirty_) {
+void Machine::apps_catch_up() {
+  const auto start = Clock::now();
+  if (apps_dirty_ && start >= apps_next_change_) {
     // Applied or deleted in an earlier batch, committed now (store reads see commits only).
     apps_dirty_ = false;
     apps_changed();
+    // It reads every application: under a stream of applies, one read per batch would grow with
+    // the square of their number, so the next read waits at least twice as long as this one took.
+    const auto took = Clock::now() - start;
+    apps_next_change_ =
+        Clock::now() + std::max<Clock::duration>(std::chrono::milliseconds(20), 2 * took);
   }
   appsets_tick();
+}
+
+void Machine::apps_tick() {
   auto now = Clock::now();
   // Longer than a cut-off delegate needs to notice it lost its session and drop its
   // applications: its liveness window runs from the coordinator's last heartbeat, which can be

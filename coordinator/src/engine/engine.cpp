@@ -156,7 +156,9 @@ void Engine::loop() {
       }
     }
     process(batch);
-    if (std::chrono::steady_clock::now() >= wake) wake = machine_->next_wakeup();
+    if (std::chrono::steady_clock::now() >= wake || machine_->work_now()) {
+      wake = machine_->next_wakeup();
+    }
   }
   // Unanswered commands get an answer rather than a broken promise.
   std::lock_guard lock(queue_mutex_);

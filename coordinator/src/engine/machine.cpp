@@ -695,6 +695,7 @@ void Machine::schedule() {
 
 void Machine::tick() {
   auto now = Clock::now();
+  apps_catch_up();
   if (now < next_timers_) return;
   // Timers are coarse (seconds): a few checks a second are precise enough, and a busy engine
   // does not walk every step on every batch.
@@ -781,7 +782,9 @@ void Machine::tick() {
 Clock::time_point Machine::next_wakeup() const {
   // Timers are coarse (timeouts, waits of seconds): half a second is precise enough, and the
   // loop wakes at once for every event anyway.
-  return Clock::now() + std::chrono::milliseconds(500);
+  const auto timers = Clock::now() + std::chrono::milliseconds(500);
+  if (work_now()) return std::min(timers, std::max(Clock::now(), apps_next_change_));
+  return timers;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -114,8 +114,7 @@ const std::string& update_gitops_app_schema() {
         "commonLabels": {"type": "object", "additionalProperties": {"type": "string"}},
         "commonAnnotations": {"type": "object", "additionalProperties": {"type": "string"}}
       }
-    })",
-                                                R"("applicationName")");
+    })");
   return s;
 }
 

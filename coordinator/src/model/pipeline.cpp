@@ -159,9 +159,11 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
   step.when = parse_when(body, sat, check, "stageStatus", walk.ctx);
   step.failure_strategies = parse_failure_strategies(body, sat, check);
   step.delegate_selectors = parse_delegate_selectors(body, sat, check);
+  // An UpdateGitOpsApp among rollback steps may be empty: it undoes the stage's update.
+  const bool update_app = step.type == "UpdateGitOpsApp";
   if (const auto* spec = check.object(body, sat, "spec",
                                       step.type == "HarnessApproval" || step.type == "Wait" ||
-                                          step.type == "UpdateGitOpsApp")) {
+                                          (update_app && !walk.rollback))) {
     step.spec = *spec;
     auto spat = pointer_append(sat, "spec");
     step.spec_pointer = spat;
@@ -169,6 +171,7 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
     if (step.type == "HarnessApproval") parse_approval_spec(*spec, spat, check);
     if (step.type == "Wait") parse_wait_spec(*spec, spat, check);
     if (step.type == "GitOpsSync") check_gitops_sync_spec(*spec, spat, check);
+    if (update_app && !walk.rollback) check.string(*spec, spat, "applicationName", true);
   }
   walk.ctx.in_step = false;
   (void)path;

@@ -5,6 +5,7 @@
 #include <capstan/apps/reconciler.h>
 #include <capstan/git/remote.h>
 #include <capstan/kube/client.h>
+#include <capstan/yaml/yaml.h>
 
 #include <stdexcept>
 
@@ -83,9 +84,20 @@ void SetFollower::stop() {
 }
 
 void SetFollower::upsert(const std::string& key, const json& document, const json& clusters) {
+  // The text as applied, when the coordinator sent it: errors then name its file and line.
+  yaml::SourceMap where;
+  const json source = clusters.value("source", json::object());
+  if (source.contains("text") && source["text"].is_string()) {
+    try {
+      auto doc = yaml::load(source["text"].get<std::string>(), source.value("file", "<input>"));
+      if (doc.value == document) where = doc.where;
+    } catch (const std::exception&) {
+      // Positions are a help: without them errors still say what is wrong.
+    }
+  }
   apps::ApplicationSet set;
   try {
-    set = apps::parse_application_set(document);
+    set = apps::parse_application_set(document, where);
   } catch (const apps::Error& e) {
     throw std::invalid_argument(e.what());
   }

@@ -42,7 +42,9 @@ public:
 
   // Follows the set under `key` from now on (or takes its new document): `document` is the
   // ApplicationSet, `clusters` the JSON {"clusters": [{"name", "server", "labels"}]} the
-  // clusters generator offers. Throws std::invalid_argument for a document that is not one.
+  // clusters generator offers, and optionally "source": {"file", "text"} (the document as
+  // applied, so that errors name its file and line). Throws std::invalid_argument for a
+  // document that is not one.
   void upsert(const std::string& key, const nlohmann::json& document,
               const nlohmann::json& clusters);
   void remove(const std::string& key);

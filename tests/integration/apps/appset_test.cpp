@@ -220,6 +220,7 @@ TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
       << set.dump(2);
   const std::string why = condition(set, "ErrorOccurred", "message");
   EXPECT_NE(why.find("cluster"), std::string::npos) << why;
+  EXPECT_NE(why.find("fleet.yaml:"), std::string::npos) << why; // where in the applied file
   EXPECT_EQ(condition(set, "ResourcesUpToDate"), "False");
   EXPECT_EQ(app_names(), (std::vector<std::string>{"web-dev", "web-prod"}));
   EXPECT_EQ(app("web-dev")["spec"]["source"]["path"], "apps/v1");
@@ -356,6 +357,44 @@ TEST_F(AppSetTest, CreateOnlyPolicyNeitherUpdatesNorDeletes) {
       std::chrono::seconds(30)));
   ASSERT_TRUE(wait_until([&] { return app("web-a")["spec"]["source"]["path"] == "two"; },
                          std::chrono::seconds(30)));
+}
+
+TEST_F(AppSetTest, RenderErrorsAreConditionsNamingWhereAndWhy) {
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  // A repository that cannot be read.
+  stack_.apply_text("set.yaml", unplaced_set("file://" + (dir_ / "no-such-repo.git").string()));
+  ASSERT_EQ(stack_.last_status(), 200);
+  json s;
+  ASSERT_TRUE(wait_until([&] { return condition(s = appset("fleet"), "ErrorOccurred") == "True"; },
+                         std::chrono::seconds(30)))
+      << s.dump(2);
+  EXPECT_NE(condition(s, "ErrorOccurred", "message").find("no-such-repo.git"), std::string::npos)
+      << s.dump(2);
+  EXPECT_EQ(condition(s, "ParametersGenerated"), "False");
+  EXPECT_EQ(condition(s, "ResourcesUpToDate"), "False");
+  // Two elements generating one name.
+  stack_.apply_text(
+      "twice.yaml",
+      "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: twice\n"
+      "spec:\n  generators:\n  - list:\n      elements: [{name: a}, {name: a}]\n"
+      "  template:\n    metadata:\n      name: 'web-{{name}}'\n    spec:\n"
+      "      project: default\n      source:\n        repoURL: https://example.invalid/s.git\n"
+      "        targetRevision: main\n        path: x\n      destination:\n"
+      "        server: https://kubernetes.default.svc\n        namespace: web\n");
+  ASSERT_EQ(stack_.last_status(), 200);
+  ASSERT_TRUE(wait_until([&] { return condition(s = appset("twice"), "ErrorOccurred") == "True"; },
+                         std::chrono::seconds(30)))
+      << s.dump(2);
+  const std::string why = condition(s, "ErrorOccurred", "message");
+  EXPECT_NE(why.find("twice.yaml:7:"), std::string::npos) << why;
+  EXPECT_NE(why.find("second application named 'web-a'"), std::string::npos) << why;
+  EXPECT_TRUE(app_names().empty());
+  // The CLI shows the error; the coordinator and delegate are still there.
+  auto shown = cli({"appsets", "get", "twice"});
+  EXPECT_TRUE(shown.status.success()) << shown.err;
+  EXPECT_NE(shown.out.find("ErrorOccurred=True"), std::string::npos) << shown.out;
+  EXPECT_EQ(stack_.connected_delegates(), 1);
 }
 
 TEST_F(AppSetTest, SetDoesNotOverwriteAnApplicationItDoesNotOwn) {

@@ -293,7 +293,19 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
                   spec:
                     applicationName: demo
                     targetRevision: broken
-)" + sync_step("[demo]")) + "---\n" + pipeline_yaml("nothing", R"(              - step:
+)" + sync_step("[demo]") + R"(            rollbackSteps:
+              - step:
+                  type: UpdateGitOpsApp
+                  name: Undo
+                  identifier: undo
+              - step:
+                  type: GitOpsSync
+                  name: Resync
+                  identifier: resync
+                  timeout: 2m
+                  spec:
+                    applicationsList: [demo]
+)") + "---\n" + pipeline_yaml("nothing", R"(              - step:
                   type: GitOpsSync
                   name: GitOps Sync
                   identifier: sync
@@ -319,6 +331,15 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
   EXPECT_EQ(step["errorType"], "Verification") << step.dump(2);
   EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("application demo: Degraded"));
   EXPECT_THAT(step["message"].get<std::string>(), HasSubstr("progress deadline")) << step.dump(2);
+  // The stage rolled back: the empty UpdateGitOpsApp put the application back on main, and the
+  // sync brought the old image back.
+  for (const auto& st : e["stages"][0]["steps"]) {
+    if (st["identifier"] == "undo" || st["identifier"] == "resync") {
+      EXPECT_EQ(st["status"], "Succeeded") << st.dump(2) << stack_.logs(e["id"]);
+    }
+  }
+  EXPECT_EQ(app("demo")["spec"]["source"]["targetRevision"], "main");
+  EXPECT_EQ(image("web"), "nginx:1.25");
 
   e = run("nothing");
   ASSERT_EQ(e["status"], "Failed") << e.dump(2);
