@@ -189,9 +189,16 @@ private:
         if (status == "Skipped") continue;
         std::cout << key << ": " << colour_status(status);
         if (status == "Running") {
-          std::cout << (field_text(s, "delegate").empty() ? ""
-                                                          : " on " + field_text(s, "delegate"));
+          if (!field_text(s, "delegate").empty()) {
+            std::cout << " on " << field_text(s, "delegate");
+            shown_delegate_.insert(key);
+          }
         } else if (ended(status)) {
+          // A step that ended before it was seen running (a short one, whose delegate reports
+          // the end without a separate start) still says where it ran.
+          if (!field_text(s, "delegate").empty() && shown_delegate_.count(key) == 0) {
+            std::cout << " on " << field_text(s, "delegate");
+          }
           std::cout << " in " << format_duration_ms(s["durationMs"]);
           if (status != "Succeeded" && !field_text(s, "message").empty()) {
             std::cout << ": " << field_text(s, "message");
@@ -260,6 +267,7 @@ private:
   bool prompt_;
   int drawn_ = 0;
   std::map<std::string, std::string> seen_;
+  std::set<std::string> shown_delegate_; // steps whose "Running on <delegate>" line was printed
   std::set<std::string> asked_;
 };
 

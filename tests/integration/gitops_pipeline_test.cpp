@@ -312,7 +312,10 @@ TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
   json w = update_step(stack, waiter);
   EXPECT_EQ(w["status"], "Queued") << w.dump(2);
   EXPECT_EQ(w["releaseRepository"], key);
-  EXPECT_EQ(update_step(stack, holder)["status"], "Running");
+  // The holder took the lock when it was dispatched; its delegate reports it running soon after.
+  EXPECT_TRUE(wait_until([&] { return update_step(stack, holder)["status"] == "Running"; },
+                         std::chrono::seconds(10)))
+      << update_step(stack, holder).dump(2);
 
   // The lock is in the stored steps: a restarted coordinator keeps the waiter waiting.
   stack.kill_coordinator();
