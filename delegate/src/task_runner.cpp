@@ -57,7 +57,11 @@ std::string seconds_text(std::chrono::milliseconds d) {
 // replaced or never created) takes the slow way: emptied or made again by path.
 class WorkerDirectory {
 public:
-  explicit WorkerDirectory(fs::path path) : path_(std::move(path)) { reopen(); }
+  // Opened after the first task: an idle worker holds no descriptor or read buffer.
+  explicit WorkerDirectory(fs::path path) : path_(std::move(path)) {
+    std::error_code ec;
+    fs::create_directories(path_, ec);
+  }
   ~WorkerDirectory() {
     if (dir_ != nullptr) ::closedir(dir_);
   }

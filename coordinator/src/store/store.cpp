@@ -266,8 +266,11 @@ int schema_version() {
 }
 
 namespace {
-// Write-ahead log frames (pages) after which a checkpoint is started: SQLite's own default.
+// Frames (pages) written to the write-ahead log since the last checkpoint after which the
+// checkpointer copies them into the database: SQLite's own default.
 constexpr int kCheckpointFrames = 1000;
+// A log this long is copied by the writer itself, between two transactions (see on_commit).
+constexpr int kRestartFrames = 4 * kCheckpointFrames;
 } // namespace
 
 Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.db") {
@@ -289,9 +292,28 @@ Store::~Store() {
   sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
 }
 
-int Store::on_commit(void* store, sqlite3* /*db*/, const char* /*name*/, int frames) {
-  if (frames < kCheckpointFrames) return SQLITE_OK;
+int Store::on_commit(void* store, sqlite3* db, const char* /*name*/, int frames) {
   auto* self = static_cast<Store*>(store);
+  int copied = self->backfilled_.load();
+  if (frames < copied) {
+    copied = 0; // the log started over
+    self->backfilled_.store(0);
+  }
+  if (frames >= kRestartFrames) {
+    // The log starts over only when a write transaction begins with all of it copied, which a
+    // checkpoint running beside a busy writer seldom sees: the log would grow without bound
+    // under steady load. So the writer, between two transactions, copies what the checkpointer
+    // has not yet (PASSIVE: it does not wait if the checkpointer is at it), as SQLite's own
+    // automatic checkpoint would; the next transaction then starts the log over.
+    int logged = 0;
+    if (sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &logged, &copied) ==
+        SQLITE_OK) {
+      self->backfilled_.store(copied);
+    }
+    return SQLITE_OK;
+  }
+  // Checkpoints that copy a thousand new frames each, not a few after every commit.
+  if (frames - copied < kCheckpointFrames) return SQLITE_OK;
   bool wake = false;
   {
     std::lock_guard lock(self->checkpoint_mutex_);
@@ -318,6 +340,7 @@ void Store::checkpoint_loop() {
       int logged = 0, copied = 0;
       int rc = sqlite3_wal_checkpoint_v2(conn->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                          &logged, &copied);
+      if (rc == SQLITE_OK) backfilled_.store(copied);
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
         spdlog::warn("store: checkpoint of {} failed: {}", file_.string(),
                      sqlite3_errmsg(conn->handle()));

@@ -1,6 +1,7 @@
 // The coordinator's SQLite store: one file, schema migrations, one writer and pooled readers.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <functional>
@@ -116,7 +117,7 @@ private:
   void migrate();
 
   // Copies the write-ahead log back into the database file on its own thread and connection,
-  // so the writer's commits never wait for a checkpoint (or its fsync).
+  // so the writer's commits rarely wait for a checkpoint (or its fsync).
   void checkpoint_loop();
   static int on_commit(void* store, sqlite3* db, const char* name, int frames);
 
@@ -126,6 +127,8 @@ private:
   std::condition_variable checkpoint_cv_;
   bool checkpoint_due_ = false;
   bool stopping_ = false;
+  // Frames of the log the last checkpoint had copied (0 again once the log starts over).
+  std::atomic<int> backfilled_{0};
   std::thread checkpointer_;
   std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
   std::vector<std::unique_ptr<sqlite::Database>> pool_;
