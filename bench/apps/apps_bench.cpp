@@ -11,9 +11,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <string>
 #include <thread>
+
+#include "scale.h"
 
 namespace ct = capstan::testing;
 using Clock = std::chrono::steady_clock;
@@ -22,27 +23,11 @@ using capstan::apps::SyncStatus;
 namespace {
 
 long rss_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
+  return capstan::bench::rss_of().rss_kib;
 }
 
 double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-}
-
-std::string name_of(int i) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "app-%05d", i);
-  return buf;
-}
-
-std::string cm(const std::string& name, const std::string& value) {
-  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
-         value + "\"\n";
 }
 
 } // namespace
@@ -63,24 +48,17 @@ int main(int argc, char** argv) {
       drift_rounds = std::stoi(argv[++i]);
   }
   ct::TempDir root("capstan-apps-bench");
-  ct::FileSet files;
-  for (int i = 0; i < count; ++i) files["apps/" + name_of(i) + "/cm.yaml"] = cm(name_of(i), "v1");
+  const ct::FileSet files = capstan::bench::configmap_files(count);
   auto bare = ct::make_remote(root.path(), "release.git", {files});
 
   // Baseline: the same objects with one kubectl apply --server-side (one process, no Git, no
   // comparison), on its own sandbox.
   double baseline_ms = 0;
   if (baseline) {
-    ct::Sandbox sandbox(root / "sandbox-baseline");
-    for (const auto& [path, text] : files) ct::write_file(root / "plain" / path, text);
-    sandbox.kubectl({"create", "namespace", "bench"});
-    auto t = Clock::now();
-    auto r = sandbox.kubectl(
-        {"apply", "--server-side", "-n", "bench", "-R", "-f", (root / "plain").string()},
-        std::nullopt, std::chrono::seconds(1200));
-    baseline_ms = ms_since(t);
-    if (!r.status.success()) {
-      std::fprintf(stderr, "baseline failed: %s\n", r.err.c_str());
+    try {
+      baseline_ms = capstan::bench::kubectl_baseline_ms(files, root.path());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
       return 1;
     }
   }
@@ -99,9 +77,9 @@ int main(int argc, char** argv) {
   std::string url = "file://" + bare.string();
   for (int i = 0; i < count; ++i) {
     capstan::apps::Application app;
-    app.name = name_of(i);
+    app.name = capstan::bench::app_name(i);
     app.source.repo_url = url;
-    app.source.path = "apps/" + name_of(i);
+    app.source.path = "apps/" + capstan::bench::app_name(i);
     app.source.target_revision = "main";
     app.destination.server = "https://kubernetes.default.svc";
     app.destination.namespace_ = "bench";
@@ -137,7 +115,7 @@ int main(int argc, char** argv) {
   // it holds Git's value again.
   std::vector<double> heal;
   for (int round = 0; round < drift_rounds; ++round) {
-    std::string name = name_of((round * 37) % count);
+    std::string name = capstan::bench::app_name((round * 37) % count);
     capstan::kube::ObjectRef ref{"v1", "ConfigMap", "bench", name};
     auto t0 = Clock::now();
     client.patch(ref, capstan::kube::PatchType::kMerge, R"({"data":{"value":"drifted"}})");

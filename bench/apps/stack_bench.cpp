@@ -8,6 +8,9 @@
 // ApplicationSet's git files generator that sets the image of the application it generates.
 // Then drift -> healed: the Deployment scaled behind the agent's back, until Git's replica count
 // is back.
+// With --scale N: N applications of one ConfigMap each, applied through the coordinator's API,
+// on one delegate: the time until the coordinator shows all Synced and Healthy, and the
+// delegate's and the coordinator's resident memory, against one kubectl apply --server-side.
 #include <capstan/kube/client.h>
 #include <capstan/kube/config.h>
 #include <capstan/testing/git_servers.h>
@@ -22,6 +25,7 @@
 #include <string>
 #include <thread>
 
+#include "scale.h"
 #include "stack.h"
 
 namespace ct = capstan::testing;
@@ -296,15 +300,146 @@ spec:
 )";
 }
 
+// The environment, the sandbox's connector and its GitOps cluster "bench".
+std::string cluster_yaml(const std::string& kubeconfig) {
+  return "environment:\n  identifier: bench\n  name: bench\n  type: PreProduction\n---\n"
+         "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
+         "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
+         kubeconfig +
+         "\n---\ngitopsCluster:\n  identifier: bench\n  name: bench\n"
+         "  connectorRef: sandbox_api\n  environments: [bench]\n";
+}
+
+std::string scale_app_yaml(int i, const std::string& url) {
+  const std::string name = capstan::bench::app_name(i);
+  return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
+         "\nspec:\n  project: default\n  source:\n    repoURL: " + url +
+         "\n    targetRevision: main\n    path: apps/" + name +
+         "\n  destination:\n    name: bench\n    namespace: bench\n"
+         "  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n";
+}
+
+double mib(long kib) {
+  return kib / 1024.0;
+}
+
+// N applications of one ConfigMap each through the whole stack, on one delegate.
+void run_scale(int count, int batch, int poll_ms, int slots, int read_ms_every, bool baseline) {
+  ct::TempDir root("capstan-stack-scale");
+  const ct::FileSet files = capstan::bench::configmap_files(count);
+  auto bare = ct::make_remote(root / "srv", "release.git", {files});
+  const std::string url = "file://" + bare.string();
+  double baseline_ms = baseline ? capstan::bench::kubectl_baseline_ms(files, root.path()) : 0;
+
+  ct::Sandbox sandbox(root / "sandbox");
+  sandbox.kubectl({"create", "namespace", "bench"});
+  fs::create_directories(root / "stack");
+  ct::Stack stack(root / "stack");
+  stack.start_coordinator();
+  ct::write_file(root / "delegate.yaml",
+                 "plugins:\n  gitops:\n    pollIntervalMs: " + std::to_string(poll_ms) + "\n");
+  auto& delegate = stack.start_delegate("agent", {ct::plugin_dir()}, slots,
+                                        {"--config", (root / "delegate.yaml").string()});
+  if (!stack.wait_for_delegates(1)) throw std::runtime_error("the delegate did not connect");
+  stack.apply_text("cluster.yaml", cluster_yaml(sandbox.kubeconfig().string()));
+  if (stack.last_status() != 200) throw std::runtime_error("apply of the cluster failed");
+  const pid_t delegate_pid = delegate.child().pid();
+  const pid_t coordinator_pid = stack.coordinator().child().pid();
+  const auto delegate_before = capstan::bench::rss_of(delegate_pid);
+  const auto coordinator_before = capstan::bench::rss_of(coordinator_pid);
+
+  // What `capstan apply` sends: files in POST /api/v1/apply, `batch` applications a request.
+  auto t0 = Clock::now();
+  std::vector<double> apply_ms;
+  for (int first = 0; first < count; first += batch) {
+    std::string text;
+    for (int i = first; i < std::min(count, first + batch); ++i) {
+      text += "---\n" + scale_app_yaml(i, url);
+    }
+    auto t = Clock::now();
+    auto r = stack.apply_text("apps-" + std::to_string(first) + ".yaml", text);
+    if (stack.last_status() != 200) throw std::runtime_error("apply: " + r.dump().substr(0, 2000));
+    apply_ms.push_back(ms_between(t, Clock::now()));
+  }
+  const double applied_ms = ms_between(t0, Clock::now());
+
+  capstan::bench::Rss delegate_peak, coordinator_peak;
+  std::vector<double> read_ms;
+  int done = 0;
+  while (true) {
+    auto tr = Clock::now();
+    auto all = stack.get("/api/v1/apps");
+    read_ms.push_back(ms_between(tr, Clock::now()));
+    done = 0;
+    for (const auto& a : all["items"]) {
+      const json s = a.value("status", json::object());
+      done += s.value("sync", json::object()).value("status", "") == "Synced" &&
+              s.value("health", json::object()).value("status", "") == "Healthy";
+    }
+    auto d = capstan::bench::rss_of(delegate_pid);
+    auto c = capstan::bench::rss_of(coordinator_pid);
+    delegate_peak.rss_kib = std::max(delegate_peak.rss_kib, d.rss_kib);
+    coordinator_peak.rss_kib = std::max(coordinator_peak.rss_kib, c.rss_kib);
+    if (done == count) break;
+    if (ms_between(t0, Clock::now()) > 900'000) {
+      throw std::runtime_error("only " + std::to_string(done) + " of " + std::to_string(count) +
+                               " applications Synced and Healthy after 900 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(read_ms_every));
+  }
+  const double all_ms = ms_between(t0, Clock::now());
+  const auto delegate_after = capstan::bench::rss_of(delegate_pid);
+  const auto coordinator_after = capstan::bench::rss_of(coordinator_pid);
+  auto reads = percentiles(read_ms);
+
+  std::printf("scale: %d applications of one ConfigMap each, one repository, ONE delegate (%d "
+              "slots, %d ms polling), one sandbox; applied in %zu request(s) of up to %d\n",
+              count, slots, poll_ms, apply_ms.size(), batch);
+  if (baseline) {
+    std::printf("  baseline kubectl apply --server-side -R (one call): %.0f ms\n", baseline_ms);
+  }
+  std::printf("  POST /api/v1/apply took %.0f ms in all:", applied_ms);
+  for (double ms : apply_ms) std::printf(" %.0f", ms);
+  std::printf(" ms\n");
+  std::printf("  apply -> GET /api/v1/apps shows all Synced+Healthy: %.0f ms", all_ms);
+  if (baseline) std::printf(" (%.2fx the baseline)", all_ms / baseline_ms);
+  std::printf("\n  GET /api/v1/apps (%zu reads, %d ms apart): p50 %.0f ms, max %.0f ms\n",
+              read_ms.size(), read_ms_every, reads.p50, reads.max);
+  std::printf("  delegate RSS: %.1f MiB before, %.1f MiB after, VmHWM %.1f MiB\n",
+              mib(delegate_before.rss_kib), mib(delegate_after.rss_kib),
+              mib(delegate_after.hwm_kib));
+  std::printf("  coordinator RSS: %.1f MiB before, %.1f MiB after, VmHWM %.1f MiB\n",
+              mib(coordinator_before.rss_kib), mib(coordinator_after.rss_kib),
+              mib(coordinator_after.hwm_kib));
+  std::fflush(stdout);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   int commits = 20;
   int drift_rounds = 20;
   int poll_ms = 3000;
-  for (int i = 1; i + 1 < argc; ++i) {
+  std::vector<int> scale;
+  int batch = 1000;
+  int slots = 2;
+  int read_every = 0; // ms between reads of GET /api/v1/apps; 0: N/25 (at least 20)
+  bool baseline = true;
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--commits")
+    if (a == "--no-baseline")
+      baseline = false;
+    else if (i + 1 == argc)
+      break;
+    else if (a == "--scale")
+      scale.push_back(std::stoi(argv[++i]));
+    else if (a == "--batch")
+      batch = std::max(1, std::stoi(argv[++i]));
+    else if (a == "--read-ms")
+      read_every = std::stoi(argv[++i]);
+    else if (a == "--slots")
+      slots = std::stoi(argv[++i]);
+    else if (a == "--commits")
       commits = std::stoi(argv[++i]);
     else if (a == "--drift")
       drift_rounds = std::stoi(argv[++i]);
@@ -312,6 +447,13 @@ int main(int argc, char** argv) {
       poll_ms = std::stoi(argv[++i]);
   }
   try {
+    if (!scale.empty()) {
+      for (int n : scale) {
+        run_scale(n, batch, poll_ms, slots, read_every > 0 ? read_every : std::max(20, n / 25),
+                  baseline);
+      }
+      return 0;
+    }
     ct::TempDir root("capstan-stack-bench");
     int version = 0;
     auto bare =

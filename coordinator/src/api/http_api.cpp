@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "api/json_views.h"
 #include "capstan/wire/codec.h"
@@ -228,8 +229,8 @@ struct HttpApi::Impl {
       return assignment;
     };
     // GitOps applications: the applied document, where it is reconciled, the last status.
-    auto app_view = [this, assignment_view](const store::ObjectRecord& o) {
-      auto st = store.app_state(o.identifier);
+    auto app_view = [assignment_view](const store::ObjectRecord& o,
+                                      const std::optional<store::AppStateRecord>& st) {
       json doc = o.model.value("document", json::object());
       json status = st ? st->status : json::object();
       if (!status.is_object()) status = json::object();
@@ -243,7 +244,15 @@ struct HttpApi::Impl {
     };
     server.Get("/api/v1/apps", [this, app_view](const httplib::Request&, httplib::Response& res) {
       json items = json::array();
-      for (const auto& o : store.objects("application")) items.push_back(app_view(o));
+      // Every state in one read, not one query an application.
+      std::unordered_map<std::string, store::AppStateRecord> states;
+      for (auto& st : store.app_states()) states.emplace(st.name, std::move(st));
+      for (const auto& o : store.objects("application")) {
+        auto at = states.find(o.identifier);
+        items.push_back(app_view(o, at == states.end()
+                                        ? std::nullopt
+                                        : std::optional<store::AppStateRecord>(at->second)));
+      }
       reply(res, 200, {{"items", items}});
     });
     server.Get(R"(/api/v1/apps/([^/]+))",
@@ -253,7 +262,7 @@ struct HttpApi::Impl {
                    return error(res, 404, "NotFound",
                                 "application '" + std::string(req.matches[1]) + "' not found");
                  }
-                 reply(res, 200, app_view(*o));
+                 reply(res, 200, app_view(*o, store.app_state(o->identifier)));
                });
     // ApplicationSets: the applied document, where it is rendered, what it generated.
     auto appset_view = [this, assignment_view](const store::ObjectRecord& o) {
