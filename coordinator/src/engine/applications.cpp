@@ -190,15 +190,11 @@ void Machine::apps_unassign(AppRuntime& app, const std::string& reason, bool del
   app.dirty = true;
 }
 
-void Machine::apps_place(AppRuntime& app) {
+void Machine::apps_place(AppRuntime& app, std::map<std::string, int>& load) {
   auto t = apps_target(app.state.name);
   if (!t.error.empty()) {
     apps_problem(app, t.error);
     return;
-  }
-  std::map<std::string, int> load; // instance -> applications held
-  for (const auto& [n, a] : apps_) {
-    if (!a.state.instance_id.empty()) ++load[a.state.instance_id];
   }
   const Session* best = nullptr;
   std::vector<std::string> seen;
@@ -227,6 +223,7 @@ void Machine::apps_place(AppRuntime& app) {
   }
   apps_problem(app, "");
   app.state.epoch += 1;
+  ++load[best->instance_id];
   app.state.instance_id = best->instance_id;
   app.state.delegate = best->name;
   app.state.plugin = best->reconcilers.front();
@@ -404,8 +401,14 @@ void Machine::apps_tick() {
   }
   if (!place) return;
   apps_next_place_ = now + std::chrono::seconds(5);
+  // Counted once for the whole pass (not once an application: that made placing N
+  // applications quadratic), and kept up to date as applications are placed.
+  std::map<std::string, int> load; // instance -> applications held
+  for (const auto& [n, a] : apps_) {
+    if (!a.state.instance_id.empty()) ++load[a.state.instance_id];
+  }
   for (auto& [name, app] : apps_) {
-    if (app.state.instance_id.empty()) apps_place(app);
+    if (app.state.instance_id.empty()) apps_place(app, load);
   }
 }
 

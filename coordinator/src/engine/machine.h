@@ -222,8 +222,8 @@ private:
   void apps_fail_operations(const std::string& app, const std::string& instance_id,
                             const std::string& why);
   // Gives the application to the least-loaded eligible delegate (a new epoch), or records why
-  // none can take it.
-  void apps_place(AppRuntime& app);
+  // none can take it. `load` (instance -> applications held) counts the placement.
+  void apps_place(AppRuntime& app, std::map<std::string, int>& load);
   void apps_send_assign(AppRuntime& app, const Session& s, bool force);
   void apps_unassign(AppRuntime& app, const std::string& reason, bool delete_resources = false);
   void apps_problem(AppRuntime& app, const std::string& message);
