@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "commands.h"
 #include "output.h"
@@ -90,11 +91,26 @@ public:
   void update(const json& w, bool show_steps, bool prefix) {
     const json& e = w["execution"];
     clear();
-    if (show_steps && !tree_) print_changes(e);
-    for (const auto& l : w["lines"]) {
-      if (prefix) std::cout << l["step"].get<std::string>() << " | ";
-      std::cout << l["line"].get<std::string>() << "\n";
+    // Each step reads start, its log lines, end: a step that started and ended between two
+    // answers must not show its end before its lines.
+    std::vector<const json*> lines;
+    for (const auto& l : w["lines"]) lines.push_back(&l);
+    auto print_lines = [&](const std::string* of_step) {
+      for (auto& l : lines) {
+        if (l == nullptr || (of_step != nullptr && (*l)["step"] != *of_step)) continue;
+        if (prefix) std::cout << (*l)["step"].get<std::string>() << " | ";
+        std::cout << (*l)["line"].get<std::string>() << "\n";
+        l = nullptr;
+      }
+    };
+    if (show_steps && !tree_) {
+      for (const auto& item : plan_changes(e)) {
+        std::cout << item.start;
+        if (!item.step.empty() && !item.end.empty()) print_lines(&item.step);
+        std::cout << item.end;
+      }
     }
+    print_lines(nullptr);
     if (show_steps && tree_) draw(e);
     std::cout << std::flush;
     if (prompt_ && !ended(field_text(e, "status"))) ask_inputs(e);
@@ -157,7 +173,15 @@ private:
     }
   }
 
-  void print_changes(const json& e) {
+  // What changed since the last answer, in pipeline order: a step's start (or other
+  // non-final change) and its end; a stage's line.
+  struct Change {
+    std::string step; // "stage.step", empty for a stage line
+    std::string start, end;
+  };
+
+  std::vector<Change> plan_changes(const json& e) {
+    std::vector<Change> out;
     for (const auto& stage : e["stages"]) {
       std::string skey = "stage:" + field_text(stage, "identifier");
       std::string sstate = field_text(stage, "status") + "|" + field_text(stage, "message");
@@ -173,7 +197,7 @@ private:
           auto waiting = waiting_line(stage, id_);
           if (!waiting.empty()) stage_line += "  " + waiting + "\n";
           if (!ended(status)) {
-            std::cout << stage_line;
+            out.push_back({"", stage_line, ""});
             stage_line.clear();
           }
         }
@@ -187,34 +211,41 @@ private:
         seen_[key] = state;
         if (status == "NotStarted" || status == "Queued" || status == "Dispatched") continue;
         if (status == "Skipped") continue;
-        std::cout << key << ": " << colour_status(status);
+        std::ostringstream text;
+        text << key << ": " << colour_status(status);
         if (status == "Running") {
           if (!field_text(s, "delegate").empty()) {
-            std::cout << " on " << field_text(s, "delegate");
+            text << " on " << field_text(s, "delegate");
             shown_delegate_.insert(key);
           }
         } else if (ended(status)) {
           // A step that ended before it was seen running (a short one, whose delegate reports
           // the end without a separate start) still says where it ran.
           if (!field_text(s, "delegate").empty() && shown_delegate_.count(key) == 0) {
-            std::cout << " on " << field_text(s, "delegate");
+            text << " on " << field_text(s, "delegate");
           }
-          std::cout << " in " << format_duration_ms(s["durationMs"]);
+          text << " in " << format_duration_ms(s["durationMs"]);
           if (status != "Succeeded" && !field_text(s, "message").empty()) {
-            std::cout << ": " << field_text(s, "message");
+            text << ": " << field_text(s, "message");
           }
         } else {
           auto waiting = waiting_line(s, id_);
           if (!waiting.empty()) {
-            std::cout << ": " << waiting;
+            text << ": " << waiting;
           } else if (!field_text(s, "message").empty()) {
-            std::cout << ": " << field_text(s, "message");
+            text << ": " << field_text(s, "message");
           }
         }
-        std::cout << "\n";
+        text << "\n";
+        if (ended(status)) {
+          out.push_back({key, "", text.str()});
+        } else {
+          out.push_back({key, text.str(), ""});
+        }
       }
-      std::cout << stage_line;
+      if (!stage_line.empty()) out.push_back({"", "", stage_line});
     }
+    return out;
   }
 
   // Execution inputs are asked for here when the user follows on a terminal.
