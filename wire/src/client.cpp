@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -258,6 +259,18 @@ struct Client::Impl {
             *target->add_lines() = std::move(line);
           }
           continue;
+        }
+        // A held Accepted goes before the attempt's first lines: the coordinator (and whoever
+        // follows the step) sees the step running before its output.
+        if (ended.count(key) == 0) {
+          auto h = std::find_if(held.begin(), held.end(), [&](const auto& entry) {
+            return task_key(entry.second.accepted().task_id(), entry.second.accepted().attempt()) ==
+                   key;
+          });
+          if (h != held.end()) {
+            batch.push_back(std::move(h->second));
+            held.erase(h);
+          }
         }
         open_log[key] = batch.size();
         open_size[key] = env.ByteSizeLong();
