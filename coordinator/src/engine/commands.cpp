@@ -84,10 +84,8 @@ void Machine::audit(Active& a, const std::string& user, const std::string& actio
   r.execution_id = a.record.id;
   details["pipeline"] = a.record.pipeline;
   details["sequence"] = a.record.sequence;
-  // Secret values are masked in the text; parsed again only when masking changed something.
-  auto text = details.dump();
-  auto masked = mask(text);
-  r.details = masked == text ? std::move(details) : json::parse(masked);
+  // Secret values are masked in the text, which is stored as it is.
+  r.details_text = mask(details.dump());
   store_.append_audit(r);
 }
 
@@ -319,7 +317,7 @@ Outcome Machine::run(const RunRequest& req) {
     if (pipeline_fqns.count(s.fqn)) pipeline_sites.push_back(s);
   }
   model::Pipeline pipeline;
-  json plan;
+  std::string plan; // the plan as stored
   if (pipeline_sites.empty() && entry.as_run) {
     pipeline = *entry.as_run;
     plan = entry.plan;
@@ -332,7 +330,7 @@ Outcome Machine::run(const RunRequest& req) {
                      "the run's inputs do not fit the pipeline: " + problems.front().text(),
                      problems_json(problems));
     }
-    plan = model::to_json(pipeline);
+    plan = model::to_json(pipeline).dump();
     if (pipeline_sites.empty()) {
       entry.as_run = pipeline;
       entry.plan = plan;
@@ -382,7 +380,7 @@ Outcome Machine::run(const RunRequest& req) {
       r.variables[v.name] = v.runtime_input ? "" : v.value;
     }
   }
-  r.plan = std::move(plan);
+  r.plan_text = std::move(plan);
   r.created_at = r.started_at = now_ms();
   a.pipeline = std::move(pipeline);
   auto id = r.id;

@@ -317,7 +317,7 @@ private:
     // Without runtime inputs of its own every run parses the same document the same way: the
     // parsed pipeline and its plan are kept (set by the first such run).
     std::optional<model::Pipeline> as_run;
-    nlohmann::json plan;
+    std::string plan; // as_run's plan as stored (JSON text)
   };
   std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed
   std::unordered_map<std::string, std::int64_t> sequences_;   // last run number per pipeline

@@ -79,6 +79,7 @@ struct AuditRecord {
   std::string target; // identifier or execution id
   std::string execution_id;
   nlohmann::json details = nlohmann::json::object(); // secrets masked
+  std::string details_text; // when not empty, stored instead of details (already dumped)
 };
 
 struct AuditFilter {
@@ -144,7 +145,8 @@ struct ExecutionRecord {
   std::int64_t sequence = 0; // per pipeline, from 1 (<+pipeline.sequenceId>)
   std::string status = status::kQueued;
   nlohmann::json variables = nlohmann::json::object();
-  nlohmann::json plan; // the pipeline model as it was when the run started
+  nlohmann::json plan;   // the pipeline model as it was when the run started
+  std::string plan_text; // when not empty, stored instead of plan (the engine's runs set it)
   std::int64_t created_at = 0;
   std::int64_t started_at = 0;
   std::int64_t ended_at = 0;

@@ -489,21 +489,22 @@ void Store::append_audit(const AuditRecord& a) {
       .bind(4, a.kind)
       .bind(5, a.target)
       .bind(6, a.execution_id)
-      .bind(7, a.details.dump())
+      .bind(7, a.details_text.empty() ? a.details.dump() : a.details_text)
       .run();
 }
 
 void Store::insert_execution(const ExecutionRecord& e) {
   auto& db = *writer_;
-  db.prepare(std::string("INSERT INTO executions (") + kExecutionColumns +
-             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+  static const std::string insert = std::string("INSERT INTO executions (") + kExecutionColumns +
+                                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+  db.prepare(insert)
       .bind(1, e.id)
       .bind(2, e.pipeline)
       .bind(3, e.pipeline_version)
       .bind(4, e.sequence)
       .bind(5, e.status)
       .bind(6, e.variables.dump())
-      .bind(7, e.plan.dump())
+      .bind(7, e.plan_text.empty() ? e.plan.dump() : e.plan_text)
       .bind(8, e.created_at)
       .bind(9, e.started_at)
       .bind(10, e.ended_at)
