@@ -359,8 +359,9 @@ TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
 
 // A GitOps stage over an environment group: one Update Release Repo edits the file of every
 // cluster of the group's environments, each path resolved with <+envgroup.name>, <+env.name>
-// and <+cluster.name> and each file given its own environment's variables. The group cannot be
-// deleted while the pipeline uses it.
+// and <+cluster.name> and each file given its own environment's variables; the step's variables
+// resolve <+env.*> for each cluster's environment too. The group cannot be deleted while the
+// pipeline uses it.
 TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
   TempDir dir("capstan-gitops-envgroup");
   const std::string initial = "{\n  \"imageTag\": \"v1\",\n  \"replicas\": \"0\"\n}\n";
@@ -435,6 +436,15 @@ pipeline:
                       - name: imageTag
                         type: String
                         value: v7
+                      - name: target
+                        type: String
+                        value: <+env.identifier>/<+env.name>
+                      - name: tier
+                        type: String
+                        value: <+env.type>
+                      - name: size
+                        type: String
+                        value: <+env.variables.replicas>
 )";
   write_file(dir / "objects.yaml", y);
   auto applied = stack.apply_file(dir / "objects.yaml");
@@ -449,8 +459,11 @@ pipeline:
   const std::string branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
   for (const auto& [file, replicas] : std::vector<std::pair<std::string, std::string>>{
            {"dev/dev-east", "1"}, {"qa/qa-east", "3"}, {"qa/qa-west", "3"}}) {
+    const std::string env = file.substr(0, file.find('/'));
     EXPECT_EQ(git({"show", branch + ":groups/nonprod/" + file + ".json"}, bare),
-              "{\n  \"imageTag\": \"v7\",\n  \"replicas\": \"" + replicas + "\"\n}")
+              "{\n  \"imageTag\": \"v7\",\n  \"replicas\": \"" + replicas + "\",\n  \"size\": \"" +
+                  replicas + "\",\n  \"target\": \"" + env + "/" + env +
+                  "\",\n  \"tier\": \"PreProduction\"\n}")
         << file;
   }
   // One commit for the three files; prod (not in the group) untouched.

@@ -59,11 +59,18 @@ std::string ref_safe(const std::string& s) {
 }
 
 // The values a step variable list sets: name -> JSON value (Number variables become numbers).
-void add_step_variables(const json& spec, std::map<std::string, json>& vars) {
+// Over an environment group the coordinator leaves <+env.*> in the values to the step: they are
+// resolved for `cluster` (with <+cluster.*> and <+envgroup.*>).
+void add_step_variables(const json& spec, std::map<std::string, json>& vars,
+                        const Cluster* cluster = nullptr) {
   for (const auto& v : spec.value("variables", json::array())) {
     const std::string name = v.value("name", "");
     json value = v.value("value", json());
     if (value.is_null()) value = "";
+    if (cluster != nullptr && !cluster->envgroup_identifier.empty() && value.is_string() &&
+        value.get_ref<const std::string&>().find("<+") != std::string::npos) {
+      value = resolve_for_cluster(value.get<std::string>(), *cluster, "variable '" + name + "'");
+    }
     if (v.value("type", "String") == "Number" && value.is_string()) {
       try {
         std::size_t used = 0;
@@ -119,7 +126,9 @@ public:
     for (const auto& c : cls) {
       std::map<std::string, json> vars = base;
       add_variables(c.env_variables, vars);
-      for (const auto& [k, v] : step) vars[k] = v;
+      std::map<std::string, json> for_cluster;
+      add_step_variables(spec, for_cluster, &c);
+      for (const auto& [k, v] : for_cluster) vars[k] = v;
       for (const auto& p : t.paths) {
         const std::string path = resolve_path(p, c);
         ctx.info("cluster " + (c.identifier.empty() ? std::string("-") : c.identifier) +
