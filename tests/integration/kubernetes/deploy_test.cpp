@@ -108,24 +108,13 @@ TEST_F(Deployments, AFailingRolloutTimesOutWithThePodsReasonsAndRollsBack) {
 // A Deployment past its progressDeadlineSeconds fails the step before the step's timeout, as a
 // Timeout (a steady state not reached in time), naming the workload and the condition.
 TEST_F(Deployments, AProgressDeadlineExceededFailsAsATimeoutNamingTheCondition) {
-  write("manifests/deployment.yaml", R"(apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  labels: {app: web}
-spec:
-  replicas: 1
-  progressDeadlineSeconds: 3
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: {{ .Values.image }}
-)");
+  const auto file = dir_ / "app" / "manifests" / "deployment.yaml";
+  std::string manifest = ct::read_file(file);
+  const std::string replicas = "  replicas: {{ .Values.replicas }}\n";
+  ASSERT_NE(manifest.find(replicas), std::string::npos) << manifest;
+  manifest.replace(manifest.find(replicas), replicas.size(),
+                   "  replicas: 1\n  progressDeadlineSeconds: 3\n");
+  ct::write_file(file, manifest);
   ct::Recorder rec;
   auto r = run("K8sRollingDeploy", json::object(), rec, {"exec-1", false, 120000, "pullfail"});
   ASSERT_EQ(r.status(), StepResult::STATUS_FAILED) << rec.all_text();
