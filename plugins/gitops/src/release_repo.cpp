@@ -187,6 +187,19 @@ static std::vector<Cluster> read_clusters(const json& context) {
     fill_group(c, group);
     out.push_back(std::move(c));
   }
+  // Over an environment group the coordinator leaves <+env.*> in each environment's variables
+  // to the step: resolved here for the cluster.
+  for (auto& c : out) {
+    if (c.envgroup_identifier.empty() || !c.env_variables.is_object()) continue;
+    for (auto& [name, value] : c.env_variables.items()) {
+      if (value.is_string() &&
+          value.get_ref<const std::string&>().find("<+") != std::string::npos) {
+        value =
+            resolve_for_cluster(value.get<std::string>(), c,
+                                "environment '" + c.env_identifier + "' variable '" + name + "'");
+      }
+    }
+  }
   return out;
 }
 
