@@ -216,9 +216,9 @@ void Machine::apps_recover() {
   }
   // Every application and set, reading only what the runtime entries mirror of them.
   std::set<std::string> live;
-  for (auto& f : store_.object_fields("application",
-                                      {"$.repoURL", "$.targetRevision", "$.document.metadata",
-                                       "$.document.spec.revisionHistoryLimit"})) {
+  for (auto& f :
+       store_.object_fields("application", {"$.repoURL", "$.targetRevision", "$.document.metadata",
+                                            "$.document.spec.revisionHistoryLimit"})) {
     json model = json::object();
     if (f.values[0].is_string()) model["repoURL"] = f.values[0];
     if (f.values[1].is_string()) model["targetRevision"] = f.values[1];
@@ -270,8 +270,7 @@ void Machine::apps_index(const std::string& key, AppRuntime& rt, std::int64_t ve
   const json document = model.value("document", json::object());
   const json meta = document.value("metadata", json::object());
   rt.deleting = meta.is_object() && meta.contains("deletionTimestamp");
-  const json limit =
-      document.value("spec", json::object()).value("revisionHistoryLimit", json(10));
+  const json limit = document.value("spec", json::object()).value("revisionHistoryLimit", json(10));
   rt.history_limit = limit.is_number_integer() ? limit.get<int>() : 10;
   rt.sources.emplace_back(normalize_repo_url(model.value("repoURL", "")),
                           model.value("targetRevision", "HEAD"));
