@@ -109,8 +109,7 @@ void Machine::apps_merge_history(AppRuntime& app, json& reported, const std::str
            e.value("revision", "") + '\x1f' + e.value("initiatedBy", "") + '\x1f' +
            e.value("phase", "");
   };
-  std::int64_t last_id = 0; // the coordinator's ids never repeat, even after trimming
-  if (old_status.is_object()) last_id = old_status.value("historyLastId", std::int64_t{0});
+  std::int64_t last_id = 0; // the newest entry is never trimmed: ids keep increasing
   std::set<std::string> known;
   for (const auto& e : history) {
     last_id = std::max(last_id, e.value("id", std::int64_t{0}));
@@ -133,7 +132,6 @@ void Machine::apps_merge_history(AppRuntime& app, json& reported, const std::str
                   history.begin() + static_cast<std::ptrdiff_t>(history.size() - limit));
   }
   reported["history"] = std::move(history);
-  reported["historyLastId"] = last_id;
   // A new holder has not synced yet: the last operation is still the one before it.
   if (!reported.contains("operationState") && old_status.is_object() &&
       old_status.contains("operationState")) {

@@ -945,16 +945,12 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
   if (!existing) return failure(404, "NotFound", kind + " '" + identifier + "' not found");
   json referrers = json::array();
   std::vector<std::string> names;
-  for (const auto& o : store_.objects("")) {
-    if (o.kind == kind && o.identifier == identifier) continue;
-    for (const auto& ref : o.references) {
-      if (ref.value("kind", "") != kind || ref.value("identifier", "") != identifier) continue;
-      names.push_back(o.kind + " '" + o.identifier + "'");
-      referrers.push_back({{"location", ref.value("location", "")},
-                           {"message", o.kind + " '" + o.identifier + "' (" +
-                                           ref.value("role", "a reference") + ") refers to it"}});
-      break;
-    }
+  for (const auto& [o, ref] : store_.referrers(kind, identifier)) {
+    if ((o.kind == kind && o.identifier == identifier) || !ref.is_object()) continue;
+    names.push_back(o.kind + " '" + o.identifier + "'");
+    referrers.push_back({{"location", ref.value("location", "")},
+                         {"message", o.kind + " '" + o.identifier + "' (" +
+                                         ref.value("role", "a reference") + ") refers to it"}});
   }
   if (!names.empty()) {
     std::string list;
