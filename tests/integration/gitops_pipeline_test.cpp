@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "capstan/testing/apps_fixtures.h"
 #include "capstan/testing/git_servers.h"
 #include "capstan/testing/testing.h"
 #include "stack.h"
@@ -61,18 +62,7 @@ pipeline:
 }
 
 std::string objects_yaml(const std::string& url) {
-  std::string y = R"(connector:
-  identifier: release_repo
-  name: release repo
-  type: Git
-  spec:
-    url: )" + url +
-                  R"(
-    connectionType: Repo
-    branchName: main
-    type: Http
-    spec: {}
----
+  std::string y = capstan::testing::release_repo_connector_yaml(url) + R"(---
 connector:
   identifier: cluster_api
   name: cluster API
@@ -83,27 +73,10 @@ connector:
       spec:
         path: /nonexistent/kubeconfig
 ---
-service:
-  identifier: guestbook
-  name: guestbook
-  gitOpsEnabled: true
-  serviceDefinition:
-    type: Kubernetes
-    spec:
-      manifests:
-        - manifest:
-            identifier: release
-            type: ReleaseRepo
-            spec:
-              store:
-                type: Git
-                spec:
-                  connectorRef: release_repo
-                  gitFetchType: Branch
-                  branch: main
-                  paths:
-                    - cluster-config/<+cluster.name>/config.json
-        - manifest:
+)" +
+                  capstan::testing::release_repo_service_yaml(
+                      "guestbook", "cluster-config/<+cluster.name>/config.json") +
+                  R"(        - manifest:
             identifier: appset
             type: DeploymentRepo
             spec:
@@ -359,8 +332,9 @@ TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
 
 // A GitOps stage over an environment group: one Update Release Repo edits the file of every
 // cluster of the group's environments, each path resolved with <+envgroup.name>, <+env.name>
-// and <+cluster.name> and each file given its own environment's variables. The group cannot be
-// deleted while the pipeline uses it.
+// and <+cluster.name> and each file given its own environment's variables; <+env.*> in the
+// step's, the service's and the environments' variables is each cluster's environment too. The
+// group cannot be deleted while the pipeline uses it.
 TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
   TempDir dir("capstan-gitops-envgroup");
   const std::string initial = "{\n  \"imageTag\": \"v1\",\n  \"replicas\": \"0\"\n}\n";
@@ -374,28 +348,20 @@ TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
   stack.start_coordinator();
   stack.start_delegate("gitops-delegate");
   ASSERT_TRUE(stack.wait_for_delegates(1)) << stack.coordinator().log();
-  std::string y = "connector:\n  identifier: release_repo\n  name: release repo\n  type: Git\n"
-                  "  spec:\n    url: " +
-                  daemon.url("release.git") +
-                  "\n    connectionType: Repo\n    branchName: main\n    type: Http\n"
-                  "    spec: {}\n---\nconnector:\n  identifier: cluster_api\n  name: cluster API\n"
+  std::string y = capstan::testing::release_repo_connector_yaml(daemon.url("release.git")) +
+                  "---\nconnector:\n  identifier: cluster_api\n  name: cluster API\n"
                   "  type: K8sCluster\n  spec:\n    credential:\n      type: Kubeconfig\n"
-                  "      spec:\n        path: /nonexistent/kubeconfig\n---\n"
-                  "service:\n  identifier: web\n  name: web\n  gitOpsEnabled: true\n"
-                  "  serviceDefinition:\n    type: Kubernetes\n    spec:\n      manifests:\n"
-                  "        - manifest:\n            identifier: release\n"
-                  "            type: ReleaseRepo\n            spec:\n              store:\n"
-                  "                type: Git\n                spec:\n"
-                  "                  connectorRef: release_repo\n"
-                  "                  gitFetchType: Branch\n                  branch: main\n"
-                  "                  paths:\n                    - groups/<+envgroup.name>/"
-                  "<+env.name>/<+cluster.name>.json\n";
+                  "      spec:\n        path: /nonexistent/kubeconfig\n---\n" +
+                  capstan::testing::release_repo_service_yaml(
+                      "web", "groups/<+envgroup.name>/<+env.name>/<+cluster.name>.json",
+                      "      variables:\n        - name: zone\n          type: String\n"
+                      "          value: <+env.name>-zone\n");
   for (const auto& [env, replicas] :
        std::vector<std::pair<std::string, std::string>>{{"dev", "1"}, {"qa", "3"}, {"prod", "9"}}) {
     y += "---\nenvironment:\n  identifier: " + env + "\n  name: " + env +
          "\n  type: PreProduction\n  variables:\n    - name: replicas\n      type: String\n"
          "      value: \"" +
-         replicas + "\"\n";
+         replicas + "\"\n    - name: label\n      type: String\n      value: <+env.name>-x\n";
   }
   for (const auto& [cluster, env] : std::vector<std::pair<std::string, std::string>>{
            {"dev-east", "dev"}, {"qa-east", "qa"}, {"qa-west", "qa"}, {"prod-east", "prod"}}) {
@@ -435,6 +401,15 @@ pipeline:
                       - name: imageTag
                         type: String
                         value: v7
+                      - name: target
+                        type: String
+                        value: <+env.identifier>/<+env.name>
+                      - name: tier
+                        type: String
+                        value: <+env.type>
+                      - name: size
+                        type: String
+                        value: <+env.variables.replicas>
 )";
   write_file(dir / "objects.yaml", y);
   auto applied = stack.apply_file(dir / "objects.yaml");
@@ -449,8 +424,11 @@ pipeline:
   const std::string branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
   for (const auto& [file, replicas] : std::vector<std::pair<std::string, std::string>>{
            {"dev/dev-east", "1"}, {"qa/qa-east", "3"}, {"qa/qa-west", "3"}}) {
+    const std::string env = file.substr(0, file.find('/'));
     EXPECT_EQ(git({"show", branch + ":groups/nonprod/" + file + ".json"}, bare),
-              "{\n  \"imageTag\": \"v7\",\n  \"replicas\": \"" + replicas + "\"\n}")
+              "{\n  \"imageTag\": \"v7\",\n  \"replicas\": \"" + replicas + "\",\n  \"label\": \"" +
+                  env + "-x\",\n  \"size\": \"" + replicas + "\",\n  \"target\": \"" + env + "/" +
+                  env + "\",\n  \"tier\": \"PreProduction\",\n  \"zone\": \"" + env + "-zone\"\n}")
         << file;
   }
   // One commit for the three files; prod (not in the group) untouched.

@@ -1,4 +1,6 @@
 // The gitops_apps table.
+#include <functional>
+
 #include "store/store.h"
 
 namespace capstan::store {
@@ -9,19 +11,20 @@ constexpr const char* kAppColumns =
     "name, epoch, instance_id, delegate, plugin, assigned_at, status, "
     "status_epoch, status_at, message";
 
-AppStateRecord read_app(sqlite::Statement& s) {
+// The columns kAppColumns names, from column `at` on.
+AppStateRecord read_app(sqlite::Statement& s, int at = 0) {
   AppStateRecord r;
-  r.name = s.text(0);
-  r.epoch = static_cast<std::uint64_t>(s.int64(1));
-  r.instance_id = s.text(2);
-  r.delegate = s.text(3);
-  r.plugin = s.text(4);
-  r.assigned_at = s.int64(5);
-  r.status = nlohmann::json::parse(s.text(6), nullptr, false);
+  r.name = s.text(at);
+  r.epoch = static_cast<std::uint64_t>(s.int64(at + 1));
+  r.instance_id = s.text(at + 2);
+  r.delegate = s.text(at + 3);
+  r.plugin = s.text(at + 4);
+  r.assigned_at = s.int64(at + 5);
+  r.status = nlohmann::json::parse(s.text(at + 6), nullptr, false);
   if (r.status.is_discarded()) r.status = nlohmann::json::object();
-  r.status_epoch = static_cast<std::uint64_t>(s.int64(7));
-  r.status_at = s.int64(8);
-  r.message = s.text(9);
+  r.status_epoch = static_cast<std::uint64_t>(s.int64(at + 7));
+  r.status_at = s.int64(at + 8);
+  r.message = s.text(at + 9);
   return r;
 }
 
@@ -75,6 +78,59 @@ std::optional<AppStateRecord> Store::app_state(const std::string& name) {
     if (q.step()) out = read_app(q);
     q.reset();
     return out;
+  });
+}
+
+namespace {
+
+// The applications `where` selects (?1, ?2 bound by the caller), in name order.
+std::vector<AppListItem> list_items(sqlite::Database& db, const std::string& where,
+                                    const std::function<void(sqlite::Statement&)>& bind) {
+  auto& q = db.prepare(
+      "SELECT o.identifier, o.model ->> '$.project', o.model -> '$.document.metadata', "
+      "o.model -> '$.document.spec', s.status, s.name, s.epoch, s.instance_id, s.delegate, "
+      "s.plugin, s.assigned_at, '{}', s.status_epoch, s.status_at, s.message "
+      "FROM objects o LEFT JOIN gitops_apps s ON s.name = o.identifier "
+      "WHERE o.kind = 'application' AND o.deleted = 0 AND " +
+      where +
+      " AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = o.kind AND "
+      "i.identifier = o.identifier) ORDER BY o.identifier LIMIT ?2");
+  bind(q);
+  std::vector<AppListItem> out;
+  auto object_text = [&](int column) {
+    std::string t = q.text(column);
+    return t.empty() || t.front() != '{' ? std::string("{}") : t;
+  };
+  while (q.step()) {
+    AppListItem item;
+    item.name = q.text(0);
+    item.project = q.text(1);
+    item.metadata_json = object_text(2);
+    item.spec_json = object_text(3);
+    item.status_json = object_text(4);
+    // The state's columns as read_app() takes them, with its status passed on as text.
+    if (!q.is_null(5)) item.state = read_app(q, 5);
+    out.push_back(std::move(item));
+  }
+  q.reset();
+  return out;
+}
+
+} // namespace
+
+std::vector<AppListItem> Store::application_page(const std::string& after, int limit) {
+  return read([&](sqlite::Database& db) {
+    return list_items(db, "o.identifier > ?1",
+                      [&](sqlite::Statement& q) { q.bind(1, after).bind(2, limit); });
+  });
+}
+
+std::optional<AppListItem> Store::application_item(const std::string& name) {
+  return read([&](sqlite::Database& db) -> std::optional<AppListItem> {
+    auto items = list_items(db, "o.identifier = ?1",
+                            [&](sqlite::Statement& q) { q.bind(1, name).bind(2, 1); });
+    if (items.empty()) return std::nullopt;
+    return std::move(items.front());
   });
 }
 

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace capstan::store {
@@ -20,6 +21,18 @@ struct AppStateRecord {
   nlohmann::json status = nlohmann::json::object(); // as the reconciler reported it
   std::uint64_t status_epoch = 0;                   // the assignment that reported it
   std::int64_t status_at = 0;
+};
+
+// One application as the API lists it: its applied document's metadata and spec and its last
+// status as stored JSON text (passed on without parsing), and its assignment (`status` left
+// empty; none yet when no delegate has been looked for).
+struct AppListItem {
+  std::string name;
+  std::string project;
+  std::string metadata_json;
+  std::string spec_json;
+  std::string status_json; // "{}" when none
+  std::optional<AppStateRecord> state;
 };
 
 } // namespace capstan::store
