@@ -500,12 +500,19 @@ struct HttpApi::Impl {
                  for (const auto& o : history) items.push_back(to_json(o, false));
                  reply(res, 200, {{"items", items}});
                });
-    server.Delete(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))",
-                  [this](const httplib::Request& req, httplib::Response& res) {
-                    const auto* kind = kind_of(req.matches[1], res);
-                    if (kind == nullptr) return;
-                    answer(res, engine.remove(kind->name, req.matches[2], user_of(req)).get());
-                  });
+    server.Delete(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))", [this](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+      const auto* kind = kind_of(req.matches[1], res);
+      if (kind == nullptr) return;
+      // Argo CD's cascade: false lets an application go at once, resources kept.
+      const std::string cascade = req.get_param_value("cascade");
+      if (!cascade.empty() && cascade != "true" && cascade != "false") {
+        return error(res, 400, "InvalidInput",
+                     "cascade must be true or false, not '" + cascade + "'");
+      }
+      answer(res,
+             engine.remove(kind->name, req.matches[2], user_of(req), cascade != "false").get());
+    });
     server.Get("/api/v1/audit", [this](const httplib::Request& req, httplib::Response& res) {
       store::AuditFilter f;
       f.user = req.get_param_value("user");
