@@ -179,7 +179,7 @@ public:
     ro.bind = "tcp://127.0.0.1:0";
     if (!o.insecure) ro.curve_secret_key = keys_.secret_key;
     router_ = std::make_unique<wire::Router>(
-        context_, ro, [this](wire::RouterEvent&& e) { engine_->post(std::move(e)); });
+        context_, ro, [this](std::vector<wire::RouterEvent>&& e) { engine_->post(std::move(e)); });
     engine_->start(*router_);
     testing::write_file(root / "wire.pub", keys_.public_key + "\n");
     for (int i = 0; i < o.delegates; ++i) {
