@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -164,18 +165,20 @@ struct Client::Impl {
         wake = std::min(next_beat, last_heard + dead_after);
         break;
       }
-      std::vector<zmq::pollitem_t> items = {{nullptr, outbox.fd(), ZMQ_POLLIN, 0}};
-      if (socket) items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
+      std::array<zmq::pollitem_t, 2> items = {
+          {{nullptr, outbox.fd(), ZMQ_POLLIN, 0},
+           {socket ? socket->handle() : nullptr, 0, ZMQ_POLLIN, 0}}};
+      const std::size_t polled = socket ? 2 : 1;
       auto wait = std::chrono::duration_cast<milliseconds>(wake - Clock::now());
       try {
-        zmq::poll(items.data(), items.size(), std::max(wait, milliseconds(0)));
+        zmq::poll(items.data(), polled, std::max(wait, milliseconds(0)));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         spdlog::error("wire: poll failed: {}", e.what());
         break;
       }
       if (items[0].revents & ZMQ_POLLIN) flush_outbox();
-      if (items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) receive_all();
+      if (polled > 1 && (items[1].revents & ZMQ_POLLIN)) receive_all();
       now = Clock::now();
       if (state == State::kHelloSent && now >= hello_deadline) {
         restart("no answer to Hello from " + options.endpoint, false);

@@ -100,7 +100,10 @@ struct Router::Impl {
         spdlog::error("wire: poll failed: {}", e.what());
         break;
       }
-      if (items[0].revents & ZMQ_POLLIN) receive_all();
+      if (items[0].revents & ZMQ_POLLIN) {
+        receive_all();
+        emit(); // the engine starts on it while this thread sends
+      }
       if (items[1].revents & ZMQ_POLLIN) send_outbox();
       if (Clock::now() >= next_beat) {
         beat();
@@ -178,20 +181,21 @@ struct Router::Impl {
         return;
       }
       if (!got) return;
-      std::vector<zmq::message_t> frames;
-      while (true) {
-        bool more = socket.get(zmq::sockopt::rcvmore) != 0;
-        if (!more) break;
+      // A ROUTER hands over a peer's whole message at once: its id, then its frames.
+      zmq::message_t body;
+      std::size_t frames = 0;
+      for (bool more = id.more(); more; ++frames) {
         zmq::message_t frame;
         if (!socket.recv(frame, zmq::recv_flags::dontwait)) break;
-        frames.push_back(std::move(frame));
+        more = frame.more();
+        if (frames == 0) body = std::move(frame);
       }
       PeerId peer(static_cast<const char*>(id.data()), id.size());
-      if (frames.size() != 1) {
-        note_garbage(peer, "expected one frame, got " + std::to_string(frames.size()));
+      if (frames != 1) {
+        note_garbage(peer, "expected one frame, got " + std::to_string(frames));
         continue;
       }
-      handle(peer, frames[0].to_string_view());
+      handle(peer, body.to_string_view());
     }
   }
 
