@@ -127,7 +127,8 @@ default.)",
        capstan executions get EXECUTION
        capstan executions abort EXECUTION
 
-EXECUTION is an execution id or a unique prefix of at least 4 characters.)",
+EXECUTION is an execution id or a unique prefix of at least 4 characters. An id begins with
+its creation time, so executions started close together share their first characters.)",
        cmd_executions},
       {"logs", "print the logs of an execution",
        R"(Usage: capstan logs EXECUTION [--step ID] [-f]

@@ -359,8 +359,9 @@ TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
 
 // A GitOps stage over an environment group: one Update Release Repo edits the file of every
 // cluster of the group's environments, each path resolved with <+envgroup.name>, <+env.name>
-// and <+cluster.name> and each file given its own environment's variables. The group cannot be
-// deleted while the pipeline uses it.
+// and <+cluster.name> and each file given its own environment's variables; <+env.*> in the
+// step's, the service's and the environments' variables is each cluster's environment too. The
+// group cannot be deleted while the pipeline uses it.
 TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
   TempDir dir("capstan-gitops-envgroup");
   const std::string initial = "{\n  \"imageTag\": \"v1\",\n  \"replicas\": \"0\"\n}\n";
@@ -389,13 +390,15 @@ TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
                   "                  connectorRef: release_repo\n"
                   "                  gitFetchType: Branch\n                  branch: main\n"
                   "                  paths:\n                    - groups/<+envgroup.name>/"
-                  "<+env.name>/<+cluster.name>.json\n";
+                  "<+env.name>/<+cluster.name>.json\n"
+                  "      variables:\n        - name: zone\n          type: String\n"
+                  "          value: <+env.name>-zone\n";
   for (const auto& [env, replicas] :
        std::vector<std::pair<std::string, std::string>>{{"dev", "1"}, {"qa", "3"}, {"prod", "9"}}) {
     y += "---\nenvironment:\n  identifier: " + env + "\n  name: " + env +
          "\n  type: PreProduction\n  variables:\n    - name: replicas\n      type: String\n"
          "      value: \"" +
-         replicas + "\"\n";
+         replicas + "\"\n    - name: label\n      type: String\n      value: <+env.name>-x\n";
   }
   for (const auto& [cluster, env] : std::vector<std::pair<std::string, std::string>>{
            {"dev-east", "dev"}, {"qa-east", "qa"}, {"qa-west", "qa"}, {"prod-east", "prod"}}) {
@@ -435,6 +438,15 @@ pipeline:
                       - name: imageTag
                         type: String
                         value: v7
+                      - name: target
+                        type: String
+                        value: <+env.identifier>/<+env.name>
+                      - name: tier
+                        type: String
+                        value: <+env.type>
+                      - name: size
+                        type: String
+                        value: <+env.variables.replicas>
 )";
   write_file(dir / "objects.yaml", y);
   auto applied = stack.apply_file(dir / "objects.yaml");
@@ -449,8 +461,11 @@ pipeline:
   const std::string branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
   for (const auto& [file, replicas] : std::vector<std::pair<std::string, std::string>>{
            {"dev/dev-east", "1"}, {"qa/qa-east", "3"}, {"qa/qa-west", "3"}}) {
+    const std::string env = file.substr(0, file.find('/'));
     EXPECT_EQ(git({"show", branch + ":groups/nonprod/" + file + ".json"}, bare),
-              "{\n  \"imageTag\": \"v7\",\n  \"replicas\": \"" + replicas + "\"\n}")
+              "{\n  \"imageTag\": \"v7\",\n  \"replicas\": \"" + replicas + "\",\n  \"label\": \"" +
+                  env + "-x\",\n  \"size\": \"" + replicas + "\",\n  \"target\": \"" + env + "/" +
+                  env + "\",\n  \"tier\": \"PreProduction\",\n  \"zone\": \"" + env + "-zone\"\n}")
         << file;
   }
   // One commit for the three files; prod (not in the group) untouched.

@@ -179,6 +179,23 @@ TEST(RuntimeInput, ParsesMarkers) {
   EXPECT_TRUE(re->reject("latest"));
 }
 
+// As Harness (Java's Matcher.matches()): the whole value must match, not a part of it.
+TEST(RuntimeInput, RegexMatchesTheWholeValue) {
+  auto re = parse_runtime_input("<+input>.regex(v[0-9]+)");
+  ASSERT_TRUE(re);
+  EXPECT_FALSE(re->reject("v12"));
+  EXPECT_TRUE(re->reject("v1.2"));   // only a prefix matches
+  EXPECT_TRUE(re->reject("xv1"));    // only a suffix matches
+  EXPECT_TRUE(re->reject("a v1 b")); // only the middle matches
+  auto anchored = parse_runtime_input("<+input>.regex(^prod-.*$)");
+  ASSERT_TRUE(anchored);
+  EXPECT_FALSE(anchored->reject("prod-eu"));
+  EXPECT_TRUE(anchored->reject("preprod-eu"));
+  auto why = re->reject("v1.2");
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "'v1.2' does not match v[0-9]+");
+}
+
 TEST(RuntimeInput, RejectsMalformedMarkers) {
   EXPECT_THROW(parse_runtime_input("<+input>.default(x"), Error);
   EXPECT_THROW(parse_runtime_input("<+input>.bogus(x)"), Error);

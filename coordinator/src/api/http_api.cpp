@@ -5,9 +5,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -26,6 +29,35 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t kMaxBody = 32u * 1024 * 1024;
+constexpr int kAppPage = 500;              // applications read from the store at a time
+constexpr std::int64_t kMaxAppPage = 5000; // the largest `limit` of GET /api/v1/apps
+
+// The `continue` token of a listing: opaque to clients (base64url of where the next page
+// starts), so that what it holds may change.
+std::string encode_continue(const std::string& after) {
+  const std::string raw = json{{"v", 1}, {"after", after}}.dump();
+  std::string out(sodium_base64_ENCODED_LEN(raw.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+                  '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(raw.data()),
+                    raw.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+std::optional<std::string> decode_continue(const std::string& token) {
+  std::string raw(token.size(), '\0');
+  std::size_t len = 0;
+  if (token.empty() || sodium_base642bin(reinterpret_cast<unsigned char*>(raw.data()), raw.size(),
+                                         token.data(), token.size(), nullptr, &len, nullptr,
+                                         sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0) {
+    return std::nullopt;
+  }
+  raw.resize(len);
+  json j = json::parse(raw, nullptr, false);
+  if (!j.is_object() || j.value("v", 0) != 1 || !j.contains("after") || !j["after"].is_string())
+    return std::nullopt;
+  return j["after"].get<std::string>();
+}
 constexpr int kMaxWaitSeconds = 60;
 
 void reply(httplib::Response& res, int status, const json& body) {
@@ -181,6 +213,93 @@ struct HttpApi::Impl {
     routes();
   }
 
+  // GET /api/v1/apps?limit=&continue=&projects=: in name order, a page at a time as the
+  // Kubernetes API lists (`limit` items, and `metadata.continue` to ask for the rest); without
+  // `limit`, every application, streamed: the coordinator holds one page of them at a time.
+  template <typename View>
+  void list_apps(const httplib::Request& req, httplib::Response& res, const View& view) {
+    auto limit = int_param(req, res, "limit", 0, 0, kMaxAppPage);
+    if (!limit) return;
+    std::string after;
+    if (req.has_param("continue")) {
+      auto from = decode_continue(req.get_param_value("continue"));
+      if (!from) {
+        return error(res, 400, "BadRequest",
+                     "query parameter 'continue' is not a token this API returned: pass the "
+                     "metadata.continue of the previous page as it was");
+      }
+      after = *from;
+    }
+    // Argo CD's `projects`: repeated, or separated by commas.
+    std::set<std::string> projects;
+    for (std::size_t i = 0; i < req.get_param_value_count("projects"); ++i) {
+      std::string list = req.get_param_value("projects", i);
+      for (std::size_t at = 0; at <= list.size();) {
+        auto comma = std::min(list.find(',', at), list.size());
+        if (comma > at) projects.insert(list.substr(at, comma - at));
+        at = comma + 1;
+      }
+    }
+    auto wanted = [projects](const store::AppListItem& a) {
+      return projects.empty() || projects.count(a.project) > 0;
+    };
+    if (*limit > 0) {
+      json items = json::array();
+      std::string last = after;
+      bool exhausted = false;
+      const auto want = static_cast<int>(std::min<std::int64_t>(kAppPage, *limit + 1));
+      while (static_cast<std::int64_t>(items.size()) < *limit && !exhausted) {
+        auto page = store.application_page(last, want);
+        exhausted = static_cast<int>(page.size()) < want;
+        for (std::size_t i = 0; i < page.size(); ++i) {
+          last = page[i].name;
+          if (wanted(page[i])) items.push_back(view(page[i].document, page[i].state));
+          if (static_cast<std::int64_t>(items.size()) == *limit) {
+            exhausted = exhausted && i + 1 == page.size();
+            break;
+          }
+        }
+      }
+      json metadata = json::object();
+      if (!exhausted) metadata["continue"] = encode_continue(last);
+      return reply(res, 200, {{"items", items}, {"metadata", metadata}});
+    }
+    struct Cursor {
+      std::string last;
+      bool started = false;
+      bool first = true;
+    };
+    auto cursor = std::make_shared<Cursor>();
+    cursor->last = after;
+    res.status = 200;
+    res.set_chunked_content_provider(
+        "application/json", [this, cursor, wanted, view](std::size_t, httplib::DataSink& sink) {
+          try {
+            std::string out;
+            if (!cursor->started) {
+              cursor->started = true;
+              out = "{\"items\":[";
+            }
+            auto page = store.application_page(cursor->last, kAppPage);
+            for (const auto& a : page) {
+              cursor->last = a.name;
+              if (!wanted(a)) continue;
+              if (!cursor->first) out += ',';
+              cursor->first = false;
+              out += view(a.document, a.state).dump();
+            }
+            const bool end = static_cast<int>(page.size()) < kAppPage;
+            if (end) out += "],\"metadata\":{}}";
+            if (!out.empty() && !sink.write(out.data(), out.size())) return false;
+            if (end) sink.done();
+            return true;
+          } catch (const std::exception& e) {
+            spdlog::error("GET /api/v1/apps: {}", e.what());
+            return false; // the client sees the answer cut off, not a partial list as whole
+          }
+        });
+  }
+
   void routes() {
     server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       reply(res, 200, {{"status", "ok"}});
@@ -229,9 +348,8 @@ struct HttpApi::Impl {
       return assignment;
     };
     // GitOps applications: the applied document, where it is reconciled, the last status.
-    auto app_view = [assignment_view](const store::ObjectRecord& o,
+    auto app_view = [assignment_view](const json& doc,
                                       const std::optional<store::AppStateRecord>& st) {
-      json doc = o.model.value("document", json::object());
       json status = st ? st->status : json::object();
       if (!status.is_object()) status = json::object();
       json view = {{"apiVersion", "argoproj.io/v1alpha1"},
@@ -242,28 +360,20 @@ struct HttpApi::Impl {
       view["assignment"] = assignment_view(st);
       return view;
     };
-    server.Get("/api/v1/apps", [this, app_view](const httplib::Request&, httplib::Response& res) {
-      json items = json::array();
-      // Every state in one read, not one query an application.
-      std::unordered_map<std::string, store::AppStateRecord> states;
-      for (auto& st : store.app_states()) states.emplace(st.name, std::move(st));
-      for (const auto& o : store.objects("application")) {
-        auto at = states.find(o.identifier);
-        items.push_back(app_view(o, at == states.end()
-                                        ? std::nullopt
-                                        : std::optional<store::AppStateRecord>(at->second)));
-      }
-      reply(res, 200, {{"items", items}});
-    });
-    server.Get(R"(/api/v1/apps/([^/]+))",
+    server.Get("/api/v1/apps",
                [this, app_view](const httplib::Request& req, httplib::Response& res) {
-                 auto o = store.object("application", req.matches[1]);
-                 if (!o) {
-                   return error(res, 404, "NotFound",
-                                "application '" + std::string(req.matches[1]) + "' not found");
-                 }
-                 reply(res, 200, app_view(*o, store.app_state(o->identifier)));
+                 list_apps(req, res, app_view);
                });
+    server.Get(R"(/api/v1/apps/([^/]+))", [this, app_view](const httplib::Request& req,
+                                                           httplib::Response& res) {
+      auto o = store.object("application", req.matches[1]);
+      if (!o) {
+        return error(res, 404, "NotFound",
+                     "application '" + std::string(req.matches[1]) + "' not found");
+      }
+      reply(res, 200,
+            app_view(o->model.value("document", json::object()), store.app_state(o->identifier)));
+    });
     // ApplicationSets: the applied document, where it is rendered, what it generated.
     auto appset_view = [this, assignment_view](const store::ObjectRecord& o) {
       auto st = store.app_state("applicationset/" + o.identifier);

@@ -20,18 +20,6 @@ namespace {
 
 constexpr std::string_view kSetKey = "applicationset/";
 
-// The ApplicationSet owning an Application document ("" when none).
-std::string owner_set(const json& document) {
-  const json meta = document.value("metadata", json::object());
-  for (const auto& ref : meta.value("ownerReferences", json::array())) {
-    if (ref.is_object() && ref.value("kind", "") == "ApplicationSet" &&
-        ref.value("apiVersion", "") == apps::kApiVersion) {
-      return ref.value("name", "");
-    }
-  }
-  return "";
-}
-
 } // namespace
 
 bool Machine::appsets_is_key(const std::string& key) {
@@ -40,6 +28,17 @@ bool Machine::appsets_is_key(const std::string& key) {
 
 std::string Machine::appsets_key(const std::string& set) {
   return std::string(kSetKey) + set;
+}
+
+std::string Machine::appsets_owner(const json& document) {
+  const json meta = document.value("metadata", json::object());
+  for (const auto& ref : meta.value("ownerReferences", json::array())) {
+    if (ref.is_object() && ref.value("kind", "") == "ApplicationSet" &&
+        ref.value("apiVersion", "") == apps::kApiVersion) {
+      return ref.value("name", "");
+    }
+  }
+  return "";
 }
 
 Machine::AppTarget Machine::appsets_target(const std::string& key) {
@@ -126,10 +125,10 @@ void Machine::appsets_delete_application(const std::string& set, const std::stri
 }
 
 void Machine::appsets_delete_owned(const std::string& set) {
-  for (const auto& o : store_.objects("application")) {
-    if (owner_set(o.model.value("document", json::object())) == set) {
-      appsets_delete_application(set, o.identifier, "its ApplicationSet was deleted");
-    }
+  auto it = apps_by_owner_.find(set);
+  if (it == apps_by_owner_.end()) return;
+  for (const auto& name : std::set<std::string>(it->second)) {
+    appsets_delete_application(set, name, "its ApplicationSet was deleted");
   }
 }
 
@@ -195,18 +194,15 @@ bool Machine::appsets_follow(AppRuntime& rt, std::set<std::string>& written) {
       o.document = doc.value;
       desired.emplace(o.identifier, std::move(o));
     }
-    std::map<std::string, store::ObjectRecord> owned;
-    for (auto& a : store_.objects("application")) {
-      if (owner_set(a.model.value("document", json::object())) == set)
-        owned.emplace(a.identifier, a);
-    }
+    std::set<std::string> owned;
+    if (auto it = apps_by_owner_.find(set); it != apps_by_owner_.end()) owned = it->second;
     bool deferred = false;
     for (auto& [name, o] : desired) {
       names.push_back(name);
       std::string state = "Synced";
       auto existing = store_.object("application", name);
-      if (existing && owner_set(existing->model.value("document", json::object())) != set) {
-        const std::string other = owner_set(existing->model.value("document", json::object()));
+      if (existing && appsets_owner(existing->model.value("document", json::object())) != set) {
+        const std::string other = appsets_owner(existing->model.value("document", json::object()));
         problems.push_back("application '" + name + "' already exists and is " +
                            (other.empty() ? std::string("not owned by an ApplicationSet")
                                           : "owned by ApplicationSet '" + other + "'") +
@@ -230,7 +226,7 @@ bool Machine::appsets_follow(AppRuntime& rt, std::set<std::string>& written) {
       }
       resources.push_back({{"name", name}, {"status", state}});
     }
-    for (const auto& [name, a] : owned) {
+    for (const auto& name : owned) {
       if (desired.count(name)) continue;
       if (may_delete) {
         appsets_delete_application(set, name, "its generator no longer produces it");
@@ -293,7 +289,8 @@ bool Machine::appsets_follow(AppRuntime& rt, std::set<std::string>& written) {
 void Machine::appsets_tick() {
   // Store reads see commits only: while this batch applied or deleted objects, the follow
   // waits for the next batch (so it never overwrites what a user just applied).
-  if (apps_written_) return;
+  // The same while committed writes wait to be looked at: what each set owns is up to date.
+  if (apps_written_ || apps_dirty_) return;
   std::set<std::string> written;
   for (auto& [key, rt] : apps_) {
     if (!rt.follow || !appsets_is_key(key)) continue;
@@ -302,21 +299,18 @@ void Machine::appsets_tick() {
 }
 
 void Machine::appsets_git_push(const GitPush& push, json& refreshed, json& waiting) {
-  for (const auto& o : store_.objects("applicationSet")) {
+  for (auto it = apps_.lower_bound(appsets_key("")); it != apps_.end() && appsets_is_key(it->first);
+       ++it) {
+    const std::string& key = it->first;
+    auto& rt = it->second;
     bool concerned = false;
-    for (const auto& r : o.model.value("repositories", json::array())) {
-      if (push.repositories.count(normalize_repo_url(r.value("repoURL", ""))) &&
-          push_concerns(push, r.value("revision", "HEAD"))) {
-        concerned = true;
-      }
+    for (const auto& [repo, revision] : rt.sources) {
+      if (push.repositories.count(repo) && push_concerns(push, revision)) concerned = true;
     }
     if (!concerned) continue;
-    const std::string key = appsets_key(o.identifier);
-    auto it = apps_.find(key);
-    Session* s = it == apps_.end() || it->second.state.instance_id.empty()
-                     ? nullptr
-                     : scheduler_.by_instance(it->second.state.instance_id);
-    if (s == nullptr || it->second.orphaned_since) {
+    Session* s =
+        rt.state.instance_id.empty() ? nullptr : scheduler_.by_instance(rt.state.instance_id);
+    if (s == nullptr || rt.orphaned_since) {
       waiting.push_back(key);
       continue;
     }
@@ -324,7 +318,7 @@ void Machine::appsets_git_push(const GitPush& push, json& refreshed, json& waiti
     auto* op = env.mutable_app_operation();
     op->set_id("push-" + std::to_string(++app_operation_seq_));
     op->set_app(key);
-    op->set_epoch(it->second.state.epoch);
+    op->set_epoch(rt.state.epoch);
     op->set_op("refresh");
     op->set_params_json("{}");
     send(s->peer, std::move(env));

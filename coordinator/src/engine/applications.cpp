@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <utility>
 
 #include "engine/context.h"
 #include "engine/machine.h"
@@ -45,7 +46,90 @@ void Machine::apps_recover() {
     if (!a.state.instance_id.empty()) a.orphaned_since = Clock::now();
     apps_.emplace(a.state.name, std::move(a));
   }
-  apps_changed();
+  // Every application and set, reading only what the runtime entries mirror of them.
+  std::set<std::string> live;
+  for (auto& f : store_.object_fields("application",
+                                      {"$.repoURL", "$.targetRevision", "$.document.metadata"})) {
+    json model = json::object();
+    if (f.values[0].is_string()) model["repoURL"] = f.values[0];
+    if (f.values[1].is_string()) model["targetRevision"] = f.values[1];
+    if (f.values[2].is_object()) model["document"]["metadata"] = f.values[2];
+    live.insert(f.identifier);
+    apps_index(f.identifier, apps_entry(f.identifier), f.version, model);
+  }
+  for (auto& f : store_.object_fields("applicationSet", {"$.repositories"})) {
+    json model = json::object();
+    if (f.values[0].is_array()) model["repositories"] = f.values[0];
+    const std::string key = appsets_key(f.identifier);
+    live.insert(key);
+    auto& rt = apps_entry(key);
+    apps_index(key, rt, f.version, model);
+    rt.follow = true;
+  }
+  std::vector<std::string> gone;
+  for (const auto& [key, rt] : apps_) {
+    if (!live.count(key)) gone.push_back(key);
+  }
+  for (const auto& key : gone) apps_forget(key);
+  apps_next_place_ = Clock::now();
+}
+
+Machine::AppRuntime& Machine::apps_entry(const std::string& key) {
+  auto [it, fresh] = apps_.try_emplace(key);
+  if (fresh) {
+    it->second.state.name = key;
+    it->second.dirty = true;
+  }
+  return it->second;
+}
+
+void Machine::apps_index(const std::string& key, AppRuntime& rt, std::int64_t version,
+                         const json& model) {
+  rt.version = version;
+  rt.sources.clear();
+  if (appsets_is_key(key)) {
+    for (const auto& r : model.value("repositories", json::array())) {
+      if (!r.is_object()) continue;
+      rt.sources.emplace_back(normalize_repo_url(r.value("repoURL", "")),
+                              r.value("revision", "HEAD"));
+    }
+    return;
+  }
+  const json document = model.value("document", json::object());
+  rt.delete_resources = apps::deletes_resources(document);
+  rt.sources.emplace_back(normalize_repo_url(model.value("repoURL", "")),
+                          model.value("targetRevision", "HEAD"));
+  std::string owner = appsets_owner(document);
+  if (owner == rt.owner) return;
+  if (!rt.owner.empty()) {
+    auto it = apps_by_owner_.find(rt.owner);
+    if (it != apps_by_owner_.end()) {
+      it->second.erase(key);
+      if (it->second.empty()) apps_by_owner_.erase(it);
+    }
+  }
+  rt.owner = std::move(owner);
+  if (!rt.owner.empty()) apps_by_owner_[rt.owner].insert(key);
+}
+
+void Machine::apps_forget(const std::string& key) {
+  auto it = apps_.find(key);
+  if (it == apps_.end()) return;
+  if (appsets_is_key(key)) {
+    apps_unassign(it->second, "the ApplicationSet was deleted");
+    appsets_delete_owned(key.substr(appsets_key("").size()));
+  } else {
+    apps_unassign(it->second, "the application was deleted", it->second.delete_resources);
+    if (!it->second.owner.empty()) {
+      auto owned = apps_by_owner_.find(it->second.owner);
+      if (owned != apps_by_owner_.end()) {
+        owned->second.erase(key);
+        if (owned->second.empty()) apps_by_owner_.erase(owned);
+      }
+    }
+  }
+  store_.delete_app_state(key);
+  apps_.erase(it);
 }
 
 Machine::AppTarget Machine::apps_target(const std::string& name) {
@@ -308,46 +392,65 @@ void Machine::apps_on_status(const wire::PeerId& peer, const v1::AppStatus& stat
   app.dirty = true;
 }
 
-void Machine::apps_changed() {
-  std::set<std::string> live;
-  for (const auto& o : store_.objects("application")) {
-    live.insert(o.identifier);
-    auto [it, fresh] = apps_.try_emplace(o.identifier);
-    if (fresh) {
-      it->second.state.name = o.identifier;
-      it->second.dirty = true;
-    }
-    it->second.delete_resources =
-        apps::deletes_resources(o.model.value("document", json::object()));
-  }
-  for (const auto& o : store_.objects("applicationSet")) {
-    const std::string key = appsets_key(o.identifier);
-    live.insert(key);
-    auto [it, fresh] = apps_.try_emplace(key);
-    if (fresh) {
-      it->second.state.name = key;
-      it->second.dirty = true;
-    }
-    it->second.follow = true; // its applications may have changed: follow its report again
-  }
-  for (auto it = apps_.begin(); it != apps_.end();) {
-    if (live.count(it->first)) {
-      ++it;
+void Machine::apps_changed(const std::set<std::pair<std::string, std::string>>& changes) {
+  bool clusters = false;        // what every target is resolved against changed
+  std::set<std::string> follow; // sets whose applications changed: follow their reports again
+  std::set<std::string> assign; // entries whose spec changed: sent again to their delegates
+  std::set<std::string> changed_apps;
+  for (const auto& [kind, id] : changes) {
+    if (kind != "application" && kind != "applicationSet") {
+      clusters = true; // a GitOps cluster, connector or secret
       continue;
     }
-    if (appsets_is_key(it->first)) {
-      apps_unassign(it->second, "the ApplicationSet was deleted");
-      appsets_delete_owned(it->first.substr(std::string("applicationset/").size()));
-    } else {
-      apps_unassign(it->second, "the application was deleted", it->second.delete_resources);
+    const bool set = kind == "applicationSet";
+    const std::string key = set ? appsets_key(id) : id;
+    auto obj = store_.object(kind, id);
+    auto it = apps_.find(key);
+    if (!set) {
+      if (it != apps_.end() && !it->second.owner.empty()) follow.insert(it->second.owner);
+      changed_apps.insert(id);
     }
-    store_.delete_app_state(it->first);
-    it = apps_.erase(it);
+    if (!obj) {
+      apps_forget(key);
+      continue;
+    }
+    auto& rt = apps_entry(key);
+    apps_index(key, rt, obj->version, obj->model);
+    if (set) {
+      rt.follow = true;
+    } else if (!rt.owner.empty()) {
+      follow.insert(rt.owner);
+    }
+    assign.insert(key);
+  }
+  // The sets' keys sort together ("applicationset/..."; an application's name has no '/').
+  for (auto it = apps_.lower_bound(appsets_key("")); it != apps_.end() && appsets_is_key(it->first);
+       ++it) {
+    auto& rt = it->second;
+    if (rt.follow) continue;
+    if (follow.count(it->first.substr(appsets_key("").size()))) {
+      rt.follow = true;
+      continue;
+    }
+    // A set generating a changed name without owning it (a conflict) may take it now.
+    if (changed_apps.empty() || !rt.state.status.is_object()) continue;
+    auto generated = rt.state.status.find("applications");
+    if (generated == rt.state.status.end() || !generated->is_array()) continue;
+    for (const auto& n : *generated) {
+      if (n.is_string() && changed_apps.count(n.get<std::string>())) rt.follow = true;
+    }
   }
   // Changed specs or clusters reach their delegates; the rest is placed at the next tick.
-  for (auto& [name, app] : apps_) {
-    if (app.state.instance_id.empty() || app.orphaned_since) continue;
+  auto send = [&](AppRuntime& app) {
+    if (app.state.instance_id.empty() || app.orphaned_since) return;
     if (auto* s = scheduler_.by_instance(app.state.instance_id)) apps_send_assign(app, *s, false);
+  };
+  if (clusters) {
+    for (auto& [name, app] : apps_) send(app);
+  } else {
+    for (const auto& key : assign) {
+      if (auto it = apps_.find(key); it != apps_.end()) send(it->second);
+    }
   }
   apps_next_place_ = Clock::now();
 }
@@ -355,11 +458,11 @@ void Machine::apps_changed() {
 void Machine::apps_catch_up() {
   const auto start = Clock::now();
   if (apps_dirty_ && start >= apps_next_change_) {
-    // Applied or deleted in an earlier batch, committed now (store reads see commits only).
+    // Written in an earlier batch, committed now (store reads see commits only).
     apps_dirty_ = false;
-    apps_changed();
-    // It reads every application: under a stream of applies, one read per batch would grow with
-    // the square of their number, so the next read waits at least twice as long as this one took.
+    apps_changed(std::exchange(apps_pending_, {}));
+    // It reads each object written: under a stream of applies, looking once a batch would pay
+    // the fixed costs per batch, so the next look waits at least twice as long as this one took.
     const auto took = Clock::now() - start;
     apps_next_change_ =
         Clock::now() + std::max<Clock::duration>(std::chrono::milliseconds(20), 2 * took);
@@ -472,27 +575,26 @@ void Machine::app_operation(const AppOperationRequest& request, std::promise<Out
 Outcome Machine::git_push(const GitPush& push) {
   json refreshed = json::array();
   json waiting = json::array();
-  for (const auto& o : store_.objects("application")) {
-    if (!push.repositories.count(normalize_repo_url(o.model.value("repoURL", "")))) continue;
-    if (!push_concerns(push, o.model.value("targetRevision", "HEAD"))) continue;
-    auto it = apps_.find(o.identifier);
-    Session* s = it == apps_.end() || it->second.state.instance_id.empty()
-                     ? nullptr
-                     : scheduler_.by_instance(it->second.state.instance_id);
-    if (s == nullptr || it->second.orphaned_since) {
+  for (auto& [name, app] : apps_) {
+    if (appsets_is_key(name) || app.sources.empty()) continue;
+    const auto& [repo, revision] = app.sources.front();
+    if (!push.repositories.count(repo) || !push_concerns(push, revision)) continue;
+    Session* s =
+        app.state.instance_id.empty() ? nullptr : scheduler_.by_instance(app.state.instance_id);
+    if (s == nullptr || app.orphaned_since) {
       // Its next delegate reads Git when it takes it.
-      waiting.push_back(o.identifier);
+      waiting.push_back(name);
       continue;
     }
     v1::Envelope env;
     auto* op = env.mutable_app_operation();
     op->set_id("push-" + std::to_string(++app_operation_seq_));
-    op->set_app(o.identifier);
-    op->set_epoch(it->second.state.epoch);
+    op->set_app(name);
+    op->set_epoch(app.state.epoch);
     op->set_op("refresh");
     op->set_params_json("{}");
     send(s->peer, std::move(env));
-    refreshed.push_back(o.identifier);
+    refreshed.push_back(name);
   }
   appsets_git_push(push, refreshed, waiting);
   spdlog::info("push to {} ({}): refreshing {} application(s) and ApplicationSet(s)",

@@ -18,11 +18,18 @@ namespace {
 
 using store::now_ms;
 
+// An execution id: its creation time (milliseconds since the epoch, 9 base-36 digits, so ids
+// sort by creation until the year 5000) and 9 random base-36 digits (46 bits). Ids in creation
+// order put a new execution's rows (and their index entries) next to the previous ones', on the
+// same few B-tree pages, instead of one random page of each table per execution: a batch of
+// runs then writes a handful of pages to the log instead of several per run.
 std::string new_execution_id() {
   static std::mt19937_64 rng{std::random_device{}()};
   static const char* alphabet = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::string id;
-  for (int i = 0; i < 12; ++i) id.push_back(alphabet[rng() % 36]);
+  std::string id(18, '0');
+  auto ms = static_cast<std::uint64_t>(now_ms());
+  for (int i = 8; i >= 0; --i, ms /= 36) id[static_cast<std::size_t>(i)] = alphabet[ms % 36];
+  for (std::size_t i = 9; i < id.size(); ++i) id[i] = alphabet[rng() % 36];
   return id;
 }
 

@@ -1023,9 +1023,14 @@ void Machine::sample(Metrics& m) const {
 void Machine::flush() {
   apps_flush();
   // Store reads see commits only: what this batch applied is looked at in the next one.
-  if (apps_written_) {
-    apps_written_ = false;
-    apps_dirty_ = true;
+  apps_written_ = false;
+  // What applications and sets are made of: looked at once committed (apps_catch_up).
+  for (const auto& w : store_.take_written_objects()) {
+    if (w.first == "application" || w.first == "applicationSet" || w.first == "gitopsCluster" ||
+        w.first == "connector" || w.first == "secret") {
+      apps_pending_.insert(w);
+      apps_dirty_ = true;
+    }
   }
   for (auto& [id, lines] : logs_) {
     if (!lines.empty()) store_.append_logs(id, lines);

@@ -204,13 +204,28 @@ private:
     bool dirty = false;                              // state to write at flush
     bool delete_resources = false; // its document asks for cascading deletion (a finalizer)
     bool follow = false;           // an ApplicationSet whose report is still to be followed
+    // What its stored document says that the coordinator looks up often, kept here so that a
+    // change reads the store only for the objects that changed.
+    std::int64_t version = 0; // of the stored object last looked at
+    std::string owner;        // the ApplicationSet owning the application ("" when none)
+    // (normalized repository URL, revision) it follows: an application's source, a set's git
+    // generators' repositories.
+    std::vector<std::pair<std::string, std::string>> sources;
   };
   void apps_recover();
   void apps_on_hello(Session& s, const wire::v1::Hello& hello, bool new_connection);
   void apps_on_session_lost(const std::string& instance_id);
   void apps_on_status(const wire::PeerId& peer, const wire::v1::AppStatus& status);
-  // After an apply or delete: new, changed and deleted applications, and changed clusters.
-  void apps_changed();
+  // After an apply or delete: new, changed and deleted applications and sets, and changed
+  // clusters (connectors, secrets), as (kind, identifier) of the objects written.
+  void apps_changed(const std::set<std::pair<std::string, std::string>>& changes);
+  // The runtime entry of an application or set (created unassigned when new).
+  AppRuntime& apps_entry(const std::string& key);
+  // Keeps what the runtime entry mirrors of the stored model (see AppRuntime::version).
+  void apps_index(const std::string& key, AppRuntime& rt, std::int64_t version,
+                  const nlohmann::json& model);
+  // The application or set is gone from the store: unassigned, its state and entry removed.
+  void apps_forget(const std::string& key);
   // Every batch: what earlier batches committed, and the sets whose reports wait to be followed.
   void apps_catch_up();
   // On the timers: operation deadlines, fences, placement retries.
@@ -244,6 +259,8 @@ private:
   // --- application_sets.cpp: ApplicationSets (runtime key "applicationset/<name>") ---
   static bool appsets_is_key(const std::string& key);
   static std::string appsets_key(const std::string& set);
+  // The ApplicationSet owning an Application document ("" when none).
+  static std::string appsets_owner(const nlohmann::json& document);
   AppTarget appsets_target(const std::string& key);
   // Creates, updates and deletes the set's applications as its last report says; false when
   // it must look again after this batch's commit.
@@ -329,6 +346,10 @@ private:
   Clock::time_point apps_next_change_{}; // the earliest next apps_changed() of apps_catch_up()
   bool apps_written_ = false;            // applications or what they use changed in this batch
   bool apps_dirty_ = false;              // ... in a committed batch: to look at now
+  // The objects (kind, identifier) committed batches wrote, not looked at yet.
+  std::set<std::pair<std::string, std::string>> apps_pending_;
+  // The applications each ApplicationSet owns, by set name (AppRuntime::owner).
+  std::map<std::string, std::set<std::string>> apps_by_owner_;
   struct PendingOperation {
     std::string app;
     std::string instance_id;

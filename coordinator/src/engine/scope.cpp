@@ -421,7 +421,8 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
   const json& snap = rec.stages[si].context;
   std::set<std::string> connectors;
   // Over an environment group each cluster has its own environment: <+env.*> in manifests (the
-  // release repo's paths) is resolved per cluster by the step, like <+cluster.*>.
+  // release repo's paths) and in the service's variables is resolved per cluster by the step,
+  // like <+cluster.*>.
   auto render_manifest = [&](json value) {
     if (!snap.contains("environmentGroup")) return render(std::move(value));
     std::vector<std::string> deferred(model::deferred_roots().begin(),
@@ -472,14 +473,15 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
       if (s.contains("connectorRef")) connectors.insert(model::strip_scope(s["connectorRef"]));
       config_files.push_back({{"identifier", f.value("identifier", "")}, {"store", s}});
     }
-    context["service"] = {{"identifier", svc.value("identifier", "")},
-                          {"name", svc.value("name", "")},
-                          {"type", svc.value("type", "Kubernetes")},
-                          {"gitOpsEnabled", svc.value("gitOpsEnabled", false)},
-                          {"version", svc.value("version", 0)},
-                          {"variables", render(root.value("serviceVariables", json::object()))},
-                          {"manifests", list},
-                          {"configFiles", config_files}};
+    context["service"] = {
+        {"identifier", svc.value("identifier", "")},
+        {"name", svc.value("name", "")},
+        {"type", svc.value("type", "Kubernetes")},
+        {"gitOpsEnabled", svc.value("gitOpsEnabled", false)},
+        {"version", svc.value("version", 0)},
+        {"variables", render_manifest(root.value("serviceVariables", json::object()))},
+        {"manifests", list},
+        {"configFiles", config_files}};
     // The same service as its YAML declares it (serviceDefinition, expressions resolved) and
     // the folder it was applied from, which is how deployment plugins read a service.
     json raw_manifests = json::array();
@@ -549,15 +551,15 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
   if (snap.contains("gitOps")) context["gitOps"] = snap["gitOps"];
   if (snap.contains("environmentGroup")) {
     // Each cluster brings its own environment: its variables are rendered here, as the stage's
-    // environment's are.
+    // environment's are, but for <+env.*>, which the step resolves for the cluster.
     context["environmentGroup"] = {{"identifier", snap["environmentGroup"].value("identifier", "")},
                                    {"name", snap["environmentGroup"].value("name", "")}};
     for (auto& c : context["gitOps"]["clusters"]) {
       if (!c.is_object() || !c.contains("environment")) continue;
       json& env = c["environment"];
       env["variables"] =
-          render(variable_values(env.value("variables", std::vector<model::Variable>{}),
-                                 json::object(), "", json::object()));
+          render_manifest(variable_values(env.value("variables", std::vector<model::Variable>{}),
+                                          json::object(), "", json::object()));
     }
   }
   json resolved = json::object();
@@ -604,7 +606,21 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   std::string failed_at;
   try {
     StepScope scope(task_scope_root(a, si, row, spec), secret_source());
+    // Over an environment group, UpdateReleaseRepo edits one file per cluster: <+env.*> in its
+    // variables is that cluster's environment, resolved by the step as in the paths.
+    json per_cluster;
+    if (a.record.stages[si].context.contains("environmentGroup") &&
+        (node.type == "UpdateReleaseRepo" || node.type == "GitOpsUpdateReleaseRepo") &&
+        spec.contains("variables")) {
+      per_cluster = {{"variables", std::move(spec["variables"])}};
+      spec.erase("variables");
+      std::vector<std::string> deferred(model::deferred_roots().begin(),
+                                        model::deferred_roots().end());
+      deferred.push_back("env");
+      render_tree(per_cluster, scope, failed_at, deferred);
+    }
     render_tree(spec, scope, failed_at);
+    if (!per_cluster.is_null()) spec["variables"] = std::move(per_cluster["variables"]);
     context = plugin_context(a, si, row, scope, secrets_used);
     if (is_gitops_step(node.type)) add_gitops_context(store_, a.record.id, node.type, context);
     if (node.type == "FetchLinkedApps" || node.type == "GitOpsFetchLinkedApps") {

@@ -9,19 +9,20 @@ constexpr const char* kAppColumns =
     "name, epoch, instance_id, delegate, plugin, assigned_at, status, "
     "status_epoch, status_at, message";
 
-AppStateRecord read_app(sqlite::Statement& s) {
+// The columns kAppColumns names, from column `at` on.
+AppStateRecord read_app(sqlite::Statement& s, int at = 0) {
   AppStateRecord r;
-  r.name = s.text(0);
-  r.epoch = static_cast<std::uint64_t>(s.int64(1));
-  r.instance_id = s.text(2);
-  r.delegate = s.text(3);
-  r.plugin = s.text(4);
-  r.assigned_at = s.int64(5);
-  r.status = nlohmann::json::parse(s.text(6), nullptr, false);
+  r.name = s.text(at);
+  r.epoch = static_cast<std::uint64_t>(s.int64(at + 1));
+  r.instance_id = s.text(at + 2);
+  r.delegate = s.text(at + 3);
+  r.plugin = s.text(at + 4);
+  r.assigned_at = s.int64(at + 5);
+  r.status = nlohmann::json::parse(s.text(at + 6), nullptr, false);
   if (r.status.is_discarded()) r.status = nlohmann::json::object();
-  r.status_epoch = static_cast<std::uint64_t>(s.int64(7));
-  r.status_at = s.int64(8);
-  r.message = s.text(9);
+  r.status_epoch = static_cast<std::uint64_t>(s.int64(at + 7));
+  r.status_at = s.int64(at + 8);
+  r.message = s.text(at + 9);
   return r;
 }
 
@@ -73,6 +74,32 @@ std::optional<AppStateRecord> Store::app_state(const std::string& name) {
     q.bind(1, name);
     std::optional<AppStateRecord> out;
     if (q.step()) out = read_app(q);
+    q.reset();
+    return out;
+  });
+}
+
+std::vector<AppListItem> Store::application_page(const std::string& after, int limit) {
+  return read([&](sqlite::Database& db) {
+    auto& q =
+        db.prepare("SELECT o.identifier, o.model ->> '$.project', o.model -> '$.document', "
+                   "s.name, s.epoch, s.instance_id, s.delegate, s.plugin, s.assigned_at, s.status, "
+                   "s.status_epoch, s.status_at, s.message "
+                   "FROM objects o LEFT JOIN gitops_apps s ON s.name = o.identifier "
+                   "WHERE o.kind = 'application' AND o.identifier > ?1 AND o.deleted = 0 AND "
+                   "o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = o.kind AND "
+                   "i.identifier = o.identifier) ORDER BY o.identifier LIMIT ?2");
+    q.bind(1, after).bind(2, limit);
+    std::vector<AppListItem> out;
+    while (q.step()) {
+      AppListItem item;
+      item.name = q.text(0);
+      item.project = q.text(1);
+      item.document = nlohmann::json::parse(q.text(2), nullptr, false);
+      if (!item.document.is_object()) item.document = nlohmann::json::object();
+      if (!q.is_null(3)) item.state = read_app(q, 3);
+      out.push_back(std::move(item));
+    }
     q.reset();
     return out;
   });

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace capstan::store {
@@ -20,6 +21,15 @@ struct AppStateRecord {
   nlohmann::json status = nlohmann::json::object(); // as the reconciler reported it
   std::uint64_t status_epoch = 0;                   // the assignment that reported it
   std::int64_t status_at = 0;
+};
+
+// One application of a listing: its applied document and its runtime state (none yet when no
+// delegate has been looked for).
+struct AppListItem {
+  std::string name;
+  std::string project;
+  nlohmann::json document;
+  std::optional<AppStateRecord> state;
 };
 
 } // namespace capstan::store

@@ -62,6 +62,13 @@ struct ObjectRecord {
   std::string applied_by;                              // the user who applied (or deleted) it
 };
 
+// Some values of an object's model, read without its document (Store::object_fields).
+struct ObjectFields {
+  std::string identifier;
+  std::int64_t version = 0;
+  std::vector<nlohmann::json> values; // one a path asked for; null where the model has none
+};
+
 // One entry of the audit trail: who did what to which object or execution, and when.
 struct AuditRecord {
   std::int64_t seq = 0;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include <stdexcept>
+#include <utility>
 
 namespace capstan::store {
 
@@ -424,6 +425,7 @@ std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
       .bind(13, o.line_offset)
       .bind(14, o.base_dir)
       .run();
+  written_.emplace(o.kind, o.identifier);
   return {version + 1, true};
 }
 
@@ -458,7 +460,12 @@ bool Store::delete_object(const std::string& kind, const std::string& identifier
       .bind(12, last.line_offset)
       .bind(13, last.base_dir)
       .run();
+  written_.emplace(kind, identifier);
   return true;
+}
+
+std::set<std::pair<std::string, std::string>> Store::take_written_objects() {
+  return std::exchange(written_, {});
 }
 
 void Store::put_secret_value(const std::string& identifier, std::int64_t version,
@@ -812,6 +819,33 @@ std::vector<ObjectRecord> Store::objects(const std::string& kind) {
         "o.kind AND i.identifier = o.identifier) ORDER BY o.kind, o.identifier");
     q.bind(1, kind);
     while (q.step()) out.push_back(read_object(q));
+    return out;
+  });
+}
+
+std::vector<ObjectFields> Store::object_fields(const std::string& kind,
+                                               const std::vector<std::string>& paths) {
+  std::string sql = "SELECT o.identifier, o.version";
+  for (std::size_t i = 0; i < paths.size(); ++i) sql += ", o.model -> ?" + std::to_string(i + 2);
+  sql += " FROM objects o WHERE o.kind = ?1 AND o.deleted = 0 AND o.version = (SELECT "
+         "MAX(version) FROM objects i WHERE i.kind = o.kind AND i.identifier = o.identifier) "
+         "ORDER BY o.identifier";
+  return read([&](sqlite::Database& db) {
+    std::vector<ObjectFields> out;
+    auto& q = db.prepare(sql);
+    q.bind(1, kind);
+    for (std::size_t i = 0; i < paths.size(); ++i) q.bind(static_cast<int>(i + 2), paths[i]);
+    while (q.step()) {
+      ObjectFields f;
+      f.identifier = q.text(0);
+      f.version = q.int64(1);
+      f.values.reserve(paths.size());
+      for (std::size_t i = 0; i < paths.size(); ++i) {
+        const int c = static_cast<int>(i + 2);
+        f.values.push_back(q.is_null(c) ? json() : json::parse(q.text(c), nullptr, false));
+      }
+      out.push_back(std::move(f));
+    }
     return out;
   });
 }

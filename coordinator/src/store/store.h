@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -43,6 +44,9 @@ public:
   // Stores a tombstone version; false when there is nothing to delete.
   bool delete_object(const std::string& kind, const std::string& identifier,
                      const std::string& user, std::int64_t at);
+  // The objects (kind, identifier) given a new version or deleted through this store since the
+  // last call, whatever wrote them: the engine looks at them once their batch has committed.
+  std::set<std::pair<std::string, std::string>> take_written_objects();
   // A secret's value, sealed by the coordinator's key, for one version of the secret.
   void put_secret_value(const std::string& identifier, std::int64_t version,
                         const std::string& sealed);
@@ -81,6 +85,11 @@ public:
                                      std::int64_t version = 0);
   // The latest live version of every object of the kind ("" for every kind).
   std::vector<ObjectRecord> objects(const std::string& kind);
+  // Only some values of the latest live version of every object of the kind, in identifier
+  // order: its identifier, version and the values at `paths` (JSON paths into its model such as
+  // "$.repoURL", null where absent). No document is parsed: cheap at thousands of objects.
+  std::vector<ObjectFields> object_fields(const std::string& kind,
+                                          const std::vector<std::string>& paths);
   // Every version of an object, newest first, without content.
   std::vector<ObjectRecord> object_history(const std::string& kind, const std::string& identifier);
   // The sealed value of a secret's latest version; nullopt when none is stored.
@@ -101,6 +110,9 @@ public:
   std::optional<PullRequestRecord> pull_request(const std::string& repository, std::int64_t number);
   std::vector<AppStateRecord> app_states();
   std::optional<AppStateRecord> app_state(const std::string& name);
+  // Applications in name order after `after` (exclusive), at most `limit`, each with its
+  // document and state, in one read that parses nothing else of the stored objects.
+  std::vector<AppListItem> application_page(const std::string& after, int limit);
 
 private:
   template <typename F> auto read(F&& f) {
@@ -132,6 +144,7 @@ private:
   std::thread checkpointer_;
   std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
   std::vector<std::unique_ptr<sqlite::Database>> pool_;
+  std::set<std::pair<std::string, std::string>> written_; // by the writer, see take_written_objects
 };
 
 } // namespace capstan::store

@@ -58,12 +58,30 @@ std::string ref_safe(const std::string& s) {
   return out.empty() ? "x" : out;
 }
 
-// The values a step variable list sets: name -> JSON value (Number variables become numbers).
-void add_step_variables(const json& spec, std::map<std::string, json>& vars) {
+// Over an environment group the coordinator leaves <+env.*> in the values to the step: they are
+// resolved for `cluster` (with <+cluster.*> and <+envgroup.*>).
+json for_cluster(json value, const std::string& name, const Cluster* cluster) {
+  if (value.is_null()) return "";
+  if (cluster != nullptr && !cluster->envgroup_identifier.empty() && value.is_string() &&
+      value.get_ref<const std::string&>().find("<+") != std::string::npos) {
+    return resolve_for_cluster(value.get<std::string>(), *cluster, "variable '" + name + "'");
+  }
+  return value;
+}
+
+void add_variables(const json& object, std::map<std::string, json>& vars,
+                   const Cluster* cluster = nullptr) {
+  if (!object.is_object()) return;
+  for (const auto& [k, v] : object.items()) vars[k] = for_cluster(v, k, cluster);
+}
+
+// The values a step variable list sets: name -> JSON value (Number variables become numbers),
+// resolved for `cluster` as for_cluster() does.
+void add_step_variables(const json& spec, std::map<std::string, json>& vars,
+                        const Cluster* cluster = nullptr) {
   for (const auto& v : spec.value("variables", json::array())) {
     const std::string name = v.value("name", "");
-    json value = v.value("value", json());
-    if (value.is_null()) value = "";
+    json value = for_cluster(v.value("value", json()), name, cluster);
     if (v.value("type", "String") == "Number" && value.is_string()) {
       try {
         std::size_t used = 0;
@@ -78,11 +96,6 @@ void add_step_variables(const json& spec, std::map<std::string, json>& vars) {
     }
     vars[name] = value;
   }
-}
-
-void add_variables(const json& object, std::map<std::string, json>& vars) {
-  if (!object.is_object()) return;
-  for (const auto& [k, v] : object.items()) vars[k] = v.is_null() ? json("") : v;
 }
 
 class GitOps : public sdk::Reconciler {
@@ -111,15 +124,20 @@ public:
     // One commit for every cluster: each cluster's paths get service variables, overridden by
     // its environment's, overridden by the step's.
     std::map<std::string, json> base;
-    add_variables(ctx.context().value("service", json::object()).value("variables", json()), base);
+    const json service_variables =
+        ctx.context().value("service", json::object()).value("variables", json());
+    add_variables(service_variables, base);
     std::map<std::string, json> step;
     add_step_variables(spec, step);
     std::vector<scm::FileUpdate> files;
     std::map<std::string, std::size_t> index;
     for (const auto& c : cls) {
-      std::map<std::string, json> vars = base;
+      std::map<std::string, json> vars;
+      add_variables(service_variables, vars, &c);
       add_variables(c.env_variables, vars);
-      for (const auto& [k, v] : step) vars[k] = v;
+      std::map<std::string, json> step_vars;
+      add_step_variables(spec, step_vars, &c);
+      for (const auto& [k, v] : step_vars) vars[k] = v;
       for (const auto& p : t.paths) {
         const std::string path = resolve_path(p, c);
         ctx.info("cluster " + (c.identifier.empty() ? std::string("-") : c.identifier) +

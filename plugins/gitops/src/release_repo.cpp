@@ -4,6 +4,8 @@
 
 #include <capstan/sdk/plugin.h>
 
+#include <optional>
+
 namespace capstan::plugins::gitops {
 
 namespace {
@@ -185,6 +187,19 @@ static std::vector<Cluster> read_clusters(const json& context) {
     fill_group(c, group);
     out.push_back(std::move(c));
   }
+  // Over an environment group the coordinator leaves <+env.*> in each environment's variables
+  // to the step: resolved here for the cluster.
+  for (auto& c : out) {
+    if (c.envgroup_identifier.empty() || !c.env_variables.is_object()) continue;
+    for (auto& [name, value] : c.env_variables.items()) {
+      if (value.is_string() &&
+          value.get_ref<const std::string&>().find("<+") != std::string::npos) {
+        value =
+            resolve_for_cluster(value.get<std::string>(), c,
+                                "environment '" + c.env_identifier + "' variable '" + name + "'");
+      }
+    }
+  }
   return out;
 }
 
@@ -206,19 +221,22 @@ std::vector<Cluster> clusters(const json& context) {
   }
 }
 
-std::string resolve_path(const std::string& path, const Cluster& cluster) {
+json resolve_for_cluster(const std::string& text, const Cluster& cluster, const std::string& what) {
   std::string out;
+  std::optional<json> whole; // the value when `text` is one expression alone
   std::size_t pos = 0;
   while (true) {
-    auto open = path.find("<+", pos);
+    auto open = text.find("<+", pos);
     if (open == std::string::npos) break;
-    auto close = path.find('>', open);
-    if (close == std::string::npos) invalid("path '" + path + "': an expression is not closed");
-    std::string expr = path.substr(open + 2, close - open - 2);
+    auto close = text.find('>', open);
+    if (close == std::string::npos) invalid(what + ": an expression is not closed");
+    std::string expr = text.substr(open + 2, close - open - 2);
     while (!expr.empty() && expr.front() == ' ') expr.erase(expr.begin());
     while (!expr.empty() && expr.back() == ' ') expr.pop_back();
     const std::string* value = nullptr;
     std::string owner;
+    json variable;
+    const std::string kVariables = "env.variables.";
     if (expr == "cluster.name") {
       value = &cluster.name, owner = "a GitOps cluster";
     } else if (expr == "cluster.identifier") {
@@ -233,22 +251,45 @@ std::string resolve_path(const std::string& path, const Cluster& cluster) {
       value = &cluster.envgroup_name, owner = "an environment group";
     } else if (expr == "envgroup.identifier") {
       value = &cluster.envgroup_identifier, owner = "an environment group";
+    } else if (expr.rfind(kVariables, 0) == 0 && expr.size() > kVariables.size()) {
+      const std::string name = expr.substr(kVariables.size());
+      if (cluster.env_identifier.empty()) {
+        invalid(what + " uses <+" + expr + "> but the stage deploys to no environment" +
+                (cluster.identifier.empty() ? "" : " for cluster '" + cluster.identifier + "'"));
+      }
+      if (!cluster.env_variables.is_object() || !cluster.env_variables.contains(name)) {
+        invalid(what + " uses <+" + expr + "> but environment '" + cluster.env_identifier +
+                "' has no variable '" + name + "'");
+      }
+      variable = cluster.env_variables[name];
+      if (variable.is_null()) variable = "";
     } else {
-      invalid("path '" + path + "': <+" + expr +
-              "> cannot be resolved per cluster (release repo paths may use <+cluster.name>, "
-              "<+cluster.identifier>, <+env.name>, <+env.identifier>, <+env.type>, "
+      invalid(what + ": <+" + expr +
+              "> cannot be resolved per cluster (use <+cluster.name>, <+cluster.identifier>, "
+              "<+env.name>, <+env.identifier>, <+env.type>, <+env.variables.NAME>, "
               "<+envgroup.name> and <+envgroup.identifier>)");
     }
-    if (value->empty()) {
-      invalid("path '" + path + "' uses <+" + expr + "> but the stage deploys to no " +
-              owner.substr(owner.find(' ') + 1) +
-              (cluster.identifier.empty() ? "" : " for cluster '" + cluster.identifier + "'"));
+    if (value != nullptr) {
+      if (value->empty()) {
+        invalid(what + " uses <+" + expr + "> but the stage deploys to no " +
+                owner.substr(owner.find(' ') + 1) +
+                (cluster.identifier.empty() ? "" : " for cluster '" + cluster.identifier + "'"));
+      }
+      variable = *value;
     }
-    out += path.substr(pos, open - pos) + *value;
+    if (open == 0 && close + 1 == text.size()) whole = variable;
+    out += text.substr(pos, open - pos) +
+           (variable.is_string() ? variable.get<std::string>() : variable.dump());
     pos = close + 1;
   }
-  out += path.substr(pos);
+  if (whole) return *whole;
+  out += text.substr(pos);
   return out;
+}
+
+std::string resolve_path(const std::string& path, const Cluster& cluster) {
+  json v = resolve_for_cluster(path, cluster, "path '" + path + "'");
+  return v.is_string() ? v.get<std::string>() : v.dump();
 }
 
 } // namespace capstan::plugins::gitops

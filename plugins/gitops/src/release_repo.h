@@ -51,9 +51,15 @@ struct Cluster {
 // environment (so paths using only <+env.*> still resolve).
 std::vector<Cluster> clusters(const nlohmann::json& context);
 
-// Resolves <+cluster.name|identifier>, <+env.name|identifier|type> and
-// <+envgroup.name|identifier> in a release-repo path for one cluster. Throws sdk::StepError
+// Resolves <+cluster.name|identifier>, <+env.name|identifier|type>, <+env.variables.NAME> and
+// <+envgroup.name|identifier> in `text` for one cluster; `what` names the text in errors
+// ("path 'a/<+env.name>.json'", "variable 'region'"). A text that is one expression alone keeps
+// its value's type (a Number environment variable stays a number). Throws sdk::StepError
 // (InvalidInput) for any other expression or a value the cluster does not have.
+nlohmann::json resolve_for_cluster(const std::string& text, const Cluster& cluster,
+                                   const std::string& what);
+
+// resolve_for_cluster() on a release-repo path, as text.
 std::string resolve_path(const std::string& path, const Cluster& cluster);
 
 } // namespace capstan::plugins::gitops

@@ -111,6 +111,7 @@ void apply(Step& step) {
                   " objects");
   }
   step.section("Apply");
+  step.before_changes(rendered.resources);
   step.applier.apply(rendered.resources);
   step.ctx.info(std::to_string(rendered.resources.size()) + " objects applied");
   if (spec_bool(spec, "skipSteadyStateCheck")) {
@@ -168,6 +169,7 @@ void scale(Step& step) {
     replicas = spec_int(sspec.value("count", json()), "instanceSelection.spec.count");
     if (replicas < 0) throw invalid("count must be 0 or more");
   }
+  step.before_changes({ref});
   guarded([&] { return step.client.scale(ref, replicas); });
   step.ctx.info(ref.str() + " scaled to " + std::to_string(replicas) + " replicas");
   if (spec_bool(spec, "skipSteadyStateCheck")) {

@@ -115,6 +115,7 @@ std::vector<json> dry_run_record_apply(Step& step, Releases& r,
   step.section("Apply");
   step.releases.save_manifests(r.number, resources);
   step.releases.save(r.history);
+  step.before_changes(resources);
   auto live = step.applier.apply(resources);
   for (const auto& res : resources) step.ctx.info(res.kind() + "/" + res.name() + " applied");
   return live;

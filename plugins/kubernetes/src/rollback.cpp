@@ -102,12 +102,16 @@ void rolling_rollback(Step& step) {
       resources.push_back(std::move(r));
     }
     step.log_manifests(resources);
+    step.before_changes(resources);
     step.applier.apply(resources);
     for (const auto& r : resources) step.ctx.info(r.kind() + "/" + r.name() + " restored");
     for (std::size_t i : manifest::managed_workloads(resources, manifest::Strategy::Rolling)) {
       wait.push_back(step.ref(resources[i]));
     }
   } else {
+    std::vector<kube::ObjectRef> workloads;
+    for (const auto& w : previous->managed_workloads) workloads.push_back(step.ref(w.workload));
+    step.before_changes(workloads);
     undo_to_revisions(step, *previous);
     for (const auto& w : previous->managed_workloads) wait.push_back(step.ref(w.workload));
   }

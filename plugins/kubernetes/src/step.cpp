@@ -68,6 +68,28 @@ kube::ObjectRef Step::ref(const manifest::ResourceId& id) {
   return {applier.api_version_of(id.kind), id.kind, id.namespace_, id.name};
 }
 
+void Step::before_changes(const std::vector<kube::ObjectRef>& objects) {
+  std::set<std::string> namespaces;
+  for (const auto& o : objects) {
+    if (!kube::is_rollout_kind(o.kind)) continue;
+    namespaces.insert(o.namespace_.empty() ? client.default_namespace() : o.namespace_);
+  }
+  if (namespaces.empty()) return;
+  try {
+    if (!events_before_) events_before_ = std::make_shared<kube::EventBaseline>();
+    events_before_->extend(client, namespaces);
+  } catch (const kube::Error& e) {
+    if (e.is(kube::ErrorKind::kCancelled)) throw sdk::Cancelled();
+  }
+}
+
+void Step::before_changes(const std::vector<manifest::Resource>& resources) {
+  std::vector<kube::ObjectRef> refs;
+  refs.reserve(resources.size());
+  for (const auto& r : resources) refs.push_back(ref(r));
+  before_changes(refs);
+}
+
 void Step::wait_for_steady_state(const std::vector<kube::ObjectRef>& workloads) const {
   if (workloads.empty()) {
     ctx.info("No workloads to wait for");
@@ -81,6 +103,7 @@ void Step::wait_for_steady_state(const std::vector<kube::ObjectRef>& workloads) 
   o.deadline = deadline();
   o.cancelled = [this] { return ctx.cancelled(); };
   o.events_since = started - std::chrono::seconds(1);
+  o.events_before = events_before_;
   o.log = [this](kube::LogLevel level, const std::string& line) {
     ctx.log(level == kube::LogLevel::kInfo   ? CAPSTAN_LOG_INFO
             : level == kube::LogLevel::kWarn ? CAPSTAN_LOG_WARN
@@ -103,8 +126,8 @@ void Step::wait_for_steady_state(const std::vector<kube::ObjectRef>& workloads) 
   }
   std::string message = r.message + (reasons.empty() ? "" : " (" + reasons + ")");
   ctx.error(message);
-  throw sdk::StepError(r.outcome == O::kTimedOut ? plugin::v1::ERROR_TYPE_TIMEOUT
-                                                 : plugin::v1::ERROR_TYPE_UNKNOWN,
+  bool timeout = r.outcome == O::kTimedOut || r.failure.deadline_exceeded();
+  throw sdk::StepError(timeout ? plugin::v1::ERROR_TYPE_TIMEOUT : plugin::v1::ERROR_TYPE_UNKNOWN,
                        message);
 }
 

@@ -61,8 +61,16 @@ public:
   // Logs the objects about to be applied (Secret values hidden), at most ~256 KiB of them.
   void log_manifests(const std::vector<manifest::Resource>& resources) const;
 
-  // Waits for the workloads; throws StepError (Timeout when the step's time ran out, Unknown
-  // when a rollout failed) with the pods' reasons, after logging them.
+  // Called before the step changes these objects: records the events of their namespaces, so
+  // the wait shows only the events of this rollout. Events are a courtesy: when they cannot be
+  // listed, the wait falls back to the step's start time.
+  void before_changes(const std::vector<kube::ObjectRef>& objects);
+  void before_changes(const std::vector<manifest::Resource>& resources);
+
+  // Waits for the workloads; throws StepError with the pods' reasons, after logging them:
+  // Timeout when the step's time ran out or the workload's own deadline passed
+  // (progressDeadlineSeconds, a Job's activeDeadlineSeconds), as failure strategies match a
+  // steady state not reached in time; Unknown for other failed rollouts (a Job that failed).
   void wait_for_steady_state(const std::vector<kube::ObjectRef>& workloads) const;
   // The reference of a rendered object, of a recorded one.
   kube::ObjectRef ref(const manifest::Resource& r) const;
@@ -73,6 +81,7 @@ public:
 
 private:
   const PluginSettings& settings_;
+  std::shared_ptr<kube::EventBaseline> events_before_;
 };
 
 // A number from the spec: an integer, or a string holding one (expressions resolve to text).

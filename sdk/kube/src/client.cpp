@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "json_fields.h"
 #include "shared.h"
 
 namespace capstan::kube {
@@ -72,11 +73,6 @@ std::string url_encode(std::string_view s) {
 
 namespace {
 
-std::string text(const json& o, const char* key) {
-  auto it = o.find(key);
-  return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 std::pair<std::string, std::string> split_api_version(std::string_view api_version) {
   auto slash = api_version.find('/');
   if (slash == std::string_view::npos) return {"", std::string(api_version)};
@@ -141,11 +137,11 @@ std::string format_rfc3339(std::chrono::system_clock::time_point t) {
 ObjectRef ObjectRef::of(const json& object) {
   ObjectRef r;
   if (!object.is_object()) return r;
-  r.api_version = text(object, "apiVersion");
-  r.kind = text(object, "kind");
+  r.api_version = detail::text(object, "apiVersion");
+  r.kind = detail::text(object, "kind");
   if (auto m = object.find("metadata"); m != object.end() && m->is_object()) {
-    r.namespace_ = text(*m, "namespace");
-    r.name = text(*m, "name");
+    r.namespace_ = detail::text(*m, "namespace");
+    r.name = detail::text(*m, "name");
   }
   return r;
 }
@@ -289,7 +285,7 @@ std::vector<ResourceInfo> parse_resource_list(const json& list, const std::strin
   std::set<std::string> subresources_status, subresources_scale;
   const json resources = list.value("resources", json::array());
   for (const auto& r : resources) {
-    std::string name = text(r, "name");
+    std::string name = detail::text(r, "name");
     auto slash = name.find('/');
     if (slash != std::string::npos) {
       std::string sub = name.substr(slash + 1);
@@ -298,12 +294,12 @@ std::vector<ResourceInfo> parse_resource_list(const json& list, const std::strin
     }
   }
   for (const auto& r : resources) {
-    std::string name = text(r, "name");
+    std::string name = detail::text(r, "name");
     if (name.find('/') != std::string::npos) continue;
     ResourceInfo info;
-    info.group = text(r, "group").empty() ? group : text(r, "group");
-    info.version = text(r, "version").empty() ? version : text(r, "version");
-    info.kind = text(r, "kind");
+    info.group = detail::text(r, "group").empty() ? group : detail::text(r, "group");
+    info.version = detail::text(r, "version").empty() ? version : detail::text(r, "version");
+    info.kind = detail::text(r, "kind");
     info.resource = name;
     info.namespaced = r.value("namespaced", false);
     for (const auto& v : r.value("verbs", json::array())) {
@@ -350,7 +346,7 @@ std::vector<std::string> fetch_group_versions(const Client& c) {
   json groups = c.request("GET", "/apis");
   for (const auto& g : groups.value("groups", json::array())) {
     for (const auto& v : g.value("versions", json::array())) {
-      std::string gv = text(v, "groupVersion");
+      std::string gv = detail::text(v, "groupVersion");
       if (!gv.empty()) out.push_back(gv);
     }
   }
@@ -536,8 +532,8 @@ ObjectList Client::list(std::string_view api_version, std::string_view kind, std
       out.items.push_back(std::move(item));
     }
     const json meta = page.value("metadata", json::object());
-    out.resource_version = text(meta, "resourceVersion");
-    cont = text(meta, "continue");
+    out.resource_version = detail::text(meta, "resourceVersion");
+    cont = detail::text(meta, "continue");
     if (cont.empty()) break;
   }
   return out;
@@ -647,7 +643,8 @@ json Client::scale(const ObjectRef& ref, std::int64_t replicas, bool dry_run) co
 std::vector<json> Client::events_for(const json& object) const {
   ObjectRef ref = ObjectRef::of(object);
   std::string uid;
-  if (auto m = object.find("metadata"); m != object.end() && m->is_object()) uid = text(*m, "uid");
+  if (auto m = object.find("metadata"); m != object.end() && m->is_object())
+    uid = detail::text(*m, "uid");
   ListOptions o;
   o.field_selector = uid.empty()
                          ? "involvedObject.kind=" + ref.kind + ",involvedObject.name=" + ref.name
@@ -655,10 +652,10 @@ std::vector<json> Client::events_for(const json& object) const {
   auto events = list("v1", "Event", ref.namespace_, o).items;
   auto when = [](const json& e) {
     for (const char* k : {"lastTimestamp", "eventTime", "firstTimestamp"}) {
-      std::string t = text(e, k);
+      std::string t = detail::text(e, k);
       if (!t.empty()) return t;
     }
-    return text(e.value("metadata", json::object()), "creationTimestamp");
+    return detail::text(e.value("metadata", json::object()), "creationTimestamp");
   };
   std::stable_sort(events.begin(), events.end(),
                    [&](const json& a, const json& b) { return when(a) < when(b); });

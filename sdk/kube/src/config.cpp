@@ -10,6 +10,7 @@
 
 #include "capstan/kube/base64.h"
 #include "capstan/kube/error.h"
+#include "json_fields.h"
 
 namespace capstan::kube {
 namespace {
@@ -29,14 +30,6 @@ std::string read_file(const fs::path& path, const std::string& what) {
   return ss.str();
 }
 
-std::string text_field(const json& o, const char* key) {
-  auto it = o.find(key);
-  if (it == o.end() || it->is_null()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_boolean()) return it->get<bool>() ? "true" : "false";
-  return it->dump();
-}
-
 bool truthy(const json& o, const char* key) {
   auto it = o.find(key);
   if (it == o.end()) return false;
@@ -49,7 +42,7 @@ const json* named(const json& doc, const char* list, const std::string& name, co
   auto it = doc.find(list);
   if (it == doc.end() || !it->is_array()) return nullptr;
   for (const auto& entry : *it) {
-    if (entry.is_object() && text_field(entry, "name") == name) {
+    if (entry.is_object() && detail::text(entry, "name") == name) {
       auto b = entry.find(body);
       static const json empty = json::object();
       return b != entry.end() && b->is_object() ? &*b : &empty;
@@ -62,7 +55,7 @@ std::vector<std::string> names(const json& doc, const char* list) {
   std::vector<std::string> out;
   if (auto it = doc.find(list); it != doc.end() && it->is_array()) {
     for (const auto& e : *it) {
-      if (e.is_object()) out.push_back(text_field(e, "name"));
+      if (e.is_object()) out.push_back(detail::text(e, "name"));
     }
   }
   return out;
@@ -83,21 +76,21 @@ fs::path resolve(const fs::path& base, const std::string& p) {
 // PEM from `<key>-data` (base64) or the file `<key>`.
 std::string pem(const json& o, const std::string& key, const fs::path& base,
                 const std::string& where) {
-  std::string data = text_field(o, (key + "-data").c_str());
+  std::string data = detail::text(o, (key + "-data").c_str());
   if (!data.empty()) {
     auto decoded = base64_decode(data);
     if (!decoded) throw config_error(where + ": " + key + "-data is not valid base64");
     return *decoded;
   }
-  std::string file = text_field(o, key.c_str());
+  std::string file = detail::text(o, key.c_str());
   if (!file.empty()) return read_file(resolve(base, file), where + ": " + key);
   return {};
 }
 
 ExecConfig parse_exec(const json& e, const std::string& where) {
   ExecConfig x;
-  x.api_version = text_field(e, "apiVersion");
-  x.command = text_field(e, "command");
+  x.api_version = detail::text(e, "apiVersion");
+  x.command = detail::text(e, "command");
   if (x.command.empty()) throw config_error(where + ": exec has no command");
   if (x.api_version.empty()) {
     throw config_error(where + ": exec needs an apiVersion (client.authentication.k8s.io/v1)");
@@ -108,10 +101,10 @@ ExecConfig parse_exec(const json& e, const std::string& where) {
   }
   if (auto en = e.find("env"); en != e.end() && en->is_array()) {
     for (const auto& v : *en) {
-      if (v.is_object()) x.env.emplace_back(text_field(v, "name"), text_field(v, "value"));
+      if (v.is_object()) x.env.emplace_back(detail::text(v, "name"), detail::text(v, "value"));
     }
   }
-  x.install_hint = text_field(e, "installHint");
+  x.install_hint = detail::text(e, "installHint");
   x.provide_cluster_info = truthy(e, "provideClusterInfo");
   return x;
 }
@@ -120,7 +113,7 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
   const std::string& src = options.source;
   if (!doc.is_object()) throw config_error(src + ": not a kubeconfig (expected a YAML map)");
   std::string context =
-      options.context.empty() ? text_field(doc, "current-context") : options.context;
+      options.context.empty() ? detail::text(doc, "current-context") : options.context;
   if (context.empty()) {
     throw config_error(src + ": no context given and no current-context set (contexts: " +
                        join_names(names(doc, "contexts")) + ")");
@@ -132,8 +125,8 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
   }
   ClusterConfig c;
   c.context = context;
-  c.namespace_ = text_field(*ctx, "namespace");
-  std::string cluster_name = text_field(*ctx, "cluster");
+  c.namespace_ = detail::text(*ctx, "namespace");
+  std::string cluster_name = detail::text(*ctx, "cluster");
   const json* cluster = named(doc, "clusters", cluster_name, "cluster");
   if (cluster == nullptr) {
     throw config_error(src + ": context '" + context + "' names cluster '" + cluster_name +
@@ -141,7 +134,7 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
                        ")");
   }
   std::string cwhere = src + ": cluster '" + cluster_name + "'";
-  c.server = text_field(*cluster, "server");
+  c.server = detail::text(*cluster, "server");
   if (c.server.empty()) throw config_error(cwhere + " has no server");
   while (c.server.size() > 1 && c.server.back() == '/') c.server.pop_back();
   if (c.server.rfind("https://", 0) != 0 && c.server.rfind("http://", 0) != 0) {
@@ -149,10 +142,10 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
   }
   c.insecure_skip_tls_verify = truthy(*cluster, "insecure-skip-tls-verify");
   c.ca_pem = pem(*cluster, "certificate-authority", options.base_dir, cwhere);
-  c.tls_server_name = text_field(*cluster, "tls-server-name");
-  c.proxy_url = text_field(*cluster, "proxy-url");
+  c.tls_server_name = detail::text(*cluster, "tls-server-name");
+  c.proxy_url = detail::text(*cluster, "proxy-url");
 
-  std::string user_name = text_field(*ctx, "user");
+  std::string user_name = detail::text(*ctx, "user");
   if (!user_name.empty()) {
     const json* user = named(doc, "users", user_name, "user");
     if (user == nullptr) {
@@ -161,8 +154,8 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
                          ")");
     }
     std::string uwhere = src + ": user '" + user_name + "'";
-    c.token = text_field(*user, "token");
-    if (std::string f = text_field(*user, "tokenFile"); !f.empty()) {
+    c.token = detail::text(*user, "token");
+    if (std::string f = detail::text(*user, "tokenFile"); !f.empty()) {
       c.token_file = resolve(options.base_dir, f).string();
     }
     c.client_cert_pem = pem(*user, "client-certificate", options.base_dir, uwhere);
@@ -170,8 +163,8 @@ ClusterConfig from_document(const json& doc, const KubeconfigOptions& options) {
     if (c.client_cert_pem.empty() != c.client_key_pem.empty()) {
       throw config_error(uwhere + ": a client certificate needs its key and the other way round");
     }
-    c.username = text_field(*user, "username");
-    c.password = text_field(*user, "password");
+    c.username = detail::text(*user, "username");
+    c.password = detail::text(*user, "password");
     if (auto e = user->find("exec"); e != user->end() && e->is_object()) {
       c.exec = parse_exec(*e, uwhere);
     }
@@ -198,14 +191,14 @@ void merge_into(json& a, const json& b) {
     if (!b.contains(list) || !b[list].is_array()) continue;
     if (!a.contains(list) || !a[list].is_array()) a[list] = json::array();
     for (const auto& entry : b[list]) {
-      std::string n = entry.is_object() ? text_field(entry, "name") : "";
+      std::string n = entry.is_object() ? detail::text(entry, "name") : "";
       bool present = false;
       for (const auto& have : a[list])
-        present = present || (have.is_object() && text_field(have, "name") == n);
+        present = present || (have.is_object() && detail::text(have, "name") == n);
       if (!present) a[list].push_back(entry);
     }
   }
-  if (text_field(a, "current-context").empty() && !text_field(b, "current-context").empty()) {
+  if (detail::text(a, "current-context").empty() && !detail::text(b, "current-context").empty()) {
     a["current-context"] = b["current-context"];
   }
 }

@@ -4,20 +4,12 @@
 #include <cstdlib>
 
 #include "capstan/kube/error.h"
+#include "json_fields.h"
 
 namespace capstan::kube {
 namespace {
 
 using nlohmann::json;
-
-std::string scalar_text(const json& o, const char* key) {
-  if (!o.is_object()) return {};
-  auto it = o.find(key);
-  if (it == o.end()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_number() || it->is_boolean()) return it->dump();
-  return {};
-}
 
 Error invalid(const std::string& message) {
   return Error(ErrorKind::kConfiguration, message);
@@ -54,13 +46,13 @@ std::string expand_path(const std::string& path) {
 
 ClusterConfig cluster_from_connector(const json& connector,
                                      const std::function<void(const std::string&)>& mask) {
-  const std::string who = "connector '" + scalar_text(connector, "identifier") + "'";
-  const std::string type = scalar_text(connector, "type");
+  const std::string who = "connector '" + detail::text(connector, "identifier") + "'";
+  const std::string type = detail::text(connector, "type");
   if (!type.empty() && type != "K8sCluster") {
     throw invalid(who + " is a " + type + " connector, not a K8sCluster one");
   }
   const json cred = connector.value("credential", json::object());
-  const std::string ct = scalar_text(cred, "type");
+  const std::string ct = detail::text(cred, "type");
   auto hide = [&](const ClusterConfig& c) {
     mask(c.token);
     mask(c.client_key_pem);
@@ -68,8 +60,8 @@ ClusterConfig cluster_from_connector(const json& connector,
   };
   try {
     if (ct == "Kubeconfig") {
-      const std::string context = scalar_text(cred, "context");
-      const std::string content = scalar_text(cred, "kubeconfig");
+      const std::string context = detail::text(cred, "context");
+      const std::string content = detail::text(cred, "kubeconfig");
       if (!content.empty()) {
         mask(content);
         KubeconfigOptions o;
@@ -79,8 +71,8 @@ ClusterConfig cluster_from_connector(const json& connector,
         hide(c);
         return c;
       }
-      std::string path = scalar_text(cred, "kubeconfigPath");
-      if (path.empty()) path = scalar_text(cred, "path");
+      std::string path = detail::text(cred, "kubeconfigPath");
+      if (path.empty()) path = detail::text(cred, "path");
       if (path.empty()) throw invalid(who + " has neither a kubeconfig nor a kubeconfig path");
       auto c = load_kubeconfig(expand_path(path), context);
       hide(c);
@@ -89,22 +81,22 @@ ClusterConfig cluster_from_connector(const json& connector,
     if (ct == "ManualConfig") {
       ClusterConfig c;
       c.context = who;
-      c.server = scalar_text(cred, "masterUrl");
+      c.server = detail::text(cred, "masterUrl");
       while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
       if (c.server.empty()) throw invalid(who + " has no masterUrl");
       c.insecure_skip_tls_verify = cred.value("skipTlsVerify", false);
       const json auth = cred.value("auth", json::object());
-      const std::string at = scalar_text(auth, "type");
-      c.ca_pem = scalar_text(auth, "caCert");
+      const std::string at = detail::text(auth, "type");
+      c.ca_pem = detail::text(auth, "caCert");
       if (at == "ServiceAccount") {
-        c.token = scalar_text(auth, "token");
+        c.token = detail::text(auth, "token");
       } else if (at == "UsernamePassword") {
-        c.username = scalar_text(auth, "username");
-        c.password = scalar_text(auth, "password");
+        c.username = detail::text(auth, "username");
+        c.password = detail::text(auth, "password");
       } else if (at == "ClientKeyCert") {
-        c.client_cert_pem = scalar_text(auth, "clientCert");
-        c.client_key_pem = scalar_text(auth, "clientKey");
-        if (!scalar_text(auth, "clientKeyPassphrase").empty()) {
+        c.client_cert_pem = detail::text(auth, "clientCert");
+        c.client_key_pem = detail::text(auth, "clientKey");
+        if (!detail::text(auth, "clientKeyPassphrase").empty()) {
           throw invalid(who + ": encrypted client keys (clientKeyPassphraseRef) are not "
                               "supported; store the key unencrypted in the secret");
         }

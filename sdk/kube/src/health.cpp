@@ -3,6 +3,8 @@
 
 #include <array>
 
+#include "json_fields.h"
+
 namespace capstan::kube {
 namespace {
 
@@ -17,11 +19,6 @@ std::int64_t num(const json& obj, const json::json_pointer& ptr, std::int64_t fa
 std::optional<std::int64_t> opt_num(const json& obj, const json::json_pointer& ptr) {
   if (!obj.contains(ptr) || !obj.at(ptr).is_number()) return std::nullopt;
   return obj.at(ptr).get<std::int64_t>();
-}
-
-std::string str(const json& obj, const json::json_pointer& ptr) {
-  if (!obj.contains(ptr) || !obj.at(ptr).is_string()) return {};
-  return obj.at(ptr).get<std::string>();
 }
 
 const json* condition(const json& obj, std::string_view type) {
@@ -55,7 +52,7 @@ Health deployment(const json& d) {
   const json* progressing = condition(d, "Progressing");
   if (progressing != nullptr && progressing->value("reason", "") == "ProgressDeadlineExceeded") {
     return make(HealthStatus::kDegraded, "Deployment " +
-                                             quoted(str(d, json::json_pointer("/metadata/name"))) +
+                                             quoted(detail::text_at(d, "/metadata/name")) +
                                              " exceeded its progress deadline");
   }
   auto spec_replicas = opt_num(d, json::json_pointer("/spec/replicas"));
@@ -94,7 +91,7 @@ Health stateful_set(const json& s) {
                 "Waiting for " + std::to_string(*spec_replicas - ready) + " pods to be ready...");
   }
   auto updated = num(s, json::json_pointer("/status/updatedReplicas"));
-  std::string strategy = str(s, json::json_pointer("/spec/updateStrategy/type"));
+  std::string strategy = detail::text_at(s, "/spec/updateStrategy/type");
   if (strategy.empty()) strategy = "RollingUpdate";
   if (strategy == "RollingUpdate" &&
       s.contains(json::json_pointer("/spec/updateStrategy/rollingUpdate"))) {
@@ -112,8 +109,8 @@ Health stateful_set(const json& s) {
   if (strategy == "OnDelete") {
     return make(HealthStatus::kHealthy, "statefulset has " + std::to_string(ready) + " ready pods");
   }
-  std::string update_rev = str(s, json::json_pointer("/status/updateRevision"));
-  std::string current_rev = str(s, json::json_pointer("/status/currentRevision"));
+  std::string update_rev = detail::text_at(s, "/status/updateRevision");
+  std::string current_rev = detail::text_at(s, "/status/currentRevision");
   if (update_rev != current_rev) {
     return make(HealthStatus::kProgressing, "waiting for statefulset rolling update to complete " +
                                                 std::to_string(updated) + " pods at revision " +
@@ -131,13 +128,13 @@ Health daemon_set(const json& d) {
   if (generation > observed) {
     return make(HealthStatus::kProgressing, "Waiting for daemonset spec update to be observed...");
   }
-  if (str(d, json::json_pointer("/spec/updateStrategy/type")) == "OnDelete") {
+  if (detail::text_at(d, "/spec/updateStrategy/type") == "OnDelete") {
     return make(HealthStatus::kHealthy,
                 "daemonset has " +
                     std::to_string(num(d, json::json_pointer("/status/numberAvailable"))) +
                     " available pods");
   }
-  std::string name = quoted(str(d, json::json_pointer("/metadata/name")));
+  std::string name = quoted(detail::text_at(d, "/metadata/name"));
   auto desired = num(d, json::json_pointer("/status/desiredNumberScheduled"));
   auto updated = num(d, json::json_pointer("/status/updatedNumberScheduled"));
   auto available = num(d, json::json_pointer("/status/numberAvailable"));
@@ -184,9 +181,9 @@ bool pod_ready(const json& p) {
 }
 
 Health pod(const json& p) {
-  std::string restart = str(p, json::json_pointer("/spec/restartPolicy"));
+  std::string restart = detail::text_at(p, "/spec/restartPolicy");
   if (restart.empty()) restart = "Always";
-  std::string message = str(p, json::json_pointer("/status/message"));
+  std::string message = detail::text_at(p, "/status/message");
   const json empty = json::array();
   const json& statuses = p.contains(json::json_pointer("/status/containerStatuses"))
                              ? p.at(json::json_pointer("/status/containerStatuses"))
@@ -212,7 +209,7 @@ Health pod(const json& p) {
     }
     if (degraded) return make(HealthStatus::kDegraded, messages);
   }
-  std::string phase = str(p, json::json_pointer("/status/phase"));
+  std::string phase = detail::text_at(p, "/status/phase");
   if (phase == "Pending") return make(HealthStatus::kProgressing, message);
   if (phase == "Succeeded") return make(HealthStatus::kHealthy, message);
   if (phase == "Failed") {
@@ -279,7 +276,7 @@ Health job(const json& j) {
 }
 
 Health load_balanced(const json& o, bool only_load_balancer) {
-  if (only_load_balancer && str(o, json::json_pointer("/spec/type")) != "LoadBalancer") {
+  if (only_load_balancer && detail::text_at(o, "/spec/type") != "LoadBalancer") {
     return make(HealthStatus::kHealthy);
   }
   json::json_pointer ingress("/status/loadBalancer/ingress");
@@ -290,7 +287,7 @@ Health load_balanced(const json& o, bool only_load_balancer) {
 }
 
 Health pvc(const json& p) {
-  std::string phase = str(p, json::json_pointer("/status/phase"));
+  std::string phase = detail::text_at(p, "/status/phase");
   if (phase == "Lost") return make(HealthStatus::kDegraded);
   if (phase == "Pending") return make(HealthStatus::kProgressing);
   if (phase == "Bound") return make(HealthStatus::kHealthy);

@@ -23,13 +23,13 @@ const json* rollout_condition(const json& o, std::string_view type) {
   json::json_pointer p("/status/conditions");
   if (!o.contains(p) || !o.at(p).is_array()) return nullptr;
   for (const auto& c : o.at(p)) {
-    if (c.is_object() && c.value("type", "") == type) return &c;
+    if (c.is_object() && detail::text(c, "type") == type) return &c;
   }
   return nullptr;
 }
 
 RolloutStatus status(State s, std::string m) {
-  return RolloutStatus{s, std::move(m)};
+  return RolloutStatus{s, std::move(m), {}};
 }
 
 std::string q(const std::string& s) {
@@ -37,13 +37,20 @@ std::string q(const std::string& s) {
 }
 
 RolloutStatus deployment_rollout(const json& d) {
-  std::string name = q(detail::string_at(d, "/metadata/name"));
+  std::string name = q(detail::text_at(d, "/metadata/name"));
   if (num(d, "/metadata/generation") > num(d, "/status/observedGeneration")) {
     return status(State::kInProgress, "Waiting for deployment spec update to be observed...");
   }
   const json* progressing = rollout_condition(d, "Progressing");
-  if (progressing != nullptr && progressing->value("reason", "") == "ProgressDeadlineExceeded") {
-    return status(State::kFailed, "deployment " + name + " exceeded its progress deadline");
+  if (progressing != nullptr &&
+      detail::text(*progressing, "reason") == "ProgressDeadlineExceeded") {
+    // kubectl's words, then the condition's own (which ReplicaSet timed out).
+    std::string why = detail::text(*progressing, "message");
+    RolloutStatus s = status(
+        State::kFailed, "deployment " + name + " exceeded its progress deadline (" +
+                            "ProgressDeadlineExceeded" + (why.empty() ? "" : ": " + why) + ")");
+    s.reason = "ProgressDeadlineExceeded";
+    return s;
   }
   auto spec_replicas = opt_num(d, "/spec/replicas");
   auto updated = num(d, "/status/updatedReplicas");
@@ -68,12 +75,12 @@ RolloutStatus deployment_rollout(const json& d) {
 }
 
 RolloutStatus daemon_set_rollout(const json& d) {
-  std::string strategy = detail::string_at(d, "/spec/updateStrategy/type");
+  std::string strategy = detail::text_at(d, "/spec/updateStrategy/type");
   if (!strategy.empty() && strategy != "RollingUpdate") {
     return status(State::kFailed,
                   "rollout status is only available for RollingUpdate strategy type");
   }
-  std::string name = q(detail::string_at(d, "/metadata/name"));
+  std::string name = q(detail::text_at(d, "/metadata/name"));
   if (num(d, "/metadata/generation") > num(d, "/status/observedGeneration")) {
     return status(State::kInProgress, "Waiting for daemon set spec update to be observed...");
   }
@@ -95,7 +102,7 @@ RolloutStatus daemon_set_rollout(const json& d) {
 }
 
 RolloutStatus stateful_set_rollout(const json& s) {
-  std::string strategy = detail::string_at(s, "/spec/updateStrategy/type");
+  std::string strategy = detail::text_at(s, "/spec/updateStrategy/type");
   if (!strategy.empty() && strategy != "RollingUpdate") {
     return status(State::kFailed,
                   "rollout status is only available for RollingUpdate strategy type");
@@ -122,8 +129,8 @@ RolloutStatus stateful_set_rollout(const json& s) {
     return status(State::kDone, "partitioned roll out complete: " + std::to_string(updated) +
                                     " new pods have been updated...");
   }
-  std::string update_rev = detail::string_at(s, "/status/updateRevision");
-  std::string current_rev = detail::string_at(s, "/status/currentRevision");
+  std::string update_rev = detail::text_at(s, "/status/updateRevision");
+  std::string current_rev = detail::text_at(s, "/status/currentRevision");
   if (update_rev != current_rev) {
     return status(State::kInProgress, "waiting for statefulset rolling update to complete " +
                                           std::to_string(updated) + " pods at revision " +
@@ -135,16 +142,19 @@ RolloutStatus stateful_set_rollout(const json& s) {
 }
 
 RolloutStatus job_rollout(const json& j) {
-  std::string name = q(detail::string_at(j, "/metadata/name"));
+  std::string name = q(detail::text_at(j, "/metadata/name"));
   const json* failed = rollout_condition(j, "Failed");
-  if (failed != nullptr && failed->value("status", "") == "True") {
-    std::string why = failed->value("reason", "");
-    std::string message = failed->value("message", "");
-    return status(State::kFailed, "job " + name + " failed" + (why.empty() ? "" : ": " + why) +
-                                      (message.empty() ? "" : " (" + message + ")"));
+  if (failed != nullptr && detail::text(*failed, "status") == "True") {
+    std::string why = detail::text(*failed, "reason");
+    std::string message = detail::text(*failed, "message");
+    RolloutStatus s =
+        status(State::kFailed, "job " + name + " failed" + (why.empty() ? "" : ": " + why) +
+                                   (message.empty() ? "" : " (" + message + ")"));
+    s.reason = why;
+    return s;
   }
   const json* complete = rollout_condition(j, "Complete");
-  if (complete != nullptr && complete->value("status", "") == "True") {
+  if (complete != nullptr && detail::text(*complete, "status") == "True") {
     return status(State::kDone, "job " + name + " completed");
   }
   auto succeeded = num(j, "/status/succeeded");
@@ -167,7 +177,7 @@ RolloutStatus rollout_status(const json& object) {
   if (kind == "DaemonSet") return daemon_set_rollout(object);
   if (kind == "Job") return job_rollout(object);
   return status(State::kDone,
-                kind + " " + q(detail::string_at(object, "/metadata/name")) + " has no rollout");
+                kind + " " + q(detail::text_at(object, "/metadata/name")) + " has no rollout");
 }
 
 } // namespace capstan::kube

@@ -34,8 +34,8 @@ std::size_t count_dashes(std::string_view s) {
 // judged by the names controllers give them (<deploy>-<hash>, <deploy>-<hash>-<id>,
 // <sts>-<ordinal>, <ds|job>-<id>), so "web" does not pick up "web-api"'s or "web-canary"'s pods.
 bool belongs(const ObjectRef& w, const json& involved) {
-  std::string kind = involved.value("kind", "");
-  std::string name = involved.value("name", "");
+  std::string kind = detail::text(involved, "kind");
+  std::string name = detail::text(involved, "name");
   if (kind == w.kind && name == w.name) return true;
   if (name.size() <= w.name.size() + 1 || name.compare(0, w.name.size() + 1, w.name + "-") != 0) {
     return false;
@@ -56,7 +56,7 @@ bool belongs(const ObjectRef& w, const json& involved) {
 std::string event_time(const json& e) {
   for (const char* k :
        {"/lastTimestamp", "/eventTime", "/firstTimestamp", "/metadata/creationTimestamp"}) {
-    std::string t = detail::string_at(e, k);
+    std::string t = detail::text_at(e, k);
     if (!t.empty()) return t;
   }
   return {};
@@ -89,6 +89,31 @@ private:
 };
 
 } // namespace
+
+EventBaseline EventBaseline::take(const Client& client, const std::set<std::string>& namespaces) {
+  EventBaseline b;
+  b.extend(client, namespaces);
+  return b;
+}
+
+void EventBaseline::extend(const Client& client, const std::set<std::string>& namespaces) {
+  for (const auto& ns : namespaces) {
+    if (covers(ns)) continue;
+    std::map<std::string, std::string> events;
+    for (const auto& e : client.list("v1", "Event", ns).items) {
+      events[detail::text_at(e, "/metadata/uid")] = detail::text_at(e, "/metadata/resourceVersion");
+    }
+    seen_[ns] = std::move(events);
+  }
+}
+
+bool EventBaseline::had(const json& event) const {
+  auto ns = seen_.find(detail::text_at(event, "/metadata/namespace"));
+  if (ns == seen_.end()) return false;
+  auto it = ns->second.find(detail::text_at(event, "/metadata/uid"));
+  return it != ns->second.end() &&
+         it->second == detail::text_at(event, "/metadata/resourceVersion");
+}
 
 std::string label_selector(const json& selector) {
   if (!selector.is_object()) return {};
@@ -131,9 +156,9 @@ std::vector<std::string> pod_problems(const Client& client, const json& workload
   if (sel.empty()) return out;
   ListOptions o;
   o.label_selector = sel;
-  auto pods = client.list("v1", "Pod", detail::string_at(workload, "/metadata/namespace"), o).items;
+  auto pods = client.list("v1", "Pod", detail::text_at(workload, "/metadata/namespace"), o).items;
   for (const auto& pod : pods) {
-    std::string name = "pod " + detail::string_at(pod, "/metadata/name");
+    std::string name = "pod " + detail::text_at(pod, "/metadata/name");
     if (pod.contains("/metadata/deletionTimestamp"_json_pointer)) continue; // on its way out
     const json status = pod.value("status", json::object());
     std::string phase = status.value("phase", "");
@@ -223,15 +248,20 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
     const json involved = e.value("involvedObject", json::object());
     bool mine = false;
     for (const auto& t : tracked) {
-      if (involved.value("namespace", "") == t->ref.namespace_ && belongs(t->ref, involved)) {
+      if (detail::text(involved, "namespace") == t->ref.namespace_ && belongs(t->ref, involved)) {
         mine = true;
         break;
       }
     }
     if (!mine) return;
-    std::string when = event_time(e);
-    if (!since.empty() && !when.empty() && when < since) return;
-    std::string uid = detail::string_at(e, "/metadata/uid");
+    std::string ns = detail::text_at(e, "/metadata/namespace");
+    if (options.events_before && options.events_before->covers(ns)) {
+      if (options.events_before->had(e)) return;
+    } else {
+      std::string when = event_time(e);
+      if (!since.empty() && !when.empty() && when < since) return;
+    }
+    std::string uid = detail::text_at(e, "/metadata/uid");
     int count = e.value("count", 1);
     {
       std::lock_guard lock(seen_mutex);
@@ -240,8 +270,9 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
       seen_events[uid] = count;
     }
     std::string type = e.value("type", "Normal");
-    std::string line = "Event " + involved.value("kind", "") + "/" + involved.value("name", "") +
-                       ": " + type + " " + e.value("reason", "") + ": " + e.value("message", "");
+    std::string line = "Event " + detail::text(involved, "kind") + "/" +
+                       detail::text(involved, "name") + ": " + type + " " + e.value("reason", "") +
+                       ": " + e.value("message", "");
     if (count > 1) line += " (x" + std::to_string(count) + ")";
     log(type == "Warning" ? LogLevel::kWarn : LogLevel::kInfo, line);
   };
@@ -249,7 +280,7 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
   std::vector<std::unique_ptr<Watch>> watches;
   auto store = [&](const std::vector<std::shared_ptr<Tracked>>& group, const json& object,
                    bool deleted) {
-    std::string name = detail::string_at(object, "/metadata/name");
+    std::string name = detail::text_at(object, "/metadata/name");
     std::lock_guard lock(mutex);
     for (auto& t : group) {
       if (t->ref.name != name) continue;
@@ -371,7 +402,7 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
           all_done = false;
           std::string msg = t->gone ? t->ref.str() + " was deleted while waiting for it"
                                     : "Waiting for " + t->ref.str() + " to exist...";
-          t->status = RolloutStatus{RolloutStatus::State::kInProgress, msg};
+          t->status = RolloutStatus{RolloutStatus::State::kInProgress, msg, {}};
         } else {
           t->status = rollout_status(*t->object);
         }
@@ -379,7 +410,10 @@ WaitResult wait_for_steady_state(const Client& base, const std::vector<ObjectRef
           t->last_logged = t->status.message;
           log(t->status.failed() ? LogLevel::kError : LogLevel::kInfo, t->status.message);
         }
-        if (t->status.failed() && failed.empty()) failed = t->ref.str() + ": " + t->status.message;
+        if (t->status.failed() && failed.empty()) {
+          failed = t->ref.str() + ": " + t->status.message;
+          result.failure = t->status;
+        }
         if (!t->status.done()) all_done = false;
       }
     }

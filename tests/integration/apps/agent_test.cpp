@@ -418,4 +418,63 @@ TEST_F(AgentTest, ApplicationWithoutAnEligibleDelegateSaysWhy) {
   EXPECT_FALSE(a["assignment"].contains("message"));
 }
 
+TEST_F(AgentTest, ListsApplicationsInPagesAndByProject) {
+  std::string text = cluster_yaml();
+  std::vector<std::string> all, team;
+  for (int i = 0; i < 7; ++i) {
+    const std::string name = "app-" + std::to_string(i);
+    std::string doc = app_yaml(name, "https://git.example/release.git");
+    if (i % 2 == 1) {
+      doc.replace(doc.find("project: default"), 16, "project: team");
+      team.push_back(name);
+    }
+    text += "---\n" + doc;
+    all.push_back(name);
+  }
+  stack_.apply_text("apps.yaml", text);
+  ASSERT_EQ(stack_.last_status(), 200);
+  auto names = [](const json& page) {
+    std::vector<std::string> out;
+    for (const auto& a : page["items"]) out.push_back(a["metadata"]["name"]);
+    return out;
+  };
+  // Unpaged (streamed): every application, in name order, without a continue token.
+  json whole = stack_.get("/api/v1/apps");
+  ASSERT_EQ(stack_.last_status(), 200) << whole.dump();
+  EXPECT_EQ(names(whole), all);
+  EXPECT_FALSE(whole["metadata"].contains("continue"));
+  EXPECT_EQ(whole["items"][0]["spec"]["source"]["path"], "apps/demo");
+  // Pages of 3 following metadata.continue: 3, 3, 1, nothing twice, nothing left out.
+  auto walk = [&](const std::string& query, std::vector<std::size_t>& sizes) {
+    std::vector<std::string> seen;
+    std::string token;
+    for (int guard = 0; guard < 20; ++guard) {
+      json page = stack_.get("/api/v1/apps?" + query + (token.empty() ? "" : "&continue=" + token));
+      EXPECT_EQ(stack_.last_status(), 200) << page.dump();
+      sizes.push_back(page["items"].size());
+      for (auto& n : names(page)) seen.push_back(n);
+      token = page["metadata"].value("continue", "");
+      if (token.empty()) break;
+    }
+    return seen;
+  };
+  std::vector<std::size_t> sizes;
+  EXPECT_EQ(walk("limit=3", sizes), all);
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{3, 3, 1}));
+  // Argo CD's `projects` filter, with and without pages.
+  sizes.clear();
+  EXPECT_EQ(walk("limit=2&projects=team", sizes), team);
+  EXPECT_EQ(sizes.front(), 2U);
+  EXPECT_EQ(names(stack_.get("/api/v1/apps?projects=team")), team);
+  EXPECT_EQ(names(stack_.get("/api/v1/apps?projects=team,default")), all);
+  EXPECT_EQ(names(stack_.get("/api/v1/apps?projects=team&projects=default")), all);
+  EXPECT_TRUE(stack_.get("/api/v1/apps?projects=none")["items"].empty());
+  // What the API did not hand out is refused, naming the parameter.
+  json bad = stack_.get("/api/v1/apps?limit=3&continue=not-a-token");
+  EXPECT_EQ(stack_.last_status(), 400);
+  EXPECT_NE(bad["error"]["message"].get<std::string>().find("continue"), std::string::npos);
+  stack_.get("/api/v1/apps?limit=5001");
+  EXPECT_EQ(stack_.last_status(), 400);
+}
+
 } // namespace

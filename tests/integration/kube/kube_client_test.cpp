@@ -529,10 +529,63 @@ TEST_F(KubeClientTest, WaitFailsWhenTheProgressDeadlinePasses) {
   o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   auto r = wait_for_steady_state(*client_, {{"apps/v1", "Deployment", "default", "slow"}}, o);
   EXPECT_EQ(r.outcome, WaitResult::Outcome::kFailed) << r.message;
-  EXPECT_THAT(r.message, HasSubstr("exceeded its progress deadline"));
+  // The workload, kubectl's words, then the condition's reason and message.
+  EXPECT_THAT(r.message, HasSubstr("Deployment/default/slow: deployment \"slow\" exceeded its "
+                                   "progress deadline (ProgressDeadlineExceeded: ReplicaSet "
+                                   "\"slow-"));
+  EXPECT_THAT(r.message, HasSubstr("has timed out progressing."));
+  EXPECT_EQ(r.failure.reason, "ProgressDeadlineExceeded");
+  EXPECT_TRUE(r.failure.deadline_exceeded());
   ASSERT_FALSE(r.workloads[0].pod_problems.empty());
   EXPECT_THAT(r.workloads[0].pod_problems[0],
               ::testing::AnyOf(HasSubstr("ErrImagePull"), HasSubstr("ImagePullBackOff")));
+}
+
+// A rollout right after another: event timestamps have whole-second resolution, so only the
+// baseline taken before the change tells the first rollout's events from the second's.
+TEST_F(KubeClientTest, WaitShowsOnlyTheEventsOfTheCurrentRollout) {
+  const ObjectRef web{"apps/v1", "Deployment", "default", "web"};
+  auto since = std::chrono::system_clock::now() - std::chrono::seconds(1);
+  client_->apply(deployment("web", "nginx:1.25", 2));
+  WaitOptions first;
+  first.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  ASSERT_TRUE(wait_for_steady_state(*client_, {web}, first).ready());
+  auto sets = client_->list("apps/v1", "ReplicaSet", "default").items;
+  ASSERT_EQ(sets.size(), 1u);
+  std::string old_set = sets[0]["metadata"]["name"];
+  // The first rollout's events are all there before the second starts.
+  ASSERT_TRUE(ct::wait_until([&] {
+    int n = 0;
+    for (const auto& e : client_->list("v1", "Event", "default").items) {
+      n += e["involvedObject"]["name"].get<std::string>().rfind(old_set + "-", 0) == 0;
+    }
+    return n >= 2;
+  }));
+
+  auto before = std::make_shared<EventBaseline>(EventBaseline::take(*client_, {"default"}));
+  EXPECT_TRUE(before->covers("default"));
+  EXPECT_FALSE(before->covers("other"));
+  client_->apply(deployment("web", "nginx:1.26", 2));
+  Lines log;
+  WaitOptions o;
+  o.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  o.log = log.sink();
+  o.events_since = since; // would let the first rollout's events through on its own
+  o.events_before = before;
+  auto r = wait_for_steady_state(*client_, {web}, o);
+  ASSERT_TRUE(r.ready()) << r.message << "\n" << log.text();
+  std::string text = log.text();
+  EXPECT_THAT(text, HasSubstr("Scaled up replica set web-"));
+  EXPECT_THAT(text, HasSubstr("Scaled down replica set " + old_set));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("Scaled up replica set " + old_set))) << text;
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("Event ReplicaSet/" + old_set +
+                                             ": Normal "
+                                             "SuccessfulCreate")))
+      << text;
+  // The old pods' own start (their stopping belongs to this rollout).
+  EXPECT_THAT(text, ::testing::Not(::testing::ContainsRegex(
+                        "Event Pod/" + old_set + "-[a-z0-9]+: Normal (Scheduled|Pulled|Started)")))
+      << text;
 }
 
 TEST_F(KubeClientTest, WaitIsCancellable) {

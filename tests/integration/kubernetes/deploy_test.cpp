@@ -105,6 +105,29 @@ TEST_F(Deployments, AFailingRolloutTimesOutWithThePodsReasonsAndRollsBack) {
   EXPECT_EQ(next.outputs["releaseNumber"], "3");
 }
 
+// A Deployment past its progressDeadlineSeconds fails the step before the step's timeout, as a
+// Timeout (a steady state not reached in time), naming the workload and the condition.
+TEST_F(Deployments, AProgressDeadlineExceededFailsAsATimeoutNamingTheCondition) {
+  const auto file = dir_ / "app" / "manifests" / "deployment.yaml";
+  std::string manifest = ct::read_file(file);
+  const std::string replicas = "  replicas: {{ .Values.replicas }}\n";
+  ASSERT_NE(manifest.find(replicas), std::string::npos) << manifest;
+  manifest.replace(manifest.find(replicas), replicas.size(),
+                   "  replicas: 1\n  progressDeadlineSeconds: 3\n");
+  ct::write_file(file, manifest);
+  ct::Recorder rec;
+  auto r = run("K8sRollingDeploy", json::object(), rec, {"exec-1", false, 120000, "pullfail"});
+  ASSERT_EQ(r.status(), StepResult::STATUS_FAILED) << rec.all_text();
+  EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_TIMEOUT) << r.message();
+  EXPECT_THAT(r.message(), HasSubstr("Deployment/default/web: deployment \"web\" exceeded its "
+                                     "progress deadline (ProgressDeadlineExceeded: ReplicaSet "
+                                     "\"web-"));
+  EXPECT_THAT(r.message(), HasSubstr("has timed out progressing."));
+  EXPECT_THAT(r.message(),
+              ::testing::AnyOf(HasSubstr("ErrImagePull"), HasSubstr("ImagePullBackOff")));
+  EXPECT_EQ(history()["releases"][0]["status"], "Failed");
+}
+
 TEST_F(Deployments, RollbackAfterALaterStepFailedRestoresThePreviousRelease) {
   run_ok("K8sRollingDeploy", json::object(), {"exec-1", false, 60000, "v1"});
   run_ok("K8sRollingDeploy", json::object(), {"exec-2", false, 60000, "v2"});

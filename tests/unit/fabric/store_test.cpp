@@ -84,6 +84,69 @@ TEST(Store, ObjectsGetAVersionPerChangeAndNoneForTheSameContent) {
   EXPECT_FALSE(s.object("pipeline", "nope"));
 }
 
+ObjectRecord application(const std::string& name, const std::string& project) {
+  ObjectRecord o;
+  o.kind = "application";
+  o.identifier = o.name = name;
+  o.yaml = "kind: Application";
+  o.document = {{"metadata", {{"name", name}}}, {"spec", {{"project", project}}}};
+  o.model = {{"name", name},
+             {"project", project},
+             {"repoURL", "https://git.example/" + name},
+             {"document", o.document}};
+  o.source = "apps.yaml:1";
+  return o;
+}
+
+TEST(Store, WrittenObjectsAreHandedOutOnce) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  s.put_object(application("a", "default"));
+  s.put_object(application("a", "default")); // unchanged: not written
+  s.put_object(pipeline("p", 1));
+  s.delete_object("pipeline", "p", "alice", 1);
+  s.delete_object("pipeline", "missing", "alice", 1);
+  using Key = std::pair<std::string, std::string>;
+  EXPECT_EQ(s.take_written_objects(), (std::set<Key>{{"application", "a"}, {"pipeline", "p"}}));
+  EXPECT_TRUE(s.take_written_objects().empty());
+}
+
+TEST(Store, ObjectFieldsAndApplicationPagesReadOnlyTheLatestLiveVersions) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  for (const char* n : {"c", "a", "d", "b"}) s.put_object(application(n, "default"));
+  s.put_object(application("b", "team")); // version 2
+  s.delete_object("application", "d", "alice", 1);
+  AppStateRecord st;
+  st.name = "b";
+  st.delegate = "east";
+  st.epoch = 3;
+  s.put_app_state(st);
+
+  auto fields = s.object_fields("application", {"$.project", "$.missing", "$.document.spec"});
+  ASSERT_EQ(fields.size(), 3U);
+  EXPECT_EQ(fields[1].identifier, "b");
+  EXPECT_EQ(fields[1].version, 2);
+  EXPECT_EQ(fields[1].values[0], "team");
+  EXPECT_TRUE(fields[1].values[1].is_null());
+  EXPECT_EQ(fields[1].values[2], (nlohmann::json{{"project", "team"}}));
+
+  auto first = s.application_page("", 2);
+  ASSERT_EQ(first.size(), 2U);
+  EXPECT_EQ(first[0].name, "a");
+  EXPECT_FALSE(first[0].state.has_value());
+  EXPECT_EQ(first[1].name, "b");
+  EXPECT_EQ(first[1].project, "team");
+  EXPECT_EQ(first[1].document["spec"]["project"], "team");
+  ASSERT_TRUE(first[1].state.has_value());
+  EXPECT_EQ(first[1].state->delegate, "east");
+  EXPECT_EQ(first[1].state->epoch, 3U);
+  auto rest = s.application_page("b", 2);
+  ASSERT_EQ(rest.size(), 1U); // d was deleted
+  EXPECT_EQ(rest[0].name, "c");
+  EXPECT_TRUE(s.application_page("c", 2).empty());
+}
+
 TEST(Store, ExecutionsStepsAndLogsSurviveReopening) {
   capstan::testing::TempDir dir;
   {

@@ -150,6 +150,19 @@ TEST_F(KubeconfigTest, ErrorsNameWhatIsWrong) {
       "no context given and no current-context set");
 }
 
+// YAML types `namespace: 2024` as a number; kubectl reads it into a string field as written.
+// A mapping where text belongs is not text.
+TEST_F(KubeconfigTest, ScalarsAreReadAsTheirText) {
+  auto c =
+      parse_kubeconfig("current-context: a\n"
+                       "contexts: [{name: a, context: {cluster: c, user: u, namespace: 2024}}]\n"
+                       "clusters: [{name: c, cluster: {server: 'https://k:6443'}}]\n"
+                       "users: [{name: u, user: {token: 12345, username: {x: y}}}]\n");
+  EXPECT_EQ(c.namespace_, "2024");
+  EXPECT_EQ(c.token, "12345");
+  EXPECT_EQ(c.username, "");
+}
+
 TEST_F(KubeconfigTest, SecretsStayOutOfErrors) {
   // A user whose certificate file is missing: the message names the file, never the token.
   write_file(dir_ / "leaky",

@@ -313,6 +313,26 @@ TEST_F(GitOpsStepsTest, UnresolvablePathNamesTheExpression) {
   EXPECT_THAT(r.message(), HasSubstr("<+envgroup.name>"));
 }
 
+// Over an environment group, <+env.*> in the step's variables is each cluster's environment; an
+// environment without the variable fails the step naming both, before anything is pushed.
+TEST_F(GitOpsStepsTest, GroupVariablesNamingAMissingEnvironmentVariableFail) {
+  ReleaseRepo repo;
+  json dev = cluster("c1", "dev", {{"region", "eu"}});
+  json qa = cluster("c2", "qa");
+  for (json* c : {&dev, &qa}) (*c)["environmentGroup"] = {{"identifier", "np"}, {"name", "np"}};
+  json spec = {{"variables",
+                {{{"name", "where"}, {"type", "String"}, {"value", "<+env.variables.region>"}}}}};
+  Recorder rec;
+  auto r = run(request("UpdateReleaseRepo", spec,
+                       context(connector_git(repo.url()), json::array({dev, qa}))),
+               rec);
+  ASSERT_EQ(r.status(), StepResult::STATUS_FAILED) << rec.all_text();
+  EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
+  EXPECT_THAT(r.message(), HasSubstr("variable 'where' uses <+env.variables.region> but "
+                                     "environment 'qa' has no variable 'region'"));
+  EXPECT_EQ(repo.branches(), std::vector<std::string>{"main"});
+}
+
 TEST_F(GitOpsStepsTest, WrongCredentialsAreAnAuthenticationErrorWithoutTheSecret) {
   TempDir dir("capstan-gitops-auth");
   testing::make_remote(dir / "srv", "release.git", {{{"cluster-config/dev/config.json", kConfig}}});

@@ -12,8 +12,16 @@ struct RolloutStatus {
   // kubectl's message: "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new
   // replicas have been updated...", "deployment \"web\" successfully rolled out", ...
   std::string message;
+  // Why a rollout failed, as the workload's condition says: ProgressDeadlineExceeded (a
+  // Deployment), BackoffLimitExceeded or DeadlineExceeded (a Job), ...; empty otherwise.
+  std::string reason;
   bool done() const { return state == State::kDone; }
   bool failed() const { return state == State::kFailed; }
+  // A failure because a deadline the workload sets passed (progressDeadlineSeconds,
+  // activeDeadlineSeconds): a steady state not reached in time.
+  bool deadline_exceeded() const {
+    return failed() && (reason == "ProgressDeadlineExceeded" || reason == "DeadlineExceeded");
+  }
 };
 
 // For Deployment, StatefulSet and DaemonSet as `kubectl rollout status` judges them (a

@@ -7,7 +7,10 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +21,26 @@ namespace capstan::kube {
 
 enum class LogLevel { kInfo, kWarn, kError };
 
+// The events of some namespaces as they were before a change: a wait given it shows only the
+// events created or updated since (a repeated event's count going up is an update), whatever
+// their timestamps say. Timestamps have whole-second resolution, so a rollout that follows
+// another within a second would otherwise show the earlier one's events as its own.
+class EventBaseline {
+public:
+  // Lists the events of each namespace (one request each). Throws Error.
+  static EventBaseline take(const Client& client, const std::set<std::string>& namespaces);
+  // Adds the namespaces not yet covered.
+  void extend(const Client& client, const std::set<std::string>& namespaces);
+
+  bool covers(const std::string& namespace_) const { return seen_.count(namespace_) > 0; }
+  // True when `event` (a v1 Event) was there, unchanged, when the baseline was taken.
+  bool had(const nlohmann::json& event) const;
+
+private:
+  // namespace → event uid → resourceVersion
+  std::map<std::string, std::map<std::string, std::string>> seen_;
+};
+
 struct WaitOptions {
   // When to give up (the step's timeout); none waits until done, failed or cancelled.
   std::optional<std::chrono::steady_clock::time_point> deadline;
@@ -25,8 +48,11 @@ struct WaitOptions {
   // Where progress lines, events and pod problems go. Called from several threads, never at
   // the same time.
   std::function<void(LogLevel, const std::string&)> log;
-  // Events that happened before this are not shown (the deployment's start).
+  // Events that happened before this are not shown (the deployment's start); used for the
+  // namespaces `events_before` does not cover.
   std::chrono::system_clock::time_point events_since{};
+  // Events that were there before the change (see EventBaseline) are not shown.
+  std::shared_ptr<const EventBaseline> events_before;
   // How often the pods of an unfinished workload are looked at for problems.
   std::chrono::milliseconds pod_check_every{3000};
 };
@@ -41,6 +67,8 @@ struct WaitResult {
   enum class Outcome { kReady, kFailed, kTimedOut, kCancelled };
   Outcome outcome = Outcome::kReady;
   std::string message; // one line: which workload, why
+  // For kFailed: the failed workload's status, reason included (ProgressDeadlineExceeded, ...).
+  RolloutStatus failure;
   std::vector<WorkloadWait> workloads;
   bool ready() const { return outcome == Outcome::kReady; }
 };
