@@ -13,6 +13,7 @@
 // delegate's and the coordinator's resident memory, against one kubectl apply --server-side.
 #include <capstan/kube/client.h>
 #include <capstan/kube/config.h>
+#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 
@@ -42,12 +43,7 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 }
 
 std::string deployment(const std::string& image) {
-  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: " +
-         std::to_string(kReplicas) +
-         "\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      "
-         "labels:\n"
-         "        app: web\n    spec:\n      containers:\n        - name: web\n          image: " +
-         image + "\n";
+  return ct::deployment_yaml("web", image, kReplicas);
 }
 
 std::string image_of(int n) {
@@ -135,31 +131,7 @@ std::string config_json(int n) {
 std::string service_and_pipeline(const std::string& service, const std::string& path,
                                  const std::string& pipeline, const std::string& key,
                                  const std::string& input) {
-  return R"(---
-service:
-  identifier: )" +
-         service + R"(
-  name: )" +
-         service + R"(
-  gitOpsEnabled: true
-  serviceDefinition:
-    type: Kubernetes
-    spec:
-      manifests:
-        - manifest:
-            identifier: release
-            type: ReleaseRepo
-            spec:
-              store:
-                type: Git
-                spec:
-                  connectorRef: release_repo
-                  gitFetchType: Branch
-                  branch: main
-                  paths:
-                    - )" +
-         path + R"(
----
+  return "---\n" + ct::release_repo_service_yaml(service, path) + R"(---
 pipeline:
   identifier: )" +
          pipeline + R"(
@@ -208,62 +180,19 @@ pipeline:
 )";
 }
 
+// The environment, the sandbox's connector and its GitOps cluster "bench".
+std::string cluster_yaml(const std::string& kubeconfig) {
+  return ct::gitops_cluster_yaml(kubeconfig, "bench", "bench");
+}
+
 std::string objects_yaml(const std::string& kubeconfig, const std::string& url) {
-  return R"(environment:
-  identifier: bench
-  name: bench
-  type: PreProduction
----
-connector:
-  identifier: sandbox_api
-  name: sandbox API
-  type: K8sCluster
-  spec:
-    credential:
-      type: Kubeconfig
-      spec:
-        path: )" +
-         kubeconfig + R"(
----
-gitopsCluster:
-  identifier: bench
-  name: bench
-  connectorRef: sandbox_api
-  environments: [bench]
----
-connector:
-  identifier: release_repo
-  name: release repo
-  type: Git
-  spec:
-    url: )" +
-         url + R"(
-    connectionType: Repo
-    branchName: main
-    type: Http
-    spec: {}
-)" +
+  return cluster_yaml(kubeconfig) + "---\n" + ct::release_repo_connector_yaml(url) +
          service_and_pipeline("web", "apps/web/deployment.yaml", "web_pr",
                               "spec.template.spec.containers[0].image", "image") +
-         R"(---
-apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: web
-spec:
-  project: default
-  source:
-    repoURL: )" +
-         url + R"(
-    targetRevision: main
-    path: apps/web
-  destination:
-    name: bench
-    namespace: web
-  syncPolicy:
-    automated: {prune: true, selfHeal: true}
-    syncOptions: [CreateNamespace=true]
-)" +
+         "---\n" +
+         ct::application_yaml("web", url, "apps/web", "bench", "web",
+                              "    automated: {prune: true, selfHeal: true}\n"
+                              "    syncOptions: [CreateNamespace=true]\n") +
          service_and_pipeline("web_set", "cluster-config/<+cluster.name>/config.json", "set_pr",
                               "imageTag", "imageTag") +
          R"(---
@@ -300,23 +229,10 @@ spec:
 )";
 }
 
-// The environment, the sandbox's connector and its GitOps cluster "bench".
-std::string cluster_yaml(const std::string& kubeconfig) {
-  return "environment:\n  identifier: bench\n  name: bench\n  type: PreProduction\n---\n"
-         "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
-         "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
-         kubeconfig +
-         "\n---\ngitopsCluster:\n  identifier: bench\n  name: bench\n"
-         "  connectorRef: sandbox_api\n  environments: [bench]\n";
-}
-
 std::string scale_app_yaml(int i, const std::string& url) {
   const std::string name = capstan::bench::app_name(i);
-  return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
-         "\nspec:\n  project: default\n  source:\n    repoURL: " + url +
-         "\n    targetRevision: main\n    path: apps/" + name +
-         "\n  destination:\n    name: bench\n    namespace: bench\n"
-         "  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n";
+  return ct::application_yaml(name, url, "apps/" + name, "bench", "bench",
+                              "    automated: {prune: true, selfHeal: true}\n");
 }
 
 double mib(long kib) {
@@ -391,6 +307,15 @@ void run_scale(int count, int batch, int poll_ms, int slots, int read_ms_every, 
   const auto delegate_after = capstan::bench::rss_of(delegate_pid);
   const auto coordinator_after = capstan::bench::rss_of(coordinator_pid);
   auto reads = percentiles(read_ms);
+  // One page of 500, as a client paging through them reads it.
+  std::vector<double> page_ms;
+  std::size_t page_items = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto tp = Clock::now();
+    page_items = stack.get("/api/v1/apps?limit=500")["items"].size();
+    page_ms.push_back(ms_between(tp, Clock::now()));
+  }
+  auto pages = percentiles(page_ms);
 
   std::printf("scale: %d applications of one ConfigMap each, one repository, ONE delegate (%d "
               "slots, %d ms polling), one sandbox; applied in %zu request(s) of up to %d\n",
@@ -405,6 +330,8 @@ void run_scale(int count, int batch, int poll_ms, int slots, int read_ms_every, 
   if (baseline) std::printf(" (%.2fx the baseline)", all_ms / baseline_ms);
   std::printf("\n  GET /api/v1/apps (%zu reads, %d ms apart): p50 %.0f ms, max %.0f ms\n",
               read_ms.size(), read_ms_every, reads.p50, reads.max);
+  std::printf("  GET /api/v1/apps?limit=500 (5 reads, %zu items each): p50 %.0f ms, max %.0f ms\n",
+              page_items, pages.p50, pages.max);
   std::printf("  delegate RSS: %.1f MiB before, %.1f MiB after, VmHWM %.1f MiB\n",
               mib(delegate_before.rss_kib), mib(delegate_after.rss_kib),
               mib(delegate_after.hwm_kib));

@@ -57,9 +57,12 @@ int apps_list(ApiClient& api, Format format) {
     std::string dest = str(a, {"spec", "destination", "name"});
     if (dest.empty()) dest = str(a, {"spec", "destination", "server"});
     std::string sync = str(a, {"status", "sync", "status"});
+    if (sync.empty()) sync = "Unknown";
+    // Being deleted: its resources go first (Argo CD's resources finalizer).
+    if (!str(a, {"metadata", "deletionTimestamp"}).empty()) sync = "Deleting";
     std::string health = str(a, {"status", "health", "status"});
     std::vector<std::string> row = {str(a, {"metadata", "name"}),
-                                    colour_status(sync.empty() ? "Unknown" : sync),
+                                    colour_status(sync),
                                     colour_status(health.empty() ? "Unknown" : health),
                                     short_sha(str(a, {"status", "sync", "revision"})),
                                     dest + "/" + str(a, {"spec", "destination", "namespace"}),
@@ -103,6 +106,10 @@ int apps_get(ApiClient& api, const std::string& name, Format format) {
             << (str(a, {"assignment", "delegate"}).empty() ? "-"
                                                            : str(a, {"assignment", "delegate"}))
             << "\n";
+  if (!str(a, {"metadata", "deletionTimestamp"}).empty()) {
+    std::cout << "Deleting:     since " << str(a, {"metadata", "deletionTimestamp"})
+              << " (its resources are deleted first)\n";
+  }
   if (!str(a, {"assignment", "message"}).empty()) {
     std::cout << "Waiting:      " << str(a, {"assignment", "message"}) << "\n";
   }
@@ -266,6 +273,10 @@ int appsets_get(ApiClient& api, const std::string& name, Format format) {
   std::string delegate = str(a, {"assignment", "delegate"});
   std::cout << "Name:         " << name << "\n"
             << "Delegate:     " << (delegate.empty() ? "-" : delegate) << "\n";
+  if (!str(a, {"metadata", "deletionTimestamp"}).empty()) {
+    std::cout << "Deleting:     since " << str(a, {"metadata", "deletionTimestamp"})
+              << " (its resources are deleted first)\n";
+  }
   if (!str(a, {"assignment", "message"}).empty()) {
     std::cout << "Waiting:      " << str(a, {"assignment", "message"}) << "\n";
   }

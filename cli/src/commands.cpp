@@ -79,10 +79,19 @@ Options:
   --history            the object's versions: when, by whom, and deletions)",
        cmd_get},
       {"delete", "delete an applied object",
-       R"(Usage: capstan delete KIND ID
+       R"(Usage: capstan delete KIND ID [--cascade=false]
 
 Deletes the object (its history stays). Refused while other objects refer to it: they are
-named, with where they refer to it.)",
+named, with where they refer to it.
+
+An application whose metadata.finalizers has resources-finalizer.argocd.argoproj.io (as
+ApplicationSets' applications have) is not deleted at once: it shows as Deleting until a
+delegate has deleted its resources from the cluster, then it goes; if its delegate is lost or
+the coordinator restarts meanwhile, another delegate finishes the deletion.
+
+Options:
+  --cascade=false      delete the application at once and leave its resources in the cluster
+                       (also lets go of an application stuck in Deleting))",
        cmd_delete},
       {"audit", "who applied, deleted, ran, approved or aborted what, and when",
        R"(Usage: capstan audit [--by USER] [--action ACTION] [--kind KIND] [--target ID]

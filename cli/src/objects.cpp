@@ -89,11 +89,23 @@ int cmd_get(const Globals& g, const Argv& argv) {
 }
 
 int cmd_delete(const Globals& g, const Argv& argv) {
-  Args a(argv, {});
+  Args a(argv, {{"--cascade", "", true}});
   const auto& pos = a.positional();
   if (pos.size() != 2) throw UsageError("delete needs KIND ID");
+  std::string path = "/api/v1/objects/" + url_encode(pos[0]) + "/" + url_encode(pos[1]);
+  if (auto cascade = a.value("--cascade")) {
+    if (*cascade != "true" && *cascade != "false") {
+      throw UsageError("--cascade must be true or false, not '" + *cascade + "'");
+    }
+    path += "?cascade=" + *cascade;
+  }
   ApiClient api(g);
-  json r = api.del("/api/v1/objects/" + url_encode(pos[0]) + "/" + url_encode(pos[1]));
+  json r = api.del(path);
+  if (r.value("deleting", false)) {
+    std::cout << text(r, "kind") << "/" << text(r, "identifier")
+              << " deleting: its resources are deleted first\n";
+    return 0;
+  }
   std::cout << text(r, "kind") << "/" << text(r, "identifier") << " deleted\n";
   return 0;
 }

@@ -64,6 +64,21 @@ void Applications::assign(const wv1::AppAssign& assign) {
     job.cluster_json = assign.cluster_json();
     ++applying_[job.app];
     jobs_.push_back(std::move(job));
+    if (assign.deleting()) {
+      // Hosted (never synced: it carries its deletionTimestamp) so that its resources are
+      // known, then removed with them; held until then.
+      Job remove;
+      remove.kind = Job::Kind::kRemove;
+      remove.app = assign.app();
+      remove.epoch = assign.epoch();
+      remove.delete_resources = true;
+      remove.report_deleted = true;
+      ++applying_[remove.app];
+      jobs_.push_back(std::move(remove));
+    }
+  }
+  if (assign.deleting()) {
+    spdlog::info("application {}: deleting its resources (epoch {})", assign.app(), assign.epoch());
   }
   cv_.notify_all();
 }
@@ -212,9 +227,33 @@ void Applications::run(const Job& job) {
     if (job.delete_resources) call.set_params_json(R"({"deleteResources":true})");
     auto reply = host_.reconcile(plugin, call);
     if (!reply.ok()) spdlog::warn("application {}: removing it failed: {}", job.app, reply.error());
+    return reply;
   };
   auto hosted = hosted_.find(job.app);
   if (job.kind == Job::Kind::kRemove) {
+    if (job.report_deleted) {
+      {
+        // Superseded while queued (unassigned, dropped or assigned again): not ours to delete.
+        std::lock_guard lock(mutex_);
+        auto it = held_.find(job.app);
+        if (it == held_.end() || it->second.epoch != job.epoch) return;
+      }
+      if (hosted == hosted_.end()) {
+        // Its assignment could not be hosted (reported as its status): nothing was deleted.
+        report_deleted(job, false, "the application could not be hosted to delete its resources",
+                       0);
+        return;
+      }
+      auto reply = remove_from(hosted->second);
+      hosted_.erase(hosted);
+      std::uint64_t deleted = 0;
+      if (reply.ok()) {
+        json r = json::parse(reply.result_json(), nullptr, false);
+        if (r.is_object()) deleted = r.value("deletedResources", std::uint64_t{0});
+      }
+      report_deleted(job, reply.ok(), reply.error(), deleted);
+      return;
+    }
     if (hosted != hosted_.end()) {
       remove_from(hosted->second);
       hosted_.erase(hosted);
@@ -264,6 +303,28 @@ void Applications::report_failure(const std::string& app, std::uint64_t epoch,
   s->set_app(app);
   s->set_epoch(epoch);
   s->set_status_json(status.dump());
+  send_(std::move(env));
+}
+
+void Applications::report_deleted(const Job& job, bool ok, const std::string& error,
+                                  std::uint64_t deleted) {
+  wv1::Envelope env;
+  auto* d = env.mutable_app_deleted();
+  d->set_app(job.app);
+  d->set_epoch(job.epoch);
+  d->set_ok(ok);
+  d->set_deleted_resources(deleted);
+  {
+    std::lock_guard lock(mutex_);
+    d->set_error(mask_secrets(error, masks_locked()));
+    auto it = held_.find(job.app);
+    if (it != held_.end() && it->second.epoch == job.epoch) held_.erase(it);
+  }
+  if (ok) {
+    spdlog::info("application {}: deleted {} resource(s) with it", job.app, deleted);
+  } else {
+    spdlog::warn("application {}: deleting its resources failed: {}", job.app, d->error());
+  }
   send_(std::move(env));
 }
 

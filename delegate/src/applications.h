@@ -55,12 +55,15 @@ private:
     std::string application_json;
     std::string cluster_json;
     bool delete_resources = false; // kRemove: Argo CD's cascading deletion
+    bool report_deleted = false;   // kRemove of an application assigned to be deleted
   };
   void worker();
   void run(const Job& job);
   void on_status(const std::string& plugin, std::string_view status_json);
   void on_log(capstan_log_level level, std::string_view app, std::string_view line);
   void report_failure(const std::string& app, std::uint64_t epoch, const std::string& message);
+  // After the kRemove of an application assigned to be deleted: AppDeleted, and it is let go.
+  void report_deleted(const Job& job, bool ok, const std::string& error, std::uint64_t deleted);
   std::vector<std::string> masks_locked() const;
 
   PluginHost& host_;

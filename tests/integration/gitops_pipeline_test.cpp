@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "capstan/testing/apps_fixtures.h"
 #include "capstan/testing/git_servers.h"
 #include "capstan/testing/testing.h"
 #include "stack.h"
@@ -61,18 +62,7 @@ pipeline:
 }
 
 std::string objects_yaml(const std::string& url) {
-  std::string y = R"(connector:
-  identifier: release_repo
-  name: release repo
-  type: Git
-  spec:
-    url: )" + url +
-                  R"(
-    connectionType: Repo
-    branchName: main
-    type: Http
-    spec: {}
----
+  std::string y = capstan::testing::release_repo_connector_yaml(url) + R"(---
 connector:
   identifier: cluster_api
   name: cluster API
@@ -83,27 +73,10 @@ connector:
       spec:
         path: /nonexistent/kubeconfig
 ---
-service:
-  identifier: guestbook
-  name: guestbook
-  gitOpsEnabled: true
-  serviceDefinition:
-    type: Kubernetes
-    spec:
-      manifests:
-        - manifest:
-            identifier: release
-            type: ReleaseRepo
-            spec:
-              store:
-                type: Git
-                spec:
-                  connectorRef: release_repo
-                  gitFetchType: Branch
-                  branch: main
-                  paths:
-                    - cluster-config/<+cluster.name>/config.json
-        - manifest:
+)" +
+                  capstan::testing::release_repo_service_yaml(
+                      "guestbook", "cluster-config/<+cluster.name>/config.json") +
+                  R"(        - manifest:
             identifier: appset
             type: DeploymentRepo
             spec:
@@ -375,24 +348,14 @@ TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
   stack.start_coordinator();
   stack.start_delegate("gitops-delegate");
   ASSERT_TRUE(stack.wait_for_delegates(1)) << stack.coordinator().log();
-  std::string y = "connector:\n  identifier: release_repo\n  name: release repo\n  type: Git\n"
-                  "  spec:\n    url: " +
-                  daemon.url("release.git") +
-                  "\n    connectionType: Repo\n    branchName: main\n    type: Http\n"
-                  "    spec: {}\n---\nconnector:\n  identifier: cluster_api\n  name: cluster API\n"
+  std::string y = capstan::testing::release_repo_connector_yaml(daemon.url("release.git")) +
+                  "---\nconnector:\n  identifier: cluster_api\n  name: cluster API\n"
                   "  type: K8sCluster\n  spec:\n    credential:\n      type: Kubeconfig\n"
-                  "      spec:\n        path: /nonexistent/kubeconfig\n---\n"
-                  "service:\n  identifier: web\n  name: web\n  gitOpsEnabled: true\n"
-                  "  serviceDefinition:\n    type: Kubernetes\n    spec:\n      manifests:\n"
-                  "        - manifest:\n            identifier: release\n"
-                  "            type: ReleaseRepo\n            spec:\n              store:\n"
-                  "                type: Git\n                spec:\n"
-                  "                  connectorRef: release_repo\n"
-                  "                  gitFetchType: Branch\n                  branch: main\n"
-                  "                  paths:\n                    - groups/<+envgroup.name>/"
-                  "<+env.name>/<+cluster.name>.json\n"
-                  "      variables:\n        - name: zone\n          type: String\n"
-                  "          value: <+env.name>-zone\n";
+                  "      spec:\n        path: /nonexistent/kubeconfig\n---\n" +
+                  capstan::testing::release_repo_service_yaml(
+                      "web", "groups/<+envgroup.name>/<+env.name>/<+cluster.name>.json",
+                      "      variables:\n        - name: zone\n          type: String\n"
+                      "          value: <+env.name>-zone\n");
   for (const auto& [env, replicas] :
        std::vector<std::pair<std::string, std::string>>{{"dev", "1"}, {"qa", "3"}, {"prod", "9"}}) {
     y += "---\nenvironment:\n  identifier: " + env + "\n  name: " + env +

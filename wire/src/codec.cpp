@@ -163,6 +163,8 @@ const char* body_name(const v1::Envelope& envelope) {
     return "AppOperation";
   case v1::Envelope::kAppOperationResult:
     return "AppOperationResult";
+  case v1::Envelope::kAppDeleted:
+    return "AppDeleted";
   case v1::Envelope::kBatch:
     return "Batch";
   case v1::Envelope::BODY_NOT_SET:

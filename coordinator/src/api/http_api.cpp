@@ -32,6 +32,24 @@ constexpr std::size_t kMaxBody = 32u * 1024 * 1024;
 constexpr int kAppPage = 500;              // applications read from the store at a time
 constexpr std::int64_t kMaxAppPage = 5000; // the largest `limit` of GET /api/v1/apps
 
+// Where an application or ApplicationSet is held, and why not when it is not.
+json assignment_view(const std::optional<store::AppStateRecord>& st) {
+  json assignment = {{"delegate", st ? st->delegate : ""},
+                     {"epoch", st ? st->epoch : 0},
+                     {"assignedAt", st ? st->assigned_at : 0},
+                     {"statusAt", st ? st->status_at : 0}};
+  if (st && !st->message.empty()) assignment["message"] = st->message;
+  return assignment;
+}
+
+// A GitOps application: the applied document, where it is reconciled, the last status. Written
+// from the stored JSON texts: a listing of thousands parses none of them.
+std::string app_view(const store::AppListItem& a) {
+  return R"({"apiVersion":"argoproj.io/v1alpha1","kind":"Application","metadata":)" +
+         a.metadata_json + R"(,"spec":)" + a.spec_json + R"(,"status":)" + a.status_json +
+         R"(,"assignment":)" + assignment_view(a.state).dump() + "}";
+}
+
 // The `continue` token of a listing: opaque to clients (base64url of where the next page
 // starts), so that what it holds may change.
 std::string encode_continue(const std::string& after) {
@@ -216,8 +234,7 @@ struct HttpApi::Impl {
   // GET /api/v1/apps?limit=&continue=&projects=: in name order, a page at a time as the
   // Kubernetes API lists (`limit` items, and `metadata.continue` to ask for the rest); without
   // `limit`, every application, streamed: the coordinator holds one page of them at a time.
-  template <typename View>
-  void list_apps(const httplib::Request& req, httplib::Response& res, const View& view) {
+  void list_apps(const httplib::Request& req, httplib::Response& res) {
     auto limit = int_param(req, res, "limit", 0, 0, kMaxAppPage);
     if (!limit) return;
     std::string after;
@@ -244,17 +261,20 @@ struct HttpApi::Impl {
       return projects.empty() || projects.count(a.project) > 0;
     };
     if (*limit > 0) {
-      json items = json::array();
+      std::string items;
+      std::int64_t count = 0;
       std::string last = after;
       bool exhausted = false;
       const auto want = static_cast<int>(std::min<std::int64_t>(kAppPage, *limit + 1));
-      while (static_cast<std::int64_t>(items.size()) < *limit && !exhausted) {
+      while (count < *limit && !exhausted) {
         auto page = store.application_page(last, want);
         exhausted = static_cast<int>(page.size()) < want;
         for (std::size_t i = 0; i < page.size(); ++i) {
           last = page[i].name;
-          if (wanted(page[i])) items.push_back(view(page[i].document, page[i].state));
-          if (static_cast<std::int64_t>(items.size()) == *limit) {
+          if (wanted(page[i])) {
+            items += (count++ == 0 ? "" : ",") + app_view(page[i]);
+          }
+          if (count == *limit) {
             exhausted = exhausted && i + 1 == page.size();
             break;
           }
@@ -262,7 +282,10 @@ struct HttpApi::Impl {
       }
       json metadata = json::object();
       if (!exhausted) metadata["continue"] = encode_continue(last);
-      return reply(res, 200, {{"items", items}, {"metadata", metadata}});
+      res.status = 200;
+      res.set_content("{\"items\":[" + items + "],\"metadata\":" + metadata.dump() + "}",
+                      "application/json");
+      return;
     }
     struct Cursor {
       std::string last;
@@ -273,7 +296,7 @@ struct HttpApi::Impl {
     cursor->last = after;
     res.status = 200;
     res.set_chunked_content_provider(
-        "application/json", [this, cursor, wanted, view](std::size_t, httplib::DataSink& sink) {
+        "application/json", [this, cursor, wanted](std::size_t, httplib::DataSink& sink) {
           try {
             std::string out;
             if (!cursor->started) {
@@ -286,7 +309,7 @@ struct HttpApi::Impl {
               if (!wanted(a)) continue;
               if (!cursor->first) out += ',';
               cursor->first = false;
-              out += view(a.document, a.state).dump();
+              out += app_view(a);
             }
             const bool end = static_cast<int>(page.size()) < kAppPage;
             if (end) out += "],\"metadata\":{}}";
@@ -338,44 +361,21 @@ struct HttpApi::Impl {
                  }
                  reply(res, 200, to_json(*o, true));
                });
-    // Where an application or ApplicationSet is held, and why not when it is not.
-    auto assignment_view = [](const std::optional<store::AppStateRecord>& st) {
-      json assignment = {{"delegate", st ? st->delegate : ""},
-                         {"epoch", st ? st->epoch : 0},
-                         {"assignedAt", st ? st->assigned_at : 0},
-                         {"statusAt", st ? st->status_at : 0}};
-      if (st && !st->message.empty()) assignment["message"] = st->message;
-      return assignment;
-    };
-    // GitOps applications: the applied document, where it is reconciled, the last status.
-    auto app_view = [assignment_view](const json& doc,
-                                      const std::optional<store::AppStateRecord>& st) {
-      json status = st ? st->status : json::object();
-      if (!status.is_object()) status = json::object();
-      json view = {{"apiVersion", "argoproj.io/v1alpha1"},
-                   {"kind", "Application"},
-                   {"metadata", doc.value("metadata", json::object())},
-                   {"spec", doc.value("spec", json::object())},
-                   {"status", status}};
-      view["assignment"] = assignment_view(st);
-      return view;
-    };
-    server.Get("/api/v1/apps",
-               [this, app_view](const httplib::Request& req, httplib::Response& res) {
-                 list_apps(req, res, app_view);
-               });
-    server.Get(R"(/api/v1/apps/([^/]+))", [this, app_view](const httplib::Request& req,
-                                                           httplib::Response& res) {
-      auto o = store.object("application", req.matches[1]);
-      if (!o) {
-        return error(res, 404, "NotFound",
-                     "application '" + std::string(req.matches[1]) + "' not found");
-      }
-      reply(res, 200,
-            app_view(o->model.value("document", json::object()), store.app_state(o->identifier)));
+    server.Get("/api/v1/apps", [this](const httplib::Request& req, httplib::Response& res) {
+      list_apps(req, res);
     });
+    server.Get(R"(/api/v1/apps/([^/]+))",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 auto a = store.application_item(req.matches[1]);
+                 if (!a) {
+                   return error(res, 404, "NotFound",
+                                "application '" + std::string(req.matches[1]) + "' not found");
+                 }
+                 res.status = 200;
+                 res.set_content(app_view(*a), "application/json");
+               });
     // ApplicationSets: the applied document, where it is rendered, what it generated.
-    auto appset_view = [this, assignment_view](const store::ObjectRecord& o) {
+    auto appset_view = [this](const store::ObjectRecord& o) {
       auto st = store.app_state("applicationset/" + o.identifier);
       json doc = o.model.value("document", json::object());
       json status = st && st->status.is_object() ? st->status : json::object();
@@ -500,12 +500,19 @@ struct HttpApi::Impl {
                  for (const auto& o : history) items.push_back(to_json(o, false));
                  reply(res, 200, {{"items", items}});
                });
-    server.Delete(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))",
-                  [this](const httplib::Request& req, httplib::Response& res) {
-                    const auto* kind = kind_of(req.matches[1], res);
-                    if (kind == nullptr) return;
-                    answer(res, engine.remove(kind->name, req.matches[2], user_of(req)).get());
-                  });
+    server.Delete(R"(/api/v1/objects/([a-zA-Z]+)/([^/]+))", [this](const httplib::Request& req,
+                                                                   httplib::Response& res) {
+      const auto* kind = kind_of(req.matches[1], res);
+      if (kind == nullptr) return;
+      // Argo CD's cascade: false lets an application go at once, resources kept.
+      const std::string cascade = req.get_param_value("cascade");
+      if (!cascade.empty() && cascade != "true" && cascade != "false") {
+        return error(res, 400, "InvalidInput",
+                     "cascade must be true or false, not '" + cascade + "'");
+      }
+      answer(res,
+             engine.remove(kind->name, req.matches[2], user_of(req), cascade != "false").get());
+    });
     server.Get("/api/v1/audit", [this](const httplib::Request& req, httplib::Response& res) {
       store::AuditFilter f;
       f.user = req.get_param_value("user");

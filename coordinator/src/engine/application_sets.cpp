@@ -3,6 +3,7 @@
 // where Git is reachable and reports the generated Application documents; here they are
 // followed: created, updated and deleted as the generators say, within the set's
 // applicationsSync policy, never overwriting an application the set does not own.
+#include <capstan/apps/application.h>
 #include <capstan/apps/application_set.h>
 #include <spdlog/spdlog.h>
 
@@ -78,6 +79,9 @@ Machine::AppTarget Machine::appsets_target(const std::string& key) {
 
 void Machine::appsets_put_application(const std::string& set, const model::Object& o,
                                       const std::string& action) {
+  if (auto e = store_.object("application", o.identifier); e && app_deleting(*e)) {
+    return; // generated again once its deletion is over
+  }
   store::ObjectRecord r;
   r.kind = "application";
   r.identifier = o.identifier;
@@ -112,6 +116,14 @@ void Machine::appsets_delete_application(const std::string& set, const std::stri
                                          const std::string& why) {
   auto existing = store_.object("application", name);
   if (!existing) return;
+  if (apps::deletes_resources(existing->model.value("document", json::object()))) {
+    // Its resources go first (the set's generated applications carry the finalizer).
+    if (!app_deleting(*existing)) {
+      apps_begin_delete(*existing, appsets_key(set), set);
+      spdlog::info("ApplicationSet {}: application {} deleting ({})", set, name, why);
+    }
+    return;
+  }
   store_.delete_object("application", name, appsets_key(set), now_ms());
   apps_written_ = true;
   store::AuditRecord a;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 #include <functional>
 #include <utility>
 
@@ -35,7 +36,172 @@ std::string trim_slash(std::string s) {
   return s;
 }
 
+std::string utc_rfc3339(std::int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// How long a failed deletion of an application's resources waits before its delegate tries again.
+constexpr auto kDeleteRetry = std::chrono::seconds(5);
+
 } // namespace
+
+bool Machine::app_deleting(const store::ObjectRecord& o) {
+  const json& doc = o.model.value("document", json::object());
+  return doc.contains("metadata") && doc["metadata"].is_object() &&
+         doc["metadata"].contains("deletionTimestamp");
+}
+
+Outcome Machine::apps_begin_delete(const store::ObjectRecord& existing, const std::string& user,
+                                   const std::string& set) {
+  Outcome out;
+  out.status = 202;
+  out.body = {{"kind", "application"},
+              {"identifier", existing.identifier},
+              {"deleted", false},
+              {"deleting", true}};
+  if (app_deleting(existing)) {
+    out.body["message"] = "application '" + existing.identifier +
+                          "' is already being deleted: it goes once its resources are deleted";
+    return out;
+  }
+  store::ObjectRecord r = existing;
+  const std::int64_t at = now_ms();
+  r.model["document"]["metadata"]["deletionTimestamp"] = utc_rfc3339(at);
+  if (r.document.is_object() && r.document.contains("metadata")) {
+    r.document["metadata"]["deletionTimestamp"] = utc_rfc3339(at);
+  }
+  r.model["deletedBy"] = user;
+  r.applied_at = at;
+  r.applied_by = user;
+  store_.put_object(r);
+  apps_written_ = true;
+  store::AuditRecord a;
+  a.user = user;
+  a.action = "delete";
+  a.kind = "application";
+  a.target = existing.identifier;
+  a.details = {{"version", existing.version}, {"cascade", true}, {"deleting", true}};
+  if (!set.empty()) a.details["applicationSet"] = set;
+  store_.append_audit(a);
+  spdlog::info("application {}: deleting (its resources first)", existing.identifier);
+  out.body["message"] = "application '" + existing.identifier +
+                        "' is being deleted: its delegate deletes its resources, then it goes";
+  return out;
+}
+
+void Machine::apps_merge_history(AppRuntime& app, json& reported, const std::string& delegate) {
+  const json& old_status = app.state.status;
+  json history =
+      old_status.is_object() && old_status.contains("history") && old_status["history"].is_array()
+          ? old_status["history"]
+          : json::array();
+  const auto epoch = static_cast<std::int64_t>(app.state.epoch);
+  // A delegate numbers its entries from 1 whenever it hosts the application afresh (a new
+  // assignment, or again after its session was lost), so an entry is known by what it says.
+  auto key = [](const json& e, const std::string& by) {
+    return by + '\x1f' + std::to_string(e.value("delegateId", e.value("id", std::int64_t{0}))) +
+           '\x1f' + e.value("startedAt", "") + '\x1f' + e.value("finishedAt", "") + '\x1f' +
+           e.value("revision", "") + '\x1f' + e.value("initiatedBy", "") + '\x1f' +
+           e.value("phase", "");
+  };
+  std::int64_t last_id = 0; // the newest entry is never trimmed: ids keep increasing
+  std::set<std::string> known;
+  for (const auto& e : history) {
+    last_id = std::max(last_id, e.value("id", std::int64_t{0}));
+    known.insert(key(e, e.value("delegate", "")));
+  }
+  if (reported.contains("history") && reported["history"].is_array()) {
+    for (const auto& e : reported["history"]) {
+      if (!e.is_object() || !known.insert(key(e, delegate)).second) continue;
+      json kept = e;
+      kept["delegateId"] = e.value("id", std::int64_t{0});
+      kept["id"] = ++last_id;
+      kept["epoch"] = epoch;
+      kept["delegate"] = delegate;
+      history.push_back(std::move(kept));
+    }
+  }
+  const std::size_t limit = static_cast<std::size_t>(std::max(0, app.history_limit));
+  if (history.size() > limit) {
+    history.erase(history.begin(),
+                  history.begin() + static_cast<std::ptrdiff_t>(history.size() - limit));
+  }
+  reported["history"] = std::move(history);
+  // A new holder has not synced yet: the last operation is still the one before it.
+  if (!reported.contains("operationState") && old_status.is_object() &&
+      old_status.contains("operationState")) {
+    reported["operationState"] = old_status["operationState"];
+  }
+}
+
+void Machine::apps_deletion_condition(AppRuntime& app) {
+  if (app.deletion_error.empty()) return;
+  // Argo CD's condition for a deletion that is stuck.
+  json& conditions = app.state.status["conditions"];
+  if (!conditions.is_array()) conditions = json::array();
+  for (auto& c : conditions) {
+    if (c.value("type", "") == "DeletionError") {
+      c["message"] = app.deletion_error;
+      app.dirty = true;
+      return;
+    }
+  }
+  conditions.push_back({{"type", "DeletionError"}, {"message", app.deletion_error}});
+  app.dirty = true;
+}
+
+void Machine::apps_on_deleted(const wire::PeerId& peer, const v1::AppDeleted& deleted) {
+  auto* s = scheduler_.by_peer(peer);
+  auto it = apps_.find(deleted.app());
+  if (s == nullptr || it == apps_.end()) return;
+  auto& app = it->second;
+  if (app.state.instance_id != s->instance_id || app.state.epoch != deleted.epoch() ||
+      !app.deleting) {
+    return;
+  }
+  if (!deleted.ok()) {
+    app.deletion_error = "deleting its resources failed on delegate " + s->name + ": " +
+                         deleted.error() + " (tried again every " +
+                         std::to_string(kDeleteRetry.count()) + " s)";
+    apps_problem(app, app.deletion_error);
+    apps_deletion_condition(app);
+    app.retry_delete_at = Clock::now() + kDeleteRetry;
+    app.sent.clear();
+    return;
+  }
+  spdlog::info("application {}: its {} resource(s) were deleted by delegate {}; it is gone",
+               deleted.app(), deleted.deleted_resources(), s->name);
+  apps_finish_delete(deleted.app(),
+                     {{"deletedResources", deleted.deleted_resources()}, {"delegate", s->name}});
+}
+
+void Machine::apps_finish_delete(const std::string& name, const json& details) {
+  auto existing = store_.object("application", name);
+  const std::string by = existing ? existing->model.value("deletedBy", "") : "";
+  if (existing) store_.delete_object("application", name, by, now_ms());
+  store::AuditRecord a;
+  a.user = by;
+  a.action = "delete";
+  a.kind = "application";
+  a.target = name;
+  a.details = details;
+  store_.append_audit(a);
+  apps_fail_operations(name, "", "it was deleted");
+  apps_forget(name);
+  apps_written_ = true;
+}
+
+bool Machine::apps_cannot_delete_resources(AppRuntime& app, const AppTarget& t) {
+  if (!app.deleting || !t.no_cluster) return false;
+  app.delete_without_resources = t.error;
+  apps_next_place_ = Clock::now();
+  return true;
+}
 
 void Machine::apps_recover() {
   for (auto& r : store_.app_states_written()) {
@@ -48,12 +214,16 @@ void Machine::apps_recover() {
   }
   // Every application and set, reading only what the runtime entries mirror of them.
   std::set<std::string> live;
-  for (auto& f : store_.object_fields("application",
-                                      {"$.repoURL", "$.targetRevision", "$.document.metadata"})) {
+  for (auto& f :
+       store_.object_fields("application", {"$.repoURL", "$.targetRevision", "$.document.metadata",
+                                            "$.document.spec.revisionHistoryLimit"})) {
     json model = json::object();
     if (f.values[0].is_string()) model["repoURL"] = f.values[0];
     if (f.values[1].is_string()) model["targetRevision"] = f.values[1];
     if (f.values[2].is_object()) model["document"]["metadata"] = f.values[2];
+    if (f.values[3].is_number_integer()) {
+      model["document"]["spec"]["revisionHistoryLimit"] = f.values[3];
+    }
     live.insert(f.identifier);
     apps_index(f.identifier, apps_entry(f.identifier), f.version, model);
   }
@@ -96,7 +266,10 @@ void Machine::apps_index(const std::string& key, AppRuntime& rt, std::int64_t ve
     return;
   }
   const json document = model.value("document", json::object());
-  rt.delete_resources = apps::deletes_resources(document);
+  const json meta = document.value("metadata", json::object());
+  rt.deleting = meta.is_object() && meta.contains("deletionTimestamp");
+  const json limit = document.value("spec", json::object()).value("revisionHistoryLimit", json(10));
+  rt.history_limit = limit.is_number_integer() ? limit.get<int>() : 10;
   rt.sources.emplace_back(normalize_repo_url(model.value("repoURL", "")),
                           model.value("targetRevision", "HEAD"));
   std::string owner = appsets_owner(document);
@@ -119,7 +292,9 @@ void Machine::apps_forget(const std::string& key) {
     apps_unassign(it->second, "the ApplicationSet was deleted");
     appsets_delete_owned(key.substr(appsets_key("").size()));
   } else {
-    apps_unassign(it->second, "the application was deleted", it->second.delete_resources);
+    // Gone from the store: deleted without cascade (a cascading deletion ends in
+    // apps_finish_delete), so its resources stay.
+    apps_unassign(it->second, "the application was deleted");
     if (!it->second.owner.empty()) {
       auto owned = apps_by_owner_.find(it->second.owner);
       if (owned != apps_by_owner_.end()) {
@@ -164,6 +339,7 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
           return t;
         }
         if (named.empty()) {
+          t.no_cluster = true;
           t.error = "destination cluster '" + by_name +
                     "' is neither the identifier nor the name of a registered GitOps cluster";
           return t;
@@ -189,6 +365,7 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
         }
       }
       if (!cluster) {
+        t.no_cluster = true;
         std::string list;
         for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
         t.error = "destination server " + server +
@@ -220,6 +397,7 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
 
 void Machine::apps_send_assign(AppRuntime& app, const Session& s, bool force) {
   auto t = apps_target(app.state.name);
+  if (apps_cannot_delete_resources(app, t)) return;
   if (!t.error.empty()) {
     apps_unassign(app, t.error);
     apps_problem(app, t.error);
@@ -237,6 +415,7 @@ void Machine::apps_send_assign(AppRuntime& app, const Session& s, bool force) {
   a->set_application_json(t.application_json);
   a->set_cluster_json(t.cluster_json);
   for (auto& m : t.mask) a->add_mask(std::move(m));
+  a->set_deleting(app.deleting);
   send(s.peer, std::move(env));
 }
 
@@ -247,21 +426,13 @@ void Machine::apps_problem(AppRuntime& app, const std::string& message) {
   app.dirty = true;
 }
 
-void Machine::apps_unassign(AppRuntime& app, const std::string& reason, bool delete_resources) {
-  if (app.state.instance_id.empty()) {
-    if (delete_resources) {
-      spdlog::warn("application {}: deleted while no delegate held it; its resources stay in the "
-                   "cluster",
-                   app.state.name);
-    }
-    return;
-  }
+void Machine::apps_unassign(AppRuntime& app, const std::string& reason) {
+  if (app.state.instance_id.empty()) return;
   if (auto* s = scheduler_.by_instance(app.state.instance_id)) {
     v1::Envelope env;
     env.mutable_app_unassign()->set_app(app.state.name);
     env.mutable_app_unassign()->set_epoch(app.state.epoch);
     env.mutable_app_unassign()->set_reason(reason);
-    env.mutable_app_unassign()->set_delete_resources(delete_resources);
     send(s->peer, std::move(env));
   }
   apps_fail_operations(app.state.name, "", "it was taken from delegate " + app.state.delegate);
@@ -276,6 +447,7 @@ void Machine::apps_unassign(AppRuntime& app, const std::string& reason, bool del
 
 void Machine::apps_place(AppRuntime& app, std::map<std::string, int>& load) {
   auto t = apps_target(app.state.name);
+  if (apps_cannot_delete_resources(app, t)) return;
   if (!t.error.empty()) {
     apps_problem(app, t.error);
     return;
@@ -385,7 +557,9 @@ void Machine::apps_on_status(const wire::PeerId& peer, const v1::AppStatus& stat
     app.state.status["reported"] = std::move(j);
     app.follow = true;
   } else {
+    apps_merge_history(app, j, s->name);
     app.state.status = std::move(j);
+    apps_deletion_condition(app);
   }
   app.state.status_epoch = status.epoch();
   app.state.status_at = now_ms();
@@ -477,6 +651,17 @@ void Machine::apps_tick() {
   // up to one interval older than the delegate's last message here.
   const auto fence = options_.liveness.interval * 2;
   bool place = now >= apps_next_place_;
+  std::vector<std::pair<std::string, std::string>> without; // name, why
+  for (const auto& [name, app] : apps_) {
+    if (!app.delete_without_resources.empty()) {
+      without.emplace_back(name, app.delete_without_resources);
+    }
+  }
+  for (const auto& [name, why] : without) {
+    // Argo CD lets such an application go: no cluster is there to delete its resources from.
+    spdlog::warn("application {}: deleted without its resources: {}", name, why);
+    apps_finish_delete(name, {{"deletedResources", 0}, {"resourcesLeft", why}});
+  }
   for (auto it = app_operations_.begin(); it != app_operations_.end();) {
     if (now < it->second.deadline) {
       ++it;
@@ -490,6 +675,13 @@ void Machine::apps_tick() {
     it = app_operations_.erase(it);
   }
   for (auto& [name, app] : apps_) {
+    if (app.retry_delete_at && now >= *app.retry_delete_at) {
+      app.retry_delete_at.reset();
+      Session* s = app.state.instance_id.empty() || app.orphaned_since
+                       ? nullptr
+                       : scheduler_.by_instance(app.state.instance_id);
+      if (s != nullptr && app.deleting) apps_send_assign(app, *s, true);
+    }
     if (app.orphaned_since && now - *app.orphaned_since >= fence) {
       // After a coordinator restart, the old holder may still come back in the re-attach window.
       bool restarting = now - started_ < options_.reattach_window &&
@@ -542,6 +734,11 @@ void Machine::app_operation(const AppOperationRequest& request, std::promise<Out
                              "unknown operation '" + request.op + "' (sync, refresh or rollback)"));
   }
   auto& app = it->second;
+  if (app.deleting && request.op != "refresh") {
+    return answer(op_failure(409, "Deleting",
+                             "application '" + request.app +
+                                 "' is being deleted: it is not synced or rolled back any more"));
+  }
   Session* s =
       app.state.instance_id.empty() ? nullptr : scheduler_.by_instance(app.state.instance_id);
   if (s == nullptr || app.orphaned_since) {
@@ -553,12 +750,35 @@ void Machine::app_operation(const AppOperationRequest& request, std::promise<Out
   const std::string id = "op-" + std::to_string(++app_operation_seq_);
   json params = request.params.is_object() ? request.params : json::object();
   if (!params.contains("initiatedBy")) params["initiatedBy"] = request.user;
+  std::string op_name = request.op;
+  if (request.op == "rollback") {
+    // The history is the coordinator's (it outlives delegates): a rollback is a sync at the
+    // entry's revision, on whichever delegate holds the application now.
+    if (!params.contains("id") || !params["id"].is_number_integer()) {
+      return answer(op_failure(400, "InvalidInput", "a rollback needs the history entry's id"));
+    }
+    const auto wanted = params["id"].get<std::int64_t>();
+    std::optional<json> entry;
+    for (const auto& e : app.state.status.value("history", json::array())) {
+      if (e.value("id", std::int64_t{0}) == wanted) entry = e;
+    }
+    if (!entry) {
+      return answer(op_failure(404, "NotFound",
+                               "application '" + request.app + "' has no history entry " +
+                                   std::to_string(wanted) + " (see capstan apps history " +
+                                   request.app + ")"));
+    }
+    op_name = "sync";
+    params = {{"revision", entry->value("revision", "")},
+              {"initiatedBy", params.value("initiatedBy", request.user) + " (rollback to " +
+                                  std::to_string(wanted) + ")"}};
+  }
   v1::Envelope env;
   auto* op = env.mutable_app_operation();
   op->set_id(id);
   op->set_app(request.app);
   op->set_epoch(app.state.epoch);
-  op->set_op(request.op);
+  op->set_op(op_name);
   op->set_params_json(params.dump());
   send(s->peer, std::move(env));
   app_operations_[id] = {request.app, app.state.instance_id, app.state.epoch,

@@ -69,8 +69,9 @@ std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_
   return f;
 }
 
-std::future<Outcome> Engine::remove(std::string kind, std::string identifier, std::string user) {
-  DeleteCommand c{std::move(kind), std::move(identifier), std::move(user), {}};
+std::future<Outcome> Engine::remove(std::string kind, std::string identifier, std::string user,
+                                    bool cascade) {
+  DeleteCommand c{std::move(kind), std::move(identifier), std::move(user), cascade, {}};
   auto f = c.done.get_future();
   push(std::move(c));
   return f;
@@ -200,7 +201,8 @@ void Engine::process(std::vector<Event>& events) {
             } else if constexpr (std::is_same_v<T, ApplyCommand>) {
               answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run, ev.user));
             } else if constexpr (std::is_same_v<T, DeleteCommand>) {
-              answers.emplace_back(&ev.done, machine_->remove(ev.kind, ev.identifier, ev.user));
+              answers.emplace_back(&ev.done,
+                                   machine_->remove(ev.kind, ev.identifier, ev.user, ev.cascade));
             } else if constexpr (std::is_same_v<T, RunCommand>) {
               answers.emplace_back(&ev.done, machine_->run(ev.request));
             } else if constexpr (std::is_same_v<T, TokenCommand>) {

@@ -140,7 +140,10 @@ public:
 
   // API commands, answered after their effects are committed.
   std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run, std::string user);
-  std::future<Outcome> remove(std::string kind, std::string identifier, std::string user);
+  // cascade=false deletes an application at once, leaving its resources (Argo CD's
+  // --cascade=false); otherwise one with the resources finalizer waits for them to go.
+  std::future<Outcome> remove(std::string kind, std::string identifier, std::string user,
+                              bool cascade = true);
   std::future<Outcome> run(RunRequest request);
   std::future<Outcome> abort(std::string execution_id, std::string user);
   std::future<Outcome> approve(ApprovalRequest request);
@@ -174,6 +177,7 @@ private:
     std::string kind;
     std::string identifier;
     std::string user;
+    bool cascade = true;
     std::promise<Outcome> done;
   };
   struct RunCommand {

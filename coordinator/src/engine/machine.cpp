@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <random>
 
+#include <capstan/apps/application.h>
+
 #include "capstan/expression/expression.h"
 #include "capstan/yaml/yaml.h"
 #include "engine/gitops.h"
@@ -148,6 +150,9 @@ void Machine::on_router_event(wire::RouterEvent& event) {
     return;
   case v1::Envelope::kAppOperationResult:
     apps_on_operation_result(event.peer, env.app_operation_result());
+    return;
+  case v1::Envelope::kAppDeleted:
+    apps_on_deleted(event.peer, env.app_deleted());
     return;
   default:
     spdlog::debug("ignoring {} from a delegate", wire::body_name(env));
@@ -835,6 +840,19 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
   for (const auto& p : model::check_step_specs(objects, schemas)) {
     problems.push_back({{"location", p.location}, {"message", p.message}});
   }
+  // An application being deleted (it waits for its resources to go) cannot be changed: Argo CD
+  // never syncs it again, and its deletion cannot be taken back.
+  for (const auto& o : objects) {
+    if (o.kind != "application") continue;
+    if (auto existing = store_.object("application", o.identifier);
+        existing && app_deleting(*existing)) {
+      problems.push_back(
+          {{"location", o.source},
+           {"message", "application '" + o.identifier +
+                           "' is being deleted (its resources are deleted first); apply it again "
+                           "once it is gone, or delete it with cascade=false to let it go now"}});
+    }
+  }
   // A secret is sealed before it is stored; a secret applied without a value keeps its value.
   std::map<std::string, std::string> sealed; // identifier -> sealed value to store
   for (auto& o : objects) {
@@ -922,21 +940,17 @@ Outcome Machine::apply(std::vector<model::Object>& objects, bool dry_run, const 
 }
 
 Outcome Machine::remove(const std::string& kind, const std::string& identifier,
-                        const std::string& user) {
+                        const std::string& user, bool cascade) {
   auto existing = store_.object(kind, identifier);
   if (!existing) return failure(404, "NotFound", kind + " '" + identifier + "' not found");
   json referrers = json::array();
   std::vector<std::string> names;
-  for (const auto& o : store_.objects("")) {
-    if (o.kind == kind && o.identifier == identifier) continue;
-    for (const auto& ref : o.references) {
-      if (ref.value("kind", "") != kind || ref.value("identifier", "") != identifier) continue;
-      names.push_back(o.kind + " '" + o.identifier + "'");
-      referrers.push_back({{"location", ref.value("location", "")},
-                           {"message", o.kind + " '" + o.identifier + "' (" +
-                                           ref.value("role", "a reference") + ") refers to it"}});
-      break;
-    }
+  for (const auto& [o, ref] : store_.referrers(kind, identifier)) {
+    if ((o.kind == kind && o.identifier == identifier) || !ref.is_object()) continue;
+    names.push_back(o.kind + " '" + o.identifier + "'");
+    referrers.push_back({{"location", ref.value("location", "")},
+                         {"message", o.kind + " '" + o.identifier + "' (" +
+                                         ref.value("role", "a reference") + ") refers to it"}});
   }
   if (!names.empty()) {
     std::string list;
@@ -948,6 +962,13 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
                        (names.size() == 1 ? "it" : "them") + " first",
                    referrers);
   }
+  if (kind == "application" && cascade &&
+      (app_deleting(*existing) ||
+       apps::deletes_resources(existing->model.value("document", json::object())))) {
+    // Argo CD's resources finalizer: the application stays (Deleting) until a delegate has
+    // deleted its resources.
+    return apps_begin_delete(*existing, user, "");
+  }
   store_.delete_object(kind, identifier, user, now_ms());
   if (kind == "pipeline") pipelines_.erase(identifier);
   if (kind == "secret") secrets_changed_ = true;
@@ -958,6 +979,7 @@ Outcome Machine::remove(const std::string& kind, const std::string& identifier,
   a.kind = kind;
   a.target = identifier;
   a.details = {{"version", existing->version}};
+  if (kind == "application") a.details["cascade"] = cascade;
   store_.append_audit(a);
   Outcome out;
   out.body = {{"kind", kind}, {"identifier", identifier}, {"deleted", true}};

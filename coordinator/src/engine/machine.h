@@ -59,7 +59,10 @@ public:
   void on_router_event(wire::RouterEvent& event);
   Outcome apply(std::vector<model::Object>& objects, bool dry_run, const std::string& user);
   // Deletes an object unless others still refer to it.
-  Outcome remove(const std::string& kind, const std::string& identifier, const std::string& user);
+  // An application with Argo CD's resources finalizer is only marked deleting (202) unless
+  // cascade is false: it goes once a delegate has deleted its resources.
+  Outcome remove(const std::string& kind, const std::string& identifier, const std::string& user,
+                 bool cascade = true);
   Outcome run(const RunRequest& request);
   Outcome abort(const std::string& execution_id, const std::string& user);
   Outcome approve(const ApprovalRequest& request);
@@ -202,8 +205,14 @@ private:
     std::string sent; // digest of the last AppAssign payload sent for this epoch
     std::optional<Clock::time_point> orphaned_since; // its delegate was lost or drains
     bool dirty = false;                              // state to write at flush
-    bool delete_resources = false; // its document asks for cascading deletion (a finalizer)
-    bool follow = false;           // an ApplicationSet whose report is still to be followed
+    bool follow = false;        // an ApplicationSet whose report is still to be followed
+    bool deleting = false;      // its document has a deletionTimestamp: resources go first
+    int history_limit = 10;     // its spec.revisionHistoryLimit
+    std::string deletion_error; // why the last attempt to delete its resources failed
+    std::optional<Clock::time_point> retry_delete_at; // when to ask its delegate again
+    // Being deleted, but its destination is no registered cluster: nothing can delete its
+    // resources, so it goes without (as Argo CD does); done at the next tick.
+    std::string delete_without_resources;
     // What its stored document says that the coordinator looks up often, kept here so that a
     // change reads the store only for the objects that changed.
     std::int64_t version = 0; // of the stored object last looked at
@@ -212,6 +221,22 @@ private:
     // generators' repositories.
     std::vector<std::pair<std::string, std::string>> sources;
   };
+  // Whether a stored application is being deleted (metadata.deletionTimestamp is set).
+  static bool app_deleting(const store::ObjectRecord& o);
+  // Marks the application deleting (a new version with metadata.deletionTimestamp): its
+  // delegate deletes its resources, then it goes. `set` names the ApplicationSet deleting it.
+  Outcome apps_begin_delete(const store::ObjectRecord& existing, const std::string& user,
+                            const std::string& set);
+  void apps_on_deleted(const wire::PeerId& peer, const wire::v1::AppDeleted& deleted);
+  // The end of a cascading deletion: the application's tombstone, audit and runtime go.
+  void apps_finish_delete(const std::string& name, const nlohmann::json& details);
+  // Keeps the operation history on the coordinator, across delegates: the entries a status
+  // reports that are new (by the delegate's ids within the current epoch) are appended with
+  // the coordinator's own increasing ids, at most history_limit kept. The status then shows
+  // this history (and the last operation, until a newer one is reported).
+  void apps_merge_history(AppRuntime& app, nlohmann::json& reported, const std::string& delegate);
+  // Shows a failed deletion in its status as Argo CD does (a DeletionError condition).
+  void apps_deletion_condition(AppRuntime& app);
   void apps_recover();
   void apps_on_hello(Session& s, const wire::v1::Hello& hello, bool new_connection);
   void apps_on_session_lost(const std::string& instance_id);
@@ -240,17 +265,21 @@ private:
   // none can take it. `load` (instance -> applications held) counts the placement.
   void apps_place(AppRuntime& app, std::map<std::string, int>& load);
   void apps_send_assign(AppRuntime& app, const Session& s, bool force);
-  void apps_unassign(AppRuntime& app, const std::string& reason, bool delete_resources = false);
+  void apps_unassign(AppRuntime& app, const std::string& reason);
   void apps_problem(AppRuntime& app, const std::string& message);
   // The AppAssign payload of an application now: cluster JSON, secrets to mask, selectors.
   struct AppTarget {
     std::string error;
+    bool no_cluster = false; // the error: the destination names no registered GitOps cluster
     std::string application_json;
     std::string cluster_json;
     std::vector<std::string> mask;
     std::vector<std::string> selectors;
   };
   AppTarget apps_target(const std::string& name);
+  // Records why a deleting application's resources cannot be deleted (no cluster) when it is.
+  bool apps_cannot_delete_resources(AppRuntime& app, const AppTarget& t);
+
   // A MergePR or RevertPR step moved branches of a repository: the applications following them
   // refresh at once, as a push webhook would make them.
   void apps_refresh_after_step(const std::string& step_type, const plugin::v1::StepResult& result,

@@ -1,4 +1,6 @@
 // The gitops_apps table.
+#include <functional>
+
 #include "store/store.h"
 
 namespace capstan::store {
@@ -79,29 +81,56 @@ std::optional<AppStateRecord> Store::app_state(const std::string& name) {
   });
 }
 
+namespace {
+
+// The applications `where` selects (?1, ?2 bound by the caller), in name order.
+std::vector<AppListItem> list_items(sqlite::Database& db, const std::string& where,
+                                    const std::function<void(sqlite::Statement&)>& bind) {
+  auto& q = db.prepare(
+      "SELECT o.identifier, o.model ->> '$.project', o.model -> '$.document.metadata', "
+      "o.model -> '$.document.spec', s.status, s.name, s.epoch, s.instance_id, s.delegate, "
+      "s.plugin, s.assigned_at, '{}', s.status_epoch, s.status_at, s.message "
+      "FROM objects o LEFT JOIN gitops_apps s ON s.name = o.identifier "
+      "WHERE o.kind = 'application' AND o.deleted = 0 AND " +
+      where +
+      " AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = o.kind AND "
+      "i.identifier = o.identifier) ORDER BY o.identifier LIMIT ?2");
+  bind(q);
+  std::vector<AppListItem> out;
+  auto object_text = [&](int column) {
+    std::string t = q.text(column);
+    return t.empty() || t.front() != '{' ? std::string("{}") : t;
+  };
+  while (q.step()) {
+    AppListItem item;
+    item.name = q.text(0);
+    item.project = q.text(1);
+    item.metadata_json = object_text(2);
+    item.spec_json = object_text(3);
+    item.status_json = object_text(4);
+    // The state's columns as read_app() takes them, with its status passed on as text.
+    if (!q.is_null(5)) item.state = read_app(q, 5);
+    out.push_back(std::move(item));
+  }
+  q.reset();
+  return out;
+}
+
+} // namespace
+
 std::vector<AppListItem> Store::application_page(const std::string& after, int limit) {
   return read([&](sqlite::Database& db) {
-    auto& q =
-        db.prepare("SELECT o.identifier, o.model ->> '$.project', o.model -> '$.document', "
-                   "s.name, s.epoch, s.instance_id, s.delegate, s.plugin, s.assigned_at, s.status, "
-                   "s.status_epoch, s.status_at, s.message "
-                   "FROM objects o LEFT JOIN gitops_apps s ON s.name = o.identifier "
-                   "WHERE o.kind = 'application' AND o.identifier > ?1 AND o.deleted = 0 AND "
-                   "o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = o.kind AND "
-                   "i.identifier = o.identifier) ORDER BY o.identifier LIMIT ?2");
-    q.bind(1, after).bind(2, limit);
-    std::vector<AppListItem> out;
-    while (q.step()) {
-      AppListItem item;
-      item.name = q.text(0);
-      item.project = q.text(1);
-      item.document = nlohmann::json::parse(q.text(2), nullptr, false);
-      if (!item.document.is_object()) item.document = nlohmann::json::object();
-      if (!q.is_null(3)) item.state = read_app(q, 3);
-      out.push_back(std::move(item));
-    }
-    q.reset();
-    return out;
+    return list_items(db, "o.identifier > ?1",
+                      [&](sqlite::Statement& q) { q.bind(1, after).bind(2, limit); });
+  });
+}
+
+std::optional<AppListItem> Store::application_item(const std::string& name) {
+  return read([&](sqlite::Database& db) -> std::optional<AppListItem> {
+    auto items = list_items(db, "o.identifier = ?1",
+                            [&](sqlite::Statement& q) { q.bind(1, name).bind(2, 1); });
+    if (items.empty()) return std::nullopt;
+    return std::move(items.front());
   });
 }
 

@@ -23,12 +23,15 @@ struct AppStateRecord {
   std::int64_t status_at = 0;
 };
 
-// One application of a listing: its applied document and its runtime state (none yet when no
-// delegate has been looked for).
+// One application as the API lists it: its applied document's metadata and spec and its last
+// status as stored JSON text (passed on without parsing), and its assignment (`status` left
+// empty; none yet when no delegate has been looked for).
 struct AppListItem {
   std::string name;
   std::string project;
-  nlohmann::json document;
+  std::string metadata_json;
+  std::string spec_json;
+  std::string status_json; // "{}" when none
   std::optional<AppStateRecord> state;
 };
 

@@ -850,6 +850,28 @@ std::vector<ObjectFields> Store::object_fields(const std::string& kind,
   });
 }
 
+std::vector<std::pair<ObjectRecord, json>> Store::referrers(const std::string& kind,
+                                                            const std::string& identifier) {
+  return read([&](sqlite::Database& db) {
+    // Only the references are parsed (by SQLite): deleting one object does not read them all.
+    auto& q = db.prepare(
+        "SELECT o.kind, o.identifier, MIN(r.key), r.value FROM objects o, json_each(o.refs) r "
+        "WHERE o.deleted = 0 AND r.value ->> '$.kind' = ?1 AND r.value ->> '$.identifier' = ?2 "
+        "AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = o.kind AND "
+        "i.identifier = o.identifier) GROUP BY o.kind, o.identifier ORDER BY o.kind, "
+        "o.identifier");
+    q.bind(1, kind).bind(2, identifier);
+    std::vector<std::pair<ObjectRecord, json>> out;
+    while (q.step()) {
+      ObjectRecord o;
+      o.kind = q.text(0);
+      o.identifier = q.text(1);
+      out.emplace_back(std::move(o), json::parse(q.text(3), nullptr, false));
+    }
+    return out;
+  });
+}
+
 std::vector<ObjectRecord> Store::object_history(const std::string& kind,
                                                 const std::string& identifier) {
   return read([&](sqlite::Database& db) {

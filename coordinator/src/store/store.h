@@ -90,6 +90,10 @@ public:
   // "$.repoURL", null where absent). No document is parsed: cheap at thousands of objects.
   std::vector<ObjectFields> object_fields(const std::string& kind,
                                           const std::vector<std::string>& paths);
+  // The latest live objects whose references name (kind, identifier), in kind and identifier
+  // order, each with the first such reference ({kind, identifier, location, role, ...}).
+  std::vector<std::pair<ObjectRecord, nlohmann::json>> referrers(const std::string& kind,
+                                                                 const std::string& identifier);
   // Every version of an object, newest first, without content.
   std::vector<ObjectRecord> object_history(const std::string& kind, const std::string& identifier);
   // The sealed value of a secret's latest version; nullopt when none is stored.
@@ -110,9 +114,10 @@ public:
   std::optional<PullRequestRecord> pull_request(const std::string& repository, std::int64_t number);
   std::vector<AppStateRecord> app_states();
   std::optional<AppStateRecord> app_state(const std::string& name);
-  // Applications in name order after `after` (exclusive), at most `limit`, each with its
-  // document and state, in one read that parses nothing else of the stored objects.
+  // Applications in name order after `after` (exclusive), at most `limit`, with their states,
+  // in one read that parses none of their JSON.
   std::vector<AppListItem> application_page(const std::string& after, int limit);
+  std::optional<AppListItem> application_item(const std::string& name);
 
 private:
   template <typename F> auto read(F&& f) {

@@ -307,6 +307,8 @@ Application parse_application(const json& document, const yaml::SourceMap& where
   if (limit < 0)
     spec.fail("revisionHistoryLimit", "spec.revisionHistoryLimit must not be negative");
   app.revision_history_limit = static_cast<int>(limit);
+  app.deleting = meta.has("deletionTimestamp");
+  if (app.deleting) app.sync_policy.automated = false;
   return app;
 }
 

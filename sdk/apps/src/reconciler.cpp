@@ -873,6 +873,23 @@ std::size_t Reconciler::remove_deleting_resources(const std::string& name) {
   }
   // Waits for a reconcile or sync of it in flight; none starts after (deleted).
   std::lock_guard op(entry->op);
+  if (entry->kinds.empty() && !entry->deleted) {
+    // Never rendered here (it was given to this reconciler to be deleted): the kinds it manages
+    // are known, and watched, only once its source is read.
+    try {
+      impl_->reconcile(*entry);
+    } catch (const std::exception& e) {
+      Impl::set_condition(entry->status, "ComparisonError", e.what());
+    }
+    if (entry->kinds.empty() && entry->rendered_revision.empty()) {
+      std::string why = "its source could not be read";
+      for (const auto& c : entry->status.conditions) {
+        if (c.type == "ComparisonError" || c.type == "InvalidSpecError") why = c.message;
+      }
+      throw std::runtime_error("cannot tell which resources application '" + name +
+                               "' manages: " + why);
+    }
+  }
   entry->deleted = true;
   remove(name);
   impl_->watch_kinds(*entry, entry->desired);

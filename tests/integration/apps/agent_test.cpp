@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 
@@ -18,50 +19,8 @@
 namespace {
 
 namespace fs = std::filesystem;
-using capstan::testing::FileSet;
-using capstan::testing::git;
-using capstan::testing::Sandbox;
-using capstan::testing::Stack;
-using capstan::testing::TempDir;
-using capstan::testing::wait_until;
+using namespace capstan::testing;
 using nlohmann::json;
-
-std::string configmap(const std::string& name, const std::string& value) {
-  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
-         value + "\"\n";
-}
-
-std::string deployment(const std::string& name, const std::string& image) {
-  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
-         "\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: " + name +
-         "}\n  template:\n    metadata:\n      labels: {app: " + name +
-         "}\n    spec:\n      containers:\n      - name: main\n        image: " + image + "\n";
-}
-
-class Remote {
-public:
-  explicit Remote(const FileSet& files) {
-    bare_ = capstan::testing::make_remote(dir_.path(), "release.git", {files});
-    git({"clone", "-q", bare_.string(), (dir_ / "work").string()});
-  }
-  std::string url() const { return "file://" + bare_.string(); }
-  std::string commit(const FileSet& write) {
-    for (const auto& [path, text] : write) capstan::testing::write_file(dir_ / "work" / path, text);
-    git({"add", "-A"}, dir_ / "work");
-    git({"commit", "-q", "-m", "change"}, dir_ / "work");
-    git({"push", "-q", "origin", "HEAD:main"}, dir_ / "work");
-    return head();
-  }
-  std::string head() const {
-    auto h = git({"rev-parse", "main"}, bare_);
-    while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
-    return h;
-  }
-
-private:
-  TempDir dir_{"capstan-agent-remote"};
-  fs::path bare_;
-};
 
 constexpr const char* kSecret = "s3cret-hook";
 
@@ -103,12 +62,7 @@ protected:
   }
   // The environment, the sandbox's connector and GitOps cluster.
   std::string cluster_yaml() const {
-    return "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n"
-           "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
-           "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
-           sandbox_->kubeconfig().string() +
-           "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
-           "  connectorRef: sandbox_api\n  environments: [dev]\n";
+    return gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev");
   }
   // The CLI against this stack's coordinator.
   capstan::process::RunResult cli(std::vector<std::string> args) {
@@ -150,8 +104,8 @@ protected:
 };
 
 TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")},
-                 {"apps/demo/web.yaml", deployment("web", "nginx:1.25")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "one")},
+                        {"apps/demo/web.yaml", deployment_yaml("web", "nginx:1.25")}});
   auto& east = delegate("east");
   auto& west = delegate("west");
   ASSERT_TRUE(stack_.wait_for_delegates(2));
@@ -187,7 +141,7 @@ TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
   EXPECT_GT(a["assignment"]["epoch"].get<std::uint64_t>(), epoch);
 
   const std::string second =
-      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+      remote.commit({{"apps/demo/settings.yaml", configmap_yaml("settings", "two")}});
   ASSERT_TRUE(
       wait_until([&] { return synced_healthy(a = app("demo"), second); }, std::chrono::seconds(60)))
       << a.dump(2);
@@ -198,7 +152,7 @@ TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
 }
 
 TEST_F(AgentTest, FrozenDelegateLosesItsApplicationsBeforeAnotherTakesThem) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "one")}});
   auto& east = delegate("east");
   ASSERT_TRUE(stack_.wait_for_delegates(1));
   stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("demo", remote.url()));
@@ -223,7 +177,7 @@ TEST_F(AgentTest, FrozenDelegateLosesItsApplicationsBeforeAnotherTakesThem) {
       << east.log();
   ASSERT_TRUE(stack_.wait_for_delegates(2));
   const std::string next =
-      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+      remote.commit({{"apps/demo/settings.yaml", configmap_yaml("settings", "two")}});
   ASSERT_TRUE(
       wait_until([&] { return synced_healthy(a = app("demo"), next); }, std::chrono::seconds(60)))
       << a.dump(2);
@@ -232,7 +186,7 @@ TEST_F(AgentTest, FrozenDelegateLosesItsApplicationsBeforeAnotherTakesThem) {
 }
 
 TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "one")}});
   delegate("east");
   ASSERT_TRUE(stack_.wait_for_delegates(1));
   std::string manual = app_yaml("demo", remote.url());
@@ -265,7 +219,7 @@ TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
       << a.dump(2);
 
   const std::string second =
-      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+      remote.commit({{"apps/demo/settings.yaml", configmap_yaml("settings", "two")}});
   auto refresh = cli({"apps", "refresh", "demo"});
   ASSERT_TRUE(refresh.status.success()) << refresh.err;
   ASSERT_TRUE(wait_until(
@@ -307,7 +261,7 @@ TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
 }
 
 TEST_F(AgentTest, PushWebhooksRefreshTheirApplicationsAtOnce) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "one")}});
   // Polling every 10 minutes: only the webhook can bring the new commit in within the test.
   capstan::testing::write_file(dir_ / "slow.yaml",
                                "plugins:\n  gitops:\n    pollIntervalMs: 600000\n");
@@ -334,7 +288,7 @@ TEST_F(AgentTest, PushWebhooksRefreshTheirApplicationsAtOnce) {
                    json::object());
   EXPECT_EQ(ping.first, 200) << ping.second.dump();
   const std::string second =
-      remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")}});
+      remote.commit({{"apps/demo/settings.yaml", configmap_yaml("settings", "two")}});
   json push = {{"ref", "refs/heads/main"},
                {"after", second},
                {"repository",
@@ -370,7 +324,7 @@ TEST_F(AgentTest, PushWebhooksRefreshTheirApplicationsAtOnce) {
 }
 
 TEST_F(AgentTest, InvalidApplicationsAreRefusedWithFileAndLine) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "one")}});
   stack_.apply_text("cluster.yaml", cluster_yaml());
   ASSERT_EQ(stack_.last_status(), 200);
   // An unknown field, with its place.
@@ -392,7 +346,7 @@ TEST_F(AgentTest, InvalidApplicationsAreRefusedWithFileAndLine) {
 }
 
 TEST_F(AgentTest, ApplicationWithoutAnEligibleDelegateSaysWhy) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "one")}});
   // A delegate whose plugins have no reconciler (only the shell plugin's folder is empty of
   // gitops): here, a delegate with no plugins at all.
   stack_.start_delegate("bare", {dir_ / "no-plugins"});
@@ -475,6 +429,21 @@ TEST_F(AgentTest, ListsApplicationsInPagesAndByProject) {
   EXPECT_NE(bad["error"]["message"].get<std::string>().find("continue"), std::string::npos);
   stack_.get("/api/v1/apps?limit=5001");
   EXPECT_EQ(stack_.last_status(), 400);
+  // The cluster they all name cannot go while they do; each is named with where it does.
+  json refused = stack_.del("/api/v1/objects/gitopsCluster/sandbox");
+  EXPECT_EQ(stack_.last_status(), 409) << refused.dump();
+  EXPECT_EQ(refused["error"]["code"], "Referenced");
+  EXPECT_NE(refused["error"]["message"].get<std::string>().find(
+                "application 'app-0', application 'app-1'"),
+            std::string::npos)
+      << refused.dump();
+  EXPECT_EQ(refused["error"]["details"].size(), 7U) << refused.dump();
+  EXPECT_NE(refused["error"]["details"][0]["location"].get<std::string>().find("apps.yaml:"),
+            std::string::npos)
+      << refused.dump();
+  stack_.del("/api/v1/objects/application/app-0");
+  EXPECT_EQ(stack_.last_status(), 200);
+  EXPECT_EQ(names(stack_.get("/api/v1/apps?limit=1"))[0], "app-1");
 }
 
 } // namespace

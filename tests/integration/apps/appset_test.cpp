@@ -5,6 +5,7 @@
 // condition that leaves them as they are.
 #include <gtest/gtest.h>
 
+#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 
@@ -18,42 +19,12 @@
 namespace {
 
 namespace fs = std::filesystem;
-using capstan::testing::FileSet;
-using capstan::testing::git;
-using capstan::testing::Sandbox;
-using capstan::testing::Stack;
-using capstan::testing::TempDir;
-using capstan::testing::wait_until;
+using namespace capstan::testing;
 using nlohmann::json;
-
-std::string configmap(const std::string& name, const std::string& value) {
-  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
-         value + "\"\n";
-}
 
 std::string config_json(const std::string& cluster, const std::string& manifests) {
   return R"({"cluster": ")" + cluster + R"(", "manifests": ")" + manifests + "\"}\n";
 }
-
-class Remote {
-public:
-  explicit Remote(const FileSet& files) {
-    bare_ = capstan::testing::make_remote(dir_.path(), "release.git", {files});
-    git({"clone", "-q", bare_.string(), (dir_ / "work").string()});
-  }
-  std::string url() const { return "file://" + bare_.string(); }
-  void commit(const FileSet& write, const std::vector<std::string>& remove = {}) {
-    for (const auto& [path, text] : write) capstan::testing::write_file(dir_ / "work" / path, text);
-    for (const auto& path : remove) git({"rm", "-q", path}, dir_ / "work");
-    git({"add", "-A"}, dir_ / "work");
-    git({"commit", "-q", "-m", "change"}, dir_ / "work");
-    git({"push", "-q", "origin", "HEAD:main"}, dir_ / "work");
-  }
-
-private:
-  TempDir dir_{"capstan-appset-remote"};
-  fs::path bare_;
-};
 
 constexpr const char* kClusters[] = {"dev", "qa", "prod"};
 
@@ -148,11 +119,11 @@ TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
   for (const char* c : kClusters) {
     sandboxes_.push_back(std::make_unique<Sandbox>(dir_ / (std::string("sandbox-") + c)));
   }
-  Remote remote({{"cluster-config/dev/config.json", config_json("dev", "apps/v1")},
-                 {"cluster-config/qa/config.json", config_json("qa", "apps/v1")},
-                 {"cluster-config/prod/config.json", config_json("prod", "apps/v1")},
-                 {"apps/v1/settings.yaml", configmap("settings", "one")},
-                 {"apps/v2/settings.yaml", configmap("settings", "two")}});
+  ReleaseRemote remote({{"cluster-config/dev/config.json", config_json("dev", "apps/v1")},
+                        {"cluster-config/qa/config.json", config_json("qa", "apps/v1")},
+                        {"cluster-config/prod/config.json", config_json("prod", "apps/v1")},
+                        {"apps/v1/settings.yaml", configmap_yaml("settings", "one")},
+                        {"apps/v2/settings.yaml", configmap_yaml("settings", "two")}});
   delegate("east");
   ASSERT_TRUE(stack_.wait_for_delegates(1));
   auto applied =
@@ -257,7 +228,7 @@ TEST_F(AppSetTest, SetRendersOnPushAndRefreshAndMovesWhenItsDelegateDies) {
   // Polls are ten minutes apart here: only a push, a refresh or a new holder render the set.
   capstan::testing::write_file(dir_ / "delegate.yaml",
                                "plugins:\n  gitops:\n    pollIntervalMs: 600000\n");
-  Remote remote(FileSet{{"cluster-config/a/config.json", R"({"cluster": "a"})"}});
+  ReleaseRemote remote(FileSet{{"cluster-config/a/config.json", R"({"cluster": "a"})"}});
   delegate("east");
   delegate("west");
   ASSERT_TRUE(stack_.wait_for_delegates(2));

@@ -3,6 +3,7 @@
 
 #include <capstan/apps/reconciler.h>
 #include <capstan/kube/config.h>
+#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 #include <capstan/yaml/yaml.h>
@@ -18,52 +19,7 @@ using capstan::apps::ApplicationStatus;
 using capstan::apps::Reconciler;
 using capstan::apps::SyncStatus;
 using capstan::kube::HealthStatus;
-using capstan::testing::FileSet;
-using capstan::testing::git;
-using capstan::testing::Sandbox;
-using capstan::testing::TempDir;
-using capstan::testing::wait_until;
-
-std::string configmap(const std::string& name, const std::string& value,
-                      const std::string& extra_annotations = "") {
-  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name +
-         (extra_annotations.empty() ? "" : "\n  annotations:\n" + extra_annotations) +
-         "\ndata:\n  value: \"" + value + "\"\n";
-}
-
-std::string deployment(const std::string& name, const std::string& image, int replicas = 1) {
-  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
-         "\nspec:\n  replicas: " + std::to_string(replicas) +
-         "\n  selector:\n    matchLabels: {app: " + name +
-         "}\n  template:\n    metadata:\n"
-         "      labels: {app: " +
-         name +
-         "}\n    spec:\n      containers:\n      - name: main\n"
-         "        image: " +
-         image + "\n";
-}
-
-// A Git remote plus a clone to push new commits from.
-class Remote {
-public:
-  explicit Remote(const FileSet& files) {
-    bare_ = capstan::testing::make_remote(dir_.path(), "release.git", {files});
-    git({"clone", "-q", bare_.string(), (dir_ / "work").string()});
-  }
-  std::string url() const { return "file://" + bare_.string(); }
-  const fs::path& bare() const { return bare_; }
-  void commit(const FileSet& write, const std::vector<std::string>& remove = {}) {
-    for (const auto& [path, text] : write) capstan::testing::write_file(dir_ / "work" / path, text);
-    for (const auto& path : remove) fs::remove(dir_ / "work" / path);
-    git({"add", "-A"}, dir_ / "work");
-    git({"commit", "-q", "-m", "change"}, dir_ / "work");
-    git({"push", "-q", "origin", "HEAD:main"}, dir_ / "work");
-  }
-
-private:
-  TempDir dir_{"capstan-apps-remote"};
-  fs::path bare_;
-};
+using namespace capstan::testing;
 
 Application make_app(const std::string& yaml_text) {
   auto doc = capstan::yaml::load(yaml_text, "app.yaml");
@@ -121,7 +77,9 @@ protected:
     EXPECT_TRUE(r.status.success()) << r.err;
     return r.out;
   }
-  std::string head(const Remote& remote) { return git({"rev-parse", "main"}, remote.bare()); }
+  std::string head(const ReleaseRemote& remote) {
+    return git({"rev-parse", "main"}, remote.bare());
+  }
 
   TempDir sandbox_dir_{"capstan-apps-sandbox"};
   TempDir work_{"capstan-apps-work"};
@@ -133,9 +91,9 @@ protected:
 };
 
 TEST_F(ReconcilerTest, AutoSyncWithPrune) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "one")},
-                 {"apps/demo/old.yaml", configmap("old", "x")},
-                 {"apps/demo/web.yaml", deployment("web", "nginx:1.25")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "one")},
+                        {"apps/demo/old.yaml", configmap_yaml("old", "x")},
+                        {"apps/demo/web.yaml", deployment_yaml("web", "nginx:1.25")}});
   reconciler_->upsert(make_app(app_yaml("demo", remote.url(), "apps/demo",
                                         "  syncPolicy:\n    automated: {prune: true}\n    "
                                         "syncOptions: [CreateNamespace=true]\n")));
@@ -145,8 +103,8 @@ TEST_F(ReconcilerTest, AutoSyncWithPrune) {
                      "jsonpath={.metadata.annotations.argocd\\.argoproj\\.io/tracking-id}"}),
             "demo:/ConfigMap:demo/settings");
   // A commit changes the image, changes a value and removes a file: all three follow.
-  remote.commit({{"apps/demo/settings.yaml", configmap("settings", "two")},
-                 {"apps/demo/web.yaml", deployment("web", "nginx:1.27")}},
+  remote.commit({{"apps/demo/settings.yaml", configmap_yaml("settings", "two")},
+                 {"apps/demo/web.yaml", deployment_yaml("web", "nginx:1.27")}},
                 {"apps/demo/old.yaml"});
   ASSERT_TRUE(
       wait_until([&] { return synced_healthy("demo", head(remote)); }, std::chrono::seconds(60)));
@@ -165,8 +123,8 @@ TEST_F(ReconcilerTest, AutoSyncWithPrune) {
 }
 
 TEST_F(ReconcilerTest, PruneOffLeavesTheObjectOutOfSync) {
-  Remote remote(
-      {{"apps/demo/a.yaml", configmap("a", "1")}, {"apps/demo/b.yaml", configmap("b", "1")}});
+  ReleaseRemote remote({{"apps/demo/a.yaml", configmap_yaml("a", "1")},
+                        {"apps/demo/b.yaml", configmap_yaml("b", "1")}});
   kubectl({"create", "namespace", "demo"});
   reconciler_->upsert(
       make_app(app_yaml("keep", remote.url(), "apps/demo", "  syncPolicy:\n    automated: {}\n")));
@@ -193,8 +151,8 @@ TEST_F(ReconcilerTest, PruneOffLeavesTheObjectOutOfSync) {
 }
 
 TEST_F(ReconcilerTest, SelfHealAfterEditScaleAndDelete) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "git")},
-                 {"apps/demo/web.yaml", deployment("web", "nginx:1.25", 2)}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "git")},
+                        {"apps/demo/web.yaml", deployment_yaml("web", "nginx:1.25", 2)}});
   reconciler_->upsert(make_app(app_yaml("heal", remote.url(), "apps/demo",
                                         "  syncPolicy:\n    automated: {selfHeal: true}\n    "
                                         "syncOptions: [CreateNamespace=true]\n")));
@@ -234,7 +192,7 @@ TEST_F(ReconcilerTest, SelfHealAfterEditScaleAndDelete) {
 }
 
 TEST_F(ReconcilerTest, WithoutSelfHealDriftIsReportedNotReverted) {
-  Remote remote({{"apps/demo/settings.yaml", configmap("settings", "git")}});
+  ReleaseRemote remote({{"apps/demo/settings.yaml", configmap_yaml("settings", "git")}});
   reconciler_->upsert(make_app(
       app_yaml("noheal", remote.url(), "apps/demo",
                "  syncPolicy:\n    automated: {}\n    syncOptions: [CreateNamespace=true]\n")));
@@ -251,7 +209,7 @@ TEST_F(ReconcilerTest, WithoutSelfHealDriftIsReportedNotReverted) {
 }
 
 TEST_F(ReconcilerTest, IgnoreDifferencesKeepsTheAppSynced) {
-  Remote remote({{"apps/demo/web.yaml", deployment("web", "nginx:1.25", 1)}});
+  ReleaseRemote remote({{"apps/demo/web.yaml", deployment_yaml("web", "nginx:1.25", 1)}});
   reconciler_->upsert(
       make_app(app_yaml("ignore", remote.url(), "apps/demo",
                         "  syncPolicy:\n    automated: {selfHeal: true}\n    syncOptions: "
@@ -280,7 +238,7 @@ TEST_F(ReconcilerTest, HooksAndWavesRunInOrder) {
     files["apps/waves/" + entry.path().filename().string()] =
         capstan::testing::read_file(entry.path());
   }
-  Remote remote(files);
+  ReleaseRemote remote(files);
   reconciler_->upsert(make_app(
       app_yaml("waves", remote.url(), "apps/waves",
                "  syncPolicy:\n    automated: {}\n    syncOptions: [CreateNamespace=true]\n")));
@@ -318,8 +276,8 @@ TEST_F(ReconcilerTest, HookSucceededDeletesTheHookAndAFailedHookFailsTheSync) {
     h.replace(h.find("IMAGE"), 5, image);
     return h;
   };
-  Remote remote({{"apps/demo/hook.yaml", with_image("migrate:v1")},
-                 {"apps/demo/cm.yaml", configmap("cm", "1")}});
+  ReleaseRemote remote({{"apps/demo/hook.yaml", with_image("migrate:v1")},
+                        {"apps/demo/cm.yaml", configmap_yaml("cm", "1")}});
   reconciler_->upsert(make_app(
       app_yaml("hooks", remote.url(), "apps/demo",
                "  syncPolicy:\n    automated: {}\n    syncOptions: [CreateNamespace=true]\n")));
@@ -333,7 +291,7 @@ TEST_F(ReconcilerTest, HookSucceededDeletesTheHookAndAFailedHookFailsTheSync) {
   // A hook whose pod fails (the sandbox fails images tagged :fails) fails the sync; the
   // ConfigMap of the Sync phase is not applied.
   remote.commit({{"apps/demo/hook.yaml", with_image("migrate:fails")},
-                 {"apps/demo/cm.yaml", configmap("cm", "2")}});
+                 {"apps/demo/cm.yaml", configmap_yaml("cm", "2")}});
   ASSERT_TRUE(wait_until(
       [&] {
         auto s = status("hooks");
@@ -350,7 +308,7 @@ TEST_F(ReconcilerTest, HookSucceededDeletesTheHookAndAFailedHookFailsTheSync) {
 }
 
 TEST_F(ReconcilerTest, InvalidYamlIsAComparisonErrorNamingFileAndLine) {
-  Remote remote({{"apps/demo/good.yaml", configmap("good", "1")}});
+  ReleaseRemote remote({{"apps/demo/good.yaml", configmap_yaml("good", "1")}});
   reconciler_->upsert(make_app(
       app_yaml("broken", remote.url(), "apps/demo",
                "  syncPolicy:\n    automated: {}\n    syncOptions: [CreateNamespace=true]\n")));
@@ -364,7 +322,7 @@ TEST_F(ReconcilerTest, InvalidYamlIsAComparisonErrorNamingFileAndLine) {
   EXPECT_NE(s.conditions[0].message.find("apps/demo/bad.yaml:"), std::string::npos)
       << s.conditions[0].message;
   // Fixed in Git: the condition goes away.
-  remote.commit({{"apps/demo/bad.yaml", configmap("bad", "fixed")}});
+  remote.commit({{"apps/demo/bad.yaml", configmap_yaml("bad", "fixed")}});
   ASSERT_TRUE(
       wait_until([&] { return synced_healthy("broken", head(remote)); }, std::chrono::seconds(30)));
   EXPECT_FALSE(status("broken").has_condition("ComparisonError"));
@@ -388,7 +346,7 @@ TEST_F(ReconcilerTest, UnreachableRepositoryIsUnknownWithACondition) {
 TEST_F(ReconcilerTest, GitDaemonRemoteAndRollback) {
   TempDir root;
   capstan::testing::make_remote(root.path(), "shop.git",
-                                {{{"apps/shop/cm.yaml", configmap("shop", "v1")}}});
+                                {{{"apps/shop/cm.yaml", configmap_yaml("shop", "v1")}}});
   capstan::testing::GitDaemon daemon(root.path());
   std::string url = daemon.url("shop.git");
   git({"clone", "-q", (root / "shop.git").string(), (root / "work").string()});
@@ -397,7 +355,7 @@ TEST_F(ReconcilerTest, GitDaemonRemoteAndRollback) {
                "  syncPolicy:\n    automated: {}\n    syncOptions: [CreateNamespace=true]\n")));
   ASSERT_TRUE(wait_until([&] { return synced_healthy("shop"); }, std::chrono::seconds(60)));
   std::string first = status("shop").revision;
-  capstan::testing::write_file(root / "work/apps/shop/cm.yaml", configmap("shop", "v2"));
+  capstan::testing::write_file(root / "work/apps/shop/cm.yaml", configmap_yaml("shop", "v2"));
   git({"commit", "-qam", "v2"}, root / "work");
   git({"push", "-q", "origin", "HEAD:main"}, root / "work");
   ASSERT_TRUE(wait_until(

@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 
@@ -16,23 +17,13 @@
 namespace {
 
 namespace fs = std::filesystem;
-using capstan::testing::git;
-using capstan::testing::GitDaemon;
-using capstan::testing::Sandbox;
-using capstan::testing::Stack;
-using capstan::testing::TempDir;
-using capstan::testing::wait_until;
+using namespace capstan::testing;
 using nlohmann::json;
 using ::testing::HasSubstr;
 
 // A Deployment that turns Degraded 2 s (by default) after its rollout stops progressing.
 std::string deployment(const std::string& name, const std::string& image, int deadline = 2) {
-  return "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + name +
-         "\nspec:\n  replicas: 1\n  progressDeadlineSeconds: " + std::to_string(deadline) +
-         "\n  selector:\n    matchLabels: "
-         "{app: " +
-         name + "}\n  template:\n    metadata:\n      labels: {app: " + name +
-         "}\n    spec:\n      containers:\n      - name: main\n        image: " + image + "\n";
+  return deployment_yaml(name, image, 1, deadline);
 }
 
 std::string trimmed(std::string s) {
@@ -93,23 +84,9 @@ protected:
 
   // The release repo connector, the GitOps service, the environment and the sandbox cluster.
   std::string objects_yaml() const {
-    return "connector:\n  identifier: release_repo\n  name: release repo\n  type: Git\n"
-           "  spec:\n    url: " +
-           url() +
-           "\n    connectionType: Repo\n    branchName: main\n    type: Http\n    spec: {}\n---\n"
-           "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
-           "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
-           sandbox_->kubeconfig().string() +
-           "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
-           "  connectorRef: sandbox_api\n  environments: [dev]\n---\n"
-           "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n"
-           "service:\n  identifier: web\n  name: web\n  gitOpsEnabled: true\n"
-           "  serviceDefinition:\n    type: Kubernetes\n    spec:\n      manifests:\n"
-           "        - manifest:\n            identifier: release\n            type: ReleaseRepo\n"
-           "            spec:\n              store:\n                type: Git\n"
-           "                spec:\n                  connectorRef: release_repo\n"
-           "                  gitFetchType: Branch\n                  branch: main\n"
-           "                  paths: [apps/demo/web.yaml]\n";
+    return release_repo_connector_yaml(url()) + "---\n" +
+           gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev") + "---\n" +
+           release_repo_service_yaml("web", "apps/demo/web.yaml");
   }
   std::string app_yaml(const std::string& name, const std::string& path, bool automated) const {
     return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
@@ -131,13 +108,19 @@ protected:
            "          execution:\n            steps:\n" +
            steps;
   }
+  // A GitOpsSync step for pipeline_yaml up to its `spec:` (its fields follow, indented by 20
+  // spaces); without a timeout when `timeout` is empty.
+  static std::string sync_step_head(const std::string& timeout = "2m",
+                                    const std::string& identifier = "sync",
+                                    const std::string& name = "GitOps Sync") {
+    return "              - step:\n                  type: GitOpsSync\n                  name: " +
+           name + "\n                  identifier: " + identifier + "\n" +
+           (timeout.empty() ? "" : "                  timeout: " + timeout + "\n") +
+           "                  spec:\n";
+  }
   // A GitOpsSync step of the applications `list` ("[demo]"), for pipeline_yaml.
   static std::string sync_step(const std::string& list) {
-    return "              - step:\n                  type: GitOpsSync\n"
-           "                  name: GitOps Sync\n                  identifier: sync\n"
-           "                  timeout: 2m\n                  spec:\n"
-           "                    applicationsList: " +
-           list + "\n";
+    return sync_step_head() + "                    applicationsList: " + list + "\n";
   }
   json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
   static std::string sync_status(const json& a) {
@@ -231,13 +214,7 @@ TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
                     helm:
                       parameters: []
                       fileParameters: []
-              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    prune: true
+)" + sync_step_head() + R"(                    prune: true
                     dryRun: false
                     applyOnly: false
                     forceApply: false
@@ -284,9 +261,10 @@ TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
 // application no delegate holds fail clearly before anything is synced.
 TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
   commit("broken", {{"apps/demo/web.yaml", deployment("web", "nginx:pullfail")}});
-  auto applied = stack_.apply_text("objects.yaml",
-                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
-                                       "---\n" + pipeline_yaml("broken", R"(              - step:
+  auto applied = stack_.apply_text(
+      "objects.yaml",
+      objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", false) +
+          "---\n" + pipeline_yaml("broken", R"(              - step:
                   type: UpdateGitOpsApp
                   name: Update GitOps App
                   identifier: update
@@ -298,19 +276,10 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
                   type: UpdateGitOpsApp
                   name: Undo
                   identifier: undo
-              - step:
-                  type: GitOpsSync
-                  name: Resync
-                  identifier: resync
-                  timeout: 2m
-                  spec:
-                    applicationsList: [demo]
-)") + "---\n" + pipeline_yaml("nothing", R"(              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  spec:
-                    applicationRegex: ^payments-
+)" + sync_step_head("2m", "resync", "Resync") + R"(                    applicationsList: [demo]
+)") + "---\n" +
+          pipeline_yaml("nothing",
+                        sync_step_head("") + R"(                    applicationRegex: ^payments-
 )"));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   json a;
@@ -357,12 +326,9 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
   EXPECT_TRUE(schema["specSchema"]["properties"].contains("applicationRegex")) << schema.dump(2);
 
   // Invalid specs are refused at apply, with the file, line and column.
-  auto refused = stack_.apply_text("bad.yaml", pipeline_yaml("bad", R"(              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  spec:
-                    applicationRegex: "(unclosed"
+  auto refused = stack_.apply_text(
+      "bad.yaml",
+      pipeline_yaml("bad", sync_step_head("") + R"(                    applicationRegex: "(unclosed"
 )"));
   EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
   EXPECT_THAT(refused.dump(), HasSubstr("bad.yaml:25:39"));
@@ -392,13 +358,7 @@ TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
                   identifier: fetch
                   timeout: 1m
                   spec: {}
-              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    prune: false
+)" + sync_step_head() + R"(                    prune: false
 )"));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   json a;
@@ -497,14 +457,10 @@ TEST_F(StepsTest, GitOpsSyncRetriesAFailingHookThenFails) {
   commit("main", {{"apps/hooked/web.yaml", deployment("hooked", "nginx:1.25")},
                   {"apps/hooked/migrate.yaml", hook}});
   auto applied = stack_.apply_text(
-      "objects.yaml", objects_yaml() + "---\n" + app_yaml("hooked", "apps/hooked", false) +
-                          "---\n" + pipeline_yaml("hooked", R"(              - step:
-                  type: GitOpsSync
-                  name: GitOps Sync
-                  identifier: sync
-                  timeout: 2m
-                  spec:
-                    applicationsList: [hooked]
+      "objects.yaml",
+      objects_yaml() + "---\n" + app_yaml("hooked", "apps/hooked", false) + "---\n" +
+          pipeline_yaml("hooked",
+                        sync_step_head() + R"(                    applicationsList: [hooked]
                     retry: true
                     retryStrategy:
                       limit: 1

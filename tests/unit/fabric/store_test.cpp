@@ -121,6 +121,7 @@ TEST(Store, ObjectFieldsAndApplicationPagesReadOnlyTheLatestLiveVersions) {
   st.name = "b";
   st.delegate = "east";
   st.epoch = 3;
+  st.status = {{"sync", {{"status", "Synced"}}}};
   s.put_app_state(st);
 
   auto fields = s.object_fields("application", {"$.project", "$.missing", "$.document.spec"});
@@ -137,14 +138,44 @@ TEST(Store, ObjectFieldsAndApplicationPagesReadOnlyTheLatestLiveVersions) {
   EXPECT_FALSE(first[0].state.has_value());
   EXPECT_EQ(first[1].name, "b");
   EXPECT_EQ(first[1].project, "team");
-  EXPECT_EQ(first[1].document["spec"]["project"], "team");
+  EXPECT_EQ(first[1].spec_json, R"({"project":"team"})");
+  EXPECT_EQ(first[1].metadata_json, R"({"name":"b"})");
+  EXPECT_EQ(first[0].status_json, "{}");
   ASSERT_TRUE(first[1].state.has_value());
   EXPECT_EQ(first[1].state->delegate, "east");
   EXPECT_EQ(first[1].state->epoch, 3U);
+  EXPECT_EQ(first[1].status_json, R"({"sync":{"status":"Synced"}})");
   auto rest = s.application_page("b", 2);
   ASSERT_EQ(rest.size(), 1U); // d was deleted
   EXPECT_EQ(rest[0].name, "c");
   EXPECT_TRUE(s.application_page("c", 2).empty());
+  ASSERT_TRUE(s.application_item("b").has_value());
+  EXPECT_EQ(s.application_item("b")->state->delegate, "east");
+  EXPECT_FALSE(s.application_item("d").has_value());
+}
+
+TEST(Store, ReferrersAreTheLatestLiveObjectsNamingTheObject) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  auto refers = [](const std::string& name, const std::string& cluster) {
+    auto o = application(name, cluster); // a new version when the cluster changes
+    o.references = nlohmann::json::array(
+        {{{"kind", "gitopsCluster"}, {"identifier", cluster}, {"location", name + ".yaml:9:11"}},
+         {{"kind", "gitopsCluster"}, {"identifier", cluster}, {"location", "second"}}});
+    return o;
+  };
+  s.put_object(refers("b", "east"));
+  s.put_object(refers("a", "east"));
+  s.put_object(refers("c", "east"));
+  s.put_object(refers("c", "west")); // its latest version names another cluster
+  s.put_object(refers("d", "east"));
+  s.delete_object("application", "d", "alice", 1);
+  auto found = s.referrers("gitopsCluster", "east");
+  ASSERT_EQ(found.size(), 2U);
+  EXPECT_EQ(found[0].first.identifier, "a");
+  EXPECT_EQ(found[0].second["location"], "a.yaml:9:11");
+  EXPECT_EQ(found[1].first.identifier, "b");
+  EXPECT_TRUE(s.referrers("gitopsCluster", "north").empty());
 }
 
 TEST(Store, ExecutionsStepsAndLogsSurviveReopening) {

@@ -128,6 +128,9 @@ struct Application {
   SyncPolicy sync_policy;
   std::vector<IgnoreDifference> ignore_differences;
   int revision_history_limit = 10;
+  // metadata.deletionTimestamp is set: it is being deleted with its resources, and is never
+  // synced again (automated sync is off whatever syncPolicy says).
+  bool deleting = false;
   nlohmann::json document; // as written
   std::string where;       // "file:line:column" of the document
 };

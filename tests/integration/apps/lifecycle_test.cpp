@@ -1,0 +1,298 @@
+// The life of GitOps applications across delegates and coordinator restarts, end to end: a real
+// coordinator, delegates hosting the gitops plugin's reconciler, capstan-sandbox and a real Git
+// remote. Cascading deletion waits for a delegate to delete the resources (Argo CD's resources
+// finalizer) whoever holds the application, and survives a lost holder and a restart.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <capstan/testing/git_servers.h>
+#include <capstan/testing/sandbox.h>
+
+#include <iostream>
+
+#include "../stack.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using capstan::testing::git;
+using capstan::testing::Sandbox;
+using capstan::testing::Stack;
+using capstan::testing::TempDir;
+using capstan::testing::wait_until;
+using nlohmann::json;
+
+std::string configmap(const std::string& name, const std::string& value) {
+  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
+         value + "\"\n";
+}
+
+class LifecycleTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
+    remote_ = capstan::testing::make_remote(dir_.path(), "release.git",
+                                            {{{"apps/one/settings.yaml", configmap("one", "1")},
+                                              {"apps/two/settings.yaml", configmap("two", "2")}}});
+    stack_.start_coordinator();
+    capstan::testing::write_file(dir_ / "delegate.yaml",
+                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
+  }
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
+      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
+    }
+    for (auto* d : delegates_) d->child().signal(SIGCONT);
+  }
+  capstan::testing::Daemon& delegate(const std::string& name) {
+    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
+                                    {"--config", (dir_ / "delegate.yaml").string()});
+    delegates_.push_back(&d);
+    return d;
+  }
+  std::string cluster_yaml() const {
+    return "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n"
+           "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
+           "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
+           sandbox_->kubeconfig().string() +
+           "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
+           "  connectorRef: sandbox_api\n  environments: [dev]\n";
+  }
+  // `extra_spec`: more lines under spec:, each "  key: value\n".
+  std::string app_yaml(const std::string& name, const std::string& path, bool finalizer = true,
+                       const std::string& extra_spec = "",
+                       const std::string& destination = "name: sandbox") const {
+    return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
+           (finalizer ? "\n  finalizers: [resources-finalizer.argocd.argoproj.io]" : "") +
+           "\nspec:\n  project: default\n  source:\n    repoURL: file://" + remote_.string() +
+           "\n    targetRevision: main\n    path: " + path + "\n  destination:\n    " +
+           destination +
+           "\n    namespace: demo\n  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n"
+           "    syncOptions: [CreateNamespace=true]\n" +
+           extra_spec;
+  }
+  capstan::process::RunResult cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {(capstan::testing::bin_dir() / "capstan").string(),
+                                     "--server",
+                                     stack_.api(),
+                                     "--token",
+                                     stack_.api_token(),
+                                     "--user",
+                                     "alice"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return capstan::testing::run(argv);
+  }
+  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
+  bool synced_healthy(const json& a) {
+    const json s = a.value("status", json::object());
+    return s.value("sync", json::object()).value("status", "") == "Synced" &&
+           s.value("health", json::object()).value("status", "") == "Healthy";
+  }
+  void wait_synced(const std::string& name) {
+    json a;
+    ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app(name)); }, std::chrono::seconds(60)))
+        << a.dump(2);
+  }
+  bool configmap_exists(const std::string& name) {
+    auto r = sandbox_->kubectl({"get", "configmap", name, "-n", "demo", "-o", "name"});
+    return r.status.success();
+  }
+
+  TempDir dir_{"capstan-lifecycle"};
+  std::unique_ptr<Sandbox> sandbox_;
+  fs::path remote_;
+  Stack stack_{dir_.path()};
+  std::vector<capstan::testing::Daemon*> delegates_;
+};
+
+TEST_F(LifecycleTest, CascadingDeletionWaitsForADelegateAcrossALostHolderAndARestart) {
+  auto& east = delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  auto applied =
+      stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("one", "apps/one"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  wait_synced("one");
+  ASSERT_TRUE(configmap_exists("one"));
+  ASSERT_EQ(app("one")["assignment"]["delegate"], "east");
+
+  // Its holder stops answering: the deletion cannot finish, the application shows as Deleting
+  // and its resources stay.
+  east.child().signal(SIGSTOP);
+  auto r = cli({"delete", "app", "one"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  EXPECT_NE(r.out.find("application/one deleting"), std::string::npos) << r.out;
+  json a = app("one");
+  ASSERT_EQ(stack_.last_status(), 200);
+  EXPECT_FALSE(a["metadata"].value("deletionTimestamp", "").empty()) << a.dump(2);
+  r = cli({"apps", "list"});
+  EXPECT_NE(r.out.find("Deleting"), std::string::npos) << r.out;
+  r = cli({"apps", "get", "one"});
+  EXPECT_NE(r.out.find("Deleting:"), std::string::npos) << r.out;
+  // A second delete is answered the same; a sync is refused; so is applying it again.
+  auto again = stack_.del("/api/v1/objects/application/one");
+  EXPECT_EQ(stack_.last_status(), 202) << again.dump(2);
+  EXPECT_TRUE(again.value("deleting", false));
+  stack_.post("/api/v1/apps/one/sync", json::object());
+  EXPECT_EQ(stack_.last_status(), 409);
+  auto refused = stack_.apply_text("again.yaml", app_yaml("one", "apps/one"));
+  EXPECT_EQ(stack_.last_status(), 422) << refused.dump(2);
+  EXPECT_NE(refused.dump().find("is being deleted"), std::string::npos) << refused.dump(2);
+  EXPECT_TRUE(configmap_exists("one"));
+
+  // The coordinator restarts: the application is still being deleted.
+  stack_.kill_coordinator();
+  stack_.start_coordinator();
+  a = app("one");
+  ASSERT_EQ(stack_.last_status(), 200) << a.dump(2);
+  EXPECT_FALSE(a["metadata"].value("deletionTimestamp", "").empty()) << a.dump(2);
+  EXPECT_TRUE(configmap_exists("one"));
+
+  // Another delegate takes it over from the lost holder and finishes the deletion.
+  delegate("west");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        stack_.get("/api/v1/apps/one");
+        return stack_.last_status() == 404;
+      },
+      std::chrono::seconds(60)));
+  EXPECT_FALSE(configmap_exists("one"));
+  EXPECT_NE(delegates_.back()->log().find("deleted 1 resource(s)"), std::string::npos)
+      << delegates_.back()->log();
+  auto audit = stack_.get("/api/v1/audit?target=one");
+  EXPECT_NE(audit.dump().find("deletedResources"), std::string::npos) << audit.dump(2);
+  east.child().signal(SIGKILL);
+}
+
+TEST_F(LifecycleTest, DeletionWithoutCascadeOrFinalizerIsAtOnceAndKeepsTheResources) {
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  auto applied = stack_.apply_text("apps.yaml",
+                                   cluster_yaml() + "---\n" + app_yaml("one", "apps/one") +
+                                       "---\n" + app_yaml("two", "apps/two", /*finalizer=*/false));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  wait_synced("one");
+  wait_synced("two");
+
+  auto r = cli({"delete", "app", "one", "--cascade=false"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  EXPECT_NE(r.out.find("application/one deleted"), std::string::npos) << r.out;
+  app("one");
+  EXPECT_EQ(stack_.last_status(), 404);
+  r = cli({"delete", "app", "two"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  app("two");
+  EXPECT_EQ(stack_.last_status(), 404);
+  r = cli({"delete", "app", "two", "--cascade=maybe"});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("--cascade must be true or false"), std::string::npos) << r.err;
+
+  // Both let go at once: their delegate stops reconciling them and leaves their resources.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return delegates_.back()->log().find("application two: no longer reconciled") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(20)));
+  EXPECT_TRUE(configmap_exists("one"));
+  EXPECT_TRUE(configmap_exists("two"));
+}
+
+TEST_F(LifecycleTest, ADeletionThatFailsIsRetriedUntilItsSourceCanBeRead) {
+  // The application is deleted before any delegate could read its source: the delegate that
+  // takes it cannot tell its resources, says so (DeletionError) and tries again.
+  const fs::path moved = dir_ / "moved.git";
+  auto applied =
+      stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app_yaml("one", "apps/one"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  fs::rename(remote_, moved);
+  auto d = stack_.del("/api/v1/objects/application/one");
+  ASSERT_EQ(stack_.last_status(), 202) << d.dump(2);
+  delegate("east");
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("one");
+        return a.dump().find("DeletionError") != std::string::npos;
+      },
+      std::chrono::seconds(60)))
+      << a.dump(2);
+  EXPECT_NE(a.dump().find("cannot tell which resources application 'one' manages"),
+            std::string::npos)
+      << a.dump(2);
+  fs::rename(moved, remote_);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        stack_.get("/api/v1/apps/one");
+        return stack_.last_status() == 404;
+      },
+      std::chrono::seconds(60)));
+  EXPECT_FALSE(configmap_exists("one"));
+}
+
+TEST_F(LifecycleTest, OperationHistoryOutlivesFailoverAndACoordinatorRestart) {
+  auto& east = delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  auto applied = stack_.apply_text(
+      "apps.yaml",
+      cluster_yaml() + "---\n" + app_yaml("one", "apps/one", false, "  revisionHistoryLimit: 3\n"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  wait_synced("one");
+  auto history = [&] { return app("one")["status"].value("history", json::array()); };
+  ASSERT_TRUE(wait_until([&] { return history().size() == 1; }, std::chrono::seconds(30)));
+  auto r = cli({"apps", "sync", "one"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  ASSERT_TRUE(wait_until([&] { return history().size() == 2; }, std::chrono::seconds(30)));
+
+  // Its delegate dies: the application moves, and its history stays.
+  delegate("west");
+  ASSERT_TRUE(stack_.wait_for_delegates(2));
+  east.child().signal(SIGKILL);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("one");
+        return a["assignment"]["delegate"] == "west" && synced_healthy(a);
+      },
+      std::chrono::seconds(30)))
+      << a.dump(2);
+  json h = a["status"]["history"];
+  ASSERT_EQ(h.size(), 2u) << a.dump(2);
+  EXPECT_EQ(h[0]["id"], 1);
+  EXPECT_EQ(h[0]["initiatedBy"], "automated");
+  EXPECT_EQ(h[1]["id"], 2);
+  EXPECT_EQ(h[1]["delegate"], "east");
+  r = cli({"apps", "sync", "one"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  ASSERT_TRUE(wait_until([&] { return (h = history()).size() == 3; }, std::chrono::seconds(30)))
+      << h.dump(2);
+  EXPECT_EQ(h[2]["id"], 3);
+  EXPECT_EQ(h[2]["delegate"], "west");
+
+  // The coordinator restarts: the history is still there, and a rollback to an entry the lost
+  // delegate made runs on the new one; the oldest entry goes (revisionHistoryLimit 3).
+  stack_.kill_coordinator();
+  stack_.start_coordinator();
+  ASSERT_EQ(history().size(), 3u);
+  ASSERT_TRUE(wait_until([&] { return app("one")["assignment"]["delegate"] == "west"; },
+                         std::chrono::seconds(30)));
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  r = cli({"apps", "rollback", "one", "2"});
+  ASSERT_TRUE(r.status.success()) << r.out << r.err;
+  ASSERT_TRUE(
+      wait_until([&] { return (h = history()).back()["id"] == 4; }, std::chrono::seconds(30)))
+      << h.dump(2);
+  ASSERT_EQ(h.size(), 3u) << h.dump(2);
+  EXPECT_EQ(h[0]["id"], 2);
+  EXPECT_EQ(h[2]["id"], 4);
+  EXPECT_NE(h[2]["initiatedBy"].get<std::string>().find("(rollback to 2)"), std::string::npos)
+      << h.dump(2);
+  r = cli({"apps", "history", "one"});
+  EXPECT_NE(r.out.find("rollback to 2"), std::string::npos) << r.out;
+  r = cli({"apps", "rollback", "one", "1"});
+  EXPECT_FALSE(r.status.success());
+  EXPECT_NE(r.err.find("has no history entry 1"), std::string::npos) << r.err;
+}
+
+} // namespace
