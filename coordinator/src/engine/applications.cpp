@@ -725,16 +725,17 @@ void Machine::app_operation(const AppOperationRequest& request, std::promise<Out
     return answer(op_failure(404, "NotFound", "application '" + request.app + "' not found"));
   }
   std::chrono::milliseconds timeout{0};
-  if (request.op == "refresh") {
+  if (request.op == "refresh" || request.op == "terminate") {
     timeout = std::chrono::seconds(60);
   } else if (request.op == "sync" || request.op == "rollback") {
     timeout = std::chrono::minutes(30);
   } else {
     return answer(op_failure(400, "InvalidInput",
-                             "unknown operation '" + request.op + "' (sync, refresh or rollback)"));
+                             "unknown operation '" + request.op +
+                                 "' (sync, refresh, rollback or terminate)"));
   }
   auto& app = it->second;
-  if (app.deleting && request.op != "refresh") {
+  if (app.deleting && (request.op == "sync" || request.op == "rollback")) {
     return answer(op_failure(409, "Deleting",
                              "application '" + request.app +
                                  "' is being deleted: it is not synced or rolled back any more"));

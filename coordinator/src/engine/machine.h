@@ -311,6 +311,9 @@ private:
   // Sends a sync of `app` for the step (a new attempt) and keeps its answer's future.
   void gitops_send_sync(Active& a, std::size_t index, const std::string& app);
   bool gitops_sync_progress(Active& a, std::size_t index, std::int64_t wall);
+  // A GitOpsSync step ends before its syncs: the syncs it started still running on delegates
+  // are terminated.
+  void gitops_terminate(Active& a, std::size_t index, const std::string& why);
   // Running GitOpsSync steps: answers, statuses, retries and timeouts.
   void tick_gitops_steps();
   // Why no delegate can take an operation on `app` now; "" when one can.
