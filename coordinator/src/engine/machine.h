@@ -277,6 +277,11 @@ private:
     std::vector<std::string> selectors;
   };
   AppTarget apps_target(const std::string& name);
+  // The API server URL of a GitOps cluster's K8sCluster connector, as Argo CD's cluster.server:
+  // a ManualConfig's masterUrl, https://kubernetes.default.svc for InheritFromDelegate (the
+  // cluster the delegate runs in); "" when it cannot be told (a Kubeconfig file's server is
+  // read by the delegate).
+  static std::string cluster_server(const nlohmann::json& connector_model);
   // Records why a deleting application's resources cannot be deleted (no cluster) when it is.
   bool apps_cannot_delete_resources(AppRuntime& app, const AppTarget& t);
 

@@ -224,7 +224,7 @@ TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
                     forceApply: false
                     applicationsList:
                       - applicationName: demo
-                        agentId: sandbox_agent
+                        agentId: gitops
                     retryStrategy: {}
                     syncOptions:
                       autoCreateNamespace: true
