@@ -179,7 +179,7 @@ public:
     ro.bind = "tcp://127.0.0.1:0";
     if (!o.insecure) ro.curve_secret_key = keys_.secret_key;
     router_ = std::make_unique<wire::Router>(
-        context_, ro, [this](wire::RouterEvent&& e) { engine_->post(std::move(e)); });
+        context_, ro, [this](std::vector<wire::RouterEvent>&& e) { engine_->post(std::move(e)); });
     engine_->start(*router_);
     testing::write_file(root / "wire.pub", keys_.public_key + "\n");
     for (int i = 0; i < o.delegates; ++i) {
@@ -289,6 +289,8 @@ public:
     return {total / seconds, percentile(latencies_, 0.5), percentile(latencies_, 0.99)};
   }
 
+  wire::RouterStats wire_stats() const { return router_->stats(); }
+
   double delegates_cpu() {
     double total = 0;
     for (auto& d : delegates_) total += process_cpu(d->child().pid());
@@ -373,7 +375,9 @@ int main(int argc, char** argv) {
   bench.run(std::min(500, o.tasks), concurrency); // warm-up
   auto cpu_before = thread_cpu();
   double delegates_before = bench.delegates_cpu();
+  auto wire_before = bench.wire_stats();
   auto loaded = bench.run(o.tasks, concurrency);
+  auto wire_after = bench.wire_stats();
   auto cpu_after = thread_cpu();
   double delegates_after = bench.delegates_cpu();
   auto single = bench.run(std::min(2000, o.tasks), 1);
@@ -409,5 +413,14 @@ int main(int argc, char** argv) {
   std::printf("  %-22s %8.1f us\n", "coordinator, total", 1e6 * all / o.tasks);
   std::printf("  %-22s %8.1f us\n", "delegates, total",
               1e6 * (delegates_after - delegates_before) / o.tasks);
+  auto per_task = [&](std::uint64_t after, std::uint64_t before) {
+    return static_cast<double>(after - before) / o.tasks;
+  };
+  std::printf("wire messages per task in the loaded run: %.2f to the delegates (%.2f of them "
+              "batches), %.2f from them (%.2f batches)\n",
+              per_task(wire_after.sent, wire_before.sent),
+              per_task(wire_after.batches_sent, wire_before.batches_sent),
+              per_task(wire_after.received, wire_before.received),
+              per_task(wire_after.batches_received, wire_before.batches_received));
   return once == steps ? 0 : 1;
 }

@@ -299,7 +299,8 @@ int main(int argc, char** argv) {
     std::unique_ptr<wire::Router> router;
     try {
       router = std::make_unique<wire::Router>(
-          context, wire_options, [&](wire::RouterEvent&& e) { engine.post(std::move(e)); });
+          context, wire_options,
+          [&](std::vector<wire::RouterEvent>&& e) { engine.post(std::move(e)); });
     } catch (const zmq::error_t& e) {
       std::cerr << "capstan-coordinator: cannot bind " << wire_options.bind << ": " << e.what()
                 << " (in use? pick another with --bind)\n";

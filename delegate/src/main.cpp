@@ -405,7 +405,7 @@ public:
   void on_message(wire::v1::Envelope&& env) override {
     switch (env.body_case()) {
     case wire::v1::Envelope::kAssign:
-      runner_.assign(env.assign());
+      runner_.assign(std::move(*env.mutable_assign()));
       break;
     case wire::v1::Envelope::kCancel:
       runner_.cancel(env.cancel());

@@ -23,6 +23,12 @@ constexpr std::size_t kMaxLogMessageBytes = 1024 * 1024;
 constexpr std::size_t kMaxLineBytes = 64 * 1024;
 // What a kept line costs beyond its text (time, level, framing).
 constexpr std::size_t kLineOverhead = 16;
+// A task's Accepted goes only once it has run this long, or before its first log line: a task
+// that ends sooner is reported by its Result alone (one message and one state change at the
+// coordinator, not two, and no wake-up of the wire's thread). The coordinator treats a
+// dispatched task and a running one alike when a delegate is lost or re-attaches, so only the
+// moment `Running` shows is later.
+constexpr std::chrono::milliseconds kAcceptedDelay{10};
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -146,6 +152,7 @@ struct TaskRunner::Task {
   bool timeout_noted = false;                 // the step's log says its timeout passed
   std::optional<Clock::time_point> cancel_at; // cancel requested
   std::string cancel_reason;
+  std::optional<Clock::time_point> accepted_due; // when the watchdog sends the Accepted
 
   std::mutex mutex; // guards what follows: plugin callbacks may come from any thread
   std::map<std::string, std::string> outputs;
@@ -157,6 +164,7 @@ struct TaskRunner::Task {
   std::size_t line_bytes = 0;     // what `lines` costs against the runner's log buffer
   std::uint64_t dropped = 0;      // lines dropped from a full buffer
   std::optional<wv1::Envelope> result;
+  bool accepted_sent = false; // or no longer worth sending: the result is there
 };
 
 TaskRunner::TaskRunner(PluginHost& host, RunnerOptions options, Send send)
@@ -214,14 +222,16 @@ void TaskRunner::refuse(const wv1::Assign& assign, const std::string& why) {
   send_(std::move(env));
 }
 
-void TaskRunner::assign(const wv1::Assign& assign) {
+void TaskRunner::assign(wv1::Assign assign) {
   auto key = key_of(assign.task_id(), assign.attempt());
   auto task = std::make_shared<Task>();
-  task->assign = assign;
   task->key = key;
   // Secret values the coordinator put into the request: masked in everything the task sends.
   task->secrets.assign(assign.mask().begin(), assign.mask().end());
   bool readable = task->request.ParseFromString(assign.step_request());
+  assign.clear_step_request(); // parsed; the task keeps what it names
+  task->assign = std::move(assign);
+  const auto& ref = task->assign;
   std::optional<wv1::Envelope> resend;
   std::string refusal;
   {
@@ -245,7 +255,7 @@ void TaskRunner::assign(const wv1::Assign& assign) {
     }
   }
   if (resend) return send_(std::move(*resend));
-  if (!refusal.empty()) return refuse(assign, refusal);
+  if (!refusal.empty()) return refuse(ref, refusal);
   work_ready_.notify_one();
 }
 
@@ -349,7 +359,18 @@ void TaskRunner::append(Task& task, capstan_log_level level, std::string text) {
   pump(task);
 }
 
+void TaskRunner::send_accepted(Task& task) {
+  if (task.accepted_sent) return;
+  task.accepted_sent = true;
+  wv1::Envelope env;
+  env.mutable_accepted()->set_task_id(task.assign.task_id());
+  env.mutable_accepted()->set_attempt(task.assign.attempt());
+  send_(std::move(env));
+}
+
 void TaskRunner::pump(Task& task) {
+  // The coordinator (and whoever follows the step) sees the step running before its output.
+  if (task.sent_upto + 1 < task.next_seq) send_accepted(task);
   // Lines dropped from a full buffer are gone; start at the oldest kept.
   if (task.sent_upto + 1 < task.first_seq) task.sent_upto = task.first_seq - 1;
   while (task.sent_upto + 1 < task.next_seq) {
@@ -457,13 +478,20 @@ void TaskRunner::work(const fs::path& path) {
       pending_.pop_front();
       task->running = true;
       task->worker = std::this_thread::get_id();
+      // Under the runner's lock: the watchdog reads the request under it too.
+      task->request.set_work_dir(dir.path().string());
+      const auto now = Clock::now();
+      task->accepted_due = now + kAcceptedDelay;
+      auto soonest = *task->accepted_due;
       if (task->request.timeout_ms() > 0) {
-        task->deadline = Clock::now() + std::chrono::milliseconds(task->request.timeout_ms());
-        // The watchdog sleeps until its next deadline: wake it only if this one comes sooner.
-        if (watch_next_ && *task->deadline < *watch_next_) watch_.notify_all();
+        task->deadline = now + std::chrono::milliseconds(task->request.timeout_ms());
+        soonest = std::min(soonest, *task->deadline);
       }
+      // The watchdog sleeps until its next deadline: wake it only if this one comes sooner
+      // (under load it sleeps until an earlier task's Accepted is due, and is not woken).
+      if (watch_next_ && soonest < *watch_next_) watch_.notify_all();
     }
-    auto result = execute(task, dir.path());
+    auto result = execute(task);
     // Most steps leave nothing behind: one look, and removals only when something is left.
     dir.reset();
     // An abandoned call: a replacement worker took this one's place, and this thread, detached,
@@ -483,6 +511,15 @@ void TaskRunner::watch() {
     std::vector<std::pair<std::shared_ptr<Task>, bool>> overdue; // task, timed out
     for (auto& [k, t] : active_) {
       if (!t->running) continue;
+      if (t->accepted_due) {
+        if (now >= *t->accepted_due) {
+          t->accepted_due.reset();
+          std::lock_guard tl(t->mutex);
+          if (!t->settled) send_accepted(*t);
+        } else if (!next || *t->accepted_due < *next) {
+          next = *t->accepted_due;
+        }
+      }
       if (t->deadline && !t->timeout_noted) {
         // The plugin host turns cancelled() true for the plugin at the deadline; the step's log
         // says so, and the abandonment clock below starts.
@@ -559,24 +596,16 @@ void TaskRunner::watch() {
   }
 }
 
-plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr,
-                                           const fs::path& dir) {
+plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr) {
   Task& task = *task_ptr;
   const auto& id = task.assign.task_id();
   const auto attempt = task.assign.attempt();
   task.started_unix_ms = now_ms();
-  {
-    wv1::Envelope env;
-    env.mutable_accepted()->set_task_id(id);
-    env.mutable_accepted()->set_attempt(attempt);
-    send_(std::move(env));
-  }
   spdlog::info("task {} attempt {}: {} step {} started", id, attempt, task.request.step_type(),
                task.request.step_identifier());
 
-  // The worker's directory: there and empty (work() sees to it after each task).
-  plugin::v1::StepRequest request = task.request;
-  request.set_work_dir(dir.string());
+  // The worker's directory (set by work()): there and empty, work() sees to it after each task.
+  const plugin::v1::StepRequest& request = task.request;
 
   // The callbacks hold the task alive: an abandoned plugin may still call them. They stop
   // reaching the runner once the task is settled (the runner outlives every unsettled task).
@@ -632,6 +661,7 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
     res->set_started_unix_ms(task->started_unix_ms);
     res->set_finished_unix_ms(now_ms());
     task->result = env;
+    task->accepted_sent = true; // the Result says more
   }
   bool ok = result.status() == plugin::v1::StepResult::STATUS_SUCCEEDED;
   (ok ? metrics_.succeeded : metrics_.failed).inc();

@@ -70,7 +70,7 @@ public:
   // From the wire thread. A duplicate of a task already taken is ignored (its result, if any,
   // is sent again). A task that cannot start (draining, no free slot) is refused: the
   // coordinator queues it again.
-  void assign(const wv1::Assign& assign);
+  void assign(wv1::Assign assign);
   void cancel(const wv1::Cancel& cancel);
   void acknowledge(const wv1::ResultAck& ack);
   void acknowledge(const wv1::LogAck& ack);
@@ -98,11 +98,11 @@ private:
   struct Task;
   void work(const std::filesystem::path& dir);
   void watch();
-  plugin::v1::StepResult execute(const std::shared_ptr<Task>& task,
-                                 const std::filesystem::path& dir);
+  plugin::v1::StepResult execute(const std::shared_ptr<Task>& task);
   void finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result);
   void refuse(const wv1::Assign& assign, const std::string& why);
-  void pump(Task& task); // sends the lines not sent yet (task.mutex held)
+  void pump(Task& task);          // sends the lines not sent yet (task.mutex held)
+  void send_accepted(Task& task); // once per attempt, unless its result came first (task.mutex)
   // Adds a line to the task's log, bounded by the buffer limits (task.mutex held).
   void append(Task& task, capstan_log_level level, std::string text);
   void release_lines(Task& task, std::size_t count); // forgets the oldest lines (task.mutex held)

@@ -7,9 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
+#include <set>
 #include <zmq.hpp>
 
+#include "capstan/plugin/v1/plugin.pb.h"
 #include "capstan/wire/codec.h"
 #include "capstan/wire/router.h"
 #include "stack.h"
@@ -216,6 +220,112 @@ TEST(FabricSecurity, ARoguePeerNeverDisturbsTheCoordinatorForOthers) {
   EXPECT_NE(metrics->body.find("capstan_tasks_succeeded_total 2\n"), std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("capstan_delegates_connected 1\n"), std::string::npos);
+}
+
+// Everything a raw peer receives within `wait`, batches unpacked, heartbeats left out.
+std::vector<v1::Envelope> receive_all(zmq::socket_t& s, std::chrono::milliseconds wait,
+                                      std::size_t enough) {
+  std::vector<v1::Envelope> out;
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  while (out.size() < enough && std::chrono::steady_clock::now() < deadline) {
+    auto env = receive(s, std::chrono::milliseconds(100));
+    if (!env) continue;
+    if (!env->has_batch()) {
+      out.push_back(std::move(*env));
+      continue;
+    }
+    for (auto& e : *env->mutable_batch()->mutable_envelopes()) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+v1::Envelope result_of(const v1::Assign& assign, std::uint32_t attempt,
+                       plugin::v1::StepResult::Status status) {
+  plugin::v1::StepResult r;
+  r.set_status(status);
+  if (status == plugin::v1::StepResult::STATUS_FAILED) r.set_message("from a stale attempt");
+  v1::Envelope env;
+  env.mutable_result()->set_task_id(assign.task_id());
+  env.mutable_result()->set_attempt(attempt);
+  env.mutable_result()->set_step_result(r.SerializeAsString());
+  return env;
+}
+
+std::string batch_of(std::vector<v1::Envelope> entries) {
+  v1::Envelope env;
+  env.mutable_batch(); // set even when empty
+  for (auto& e : entries) *env.mutable_batch()->add_envelopes() = std::move(e);
+  return wire::encode(env);
+}
+
+TEST(FabricSecurity, ABatchIsAppliedEntryByEntryAndAMalformedOneNotAtAll) {
+  TempDir dir("capstan-security");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  zmq::context_t ctx(1);
+  auto peer = dealer(ctx, stack.wire(), first_line(dir / "coordinator" / "wire.pub"));
+  v1::Envelope hi;
+  auto* h = hi.mutable_hello();
+  h->set_instance_id("batching-instance");
+  h->set_name("batching");
+  h->set_slots(4);
+  h->set_token(first_line(dir / "coordinator" / "delegate-token"));
+  h->set_batch_limit(wire::kBatchLimit);
+  auto* ad = h->add_step_types();
+  ad->set_type("ShellScript");
+  ad->set_plugin("shell");
+  ad->set_plugin_version("1.0.0");
+  send(*peer, wire::encode(hi));
+  auto welcome = receive(*peer, std::chrono::seconds(5));
+  ASSERT_TRUE(welcome && welcome->has_welcome());
+  EXPECT_EQ(welcome->welcome().batch_limit(), wire::kBatchLimit);
+
+  write_file(dir / "quick.yaml", kQuick);
+  stack.apply_file(dir / "quick.yaml");
+  ASSERT_EQ(stack.last_status(), 200);
+  std::string first = stack.post("/api/v1/pipelines/quick/executions", json::object())["id"];
+  std::string second = stack.post("/api/v1/pipelines/quick/executions", json::object())["id"];
+  std::map<std::string, v1::Assign> assigns; // by task id
+  for (auto& env : receive_all(*peer, std::chrono::seconds(10), 2)) {
+    if (env.has_assign()) assigns[env.assign().task_id()] = env.assign();
+  }
+  ASSERT_EQ(assigns.size(), 2u);
+  const auto& a = assigns.begin()->second;
+  const auto& b = std::next(assigns.begin())->second;
+
+  // A batch with an entry that may not be batched: none of it is applied, not even a's result.
+  v1::Envelope nested_hello = hi;
+  send(*peer, batch_of({result_of(a, a.attempt(), plugin::v1::StepResult::STATUS_SUCCEEDED),
+                        nested_hello}));
+  // A stale attempt's failure and the current attempt's success in one batch: the first is
+  // ignored, the second applied.
+  send(*peer, batch_of({result_of(b, b.attempt() - 1, plugin::v1::StepResult::STATUS_FAILED),
+                        result_of(b, b.attempt(), plugin::v1::StepResult::STATUS_SUCCEEDED)}));
+  std::set<std::uint32_t> acked; // both results are acknowledged, the stale one too
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (acked.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    for (const auto& env : receive_all(*peer, std::chrono::milliseconds(200), 1)) {
+      if (!env.has_result_ack()) continue;
+      EXPECT_EQ(env.result_ack().task_id(), b.task_id());
+      acked.insert(env.result_ack().attempt());
+    }
+  }
+  EXPECT_EQ(acked, (std::set<std::uint32_t>{b.attempt() - 1, b.attempt()}));
+  auto done = [&](const std::string& id) {
+    return stack.get("/api/v1/executions/" + id)["status"].get<std::string>();
+  };
+  std::map<std::string, std::string> status;
+  for (const auto& id : {first, second}) status[id] = done(id);
+  // One execution (b's) succeeded; a's is still out on the peer.
+  ASSERT_EQ(std::count_if(status.begin(), status.end(),
+                          [](const auto& s) { return s.second == "Succeeded"; }),
+            1)
+      << json(status).dump();
+
+  send(*peer, wire::encode(result_of(a, a.attempt(), plugin::v1::StepResult::STATUS_SUCCEEDED)));
+  EXPECT_EQ(stack.wait_for_end(first)["status"], "Succeeded");
+  EXPECT_EQ(stack.wait_for_end(second)["status"], "Succeeded");
+  EXPECT_TRUE(stack.coordinator().child().running());
 }
 
 TEST(FabricSecurity, DelegateServesMetrics) {

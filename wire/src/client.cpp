@@ -5,11 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <random>
 #include <thread>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "capstan/wire/mailbox.h"
@@ -22,15 +21,7 @@ using std::chrono::milliseconds;
 namespace {
 // A Log message grows up to about this size before a new one is started.
 constexpr std::size_t kMaxLogBatchBytes = 256 * 1024;
-// An Accepted waits this long for its attempt's Result before it goes: a task that ends sooner
-// is reported by its Result alone (one message and one state change at the coordinator, not
-// two). The coordinator treats a dispatched task and a running one alike when a delegate is
-// lost or re-attaches, so only the moment `Running` shows is later.
-constexpr milliseconds kAcceptedHold{10};
 
-std::string task_key(const std::string& task_id, std::uint32_t attempt) {
-  return task_id + '#' + std::to_string(attempt);
-}
 } // namespace
 
 struct Client::Impl {
@@ -57,10 +48,10 @@ struct Client::Impl {
   // expects, and wait for it at least as long as it takes to miss its own beats.
   milliseconds beat_interval{1000};
   milliseconds dead_after{3000};
+  // The most envelopes the coordinator takes in one Batch (its Welcome says); 0: none.
+  std::uint32_t batch_limit = 0;
   unsigned failures = 0;
   std::thread thread;
-  // Accepted messages held back until their time (kAcceptedHold), oldest first.
-  std::vector<std::pair<Clock::time_point, v1::Envelope>> held;
 
   Impl(zmq::context_t& ctx, ClientOptions opts, ClientHandler& h)
       : context(ctx), options(std::move(opts)), handler(h) {
@@ -109,6 +100,8 @@ struct Client::Impl {
   void say_hello() {
     v1::Envelope env;
     *env.mutable_hello() = handler.hello();
+    env.mutable_hello()->set_batch_limit(kBatchLimit);
+    batch_limit = 0;
     send_now(env);
     state = State::kHelloSent;
     hello_deadline = Clock::now() + options.liveness.dead_after();
@@ -121,7 +114,7 @@ struct Client::Impl {
       ++sessions_lost;
     }
     is_attached = false;
-    held.clear();
+    batch_limit = 0;
     socket.reset();
     state = State::kWaiting;
     auto wait = backoff();
@@ -129,9 +122,16 @@ struct Client::Impl {
     spdlog::info("wire: {}; reconnecting to {} in {} ms", reason, options.endpoint, wait.count());
   }
 
-  bool send_now(const v1::Envelope& env) {
+  bool send_now(v1::Envelope& env) { return send_bytes(encode_in_place(env)); }
+
+  // Sends envelopes in order, several to a Batch when the coordinator takes them.
+  void send_all(std::vector<v1::Envelope>& envelopes) {
+    if (envelopes.empty()) return;
+    for (const auto& message : encode_all(envelopes, batch_limit)) send_bytes(message.bytes);
+  }
+
+  bool send_bytes(const std::string& bytes) {
     if (!socket) return false;
-    std::string bytes = encode(env);
     try {
       return socket->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
     } catch (const zmq::error_t& e) {
@@ -163,23 +163,23 @@ struct Client::Impl {
         break;
       case State::kAttached:
         wake = std::min(next_beat, last_heard + dead_after);
-        if (!held.empty()) wake = std::min(wake, held.front().first);
         break;
       }
-      std::vector<zmq::pollitem_t> items = {{nullptr, outbox.fd(), ZMQ_POLLIN, 0}};
-      if (socket) items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
+      std::array<zmq::pollitem_t, 2> items = {
+          {{nullptr, outbox.fd(), ZMQ_POLLIN, 0},
+           {socket ? socket->handle() : nullptr, 0, ZMQ_POLLIN, 0}}};
+      const std::size_t polled = socket ? 2 : 1;
       auto wait = std::chrono::duration_cast<milliseconds>(wake - Clock::now());
       try {
-        zmq::poll(items.data(), items.size(), std::max(wait, milliseconds(0)));
+        zmq::poll(items.data(), polled, std::max(wait, milliseconds(0)));
       } catch (const zmq::error_t& e) {
         if (e.num() == EINTR) continue;
         spdlog::error("wire: poll failed: {}", e.what());
         break;
       }
       if (items[0].revents & ZMQ_POLLIN) flush_outbox();
-      if (items.size() > 1 && (items[1].revents & ZMQ_POLLIN)) receive_all();
+      if (polled > 1 && (items[1].revents & ZMQ_POLLIN)) receive_all();
       now = Clock::now();
-      if (is_attached) send_due_accepted(now);
       if (state == State::kHelloSent && now >= hello_deadline) {
         restart("no answer to Hello from " + options.endpoint, false);
       } else if (state == State::kAttached) {
@@ -202,49 +202,25 @@ struct Client::Impl {
     }
   }
 
-  // Sends the held Accepted messages whose time has come.
-  void send_due_accepted(Clock::time_point now) {
-    if (held.empty()) return;
-    std::size_t due = 0;
-    while (due < held.size() && held[due].first <= now) send_now(held[due++].second);
-    held.erase(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(due));
-  }
-
-  // Sends what other threads queued, merging log lines of one attempt into few messages. An
-  // Accepted is held back (kAcceptedHold) and dropped if its attempt's Result comes meanwhile:
-  // the Result says more.
+  // Sends what other threads queued, merging log lines of one attempt into few messages, and
+  // everything together in Batches when the coordinator takes them.
   void flush_outbox() {
     auto items = outbox.drain();
-    if (!is_attached) {
-      held.clear();
-      return;
-    }
+    if (!is_attached) return;
     std::vector<v1::Envelope> batch;
     batch.reserve(items.size());
-    std::unordered_set<std::string> ended; // attempts whose Result is in this flush
-    for (const auto& env : items) {
-      if (env.has_result()) ended.insert(task_key(env.result().task_id(), env.result().attempt()));
-    }
-    if (!ended.empty()) {
-      std::erase_if(held, [&](const auto& h) {
-        return ended.count(
-                   task_key(h.second.accepted().task_id(), h.second.accepted().attempt())) != 0;
-      });
-    }
-    std::unordered_map<std::string, std::size_t> open_log; // attempt -> index in batch
-    std::unordered_map<std::string, std::size_t> open_size;
-    const auto now = Clock::now();
+    // Attempt -> index in batch of its open Log, while its lines may still be merged. Few
+    // attempts log at once: a linear search beats hashing their keys.
+    std::vector<std::pair<std::size_t, std::size_t>> open_log; // index, bytes
+    auto same_attempt = [](const v1::Log& a, const v1::Log& b) {
+      return a.attempt() == b.attempt() && a.task_id() == b.task_id();
+    };
     for (auto& env : items) {
-      if (env.has_accepted()) {
-        if (ended.count(task_key(env.accepted().task_id(), env.accepted().attempt())) == 0) {
-          held.emplace_back(now + kAcceptedHold, std::move(env));
-        }
-        continue;
-      }
       if (env.has_log()) {
-        auto key = task_key(env.log().task_id(), env.log().attempt());
-        auto it = open_log.find(key);
-        auto* open = it != open_log.end() ? batch[it->second].mutable_log() : nullptr;
+        auto it = std::find_if(open_log.begin(), open_log.end(), [&](const auto& o) {
+          return same_attempt(batch[o.first].log(), env.log());
+        });
+        auto* open = it != open_log.end() ? batch[it->first].mutable_log() : nullptr;
         // Numbered lines merge only when they follow on (a resend may repeat earlier ones).
         bool follows =
             open != nullptr &&
@@ -252,35 +228,25 @@ struct Client::Impl {
                  ? open->first_seq() == 0
                  : env.log().first_seq() ==
                        open->first_seq() + static_cast<std::uint64_t>(open->lines_size()));
-        if (follows && open_size[key] < kMaxLogBatchBytes) {
-          auto* target = open;
+        if (follows && it->second < kMaxLogBatchBytes) {
           for (auto& line : *env.mutable_log()->mutable_lines()) {
-            open_size[key] += line.text().size() + 16;
-            *target->add_lines() = std::move(line);
+            it->second += line.text().size() + 16;
+            *open->add_lines() = std::move(line);
           }
           continue;
         }
-        // A held Accepted goes before the attempt's first lines: the coordinator (and whoever
-        // follows the step) sees the step running before its output.
-        if (ended.count(key) == 0) {
-          auto h = std::find_if(held.begin(), held.end(), [&](const auto& entry) {
-            return task_key(entry.second.accepted().task_id(), entry.second.accepted().attempt()) ==
-                   key;
-          });
-          if (h != held.end()) {
-            batch.push_back(std::move(h->second));
-            held.erase(h);
-          }
-        }
-        open_log[key] = batch.size();
-        open_size[key] = env.ByteSizeLong();
+        if (it != open_log.end()) open_log.erase(it);
+        open_log.emplace_back(batch.size(), env.ByteSizeLong());
       } else if (env.has_result()) {
         // Lines after a Result would be out of order; close the attempt's batch.
-        open_log.erase(task_key(env.result().task_id(), env.result().attempt()));
+        std::erase_if(open_log, [&](const auto& o) {
+          const auto& log = batch[o.first].log();
+          return log.attempt() == env.result().attempt() && log.task_id() == env.result().task_id();
+        });
       }
       batch.push_back(std::move(env));
     }
-    for (const auto& env : batch) send_now(env);
+    send_all(batch);
   }
 
   void agree_pace(const v1::Welcome& welcome) {
@@ -318,6 +284,13 @@ struct Client::Impl {
         continue;
       }
       last_heard = Clock::now();
+      if (d.envelope.has_batch()) {
+        // Checked whole by decode(): its entries are never session control.
+        for (auto& entry : *d.envelope.mutable_batch()->mutable_envelopes()) {
+          handle(std::move(entry));
+        }
+        continue;
+      }
       handle(std::move(d.envelope));
     }
   }
@@ -330,6 +303,7 @@ struct Client::Impl {
       is_attached = true;
       failures = 0;
       ++sessions;
+      batch_limit = std::min(env.welcome().batch_limit(), kBatchLimit);
       agree_pace(env.welcome());
       next_beat = Clock::now() + beat_interval;
       handler.on_welcome(env.welcome());
@@ -342,7 +316,7 @@ struct Client::Impl {
         // re-established): open a new session at once on the same socket.
         if (was) handler.on_session_lost("coordinator has no session for us (restarted?)");
         is_attached = false;
-        held.clear();
+        batch_limit = 0;
         if (state != State::kHelloSent) say_hello();
         return;
       }

@@ -37,21 +37,26 @@ v1::Envelope refusal(v1::Refuse::Code code, std::string message, bool retry) {
 struct Router::Impl {
   struct Peer {
     Clock::time_point last_seen;
+    std::uint32_t batch_limit = 0; // what its Hello announced; 0: send it no Batch
   };
 
   RouterOptions options;
-  Sink sink;
+  BatchSink sink;
   zmq::socket_t socket;
   std::string endpoint;
   Mailbox<Outbound> outbox;
   std::atomic<bool> stopping{false};
-  std::unordered_map<PeerId, Peer> attached; // touched only by the router thread
+  // Touched only by the router thread:
+  std::unordered_map<PeerId, Peer> attached;
+  // The batch_limit of peers whose Hello awaits the application's Welcome or Refuse.
+  std::unordered_map<PeerId, std::uint32_t> greeting;
+  std::vector<RouterEvent> events; // read but not handed to the sink yet
 
   std::atomic<std::uint64_t> received{0}, sent{0}, garbage{0}, undeliverable{0}, lost{0}, silent{0},
-      attached_count{0};
+      attached_count{0}, batches_sent{0}, batches_received{0};
   std::thread thread;
 
-  Impl(zmq::context_t& context, RouterOptions opts, Sink s)
+  Impl(zmq::context_t& context, RouterOptions opts, BatchSink s)
       : options(std::move(opts)), sink(std::move(s)), socket(context, zmq::socket_type::router) {
     socket.set(zmq::sockopt::router_mandatory, 1);
     socket.set(zmq::sockopt::sndhwm, options.send_hwm);
@@ -95,20 +100,72 @@ struct Router::Impl {
         spdlog::error("wire: poll failed: {}", e.what());
         break;
       }
-      if (items[0].revents & ZMQ_POLLIN) receive_all();
-      if (items[1].revents & ZMQ_POLLIN) {
-        for (auto& out : outbox.drain()) {
-          if (out.envelope) {
-            deliver(out.peer, *out.envelope);
-          } else if (attached.erase(out.peer) > 0) {
-            attached_count = attached.size();
-          }
-        }
+      if (items[0].revents & ZMQ_POLLIN) {
+        receive_all();
+        emit(); // the engine starts on it while this thread sends
       }
+      if (items[1].revents & ZMQ_POLLIN) send_outbox();
       if (Clock::now() >= next_beat) {
         beat();
         next_beat = Clock::now() + options.liveness.interval;
       }
+      emit();
+    }
+  }
+
+  // Hands what was read to the application in one call.
+  void emit() {
+    if (events.empty()) return;
+    std::vector<RouterEvent> out;
+    out.swap(events);
+    sink(std::move(out));
+  }
+
+  // Sends what the application queued. Consecutive envelopes for one peer that takes batches
+  // leave together; session control (Welcome, Refuse, Bye, forget) keeps its place in the order.
+  void send_outbox() {
+    auto items = outbox.drain();
+    // Per peer, the envelopes not sent yet, in order.
+    std::vector<std::pair<PeerId, std::vector<v1::Envelope>>> runs;
+    std::unordered_map<PeerId, std::size_t> run_of;
+    auto flush = [&](const PeerId& peer) {
+      auto it = run_of.find(peer);
+      if (it == run_of.end()) return;
+      auto& envelopes = runs[it->second].second;
+      if (!envelopes.empty()) deliver_run(peer, envelopes);
+      envelopes.clear();
+    };
+    for (auto& out : items) {
+      if (!out.envelope) {
+        flush(out.peer);
+        greeting.erase(out.peer);
+        if (attached.erase(out.peer) > 0) attached_count = attached.size();
+        continue;
+      }
+      if (!batchable(*out.envelope)) {
+        flush(out.peer);
+        deliver(out.peer, *out.envelope);
+        continue;
+      }
+      auto [it, fresh] = run_of.try_emplace(out.peer, runs.size());
+      if (fresh) runs.emplace_back(out.peer, std::vector<v1::Envelope>{});
+      runs[it->second].second.push_back(std::move(*out.envelope));
+    }
+    for (auto& [peer, envelopes] : runs) {
+      if (!envelopes.empty()) deliver_run(peer, envelopes);
+    }
+  }
+
+  // Sends envelopes to one peer, in Batches when it takes them.
+  void deliver_run(const PeerId& peer, std::vector<v1::Envelope>& envelopes) {
+    auto it = attached.find(peer);
+    std::uint32_t limit = it != attached.end() ? std::min(it->second.batch_limit, kBatchLimit) : 0;
+    for (const auto& message : encode_all(envelopes, limit)) {
+      if (!send_bytes(peer, message.bytes)) {
+        if (attached.count(peer) > 0) drop(peer, "unreachable (disconnected or not reading)");
+        return;
+      }
+      if (message.entries > 1) ++batches_sent;
     }
   }
 
@@ -124,20 +181,21 @@ struct Router::Impl {
         return;
       }
       if (!got) return;
-      std::vector<zmq::message_t> frames;
-      while (true) {
-        bool more = socket.get(zmq::sockopt::rcvmore) != 0;
-        if (!more) break;
+      // A ROUTER hands over a peer's whole message at once: its id, then its frames.
+      zmq::message_t body;
+      std::size_t frames = 0;
+      for (bool more = id.more(); more; ++frames) {
         zmq::message_t frame;
         if (!socket.recv(frame, zmq::recv_flags::dontwait)) break;
-        frames.push_back(std::move(frame));
+        more = frame.more();
+        if (frames == 0) body = std::move(frame);
       }
       PeerId peer(static_cast<const char*>(id.data()), id.size());
-      if (frames.size() != 1) {
-        note_garbage(peer, "expected one frame, got " + std::to_string(frames.size()));
+      if (frames != 1) {
+        note_garbage(peer, "expected one frame, got " + std::to_string(frames));
         continue;
       }
-      handle(peer, frames[0].to_string_view());
+      handle(peer, body.to_string_view());
     }
   }
 
@@ -151,6 +209,7 @@ struct Router::Impl {
 
   void handle(const PeerId& peer, std::string_view bytes) {
     ++received;
+    // A batch from a peer without a session is answered like any other message below.
     Decoded d = decode(bytes, options.max_message_bytes);
     if (!d.ok()) {
       if (d.error == DecodeError::kWrongVersion) {
@@ -169,7 +228,8 @@ struct Router::Impl {
     if (it != attached.end()) it->second.last_seen = Clock::now();
     auto body = d.envelope.body_case();
     if (body == v1::Envelope::kHello) {
-      sink(RouterEvent{RouterEvent::Kind::kMessage, peer, std::move(d.envelope), {}});
+      greeting[peer] = d.envelope.hello().batch_limit();
+      events.push_back(RouterEvent{RouterEvent::Kind::kMessage, peer, std::move(d.envelope), {}});
       return;
     }
     if (it == attached.end()) {
@@ -184,25 +244,43 @@ struct Router::Impl {
       drop(peer, "said bye: " + d.envelope.bye().reason());
       return;
     }
-    sink(RouterEvent{RouterEvent::Kind::kMessage, peer, std::move(d.envelope), {}});
+    if (body != v1::Envelope::kBatch) {
+      events.push_back(RouterEvent{RouterEvent::Kind::kMessage, peer, std::move(d.envelope), {}});
+      return;
+    }
+    ++batches_received;
+    for (auto& entry : *d.envelope.mutable_batch()->mutable_envelopes()) {
+      if (entry.has_heartbeat()) continue;
+      events.push_back(RouterEvent{RouterEvent::Kind::kMessage, peer, std::move(entry), {}});
+    }
   }
 
-  void deliver(const PeerId& peer, const v1::Envelope& env) {
+  void deliver(const PeerId& peer, v1::Envelope& env) {
     auto body = env.body_case();
     if (body == v1::Envelope::kWelcome) {
-      attached[peer].last_seen = Clock::now();
+      auto& state = attached[peer];
+      state.last_seen = Clock::now();
+      if (auto g = greeting.find(peer); g != greeting.end()) {
+        state.batch_limit = g->second;
+        greeting.erase(g);
+      }
       attached_count = attached.size();
+      env.mutable_welcome()->set_batch_limit(kBatchLimit);
     }
-    bool ok = send_now(peer, env);
+    bool ok = send_now(peer, std::move(env));
     if (body == v1::Envelope::kRefuse || body == v1::Envelope::kBye) {
+      greeting.erase(peer);
       if (attached.erase(peer) > 0) attached_count = attached.size();
       return;
     }
     if (!ok && attached.count(peer) > 0) drop(peer, "unreachable (disconnected or not reading)");
   }
 
-  bool send_now(const PeerId& peer, const v1::Envelope& env) {
-    std::string bytes = encode(env);
+  bool send_now(const PeerId& peer, v1::Envelope env) {
+    return send_bytes(peer, encode_in_place(env));
+  }
+
+  bool send_bytes(const PeerId& peer, const std::string& bytes) {
     try {
       if (!socket.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         ++undeliverable;
@@ -222,7 +300,7 @@ struct Router::Impl {
     if (attached.erase(peer) == 0) return;
     attached_count = attached.size();
     ++lost;
-    sink(RouterEvent{RouterEvent::Kind::kPeerLost, peer, {}, std::move(reason)});
+    events.push_back(RouterEvent{RouterEvent::Kind::kPeerLost, peer, {}, std::move(reason)});
   }
 
   void beat() {
@@ -238,9 +316,10 @@ struct Router::Impl {
     }
     v1::Envelope hb;
     hb.mutable_heartbeat();
+    const std::string beat_bytes = encode_in_place(hb);
     std::vector<PeerId> unreachable;
     for (const auto& [peer, state] : attached) {
-      if (!send_now(peer, hb)) unreachable.push_back(peer);
+      if (!send_bytes(peer, beat_bytes)) unreachable.push_back(peer);
     }
     for (const auto& peer : unreachable) drop(peer, "unreachable (disconnected or not reading)");
   }
@@ -272,8 +351,14 @@ bool valid_curve_key(const std::string& text) {
   return zmq_z85_decode(decoded, text.c_str()) != nullptr;
 }
 
-Router::Router(zmq::context_t& context, RouterOptions options, Sink sink)
+Router::Router(zmq::context_t& context, RouterOptions options, BatchSink sink)
     : impl_(std::make_unique<Impl>(context, std::move(options), std::move(sink))) {}
+
+Router::Router(zmq::context_t& context, RouterOptions options, Sink sink)
+    : Router(context, std::move(options),
+             [sink = std::move(sink)](std::vector<RouterEvent>&& events) {
+               for (auto& e : events) sink(std::move(e));
+             }) {}
 
 Router::~Router() = default;
 
@@ -298,6 +383,8 @@ RouterStats Router::stats() const {
   s.peers_lost = impl_->lost;
   s.silent = impl_->silent;
   s.attached = impl_->attached_count;
+  s.batches_sent = impl_->batches_sent;
+  s.batches_received = impl_->batches_received;
   return s;
 }
 

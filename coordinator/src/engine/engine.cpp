@@ -52,6 +52,15 @@ void Engine::post(wire::RouterEvent&& event) {
   push(std::move(event));
 }
 
+void Engine::post(std::vector<wire::RouterEvent>&& events) {
+  if (events.empty()) return;
+  {
+    std::lock_guard lock(queue_mutex_);
+    for (auto& e : events) events_.push_back(std::move(e));
+  }
+  queue_cv_.notify_one();
+}
+
 std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_run,
                                    std::string user) {
   ApplyCommand c{std::move(objects), dry_run, std::move(user), {}};

@@ -135,6 +135,8 @@ public:
 
   // The router's sink: called on the router thread, queues the event.
   void post(wire::RouterEvent&& event);
+  // The same for a burst of events: queued together, one wake-up.
+  void post(std::vector<wire::RouterEvent>&& events);
 
   // API commands, answered after their effects are committed.
   std::future<Outcome> apply(std::vector<model::Object> objects, bool dry_run, std::string user);

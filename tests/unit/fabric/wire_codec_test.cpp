@@ -135,5 +135,122 @@ TEST(WireCodec, TruncatedMessageIsMalformed) {
   EXPECT_EQ(d.error, DecodeError::kMalformed);
 }
 
+v1::Envelope cancel(const std::string& task, std::uint32_t attempt) {
+  v1::Envelope env;
+  env.mutable_cancel()->set_task_id(task);
+  env.mutable_cancel()->set_attempt(attempt);
+  return env;
+}
+
+std::string batch_of(std::vector<v1::Envelope> entries) {
+  v1::Envelope env;
+  env.mutable_batch(); // set even when empty
+  for (auto& e : entries) *env.mutable_batch()->add_envelopes() = std::move(e);
+  return encode(env);
+}
+
+TEST(WireCodec, EnvelopesReadyTogetherTravelInOneBatchInOrder) {
+  std::vector<v1::Envelope> out;
+  for (int i = 0; i < 5; ++i) out.push_back(cancel("t" + std::to_string(i), 1));
+  auto messages = encode_all(out, kBatchLimit);
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(messages[0].entries, 5u);
+  Decoded d = decode(messages[0].bytes);
+  ASSERT_TRUE(d.ok()) << d.message;
+  ASSERT_TRUE(d.envelope.has_batch());
+  EXPECT_STREQ(body_name(d.envelope), "Batch");
+  ASSERT_EQ(d.envelope.batch().envelopes_size(), 5);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(d.envelope.batch().envelopes(i).cancel().task_id(), "t" + std::to_string(i));
+  }
+}
+
+TEST(WireCodec, APeerThatTakesNoBatchesGetsOneEnvelopePerMessage) {
+  std::vector<v1::Envelope> out;
+  for (int i = 0; i < 3; ++i) out.push_back(cancel("t" + std::to_string(i), 1));
+  auto messages = encode_all(out, 0);
+  ASSERT_EQ(messages.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    Decoded d = decode(messages[static_cast<std::size_t>(i)].bytes);
+    ASSERT_TRUE(d.ok());
+    EXPECT_EQ(d.envelope.cancel().task_id(), "t" + std::to_string(i));
+  }
+}
+
+TEST(WireCodec, BatchesKeepToTheLimitTheSizeAndSessionControl) {
+  std::vector<v1::Envelope> out;
+  for (int i = 0; i < 5; ++i) out.push_back(cancel("t" + std::to_string(i), 1));
+  v1::Envelope bye;
+  bye.mutable_bye()->set_reason("done");
+  out.push_back(bye);
+  out.push_back(cancel("t5", 1));
+  auto messages = encode_all(out, 2);
+  // [t0 t1] [t2 t3] [t4] [bye] [t5]: a Bye never travels in a batch, and order is kept.
+  ASSERT_EQ(messages.size(), 5u);
+  EXPECT_EQ(messages[0].entries, 2u);
+  EXPECT_EQ(messages[1].entries, 2u);
+  EXPECT_EQ(messages[2].entries, 1u);
+  EXPECT_TRUE(decode(messages[3].bytes).envelope.has_bye());
+  EXPECT_EQ(decode(messages[4].bytes).envelope.cancel().task_id(), "t5");
+
+  std::vector<v1::Envelope> big;
+  for (int i = 0; i < 6; ++i) {
+    auto e = cancel("big" + std::to_string(i), 1);
+    e.mutable_cancel()->set_reason(std::string(kBatchBytes / 3, 'r'));
+    big.push_back(std::move(e));
+  }
+  auto sized = encode_all(big, kBatchLimit);
+  ASSERT_GE(sized.size(), 3u);
+  std::uint32_t entries = 0;
+  for (const auto& m : sized) {
+    EXPECT_LE(m.bytes.size(), kBatchBytes + 1024);
+    entries += m.entries;
+  }
+  EXPECT_EQ(entries, 6u);
+}
+
+TEST(WireCodec, AMalformedBatchIsRefusedWholeWithTheReason) {
+  Decoded empty = decode(batch_of({}));
+  EXPECT_EQ(empty.error, DecodeError::kBadBatch);
+  EXPECT_NE(empty.message.find("an empty batch"), std::string::npos) << empty.message;
+
+  v1::Envelope hello;
+  hello.mutable_hello()->set_name("sneaky");
+  Decoded control = decode(batch_of({cancel("a", 1), hello}));
+  EXPECT_EQ(control.error, DecodeError::kBadBatch);
+  EXPECT_NE(control.message.find("batch entry 2 is a Hello"), std::string::npos) << control.message;
+  EXPECT_FALSE(control.envelope.has_batch()); // nothing of it is handed on
+
+  v1::Envelope inner;
+  *inner.mutable_batch()->add_envelopes() = cancel("a", 1);
+  Decoded nested = decode(batch_of({cancel("b", 1), inner}));
+  EXPECT_EQ(nested.error, DecodeError::kBadBatch);
+  EXPECT_NE(nested.message.find("is a Batch"), std::string::npos) << nested.message;
+
+  Decoded blank = decode(batch_of({cancel("c", 1), v1::Envelope{}}));
+  EXPECT_EQ(blank.error, DecodeError::kBadBatch);
+  EXPECT_NE(blank.message.find("batch entry 2 carries nothing"), std::string::npos);
+
+  std::vector<v1::Envelope> many;
+  for (int i = 0; i < 5; ++i) many.push_back(cancel("m", 1));
+  Decoded too_long = decode(batch_of(many), kDefaultMaxMessageBytes, 4);
+  EXPECT_EQ(too_long.error, DecodeError::kBadBatch);
+  EXPECT_NE(too_long.message.find("the limit is 4"), std::string::npos) << too_long.message;
+}
+
+TEST(WireCodec, GarbageInsideABatchNeverThrows) {
+  std::mt19937 rng(7);
+  std::string good = batch_of({cancel("a", 1), cancel("b", 2)});
+  for (int i = 0; i < 5000; ++i) {
+    std::string bytes = good;
+    for (int k = 0; k < 3; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    Decoded d;
+    ASSERT_NO_THROW(d = decode(bytes));
+    if (d.ok() && d.envelope.has_batch()) {
+      for (const auto& e : d.envelope.batch().envelopes()) EXPECT_TRUE(batchable(e));
+    }
+  }
+}
+
 } // namespace
 } // namespace capstan::wire

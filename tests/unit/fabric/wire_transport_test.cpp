@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "capstan/testing/testing.h"
@@ -278,6 +279,141 @@ TEST(WireTransport, WrongProtocolVersionIsRefusedWithTheReason) {
   EXPECT_EQ(d.envelope.refuse().code(), v1::Refuse::CODE_PROTOCOL_VERSION);
   EXPECT_FALSE(d.envelope.refuse().retry());
   EXPECT_EQ(c.count(v1::Envelope::kHello), 0);
+}
+
+// A delegate of its own making: a raw DEALER that says Hello (announcing batches or not) and
+// reads whatever comes, batches unpacked.
+struct RawDelegate {
+  zmq::socket_t socket;
+  RawDelegate(zmq::context_t& ctx, const std::string& endpoint)
+      : socket(ctx, zmq::socket_type::dealer) {
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::rcvtimeo, 3000);
+    socket.connect(endpoint);
+  }
+  void send(v1::Envelope env) { socket.send(zmq::buffer(encode(std::move(env)))); }
+  void send_batch(std::vector<v1::Envelope> entries) {
+    v1::Envelope env;
+    env.mutable_batch(); // set even when empty
+    for (auto& e : entries) *env.mutable_batch()->add_envelopes() = std::move(e);
+    send(std::move(env));
+  }
+  // The next message that is not a heartbeat, decoded (a batch is returned as such).
+  std::optional<v1::Envelope> next() {
+    while (true) {
+      zmq::message_t m;
+      if (!socket.recv(m)) return std::nullopt;
+      Decoded d = decode(m.to_string_view());
+      if (!d.ok()) return std::nullopt;
+      if (!d.envelope.has_heartbeat()) return std::move(d.envelope);
+    }
+  }
+  v1::Welcome attach(std::uint32_t batch_limit) {
+    v1::Envelope hello;
+    hello.mutable_hello()->set_name("raw");
+    hello.mutable_hello()->set_slots(1);
+    hello.mutable_hello()->set_batch_limit(batch_limit);
+    send(hello);
+    auto w = next();
+    return w && w->has_welcome() ? w->welcome() : v1::Welcome{};
+  }
+};
+
+v1::Envelope result(const std::string& task, std::uint32_t attempt) {
+  v1::Envelope env;
+  env.mutable_result()->set_task_id(task);
+  env.mutable_result()->set_attempt(attempt);
+  return env;
+}
+
+TEST(WireTransport, ABatchFromADelegateReachesTheApplicationAsItsEntriesInOrder) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  RawDelegate raw(ctx, c.router->endpoint());
+  EXPECT_EQ(raw.attach(kBatchLimit).batch_limit(), kBatchLimit); // the coordinator takes batches
+  v1::Envelope accepted, log, beat;
+  accepted.mutable_accepted()->set_task_id("t1");
+  log.mutable_log()->set_task_id("t1");
+  log.mutable_log()->add_lines()->set_text("hello");
+  beat.mutable_heartbeat();
+  raw.send_batch({accepted, log, beat, result("t1", 1), result("t2", 1)});
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == 2; }, 5s));
+  std::vector<std::string> seen;
+  {
+    std::lock_guard lock(c.mutex);
+    for (const auto& e : c.events) {
+      if (!e.envelope.has_hello()) seen.push_back(body_name(e.envelope));
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"Accepted", "Log", "Result", "Result"}));
+  EXPECT_EQ(c.router->stats().batches_received, 1u);
+}
+
+TEST(WireTransport, AMalformedBatchIsDroppedWholeAndTheSessionGoesOn) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  RawDelegate raw(ctx, c.router->endpoint());
+  raw.attach(kBatchLimit);
+  v1::Envelope hello;
+  hello.mutable_hello()->set_name("inside");
+  raw.send_batch({result("t1", 1), hello});
+  raw.send_batch({});
+  ASSERT_TRUE(wait_until([&] { return c.router->stats().garbage >= 2; }, 5s));
+  raw.send(result("t2", 1));
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == 1; }, 5s));
+  EXPECT_EQ(c.messages(v1::Envelope::kResult)[0].result().task_id(), "t2"); // t1 never applied
+  EXPECT_EQ(c.count(v1::Envelope::kHello), 1);
+  EXPECT_EQ(c.lost(), 0);
+}
+
+TEST(WireTransport, ADelegateThatTakesNoBatchesGetsOneEnvelopePerMessage) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  RawDelegate raw(ctx, c.router->endpoint());
+  raw.attach(0); // a release before batches: it never announces a limit
+  auto peer = c.last_hello_peer();
+  for (int i = 0; i < 100; ++i) {
+    v1::Envelope env;
+    env.mutable_cancel()->set_task_id("t" + std::to_string(i));
+    c.router->send(peer, env);
+  }
+  for (int i = 0; i < 100; ++i) {
+    auto env = raw.next();
+    ASSERT_TRUE(env.has_value());
+    ASSERT_TRUE(env->has_cancel()) << body_name(*env);
+    EXPECT_EQ(env->cancel().task_id(), "t" + std::to_string(i));
+  }
+  EXPECT_EQ(c.router->stats().batches_sent, 0u);
+}
+
+TEST(WireTransport, EverythingQueuedBothWaysArrivesInOrderWhetherBatchedOrNot) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  Delegate d;
+  Client client(ctx, client_options(c.router->endpoint()), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+  auto peer = c.last_hello_peer();
+  constexpr int kCount = 2000;
+  for (int i = 0; i < kCount; ++i) {
+    v1::Envelope env;
+    env.mutable_cancel()->set_task_id("t" + std::to_string(i));
+    c.router->send(peer, env);
+    client.send(result("r" + std::to_string(i), 1));
+  }
+  ASSERT_TRUE(wait_until([&] { return d.count() == kCount; }, 10s));
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == kCount; }, 10s));
+  {
+    std::lock_guard lock(d.mutex);
+    for (int i = 0; i < kCount; ++i) {
+      ASSERT_EQ(d.received[static_cast<std::size_t>(i)].cancel().task_id(),
+                "t" + std::to_string(i));
+    }
+  }
+  auto results = c.messages(v1::Envelope::kResult);
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_EQ(results[static_cast<std::size_t>(i)].result().task_id(), "r" + std::to_string(i));
+  }
+  EXPECT_TRUE(client.attached());
 }
 
 TEST(WireTransport, BindingATakenAddressFailsClearly) {

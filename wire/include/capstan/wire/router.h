@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -67,21 +68,31 @@ struct RouterStats {
   std::uint64_t garbage = 0;       // frames that were not a valid envelope
   std::uint64_t undeliverable = 0; // sends to peers that were gone or full
   std::uint64_t peers_lost = 0;
-  std::uint64_t silent = 0;   // peers lost because they missed their heartbeats
-  std::uint64_t attached = 0; // peers with an open session now
+  std::uint64_t silent = 0;           // peers lost because they missed their heartbeats
+  std::uint64_t attached = 0;         // peers with an open session now
+  std::uint64_t batches_sent = 0;     // Batch messages sent (each counted once in `sent`)
+  std::uint64_t batches_received = 0; // Batch messages received (each counted once in `received`)
 };
 
 // Sessions: a peer becomes attached when the application sends it a Welcome and detached
 // when the application sends it a Refuse or a Bye, or when it is lost. Messages other than
 // Hello from peers that are not attached are answered with Refuse(UNKNOWN_SESSION) here,
 // without bothering the application; garbage is counted and dropped, never answered.
+//
+// Batches: a delegate that announced a batch_limit in its Hello is told the coordinator's in the
+// Welcome; from then on what is queued for it at the same moment leaves in Batch messages, and
+// Batches it sends are unpacked here, so the application sees single envelopes either way.
 class Router {
 public:
   // Called on the router's thread for every event; must not block (hand off to a queue).
   using Sink = std::function<void(RouterEvent&&)>;
+  // Called on the router's thread with every event read in one go (a burst, or one Batch), in
+  // order: one hand-off per burst instead of one per message.
+  using BatchSink = std::function<void(std::vector<RouterEvent>&&)>;
 
   // Binds (throws zmq::error_t when the address is taken or invalid) and starts the thread.
   Router(zmq::context_t& context, RouterOptions options, Sink sink);
+  Router(zmq::context_t& context, RouterOptions options, BatchSink sink);
   ~Router();
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
