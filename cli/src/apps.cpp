@@ -396,8 +396,16 @@ int cmd_apps(const Globals& g, const Argv& argv) {
     }
     return print_operation(api.post(path_of(pos[1]) + "/rollback", {{"id", id}}, 1900), format);
   }
+  if (sub == "terminate-op") {
+    need_name(2, "terminate-op NAME");
+    json r = api.post(path_of(pos[1]) + "/terminate-op", json::object());
+    const bool terminated = r.value("result", json::object()).value("terminated", false);
+    std::cout << "application " << pos[1]
+              << (terminated ? ": its running sync is terminating\n" : ": no sync is running\n");
+    return 0;
+  }
   throw UsageError("unknown apps subcommand '" + sub +
-                   "' (list, get, diff, sync, refresh, history or rollback)");
+                   "' (list, get, diff, sync, refresh, history, rollback or terminate-op)");
 }
 
 } // namespace capstan::cli

@@ -193,13 +193,17 @@ repository: give --repository when several repositories have that number.)",
        capstan apps refresh NAME
        capstan apps history NAME [-o json|yaml]
        capstan apps rollback NAME HISTORY-ID
+       capstan apps terminate-op NAME
 
 Applications are Argo CD Application documents applied with 'capstan apply -f'. Each is
 reconciled by one delegate (DELEGATE); SYNC, HEALTH and REVISION are what it reported last.
 'diff' lists the resources that differ from Git and exits 1 when there are any. 'sync' runs a
 sync now on that delegate and waits for its end (exit 1 unless it succeeded); 'refresh' reads
 Git and compares again at once; 'rollback' syncs to the revision of a history entry (turn
-automated sync off first, or the next poll brings the target revision back).)",
+automated sync off first, or the next poll brings the target revision back). 'history' is kept
+by the coordinator: it survives the application moving to another delegate. 'terminate-op'
+stops the sync running now (it ends Failed, "operation terminated"). SYNC shows Deleting while
+a deleted application waits for its resources to be deleted (see 'capstan delete --help').)",
        cmd_apps},
       {"appsets", "list, inspect, refresh or delete ApplicationSets",
        R"(Usage: capstan appsets list [-o json|yaml]

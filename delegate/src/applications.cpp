@@ -153,8 +153,10 @@ void Applications::operation(const wv1::AppOperation& op) {
     call.set_op(plugin::v1::ReconcilerCall::OP_REFRESH);
   } else if (op.op() == "rollback") {
     call.set_op(plugin::v1::ReconcilerCall::OP_ROLLBACK);
+  } else if (op.op() == "terminate") {
+    call.set_op(plugin::v1::ReconcilerCall::OP_TERMINATE);
   } else {
-    r->set_error("unknown operation '" + op.op() + "' (sync, refresh or rollback)");
+    r->set_error("unknown operation '" + op.op() + "' (sync, refresh, rollback or terminate)");
     send_(std::move(answer));
     return;
   }
@@ -171,8 +173,9 @@ void Applications::operation(const wv1::AppOperation& op) {
     return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
   });
   operations_.push_back(std::async(std::launch::async, [this, plugin, call, answer]() mutable {
-    {
-      // A spec assigned just before the operation is reconciled first.
+    if (call.op() != plugin::v1::ReconcilerCall::OP_TERMINATE) {
+      // A spec assigned just before the operation is reconciled first (a terminate is for the
+      // sync running now: it does not wait).
       std::unique_lock lock(mutex_);
       cv_.wait(lock, [&] { return stopping_ || !applying_.count(call.application()); });
     }

@@ -434,7 +434,7 @@ struct HttpApi::Impl {
     server.Post(kWebhookPath,
                 [this](const httplib::Request& req, httplib::Response& res) { webhook(req, res); });
     server.Post(
-        R"(/api/v1/apps/([^/]+)/(sync|refresh|rollback))",
+        R"(/api/v1/apps/([^/]+)/(sync|refresh|rollback|terminate-op))",
         [this](const httplib::Request& req, httplib::Response& res) { app_operation(req, res); });
     server.Get("/api/v1/prs", [this](const httplib::Request& req, httplib::Response& res) {
       store::PullRequestFilter f;
@@ -859,6 +859,7 @@ struct HttpApi::Impl {
     engine::AppOperationRequest r;
     r.app = req.matches[1];
     r.op = req.matches[2];
+    if (r.op == "terminate-op") r.op = "terminate"; // Argo CD's name for it
     r.user = user_of(req);
     std::set<std::string> allowed;
     if (r.op == "sync") allowed = {"prune", "dryRun", "applyOnly", "force", "revision"};

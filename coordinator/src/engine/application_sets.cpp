@@ -56,8 +56,7 @@ Machine::AppTarget Machine::appsets_target(const std::string& key) {
   for (const auto& gc : store_.objects("gitopsCluster")) {
     std::string server;
     if (auto c = store_.object("connector", gc.model.value("connectorRef", ""))) {
-      const json cred = c->model.value("spec", json::object()).value("credential", json::object());
-      server = cred.value("spec", json::object()).value("masterUrl", "");
+      server = cluster_server(c->model);
     }
     json labels = json::object();
     // Held in a local: a range-for over .items() of a temporary would read a destroyed object.
@@ -66,7 +65,10 @@ Machine::AppTarget Machine::appsets_target(const std::string& key) {
     for (const auto& [k, v] : tags.items()) {
       if (v.is_string()) labels[k] = v;
     }
-    clusters.push_back({{"name", gc.identifier}, {"server", server}, {"labels", labels}});
+    // Argo CD's parameters: name is the cluster's name, server its API URL.
+    clusters.push_back({{"name", gc.name.empty() ? gc.identifier : gc.name},
+                        {"server", server},
+                        {"labels", labels}});
   }
   // The text as applied, so that the delegate's render errors name the file and line.
   json source = {

@@ -307,6 +307,15 @@ void Machine::apps_forget(const std::string& key) {
   apps_.erase(it);
 }
 
+std::string Machine::cluster_server(const json& connector_model) {
+  const json cred =
+      connector_model.value("spec", json::object()).value("credential", json::object());
+  if (!cred.is_object()) return "";
+  const std::string type = cred.value("type", "");
+  if (type == "InheritFromDelegate") return "https://kubernetes.default.svc";
+  return trim_slash(cred.value("spec", json::object()).value("masterUrl", ""));
+}
+
 Machine::AppTarget Machine::apps_target(const std::string& name) {
   if (appsets_is_key(name)) return appsets_target(name);
   AppTarget t;
@@ -353,10 +362,7 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
       for (auto& gc : store_.objects("gitopsCluster")) {
         auto c = store_.object("connector", gc.model.value("connectorRef", ""));
         if (!c) continue;
-        const json cred =
-            c->model.value("spec", json::object()).value("credential", json::object());
-        const std::string url =
-            trim_slash(cred.value("spec", json::object()).value("masterUrl", ""));
+        const std::string url = cluster_server(c->model);
         if (!url.empty()) known.push_back(url + " (" + gc.identifier + ")");
         if (!url.empty() && url == server) {
           cluster = gc;
@@ -370,7 +376,7 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
         for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
         t.error = "destination server " + server +
                   " is not the API server of a registered GitOps cluster (registered: " +
-                  (list.empty() ? "none with a masterUrl" : list) + ")";
+                  (list.empty() ? "none with a known server URL" : list) + ")";
         return t;
       }
     }
@@ -725,16 +731,17 @@ void Machine::app_operation(const AppOperationRequest& request, std::promise<Out
     return answer(op_failure(404, "NotFound", "application '" + request.app + "' not found"));
   }
   std::chrono::milliseconds timeout{0};
-  if (request.op == "refresh") {
+  if (request.op == "refresh" || request.op == "terminate") {
     timeout = std::chrono::seconds(60);
   } else if (request.op == "sync" || request.op == "rollback") {
     timeout = std::chrono::minutes(30);
   } else {
     return answer(op_failure(400, "InvalidInput",
-                             "unknown operation '" + request.op + "' (sync, refresh or rollback)"));
+                             "unknown operation '" + request.op +
+                                 "' (sync, refresh, rollback or terminate)"));
   }
   auto& app = it->second;
-  if (app.deleting && request.op != "refresh") {
+  if (app.deleting && (request.op == "sync" || request.op == "rollback")) {
     return answer(op_failure(409, "Deleting",
                              "application '" + request.app +
                                  "' is being deleted: it is not synced or rolled back any more"));

@@ -515,6 +515,9 @@ void Machine::cancel_rows(Active& a, std::size_t si, const std::string& section,
       set_row(a, si, r);
     } else if (!st::terminal(rec.status)) {
       if (row.node->kind == model::NodeKind::kStep) {
+        // A GitOpsSync whose syncs run on delegates: they are terminated (Argo CD's
+        // terminate-op), not left to finish.
+        gitops_terminate(a, a.offset[si] + static_cast<std::size_t>(r), why);
         fail_step(a, a.offset[si] + static_cast<std::size_t>(r), "", why, st::kAborted);
       } else {
         rec.status = st::kAborted;

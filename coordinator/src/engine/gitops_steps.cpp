@@ -251,6 +251,7 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
   }
   // The applications: named, matched by a regex, or those an earlier FetchLinkedApps found.
   std::vector<std::string> names;
+  std::map<std::string, std::string> agents; // application -> the agentId the list gives it
   std::string selection;
   const json list = list_of(spec.value("applicationsList", json()), "applicationsList", error);
   const std::string regex = text_of(spec.value("applicationRegex", json()));
@@ -270,6 +271,10 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
         break;
       }
       names.push_back(name);
+      if (item.is_object()) {
+        const std::string agent = text_of(item.value("agentId", json()));
+        if (!agent.empty()) agents[name] = agent;
+      }
     }
   } else if (!regex.empty()) {
     // Among the applications of the stage's GitOps clusters, when it has some (a regex in a
@@ -342,6 +347,18 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
       return true;
     }
   }
+  // Harness's agentId names the agent the application lives on: here the delegate holding it
+  // (by name, or by a tag of it, as a gitopsCluster's agentIdentifier selects delegates).
+  for (const auto& [n, agent] : agents) {
+    const auto& held = apps_.at(n).state;
+    const Session* holder = scheduler_.by_instance(held.instance_id);
+    if (agent == held.delegate || (holder != nullptr && holder->has_tag(agent))) continue;
+    fail_row(a, si, r, "InvalidInput",
+             where + "applicationsList: application '" + n + "' is held by agent '" +
+                 held.delegate + "', not by agentId '" + agent +
+                 "' (give its delegate's name or one of its tags, or leave agentId out)");
+    return true;
+  }
   json apps = json::object();
   for (const auto& n : names) apps[n] = {{"phase", "pending"}, {"attempt", 0}};
   rec.state["gitops"] = {{"op", "sync"},
@@ -378,6 +395,24 @@ void Machine::gitops_send_sync(Active& a, std::size_t index, const std::string& 
        "application " + app + ": sync started on delegate " + apps_[app].state.delegate +
            (attempt > 1 ? " (attempt " + std::to_string(attempt) + ")" : ""));
   touch_step(a, index);
+}
+
+void Machine::gitops_terminate(Active& a, std::size_t index, const std::string& why) {
+  auto& rec = a.record.steps[index];
+  if (rec.status != st::kRunning || !rec.state.contains("gitops")) return;
+  auto& g = rec.state["gitops"];
+  if (g.value("op", "") != "sync" || !g.contains("apps")) return;
+  for (auto& [name, s] : g["apps"].items()) {
+    if (s.value("phase", "") != "syncing") continue;
+    // The answer comes back to nobody: the step ends now, as Aborted.
+    AppOperationRequest req{name, "terminate", json::object(), why};
+    app_operation(req, std::promise<Outcome>());
+    s["phase"] = "terminated";
+    auto rt = apps_.find(name);
+    note(a, index, 2,
+         "application " + name + ": terminating its sync on delegate " +
+             (rt == apps_.end() ? std::string("?") : rt->second.state.delegate) + " (" + why + ")");
+  }
 }
 
 // Moves one GitOpsSync step on; true when it changed.

@@ -277,6 +277,11 @@ private:
     std::vector<std::string> selectors;
   };
   AppTarget apps_target(const std::string& name);
+  // The API server URL of a GitOps cluster's K8sCluster connector, as Argo CD's cluster.server:
+  // a ManualConfig's masterUrl, https://kubernetes.default.svc for InheritFromDelegate (the
+  // cluster the delegate runs in); "" when it cannot be told (a Kubeconfig file's server is
+  // read by the delegate).
+  static std::string cluster_server(const nlohmann::json& connector_model);
   // Records why a deleting application's resources cannot be deleted (no cluster) when it is.
   bool apps_cannot_delete_resources(AppRuntime& app, const AppTarget& t);
 
@@ -311,6 +316,9 @@ private:
   // Sends a sync of `app` for the step (a new attempt) and keeps its answer's future.
   void gitops_send_sync(Active& a, std::size_t index, const std::string& app);
   bool gitops_sync_progress(Active& a, std::size_t index, std::int64_t wall);
+  // A GitOpsSync step ends before its syncs: the syncs it started still running on delegates
+  // are terminated.
+  void gitops_terminate(Active& a, std::size_t index, const std::string& why);
   // Running GitOpsSync steps: answers, statuses, retries and timeouts.
   void tick_gitops_steps();
   // Why no delegate can take an operation on `app` now; "" when one can.

@@ -240,6 +240,8 @@ std::string AppHost::call(const ReconcilerCall& call) {
     }
     return cluster_of(app)->reconciler->sync(app, r).to_json().dump();
   }
+  case ReconcilerCall::OP_TERMINATE:
+    return json{{"terminated", cluster_of(app)->reconciler->terminate(app)}}.dump();
   case ReconcilerCall::OP_ROLLBACK: {
     json p = parse_json(call.params_json(), "the rollback parameters");
     if (!p.contains("id") || !p["id"].is_number_integer()) {

@@ -5,6 +5,7 @@
 #include <capstan/git/error.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -104,6 +105,22 @@ struct AppEntry {
   Clock::time_point last_self_heal{};
   std::set<std::pair<std::string, std::string>> kinds; // (apiVersion, kind) ever managed
   bool deleted = false; // its resources were deleted with it: nothing may apply them again
+  // Not guarded by op (a terminate comes while a sync holds it): syncs asked for or running,
+  // and whether the running ones must stop (Argo CD's terminate-op).
+  std::atomic<int> operations{0};
+  std::atomic<bool> terminate{false};
+};
+
+// Counts a sync of the entry while it is asked for or runs; the last one to end clears a
+// termination, so that it never stops a later sync.
+struct OperationScope {
+  explicit OperationScope(AppEntry& e) : entry(e) { ++entry.operations; }
+  ~OperationScope() {
+    if (--entry.operations == 0) entry.terminate = false;
+  }
+  OperationScope(const OperationScope&) = delete;
+  OperationScope& operator=(const OperationScope&) = delete;
+  AppEntry& entry;
 };
 
 struct Reconciler::Impl {
@@ -520,10 +537,16 @@ struct Reconciler::Impl {
 
   // Asks the API server, not the cache: delete_object forgets the object at once, while a
   // foreground deletion keeps it (with a deletionTimestamp) until its dependents are gone.
-  void wait_gone(const json& object, std::chrono::milliseconds timeout) {
+  static void check_terminated(const AppEntry* entry) {
+    if (entry != nullptr && entry->terminate) throw StepFailure{"operation terminated"};
+  }
+
+  void wait_gone(const json& object, std::chrono::milliseconds timeout,
+                 const AppEntry* entry = nullptr) {
     auto deadline = Clock::now() + timeout;
     const auto ref = kube::ObjectRef::of(object);
     while (Clock::now() < deadline) {
+      check_terminated(entry);
       if (!client.try_get(ref)) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -532,9 +555,11 @@ struct Reconciler::Impl {
   }
 
   // Waits until every applied object of a step is healthy (hooks: finished). Degraded fails.
-  void wait_healthy(const std::vector<const SyncTask*>& step, const Application& app) {
+  void wait_healthy(const std::vector<const SyncTask*>& step, const Application& app,
+                    const AppEntry* entry = nullptr) {
     auto deadline = Clock::now() + options.wave_timeout;
     while (true) {
+      check_terminated(entry);
       std::string pending;
       for (const SyncTask* t : step) {
         if (t->action != TaskAction::kApply) continue;
@@ -606,6 +631,7 @@ struct Reconciler::Impl {
       }
     }
     const Application& app = request.sync_options.empty() ? entry.app : with_options;
+    OperationScope scope(entry);
     OperationRecord record;
     record.revision = sha;
     record.started_at = now_rfc3339();
@@ -661,6 +687,7 @@ struct Reconciler::Impl {
       const auto& step = steps[i];
       try {
         for (const SyncTask* t : step) {
+          check_terminated(&entry);
           try {
             if (t->action == TaskAction::kPrune) {
               delete_object(t->object, app, request.dry_run);
@@ -671,7 +698,7 @@ struct Reconciler::Impl {
             if (t->hook && t->has_delete_policy("BeforeHookCreation") && !request.dry_run) {
               if (cache.get(t->key) || client.try_get(kube::ObjectRef::of(t->object))) {
                 delete_object(t->object, app, false);
-                wait_gone(t->object, options.wave_timeout);
+                wait_gone(t->object, options.wave_timeout, &entry);
               }
             }
             json result = apply_object(*t, app, request);
@@ -685,7 +712,9 @@ struct Reconciler::Impl {
         }
         bool has_hooks =
             std::any_of(step.begin(), step.end(), [](const SyncTask* t) { return t->hook; });
-        if (!request.dry_run && (i + 1 < steps.size() || has_hooks)) wait_healthy(step, app);
+        if (!request.dry_run && (i + 1 < steps.size() || has_hooks)) {
+          wait_healthy(step, app, &entry);
+        }
         for (const SyncTask* t : step) {
           if (t->hook && t->has_delete_policy("HookSucceeded") && !request.dry_run) {
             try {
@@ -711,7 +740,9 @@ struct Reconciler::Impl {
           }
         }
       }
-      if (!request.dry_run && !plan.sync_fail.empty()) {
+      if (entry.terminate) {
+        log(app.name, "sync terminated");
+      } else if (!request.dry_run && !plan.sync_fail.empty()) {
         log(app.name, "sync failed; running SyncFail hooks");
         std::vector<const SyncTask*> fail_step;
         for (const auto& t : plan.sync_fail) {
@@ -761,6 +792,7 @@ struct Reconciler::Impl {
       if (it == apps.end()) throw std::invalid_argument("no application named '" + name + "'");
       entry = it->second;
     }
+    OperationScope scope(*entry); // a terminate while it waits for the entry stops it too
     std::lock_guard op(entry->op);
     const Application& app = entry->app;
     std::string target = request.revision.empty() ? app.source.target_revision : request.revision;
@@ -932,6 +964,20 @@ void Reconciler::refresh(const std::string& name) {
 
 OperationRecord Reconciler::sync(const std::string& name, const SyncRequest& request) {
   return impl_->manual_sync(name, request);
+}
+
+bool Reconciler::terminate(const std::string& name) {
+  std::shared_ptr<AppEntry> entry;
+  {
+    std::lock_guard lock(impl_->mutex);
+    auto it = impl_->apps.find(name);
+    if (it == impl_->apps.end()) return false;
+    entry = it->second;
+  }
+  if (entry->operations == 0) return false;
+  entry->terminate = true;
+  impl_->log(name, "terminating the running sync");
+  return true;
 }
 
 OperationRecord Reconciler::rollback(const std::string& name, std::int64_t history_id) {

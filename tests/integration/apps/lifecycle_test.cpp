@@ -295,4 +295,63 @@ TEST_F(LifecycleTest, OperationHistoryOutlivesFailoverAndACoordinatorRestart) {
   EXPECT_NE(r.err.find("has no history entry 1"), std::string::npos) << r.err;
 }
 
+// destination.server resolves as Argo CD's: to the registered GitOps cluster with that API
+// server URL, https://kubernetes.default.svc being the cluster the delegate runs in
+// (InheritFromDelegate); a server nothing matches is named in the application's message. The
+// clusters generator's `name` is the cluster's name and `server` its URL, as in Argo CD.
+TEST_F(LifecycleTest, DestinationServerResolvesLikeArgoCD) {
+  delegate("east");
+  ASSERT_TRUE(stack_.wait_for_delegates(1));
+  const std::string in_cluster =
+      "connector:\n  identifier: in_cluster\n  name: in cluster\n  type: K8sCluster\n"
+      "  spec:\n    credential:\n      type: InheritFromDelegate\n---\n"
+      "gitopsCluster:\n  identifier: incluster\n  name: in-cluster\n"
+      "  connectorRef: in_cluster\n  environments: [dev]\n";
+  const std::string set =
+      "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: everywhere\n"
+      "spec:\n  generators:\n  - clusters: {}\n  template:\n    metadata:\n"
+      "      name: 'web-{{name}}'\n      annotations: {server: '{{server}}'}\n    spec:\n"
+      "      project: default\n      source:\n        repoURL: file://" +
+      remote_.string() +
+      "\n        targetRevision: main\n        path: apps/one\n      destination:\n"
+      "        server: '{{server}}'\n        namespace: demo\n";
+  auto applied = stack_.apply_text(
+      "apps.yaml",
+      "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n" + in_cluster +
+          "---\n" +
+          app_yaml("local", "apps/one", false, "", "server: https://kubernetes.default.svc") +
+          "---\n" + app_yaml("nowhere", "apps/two", false, "", "server: https://10.9.9.9:6443") +
+          "---\n" + set);
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("nowhere");
+        return a["assignment"].value("message", "").find("https://10.9.9.9:6443") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << a.dump(2);
+  EXPECT_NE(a["assignment"]["message"].get<std::string>().find(
+                "https://kubernetes.default.svc (incluster)"),
+            std::string::npos)
+      << a.dump(2);
+  EXPECT_EQ(a["assignment"]["delegate"], "");
+  // The in-cluster application is given to a delegate (which reconciles it with its own
+  // cluster's credentials).
+  ASSERT_TRUE(wait_until([&] { return app("local")["assignment"]["delegate"] == "east"; },
+                         std::chrono::seconds(30)))
+      << app("local").dump(2);
+  // One application per cluster with a known server: named by the cluster's name.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        a = app("web-in-cluster");
+        return stack_.last_status() == 200;
+      },
+      std::chrono::seconds(30)))
+      << stack_.get("/api/v1/appsets/everywhere").dump(2);
+  EXPECT_EQ(a["metadata"]["annotations"]["server"], "https://kubernetes.default.svc");
+  EXPECT_EQ(a["spec"]["destination"]["server"], "https://kubernetes.default.svc");
+}
+
 } // namespace

@@ -39,7 +39,11 @@ protected:
     // while the step waits.
     std::string config = capstan::testing::kFastSandbox;
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    if (test.find("Restart") != std::string::npos) {
+    if (test.find("Abort") != std::string::npos) {
+      // Pods that take long to be ready: a sync waits on its first wave until terminated.
+      config.replace(config.find("podReadyDelay: 30ms"), std::string("podReadyDelay: 30ms").size(),
+                     "podReadyDelay: 300s");
+    } else if (test.find("Restart") != std::string::npos) {
       config.replace(config.find("podReadyDelay: 30ms"), std::string("podReadyDelay: 30ms").size(),
                      "podReadyDelay: 3s");
     }
@@ -220,7 +224,7 @@ TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
                     forceApply: false
                     applicationsList:
                       - applicationName: demo
-                        agentId: sandbox_agent
+                        agentId: gitops
                     retryStrategy: {}
                     syncOptions:
                       autoCreateNamespace: true
@@ -522,6 +526,71 @@ TEST_F(StepsTest, GitOpsSyncResumesAfterACoordinatorRestart) {
   EXPECT_TRUE(synced_healthy(app("demo"), slow));
   EXPECT_EQ(image("web"), "nginx:1.26");
   EXPECT_THAT(stack_.coordinator().log(), HasSubstr("resuming execution " + id));
+}
+
+// GitOpsSync checks the agentId its list gives against the delegate holding the application;
+// aborting the pipeline terminates the sync running on that delegate (Argo CD's terminate-op):
+// it ends Failed ("operation terminated") before its next wave, and the step ends Aborted.
+TEST_F(StepsTest, AbortTerminatesTheSyncRunningOnTheDelegateAndAgentIdIsChecked) {
+  commit("main",
+         {{"apps/slow/web.yaml",
+           "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: slow\n  annotations:\n"
+           "    argocd.argoproj.io/sync-wave: \"0\"\nspec:\n  replicas: 1\n  selector:\n"
+           "    matchLabels: {app: slow}\n  template:\n    metadata:\n      labels: {app: slow}\n"
+           "    spec:\n      containers:\n      - name: main\n        image: nginx:1.25\n"},
+          {"apps/slow/after.yaml",
+           "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n  annotations:\n"
+           "    argocd.argoproj.io/sync-wave: \"1\"\ndata:\n  value: \"1\"\n"}});
+  auto applied = stack_.apply_text(
+      "objects.yaml",
+      objects_yaml() + "---\n" + app_yaml("slow", "apps/slow", false) + "---\n" +
+          pipeline_yaml("wrong_agent", sync_step("[{applicationName: slow, agentId: elsewhere}]")) +
+          "---\n" +
+          pipeline_yaml("slow_sync", sync_step("[{applicationName: slow, agentId: gitops}]")));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  json a;
+  ASSERT_TRUE(wait_until([&] { return sync_status(a = app("slow")) == "OutOfSync"; },
+                         std::chrono::seconds(60)))
+      << a.dump(2);
+
+  auto e = run("wrong_agent");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
+              HasSubstr("application 'slow' is held by agent 'gitops', not by agentId 'elsewhere'"))
+      << e.dump(2);
+
+  auto started = stack_.post("/api/v1/pipelines/slow_sync/executions", json::object());
+  ASSERT_EQ(stack_.last_status() / 100, 2) << started.dump(2);
+  const std::string id = started["id"];
+  // The sync applied its first wave and waits for it to become healthy.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return sandbox_->kubectl({"get", "deployment", "slow", "-n", "demo", "-o", "name"})
+            .status.success();
+      },
+      std::chrono::seconds(60)));
+  stack_.post("/api/v1/executions/" + id + "/abort", json::object());
+  ASSERT_EQ(stack_.last_status(), 200);
+  e = stack_.wait_for_end(id);
+  EXPECT_EQ(e["status"], "Aborted") << e.dump(2);
+  EXPECT_EQ(e["stages"][0]["steps"][0]["status"], "Aborted") << e.dump(2);
+  EXPECT_THAT(stack_.logs(id), HasSubstr("application slow: terminating its sync on delegate"));
+  // The delegate's sync ended at once (its pods would take minutes), before the next wave.
+  json h;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        h = app("slow")["status"].value("history", json::array());
+        return !h.empty() && h.back().value("message", "") == "operation terminated";
+      },
+      std::chrono::seconds(30)))
+      << h.dump(2);
+  EXPECT_EQ(h.back()["phase"], "Failed");
+  EXPECT_FALSE(sandbox_->kubectl({"get", "configmap", "after", "-n", "demo", "-o", "name"})
+                   .status.success());
+  // Nothing runs any more: terminate-op says so.
+  auto r = stack_.post("/api/v1/apps/slow/terminate-op", json::object());
+  EXPECT_EQ(stack_.last_status(), 200) << r.dump(2);
+  EXPECT_EQ(r["result"]["terminated"], false) << r.dump(2);
 }
 
 } // namespace

@@ -113,6 +113,9 @@ public:
   void refresh(const std::string& name);
   // A sync now, whatever the sync policy; returns when it is done (or failed).
   OperationRecord sync(const std::string& name, const SyncRequest& request);
+  // Argo CD's terminate-op: a sync of the application running (or waiting to run) stops before
+  // its next object or wave, and ends Failed with "operation terminated". False when none runs.
+  bool terminate(const std::string& name);
   // Re-applies the revision of a history entry (a sync at that commit; automated sync should be
   // off, or the next poll brings the target back).
   OperationRecord rollback(const std::string& name, std::int64_t history_id);
