@@ -53,6 +53,15 @@ public:
     coordinator_->child().wait_for(std::chrono::seconds(10));
   }
 
+  // The capstan CLI against this coordinator, signed in as `user`.
+  capstan::process::RunResult cli(const std::vector<std::string>& args,
+                                  const std::string& user = "alice") {
+    std::vector<std::string> argv = {
+        binary("capstan").string(), "--server", api_, "--token", token_, "--user", user};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  }
+
   Daemon& start_delegate(const std::string& name,
                          const std::vector<std::filesystem::path>& plugin_dirs = {plugin_dir()},
                          int slots = 1, const std::vector<std::string>& extra = {}) {

@@ -64,18 +64,6 @@ protected:
   std::string cluster_yaml() const {
     return gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev");
   }
-  // The CLI against this stack's coordinator.
-  capstan::process::RunResult cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {(capstan::testing::bin_dir() / "capstan").string(),
-                                     "--server",
-                                     stack_.api(),
-                                     "--token",
-                                     stack_.api_token(),
-                                     "--user",
-                                     "alice"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return capstan::testing::run(argv);
-  }
   static std::string app_yaml(const std::string& name, const std::string& url,
                               const std::string& destination = "name: sandbox") {
     return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: " + name +
@@ -204,12 +192,12 @@ TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
       },
       std::chrono::seconds(60)))
       << a.dump(2);
-  auto diff = cli({"apps", "diff", "demo"});
+  auto diff = stack_.cli({"apps", "diff", "demo"});
   EXPECT_EQ(diff.status.exit_code, 1) << diff.out << diff.err;
   EXPECT_NE(diff.out.find("ConfigMap demo/settings: missing from the cluster"), std::string::npos)
       << diff.out;
 
-  auto sync = cli({"apps", "sync", "demo"});
+  auto sync = stack_.cli({"apps", "sync", "demo"});
   ASSERT_TRUE(sync.status.success()) << sync.out << sync.err;
   EXPECT_NE(sync.out.find("Sync Succeeded at " + first.substr(0, 12) + " on delegate east"),
             std::string::npos)
@@ -220,7 +208,7 @@ TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
 
   const std::string second =
       remote.commit({{"apps/demo/settings.yaml", configmap_yaml("settings", "two")}});
-  auto refresh = cli({"apps", "refresh", "demo"});
+  auto refresh = stack_.cli({"apps", "refresh", "demo"});
   ASSERT_TRUE(refresh.status.success()) << refresh.err;
   ASSERT_TRUE(wait_until(
       [&] {
@@ -230,30 +218,30 @@ TEST_F(AgentTest, CliSyncsDiffsShowsHistoryAndRollsBack) {
       std::chrono::seconds(30)))
       << a.dump(2);
   EXPECT_EQ(a["status"]["sync"]["status"], "OutOfSync");
-  diff = cli({"apps", "diff", "demo"});
+  diff = stack_.cli({"apps", "diff", "demo"});
   EXPECT_NE(diff.out.find("/data/value"), std::string::npos) << diff.out;
-  ASSERT_TRUE(cli({"apps", "sync", "demo"}).status.success());
+  ASSERT_TRUE(stack_.cli({"apps", "sync", "demo"}).status.success());
   EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
             "two");
 
   ASSERT_TRUE(
       wait_until([&] { return app("demo")["status"].value("history", json::array()).size() == 2; },
                  std::chrono::seconds(30)));
-  auto history = cli({"apps", "history", "demo", "-o", "json"});
+  auto history = stack_.cli({"apps", "history", "demo", "-o", "json"});
   ASSERT_TRUE(history.status.success()) << history.err;
   auto entries = json::parse(history.out);
   ASSERT_EQ(entries.size(), 2u);
   EXPECT_EQ(entries[0]["revision"], first);
   EXPECT_EQ(entries[0]["initiatedBy"], "alice");
-  auto rollback = cli({"apps", "rollback", "demo", entries[0]["id"].dump()});
+  auto rollback = stack_.cli({"apps", "rollback", "demo", entries[0]["id"].dump()});
   ASSERT_TRUE(rollback.status.success()) << rollback.out << rollback.err;
   EXPECT_EQ(kubectl({"get", "configmap", "settings", "-n", "demo", "-o", "jsonpath={.data.value}"}),
             "one");
-  auto list = cli({"apps", "list"});
+  auto list = stack_.cli({"apps", "list"});
   EXPECT_NE(list.out.find("demo"), std::string::npos) << list.out;
   EXPECT_NE(list.out.find("east"), std::string::npos) << list.out;
   // Bad requests are refused with a reason.
-  auto unknown = cli({"apps", "sync", "nope"});
+  auto unknown = stack_.cli({"apps", "sync", "nope"});
   EXPECT_FALSE(unknown.status.success());
   EXPECT_NE(unknown.err.find("application 'nope' not found"), std::string::npos) << unknown.err;
   auto bad = stack_.post("/api/v1/apps/demo/sync", {{"prune", "yes"}});

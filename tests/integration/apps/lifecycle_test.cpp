@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
 #include <capstan/testing/sandbox.h>
 
@@ -16,6 +17,7 @@
 namespace {
 
 namespace fs = std::filesystem;
+using capstan::testing::configmap_yaml;
 using capstan::testing::git;
 using capstan::testing::Sandbox;
 using capstan::testing::Stack;
@@ -23,18 +25,14 @@ using capstan::testing::TempDir;
 using capstan::testing::wait_until;
 using nlohmann::json;
 
-std::string configmap(const std::string& name, const std::string& value) {
-  return "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\ndata:\n  value: \"" +
-         value + "\"\n";
-}
-
 class LifecycleTest : public ::testing::Test {
 protected:
   void SetUp() override {
     sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
-    remote_ = capstan::testing::make_remote(dir_.path(), "release.git",
-                                            {{{"apps/one/settings.yaml", configmap("one", "1")},
-                                              {"apps/two/settings.yaml", configmap("two", "2")}}});
+    remote_ =
+        capstan::testing::make_remote(dir_.path(), "release.git",
+                                      {{{"apps/one/settings.yaml", configmap_yaml("one", "1")},
+                                        {"apps/two/settings.yaml", configmap_yaml("two", "2")}}});
     stack_.start_coordinator();
     capstan::testing::write_file(dir_ / "delegate.yaml",
                                  "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
@@ -53,12 +51,7 @@ protected:
     return d;
   }
   std::string cluster_yaml() const {
-    return "environment:\n  identifier: dev\n  name: dev\n  type: PreProduction\n---\n"
-           "connector:\n  identifier: sandbox_api\n  name: sandbox API\n  type: K8sCluster\n"
-           "  spec:\n    credential:\n      type: Kubeconfig\n      spec:\n        path: " +
-           sandbox_->kubeconfig().string() +
-           "\n---\ngitopsCluster:\n  identifier: sandbox\n  name: sandbox\n"
-           "  connectorRef: sandbox_api\n  environments: [dev]\n";
+    return capstan::testing::gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev");
   }
   // `extra_spec`: more lines under spec:, each "  key: value\n".
   std::string app_yaml(const std::string& name, const std::string& path, bool finalizer = true,
@@ -72,17 +65,6 @@ protected:
            "\n    namespace: demo\n  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n"
            "    syncOptions: [CreateNamespace=true]\n" +
            extra_spec;
-  }
-  capstan::process::RunResult cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {(capstan::testing::bin_dir() / "capstan").string(),
-                                     "--server",
-                                     stack_.api(),
-                                     "--token",
-                                     stack_.api_token(),
-                                     "--user",
-                                     "alice"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return capstan::testing::run(argv);
   }
   json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
   bool synced_healthy(const json& a) {
@@ -120,15 +102,15 @@ TEST_F(LifecycleTest, CascadingDeletionWaitsForADelegateAcrossALostHolderAndARes
   // Its holder stops answering: the deletion cannot finish, the application shows as Deleting
   // and its resources stay.
   east.child().signal(SIGSTOP);
-  auto r = cli({"delete", "app", "one"});
+  auto r = stack_.cli({"delete", "app", "one"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err;
   EXPECT_NE(r.out.find("application/one deleting"), std::string::npos) << r.out;
   json a = app("one");
   ASSERT_EQ(stack_.last_status(), 200);
   EXPECT_FALSE(a["metadata"].value("deletionTimestamp", "").empty()) << a.dump(2);
-  r = cli({"apps", "list"});
+  r = stack_.cli({"apps", "list"});
   EXPECT_NE(r.out.find("Deleting"), std::string::npos) << r.out;
-  r = cli({"apps", "get", "one"});
+  r = stack_.cli({"apps", "get", "one"});
   EXPECT_NE(r.out.find("Deleting:"), std::string::npos) << r.out;
   // A second delete is answered the same; a sync is refused; so is applying it again.
   auto again = stack_.del("/api/v1/objects/application/one");
@@ -175,16 +157,16 @@ TEST_F(LifecycleTest, DeletionWithoutCascadeOrFinalizerIsAtOnceAndKeepsTheResour
   wait_synced("one");
   wait_synced("two");
 
-  auto r = cli({"delete", "app", "one", "--cascade=false"});
+  auto r = stack_.cli({"delete", "app", "one", "--cascade=false"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err;
   EXPECT_NE(r.out.find("application/one deleted"), std::string::npos) << r.out;
   app("one");
   EXPECT_EQ(stack_.last_status(), 404);
-  r = cli({"delete", "app", "two"});
+  r = stack_.cli({"delete", "app", "two"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err;
   app("two");
   EXPECT_EQ(stack_.last_status(), 404);
-  r = cli({"delete", "app", "two", "--cascade=maybe"});
+  r = stack_.cli({"delete", "app", "two", "--cascade=maybe"});
   EXPECT_FALSE(r.status.success());
   EXPECT_NE(r.err.find("--cascade must be true or false"), std::string::npos) << r.err;
 
@@ -241,7 +223,7 @@ TEST_F(LifecycleTest, OperationHistoryOutlivesFailoverAndACoordinatorRestart) {
   wait_synced("one");
   auto history = [&] { return app("one")["status"].value("history", json::array()); };
   ASSERT_TRUE(wait_until([&] { return history().size() == 1; }, std::chrono::seconds(30)));
-  auto r = cli({"apps", "sync", "one"});
+  auto r = stack_.cli({"apps", "sync", "one"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err;
   ASSERT_TRUE(wait_until([&] { return history().size() == 2; }, std::chrono::seconds(30)));
 
@@ -263,7 +245,7 @@ TEST_F(LifecycleTest, OperationHistoryOutlivesFailoverAndACoordinatorRestart) {
   EXPECT_EQ(h[0]["initiatedBy"], "automated");
   EXPECT_EQ(h[1]["id"], 2);
   EXPECT_EQ(h[1]["delegate"], "east");
-  r = cli({"apps", "sync", "one"});
+  r = stack_.cli({"apps", "sync", "one"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err;
   ASSERT_TRUE(wait_until([&] { return (h = history()).size() == 3; }, std::chrono::seconds(30)))
       << h.dump(2);
@@ -278,7 +260,7 @@ TEST_F(LifecycleTest, OperationHistoryOutlivesFailoverAndACoordinatorRestart) {
   ASSERT_TRUE(wait_until([&] { return app("one")["assignment"]["delegate"] == "west"; },
                          std::chrono::seconds(30)));
   ASSERT_TRUE(stack_.wait_for_delegates(1));
-  r = cli({"apps", "rollback", "one", "2"});
+  r = stack_.cli({"apps", "rollback", "one", "2"});
   ASSERT_TRUE(r.status.success()) << r.out << r.err;
   ASSERT_TRUE(
       wait_until([&] { return (h = history()).back()["id"] == 4; }, std::chrono::seconds(30)))
@@ -288,9 +270,9 @@ TEST_F(LifecycleTest, OperationHistoryOutlivesFailoverAndACoordinatorRestart) {
   EXPECT_EQ(h[2]["id"], 4);
   EXPECT_NE(h[2]["initiatedBy"].get<std::string>().find("(rollback to 2)"), std::string::npos)
       << h.dump(2);
-  r = cli({"apps", "history", "one"});
+  r = stack_.cli({"apps", "history", "one"});
   EXPECT_NE(r.out.find("rollback to 2"), std::string::npos) << r.out;
-  r = cli({"apps", "rollback", "one", "1"});
+  r = stack_.cli({"apps", "rollback", "one", "1"});
   EXPECT_FALSE(r.status.success());
   EXPECT_NE(r.err.find("has no history entry 1"), std::string::npos) << r.err;
 }
