@@ -96,9 +96,10 @@ TEST(ClusterSelector, EveryClusterCarriesArgoCDsSecretTypeLabel) {
   // ... and offers it as a parameter, as Argo CD offers every label of the cluster's Secret.
   auto text = set_with("      selector: {matchLabels: {env: dev}}\n");
   const std::string name = "{name: 'web-{{name}}'}";
-  text.replace(text.find(name), name.size(),
-               "{name: 'web-{{name}}', annotations: {type: "
-               "'{{metadata.labels.argocd.argoproj.io/secret-type}}', env: '{{metadata.labels.env}}'}}");
+  text.replace(
+      text.find(name), name.size(),
+      "{name: 'web-{{name}}', annotations: {type: "
+      "'{{metadata.labels.argocd.argoproj.io/secret-type}}', env: '{{metadata.labels.env}}'}}");
   auto doc = capstan::yaml::load(text, "appset.yaml");
   auto apps = capstan::apps::generate_applications(
       capstan::apps::parse_application_set(doc.value, doc.where), three_clusters());
