@@ -273,9 +273,8 @@ std::vector<json> cluster_params(const json& body, const ApplicationSet& set,
                                  const std::string& pointer) {
   detail::LabelSelector selector;
   if (body.contains("selector") && !body["selector"].is_null()) {
-    selector = detail::parse_label_selector(Fields(body["selector"], set.where,
-                                                   yaml::pointer_append(pointer, "selector"),
-                                                   who + ".selector"));
+    selector = detail::parse_label_selector(Fields(
+        body["selector"], set.where, yaml::pointer_append(pointer, "selector"), who + ".selector"));
   }
   std::vector<json> out;
   for (const auto& c : context.clusters) {

@@ -34,8 +34,7 @@ std::string key_fault(const std::string& key) {
     std::string prefix = key.substr(0, slash);
     name = key.substr(slash + 1);
     bool ok = !prefix.empty() && prefix.size() <= 253 && alnum(prefix.front()) &&
-              alnum(prefix.back()) &&
-              std::all_of(prefix.begin(), prefix.end(), [](char c) {
+              alnum(prefix.back()) && std::all_of(prefix.begin(), prefix.end(), [](char c) {
                 return (std::islower(static_cast<unsigned char>(c)) != 0) ||
                        std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
               });
@@ -97,7 +96,8 @@ LabelSelector parse_label_selector(const Fields& selector) {
       e.fail("values", e.display() + ".values must be empty for operator " + r.op);
     }
     for (const auto& v : r.values) {
-      if (auto why = value_fault(v); !why.empty()) e.fail("values", e.display() + ".values: " + why);
+      if (auto why = value_fault(v); !why.empty())
+        e.fail("values", e.display() + ".values: " + why);
     }
     out.push_back(std::move(r));
   }
