@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <ctime>
 #include <functional>
+#include <set>
+#include <tuple>
 #include <utility>
 
 #include "engine/context.h"
@@ -340,7 +342,33 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
     return t;
   }
   const json& m = obj->model;
-  t.application_json = m.value("document", json::object()).dump();
+  json document = m.value("document", json::object());
+  // Argo CD keeps status.resources on the Application and deletes and prunes by it: the kinds
+  // of what its delegate last reported go with the document, so that another delegate (or this
+  // one after a restart) still finds objects whose kinds have left Git.
+  document.erase("status");
+  if (auto rt = apps_.find(name); rt != apps_.end() && rt->second.state.status.is_object()) {
+    std::set<std::tuple<std::string, std::string, std::string>> kinds;
+    const json& reported = rt->second.state.status;
+    if (auto r = reported.find("resources"); r != reported.end() && r->is_array()) {
+      for (const auto& res : *r) {
+        if (!res.is_object()) continue;
+        auto text = [&res](const char* key) {
+          auto it = res.find(key);
+          return it != res.end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        if (!text("kind").empty() && !text("version").empty()) {
+          kinds.emplace(text("group"), text("version"), text("kind"));
+        }
+      }
+    }
+    json resources = json::array();
+    for (const auto& [group, version, kind] : kinds) {
+      resources.push_back({{"group", group}, {"version", version}, {"kind", kind}});
+    }
+    if (!resources.empty()) document["status"] = {{"resources", resources}};
+  }
+  t.application_json = document.dump();
   const json dest = m.value("destination", json::object());
   const std::string by_name = dest.value("name", "");
   const std::string server = trim_slash(dest.value("server", ""));

@@ -229,10 +229,10 @@ Application parse_application(const json& document, const yaml::SourceMap& where
   const Fields labels = meta.object("labels");
   for (const auto& [key, value] : meta.string_map("labels")) {
     if (auto why = label_key_problem(key); !why.empty()) {
-      labels.fail(key, "metadata.labels: '" + key + "' is not a label key: " + why);
+      labels.fail(key, "metadata.labels: " + why);
     }
     if (auto why = label_value_problem(value); !why.empty()) {
-      labels.fail(key, "metadata.labels." + key + ": '" + value + "' is not a label value: " + why);
+      labels.fail(key, "metadata.labels." + key + ": " + why);
     }
   }
   Fields spec = root.object("spec");

@@ -1,6 +1,7 @@
-// Label selectors: a small lexer and a recursive-descent parser of Kubernetes' string form, with
-// the character at which a malformed selector goes wrong.
-#include "capstan/apps/label_selector.h"
+// Kubernetes label selectors: the checks of label keys and values, the object form read from
+// documents, and a small lexer and recursive-descent parser of the string form that names the
+// character at which a malformed selector goes wrong.
+#include "label_selector.h"
 
 #include <algorithm>
 #include <cctype>
@@ -16,18 +17,15 @@ bool alnum(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) != 0;
 }
 
-// A name part of a key, or a non-empty value: at most 63 characters, alphanumerics, '-', '_'
-// and '.', starting and ending alphanumeric.
-std::string name_problem(std::string_view s, const char* what) {
-  if (s.size() > 63) return std::string(what) + " must be 63 characters or fewer";
-  if (!alnum(s.front()) || !alnum(s.back())) {
-    return std::string(what) + " must start and end with a letter or digit";
-  }
-  for (char c : s) {
-    if (!alnum(c) && c != '-' && c != '_' && c != '.') {
-      return std::string(what) + " may hold only letters, digits, '-', '_' and '.', not '" + c +
-             "'";
-    }
+// Why `s` is not a label name part or label value (both: at most 63 characters, alphanumerics,
+// '-', '_' and '.', starting and ending with an alphanumeric); "" when it is one.
+std::string name_fault(std::string_view s) {
+  if (s.size() > 63) return "must be no more than 63 characters";
+  bool chars = std::all_of(s.begin(), s.end(),
+                           [](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+  if (!chars || !alnum(s.front()) || !alnum(s.back())) {
+    return "must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+           "with an alphanumeric character";
   }
   return "";
 }
@@ -119,9 +117,7 @@ private:
   bool key(LabelRequirement& r) {
     const Token& t = take();
     if (t.kind != Tok::kIdent) return fail(t, "expected a label key");
-    if (auto why = label_key_problem(t.text); !why.empty()) {
-      return fail_at(t, "'" + t.text + "' is not a label key: " + why);
-    }
+    if (auto why = label_key_problem(t.text); !why.empty()) return fail_at(t, why);
     r.key = t.text;
     return true;
   }
@@ -135,9 +131,7 @@ private:
     }
     take();
     if (t.kind != Tok::kIdent) return fail(t, "expected a value after " + after);
-    if (auto why = label_value_problem(t.text); !why.empty()) {
-      return fail_at(t, "'" + t.text + "' is not a label value: " + why);
-    }
+    if (auto why = label_value_problem(t.text); !why.empty()) return fail_at(t, why);
     r.values.push_back(t.text);
     return true;
   }
@@ -158,11 +152,11 @@ private:
     case Tok::kEq:
     case Tok::kDoubleEq:
       take();
-      r.op = LabelRequirement::Op::kEquals;
+      r.op = LabelRequirement::Op::kIn;
       return value(r, "'" + op.text + "'");
     case Tok::kNotEq:
       take();
-      r.op = LabelRequirement::Op::kNotEquals;
+      r.op = LabelRequirement::Op::kNotIn;
       return value(r, "'!='");
     case Tok::kGt:
     case Tok::kLt: {
@@ -212,15 +206,67 @@ private:
   std::size_t at_ = 0;
 };
 
-// The label's value as text (a YAML number or boolean stays as written); nullopt without it.
-std::optional<std::string> label_of(const json& labels, const std::string& key) {
-  if (!labels.is_object()) return std::nullopt;
-  auto it = labels.find(key);
-  if (it == labels.end() || it->is_null()) return std::nullopt;
-  return it->is_string() ? it->get<std::string>() : it->dump();
+// Whether one requirement holds for a label's value (nullopt: the object has no such label).
+bool holds(const LabelRequirement& r, const std::optional<std::string>& v) {
+  using Op = LabelRequirement::Op;
+  const bool listed = v && std::find(r.values.begin(), r.values.end(), *v) != r.values.end();
+  switch (r.op) {
+  case Op::kIn:
+    return listed;
+  case Op::kNotIn:
+    return !listed; // a missing label is not in the set
+  case Op::kExists:
+    return v.has_value();
+  case Op::kDoesNotExist:
+    return !v;
+  case Op::kGreaterThan:
+  case Op::kLessThan: {
+    long long have = 0, bound = 0;
+    if (!v) return false;
+    const char* end = v->data() + v->size();
+    if (std::from_chars(v->data(), end, have).ptr != end) return false;
+    const std::string& b = r.values.front();
+    std::from_chars(b.data(), b.data() + b.size(), bound);
+    return r.op == Op::kGreaterThan ? have > bound : have < bound;
+  }
+  }
+  return false;
 }
 
 } // namespace
+
+std::string label_key_problem(std::string_view key) {
+  if (key.empty()) return "a label key must not be empty";
+  const std::string k(key);
+  std::string_view name = key;
+  auto slash = key.find('/');
+  if (slash != std::string_view::npos) {
+    std::string_view prefix = key.substr(0, slash);
+    name = key.substr(slash + 1);
+    bool ok = !prefix.empty() && prefix.size() <= 253 && alnum(prefix.front()) &&
+              alnum(prefix.back()) && std::all_of(prefix.begin(), prefix.end(), [](char c) {
+                return (std::islower(static_cast<unsigned char>(c)) != 0) ||
+                       std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.';
+              });
+    if (!ok) {
+      return "label key '" + k +
+             "': its prefix must be a lower-case DNS subdomain (such as example.com)";
+    }
+  }
+  if (name.empty()) return "label key '" + k + "': the name part must not be empty";
+  if (auto why = name_fault(name); !why.empty()) {
+    return "label key '" + k + "': the name part " + why;
+  }
+  return "";
+}
+
+std::string label_value_problem(std::string_view value) {
+  if (value.empty()) return "";
+  if (auto why = name_fault(value); !why.empty()) {
+    return "label value '" + std::string(value) + "' " + why;
+  }
+  return "";
+}
 
 std::optional<LabelSelector> LabelSelector::parse(std::string_view text, std::string& error) {
   Parser p(text);
@@ -233,67 +279,84 @@ std::optional<LabelSelector> LabelSelector::parse(std::string_view text, std::st
 }
 
 bool LabelSelector::matches(const json& labels) const {
-  using Op = LabelRequirement::Op;
-  for (const auto& r : requirements_) {
-    const auto v = label_of(labels, r.key);
-    const bool listed = v && std::find(r.values.begin(), r.values.end(), *v) != r.values.end();
-    switch (r.op) {
-    case Op::kEquals:
-    case Op::kIn:
-      if (!listed) return false;
-      break;
-    case Op::kNotEquals:
-    case Op::kNotIn:
-      if (listed) return false;
-      break;
-    case Op::kExists:
-      if (!v) return false;
-      break;
-    case Op::kDoesNotExist:
-      if (v) return false;
-      break;
-    case Op::kGreaterThan:
-    case Op::kLessThan: {
-      long long have = 0, bound = 0;
-      if (!v) return false;
-      const char* end = v->data() + v->size();
-      if (std::from_chars(v->data(), end, have).ptr != end) return false;
-      const std::string& b = r.values.front();
-      std::from_chars(b.data(), b.data() + b.size(), bound);
-      if (r.op == Op::kGreaterThan ? have <= bound : have >= bound) return false;
-      break;
-    }
-    }
-  }
-  return true;
-}
-
-std::string label_key_problem(std::string_view key) {
-  std::string_view name = key;
-  if (auto slash = key.find('/'); slash != std::string_view::npos) {
-    const std::string_view prefix = key.substr(0, slash);
-    name = key.substr(slash + 1);
-    if (prefix.empty()) return "the prefix before '/' must not be empty";
-    if (prefix.size() > 253) return "the prefix before '/' must be 253 characters or fewer";
-    for (char c : prefix) {
-      if (!(std::islower(static_cast<unsigned char>(c)) != 0 ||
-            std::isdigit(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '.')) {
-        return std::string("the prefix before '/' must be a DNS subdomain (lower-case letters, "
-                           "digits, '-' and '.'), not hold '") +
-               c + "'";
+  return std::all_of(requirements_.begin(), requirements_.end(), [&](const LabelRequirement& r) {
+    std::optional<std::string> v;
+    if (labels.is_object()) {
+      auto it = labels.find(r.key);
+      if (it != labels.end() && !it->is_null()) {
+        v = it->is_string() ? it->get<std::string>() : it->dump();
       }
     }
-    if (!alnum(prefix.front()) || !alnum(prefix.back())) {
-      return "the prefix before '/' must start and end with a letter or digit";
-    }
-  }
-  if (name.empty()) return "the name must not be empty";
-  return name_problem(name, "the name");
+    return holds(r, v);
+  });
 }
 
-std::string label_value_problem(std::string_view value) {
-  if (value.empty()) return "";
-  return name_problem(value, "a value");
+bool LabelSelector::matches(const std::map<std::string, std::string>& labels) const {
+  return std::all_of(requirements_.begin(), requirements_.end(), [&](const LabelRequirement& r) {
+    auto it = labels.find(r.key);
+    return holds(r, it == labels.end() ? std::nullopt : std::optional<std::string>(it->second));
+  });
 }
+
+namespace detail {
+
+LabelSelector parse_label_selector(const Fields& selector) {
+  selector.only({"matchLabels", "matchExpressions"});
+  std::vector<LabelRequirement> out;
+  Fields labels = selector.object("matchLabels");
+  if (labels.value().is_object()) {
+    for (const auto& [key, _] : labels.value().items()) {
+      if (auto why = label_key_problem(key); !why.empty()) {
+        labels.fail(key, labels.display() + ": " + why);
+      }
+      std::string value = labels.string(key);
+      if (auto why = label_value_problem(value); !why.empty()) {
+        labels.fail(key, labels.display() + "." + key + ": " + why);
+      }
+      out.push_back({key, LabelRequirement::Op::kIn, {value}});
+    }
+  }
+  for (const Fields& e : selector.objects("matchExpressions")) {
+    e.only({"key", "operator", "values"});
+    LabelRequirement r;
+    r.key = e.required_string("key");
+    if (auto why = label_key_problem(r.key); !why.empty()) {
+      e.fail("key", e.display() + ".key: " + why);
+    }
+    const std::string op = e.required_string("operator");
+    if (op == "In") {
+      r.op = LabelRequirement::Op::kIn;
+    } else if (op == "NotIn") {
+      r.op = LabelRequirement::Op::kNotIn;
+    } else if (op == "Exists") {
+      r.op = LabelRequirement::Op::kExists;
+    } else if (op == "DoesNotExist") {
+      r.op = LabelRequirement::Op::kDoesNotExist;
+    } else {
+      e.fail("operator", e.display() + ".operator '" + op +
+                             "' is not a label selector operator (In, NotIn, Exists, "
+                             "DoesNotExist)");
+    }
+    r.values = e.strings("values");
+    const bool set_op = op == "In" || op == "NotIn";
+    if (set_op && r.values.empty()) {
+      std::string msg = e.display() + ".values must list at least one value for operator " + op;
+      if (e.has("values")) e.fail("values", msg);
+      e.fail_here(msg);
+    }
+    if (!set_op && !r.values.empty()) {
+      e.fail("values", e.display() + ".values must be empty for operator " + op);
+    }
+    for (const auto& v : r.values) {
+      if (auto why = label_value_problem(v); !why.empty()) {
+        e.fail("values", e.display() + ".values: " + why);
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  return LabelSelector(std::move(out));
+}
+
+} // namespace detail
 
 } // namespace capstan::apps

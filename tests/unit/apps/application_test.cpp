@@ -196,11 +196,12 @@ TEST(Application, LabelsFollowKubernetesRules) {
   EXPECT_EQ(error_of(with_labels("    tier: [web]\n")),
             "app.yaml:6:11: metadata.labels.tier must be a string, not a list");
   EXPECT_EQ(error_of(with_labels("    tier: web\n    Team/x: a\n")),
-            "app.yaml:7:13: metadata.labels: 'Team/x' is not a label key: the prefix before '/' "
-            "must be a DNS subdomain (lower-case letters, digits, '-' and '.'), not hold 'T'");
+            "app.yaml:7:13: metadata.labels: label key 'Team/x': its prefix must be a "
+            "lower-case DNS subdomain (such as example.com)");
   EXPECT_EQ(error_of(with_labels("    tier: web server\n")),
-            "app.yaml:6:11: metadata.labels.tier: 'web server' is not a label value: a value may "
-            "hold only letters, digits, '-', '_' and '.', not ' '");
+            "app.yaml:6:11: metadata.labels.tier: label value 'web server' must consist of "
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character");
 }
 
 TEST(Application, RefusesWhatItCannotReconcile) {

@@ -83,19 +83,21 @@ TEST(LabelSelector, MalformedSelectorsNameTheCharacterAndWhy) {
                                  "in, notin, >, <), ',' or the end of the selector, found 'web'");
   EXPECT_EQ(problem("replicas>two"), "at character 10: expected an integer after '>', found 'two'");
   EXPECT_EQ(problem("tier=(web)"), "at character 6: expected a value after '=', found '('");
-  EXPECT_EQ(problem("-tier=web"), "at character 1: '-tier' is not a label key: the name must "
-                                  "start and end with a letter or digit");
+  EXPECT_EQ(problem("-tier=web"),
+            "at character 1: label key '-tier': the name part must consist of alphanumeric "
+            "characters, '-', '_' or '.', and must start and end with an alphanumeric character");
   EXPECT_EQ(problem("Example.com/tier"),
-            "at character 1: 'Example.com/tier' is not a label key: the prefix before '/' must "
-            "be a DNS subdomain (lower-case letters, digits, '-' and '.'), not hold 'E'");
+            "at character 1: label key 'Example.com/tier': its prefix must be a lower-case DNS "
+            "subdomain (such as example.com)");
   EXPECT_EQ(problem("tier=web!"),
             "at character 9: expected ',' between requirements or the end of the selector, "
             "found '!'");
-  EXPECT_EQ(problem("tier=a$b"), "at character 6: 'a$b' is not a label value: a value may hold "
-                                 "only letters, digits, '-', '_' and '.', not '$'");
-  EXPECT_EQ(problem("tier=" + std::string(64, 'x')),
-            "at character 6: '" + std::string(64, 'x') +
-                "' is not a label value: a value must be 63 characters or fewer");
+  EXPECT_EQ(problem("tier=a$b"),
+            "at character 6: label value 'a$b' must consist of alphanumeric characters, '-', '_' "
+            "or '.', and must start and end with an alphanumeric character");
+  EXPECT_EQ(problem("tier=" + std::string(64, 'x')), "at character 6: label value '" +
+                                                         std::string(64, 'x') +
+                                                         "' must be no more than 63 characters");
 }
 
 } // namespace
