@@ -98,8 +98,13 @@ std::chrono::milliseconds backoff_delay(const json& retry, int attempt) {
 // FetchLinkedApps: the live applications of the stage's clusters
 
 json Machine::live_applications(const json& clusters) {
-  // The applications linked to the clusters, from the index: only those are read.
+  // The applications linked to the clusters, from the index: only those are read. Those
+  // committed but not yet looked at (apps_catch_up) are read too: the index may not know where
+  // they link to now.
   std::set<std::string> linked;
+  for (const auto& [kind, id] : apps_pending_) {
+    if (kind == "application") linked.insert(id);
+  }
   for (const auto& c : clusters) {
     if (!c.is_object()) continue;
     json as_destination = {{"name", c.value("identifier", "")}, {"server", c.value("server", "")}};

@@ -7,22 +7,17 @@
 
 #include <signal.h>
 
-#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
-#include <capstan/testing/sandbox.h>
 
-#include <iostream>
-
-#include "../stack.h"
+#include "gitops_stack_test.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using capstan::testing::configmap_yaml;
+using capstan::testing::GitOpsStackTest;
 using capstan::testing::ReleaseRemote;
 using capstan::testing::Sandbox;
-using capstan::testing::Stack;
-using capstan::testing::TempDir;
 using capstan::testing::wait_until;
 using nlohmann::json;
 
@@ -31,25 +26,12 @@ std::string secret_yaml(const std::string& name) {
          "\ntype: Opaque\nstringData:\n  token: not-a-real-token\n";
 }
 
-class ManagedKindsTest : public ::testing::Test {
+class ManagedKindsTest : public GitOpsStackTest {
 protected:
+  ManagedKindsTest() : GitOpsStackTest("capstan-managed-kinds") {}
   void SetUp() override {
     sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
-    stack_.start_coordinator();
-    capstan::testing::write_file(dir_ / "delegate.yaml",
-                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
-      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
-    }
-  }
-  capstan::testing::Daemon& delegate(const std::string& name) {
-    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
-                                    {"--config", (dir_ / "delegate.yaml").string()});
-    delegates_.push_back(&d);
-    return d;
+    GitOpsStackTest::SetUp();
   }
   // Application `one` of apps/one with the resources finalizer; `prune`: automated prune.
   void apply_app(bool prune) {
@@ -62,13 +44,10 @@ protected:
         "  destination:\n    name: sandbox\n    namespace: demo\n"
         "  syncPolicy:\n    automated: {prune: " +
         (prune ? "true" : "false") + "}\n    syncOptions: [CreateNamespace=true]\n";
-    auto applied = stack_.apply_text(
-        "apps.yaml",
-        capstan::testing::gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev") +
-            "---\n" + app);
+    auto applied = stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app);
     ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   }
-  json app() { return stack_.get("/api/v1/apps/one"); }
+  json app() { return GitOpsStackTest::app("one"); }
   bool exists(const std::string& kind, const std::string& name) {
     return sandbox_->kubectl({"get", kind, name, "-n", "demo", "-o", "name"}).status.success();
   }
@@ -103,12 +82,8 @@ protected:
     wait_compared_on("west", prune);
   }
 
-  TempDir dir_{"capstan-managed-kinds"};
-  std::unique_ptr<Sandbox> sandbox_;
   ReleaseRemote remote_{{{"apps/one/settings.yaml", configmap_yaml("settings", "1")},
                          {"apps/one/creds.yaml", secret_yaml("creds")}}};
-  Stack stack_{dir_.path()};
-  std::vector<capstan::testing::Daemon*> delegates_;
 };
 
 TEST_F(ManagedKindsTest, AKindThatLeftGitIsPrunedByADelegateThatNeverRenderedIt) {
