@@ -271,7 +271,7 @@ void add_values(json& params, const json& body, const ApplicationSet& set, const
 std::vector<json> cluster_params(const json& body, const ApplicationSet& set,
                                  const GenerateContext& context, const std::string& who,
                                  const std::string& pointer) {
-  detail::LabelSelector selector;
+  LabelSelector selector;
   if (body.contains("selector") && !body["selector"].is_null()) {
     selector = detail::parse_label_selector(Fields(
         body["selector"], set.where, yaml::pointer_append(pointer, "selector"), who + ".selector"));
@@ -281,7 +281,7 @@ std::vector<json> cluster_params(const json& body, const ApplicationSet& set,
     // Every Argo CD cluster Secret carries this label; selectors written for Argo CD use it.
     auto labels = c.labels;
     labels.emplace(kClusterSecretTypeLabel, "cluster");
-    if (!detail::selector_matches(selector, labels)) continue;
+    if (!selector.matches(labels)) continue;
     json p = json::object();
     p["name"] = c.name;
     p["nameNormalized"] = sanitize_name(c.name);

@@ -10,22 +10,17 @@
 
 #include <signal.h>
 
-#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
-#include <capstan/testing/sandbox.h>
 
-#include <iostream>
-
-#include "../stack.h"
+#include "gitops_stack_test.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using capstan::testing::configmap_yaml;
+using capstan::testing::GitOpsStackTest;
 using capstan::testing::ReleaseRemote;
 using capstan::testing::Sandbox;
-using capstan::testing::Stack;
-using capstan::testing::TempDir;
 using capstan::testing::wait_until;
 using nlohmann::json;
 
@@ -34,25 +29,12 @@ std::string secret_yaml(const std::string& name) {
          "\ntype: Opaque\nstringData:\n  token: not-a-real-token\n";
 }
 
-class ReportedStateTest : public ::testing::Test {
+class ReportedStateTest : public GitOpsStackTest {
 protected:
+  ReportedStateTest() : GitOpsStackTest("capstan-reported-state") {}
   void SetUp() override {
     sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
-    stack_.start_coordinator();
-    capstan::testing::write_file(dir_ / "delegate.yaml",
-                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
-      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
-    }
-  }
-  capstan::testing::Daemon& delegate(const std::string& name) {
-    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
-                                    {"--config", (dir_ / "delegate.yaml").string()});
-    delegates_.push_back(&d);
-    return d;
+    GitOpsStackTest::SetUp();
   }
   // Application `one` of apps/one with the resources finalizer; `prune`: automated prune.
   void apply_app(bool prune) {
@@ -65,13 +47,10 @@ protected:
         "  destination:\n    name: sandbox\n    namespace: demo\n"
         "  syncPolicy:\n    automated: {prune: " +
         (prune ? "true" : "false") + "}\n    syncOptions: [CreateNamespace=true]\n";
-    auto applied = stack_.apply_text(
-        "apps.yaml",
-        capstan::testing::gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev") +
-            "---\n" + app);
+    auto applied = stack_.apply_text("apps.yaml", cluster_yaml() + "---\n" + app);
     ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   }
-  json app(const std::string& name = "one") { return stack_.get("/api/v1/apps/" + name); }
+  json app(const std::string& name = "one") { return GitOpsStackTest::app(name); }
   bool exists(const std::string& kind, const std::string& name) {
     return sandbox_->kubectl({"get", kind, name, "-n", "demo", "-o", "name"}).status.success();
   }
@@ -107,12 +86,8 @@ protected:
     wait_compared_on("west", prune);
   }
 
-  TempDir dir_{"capstan-reported-state"};
-  std::unique_ptr<Sandbox> sandbox_;
   ReleaseRemote remote_{{{"apps/one/settings.yaml", configmap_yaml("settings", "1")},
                          {"apps/one/creds.yaml", secret_yaml("creds")}}};
-  Stack stack_{dir_.path()};
-  std::vector<capstan::testing::Daemon*> delegates_;
 };
 
 TEST_F(ReportedStateTest, AKindThatLeftGitIsPrunedByADelegateThatNeverRenderedIt) {
@@ -172,8 +147,7 @@ TEST_F(ReportedStateTest, AKubeconfigPathReadableHereGivesTheServerAtOnce) {
   ASSERT_EQ(server.rfind("https://", 0), 0u) << server;
   auto applied = stack_.apply_text(
       "apps.yaml",
-      capstan::testing::gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev") +
-          "---\n" + app_to("byserver", remote_.url(), "server: " + server + "/"));
+      cluster_yaml() + "---\n" + app_to("byserver", remote_.url(), "server: " + server + "/"));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   wait_compared_on("east", true, "byserver");
   EXPECT_TRUE(exists("configmap", "settings"));
