@@ -51,6 +51,12 @@ protected:
     ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   }
   json app(const std::string& name = "one") { return GitOpsStackTest::app(name); }
+  // The sandbox's API server URL, as its kubeconfig names it.
+  std::string sandbox_server() {
+    return sandbox_
+        ->kubectl({"config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"})
+        .out;
+  }
   bool exists(const std::string& kind, const std::string& name) {
     return sandbox_->kubectl({"get", kind, name, "-n", "demo", "-o", "name"}).status.success();
   }
@@ -140,10 +146,7 @@ std::string app_to(const std::string& name, const std::string& url,
 TEST_F(ReportedStateTest, AKubeconfigPathReadableHereGivesTheServerAtOnce) {
   delegate("east");
   ASSERT_TRUE(stack_.wait_for_delegates(1));
-  const std::string server =
-      sandbox_
-          ->kubectl({"config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"})
-          .out;
+  const std::string server = sandbox_server();
   ASSERT_EQ(server.rfind("https://", 0), 0u) << server;
   auto applied = stack_.apply_text(
       "apps.yaml",
@@ -156,10 +159,7 @@ TEST_F(ReportedStateTest, AKubeconfigPathReadableHereGivesTheServerAtOnce) {
 TEST_F(ReportedStateTest, AKubeconfigOnlyTheDelegateReadsGivesTheServerOnceItLoadedIt) {
   delegate("east");
   ASSERT_TRUE(stack_.wait_for_delegates(1));
-  const std::string server =
-      sandbox_
-          ->kubectl({"config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"})
-          .out;
+  const std::string server = sandbox_server();
   // The kubeconfig is a secret: the coordinator does not read it, the delegate does.
   std::string kubeconfig = capstan::testing::read_file(sandbox_->kubeconfig());
   std::string indented;
