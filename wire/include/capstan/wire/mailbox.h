@@ -80,8 +80,8 @@ public:
 
 private:
   int fd_;
-  mutable std::mutex
-      mutex_; // guards items_ and quiet_: posted from any thread, drained by the owner
+  // Guards items_ and quiet_: posted from any thread, drained by the owner.
+  mutable std::mutex mutex_;
   std::vector<T> items_;
   bool quiet_ = false; // items_ is not empty and no wake-up was written for it
 };
