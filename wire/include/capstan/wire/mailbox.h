@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <iterator>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -30,6 +31,23 @@ public:
       std::lock_guard lock(mutex_);
       wake = items_.empty();
       items_.push_back(std::move(item));
+    }
+    if (wake) signal();
+  }
+
+  // Several items, in order, as one post: one lock and at most one wake-up for all of them.
+  void post_all(std::vector<T>&& items) {
+    if (items.empty()) return;
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      wake = items_.empty();
+      if (wake) {
+        items_.swap(items);
+      } else {
+        items_.insert(items_.end(), std::make_move_iterator(items.begin()),
+                      std::make_move_iterator(items.end()));
+      }
     }
     if (wake) signal();
   }
