@@ -10,7 +10,9 @@
 // is back.
 // With --scale N: N applications of one ConfigMap each, applied through the coordinator's API,
 // on one delegate: the time until the coordinator shows all Synced and Healthy, and the
-// delegate's and the coordinator's resident memory, against one kubectl apply --server-side.
+// delegate's and the coordinator's resident memory, against one kubectl apply --server-side;
+// and a FetchLinkedApps step on another cluster of a few applications among the N, against
+// the same step before the N existed.
 #include <capstan/kube/client.h>
 #include <capstan/kube/config.h>
 #include <capstan/testing/apps_fixtures.h>
@@ -235,6 +237,69 @@ std::string scale_app_yaml(int i, const std::string& url) {
                               "    automated: {prune: true, selfHeal: true}\n");
 }
 
+// A second GitOps cluster `linked` on the same sandbox with `count` applications of its own
+// (manually synced: they stay as they are), and a pipeline whose GitOps stage on that cluster
+// runs FetchLinkedApps.
+std::string linked_yaml(int count, const std::string& url) {
+  std::string out = "environment:\n  identifier: linked\n  name: linked\n  type: PreProduction\n"
+                    "---\ngitopsCluster:\n  identifier: linked\n  name: linked\n"
+                    "  connectorRef: sandbox_api\n  environments: [linked]\n---\n" +
+                    ct::release_repo_connector_yaml(url) + "---\n" +
+                    ct::release_repo_service_yaml("linked_svc", "apps/app-00000/cm.yaml") + R"(---
+pipeline:
+  identifier: fetch_linked
+  name: fetch_linked
+  stages:
+    - stage:
+        identifier: fetch
+        name: fetch
+        type: Deployment
+        spec:
+          deploymentType: Kubernetes
+          gitOpsEnabled: true
+          service:
+            serviceRef: linked_svc
+          environment:
+            environmentRef: linked
+            deployToAll: true
+          execution:
+            steps:
+              - step:
+                  type: FetchLinkedApps
+                  name: Fetch Linked Apps
+                  identifier: fetch
+                  timeout: 2m
+                  spec: {}
+)";
+  for (int i = 0; i < count; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "linked-%02d", i);
+    out +=
+        "---\n" + ct::application_yaml(name, url, "apps/" + capstan::bench::app_name(i), "linked",
+                                       "linked", "    syncOptions: [CreateNamespace=true]\n");
+  }
+  return out;
+}
+
+// Runs the fetch_linked pipeline `runs` times; the milliseconds from its start to its end, each.
+std::vector<double> fetch_linked_ms(ct::Stack& stack, int runs, std::size_t linked) {
+  std::vector<double> out;
+  for (int i = 0; i < runs; ++i) {
+    auto t = Clock::now();
+    auto started = stack.post("/api/v1/pipelines/fetch_linked/executions", json::object());
+    if (stack.last_status() / 100 != 2) throw std::runtime_error("run: " + started.dump());
+    auto e = stack.wait_for_end(started["id"]);
+    out.push_back(ms_between(t, Clock::now()));
+    const json step = e["stages"][0]["steps"][0];
+    if (e["status"] != "Succeeded" ||
+        step["outputs"].value("appCount", "") != std::to_string(linked)) {
+      throw std::runtime_error("FetchLinkedApps did not find the " + std::to_string(linked) +
+                               " linked applications: " + e.dump().substr(0, 2000));
+    }
+  }
+  return out;
+}
+
 double mib(long kib) {
   return kib / 1024.0;
 }
@@ -259,6 +324,13 @@ void run_scale(int count, int batch, int poll_ms, int slots, int read_ms_every, 
   if (!stack.wait_for_delegates(1)) throw std::runtime_error("the delegate did not connect");
   stack.apply_text("cluster.yaml", cluster_yaml(sandbox.kubeconfig().string()));
   if (stack.last_status() != 200) throw std::runtime_error("apply of the cluster failed");
+  // FetchLinkedApps of a cluster with a few applications, before the N others exist: its
+  // baseline.
+  constexpr int kLinked = 10;
+  constexpr int kFetchRuns = 7;
+  auto linked = stack.apply_text("linked.yaml", linked_yaml(kLinked, url));
+  if (stack.last_status() != 200) throw std::runtime_error("apply: " + linked.dump());
+  const auto fetch_alone = percentiles(fetch_linked_ms(stack, kFetchRuns, kLinked));
   const pid_t delegate_pid = delegate.child().pid();
   const pid_t coordinator_pid = stack.coordinator().child().pid();
   const auto delegate_before = capstan::bench::rss_of(delegate_pid);
@@ -316,6 +388,7 @@ void run_scale(int count, int batch, int poll_ms, int slots, int read_ms_every, 
     page_ms.push_back(ms_between(tp, Clock::now()));
   }
   auto pages = percentiles(page_ms);
+  const auto fetch_among = percentiles(fetch_linked_ms(stack, kFetchRuns, kLinked));
 
   std::printf("scale: %d applications of one ConfigMap each, one repository, ONE delegate (%d "
               "slots, %d ms polling), one sandbox; applied in %zu request(s) of up to %d\n",
@@ -332,6 +405,11 @@ void run_scale(int count, int batch, int poll_ms, int slots, int read_ms_every, 
               read_ms.size(), read_ms_every, reads.p50, reads.max);
   std::printf("  GET /api/v1/apps?limit=500 (5 reads, %zu items each): p50 %.0f ms, max %.0f ms\n",
               page_items, pages.p50, pages.max);
+  std::printf("  pipeline of one FetchLinkedApps (%d linked applications), start to end (%d "
+              "runs): p50 %.0f ms, max %.0f ms alone (baseline); p50 %.0f ms, max %.0f ms among "
+              "the %d others (%.2fx)\n",
+              kLinked, kFetchRuns, fetch_alone.p50, fetch_alone.max, fetch_among.p50,
+              fetch_among.max, count, fetch_among.p50 / fetch_alone.p50);
   std::printf("  delegate RSS: %.1f MiB before, %.1f MiB after, VmHWM %.1f MiB\n",
               mib(delegate_before.rss_kib), mib(delegate_after.rss_kib),
               mib(delegate_after.hwm_kib));

@@ -38,8 +38,14 @@ std::string resource_name(const json& r) {
          (ns.empty() ? "" : ns + "/") + str(r, {"name"});
 }
 
-int apps_list(ApiClient& api, Format format) {
-  json r = api.get("/api/v1/apps");
+// `projects` and `selector` as GET /api/v1/apps takes them (argocd app list's -p and -l).
+int apps_list(ApiClient& api, Format format, const std::vector<std::string>& projects,
+              const std::optional<std::string>& selector) {
+  std::string query;
+  for (const auto& p : projects)
+    query += (query.empty() ? "?" : "&") + ("projects=" + url_encode(p));
+  if (selector) query += (query.empty() ? "?" : "&") + ("selector=" + url_encode(*selector));
+  json r = api.get("/api/v1/apps" + query);
   if (format == Format::kJson || format == Format::kYaml) {
     print_document(r["items"], format);
     return 0;
@@ -338,7 +344,9 @@ int cmd_apps(const Globals& g, const Argv& argv) {
                 {"--dry-run", "", false},
                 {"--apply-only", "", false},
                 {"--force", "", false},
-                {"--revision", "", true}});
+                {"--revision", "", true},
+                {"--project", "-p", true, true},
+                {"--selector", "-l", true}});
   const auto& pos = a.positional();
   auto format = parse_format(g.output);
   ApiClient api(g);
@@ -351,9 +359,12 @@ int cmd_apps(const Globals& g, const Argv& argv) {
     throw UsageError("--prune, --dry-run, --apply-only, --force and --revision are options of "
                      "'capstan apps sync'");
   }
+  if (sub != "list" && (a.has("--project") || a.has("--selector"))) {
+    throw UsageError("--project and --selector are options of 'capstan apps list'");
+  }
   if (sub == "list") {
     if (pos.size() > 1) throw UsageError("apps list takes no arguments");
-    return apps_list(api, format);
+    return apps_list(api, format, a.values("--project"), a.value("--selector"));
   }
   if (sub == "get") {
     need_name(2, "get NAME");

@@ -186,7 +186,7 @@ request itself; for GitHub and GitLab it mirrors what the step saw. NUMBER is un
 repository: give --repository when several repositories have that number.)",
        cmd_prs},
       {"apps", "list, inspect, diff, sync, refresh or roll back GitOps applications",
-       R"(Usage: capstan apps list [-o wide|json|yaml]
+       R"(Usage: capstan apps list [-p PROJECT]... [-l SELECTOR] [-o wide|json|yaml]
        capstan apps get NAME [-o json|yaml]
        capstan apps diff NAME [-o json|yaml]
        capstan apps sync NAME [--prune] [--dry-run] [--apply-only] [--force] [--revision REV]
@@ -203,7 +203,17 @@ Git and compares again at once; 'rollback' syncs to the revision of a history en
 automated sync off first, or the next poll brings the target revision back). 'history' is kept
 by the coordinator: it survives the application moving to another delegate. 'terminate-op'
 stops the sync running now (it ends Failed, "operation terminated"). SYNC shows Deleting while
-a deleted application waits for its resources to be deleted (see 'capstan delete --help').)",
+a deleted application waits for its resources to be deleted (see 'capstan delete --help').
+
+Options of 'list' (as argocd app list's):
+  -p, --project PROJECT    only the applications of that project (spec.project); repeat it or
+                           separate projects with commas for any of several
+  -l, --selector SELECTOR  only the applications whose metadata.labels match the label
+                           selector, as kubectl's -l: key=value (or ==), key!=value,
+                           'key in (a,b)', 'key notin (a,b)', key (has it), '!key' (has it not),
+                           key>N, key<N; a comma joins requirements that must all hold
+                           (e.g. -l 'tier=web,env notin (prod)'). A malformed selector is an
+                           error naming the character where it goes wrong.)",
        cmd_apps},
       {"appsets", "list, inspect, refresh or delete ApplicationSets",
        R"(Usage: capstan appsets list [-o json|yaml]

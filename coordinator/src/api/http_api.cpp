@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "api/json_views.h"
+#include "capstan/apps/label_selector.h"
 #include "capstan/wire/codec.h"
 #include "model/gitops_steps.h"
 #include "model/object.h"
@@ -231,9 +232,10 @@ struct HttpApi::Impl {
     routes();
   }
 
-  // GET /api/v1/apps?limit=&continue=&projects=: in name order, a page at a time as the
-  // Kubernetes API lists (`limit` items, and `metadata.continue` to ask for the rest); without
-  // `limit`, every application, streamed: the coordinator holds one page of them at a time.
+  // GET /api/v1/apps?limit=&continue=&projects=&selector=: in name order, a page at a time as
+  // the Kubernetes API lists (`limit` items, and `metadata.continue` to ask for the rest);
+  // without `limit`, every application, streamed: the coordinator holds one page of them at a
+  // time.
   void list_apps(const httplib::Request& req, httplib::Response& res) {
     auto limit = int_param(req, res, "limit", 0, 0, kMaxAppPage);
     if (!limit) return;
@@ -257,8 +259,30 @@ struct HttpApi::Impl {
         at = comma + 1;
       }
     }
-    auto wanted = [projects](const store::AppListItem& a) {
-      return projects.empty() || projects.count(a.project) > 0;
+    // Argo CD's `selector`: a Kubernetes label selector over metadata.labels.
+    auto selector = std::make_shared<apps::LabelSelector>();
+    if (req.get_param_value_count("selector") > 1) {
+      return error(res, 400, "BadRequest",
+                   "query parameter 'selector' is given more than once: give it once, its "
+                   "requirements joined by commas (all must hold)");
+    }
+    if (req.has_param("selector")) {
+      const std::string text = req.get_param_value("selector");
+      std::string why;
+      auto parsed = apps::LabelSelector::parse(text, why);
+      if (!parsed) {
+        return error(res, 400, "BadRequest",
+                     "query parameter 'selector' is not a label selector: '" + text + "' " + why +
+                         " (the syntax is kubectl's -l: key=value, key!=value, key in (a,b), "
+                         "key notin (a,b), key, !key, joined by commas)");
+      }
+      *selector = std::move(*parsed);
+    }
+    auto wanted = [projects, selector](const store::AppListItem& a) {
+      if (!projects.empty() && projects.count(a.project) == 0) return false;
+      if (selector->empty()) return true;
+      const json metadata = json::parse(a.metadata_json, nullptr, false);
+      return selector->matches(metadata.is_object() ? metadata.value("labels", json()) : json());
     };
     if (*limit > 0) {
       std::string items;

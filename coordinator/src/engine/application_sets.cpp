@@ -63,7 +63,10 @@ Machine::AppTarget Machine::appsets_target(const std::string& key) {
     const json tags =
         gc.document.value("gitopsCluster", json::object()).value("tags", json::object());
     for (const auto& [k, v] : tags.items()) {
+      // A tag written `staging: true` is the label "true", as its selectors will say it.
       if (v.is_string()) labels[k] = v;
+      if (v.is_boolean() || v.is_number()) labels[k] = v.dump();
+      if (v.is_null()) labels[k] = "";
     }
     // Argo CD's parameters: name is the cluster's name, server its API URL.
     clusters.push_back({{"name", gc.name.empty() ? gc.identifier : gc.name},

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <ctime>
 #include <functional>
+#include <set>
+#include <tuple>
 #include <utility>
 
 #include "engine/context.h"
@@ -43,6 +45,15 @@ std::string utc_rfc3339(std::int64_t ms) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+// Takes `key` out of the set `index` keeps under `at` (and the set once empty).
+void index_erase(std::map<std::string, std::set<std::string>>& index, const std::string& at,
+                 const std::string& key) {
+  auto it = index.find(at);
+  if (it == index.end()) return;
+  it->second.erase(key);
+  if (it->second.empty()) index.erase(it);
 }
 
 // How long a failed deletion of an application's resources waits before its delegate tries again.
@@ -214,9 +225,9 @@ void Machine::apps_recover() {
   }
   // Every application and set, reading only what the runtime entries mirror of them.
   std::set<std::string> live;
-  for (auto& f :
-       store_.object_fields("application", {"$.repoURL", "$.targetRevision", "$.document.metadata",
-                                            "$.document.spec.revisionHistoryLimit"})) {
+  for (auto& f : store_.object_fields("application",
+                                      {"$.repoURL", "$.targetRevision", "$.document.metadata",
+                                       "$.document.spec.revisionHistoryLimit", "$.destination"})) {
     json model = json::object();
     if (f.values[0].is_string()) model["repoURL"] = f.values[0];
     if (f.values[1].is_string()) model["targetRevision"] = f.values[1];
@@ -224,6 +235,7 @@ void Machine::apps_recover() {
     if (f.values[3].is_number_integer()) {
       model["document"]["spec"]["revisionHistoryLimit"] = f.values[3];
     }
+    if (f.values[4].is_object()) model["destination"] = f.values[4];
     live.insert(f.identifier);
     apps_index(f.identifier, apps_entry(f.identifier), f.version, model);
   }
@@ -242,6 +254,16 @@ void Machine::apps_recover() {
   }
   for (const auto& key : gone) apps_forget(key);
   apps_next_place_ = Clock::now();
+}
+
+std::vector<std::string> Machine::app_destination_keys(const json& destination) {
+  std::vector<std::string> out;
+  if (!destination.is_object()) return out;
+  const std::string name = destination.value("name", "");
+  const std::string server = trim_slash(destination.value("server", ""));
+  if (!name.empty()) out.push_back("name:" + name);
+  if (!server.empty()) out.push_back("server:" + server);
+  return out;
 }
 
 Machine::AppRuntime& Machine::apps_entry(const std::string& key) {
@@ -272,15 +294,15 @@ void Machine::apps_index(const std::string& key, AppRuntime& rt, std::int64_t ve
   rt.history_limit = limit.is_number_integer() ? limit.get<int>() : 10;
   rt.sources.emplace_back(normalize_repo_url(model.value("repoURL", "")),
                           model.value("targetRevision", "HEAD"));
+  auto destinations = app_destination_keys(model.value("destination", json::object()));
+  if (destinations != rt.destinations) {
+    for (const auto& d : rt.destinations) index_erase(apps_by_destination_, d, key);
+    rt.destinations = std::move(destinations);
+    for (const auto& d : rt.destinations) apps_by_destination_[d].insert(key);
+  }
   std::string owner = appsets_owner(document);
   if (owner == rt.owner) return;
-  if (!rt.owner.empty()) {
-    auto it = apps_by_owner_.find(rt.owner);
-    if (it != apps_by_owner_.end()) {
-      it->second.erase(key);
-      if (it->second.empty()) apps_by_owner_.erase(it);
-    }
-  }
+  if (!rt.owner.empty()) index_erase(apps_by_owner_, rt.owner, key);
   rt.owner = std::move(owner);
   if (!rt.owner.empty()) apps_by_owner_[rt.owner].insert(key);
 }
@@ -295,13 +317,8 @@ void Machine::apps_forget(const std::string& key) {
     // Gone from the store: deleted without cascade (a cascading deletion ends in
     // apps_finish_delete), so its resources stay.
     apps_unassign(it->second, "the application was deleted");
-    if (!it->second.owner.empty()) {
-      auto owned = apps_by_owner_.find(it->second.owner);
-      if (owned != apps_by_owner_.end()) {
-        owned->second.erase(key);
-        if (owned->second.empty()) apps_by_owner_.erase(owned);
-      }
-    }
+    if (!it->second.owner.empty()) index_erase(apps_by_owner_, it->second.owner, key);
+    for (const auto& d : it->second.destinations) index_erase(apps_by_destination_, d, key);
   }
   store_.delete_app_state(key);
   apps_.erase(it);
@@ -325,7 +342,33 @@ Machine::AppTarget Machine::apps_target(const std::string& name) {
     return t;
   }
   const json& m = obj->model;
-  t.application_json = m.value("document", json::object()).dump();
+  json document = m.value("document", json::object());
+  // Argo CD keeps status.resources on the Application and deletes and prunes by it: the kinds
+  // of what its delegate last reported go with the document, so that another delegate (or this
+  // one after a restart) still finds objects whose kinds have left Git.
+  document.erase("status");
+  if (auto rt = apps_.find(name); rt != apps_.end() && rt->second.state.status.is_object()) {
+    std::set<std::tuple<std::string, std::string, std::string>> kinds;
+    const json& reported = rt->second.state.status;
+    if (auto r = reported.find("resources"); r != reported.end() && r->is_array()) {
+      for (const auto& res : *r) {
+        if (!res.is_object()) continue;
+        auto text = [&res](const char* key) {
+          auto it = res.find(key);
+          return it != res.end() && it->is_string() ? it->get<std::string>() : std::string();
+        };
+        if (!text("kind").empty() && !text("version").empty()) {
+          kinds.emplace(text("group"), text("version"), text("kind"));
+        }
+      }
+    }
+    json resources = json::array();
+    for (const auto& [group, version, kind] : kinds) {
+      resources.push_back({{"group", group}, {"version", version}, {"kind", kind}});
+    }
+    if (!resources.empty()) document["status"] = {{"resources", resources}};
+  }
+  t.application_json = document.dump();
   const json dest = m.value("destination", json::object());
   const std::string by_name = dest.value("name", "");
   const std::string server = trim_slash(dest.value("server", ""));

@@ -98,9 +98,29 @@ std::chrono::milliseconds backoff_delay(const json& retry, int attempt) {
 // FetchLinkedApps: the live applications of the stage's clusters
 
 json Machine::live_applications(const json& clusters) {
+  // The applications linked to the clusters, from the index: only those are read. Those
+  // committed but not yet looked at (apps_catch_up) are read too: the index may not know where
+  // they link to now.
+  std::set<std::string> linked;
+  for (const auto& [kind, id] : apps_pending_) {
+    if (kind == "application") linked.insert(id);
+  }
+  for (const auto& c : clusters) {
+    if (!c.is_object()) continue;
+    json as_destination = {{"name", c.value("identifier", "")}, {"server", c.value("server", "")}};
+    auto keys = app_destination_keys(as_destination);
+    if (const std::string name = c.value("name", ""); !name.empty()) keys.push_back("name:" + name);
+    for (const auto& k : keys) {
+      if (auto it = apps_by_destination_.find(k); it != apps_by_destination_.end()) {
+        linked.insert(it->second.begin(), it->second.end());
+      }
+    }
+  }
   json out = json::array();
-  for (const auto& o : store_.objects("application")) {
-    const json dest = o.model.value("destination", json::object());
+  for (const auto& name : linked) {
+    const auto o = store_.object("application", name);
+    if (!o) continue;
+    const json dest = o->model.value("destination", json::object());
     const std::string dname = dest.value("name", "");
     std::string dserver = dest.value("server", "");
     while (!dserver.empty() && dserver.back() == '/') dserver.pop_back();
@@ -119,25 +139,25 @@ json Machine::live_applications(const json& clusters) {
     if (cluster.empty()) continue;
     json status = json::object();
     std::string delegate;
-    if (auto it = apps_.find(o.identifier); it != apps_.end()) {
+    if (auto it = apps_.find(o->identifier); it != apps_.end()) {
       status = it->second.state.status.is_object() ? it->second.state.status : json::object();
       delegate = it->second.state.delegate;
     }
-    const json doc = o.model.value("document", json::object());
+    const json doc = o->model.value("document", json::object());
     std::string owner;
     for (const auto& ref : doc.value("metadata", json::object()).value("ownerReferences", json())) {
       if (ref.is_object() && ref.value("kind", "") == "ApplicationSet")
         owner = ref.value("name", "");
     }
     out.push_back(
-        {{"name", o.identifier},
+        {{"name", o->identifier},
          {"namespace", dest.value("namespace", "")},
          {"cluster", cluster},
          {"server", dest.value("server", "")},
          {"destinationName", dname},
-         {"repoURL", o.model.value("repoURL", "")},
-         {"path", o.model.value("path", "")},
-         {"targetRevision", o.model.value("targetRevision", "")},
+         {"repoURL", o->model.value("repoURL", "")},
+         {"path", o->model.value("path", "")},
+         {"targetRevision", o->model.value("targetRevision", "")},
          {"applicationSet", owner},
          {"delegate", delegate},
          {"syncStatus", status.value("sync", json::object()).value("status", "Unknown")},
@@ -162,6 +182,16 @@ std::string Machine::gitops_unheld(const std::string& app) {
            (rt.state.message.empty() ? std::string() : " (" + rt.state.message + ")");
   }
   return "";
+}
+
+// Harness's agentId names the agent the application lives on: here the delegate holding it
+// (by name, or by a tag of it, as a gitopsCluster's agentIdentifier selects delegates).
+std::string Machine::gitops_agent_mismatch(const std::string& app, const std::string& agent) {
+  const auto& held = apps_.at(app).state;
+  const Session* holder = scheduler_.by_instance(held.instance_id);
+  if (agent == held.delegate || (holder != nullptr && holder->has_tag(agent))) return "";
+  return "application '" + app + "' is held by agent '" + held.delegate + "', not by agentId '" +
+         agent + "' (give its delegate's name or one of its tags, or leave agentId out)";
 }
 
 std::optional<json> Machine::gitops_step_spec(Active& a, std::size_t si, int r) {
@@ -347,16 +377,10 @@ bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
       return true;
     }
   }
-  // Harness's agentId names the agent the application lives on: here the delegate holding it
-  // (by name, or by a tag of it, as a gitopsCluster's agentIdentifier selects delegates).
   for (const auto& [n, agent] : agents) {
-    const auto& held = apps_.at(n).state;
-    const Session* holder = scheduler_.by_instance(held.instance_id);
-    if (agent == held.delegate || (holder != nullptr && holder->has_tag(agent))) continue;
-    fail_row(a, si, r, "InvalidInput",
-             where + "applicationsList: application '" + n + "' is held by agent '" +
-                 held.delegate + "', not by agentId '" + agent +
-                 "' (give its delegate's name or one of its tags, or leave agentId out)");
+    auto why = gitops_agent_mismatch(n, agent);
+    if (why.empty()) continue;
+    fail_row(a, si, r, "InvalidInput", where + "applicationsList: " + why);
     return true;
   }
   json apps = json::object();
@@ -668,6 +692,19 @@ bool Machine::start_update_gitops_app(Active& a, std::size_t si, int r) {
              where + "application '" + name + "' does not exist (applications: " + joined(all) +
                  ")");
     return true;
+  }
+  // agentId, as GitOpsSync's applicationsList checks it: the application must be held by that
+  // agent now.
+  if (const std::string agent = text_of(spec.value("agentId", json())); !agent.empty()) {
+    if (auto why = gitops_unheld(name); !why.empty()) {
+      fail_row(a, si, r, "DelegateProvisioning",
+               where + "agentId: " + why + ", so it is held by no agent '" + agent + "'");
+      return true;
+    }
+    if (auto why = gitops_agent_mismatch(name, agent); !why.empty()) {
+      fail_row(a, si, r, "InvalidInput", where + "agentId: " + why);
+      return true;
+    }
   }
   // Helm is refused field by field: the agent renders plain directories and Kustomize only.
   const json helm = spec.value("helm", json::object());

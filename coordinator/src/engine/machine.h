@@ -219,7 +219,12 @@ private:
     // (normalized repository URL, revision) it follows: an application's source, a set's git
     // generators' repositories.
     std::vector<std::pair<std::string, std::string>> sources;
+    // The keys of apps_by_destination_ it is listed under (see app_destination_keys).
+    std::vector<std::string> destinations;
   };
+  // What an application's spec.destination links it to: "name:<destination.name>" and
+  // "server:<destination.server without trailing '/'>" (each when set).
+  static std::vector<std::string> app_destination_keys(const nlohmann::json& destination);
   // Whether a stored application is being deleted (metadata.deletionTimestamp is set).
   static bool app_deleting(const store::ObjectRecord& o);
   // Marks the application deleting (a new version with metadata.deletionTimestamp): its
@@ -322,6 +327,9 @@ private:
   void tick_gitops_steps();
   // Why no delegate can take an operation on `app` now; "" when one can.
   std::string gitops_unheld(const std::string& app);
+  // Why `agent` (a step's agentId: Harness's GitOps agent) is not what holds the held `app`:
+  // its delegate's name or one of its tags; "" when it is.
+  std::string gitops_agent_mismatch(const std::string& app, const std::string& agent);
   // The applications whose destination is one of `clusters` (a stage's context.gitOps
   // clusters), with their live status, for FetchLinkedApps.
   nlohmann::json live_applications(const nlohmann::json& clusters);
@@ -387,6 +395,9 @@ private:
   std::set<std::pair<std::string, std::string>> apps_pending_;
   // The applications each ApplicationSet owns, by set name (AppRuntime::owner).
   std::map<std::string, std::set<std::string>> apps_by_owner_;
+  // The applications linked to each destination (AppRuntime::destinations): FetchLinkedApps and
+  // a stage-scoped GitOpsSync read only the applications of the stage's clusters.
+  std::map<std::string, std::set<std::string>> apps_by_destination_;
   struct PendingOperation {
     std::string app;
     std::string instance_id;

@@ -609,17 +609,17 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   std::string failed_at;
   try {
     StepScope scope(task_scope_root(a, si, row, spec), secret_source());
-    // Over an environment group, UpdateReleaseRepo edits one file per cluster: <+env.*> in its
-    // variables is that cluster's environment, resolved by the step as in the paths.
+    // UpdateReleaseRepo edits one file per GitOps cluster: <+cluster.*> and <+envgroup.*> in
+    // its variables are that cluster's, and over an environment group so is <+env.*>, resolved
+    // by the step as in the paths.
     json per_cluster;
-    if (a.record.stages[si].context.contains("environmentGroup") &&
-        (node.type == "UpdateReleaseRepo" || node.type == "GitOpsUpdateReleaseRepo") &&
+    if ((node.type == "UpdateReleaseRepo" || node.type == "GitOpsUpdateReleaseRepo") &&
         spec.contains("variables")) {
       per_cluster = {{"variables", std::move(spec["variables"])}};
       spec.erase("variables");
       std::vector<std::string> deferred(model::deferred_roots().begin(),
                                         model::deferred_roots().end());
-      deferred.push_back("env");
+      if (a.record.stages[si].context.contains("environmentGroup")) deferred.push_back("env");
       render_tree(per_cluster, scope, failed_at, deferred);
     }
     render_tree(spec, scope, failed_at);

@@ -149,7 +149,14 @@ std::optional<std::string> check_path(const std::string& dotted, const Expressio
     return check_step_ref(p, 1, c.current_stage, c);
   }
   if (root == "secrets") return "use <+secrets.getValue(\"id\")>";
-  if (root == "cluster" || root == "envgroup" || root == "manifest") {
+  if (c.per_cluster && root == "cluster") return leaf({"name", "identifier"});
+  if (c.per_cluster && root == "envgroup") return leaf({"name", "identifier"});
+  if (root == "cluster" || root == "envgroup") {
+    return "<+" + root +
+           "...> is resolved per GitOps cluster: it is only available in a GitOps service's "
+           "release repo paths and in UpdateReleaseRepo variables";
+  }
+  if (root == "manifest") {
     return "<+" + root + "...> is only available in a GitOps service's release repo paths";
   }
   // What a Deployment stage resolves.
@@ -264,8 +271,42 @@ bool probe(const std::string& value, const std::string& pointer, const expressio
 
 } // namespace
 
+namespace {
+
+// Per cluster, the step resolves <+cluster.*> and <+envgroup.*> only as whole expressions: the
+// first one of `value` used inside a larger expression (an operator, a method call), or "".
+std::string per_cluster_misuse(const std::string& value) {
+  for (std::size_t open = value.find("<+"); open != std::string::npos;
+       open = value.find("<+", open + 2)) {
+    const std::size_t close = value.find('>', open);
+    if (close == std::string::npos) return "";
+    std::string inner = value.substr(open + 2, close - open - 2);
+    auto first = inner.find_first_not_of(' ');
+    auto last = inner.find_last_not_of(' ');
+    inner = first == std::string::npos ? "" : inner.substr(first, last - first + 1);
+    for (const std::string root : {"cluster.", "envgroup."}) {
+      const auto at = inner.find(root);
+      if (at == std::string::npos) continue;
+      const bool plain = inner == root + "name" || inner == root + "identifier";
+      if (!plain) return inner;
+    }
+  }
+  return "";
+}
+
+} // namespace
+
 bool check_field(const std::string& value, const std::string& pointer,
                  const ExpressionContext& context, Checker& check, bool condition) {
+  if (context.per_cluster) {
+    if (auto inner = per_cluster_misuse(value); !inner.empty()) {
+      check.error(pointer, "<+" + inner +
+                               ">: <+cluster.name>, <+cluster.identifier>, <+envgroup.name> and "
+                               "<+envgroup.identifier> are resolved per GitOps cluster as whole "
+                               "expressions, not inside another one");
+      return false;
+    }
+  }
   CheckScope scope(context);
   return probe(value, pointer, scope, check, condition, [&] { return scope.reason; });
 }

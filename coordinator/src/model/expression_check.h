@@ -27,6 +27,9 @@ struct ExpressionContext {
   bool in_stage = false;   // stage.* is available
   bool in_step = false;    // step.* is available
   bool deployment = false; // service.*, env.*, infra.*, artifact.* are available
+  // cluster.* and envgroup.* are available, left for the step to resolve per GitOps cluster
+  // (UpdateReleaseRepo's variables).
+  bool per_cluster = false;
 };
 
 // Why `path` ("pipeline.variables.x") cannot be resolved in `context`; nullopt when it can.

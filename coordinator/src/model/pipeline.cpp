@@ -167,7 +167,19 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
     step.spec = *spec;
     auto spat = pointer_append(sat, "spec");
     step.spec_pointer = spat;
-    check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
+    if ((step.type == "UpdateReleaseRepo" || step.type == "GitOpsUpdateReleaseRepo") &&
+        spec->contains("variables")) {
+      // Its variables are written once per GitOps cluster: <+cluster.*> resolves there.
+      json rest = *spec;
+      rest.erase("variables");
+      check_tree(rest, spat, "", walk.ctx, check, step.expression_locations);
+      ExpressionContext per_cluster = walk.ctx;
+      per_cluster.per_cluster = true;
+      check_tree((*spec)["variables"], pointer_append(spat, "variables"),
+                 pointer_append("", "variables"), per_cluster, check, step.expression_locations);
+    } else {
+      check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
+    }
     if (step.type == "HarnessApproval") parse_approval_spec(*spec, spat, check);
     if (step.type == "Wait") parse_wait_spec(*spec, spat, check);
     if (step.type == "GitOpsSync") check_gitops_sync_spec(*spec, spat, check);

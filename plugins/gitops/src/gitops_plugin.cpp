@@ -58,11 +58,11 @@ std::string ref_safe(const std::string& s) {
   return out.empty() ? "x" : out;
 }
 
-// Over an environment group the coordinator leaves <+env.*> in the values to the step: they are
-// resolved for `cluster` (with <+cluster.*> and <+envgroup.*>).
+// The coordinator leaves <+cluster.*> and <+envgroup.*> in the values to the step, and over an
+// environment group <+env.*> too: they are resolved for `cluster`.
 json for_cluster(json value, const std::string& name, const Cluster* cluster) {
   if (value.is_null()) return "";
-  if (cluster != nullptr && !cluster->envgroup_identifier.empty() && value.is_string() &&
+  if (cluster != nullptr && value.is_string() &&
       value.get_ref<const std::string&>().find("<+") != std::string::npos) {
     return resolve_for_cluster(value.get<std::string>(), *cluster, "variable '" + name + "'");
   }

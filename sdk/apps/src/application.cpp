@@ -1,5 +1,6 @@
 // Argo CD Application documents parsed and validated.
 #include "capstan/apps/application.h"
+#include "capstan/apps/label_selector.h"
 
 #include <algorithm>
 #include <cctype>
@@ -224,6 +225,16 @@ Application parse_application(const json& document, const yaml::SourceMap& where
     }
   }
   app.namespace_ = meta.string("namespace");
+  // Labels as the Kubernetes API takes them: `capstan apps list -l` selects by them.
+  const Fields labels = meta.object("labels");
+  for (const auto& [key, value] : meta.string_map("labels")) {
+    if (auto why = label_key_problem(key); !why.empty()) {
+      labels.fail(key, "metadata.labels: " + why);
+    }
+    if (auto why = label_value_problem(value); !why.empty()) {
+      labels.fail(key, "metadata.labels." + key + ": " + why);
+    }
+  }
   Fields spec = root.object("spec");
   if (!root.has("spec")) root.fail_here("spec is required");
   spec.only({"source", "sources", "destination", "project", "syncPolicy", "ignoreDifferences",

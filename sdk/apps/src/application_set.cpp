@@ -10,6 +10,7 @@
 
 #include "capstan/apps/glob.h"
 #include "fields.h"
+#include "label_selector.h"
 
 namespace capstan::apps {
 
@@ -19,11 +20,16 @@ using nlohmann::json;
 namespace {
 
 const char* const kGeneratorKinds[] = {"list", "clusters", "git", "matrix"};
+const char* const kClusterSecretTypeLabel = "argocd.argoproj.io/secret-type";
 
 std::string generator_kind(const Fields& g) {
   std::string kind;
   for (const auto& [key, _] : g.value().items()) {
-    if (key == "selector") g.fail(key, g.display() + ".selector is not supported");
+    if (key == "selector") {
+      g.fail(key, g.display() +
+                      ".selector (a post selector over every generator's parameters) is not "
+                      "supported; the clusters generator's own selector is");
+    }
     if (key == "template") continue;
     bool known = false;
     for (const char* k : kGeneratorKinds) known = known || key == k;
@@ -49,7 +55,7 @@ void check_generator(const Fields& g, bool inside_matrix) {
     for (const Fields& e : body.objects("elements")) (void)e; // each must be a mapping
   } else if (kind == "clusters") {
     body.only({"selector", "values", "template"});
-    if (body.has("selector")) body.fail("selector", body.display() + ".selector is not supported");
+    if (body.has("selector")) (void)detail::parse_label_selector(body.object("selector"));
   } else if (kind == "git") {
     body.only({"repoURL", "revision", "files", "directories", "values", "template",
                "pathParamPrefix", "requeueAfterSeconds"});
@@ -265,16 +271,25 @@ void add_values(json& params, const json& body, const ApplicationSet& set, const
 std::vector<json> cluster_params(const json& body, const ApplicationSet& set,
                                  const GenerateContext& context, const std::string& who,
                                  const std::string& pointer) {
+  LabelSelector selector;
+  if (body.contains("selector") && !body["selector"].is_null()) {
+    selector = detail::parse_label_selector(Fields(
+        body["selector"], set.where, yaml::pointer_append(pointer, "selector"), who + ".selector"));
+  }
   std::vector<json> out;
   for (const auto& c : context.clusters) {
+    // Every Argo CD cluster Secret carries this label; selectors written for Argo CD use it.
+    auto labels = c.labels;
+    labels.emplace(kClusterSecretTypeLabel, "cluster");
+    if (!selector.matches(labels)) continue;
     json p = json::object();
     p["name"] = c.name;
     p["nameNormalized"] = sanitize_name(c.name);
     p["server"] = c.server;
     if (set.go_template) {
-      p["metadata"] = json{{"labels", c.labels}};
+      p["metadata"] = json{{"labels", labels}};
     } else {
-      for (const auto& [k, v] : c.labels) p["metadata.labels." + k] = v;
+      for (const auto& [k, v] : labels) p["metadata.labels." + k] = v;
     }
     add_values(p, body, set, who, pointer);
     out.push_back(std::move(p));

@@ -53,6 +53,29 @@ json ApplicationStatus::to_json() const {
 
 namespace {
 
+// (apiVersion, kind) of each entry of the document's status.resources.
+std::set<std::pair<std::string, std::string>> reported_kinds(const json& document) {
+  std::set<std::pair<std::string, std::string>> out;
+  if (!document.is_object() || !document.contains("status")) return out;
+  const json& status = document["status"];
+  if (!status.is_object() || !status.contains("resources") || !status["resources"].is_array()) {
+    return out;
+  }
+  for (const auto& r : status["resources"]) {
+    if (!r.is_object()) continue;
+    auto text = [&r](const char* key) {
+      auto it = r.find(key);
+      return it != r.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    const std::string group = text("group");
+    const std::string version = text("version");
+    const std::string kind = text("kind");
+    if (version.empty() || kind.empty()) continue;
+    out.emplace(group.empty() ? version : group + "/" + version, kind);
+  }
+  return out;
+}
+
 std::string now_rfc3339() {
   return kube::format_rfc3339(std::chrono::system_clock::now());
 }
@@ -883,6 +906,10 @@ void Reconciler::upsert(const Application& app) {
     entry->app = app;
     entry->history.set_limit(app.revision_history_limit);
     entry->force_render = true;
+    // The kinds of the resources it last reported (Argo CD's status.resources, kept by whoever
+    // gave it here): a kind that has left Git is still watched, so that its objects are pruned
+    // and deleted with the application even by a reconciler that never rendered it.
+    for (const auto& [api, kind] : reported_kinds(app.document)) entry->kinds.emplace(api, kind);
   }
   impl_->enqueue(app.name);
 }
@@ -905,7 +932,7 @@ std::size_t Reconciler::remove_deleting_resources(const std::string& name) {
   }
   // Waits for a reconcile or sync of it in flight; none starts after (deleted).
   std::lock_guard op(entry->op);
-  if (entry->kinds.empty() && !entry->deleted) {
+  if (entry->rendered_revision.empty() && !entry->deleted) {
     // Never rendered here (it was given to this reconciler to be deleted): the kinds it manages
     // are known, and watched, only once its source is read.
     try {
@@ -913,6 +940,7 @@ std::size_t Reconciler::remove_deleting_resources(const std::string& name) {
     } catch (const std::exception& e) {
       Impl::set_condition(entry->status, "ComparisonError", e.what());
     }
+    // Without its source the kinds it reported still say where its objects are.
     if (entry->kinds.empty() && entry->rendered_revision.empty()) {
       std::string why = "its source could not be read";
       for (const auto& c : entry->status.conditions) {

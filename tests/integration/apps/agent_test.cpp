@@ -5,16 +5,15 @@
 
 #include <signal.h>
 
-#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
-#include <capstan/testing/sandbox.h>
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <algorithm>
 #include <iostream>
 
-#include "../stack.h"
+#include "gitops_stack_test.h"
 
 namespace {
 
@@ -38,31 +37,14 @@ std::string hmac_sha256_hex(const std::string& key, const std::string& data) {
   return out;
 }
 
-class AgentTest : public ::testing::Test {
+class AgentTest : public GitOpsStackTest {
 protected:
+  AgentTest() : GitOpsStackTest("capstan-agent") {}
   void SetUp() override {
     sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
     capstan::testing::write_file(dir_ / "webhook-secret", std::string(kSecret) + "\n");
     stack_.coordinator_flags = {"--webhook-secret-file", (dir_ / "webhook-secret").string()};
-    stack_.start_coordinator();
-    capstan::testing::write_file(dir_ / "delegate.yaml",
-                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
-      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
-    }
-  }
-  capstan::testing::Daemon& delegate(const std::string& name) {
-    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
-                                    {"--config", (dir_ / "delegate.yaml").string()});
-    delegates_.push_back(&d);
-    return d;
-  }
-  // The environment, the sandbox's connector and GitOps cluster.
-  std::string cluster_yaml() const {
-    return gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev");
+    GitOpsStackTest::SetUp();
   }
   static std::string app_yaml(const std::string& name, const std::string& url,
                               const std::string& destination = "name: sandbox") {
@@ -72,23 +54,11 @@ protected:
            "\n    namespace: demo\n  syncPolicy:\n    automated: {prune: true, selfHeal: true}\n"
            "    syncOptions: [CreateNamespace=true]\n";
   }
-  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
-  bool synced_healthy(const json& a, const std::string& revision) {
-    const json s = a.value("status", json::object());
-    return s.value("sync", json::object()).value("status", "") == "Synced" &&
-           s.value("health", json::object()).value("status", "") == "Healthy" &&
-           s.value("sync", json::object()).value("revision", "") == revision;
-  }
   std::string kubectl(std::vector<std::string> args) {
     auto r = sandbox_->kubectl(std::move(args));
     EXPECT_TRUE(r.status.success()) << r.err;
     return r.out;
   }
-
-  TempDir dir_{"capstan-agent"};
-  std::unique_ptr<Sandbox> sandbox_;
-  Stack stack_{dir_.path()};
-  std::vector<capstan::testing::Daemon*> delegates_;
 };
 
 TEST_F(AgentTest, ApplicationIsSyncedAndMovesWhenItsDelegateDies) {
@@ -360,7 +330,7 @@ TEST_F(AgentTest, ApplicationWithoutAnEligibleDelegateSaysWhy) {
   EXPECT_FALSE(a["assignment"].contains("message"));
 }
 
-TEST_F(AgentTest, ListsApplicationsInPagesAndByProject) {
+TEST_F(AgentTest, ListsApplicationsInPagesByProjectAndByLabel) {
   std::string text = cluster_yaml();
   std::vector<std::string> all, team;
   for (int i = 0; i < 7; ++i) {
@@ -370,6 +340,10 @@ TEST_F(AgentTest, ListsApplicationsInPagesAndByProject) {
       doc.replace(doc.find("project: default"), 16, "project: team");
       team.push_back(name);
     }
+    // tier=web for 0, 3 and 6 (db for the others); app-4 alone is a canary.
+    doc.replace(doc.find("\nspec:\n"), 7,
+                std::string("\n  labels:\n    tier: ") + (i % 3 == 0 ? "web" : "db") +
+                    (i == 4 ? "\n    canary: \"true\"" : "") + "\nspec:\n");
     text += "---\n" + doc;
     all.push_back(name);
   }
@@ -411,6 +385,58 @@ TEST_F(AgentTest, ListsApplicationsInPagesAndByProject) {
   EXPECT_EQ(names(stack_.get("/api/v1/apps?projects=team,default")), all);
   EXPECT_EQ(names(stack_.get("/api/v1/apps?projects=team&projects=default")), all);
   EXPECT_TRUE(stack_.get("/api/v1/apps?projects=none")["items"].empty());
+  // Argo CD's `selector` (Kubernetes label selectors), alone, with projects, and in pages.
+  using Names = std::vector<std::string>;
+  auto selected = [&](const std::string& selector, const std::string& more = "") {
+    json page =
+        stack_.get(httplib::append_query_params("/api/v1/apps", {{"selector", selector}}) + more);
+    EXPECT_EQ(stack_.last_status(), 200) << page.dump();
+    return names(page);
+  };
+  EXPECT_EQ(selected("tier=web"), (Names{"app-0", "app-3", "app-6"}));
+  EXPECT_EQ(selected("tier!=web"), (Names{"app-1", "app-2", "app-4", "app-5"}));
+  EXPECT_EQ(selected("tier in (db),!canary"), (Names{"app-1", "app-2", "app-5"}));
+  EXPECT_EQ(selected("canary"), (Names{"app-4"}));
+  EXPECT_EQ(selected("canary notin (true)"),
+            (Names{"app-0", "app-1", "app-2", "app-3", "app-5", "app-6"}));
+  EXPECT_EQ(selected("tier=web", "&projects=team"), (Names{"app-3"}));
+  EXPECT_EQ(selected("tier=db", "&projects=team,default&limit=2").size(), 2U);
+  sizes.clear();
+  EXPECT_EQ(walk("limit=1&projects=team&selector=tier%3Ddb", sizes), (Names{"app-1", "app-5"}));
+  EXPECT_LE(*std::max_element(sizes.begin(), sizes.end()), 1U);
+  sizes.clear();
+  EXPECT_EQ(walk("limit=2&selector=tier%21%3Dweb", sizes),
+            (Names{"app-1", "app-2", "app-4", "app-5"}));
+  EXPECT_EQ(sizes.front(), 2U);
+  // A malformed selector is refused, naming where and why.
+  json malformed = stack_.get("/api/v1/apps?selector=tier%20in%20db");
+  EXPECT_EQ(stack_.last_status(), 400) << malformed.dump();
+  EXPECT_NE(malformed["error"]["message"].get<std::string>().find(
+                "'tier in db' at character 9: expected '(' after 'in', found 'db'"),
+            std::string::npos)
+      << malformed.dump();
+  stack_.get("/api/v1/apps?selector=tier%3Dweb&selector=canary");
+  EXPECT_EQ(stack_.last_status(), 400);
+  // The CLI takes them as argocd app list does: -p (repeated or a comma list) and -l.
+  auto listed = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"apps", "list", "-o", "json"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = stack_.cli(argv);
+    EXPECT_TRUE(r.status.success()) << r.out << r.err;
+    Names out;
+    for (const auto& a : json::parse(r.out)) out.push_back(a["metadata"]["name"]);
+    return out;
+  };
+  EXPECT_EQ(listed({"-p", "team", "-l", "tier=db"}), (Names{"app-1", "app-5"}));
+  EXPECT_EQ(listed({"--project", "team", "--project", "default", "--selector", "!canary,tier=db"}),
+            (Names{"app-1", "app-2", "app-5"}));
+  EXPECT_EQ(listed({"-p", "team,default", "-l", "canary"}), (Names{"app-4"}));
+  EXPECT_EQ(listed({"-p", "team"}), team);
+  auto refused_cli = stack_.cli({"apps", "list", "-l", "tier in db"});
+  EXPECT_FALSE(refused_cli.status.success());
+  EXPECT_NE(refused_cli.err.find("at character 9: expected '(' after 'in'"), std::string::npos)
+      << refused_cli.err;
+  EXPECT_FALSE(stack_.cli({"apps", "get", "app-0", "-l", "tier=web"}).status.success());
   // What the API did not hand out is refused, naming the parameter.
   json bad = stack_.get("/api/v1/apps?limit=3&continue=not-a-token");
   EXPECT_EQ(stack_.last_status(), 400);

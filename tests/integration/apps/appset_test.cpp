@@ -5,16 +5,13 @@
 // condition that leaves them as they are.
 #include <gtest/gtest.h>
 
-#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
-#include <capstan/testing/sandbox.h>
 
 #include <signal.h>
 
 #include <algorithm>
-#include <iostream>
 
-#include "../stack.h"
+#include "gitops_stack_test.h"
 
 namespace {
 
@@ -28,24 +25,9 @@ std::string config_json(const std::string& cluster, const std::string& manifests
 
 constexpr const char* kClusters[] = {"dev", "qa", "prod"};
 
-class AppSetTest : public ::testing::Test {
+class AppSetTest : public GitOpsStackTest {
 protected:
-  void SetUp() override {
-    stack_.start_coordinator();
-    capstan::testing::write_file(dir_ / "delegate.yaml",
-                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
-      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
-    }
-  }
-  void delegate(const std::string& name) {
-    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
-                                    {"--config", (dir_ / "delegate.yaml").string()});
-    delegates_.push_back(&d);
-  }
+  AppSetTest() : GitOpsStackTest("capstan-appset") {}
   // One environment, and a connector and GitOps cluster per sandbox. The last cluster's
   // identifier differs from its name: generated destinations name clusters as Argo CD does.
   std::string clusters_yaml() const {
@@ -75,7 +57,6 @@ protected:
            "      syncPolicy:\n        automated: {prune: true, selfHeal: true}\n"
            "        syncOptions: [CreateNamespace=true]\n";
   }
-  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
   json appset(const std::string& name) { return stack_.get("/api/v1/appsets/" + name); }
   static std::string condition(const json& set, const std::string& type,
                                const char* field = "status") {
@@ -83,11 +64,6 @@ protected:
       if (c.value("type", "") == type) return c.value(field, "");
     }
     return "";
-  }
-  bool synced_healthy(const std::string& name) {
-    const json s = app(name).value("status", json::object());
-    return s.value("sync", json::object()).value("status", "") == "Synced" &&
-           s.value("health", json::object()).value("status", "") == "Healthy";
   }
   // The ConfigMap's value in a cluster, "" when the cluster says it is not there.
   std::string value_in(std::size_t cluster) {
@@ -102,17 +78,7 @@ protected:
     for (const auto& a : apps["items"]) out.push_back(a["metadata"]["name"].get<std::string>());
     return out;
   }
-  capstan::process::RunResult cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {(capstan::testing::bin_dir() / "capstan").string(), "--server",
-                                     stack_.api(), "--token", stack_.api_token()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return capstan::testing::run(argv);
-  }
-
-  TempDir dir_{"capstan-appset"};
   std::vector<std::unique_ptr<Sandbox>> sandboxes_;
-  Stack stack_{dir_.path()};
-  std::vector<capstan::testing::Daemon*> delegates_;
 };
 
 TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
@@ -135,7 +101,7 @@ TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
   ASSERT_TRUE(wait_until(
       [&] {
         for (const char* c : kClusters) {
-          if (!synced_healthy(std::string("web-") + c)) return false;
+          if (!synced_healthy(app(std::string("web-") + c))) return false;
         }
         return true;
       },
@@ -156,7 +122,7 @@ TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
   EXPECT_FALSE(set["assignment"]["delegate"].get<std::string>().empty());
 
   // The CLI shows it.
-  auto listed = cli({"appsets", "list"});
+  auto listed = stack_.cli({"appsets", "list"});
   EXPECT_TRUE(listed.status.success()) << listed.err;
   EXPECT_NE(listed.out.find("fleet"), std::string::npos) << listed.out;
 
@@ -173,8 +139,8 @@ TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
       << "the ConfigMap is still in the qa cluster";
   EXPECT_EQ(value_in(0), "one");
   EXPECT_EQ(value_in(2), "one");
-  EXPECT_TRUE(synced_healthy("web-dev"));
-  EXPECT_TRUE(synced_healthy("web-prod"));
+  EXPECT_TRUE(synced_healthy(app("web-dev")));
+  EXPECT_TRUE(synced_healthy(app("web-prod")));
 
   // A value changes: the generated application is updated and synced.
   remote.commit({{"cluster-config/prod/config.json", config_json("prod", "apps/v2")}});
@@ -203,7 +169,7 @@ TEST_F(AppSetTest, GitFilesGeneratorFollowsTheRemoteAcrossThreeClusters) {
   remote.commit({{"cluster-config/dev/config.json", config_json("dev", "apps/v1")}});
   ASSERT_TRUE(wait_until([&] { return condition(appset("fleet"), "ErrorOccurred") == "False"; },
                          std::chrono::seconds(60)));
-  auto deleted = cli({"appsets", "delete", "fleet"});
+  auto deleted = stack_.cli({"appsets", "delete", "fleet"});
   ASSERT_TRUE(deleted.status.success()) << deleted.err;
   ASSERT_TRUE(wait_until([&] { return app_names().empty(); }, std::chrono::seconds(30)));
   ASSERT_TRUE(wait_until([&] { return value_in(0).empty() && value_in(2).empty(); },
@@ -257,7 +223,7 @@ TEST_F(AppSetTest, SetRendersOnPushAndRefreshAndMovesWhenItsDelegateDies) {
 
   // So does `capstan appsets refresh`.
   remote.commit({{"cluster-config/c/config.json", R"({"cluster": "c"})"}});
-  auto refreshed = cli({"appsets", "refresh", "fleet"});
+  auto refreshed = stack_.cli({"appsets", "refresh", "fleet"});
   ASSERT_TRUE(refreshed.status.success()) << refreshed.err;
   ASSERT_TRUE(wait_until([&] { return has("web-c"); }, std::chrono::seconds(30)))
       << appset("fleet").dump(2);
@@ -364,7 +330,7 @@ TEST_F(AppSetTest, RenderErrorsAreConditionsNamingWhereAndWhy) {
   EXPECT_NE(why.find("second application named 'web-a'"), std::string::npos) << why;
   EXPECT_TRUE(app_names().empty());
   // The CLI shows the error; the coordinator and delegate are still there.
-  auto shown = cli({"appsets", "get", "twice"});
+  auto shown = stack_.cli({"appsets", "get", "twice"});
   EXPECT_TRUE(shown.status.success()) << shown.err;
   EXPECT_NE(shown.out.find("ErrorOccurred=True"), std::string::npos) << shown.out;
   EXPECT_EQ(stack_.connected_delegates(), 1);

@@ -6,52 +6,30 @@
 
 #include <signal.h>
 
-#include <capstan/testing/apps_fixtures.h>
 #include <capstan/testing/git_servers.h>
-#include <capstan/testing/sandbox.h>
 
-#include <iostream>
-
-#include "../stack.h"
+#include "gitops_stack_test.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using capstan::testing::configmap_yaml;
 using capstan::testing::git;
+using capstan::testing::GitOpsStackTest;
 using capstan::testing::Sandbox;
-using capstan::testing::Stack;
-using capstan::testing::TempDir;
 using capstan::testing::wait_until;
 using nlohmann::json;
 
-class LifecycleTest : public ::testing::Test {
+class LifecycleTest : public GitOpsStackTest {
 protected:
+  LifecycleTest() : GitOpsStackTest("capstan-lifecycle") {}
   void SetUp() override {
     sandbox_ = std::make_unique<Sandbox>(dir_ / "sandbox");
     remote_ =
         capstan::testing::make_remote(dir_.path(), "release.git",
                                       {{{"apps/one/settings.yaml", configmap_yaml("one", "1")},
                                         {"apps/two/settings.yaml", configmap_yaml("two", "2")}}});
-    stack_.start_coordinator();
-    capstan::testing::write_file(dir_ / "delegate.yaml",
-                                 "plugins:\n  gitops:\n    pollIntervalMs: 300\n");
-  }
-  void TearDown() override {
-    if (HasFailure()) {
-      std::cerr << "coordinator log:\n" << stack_.coordinator().log() << "\n";
-      for (auto* d : delegates_) std::cerr << "delegate log:\n" << d->log() << "\n";
-    }
-    for (auto* d : delegates_) d->child().signal(SIGCONT);
-  }
-  capstan::testing::Daemon& delegate(const std::string& name) {
-    auto& d = stack_.start_delegate(name, {capstan::testing::plugin_dir()}, 1,
-                                    {"--config", (dir_ / "delegate.yaml").string()});
-    delegates_.push_back(&d);
-    return d;
-  }
-  std::string cluster_yaml() const {
-    return capstan::testing::gitops_cluster_yaml(sandbox_->kubeconfig().string(), "sandbox", "dev");
+    GitOpsStackTest::SetUp();
   }
   // `extra_spec`: more lines under spec:, each "  key: value\n".
   std::string app_yaml(const std::string& name, const std::string& path, bool finalizer = true,
@@ -66,12 +44,6 @@ protected:
            "    syncOptions: [CreateNamespace=true]\n" +
            extra_spec;
   }
-  json app(const std::string& name) { return stack_.get("/api/v1/apps/" + name); }
-  bool synced_healthy(const json& a) {
-    const json s = a.value("status", json::object());
-    return s.value("sync", json::object()).value("status", "") == "Synced" &&
-           s.value("health", json::object()).value("status", "") == "Healthy";
-  }
   void wait_synced(const std::string& name) {
     json a;
     ASSERT_TRUE(wait_until([&] { return synced_healthy(a = app(name)); }, std::chrono::seconds(60)))
@@ -82,11 +54,7 @@ protected:
     return r.status.success();
   }
 
-  TempDir dir_{"capstan-lifecycle"};
-  std::unique_ptr<Sandbox> sandbox_;
   fs::path remote_;
-  Stack stack_{dir_.path()};
-  std::vector<capstan::testing::Daemon*> delegates_;
 };
 
 TEST_F(LifecycleTest, CascadingDeletionWaitsForADelegateAcrossALostHolderAndARestart) {

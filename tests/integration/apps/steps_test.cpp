@@ -213,7 +213,7 @@ TEST_F(StepsTest, UpdateGitOpsAppThenGitOpsSyncDeploysTheBranch) {
                   timeout: 1m
                   spec:
                     applicationName: demo
-                    agentId: sandbox_agent
+                    agentId: gitops
                     targetRevision: <+pipeline.variables.branch>
                     helm:
                       parameters: []
@@ -350,20 +350,25 @@ TEST_F(StepsTest, GitOpsSyncFailsWithTheApplicationsCondition) {
   EXPECT_THAT(refused.dump(), HasSubstr("targetRevison")) << refused.dump(2);
 }
 
-// FetchLinkedApps lists the live applications of the stage's clusters with their status; a
-// GitOpsSync without a list syncs what it fetched.
+// FetchLinkedApps lists the live applications of the stage's clusters with their status (not
+// those of other destinations, after a restart and a change of destination too); a GitOpsSync
+// without a list syncs what it fetched.
 TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
-  auto applied = stack_.apply_text("objects.yaml",
-                                   objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", true) +
-                                       "---\n" + app_yaml("other", "apps/other", false) + "---\n" +
-                                       pipeline_yaml("fetch", R"(              - step:
+  const std::string fetch_step = R"(              - step:
                   type: FetchLinkedApps
                   name: Fetch Linked Apps
                   identifier: fetch
                   timeout: 1m
                   spec: {}
-)" + sync_step_head() + R"(                    prune: false
-)"));
+)";
+  std::string elsewhere = app_yaml("elsewhere", "apps/other", false);
+  elsewhere.replace(elsewhere.find("name: sandbox"), 13, "server: https://elsewhere.example:6443/");
+  auto applied = stack_.apply_text(
+      "objects.yaml", objects_yaml() + "---\n" + app_yaml("demo", "apps/demo", true) + "---\n" +
+                          app_yaml("other", "apps/other", false) + "---\n" + elsewhere + "---\n" +
+                          pipeline_yaml("fetch", fetch_step + sync_step_head() +
+                                                     "                    prune: false\n") +
+                          "---\n" + pipeline_yaml("fetch_only", fetch_step));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   json a;
   ASSERT_TRUE(
@@ -392,6 +397,30 @@ TEST_F(StepsTest, FetchLinkedAppsListsLiveApplicationsAndGitOpsSyncTakesThem) {
   // The sync took both fetched applications: "other" runs now.
   EXPECT_EQ(image("other"), "nginx:1.25");
   EXPECT_THAT(stack_.logs(e["id"]), HasSubstr("the applications step fetch fetched): demo, other"));
+
+  // What links applications to clusters is read again at start-up, and follows a change.
+  auto fetched = [&] {
+    auto r = run("fetch_only");
+    EXPECT_EQ(r["status"], "Succeeded") << r.dump(2) << stack_.logs(r["id"]);
+    std::vector<std::string> names;
+    for (const auto& f : json::parse(
+             r["stages"][0]["steps"][0]["outputs"].value("applications", std::string("[]")))) {
+      names.push_back(f["name"]);
+    }
+    return names;
+  };
+  stack_.kill_coordinator();
+  stack_.start_coordinator();
+  ASSERT_TRUE(stack_.wait_for_delegates(1)) << stack_.coordinator().log();
+  EXPECT_EQ(fetched(), (std::vector<std::string>{"demo", "other"}));
+  std::string moved = app_yaml("other", "apps/other", false);
+  moved.replace(moved.find("name: sandbox"), 13, "server: https://elsewhere.example:6443");
+  stack_.apply_text("other.yaml", moved);
+  ASSERT_EQ(stack_.last_status(), 200);
+  EXPECT_EQ(fetched(), (std::vector<std::string>{"demo"}));
+  stack_.apply_text("other.yaml", app_yaml("other", "apps/other", false));
+  ASSERT_EQ(stack_.last_status(), 200);
+  EXPECT_EQ(fetched(), (std::vector<std::string>{"demo", "other"}));
 }
 
 // UpdateGitOpsApp merges Kustomize images by name into the application's own (the other images
@@ -528,9 +557,10 @@ TEST_F(StepsTest, GitOpsSyncResumesAfterACoordinatorRestart) {
   EXPECT_THAT(stack_.coordinator().log(), HasSubstr("resuming execution " + id));
 }
 
-// GitOpsSync checks the agentId its list gives against the delegate holding the application;
-// aborting the pipeline terminates the sync running on that delegate (Argo CD's terminate-op):
-// it ends Failed ("operation terminated") before its next wave, and the step ends Aborted.
+// GitOpsSync and UpdateGitOpsApp check the agentId they are given against the delegate holding
+// the application (a wrong one changes nothing); aborting the pipeline terminates the sync running
+// on that delegate (Argo CD's terminate-op): it ends Failed ("operation terminated") before its
+// next wave, and the step ends Aborted.
 TEST_F(StepsTest, AbortTerminatesTheSyncRunningOnTheDelegateAndAgentIdIsChecked) {
   commit("main",
          {{"apps/slow/web.yaml",
@@ -546,7 +576,16 @@ TEST_F(StepsTest, AbortTerminatesTheSyncRunningOnTheDelegateAndAgentIdIsChecked)
       objects_yaml() + "---\n" + app_yaml("slow", "apps/slow", false) + "---\n" +
           pipeline_yaml("wrong_agent", sync_step("[{applicationName: slow, agentId: elsewhere}]")) +
           "---\n" +
-          pipeline_yaml("slow_sync", sync_step("[{applicationName: slow, agentId: gitops}]")));
+          pipeline_yaml("slow_sync", sync_step("[{applicationName: slow, agentId: gitops}]")) +
+          "---\n" + pipeline_yaml("wrong_update_agent", R"(              - step:
+                  type: UpdateGitOpsApp
+                  name: Update GitOps App
+                  identifier: update
+                  spec:
+                    applicationName: slow
+                    agentId: elsewhere
+                    targetRevision: release-9
+)"));
   ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
   json a;
   ASSERT_TRUE(wait_until([&] { return sync_status(a = app("slow")) == "OutOfSync"; },
@@ -558,6 +597,14 @@ TEST_F(StepsTest, AbortTerminatesTheSyncRunningOnTheDelegateAndAgentIdIsChecked)
   EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
               HasSubstr("application 'slow' is held by agent 'gitops', not by agentId 'elsewhere'"))
       << e.dump(2);
+  e = run("wrong_update_agent");
+  ASSERT_EQ(e["status"], "Failed") << e.dump(2);
+  EXPECT_EQ(e["stages"][0]["steps"][0]["errorType"], "InvalidInput") << e.dump(2);
+  EXPECT_THAT(e["stages"][0]["steps"][0]["message"].get<std::string>(),
+              HasSubstr("agentId: application 'slow' is held by agent 'gitops', not by agentId "
+                        "'elsewhere'"))
+      << e.dump(2);
+  EXPECT_EQ(app("slow")["spec"]["source"]["targetRevision"], "main");
 
   auto started = stack_.post("/api/v1/pipelines/slow_sync/executions", json::object());
   ASSERT_EQ(stack_.last_status() / 100, 2) << started.dump(2);

@@ -179,6 +179,31 @@ spec:
             "project, syncPolicy, ignoreDifferences, revisionHistoryLimit, info)");
 }
 
+// Labels are checked as the Kubernetes API checks them: selectors (apps list -l) match them.
+TEST(Application, LabelsFollowKubernetesRules) {
+  auto with_labels = [](const std::string& labels) {
+    return "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: a\n"
+           "  labels:\n" +
+           labels +
+           "spec:\n  source: {repoURL: file:///r, path: p}\n"
+           "  destination: {server: https://x, namespace: n}\n";
+  };
+  EXPECT_EQ(error_of(with_labels("    tier: web\n    app.kubernetes.io/part-of: shop\n    "
+                                 "empty: \"\"\n")),
+            "no error");
+  // A YAML number or boolean is taken as written, as selectors compare it.
+  EXPECT_EQ(error_of(with_labels("    tier: 1\n")), "no error");
+  EXPECT_EQ(error_of(with_labels("    tier: [web]\n")),
+            "app.yaml:6:11: metadata.labels.tier must be a string, not a list");
+  EXPECT_EQ(error_of(with_labels("    tier: web\n    Team/x: a\n")),
+            "app.yaml:7:13: metadata.labels: label key 'Team/x': its prefix must be a "
+            "lower-case DNS subdomain (such as example.com)");
+  EXPECT_EQ(error_of(with_labels("    tier: web server\n")),
+            "app.yaml:6:11: metadata.labels.tier: label value 'web server' must consist of "
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an "
+            "alphanumeric character");
+}
+
 TEST(Application, RefusesWhatItCannotReconcile) {
   EXPECT_EQ(error_of(R"(apiVersion: argoproj.io/v1alpha1
 kind: Application
