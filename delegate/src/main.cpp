@@ -503,9 +503,17 @@ int main(int argc, char** argv) {
     runner_options.work_root = config.data_dir / "work";
     runner_options.cancel_grace = config.cancel_grace;
     runner_options.max_retained_bytes = config.log_buffer;
-    delegate::TaskRunner runner(host, runner_options, [&client](wire::v1::Envelope env) {
-      if (client) client->send(std::move(env));
-    });
+    delegate::TaskRunner runner(
+        host, runner_options,
+        [&client](wire::v1::Envelope env) {
+          if (client) client->send(std::move(env));
+        },
+        [&client](wire::v1::Envelope env) {
+          if (client) client->send_later(std::move(env));
+        },
+        [&client] {
+          if (client) client->flush();
+        });
     delegate::Applications apps(host, [&client](wire::v1::Envelope env) {
       if (client) client->send(std::move(env));
     });

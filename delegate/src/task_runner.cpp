@@ -167,8 +167,14 @@ struct TaskRunner::Task {
   bool accepted_sent = false; // or no longer worth sending: the result is there
 };
 
-TaskRunner::TaskRunner(PluginHost& host, RunnerOptions options, Send send)
-    : host_(host), options_(std::move(options)), send_(std::move(send)) {
+TaskRunner::TaskRunner(PluginHost& host, RunnerOptions options, Send send, Send send_later,
+                       Flush flush)
+    : host_(host), options_(std::move(options)), send_(std::move(send)),
+      send_later_(std::move(send_later)), flush_(std::move(flush)) {
+  if (!send_later_ || !flush_) {
+    send_later_ = send_;
+    flush_ = [] {};
+  }
   options_.slots = std::max(1, options_.slots);
   fs::create_directories(options_.work_root);
   workers_.reserve(static_cast<std::size_t>(options_.slots));
@@ -466,12 +472,28 @@ void TaskRunner::shutdown(std::chrono::milliseconds grace) {
   idle_.wait_for(lock, grace, [&] { return active_.empty(); });
 }
 
+void TaskRunner::flush_deferred() {
+  {
+    std::lock_guard lock(mutex_);
+    deferred_due_.reset();
+  }
+  flush_();
+}
+
 void TaskRunner::work(const fs::path& path) {
   WorkerDirectory dir(path); // made here, emptied after each task
+  bool deferred = false;     // this worker's last Result went by send_later
   while (true) {
     std::shared_ptr<Task> task;
     {
       std::unique_lock lock(mutex_);
+      if (deferred && pending_.empty()) {
+        // The task that was waiting went to another worker: nothing follows from here soon.
+        lock.unlock();
+        flush_deferred();
+        lock.lock();
+      }
+      deferred = false;
       work_ready_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
       if (pending_.empty()) return; // stopping, nothing left
       task = std::move(pending_.front());
@@ -497,7 +519,7 @@ void TaskRunner::work(const fs::path& path) {
     // An abandoned call: a replacement worker took this one's place, and this thread, detached,
     // leaves without touching the runner again.
     if (task->settled.exchange(true)) return;
-    finish(task, std::move(result));
+    deferred = finish(task, std::move(result), true);
   }
 }
 
@@ -555,6 +577,14 @@ void TaskRunner::watch() {
         overdue.emplace_back(t, timed_out);
       } else if (!next || *limit < *next) {
         next = *limit;
+      }
+    }
+    if (deferred_due_) {
+      if (now >= *deferred_due_) {
+        deferred_due_.reset();
+        flush_(); // only wakes the wire; no lock of the runner's is taken
+      } else if (!next || *deferred_due_ < *next) {
+        next = *deferred_due_;
       }
     }
     for (auto& [t, timed_out] : overdue) {
@@ -645,7 +675,8 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
   return result;
 }
 
-void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result) {
+bool TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result,
+                        bool may_defer) {
   const auto& id = task->assign.task_id();
   const auto attempt = task->assign.attempt();
   wv1::Envelope env;
@@ -667,6 +698,7 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
   (ok ? metrics_.succeeded : metrics_.failed).inc();
   metrics_.duration.observe(static_cast<double>(now_ms() - task->started_unix_ms) / 1000.0);
   bool stopping = false;
+  bool defer = false;
   {
     // The slot is free before the coordinator hears of it: it may assign the next task at once.
     std::lock_guard lock(mutex_);
@@ -674,6 +706,13 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
     active_.erase(task->key);
     metrics_.running.set(static_cast<std::int64_t>(active_.size()));
     stopping = stopping_;
+    // A task waits for a worker (this one, or one woken for it): the wire's thread is woken
+    // once for this Result and the next, and they share a Batch. Bounded by the watchdog.
+    defer = may_defer && !stopping_ && !pending_.empty();
+    if (defer && !deferred_due_) {
+      deferred_due_ = Clock::now() + kAcceptedDelay;
+      if (watch_next_ && *deferred_due_ < *watch_next_) watch_.notify_all();
+    }
   }
   idle_.notify_all();
   // The watchdog only needs to hear of an ended task when it waits for the last one to stop.
@@ -681,7 +720,12 @@ void TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
   spdlog::info("task {} attempt {}: {}{}", id, attempt,
                plugin::v1::StepResult::Status_Name(result.status()),
                result.message().empty() ? "" : " (" + result.message() + ")");
-  send_(std::move(env));
+  if (defer) {
+    send_later_(std::move(env));
+  } else {
+    send_(std::move(env));
+  }
+  return defer;
 }
 
 } // namespace capstan::delegate

@@ -60,9 +60,15 @@ std::string mask_secrets(std::string text, const std::vector<std::string>& secre
 class TaskRunner {
 public:
   using Send = std::function<void(wv1::Envelope)>;
+  using Flush = std::function<void()>;
 
   // send: hands an envelope to the wire (thread-safe; may drop it while detached).
-  TaskRunner(PluginHost& host, RunnerOptions options, Send send);
+  // send_later: the same without waking the wire's thread, for a Result whose worker takes a
+  // queued task at once; flush wakes it for what send_later left waiting. A worker that goes
+  // idle flushes, and so does the watchdog kAcceptedDelay after a deferral at the latest.
+  // Without them every envelope goes through send.
+  TaskRunner(PluginHost& host, RunnerOptions options, Send send, Send send_later = nullptr,
+             Flush flush = nullptr);
   ~TaskRunner(); // cancels what runs and joins the workers (abandoned ones are left behind)
   TaskRunner(const TaskRunner&) = delete;
   TaskRunner& operator=(const TaskRunner&) = delete;
@@ -99,7 +105,11 @@ private:
   void work(const std::filesystem::path& dir);
   void watch();
   plugin::v1::StepResult execute(const std::shared_ptr<Task>& task);
-  void finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result);
+  // Records and sends the result. may_defer (a worker's own task): when another task waits
+  // for a worker, the Result goes by send_later and true is returned.
+  bool finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result,
+              bool may_defer = false);
+  void flush_deferred(); // wakes the wire for deferred results (mutex_ not held)
   void refuse(const wv1::Assign& assign, const std::string& why);
   void pump(Task& task);          // sends the lines not sent yet (task.mutex held)
   void send_accepted(Task& task); // once per attempt, unless its result came first (task.mutex)
@@ -111,6 +121,8 @@ private:
   PluginHost& host_;
   RunnerOptions options_;
   Send send_;
+  Send send_later_;
+  Flush flush_;
   RunnerMetrics metrics_;
   std::atomic<bool> draining_{false};
 
@@ -126,6 +138,8 @@ private:
   int worker_seq_ = 0; // names each worker's directory; a replacement gets a new one
   // When the watchdog wakes next on its own: a task whose deadline comes earlier wakes it.
   std::optional<std::chrono::steady_clock::time_point> watch_next_;
+  // A Result left by send_later is flushed by then at the latest (by the watchdog).
+  std::optional<std::chrono::steady_clock::time_point> deferred_due_;
   std::thread watchdog_;
 };
 

@@ -177,8 +177,13 @@ struct Client::Impl {
         spdlog::error("wire: poll failed: {}", e.what());
         break;
       }
-      if (items[0].revents & ZMQ_POLLIN) flush_outbox();
-      if (polled > 1 && (items[1].revents & ZMQ_POLLIN)) receive_all();
+      // Awake anyway: what was queued, with a wake-up or without (send_later), leaves now.
+      if ((items[0].revents & ZMQ_POLLIN) || !outbox.empty()) flush_outbox();
+      if (polled > 1 && (items[1].revents & ZMQ_POLLIN)) {
+        receive_all();
+        // What the workers queued meanwhile leaves together, without another round of poll.
+        if (!outbox.empty()) flush_outbox();
+      }
       now = Clock::now();
       if (state == State::kHelloSent && now >= hello_deadline) {
         restart("no answer to Hello from " + options.endpoint, false);
@@ -346,6 +351,14 @@ Client::~Client() = default;
 
 void Client::send(v1::Envelope envelope) {
   impl_->outbox.post(std::move(envelope));
+}
+
+void Client::send_later(v1::Envelope envelope) {
+  impl_->outbox.post_quiet(std::move(envelope));
+}
+
+void Client::flush() {
+  impl_->outbox.wake();
 }
 
 bool Client::attached() const {

@@ -1,6 +1,8 @@
 // SQLite connections, statements and transactions.
 #include "sqlite/database.h"
 
+#include <algorithm>
+
 namespace capstan::sqlite {
 
 namespace {
@@ -14,6 +16,10 @@ Statement::Statement(sqlite3* db, std::string_view sql) : db_(db) {
                          &stmt_, nullptr) != SQLITE_OK) {
     fail(db, "cannot prepare \"" + std::string(sql.substr(0, 80)) + "\"");
   }
+  parameters_ = sqlite3_bind_parameter_count(stmt_);
+  all_ = parameters_ > 64    ? 0
+         : parameters_ == 64 ? ~std::uint64_t{0}
+                             : (std::uint64_t{1} << parameters_) - 1;
 }
 
 Statement::~Statement() {
@@ -22,17 +28,28 @@ Statement::~Statement() {
 
 Statement& Statement::reset() {
   sqlite3_reset(stmt_);
-  sqlite3_clear_bindings(stmt_);
+  if (parameters_ > 64) sqlite3_clear_bindings(stmt_); // too many to track
+  bound_ = 0;
+  stepping_ = false;
   return *this;
+}
+
+void Statement::null_unbound() {
+  for (int i = 1; i <= std::min(parameters_, 64); ++i) {
+    if ((bound_ & (std::uint64_t{1} << (i - 1))) == 0) sqlite3_bind_null(stmt_, i);
+  }
+  bound_ = all_;
 }
 
 Statement& Statement::bind(int index, std::int64_t value) {
   if (sqlite3_bind_int64(stmt_, index, value) != SQLITE_OK) fail(db_, "bind");
+  mark_bound(index);
   return *this;
 }
 
 Statement& Statement::bind(int index, double value) {
   if (sqlite3_bind_double(stmt_, index, value) != SQLITE_OK) fail(db_, "bind");
+  mark_bound(index);
   return *this;
 }
 
@@ -41,15 +58,21 @@ Statement& Statement::bind(int index, std::string_view value) {
                           SQLITE_UTF8) != SQLITE_OK) {
     fail(db_, "bind");
   }
+  mark_bound(index);
   return *this;
 }
 
 Statement& Statement::bind_null(int index) {
   if (sqlite3_bind_null(stmt_, index) != SQLITE_OK) fail(db_, "bind");
+  mark_bound(index);
   return *this;
 }
 
 bool Statement::step() {
+  if (!stepping_) {
+    if (bound_ != all_ && parameters_ <= 64) null_unbound();
+    stepping_ = true;
+  }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;

@@ -146,6 +146,51 @@ CREATE TABLE gitops_apps (
   status TEXT NOT NULL, status_epoch INTEGER NOT NULL, status_at INTEGER NOT NULL,
   message TEXT NOT NULL) WITHOUT ROWID;
 )sql",
+      // Narrower rows for the engine's writes, which rewrite an execution's row at every change:
+      // - plans move to a table of their own, each distinct plan stored once (runs of the same
+      //   pipeline version share one), so an execution's row no longer carries its plan;
+      // - executions are kept by id (WITHOUT ROWID, now that their rows are small): one b-tree
+      //   where the id's index and the rows were two;
+      // - the index on every execution's status becomes one on the active ones only (the one
+      //   query that used it), which stays a page or two;
+      // - the audit trail loses AUTOINCREMENT (one more row written per entry; entries are never
+      //   deleted, so sequence numbers still only grow) and its index on (kind, target), which
+      //   no query could use.
+      // Tables are rebuilt as SQLite documents it (foreign keys off, checked before commit).
+      R"sql(
+CREATE TABLE plans (id INTEGER PRIMARY KEY, hash INTEGER NOT NULL, plan TEXT NOT NULL);
+CREATE INDEX plans_by_hash ON plans (hash);
+INSERT INTO plans (hash, plan)
+  SELECT capstan_plan_hash(plan), plan FROM executions GROUP BY plan ORDER BY MIN(rowid);
+CREATE TABLE executions_rebuilt (
+  id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, pipeline_version INTEGER NOT NULL,
+  sequence INTEGER NOT NULL, status TEXT NOT NULL, plan_id INTEGER NOT NULL,
+  created_at INTEGER NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER NOT NULL,
+  error_type TEXT NOT NULL, message TEXT NOT NULL, revision INTEGER NOT NULL,
+  triggered_by TEXT NOT NULL, variables TEXT NOT NULL, inputs TEXT NOT NULL,
+  pending_inputs TEXT NOT NULL, state TEXT NOT NULL) WITHOUT ROWID;
+INSERT INTO executions_rebuilt (id, pipeline, pipeline_version, sequence, status, plan_id,
+  created_at, started_at, ended_at, error_type, message, revision, triggered_by, variables,
+  inputs, pending_inputs, state)
+  SELECT e.id, e.pipeline, e.pipeline_version, e.sequence, e.status,
+    (SELECT p.id FROM plans p WHERE p.hash = capstan_plan_hash(e.plan) AND p.plan = e.plan),
+    e.created_at, e.started_at, e.ended_at, e.error_type, e.message, e.revision,
+    e.triggered_by, e.variables, e.inputs, e.pending_inputs, e.state FROM executions e;
+DROP TABLE executions;
+ALTER TABLE executions_rebuilt RENAME TO executions;
+CREATE UNIQUE INDEX executions_by_pipeline ON executions (pipeline, sequence);
+CREATE INDEX executions_by_created ON executions (created_at);
+CREATE INDEX executions_active ON executions (created_at, id)
+  WHERE status IN ('Queued', 'Running');
+CREATE TABLE audit_rebuilt (
+  seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, user TEXT NOT NULL,
+  action TEXT NOT NULL, kind TEXT NOT NULL, target TEXT NOT NULL, execution_id TEXT NOT NULL,
+  details TEXT NOT NULL);
+INSERT INTO audit_rebuilt (seq, time, user, action, kind, target, execution_id, details)
+  SELECT seq, time, user, action, kind, target, execution_id, details FROM audit ORDER BY seq;
+DROP TABLE audit;
+ALTER TABLE audit_rebuilt RENAME TO audit;
+)sql",
   };
   return list;
 }
@@ -174,9 +219,44 @@ constexpr const char* kObjectColumns =
     "kind, identifier, version, name, yaml, document, model, source, applied_at, deleted, refs, "
     "applied_by, file, line_offset, base_dir";
 
+// An execution's columns as read_execution takes them, its plan from the plans table.
 constexpr const char* kExecutionColumns =
-    "id, pipeline, pipeline_version, sequence, status, variables, plan, created_at, started_at, "
-    "ended_at, error_type, message, revision, triggered_by, inputs, pending_inputs, state";
+    "e.id, e.pipeline, e.pipeline_version, e.sequence, e.status, e.variables, p.plan, "
+    "e.created_at, e.started_at, e.ended_at, e.error_type, e.message, e.revision, "
+    "e.triggered_by, e.inputs, e.pending_inputs, e.state FROM executions e LEFT JOIN plans p ON "
+    "p.id = e.plan_id";
+// The same without the plan.
+constexpr const char* kExecutionColumnsWithoutPlan =
+    "e.id, e.pipeline, e.pipeline_version, e.sequence, e.status, e.variables, NULL, "
+    "e.created_at, e.started_at, e.ended_at, e.error_type, e.message, e.revision, "
+    "e.triggered_by, e.inputs, e.pending_inputs, e.state FROM executions e";
+
+// FNV-1a, 64 bits: a plan's hash as the plans table keeps it (a stored value, so it must not
+// change between releases as std::hash may).
+std::int64_t plan_hash(std::string_view text) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return static_cast<std::int64_t>(h);
+}
+
+// capstan_plan_hash(text), for the migration that moves plans to their own table.
+void plan_hash_function(sqlite3_context* ctx, int /*argc*/, sqlite3_value** argv) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(argv[0]));
+  auto size = static_cast<std::size_t>(sqlite3_value_bytes(argv[0]));
+  sqlite3_result_int64(ctx, plan_hash(std::string_view(text ? text : "", text ? size : 0)));
+}
+
+void register_functions(sqlite::Database& db) {
+  if (sqlite3_create_function_v2(db.handle(), "capstan_plan_hash", 1,
+                                 SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr, &plan_hash_function,
+                                 nullptr, nullptr, nullptr) != SQLITE_OK) {
+    throw sqlite::Error("cannot register capstan_plan_hash: " +
+                        std::string(sqlite3_errmsg(db.handle())));
+  }
+}
 
 ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
   ExecutionRecord e;
@@ -186,7 +266,7 @@ ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
   e.sequence = s.int64(3);
   e.status = s.text(4);
   e.variables = json::parse(s.text(5));
-  if (with_plan) e.plan = json::parse(s.text(6));
+  if (with_plan && !s.is_null(6)) e.plan = json::parse(s.text(6));
   e.created_at = s.int64(7);
   e.started_at = s.int64(8);
   e.ended_at = s.int64(9);
@@ -277,9 +357,12 @@ constexpr int kRestartFrames = 4 * kCheckpointFrames;
 Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.db") {
   std::filesystem::create_directories(data_dir);
   writer_ = std::make_unique<sqlite::Database>(file_);
+  register_functions(*writer_);
   migrate();
   // Replaces SQLite's automatic checkpoint, which would run inside the writer's COMMIT.
   sqlite3_wal_hook(writer_->handle(), &Store::on_commit, this);
+  // What the writer remembers having written is forgotten with the transaction that wrote it.
+  sqlite3_rollback_hook(writer_->handle(), &Store::on_rollback, this);
   checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
 
@@ -291,6 +374,13 @@ Store::~Store() {
   checkpoint_cv_.notify_all();
   if (checkpointer_.joinable()) checkpointer_.join();
   sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
+  sqlite3_rollback_hook(writer_->handle(), nullptr, nullptr);
+}
+
+void Store::on_rollback(void* store) {
+  auto* self = static_cast<Store*>(store);
+  self->plan_ids_.clear();
+  self->written_executions_.clear();
 }
 
 int Store::on_commit(void* store, sqlite3* db, const char* /*name*/, int frames) {
@@ -354,24 +444,62 @@ void Store::checkpoint_loop() {
   }
 }
 
-void Store::migrate() {
-  auto& v = writer_->prepare("PRAGMA user_version");
+namespace {
+void run_migrations(sqlite::Database& db, const std::filesystem::path& file, int target) {
+  auto& v = db.prepare("PRAGMA user_version");
   v.step();
   int current = static_cast<int>(v.int64(0));
   v.reset();
   const auto& list = migrations();
   if (current > static_cast<int>(list.size())) {
-    throw std::runtime_error(file_.string() + " has schema version " + std::to_string(current) +
+    throw std::runtime_error(file.string() + " has schema version " + std::to_string(current) +
                              ", newer than this coordinator understands (" +
                              std::to_string(list.size()) +
                              "); run the coordinator release that wrote it");
   }
-  for (int i = current; i < static_cast<int>(list.size()); ++i) {
-    sqlite::Transaction tx(*writer_);
-    writer_->exec(list[static_cast<std::size_t>(i)]);
-    writer_->exec("PRAGMA user_version = " + std::to_string(i + 1));
+  if (current >= target) return;
+  // A migration may rebuild a table others refer to (create, copy, drop, rename): with foreign
+  // keys on, dropping the old one would fail or delete the children. Off for the migrations
+  // (outside any transaction, where SQLite takes the pragma), and checked before each commit.
+  db.exec("PRAGMA foreign_keys=OFF");
+  struct Restore {
+    sqlite::Database& db;
+    ~Restore() {
+      try {
+        db.exec("PRAGMA foreign_keys=ON");
+      } catch (...) { // NOLINT(bugprone-empty-catch): the connection is unusable anyway
+      }
+    }
+  } restore{db};
+  for (int i = current; i < target; ++i) {
+    sqlite::Transaction tx(db);
+    db.exec(list[static_cast<std::size_t>(i)]);
+    auto& check = db.prepare("PRAGMA foreign_key_check");
+    if (check.step()) {
+      std::string table = check.text(0);
+      check.reset();
+      throw std::runtime_error(file.string() + ": migration to schema version " +
+                               std::to_string(i + 1) + " left rows of " + table +
+                               " without the row they refer to; the database is unchanged");
+    }
+    check.reset();
+    db.exec("PRAGMA user_version = " + std::to_string(i + 1));
     tx.commit();
   }
+}
+} // namespace
+
+void migrate_to(const std::filesystem::path& file, int version) {
+  if (version < 0 || version > schema_version()) {
+    throw std::invalid_argument("no schema version " + std::to_string(version));
+  }
+  sqlite::Database db(file);
+  register_functions(db);
+  run_migrations(db, file, version);
+}
+
+void Store::migrate() {
+  run_migrations(*writer_, file_, schema_version());
 }
 
 std::unique_ptr<sqlite::Database> Store::borrow() {
@@ -493,18 +621,45 @@ void Store::append_audit(const AuditRecord& a) {
       .run();
 }
 
+std::int64_t Store::plan_id(const std::string& text) {
+  if (auto it = plan_ids_.find(text); it != plan_ids_.end()) return it->second;
+  auto& db = *writer_;
+  const auto hash = plan_hash(text);
+  std::int64_t id = 0;
+  auto& q = db.prepare("SELECT id, plan FROM plans WHERE hash = ?");
+  q.bind(1, hash);
+  while (q.step()) {
+    if (q.text(1) == text) {
+      id = q.int64(0);
+      break;
+    }
+  }
+  q.reset();
+  if (id == 0) {
+    db.prepare("INSERT INTO plans (hash, plan) VALUES (?, ?)").bind(1, hash).bind(2, text).run();
+    id = db.last_insert_rowid();
+  }
+  // Runs with runtime inputs each have a plan of their own: keep only the recent ones.
+  if (plan_ids_.size() >= 64) plan_ids_.clear();
+  plan_ids_.emplace(text, id);
+  return id;
+}
+
 void Store::insert_execution(const ExecutionRecord& e) {
   auto& db = *writer_;
-  static const std::string insert = std::string("INSERT INTO executions (") + kExecutionColumns +
-                                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
-  db.prepare(insert)
+  std::string dumped;
+  const auto plan = plan_id(e.plan_text.empty() ? (dumped = e.plan.dump()) : e.plan_text);
+  db.prepare("INSERT INTO executions (id, pipeline, pipeline_version, sequence, status, "
+             "variables, plan_id, created_at, started_at, ended_at, error_type, message, "
+             "revision, triggered_by, inputs, pending_inputs, state) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, e.id)
       .bind(2, e.pipeline)
       .bind(3, e.pipeline_version)
       .bind(4, e.sequence)
       .bind(5, e.status)
       .bind(6, e.variables.dump())
-      .bind(7, e.plan_text.empty() ? e.plan.dump() : e.plan_text)
+      .bind(7, plan)
       .bind(8, e.created_at)
       .bind(9, e.started_at)
       .bind(10, e.ended_at)
@@ -516,6 +671,7 @@ void Store::insert_execution(const ExecutionRecord& e) {
       .bind(16, e.pending_inputs.dump())
       .bind(17, e.state.dump())
       .run();
+  remember_written(e);
   auto& st = db.prepare(
       "INSERT INTO stage_executions (execution_id, stage_index, identifier, name, type, status, "
       "started_at, ended_at, parallel_group, error_type, message, lock_key, queued_at, context, "
@@ -576,7 +732,38 @@ void Store::insert_execution(const ExecutionRecord& e) {
   }
 }
 
+void Store::remember_written(const ExecutionRecord& e) {
+  if (status::terminal(e.status)) {
+    written_executions_.erase(e.id);
+    return;
+  }
+  auto& w = written_executions_[e.id];
+  w.status = e.status;
+  if (w.variables != e.variables) w.variables = e.variables;
+  if (w.inputs != e.inputs) w.inputs = e.inputs;
+  if (w.pending_inputs != e.pending_inputs) w.pending_inputs = e.pending_inputs;
+  if (w.state != e.state) w.state = e.state;
+}
+
 void Store::update_execution(const ExecutionRecord& e) {
+  // When neither the status (indexed) nor a JSON column changed since this writer wrote the row,
+  // only the scalar columns are set: no JSON serialised, no index looked at.
+  if (auto it = written_executions_.find(e.id);
+      it != written_executions_.end() && it->second.status == e.status &&
+      it->second.variables == e.variables && it->second.inputs == e.inputs &&
+      it->second.pending_inputs == e.pending_inputs && it->second.state == e.state) {
+    writer_
+        ->prepare("UPDATE executions SET started_at = ?, ended_at = ?, error_type = ?, "
+                  "message = ?, revision = ? WHERE id = ?")
+        .bind(1, e.started_at)
+        .bind(2, e.ended_at)
+        .bind(3, e.error_type)
+        .bind(4, e.message)
+        .bind(5, e.revision)
+        .bind(6, e.id)
+        .run();
+    return;
+  }
   writer_
       ->prepare("UPDATE executions SET status = ?, started_at = ?, ended_at = ?, error_type = ?, "
                 "message = ?, revision = ?, variables = ?, inputs = ?, pending_inputs = ?, "
@@ -593,6 +780,7 @@ void Store::update_execution(const ExecutionRecord& e) {
       .bind(10, e.state.dump())
       .bind(11, e.id)
       .run();
+  remember_written(e);
 }
 
 void Store::update_stage(const std::string& execution_id, const StageRecord& s) {
@@ -778,8 +966,8 @@ std::int64_t Store::next_sequence(const std::string& pipeline) {
 std::vector<ExecutionRecord> Store::active_executions() {
   std::vector<ExecutionRecord> out;
   auto& q = writer_->prepare(std::string("SELECT ") + kExecutionColumns +
-                             " FROM executions WHERE status IN ('Queued', 'Running') "
-                             "ORDER BY created_at, id");
+                             " WHERE e.status IN ('Queued', 'Running') "
+                             "ORDER BY e.created_at, e.id");
   while (q.step()) out.push_back(read_execution(q, true));
   for (auto& e : out) load_children(*writer_, e);
   return out;
@@ -944,8 +1132,7 @@ std::vector<AuditRecord> Store::audit(const AuditFilter& f) {
 
 std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix) {
   return read([&](sqlite::Database& db) -> std::optional<ExecutionRecord> {
-    auto& exact =
-        db.prepare(std::string("SELECT ") + kExecutionColumns + " FROM executions WHERE id = ?");
+    auto& exact = db.prepare(std::string("SELECT ") + kExecutionColumns + " WHERE e.id = ?");
     exact.bind(1, id_or_prefix);
     std::optional<ExecutionRecord> found;
     if (exact.step()) found = read_execution(exact, true);
@@ -953,7 +1140,7 @@ std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix)
     if (!found && id_or_prefix.size() >= 4 &&
         id_or_prefix.find_first_of("%_") == std::string::npos) {
       auto& pre = db.prepare(std::string("SELECT ") + kExecutionColumns +
-                             " FROM executions WHERE id LIKE ? || '%' LIMIT 2");
+                             " WHERE e.id LIKE ? || '%' LIMIT 2");
       pre.bind(1, id_or_prefix);
       if (pre.step()) {
         found = read_execution(pre, true);
@@ -969,9 +1156,9 @@ std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix)
 std::vector<ExecutionRecord> Store::executions(const ExecutionFilter& f) {
   return read([&](sqlite::Database& db) {
     std::vector<ExecutionRecord> out;
-    auto& q = db.prepare(std::string("SELECT ") + kExecutionColumns +
-                         " FROM executions WHERE (?1 = '' OR pipeline = ?1) AND "
-                         "(?2 = '' OR status = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3");
+    auto& q = db.prepare(std::string("SELECT ") + kExecutionColumnsWithoutPlan +
+                         " WHERE (?1 = '' OR e.pipeline = ?1) AND (?2 = '' OR e.status = ?2) "
+                         "ORDER BY e.created_at DESC, e.id DESC LIMIT ?3");
     q.bind(1, f.pipeline).bind(2, f.status).bind(3, f.limit);
     while (q.step()) out.push_back(read_execution(q, false));
     return out;

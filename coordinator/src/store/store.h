@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "sqlite/database.h"
@@ -21,6 +22,10 @@ namespace capstan::store {
 
 // The schema version this build writes (PRAGMA user_version).
 int schema_version();
+// Creates or migrates the database file only as far as schema `version`, as the release that
+// wrote that version left it: for tests of the migrations after it. Store opens and migrates
+// such a file the rest of the way.
+void migrate_to(const std::filesystem::path& file, int version);
 
 // Write methods use the writer connection and belong to one thread (the engine's) at a time;
 // read methods borrow a pooled reader and may be called from any thread. WAL lets readers run
@@ -78,6 +83,10 @@ public:
   void put_app_state(const AppStateRecord& record);
   void delete_app_state(const std::string& name);
   std::vector<AppStateRecord> app_states_written(); // through the writer, at start-up
+  // The API server a delegate read in a K8sCluster connector's kubeconfig ("" when none
+  // reported one), through the writer; and recording one.
+  std::string reported_cluster_server(const std::string& connector);
+  void put_reported_cluster_server(const std::string& connector, const std::string& server);
 
   // --- reads (any thread) ---
   // The latest version, unless it is a tombstone; or exactly `version` (tombstones included).
@@ -137,6 +146,12 @@ private:
   // so the writer's commits rarely wait for a checkpoint (or its fsync).
   void checkpoint_loop();
   static int on_commit(void* store, sqlite3* db, const char* name, int frames);
+  static void on_rollback(void* store);
+
+  // The id of the plans row holding this plan text, inserted when there is none.
+  std::int64_t plan_id(const std::string& text);
+  // Notes what the writer wrote of an execution's row (forgotten once it ended).
+  void remember_written(const ExecutionRecord& e);
 
   std::filesystem::path file_;
   std::unique_ptr<sqlite::Database> writer_;
@@ -150,6 +165,14 @@ private:
   std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
   std::vector<std::unique_ptr<sqlite::Database>> pool_;
   std::set<std::pair<std::string, std::string>> written_; // by the writer, see take_written_objects
+  // Writer thread only; both are cleared when a transaction is rolled back (on_rollback), so
+  // they never describe a write the database does not hold.
+  std::unordered_map<std::string, std::int64_t> plan_ids_; // plan text -> plans.id
+  struct WrittenExecution {
+    std::string status;
+    nlohmann::json variables, inputs, pending_inputs, state;
+  };
+  std::unordered_map<std::string, WrittenExecution> written_executions_; // by id, not yet ended
 };
 
 } // namespace capstan::store

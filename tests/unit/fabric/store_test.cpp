@@ -246,5 +246,194 @@ TEST(Store, ActiveExecutionsComeBackWithTheirSteps) {
   EXPECT_EQ(s.next_sequence("p"), 2);
 }
 
+std::int64_t count(Store& s, const std::string& sql) {
+  auto& q = s.writer().prepare(sql);
+  EXPECT_TRUE(q.step());
+  auto n = q.int64(0);
+  q.reset();
+  return n;
+}
+
+TEST(Store, ADatabaseOfTheLastSchemaOpensWithItsExecutionsPlansAndAuditTrail) {
+  capstan::testing::TempDir dir;
+  const auto file = dir.path() / "capstan.db";
+  migrate_to(file, 7); // the schema before plans had a table of their own
+  const std::string plan_a = R"({"identifier":"p","stages":[{"identifier":"s"}]})";
+  const std::string plan_b = R"({"identifier":"p","stages":[{"identifier":"t"}]})";
+  {
+    sqlite::Database db(file);
+    // As that schema's release wrote them: the plan inline in every execution's row.
+    auto& ins = db.prepare(
+        "INSERT INTO executions (id, pipeline, pipeline_version, sequence, status, variables, "
+        "plan, created_at, started_at, ended_at, error_type, message, revision) VALUES "
+        "(?, 'p', 1, ?, ?, '{\"v\":1}', ?, ?, ?, 0, '', '', 3)");
+    struct Row {
+      const char* id;
+      int sequence;
+      const char* status;
+      const std::string* plan;
+    };
+    for (const Row& r :
+         {Row{"old000000001", 1, "Succeeded", &plan_a}, Row{"old000000002", 2, "Running", &plan_a},
+          Row{"old000000003", 3, "Queued", &plan_b}}) {
+      ins.reset()
+          .bind(1, r.id)
+          .bind(2, r.sequence)
+          .bind(3, r.status)
+          .bind(4, *r.plan)
+          .bind(5, 1000 + r.sequence)
+          .bind(6, 1000 + r.sequence)
+          .run();
+    }
+    db.exec("INSERT INTO stage_executions (execution_id, stage_index, identifier, name, type, "
+            "status, started_at, ended_at) VALUES ('old000000002', 0, 's', 'S', 'Custom', "
+            "'Running', 1002, 0)");
+    db.exec("INSERT INTO step_executions (execution_id, stage_index, step_index, "
+            "stage_identifier, identifier, name, type, status, attempt, task_id, delegate, "
+            "delegate_instance, queued_at, started_at, ended_at, timeout_ms, error_type, message, "
+            "outputs) VALUES ('old000000002', 0, 0, 's', 'a', 'A', 'ShellScript', 'Dispatched', "
+            "2, 'task-1', 'd1', 'i1', 1002, 1002, 0, 60000, '', '', '{}')");
+    for (int i = 0; i < 3; ++i) {
+      db.exec("INSERT INTO audit (time, user, action, kind, target, execution_id, details) "
+              "VALUES (1, 'alice', 'run', 'execution', 'old', 'old', '{}')");
+    }
+  }
+
+  Store s(dir.path());
+  EXPECT_EQ(count(s, "PRAGMA user_version"), schema_version());
+  EXPECT_EQ(count(s, "SELECT COUNT(*) FROM plans"), 2) << "each distinct plan once";
+  auto done = s.execution("old000000001");
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->plan, nlohmann::json::parse(plan_a));
+  EXPECT_EQ(done->status, status::kSucceeded);
+  EXPECT_EQ(done->variables["v"], 1);
+  EXPECT_EQ(s.execution("old000000003")->plan, nlohmann::json::parse(plan_b));
+
+  auto active = s.active_executions();
+  ASSERT_EQ(active.size(), 2U);
+  EXPECT_EQ(active[0].id, "old000000002");
+  EXPECT_EQ(active[0].plan, nlohmann::json::parse(plan_a));
+  ASSERT_EQ(active[0].steps.size(), 1U);
+  EXPECT_EQ(active[0].steps[0].attempt, 2U);
+  EXPECT_EQ(active[0].steps[0].task_id, "task-1");
+  EXPECT_EQ(active[1].id, "old000000003");
+  EXPECT_EQ(s.next_sequence("p"), 4);
+  ExecutionFilter running;
+  running.status = status::kRunning;
+  ASSERT_EQ(s.executions(running).size(), 1U);
+  EXPECT_TRUE(s.executions(running)[0].plan.is_null()) << "lists carry no plan";
+
+  // The resumed execution keeps being written; a new run of the same plan shares its row.
+  {
+    sqlite::Transaction tx(s.writer());
+    auto e = active[0];
+    e.status = status::kSucceeded;
+    e.revision = 4;
+    s.update_execution(e);
+    auto fresh = execution("new000000004");
+    fresh.sequence = 4;
+    fresh.plan = nlohmann::json::parse(plan_a);
+    s.insert_execution(fresh);
+    AuditRecord a;
+    a.user = "bob";
+    a.action = "run";
+    a.kind = "execution";
+    a.target = "new000000004";
+    s.append_audit(a);
+    tx.commit();
+  }
+  EXPECT_EQ(count(s, "SELECT COUNT(*) FROM plans"), 2);
+  EXPECT_EQ(s.execution("old000000002")->status, status::kSucceeded);
+  EXPECT_EQ(s.execution("new000000004")->plan, nlohmann::json::parse(plan_a));
+  EXPECT_EQ(s.active_executions().size(), 2U); // old000000003 and the new one
+
+  auto trail = s.audit(AuditFilter{});
+  ASSERT_EQ(trail.size(), 4U);
+  EXPECT_EQ(trail[0].user, "bob");
+  EXPECT_GT(trail[0].seq, trail[1].seq);
+  EXPECT_EQ(trail[1].seq, 3);
+  AuditFilter before;
+  before.before = trail[0].seq;
+  EXPECT_EQ(s.audit(before).size(), 3U);
+}
+
+TEST(Store, PlansAreStoredOnceAndARolledBackOneIsStoredAgain) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  {
+    sqlite::Transaction tx(s.writer());
+    s.insert_execution(execution("rolledback01"));
+  } // rolled back, with the plan it inserted
+  {
+    sqlite::Transaction tx(s.writer());
+    auto a = execution("kept00000001");
+    a.plan_text = a.plan.dump();
+    s.insert_execution(a);
+    auto b = execution("kept00000002");
+    b.sequence = 2;
+    s.insert_execution(b);
+    auto c = execution("kept00000003");
+    c.sequence = 3;
+    c.plan = {{"identifier", "other"}};
+    s.insert_execution(c);
+    tx.commit();
+  }
+  EXPECT_EQ(count(s, "SELECT COUNT(*) FROM plans"), 2);
+  EXPECT_EQ(s.execution("kept00000001")->plan["identifier"], "p");
+  EXPECT_EQ(s.execution("kept00000002")->plan["identifier"], "p");
+  EXPECT_EQ(s.execution("kept00000003")->plan["identifier"], "other");
+}
+
+TEST(Store, ExecutionUpdatesKeepEveryColumnAcrossRollbacks) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  auto e = execution("updates00001");
+  s.insert_execution(e);
+  // Only scalar columns change.
+  e.revision = 2;
+  e.message = "first step done";
+  s.update_execution(e);
+  EXPECT_EQ(s.execution(e.id)->message, "first step done");
+  // A JSON column changes in a transaction that is rolled back...
+  {
+    sqlite::Transaction tx(s.writer());
+    e.variables = {{"answer", 42}};
+    e.revision = 3;
+    s.update_execution(e);
+  }
+  EXPECT_TRUE(s.execution(e.id)->variables.empty());
+  // ...and is written when the same change is made again.
+  e.revision = 4;
+  s.update_execution(e);
+  auto stored = s.execution(e.id);
+  EXPECT_EQ(stored->variables["answer"], 42);
+  EXPECT_EQ(stored->revision, 4);
+  // The status (indexed: the active executions) changes.
+  e.status = status::kSucceeded;
+  e.ended_at = 3000;
+  e.revision = 5;
+  s.update_execution(e);
+  EXPECT_TRUE(s.active_executions().empty());
+  stored = s.execution(e.id);
+  EXPECT_EQ(stored->status, status::kSucceeded);
+  EXPECT_EQ(stored->ended_at, 3000);
+  EXPECT_EQ(stored->variables["answer"], 42);
+}
+
+TEST(Store, AStatementRunsAParameterNotBoundSinceItsLastUseAsNull) {
+  capstan::testing::TempDir dir;
+  sqlite::Database db(dir.path() / "t.db");
+  db.exec("CREATE TABLE t (a TEXT, b INTEGER)");
+  const char* insert = "INSERT INTO t (a, b) VALUES (?, ?)";
+  db.prepare(insert).bind(1, "first").bind(2, 1).run();
+  db.prepare(insert).bind(1, "second").run(); // b left unbound: NULL, not the 1 of last time
+  db.prepare(insert).bind(2, 3).run();
+  auto& q = db.prepare("SELECT COALESCE(a, '-'), COALESCE(b, -1) FROM t ORDER BY rowid");
+  std::vector<std::pair<std::string, std::int64_t>> rows;
+  while (q.step()) rows.emplace_back(q.text(0), q.int64(1));
+  EXPECT_EQ(rows, (std::vector<std::pair<std::string, std::int64_t>>{
+                      {"first", 1}, {"second", -1}, {"-", 3}}));
+}
+
 } // namespace
 } // namespace capstan::store

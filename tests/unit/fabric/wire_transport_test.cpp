@@ -1,6 +1,7 @@
 // The ROUTER/DEALER transport over real loopback sockets: sessions, heartbeats, loss, reconnects
 // and garbage.
 #include <gtest/gtest.h>
+#include <poll.h>
 
 #include <mutex>
 #include <optional>
@@ -8,6 +9,7 @@
 
 #include "capstan/testing/testing.h"
 #include "capstan/wire/client.h"
+#include "capstan/wire/mailbox.h"
 #include "capstan/wire/router.h"
 
 namespace capstan::wire {
@@ -463,6 +465,76 @@ TEST(WireTransport, WhatIsHandedOverAtOnceReachesEachPeerInOrder) {
   EXPECT_EQ(read(first, want_first.size()), want_first);
   EXPECT_EQ(read(second, want_second.size()), want_second);
   EXPECT_GE(c.router->stats().batches_sent, 2u); // 400 envelopes: more than one Batch
+}
+
+bool readable(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
+}
+
+TEST(WireMailbox, QuietPostsWaitForTheNextPostOrWake) {
+  Mailbox<int> box;
+  EXPECT_FALSE(readable(box.fd()));
+  box.post_quiet(1);
+  box.post_quiet(2);
+  EXPECT_FALSE(readable(box.fd())); // no wake-up for quiet posts
+  EXPECT_FALSE(box.empty());
+  box.post(3); // wakes the owner for all three
+  EXPECT_TRUE(readable(box.fd()));
+  EXPECT_EQ(box.drain(), (std::vector<int>{1, 2, 3}));
+  EXPECT_FALSE(readable(box.fd()));
+  EXPECT_TRUE(box.empty());
+
+  box.wake(); // nothing waits: no wake-up
+  EXPECT_FALSE(readable(box.fd()));
+  box.post_quiet(4);
+  box.wake();
+  EXPECT_TRUE(readable(box.fd()));
+  EXPECT_EQ(box.drain(), (std::vector<int>{4}));
+
+  // Drained along with a wake-up of its own: the next quiet post is quiet again.
+  box.post(5);
+  box.post_quiet(6);
+  EXPECT_EQ(box.drain(), (std::vector<int>{5, 6}));
+  box.post_quiet(7);
+  EXPECT_FALSE(readable(box.fd()));
+  box.post(8);
+  EXPECT_TRUE(readable(box.fd()));
+  EXPECT_EQ(box.drain(), (std::vector<int>{7, 8}));
+}
+
+TEST(WireMailbox, PostAllWakesOnceAndKeepsTheOrder) {
+  Mailbox<int> box;
+  box.post_all({});
+  EXPECT_FALSE(readable(box.fd())); // nothing posted, nothing to wake for
+  box.post_quiet(1);
+  box.post_all({2, 3});
+  EXPECT_TRUE(readable(box.fd())); // the quiet post leaves with them
+  box.post_all({4});
+  EXPECT_EQ(box.drain(), (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_FALSE(readable(box.fd()));
+}
+
+TEST(WireTransport, EnvelopesSentLaterLeaveWithTheNextSendOrFlushInOrder) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  Delegate d;
+  Client client(ctx, client_options(c.router->endpoint()), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+  client.send_later(result("t1", 1));
+  client.send_later(result("t2", 1));
+  client.send(result("t3", 1));
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == 3; }, 5s));
+  client.send_later(result("t4", 1));
+  client.flush();
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == 4; }, 5s));
+  // Nothing flushes this one: it leaves when the wire's thread wakes for something else (the
+  // coordinator's next heartbeat).
+  client.send_later(result("t5", 1));
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == 5; }, 5s));
+  std::vector<std::string> ids;
+  for (const auto& m : c.messages(v1::Envelope::kResult)) ids.push_back(m.result().task_id());
+  EXPECT_EQ(ids, (std::vector<std::string>{"t1", "t2", "t3", "t4", "t5"}));
 }
 
 TEST(WireTransport, BindingATakenAddressFailsClearly) {

@@ -234,6 +234,40 @@ TEST_F(PluginHostTest, SpecIsValidatedAgainstTheSchemaBeforeThePluginRuns) {
   EXPECT_THAT(r.message(), StartsWith("the spec of step 'step1' is not valid JSON: "));
 }
 
+TEST_F(PluginHostTest, TheSdkParsesTheContextOnlyForAStepThatReadsIt) {
+  PluginHost host(nlohmann::json::object(), state_.path(), "d1");
+  host.load({fixtures("good")});
+  // A step that never reads its context runs, whatever the context holds.
+  StepRequest quiet = request("Echo", {{"message", "hi"}});
+  quiet.set_context_json("{\"stage\": ");
+  Recorder rec;
+  auto r = host.execute(quiet, rec.callbacks());
+  EXPECT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message();
+  EXPECT_TRUE(rec.saw("echo: hi"));
+
+  // One that reads it fails naming the context, as an invalid input.
+  StepRequest reads = request("Echo", {{"message", "hi"}, {"showContext", true}});
+  reads.set_context_json("{\"stage\": ");
+  Recorder rec2;
+  r = host.execute(reads, rec2.callbacks());
+  EXPECT_EQ(r.status(), StepResult::STATUS_FAILED);
+  EXPECT_EQ(r.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
+  EXPECT_THAT(r.message(), StartsWith("the step's context is not valid JSON: "));
+  EXPECT_FALSE(rec2.saw("context:"));
+
+  // A readable context reaches the step; an absent one reads as an empty object.
+  reads.set_context_json(R"({"stage":{"identifier":"deploy"}})");
+  Recorder rec3;
+  r = host.execute(reads, rec3.callbacks());
+  EXPECT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message();
+  EXPECT_TRUE(rec3.saw(R"(context: {"stage":{"identifier":"deploy"}})"));
+  reads.clear_context_json();
+  Recorder rec4;
+  r = host.execute(reads, rec4.callbacks());
+  EXPECT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message();
+  EXPECT_TRUE(rec4.saw("context: {}"));
+}
+
 TEST_F(PluginHostTest, UnknownStepTypeNamesWhatTheDelegateHas) {
   PluginHost host(nlohmann::json::object(), state_.path(), "d1");
   host.load({fixtures("good")});

@@ -61,6 +61,12 @@ public:
   // kept by the caller until its ResultAck). Consecutive Log envelopes of one task attempt are
   // merged into one message.
   void send(v1::Envelope envelope);
+  // Like send(), without waking the wire's thread: the envelope leaves with the next send() or
+  // flush(), or when the thread wakes for anything else (a message from the coordinator, a
+  // heartbeat), in one Batch with what goes then. For a sender that knows more follows soon.
+  void send_later(v1::Envelope envelope);
+  // Wakes the wire's thread if envelopes given to send_later() are still waiting.
+  void flush();
   bool attached() const;
   ClientStats stats() const;
   // Sends Bye (when attached), waits up to `linger` for it to leave, and stops the thread.

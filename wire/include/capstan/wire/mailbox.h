@@ -15,7 +15,7 @@ namespace capstan::wire {
 
 // Any thread posts; the one thread that owns a socket polls fd() next to the socket (zmq_poll
 // takes plain descriptors) and drains. The eventfd is written only on the empty -> non-empty
-// transition, so a burst of posts costs one wake-up.
+// transition, so a burst of posts costs one wake-up; post_quiet() adds to the queue without one.
 template <typename T> class Mailbox {
 public:
   Mailbox() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
@@ -29,7 +29,8 @@ public:
     bool wake = false;
     {
       std::lock_guard lock(mutex_);
-      wake = items_.empty();
+      wake = items_.empty() || quiet_;
+      quiet_ = false;
       items_.push_back(std::move(item));
     }
     if (wake) signal();
@@ -41,8 +42,9 @@ public:
     bool wake = false;
     {
       std::lock_guard lock(mutex_);
-      wake = items_.empty();
-      if (wake) {
+      wake = items_.empty() || quiet_;
+      quiet_ = false;
+      if (items_.empty()) {
         items_.swap(items);
       } else {
         items_.insert(items_.end(), std::make_move_iterator(items.begin()),
@@ -52,6 +54,30 @@ public:
     if (wake) signal();
   }
 
+  // Queues without waking the owner: the item leaves with the next post() or wake(), or when
+  // the owner drains for a reason of its own. For a poster that knows more follows soon.
+  void post_quiet(T item) {
+    std::lock_guard lock(mutex_);
+    if (items_.empty()) quiet_ = true;
+    items_.push_back(std::move(item));
+  }
+
+  // Wakes the owner if items were posted quietly and are still waiting.
+  void wake() {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      wake = quiet_;
+      quiet_ = false;
+    }
+    if (wake) signal();
+  }
+
+  bool empty() const {
+    std::lock_guard lock(mutex_);
+    return items_.empty();
+  }
+
   // Everything posted so far, in order; clears the wake-up.
   std::vector<T> drain() {
     std::uint64_t count = 0;
@@ -59,6 +85,7 @@ public:
     std::vector<T> out;
     std::lock_guard lock(mutex_);
     out.swap(items_);
+    quiet_ = false;
     return out;
   }
 
@@ -72,8 +99,10 @@ public:
 
 private:
   int fd_;
-  std::mutex mutex_; // guards items_: posted from any thread, drained by the owner
+  // Guards items_ and quiet_: posted from any thread, drained by the owner.
+  mutable std::mutex mutex_;
   std::vector<T> items_;
+  bool quiet_ = false; // items_ is not empty and no wake-up was written for it
 };
 
 } // namespace capstan::wire

@@ -168,16 +168,19 @@ private:
 // starts, as long as the handler has not returned.
 class StepContext {
 public:
-  StepContext(const StepRequest& request, nlohmann::json spec, nlohmann::json context,
-              const capstan_host_api* host, void* host_ctx)
-      : request_(request), spec_(std::move(spec)), context_(std::move(context)),
-        host_(host, host_ctx), started_(std::chrono::steady_clock::now()) {}
+  StepContext(const StepRequest& request, const capstan_host_api* host, void* host_ctx)
+      : request_(request), host_(host, host_ctx), started_(std::chrono::steady_clock::now()) {}
 
   const StepRequest& request() const { return request_; }
   // The step's `spec`, expressions resolved and already valid against the type's schema.
-  const nlohmann::json& spec() const { return spec_; }
+  // Parsed on first use (a step that never reads it does not pay for it); text that is not
+  // JSON throws StepError (ERROR_TYPE_INVALID_INPUT), which fails the step.
+  const nlohmann::json& spec() const { return parsed(spec_, request_.spec_json(), "spec"); }
   // The stage's resolved model (see docs/plugin-authoring.md); an empty object when absent.
-  const nlohmann::json& context() const { return context_; }
+  // Parsed on first use, like spec().
+  const nlohmann::json& context() const {
+    return parsed(context_, request_.context_json(), "context");
+  }
   // An empty folder for this step alone while it runs; what it leaves is removed after it ends.
   std::filesystem::path work_dir() const { return request_.work_dir(); }
   // The step's timeout, if it has one; the host also turns cancelled() true when it passes.
@@ -228,11 +231,35 @@ public:
   }
 
 private:
+  // A request field's JSON, parsed once by whichever thread reads it first.
+  struct Lazy {
+    std::mutex mutex;
+    bool done = false;
+    nlohmann::json value;
+  };
+  static const nlohmann::json& parsed(Lazy& lazy, const std::string& text, const char* what) {
+    std::lock_guard<std::mutex> lock(lazy.mutex);
+    if (lazy.done) return lazy.value;
+    if (!text.empty()) {
+      try {
+        lazy.value = nlohmann::json::parse(text);
+      } catch (const nlohmann::json::parse_error& e) {
+        // Not done: the next reader gets the same error.
+        throw StepError(plugin::v1::ERROR_TYPE_INVALID_INPUT,
+                        std::string("the step's ") + what + " is not valid JSON: " + e.what());
+      }
+    } else {
+      lazy.value = nlohmann::json::object();
+    }
+    lazy.done = true;
+    return lazy.value;
+  }
+
   mutable std::mutex records_mutex_;
   std::vector<std::pair<std::string, std::string>> records_;
   const StepRequest& request_;
-  nlohmann::json spec_;
-  nlohmann::json context_;
+  mutable Lazy spec_;
+  mutable Lazy context_;
   detail::Host host_;
   std::chrono::steady_clock::time_point started_;
 };
@@ -579,17 +606,8 @@ inline capstan_rc execute(capstan_plugin_state* state, const std::uint8_t* reque
     Result result;
     std::vector<std::pair<std::string, std::string>> records;
     try {
-      auto parse = [](const std::string& text, const char* what) {
-        if (text.empty()) return nlohmann::json::object();
-        try {
-          return nlohmann::json::parse(text);
-        } catch (const nlohmann::json::parse_error& e) {
-          throw StepError(plugin::v1::ERROR_TYPE_INVALID_INPUT,
-                          std::string("the step's ") + what + " is not valid JSON: " + e.what());
-        }
-      };
-      StepContext ctx(req, parse(req.spec_json(), "spec"), parse(req.context_json(), "context"),
-                      host, host_ctx);
+      // The spec and context are parsed when the handler first reads them.
+      StepContext ctx(req, host, host_ctx);
       struct Collect { // records survive a handler that throws
         StepContext& ctx;
         std::vector<std::pair<std::string, std::string>>& out;
