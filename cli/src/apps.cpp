@@ -51,7 +51,8 @@ int apps_list(ApiClient& api, Format format, const std::vector<std::string>& pro
     return 0;
   }
   if (r["items"].empty()) {
-    std::cout << "No applications.\n";
+    std::cout << (query.empty() ? "No applications.\n"
+                                : "No applications match the project(s) and selector given.\n");
     return 0;
   }
   bool wide = format == Format::kWide;

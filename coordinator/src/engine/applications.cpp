@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "engine/context.h"
+#include "engine/gitops.h"
 #include "engine/machine.h"
 #include "model/object.h"
 
@@ -325,12 +326,7 @@ void Machine::apps_forget(const std::string& key) {
 }
 
 std::string Machine::cluster_server(const json& connector_model) {
-  const json cred =
-      connector_model.value("spec", json::object()).value("credential", json::object());
-  if (!cred.is_object()) return "";
-  const std::string type = cred.value("type", "");
-  if (type == "InheritFromDelegate") return "https://kubernetes.default.svc";
-  return trim_slash(cred.value("spec", json::object()).value("masterUrl", ""));
+  return cluster_api_server(store_, connector_model);
 }
 
 Machine::AppTarget Machine::apps_target(const std::string& name) {
@@ -606,6 +602,7 @@ void Machine::apps_on_status(const wire::PeerId& peer, const v1::AppStatus& stat
     app.state.status["reported"] = std::move(j);
     app.follow = true;
   } else {
+    apps_reported_server(j);
     apps_merge_history(app, j, s->name);
     app.state.status = std::move(j);
     apps_deletion_condition(app);
@@ -613,6 +610,25 @@ void Machine::apps_on_status(const wire::PeerId& peer, const v1::AppStatus& stat
   app.state.status_epoch = status.epoch();
   app.state.status_at = now_ms();
   app.dirty = true;
+}
+
+void Machine::apps_reported_server(json& status) {
+  auto it = status.find("clusterServer");
+  if (it == status.end()) return;
+  const json reported = std::move(*it);
+  status.erase(it);
+  if (!reported.is_object()) return;
+  const std::string connector = reported.value("connector", "");
+  const std::string server = reported.value("server", "");
+  if (connector.empty() || server.empty() || reported_servers_[connector] == server) return;
+  reported_servers_[connector] = server;
+  if (store_.reported_cluster_server(connector) == server) return;
+  spdlog::info("connector {}: its kubeconfig's API server is {}, as a delegate read it", connector,
+               server);
+  store_.put_reported_cluster_server(connector, server);
+  // Applications naming it by destination.server, and the clusters generator, see it now.
+  apps_pending_.insert({"connector", connector});
+  apps_dirty_ = true;
 }
 
 void Machine::apps_changed(const std::set<std::pair<std::string, std::string>>& changes) {

@@ -1,8 +1,11 @@
 // GitOps clusters, pull-request records and what GitOps tasks carry.
 #include "engine/gitops.h"
 
+#include <capstan/kube/config.h>
+
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 
 #include "model/problem.h"
 
@@ -26,10 +29,12 @@ std::string without_user_info(const std::string& url) {
 
 std::string api_server(store::Store& store, const std::string& connector) {
   auto c = store.object("connector", connector);
-  if (!c) return "";
-  const json cred = c->model.value("spec", json::object()).value("credential", json::object());
-  if (cred.value("type", "") != "ManualConfig") return "";
-  return cred.value("spec", json::object()).value("masterUrl", "");
+  return c ? cluster_api_server(store, c->model) : "";
+}
+
+std::string server_url(std::string s) {
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
 }
 
 bool serves(const json& cluster, const std::string& environment) {
@@ -40,6 +45,36 @@ bool serves(const json& cluster, const std::string& environment) {
 }
 
 } // namespace
+
+std::string cluster_api_server(store::Store& store, const json& connector_model) {
+  const json cred =
+      connector_model.value("spec", json::object()).value("credential", json::object());
+  if (!cred.is_object()) return "";
+  const std::string type = cred.value("type", "");
+  const json spec = cred.value("spec", json::object());
+  if (type == "InheritFromDelegate") return "https://kubernetes.default.svc";
+  if (type == "ManualConfig") return server_url(spec.value("masterUrl", ""));
+  if (type != "Kubeconfig") return "";
+  // The delegates load the kubeconfig (a path is a file on their host): what they read wins.
+  std::string server = store.reported_cluster_server(connector_model.value("identifier", ""));
+  if (!server.empty()) return server_url(server);
+  try {
+    const std::string context = spec.value("context", "");
+    if (spec.contains("content") && spec["content"].is_string()) {
+      kube::KubeconfigOptions o;
+      o.context = context;
+      o.source = "the inline kubeconfig";
+      return server_url(kube::parse_kubeconfig(spec["content"].get<std::string>(), o).server);
+    }
+    const std::string path = spec.value("path", "");
+    if (!path.empty() && path.front() == '/' && std::filesystem::is_regular_file(path)) {
+      return server_url(kube::load_kubeconfig(path, context).server);
+    }
+  } catch (const std::exception&) {
+    // Unreadable here: a delegate reports the server once it has loaded the kubeconfig.
+  }
+  return "";
+}
 
 json stage_gitops_clusters(store::Store& store, const std::vector<std::string>& named,
                            bool deploy_to_all, const std::string& environment, std::string& error) {

@@ -20,6 +20,13 @@ nlohmann::json stage_gitops_clusters(store::Store& store, const std::vector<std:
                                      bool deploy_to_all, const std::string& environment,
                                      std::string& error);
 
+// The API server URL of a K8sCluster connector, as Argo CD's destination.server names it
+// (without a trailing '/'): ManualConfig's masterUrl; https://kubernetes.default.svc for
+// InheritFromDelegate; for Kubeconfig, the server of its context as a delegate that loaded it
+// last reported, else as read here (inline content, or a path readable on this host). "" when
+// unknown.
+std::string cluster_api_server(store::Store& store, const nlohmann::json& connector_model);
+
 // Whether a step type opens pull requests (UpdateReleaseRepo, RevertPR and their GitOps* names).
 bool opens_pull_requests(const std::string& step_type);
 bool is_gitops_step(const std::string& step_type);

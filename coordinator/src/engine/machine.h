@@ -282,11 +282,12 @@ private:
     std::vector<std::string> selectors;
   };
   AppTarget apps_target(const std::string& name);
-  // The API server URL of a GitOps cluster's K8sCluster connector, as Argo CD's cluster.server:
-  // a ManualConfig's masterUrl, https://kubernetes.default.svc for InheritFromDelegate (the
-  // cluster the delegate runs in); "" when it cannot be told (a Kubeconfig file's server is
-  // read by the delegate).
-  static std::string cluster_server(const nlohmann::json& connector_model);
+  // The API server URL of a GitOps cluster's K8sCluster connector, as Argo CD's cluster.server
+  // (cluster_api_server(): a Kubeconfig's is what a delegate that loaded it reported).
+  std::string cluster_server(const nlohmann::json& connector_model);
+  // Takes the {connector, server} a delegate's status carries for a Kubeconfig cluster out of
+  // it, and records the server when it is new.
+  void apps_reported_server(nlohmann::json& status);
   // Records why a deleting application's resources cannot be deleted (no cluster) when it is.
   bool apps_cannot_delete_resources(AppRuntime& app, const AppTarget& t);
 
@@ -393,6 +394,9 @@ private:
   bool apps_dirty_ = false;              // ... in a committed batch: to look at now
   // The objects (kind, identifier) committed batches wrote, not looked at yet.
   std::set<std::pair<std::string, std::string>> apps_pending_;
+  // The API server each Kubeconfig connector's kubeconfig names, as delegates reported it (kept
+  // in the store; this mirror saves a write per status report).
+  std::map<std::string, std::string> reported_servers_;
   // The applications each ApplicationSet owns, by set name (AppRuntime::owner).
   std::map<std::string, std::set<std::string>> apps_by_owner_;
   // The applications linked to each destination (AppRuntime::destinations): FetchLinkedApps and

@@ -38,6 +38,21 @@ std::vector<AppStateRecord> all(sqlite::Database& db) {
 
 } // namespace
 
+std::string Store::reported_cluster_server(const std::string& connector) {
+  auto& q = writer_->prepare("SELECT value FROM meta WHERE key = ?");
+  q.bind(1, "clusterServer/" + connector);
+  std::string out = q.step() ? q.text(0) : "";
+  q.reset();
+  return out;
+}
+
+void Store::put_reported_cluster_server(const std::string& connector, const std::string& server) {
+  auto& q = writer_->prepare("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+  q.bind(1, "clusterServer/" + connector).bind(2, server);
+  q.step();
+  q.reset();
+}
+
 void Store::put_app_state(const AppStateRecord& r) {
   auto& q = writer_->prepare(std::string("INSERT OR REPLACE INTO gitops_apps (") + kAppColumns +
                              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");

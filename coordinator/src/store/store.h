@@ -83,6 +83,10 @@ public:
   void put_app_state(const AppStateRecord& record);
   void delete_app_state(const std::string& name);
   std::vector<AppStateRecord> app_states_written(); // through the writer, at start-up
+  // The API server a delegate read in a K8sCluster connector's kubeconfig ("" when none
+  // reported one), through the writer; and recording one.
+  std::string reported_cluster_server(const std::string& connector);
+  void put_reported_cluster_server(const std::string& connector, const std::string& server);
 
   // --- reads (any thread) ---
   // The latest version, unless it is a tombstone; or exactly `version` (tombstones included).

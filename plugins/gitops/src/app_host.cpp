@@ -141,7 +141,18 @@ std::string AppHost::upsert(const ReconcilerCall& call) {
       o.poll_interval = options_.poll_interval;
       o.cluster_names = names.empty() ? std::vector<std::string>{id} : names;
       auto host = host_;
-      o.on_status = [host](const apps::ApplicationStatus& s) { host.status(s.to_json().dump()); };
+      // A kubeconfig is read here, on the delegate's host: its server goes to the coordinator
+      // with each status, so that destination.server can name the cluster.
+      json reported_server;
+      const json connector = cluster.value("connector", json::object());
+      if (connector.value("credential", json::object()).value("type", "") == "Kubeconfig") {
+        reported_server = {{"connector", connector.value("identifier", "")}, {"server", cc.server}};
+      }
+      o.on_status = [host, reported_server](const apps::ApplicationStatus& s) {
+        json j = s.to_json();
+        if (!reported_server.is_null()) j["clusterServer"] = reported_server;
+        host.status(j.dump());
+      };
       o.log = [host](const std::string& a, const std::string& line) {
         host.log(CAPSTAN_LOG_INFO, a, line);
       };

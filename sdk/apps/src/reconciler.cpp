@@ -338,7 +338,13 @@ struct Reconciler::Impl {
   bool destination_ok(const Application& app, std::string& why) const {
     const auto& d = app.destination;
     if (!d.server.empty()) {
-      if (d.server == client.config().server || d.server == "https://kubernetes.default.svc")
+      // As the coordinator matches them: a trailing '/' names the same server.
+      auto bare = [](std::string url) {
+        while (url.size() > 1 && url.back() == '/') url.pop_back();
+        return url;
+      };
+      if (bare(d.server) == bare(client.config().server) ||
+          bare(d.server) == "https://kubernetes.default.svc")
         return true;
       why = "spec.destination.server '" + d.server +
             "' is not the cluster this agent reconciles (" + client.config().server + ")";

@@ -432,6 +432,12 @@ TEST_F(AgentTest, ListsApplicationsInPagesByProjectAndByLabel) {
             (Names{"app-1", "app-2", "app-5"}));
   EXPECT_EQ(listed({"-p", "team,default", "-l", "canary"}), (Names{"app-4"}));
   EXPECT_EQ(listed({"-p", "team"}), team);
+  auto table = stack_.cli({"apps", "list", "-l", "tier=web", "-p", "team"});
+  EXPECT_TRUE(table.status.success()) << table.err;
+  EXPECT_NE(table.out.find("app-3"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("app-0"), std::string::npos) << table.out;
+  EXPECT_NE(stack_.cli({"apps", "list", "-l", "tier=none"}).out.find("No applications match"),
+            std::string::npos);
   auto refused_cli = stack_.cli({"apps", "list", "-l", "tier in db"});
   EXPECT_FALSE(refused_cli.status.success());
   EXPECT_NE(refused_cli.err.find("at character 9: expected '(' after 'in'"), std::string::npos)
