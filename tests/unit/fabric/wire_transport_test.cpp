@@ -515,6 +515,34 @@ TEST(WireMailbox, PostAllWakesOnceAndKeepsTheOrder) {
   EXPECT_FALSE(readable(box.fd()));
 }
 
+TEST(WireMailbox, AnOwnerThatIsAwakeIsNotWokenAndLooksBeforeItSleeps) {
+  Mailbox<int> box;
+  box.awake();
+  box.post(1); // the owner is awake: no wake-up is written
+  EXPECT_FALSE(readable(box.fd()));
+  EXPECT_FALSE(box.sleep()); // but it may not sleep past the post
+  EXPECT_EQ(box.drain(), (std::vector<int>{1}));
+  EXPECT_TRUE(box.sleep()); // nothing waits: it sleeps, and the next post wakes it
+  box.post(2);
+  EXPECT_TRUE(readable(box.fd()));
+  box.awake();
+  EXPECT_EQ(box.drain(), (std::vector<int>{2}));
+
+  // Quiet posts while awake do not keep it up; after it sleeps, wake() or a post wakes it.
+  box.post_quiet(3);
+  EXPECT_TRUE(box.sleep());
+  EXPECT_FALSE(readable(box.fd()));
+  box.wake();
+  EXPECT_TRUE(readable(box.fd()));
+  box.awake();
+  EXPECT_EQ(box.drain(), (std::vector<int>{3}));
+  box.post_quiet(4);
+  box.wake(); // awake: wanted now, so it may not sleep
+  EXPECT_FALSE(box.sleep());
+  EXPECT_EQ(box.drain(), (std::vector<int>{4}));
+  EXPECT_TRUE(box.sleep());
+}
+
 TEST(WireTransport, EnvelopesSentLaterLeaveWithTheNextSendOrFlushInOrder) {
   zmq::context_t ctx;
   Coordinator c(ctx);
