@@ -170,13 +170,18 @@ struct Client::Impl {
            {socket ? socket->handle() : nullptr, 0, ZMQ_POLLIN, 0}}};
       const std::size_t polled = socket ? 2 : 1;
       auto wait = std::chrono::duration_cast<milliseconds>(wake - Clock::now());
+      // Posts write no wake-up while this thread is awake; before it waits it looks whether
+      // any came (and then only polls what is ready now).
+      if (!outbox.sleep()) wait = milliseconds(0);
       try {
         zmq::poll(items.data(), polled, std::max(wait, milliseconds(0)));
       } catch (const zmq::error_t& e) {
+        outbox.awake();
         if (e.num() == EINTR) continue;
         spdlog::error("wire: poll failed: {}", e.what());
         break;
       }
+      outbox.awake();
       // Awake anyway: what was queued, with a wake-up or without (send_later), leaves now.
       if ((items[0].revents & ZMQ_POLLIN) || !outbox.empty()) flush_outbox();
       if (polled > 1 && (items[1].revents & ZMQ_POLLIN)) {

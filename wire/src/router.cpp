@@ -18,11 +18,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct Outbound {
-  PeerId peer;
-  std::optional<v1::Envelope> envelope; // none: forget the peer
-};
-
 v1::Envelope refusal(v1::Refuse::Code code, std::string message, bool retry) {
   v1::Envelope env;
   auto* r = env.mutable_refuse();
@@ -44,7 +39,7 @@ struct Router::Impl {
   BatchSink sink;
   zmq::socket_t socket;
   std::string endpoint;
-  Mailbox<Outbound> outbox;
+  Mailbox<Outgoing> outbox;
   std::atomic<bool> stopping{false};
   // Touched only by the router thread:
   std::unordered_map<PeerId, Peer> attached;
@@ -367,11 +362,15 @@ const std::string& Router::endpoint() const {
 }
 
 void Router::send(const PeerId& peer, v1::Envelope envelope) {
-  impl_->outbox.post(Outbound{peer, std::move(envelope)});
+  impl_->outbox.post(Outgoing{peer, std::move(envelope)});
+}
+
+void Router::send_all(std::vector<Outgoing>&& messages) {
+  impl_->outbox.post_all(std::move(messages));
 }
 
 void Router::forget(const PeerId& peer) {
-  impl_->outbox.post(Outbound{peer, std::nullopt});
+  impl_->outbox.post(Outgoing{peer, std::nullopt});
 }
 
 RouterStats Router::stats() const {

@@ -138,12 +138,19 @@ std::vector<json> Machine::waits() {
   std::vector<json> out;
   for (auto& [id, a] : active_) {
     if (st::terminal(a.record.status)) continue;
-    json base = {
-        {"execution", id}, {"pipeline", a.record.pipeline}, {"sequence", a.record.sequence}};
+    // Built only for an execution that waits for something: most run or queue for a slot.
+    json base;
+    auto entry = [&] {
+      if (base.is_null()) {
+        base = {
+            {"execution", id}, {"pipeline", a.record.pipeline}, {"sequence", a.record.sequence}};
+      }
+      return base;
+    };
     for (std::size_t si = 0; si < a.plan.size(); ++si) {
       const auto& stage = a.record.stages[si];
       if (stage.status == st::kQueued || stage.status == st::kInputWaiting) {
-        json w = base;
+        json w = entry();
         w["where"] = stage.identifier;
         w["kind"] = stage.status == st::kQueued ? "Deployment queue" : "Execution input";
         w["since"] = stage.status == st::kQueued ? stage.queued_at : stage.started_at;
@@ -176,7 +183,7 @@ std::vector<json> Machine::waits() {
         } else {
           continue;
         }
-        json w = base;
+        json w = entry();
         w["where"] = stage.identifier + "." + plan_row(a, si, r).path;
         w["kind"] = kind;
         w["since"] = rec.status == st::kQueued ? rec.queued_at : rec.started_at;
@@ -418,7 +425,7 @@ Outcome Machine::run(const RunRequest& req) {
   out.body = {{"id", id},
               {"pipeline", req.pipeline},
               {"sequence", it->second.record.sequence},
-              {"inputs", json::parse(mask(inputs.dump()))}};
+              {"inputs", inputs.empty() ? json::object() : json::parse(mask(inputs.dump()))}};
   return out;
 }
 

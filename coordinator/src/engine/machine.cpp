@@ -73,8 +73,7 @@ Machine::Machine(store::Store& store, ChangeFeed& feed, const EngineOptions& opt
       metrics_(metrics) {}
 
 void Machine::send(const wire::PeerId& peer, v1::Envelope envelope) {
-  effects_.push_back(
-      [this, peer, env = std::move(envelope)]() mutable { router_.send(peer, std::move(env)); });
+  outgoing_.push_back({peer, std::move(envelope)});
 }
 
 void Machine::recover() {
@@ -214,7 +213,7 @@ void Machine::on_hello(const wire::PeerId& peer, const v1::Hello& hello) {
   if (fresh) s.connected_at = now;
   if (auto old_peer = scheduler_.bind(s, peer)) {
     // The same process on a new connection: forget the old one quietly.
-    effects_.push_back([this, p = *old_peer] { router_.forget(p); });
+    outgoing_.push_back({*old_peer, std::nullopt});
   }
   if (!fresh && new_connection) metrics_.delegate_reconnects.inc();
 
@@ -576,15 +575,17 @@ void Machine::finish(Active& a, const std::string& status, const std::string& er
   if (options_.on_finished) {
     effects_.push_back([this, id = a.record.id, status] { options_.on_finished(id, status); });
   }
-  spdlog::info("execution {} of pipeline {} (#{}) {}{}", a.record.id, a.record.pipeline,
-               a.record.sequence, status, message.empty() ? "" : ": " + message);
+  if (spdlog::should_log(spdlog::level::info)) {
+    spdlog::info("execution {} of pipeline {} (#{}) {}{}", a.record.id, a.record.pipeline,
+                 a.record.sequence, status, message.empty() ? "" : ": " + message);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Dispatch
 
 void Machine::dispatch(Active& a, std::size_t index, Session& session,
-                       const plugin::v1::StepRequest& request) {
+                       plugin::v1::StepRequest& request) {
   auto& s = a.record.steps[index];
   s.attempt += 1;
   if (s.task_id.empty()) s.task_id = a.record.id + "-" + std::to_string(index);
@@ -602,20 +603,24 @@ void Machine::dispatch(Active& a, std::size_t index, Session& session,
   touch_step(a, index);
   views_changed_ = true;
 
-  plugin::v1::StepRequest req = request;
-  req.set_task_id(s.task_id);
-  req.set_attempt(s.attempt);
+  request.set_task_id(s.task_id);
+  request.set_attempt(s.attempt);
   v1::Envelope env;
   auto* assign = env.mutable_assign();
   assign->set_task_id(s.task_id);
   assign->set_attempt(s.attempt);
-  assign->set_step_request(req.SerializeAsString());
-  for (auto key : {a.record.id + "-" + std::to_string(index), s.task_id}) {
+  request.SerializeToString(assign->mutable_step_request());
+  // resolve() kept the secrets under the task id, or under the row's key before the first
+  // attempt named the task (the same text unless the task was named otherwise).
+  auto take_secrets = [&](const std::string& key) {
     auto secrets = task_secrets_.find(key);
-    if (secrets == task_secrets_.end()) continue;
+    if (secrets == task_secrets_.end()) return;
     for (const auto& v : secrets->second) assign->add_mask(v);
     task_secrets_.erase(secrets);
-  }
+  };
+  const std::string row_key = a.record.id + "-" + std::to_string(index);
+  take_secrets(row_key);
+  if (s.task_id != row_key) take_secrets(s.task_id);
   send(session.peer, std::move(env));
 }
 
@@ -1093,6 +1098,12 @@ void Machine::flush() {
 }
 
 void Machine::run_effects() {
+  // The batch's messages first, handed to the router at once: delegates start on them while
+  // the other effects run.
+  if (!outgoing_.empty()) {
+    router_.send_all(std::move(outgoing_));
+    outgoing_.clear();
+  }
   auto effects = std::move(effects_);
   effects_.clear();
   for (auto& e : effects) e();

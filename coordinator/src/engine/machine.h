@@ -124,8 +124,7 @@ private:
                  const std::string& message, const std::string& status = store::status::kFailed);
   void finish(Active& a, const std::string& status, const std::string& error_type,
               const std::string& message);
-  void dispatch(Active& a, std::size_t index, Session& session,
-                const plugin::v1::StepRequest& request);
+  void dispatch(Active& a, std::size_t index, Session& session, plugin::v1::StepRequest& request);
   bool resolve(Active& a, std::size_t index, plugin::v1::StepRequest& request);
   void send(const wire::PeerId& peer, wire::v1::Envelope envelope);
   bool scheduler_provides(const std::string& type) const { return scheduler_.provides(type); }
@@ -372,6 +371,7 @@ private:
   // task id -> (execution id, step index), for the steps of active executions.
   std::unordered_map<std::string, std::pair<std::string, std::size_t>> tasks_;
   std::vector<std::function<void()>> effects_;
+  std::vector<wire::Outgoing> outgoing_; // messages of the batch, sent after its commit
   std::map<std::string, std::vector<store::LogRecord>> logs_; // appended at flush
   std::vector<std::string> finished_;                         // executions ended in this batch
   bool views_changed_ = true;

@@ -376,31 +376,34 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
   const auto& step_rec = rec.steps[a.offset[si] + static_cast<std::size_t>(row)];
   const json& root = scope.root();
   const auto& model_stage = *a.plan[si].stage;
-  json context = {{"schemaVersion", 1},
-                  {"pipeline",
-                   {{"identifier", a.pipeline.identifier},
-                    {"name", a.pipeline.name},
-                    {"executionId", rec.id},
-                    {"sequenceId", rec.sequence},
-                    {"triggeredBy", rec.triggered_by},
-                    {"variables", json::object()}}},
-                  {"stage",
-                   {{"identifier", model_stage.identifier},
-                    {"name", model_stage.name},
-                    {"type", model_stage.type},
-                    {"variables", json::object()}}},
-                  {"step",
-                   {{"identifier", pr.node->identifier},
-                    {"name", pr.node->name},
-                    {"type", pr.node->type},
-                    {"path", pr.path},
-                    {"timeoutMs", step_rec.timeout_ms},
-                    {"rollback", pr.section == "rollback"}}}};
+  // Built member by member: a task's context is built for every dispatch, and nested
+  // initializer lists cost nlohmann::json a temporary and a copy per value.
+  json context = json::object();
+  context["schemaVersion"] = 1;
+  {
+    json& p = context["pipeline"];
+    p["identifier"] = a.pipeline.identifier;
+    p["name"] = a.pipeline.name;
+    p["executionId"] = rec.id;
+    p["sequenceId"] = rec.sequence;
+    p["triggeredBy"] = rec.triggered_by;
+    json& st = context["stage"];
+    st["identifier"] = model_stage.identifier;
+    st["name"] = model_stage.name;
+    st["type"] = model_stage.type;
+    json& sp = context["step"];
+    sp["identifier"] = pr.node->identifier;
+    sp["name"] = pr.node->name;
+    sp["type"] = pr.node->type;
+    sp["path"] = pr.path;
+    sp["timeoutMs"] = step_rec.timeout_ms;
+    sp["rollback"] = pr.section == "rollback";
+  }
   std::string ignored;
+  static const std::vector<std::string> deferred_roots(model::deferred_roots().begin(),
+                                                       model::deferred_roots().end());
   auto render = [&](json value) {
-    render_tree(
-        value, scope, ignored,
-        std::vector<std::string>(model::deferred_roots().begin(), model::deferred_roots().end()));
+    render_tree(value, scope, ignored, deferred_roots);
     return value;
   };
   context["pipeline"]["variables"] = render(root["pipeline"]["variables"]);
@@ -411,12 +414,13 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
       if (v.is_primitive()) flat[prefix + k] = expression::to_text(v);
     }
   };
-  flatten("pipeline.", {{"name", a.pipeline.name},
-                        {"identifier", a.pipeline.identifier},
-                        {"executionId", rec.id},
-                        {"sequenceId", rec.sequence}});
+  flat["pipeline.name"] = a.pipeline.name;
+  flat["pipeline.identifier"] = a.pipeline.identifier;
+  flat["pipeline.executionId"] = rec.id;
+  flat["pipeline.sequenceId"] = std::to_string(rec.sequence);
   flatten("pipeline.variables.", context["pipeline"]["variables"]);
-  flatten("stage.", {{"name", model_stage.name}, {"identifier", model_stage.identifier}});
+  flat["stage.name"] = model_stage.name;
+  flat["stage.identifier"] = model_stage.identifier;
   flatten("stage.variables.", context["stage"]["variables"]);
   const json& snap = rec.stages[si].context;
   std::set<std::string> connectors;
@@ -425,8 +429,7 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
   // like <+cluster.*>.
   auto render_manifest = [&](json value) {
     if (!snap.contains("environmentGroup")) return render(std::move(value));
-    std::vector<std::string> deferred(model::deferred_roots().begin(),
-                                      model::deferred_roots().end());
+    std::vector<std::string> deferred = deferred_roots;
     deferred.push_back("env");
     render_tree(value, scope, ignored, deferred);
     return value;

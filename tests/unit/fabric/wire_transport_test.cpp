@@ -418,6 +418,55 @@ TEST(WireTransport, EverythingQueuedBothWaysArrivesInOrderWhetherBatchedOrNot) {
   EXPECT_TRUE(client.attached());
 }
 
+TEST(WireTransport, WhatIsHandedOverAtOnceReachesEachPeerInOrder) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  RawDelegate first(ctx, c.router->endpoint());
+  first.attach(kBatchLimit);
+  auto first_peer = c.last_hello_peer();
+  RawDelegate second(ctx, c.router->endpoint());
+  second.attach(0); // takes no batches
+  auto second_peer = c.last_hello_peer();
+  ASSERT_NE(first_peer, second_peer);
+  // More than one Batch's worth for the first, interleaved with the second's, then one more
+  // each through send(): nothing is lost, reordered or sent to the wrong peer.
+  constexpr int kCount = 600;
+  std::vector<Outgoing> out;
+  for (int i = 0; i < kCount; ++i) {
+    v1::Envelope env;
+    env.mutable_cancel()->set_task_id("t" + std::to_string(i));
+    out.push_back({i % 3 == 0 ? second_peer : first_peer, std::move(env)});
+  }
+  c.router->send_all(std::move(out));
+  c.router->send_all({}); // nothing to hand over: no effect
+  v1::Envelope last;
+  last.mutable_cancel()->set_task_id("last");
+  c.router->send(first_peer, last);
+  c.router->send(second_peer, last);
+  auto read = [](RawDelegate& raw, std::size_t expected) {
+    std::vector<std::string> ids;
+    while (ids.size() < expected) {
+      auto env = raw.next();
+      if (!env) break;
+      if (env->has_batch()) {
+        for (const auto& e : env->batch().envelopes()) ids.push_back(e.cancel().task_id());
+      } else {
+        ids.push_back(env->cancel().task_id());
+      }
+    }
+    return ids;
+  };
+  std::vector<std::string> want_first, want_second;
+  for (int i = 0; i < kCount; ++i) {
+    (i % 3 == 0 ? want_second : want_first).push_back("t" + std::to_string(i));
+  }
+  want_first.emplace_back("last");
+  want_second.emplace_back("last");
+  EXPECT_EQ(read(first, want_first.size()), want_first);
+  EXPECT_EQ(read(second, want_second.size()), want_second);
+  EXPECT_GE(c.router->stats().batches_sent, 2u); // 400 envelopes: more than one Batch
+}
+
 bool readable(int fd) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
@@ -452,6 +501,46 @@ TEST(WireMailbox, QuietPostsWaitForTheNextPostOrWake) {
   box.post(8);
   EXPECT_TRUE(readable(box.fd()));
   EXPECT_EQ(box.drain(), (std::vector<int>{7, 8}));
+}
+
+TEST(WireMailbox, PostAllWakesOnceAndKeepsTheOrder) {
+  Mailbox<int> box;
+  box.post_all({});
+  EXPECT_FALSE(readable(box.fd())); // nothing posted, nothing to wake for
+  box.post_quiet(1);
+  box.post_all({2, 3});
+  EXPECT_TRUE(readable(box.fd())); // the quiet post leaves with them
+  box.post_all({4});
+  EXPECT_EQ(box.drain(), (std::vector<int>{1, 2, 3, 4}));
+  EXPECT_FALSE(readable(box.fd()));
+}
+
+TEST(WireMailbox, AnOwnerThatIsAwakeIsNotWokenAndLooksBeforeItSleeps) {
+  Mailbox<int> box;
+  box.awake();
+  box.post(1); // the owner is awake: no wake-up is written
+  EXPECT_FALSE(readable(box.fd()));
+  EXPECT_FALSE(box.sleep()); // but it may not sleep past the post
+  EXPECT_EQ(box.drain(), (std::vector<int>{1}));
+  EXPECT_TRUE(box.sleep()); // nothing waits: it sleeps, and the next post wakes it
+  box.post(2);
+  EXPECT_TRUE(readable(box.fd()));
+  box.awake();
+  EXPECT_EQ(box.drain(), (std::vector<int>{2}));
+
+  // Quiet posts while awake do not keep it up; after it sleeps, wake() or a post wakes it.
+  box.post_quiet(3);
+  EXPECT_TRUE(box.sleep());
+  EXPECT_FALSE(readable(box.fd()));
+  box.wake();
+  EXPECT_TRUE(readable(box.fd()));
+  box.awake();
+  EXPECT_EQ(box.drain(), (std::vector<int>{3}));
+  box.post_quiet(4);
+  box.wake(); // awake: wanted now, so it may not sleep
+  EXPECT_FALSE(box.sleep());
+  EXPECT_EQ(box.drain(), (std::vector<int>{4}));
+  EXPECT_TRUE(box.sleep());
 }
 
 TEST(WireTransport, EnvelopesSentLaterLeaveWithTheNextSendOrFlushInOrder) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <iterator>
 #include <mutex>
 #include <stdexcept>
 #include <utility>
@@ -28,9 +29,35 @@ public:
     bool wake = false;
     {
       std::lock_guard lock(mutex_);
-      wake = items_.empty() || quiet_;
-      quiet_ = false;
+      if (owner_awake_) {
+        owner_waits_ = true; // it looks before it sleeps: no wake-up needed
+      } else {
+        wake = items_.empty() || quiet_;
+        quiet_ = false;
+      }
       items_.push_back(std::move(item));
+    }
+    if (wake) signal();
+  }
+
+  // Several items, in order, as one post: one lock and at most one wake-up for all of them.
+  void post_all(std::vector<T>&& items) {
+    if (items.empty()) return;
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (owner_awake_) {
+        owner_waits_ = true; // as post(): it looks before it sleeps
+      } else {
+        wake = items_.empty() || quiet_;
+        quiet_ = false;
+      }
+      if (items_.empty()) {
+        items_.swap(items);
+      } else {
+        items_.insert(items_.end(), std::make_move_iterator(items.begin()),
+                      std::make_move_iterator(items.end()));
+      }
     }
     if (wake) signal();
   }
@@ -39,7 +66,7 @@ public:
   // the owner drains for a reason of its own. For a poster that knows more follows soon.
   void post_quiet(T item) {
     std::lock_guard lock(mutex_);
-    if (items_.empty()) quiet_ = true;
+    if (items_.empty() && !owner_awake_) quiet_ = true;
     items_.push_back(std::move(item));
   }
 
@@ -48,10 +75,31 @@ public:
     bool wake = false;
     {
       std::lock_guard lock(mutex_);
-      wake = quiet_;
-      quiet_ = false;
+      if (owner_awake_) {
+        if (!items_.empty()) owner_waits_ = true;
+      } else {
+        wake = quiet_;
+        quiet_ = false;
+      }
     }
     if (wake) signal();
+  }
+
+  // For an owner that says when it is awake: between awake() and sleep() posts write no
+  // wake-up (the owner drains before it sleeps again), which saves a system call and a wake-up
+  // when it is busy anyway. sleep() is called right before waiting on fd(): false means posts
+  // came meanwhile that want the owner (it should not wait, and stays awake); true means later
+  // posts wake it as usual. An owner that never calls awake() is woken by every first post.
+  void awake() {
+    std::lock_guard lock(mutex_);
+    owner_awake_ = true;
+  }
+  bool sleep() {
+    std::lock_guard lock(mutex_);
+    if (owner_waits_) return false;
+    owner_awake_ = false;
+    quiet_ = !items_.empty(); // what is left was posted quietly: it waits for a post or wake()
+    return true;
   }
 
   bool empty() const {
@@ -67,6 +115,7 @@ public:
     std::lock_guard lock(mutex_);
     out.swap(items_);
     quiet_ = false;
+    owner_waits_ = false;
     return out;
   }
 
@@ -80,10 +129,12 @@ public:
 
 private:
   int fd_;
-  // Guards items_ and quiet_: posted from any thread, drained by the owner.
+  // Guards the items and flags: posted from any thread, drained by the owner.
   mutable std::mutex mutex_;
   std::vector<T> items_;
-  bool quiet_ = false; // items_ is not empty and no wake-up was written for it
+  bool quiet_ = false;       // items_ is not empty and no wake-up was written for it
+  bool owner_awake_ = false; // between the owner's awake() and sleep()
+  bool owner_waits_ = false; // posted to while awake: the owner must drain before it sleeps
 };
 
 } // namespace capstan::wire

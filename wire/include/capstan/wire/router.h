@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,12 @@ struct RouterEvent {
   std::string reason;    // kPeerLost
 };
 
+// A message the application queues for a peer; without an envelope, the peer is forgotten.
+struct Outgoing {
+  PeerId peer;
+  std::optional<v1::Envelope> envelope;
+};
+
 struct RouterStats {
   std::uint64_t received = 0;
   std::uint64_t sent = 0;
@@ -102,6 +109,9 @@ public:
 
   // Thread-safe; queued for the router's thread.
   void send(const PeerId& peer, v1::Envelope envelope);
+  // Several sends and forgets, in order, handed over at once (one lock, at most one wake-up of
+  // the router's thread): what an engine batch sends.
+  void send_all(std::vector<Outgoing>&& messages);
   // Forgets a peer without a message (a delegate that re-attached from another connection).
   void forget(const PeerId& peer);
 
