@@ -482,11 +482,13 @@ TEST(FabricFaults, LogLinesWrittenWhileTheCoordinatorIsDownAreKeptUpToTheBufferA
 TEST(FabricFaults, QueueTimeoutFailsAStepThatNeverGetsASlot) {
   TempDir dir("capstan-faults");
   Stack stack(dir.path());
-  stack.coordinator_flags = {"--queue-timeout", "2s"};
+  // The first step outlives the second's queue timeout by 4 s, and the second stays queued long
+  // enough to be seen so on a loaded machine.
+  stack.coordinator_flags = {"--queue-timeout", "4s"};
   stack.start_coordinator();
   stack.start_delegate("alpha", {plugin_dir()}, 1);
   ASSERT_TRUE(stack.wait_for_delegates(1));
-  apply(stack, dir, "slow", pipeline("slow", shell_step("w", "sleep 6")));
+  apply(stack, dir, "slow", pipeline("slow", shell_step("w", "sleep 8")));
   auto first = start(stack, "slow");
   ASSERT_TRUE(wait_until([&] { return step_of(stack, first)["status"] == "Running"; }));
   auto second = start(stack, "slow");
@@ -498,7 +500,7 @@ TEST(FabricFaults, QueueTimeoutFailsAStepThatNeverGetsASlot) {
         return waiting["message"].get<std::string>().find("waiting for a free slot") !=
                std::string::npos;
       },
-      std::chrono::seconds(2)))
+      std::chrono::seconds(4)))
       << waiting.dump(2);
   EXPECT_EQ(waiting["status"], "Queued") << waiting.dump(2);
   auto e = stack.wait_for_end(second);
