@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "capstan/apps/glob.h"
@@ -25,12 +27,7 @@ const char* const kClusterSecretTypeLabel = "argocd.argoproj.io/secret-type";
 std::string generator_kind(const Fields& g) {
   std::string kind;
   for (const auto& [key, _] : g.value().items()) {
-    if (key == "selector") {
-      g.fail(key, g.display() +
-                      ".selector (a post selector over every generator's parameters) is not "
-                      "supported; the clusters generator's own selector is");
-    }
-    if (key == "template") continue;
+    if (key == "template" || key == "selector") continue;
     bool known = false;
     for (const char* k : kGeneratorKinds) known = known || key == k;
     if (!known) {
@@ -45,7 +42,15 @@ std::string generator_kind(const Fields& g) {
   return kind;
 }
 
+// The generator's post selector (`selector:` beside the generator), or nullopt when it has none.
+// Argo CD puts no bounds on its values, so that a server URL can be matched.
+std::optional<LabelSelector> post_selector(const Fields& g) {
+  if (!g.has("selector")) return std::nullopt;
+  return detail::parse_label_selector(g.object("selector"), /*check_values=*/false);
+}
+
 void check_generator(const Fields& g, bool inside_matrix) {
+  (void)post_selector(g);
   std::string kind = generator_kind(g);
   Fields body = g.object(kind);
   if (kind == "list") {
@@ -386,6 +391,37 @@ std::vector<json> params_of(const json& generator, const ApplicationSet& set,
                             const GenerateContext& context, const std::string& who,
                             const std::string& pointer);
 
+// A parameter set as the post selector sees it, as Argo CD flattens it: nested keys joined with
+// dots (list items by their index: `path.segments.0`), values as text.
+void selector_labels(const json& v, const std::string& prefix,
+                     std::map<std::string, std::string>& out) {
+  if (v.is_object()) {
+    for (const auto& [k, child] : v.items())
+      selector_labels(child, prefix.empty() ? k : prefix + "." + k, out);
+  } else if (v.is_array()) {
+    for (std::size_t i = 0; i < v.size(); ++i)
+      selector_labels(v[i], prefix + "." + std::to_string(i), out);
+  } else if (!prefix.empty()) {
+    out[prefix] = v.is_null() ? "<nil>" : scalar_text(v);
+  }
+}
+
+// Keeps the parameter sets that `generator`'s post selector (as written, before a matrix fills
+// in the first generator's parameters) picks.
+std::vector<json> post_select(std::vector<json> params, const json& generator,
+                              const ApplicationSet& set, const std::string& who,
+                              const std::string& pointer) {
+  auto selector = post_selector(Fields(generator, set.where, pointer, who));
+  if (!selector) return params;
+  std::vector<json> out;
+  for (auto& p : params) {
+    std::map<std::string, std::string> labels;
+    selector_labels(p, "", labels);
+    if (selector->matches(labels)) out.push_back(std::move(p));
+  }
+  return out;
+}
+
 std::vector<json> matrix_params(const json& body, const ApplicationSet& set,
                                 const GenerateContext& context, const std::string& who,
                                 const std::string& pointer) {
@@ -393,11 +429,15 @@ std::vector<json> matrix_params(const json& body, const ApplicationSet& set,
   std::string p0 = pointer + "/generators/0";
   std::string p1 = pointer + "/generators/1";
   std::vector<json> out;
-  for (const auto& a : params_of(children[0], set, context, who + ".generators[0]", p0)) {
+  const std::string who0 = who + ".generators[0]";
+  const std::string who1 = who + ".generators[1]";
+  for (const auto& a :
+       post_select(params_of(children[0], set, context, who0, p0), children[0], set, who0, p0)) {
     // The second generator may use the first one's parameters (a git path per cluster, say).
-    TemplateContext ctx{set, a, p1, who + ".generators[1]"};
+    TemplateContext ctx{set, a, p1, who1};
     json second = render_tree(children[1], ctx, "", p1);
-    for (const auto& b : params_of(second, set, context, who + ".generators[1]", p1)) {
+    for (const auto& b :
+         post_select(params_of(second, set, context, who1, p1), children[1], set, who1, p1)) {
       json merged = a;
       if (set.go_template) {
         merged.merge_patch(b);
@@ -514,7 +554,9 @@ std::vector<Params> generate_params(const ApplicationSet& set, std::size_t index
                                     const GenerateContext& context) {
   std::string who = "spec.generators[" + std::to_string(index) + "]";
   std::string pointer = "/spec/generators/" + std::to_string(index);
-  return params_of(set.generators.at(index), set, context, who, pointer);
+  const json& generator = set.generators.at(index);
+  return post_select(params_of(generator, set, context, who, pointer), generator, set, who,
+                     pointer);
 }
 
 std::vector<Application> generate_applications(const ApplicationSet& set,

@@ -396,6 +396,21 @@ TEST_F(AppSetTest, ApplyRejectsABadApplicationSetWithItsLineAndAppliesNothing) {
   EXPECT_TRUE(stack_.get("/api/v1/appsets")["items"].empty());
   stack_.get("/api/v1/appsets/bad");
   EXPECT_EQ(stack_.last_status(), 404);
+  // A generator's post selector is read when the set is applied: a malformed one is refused
+  // where it is.
+  r = stack_.apply_text(
+      "picky.yaml",
+      "apiVersion: argoproj.io/v1alpha1\nkind: ApplicationSet\nmetadata:\n  name: picky\n"
+      "spec:\n  generators:\n  - list: {elements: [{env: dev}]}\n"
+      "    selector: {matchExpressions: [{key: env, operator: Equals}]}\n"
+      "  template:\n    metadata:\n      name: x\n    spec: {}\n");
+  EXPECT_EQ(stack_.last_status(), 422) << r.dump(2);
+  const json detail = r["error"]["details"][0];
+  EXPECT_EQ(detail["location"], "picky.yaml:8:56") << r.dump(2);
+  EXPECT_EQ(detail["message"], "spec.generators[0].selector.matchExpressions[0].operator 'Equals' "
+                               "is not a label selector operator (In, NotIn, Exists, DoesNotExist)")
+      << r.dump(2);
+  EXPECT_TRUE(stack_.get("/api/v1/appsets")["items"].empty());
 }
 
 } // namespace

@@ -140,9 +140,6 @@ TEST(ClusterSelector, MalformedSelectorsAreNamedWithTheirPlace) {
   EXPECT_EQ(error_of("      selector:\n        matchLabel: {env: dev}\n"),
             "appset.yaml:8:21: unknown field spec.generators[0].clusters.selector.matchLabel "
             "(known here: matchLabels, matchExpressions)");
-  EXPECT_EQ(error_of("      {}\n    selector: {matchLabels: {env: dev}}\n"),
-            "appset.yaml:8:15: spec.generators[0].selector (a post selector over every "
-            "generator's parameters) is not supported; the clusters generator's own selector is");
 }
 
 } // namespace

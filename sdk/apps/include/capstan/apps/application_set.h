@@ -1,6 +1,6 @@
 // Argo CD ApplicationSets: generators (list, clusters, git files, git directories, matrix of
-// two) produce parameter sets; the template, in the default {{param}} mode or the goTemplate
-// mode, turns each into an Application.
+// two) produce parameter sets, which a generator's post selector (`selector:`) may narrow; the
+// template, in the default {{param}} mode or the goTemplate mode, turns each into an Application.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -62,7 +62,7 @@ ApplicationSet parse_application_set(const nlohmann::json& document,
 // in goTemplate mode nested values (.path.basename, .path.segments).
 using Params = nlohmann::json;
 
-// The parameter sets of generator number `index` of the set.
+// The parameter sets of generator number `index` of the set, after its post selector.
 std::vector<Params> generate_params(const ApplicationSet& set, std::size_t index,
                                     const GenerateContext& context);
 
