@@ -438,6 +438,22 @@ void parse_deployment(const json& spec, const std::string& spat, Stage& stage, C
   }
 }
 
+// A stage over an environment group has no single environment; its variables, read anywhere in
+// the stage, cannot name one.
+void check_env_group_variables(const json& body, const std::string& sat, Checker& check) {
+  if (!body.contains("variables") || !body["variables"].is_array()) return;
+  const auto& list = body["variables"];
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].is_object() || !list[i].contains("value") || !list[i]["value"].is_string()) {
+      continue;
+    }
+    const auto ref = env_reference(list[i]["value"].get<std::string>());
+    if (ref.empty()) continue;
+    check.error(pointer_append(pointer_append(pointer_append(sat, "variables"), i), "value"),
+                "<+" + ref + ">: " + kNoSingleEnvironment);
+  }
+}
+
 Stage parse_stage_body(const json& body, const std::string& sat, ExpressionContext& ctx,
                        Checker& check) {
   Stage stage;
@@ -464,6 +480,9 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
   ctx.current_stage = stage.identifier;
   ctx.in_stage = true;
   ctx.deployment = stage.type == "Deployment";
+  ctx.env_group = ctx.deployment && body.contains("spec") && body["spec"].is_object() &&
+                  body["spec"].contains("environmentGroup");
+  if (ctx.env_group) check_env_group_variables(body, sat, check);
   auto& vars = ctx.stage_variables[stage.identifier];
   for (const auto& v : stage.variables) vars.insert(v.name);
   ctx.earlier_steps[stage.identifier].clear();
@@ -502,6 +521,7 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
   ctx.earlier_steps[stage.identifier] = done;
   ctx.in_stage = false;
   ctx.deployment = false;
+  ctx.env_group = false;
   return stage;
 }
 

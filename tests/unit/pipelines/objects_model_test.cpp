@@ -687,5 +687,69 @@ TEST(ObjectsModel, EnvironmentGroupsListEnvironmentsAndGitOpsStagesDeployToThem)
       << found[0].text();
 }
 
+// A stage over an environment group has no single environment: <+env.*> is resolved per GitOps
+// cluster in UpdateReleaseRepo's variables and refused everywhere else in the stage.
+TEST(ObjectsModel, EnvironmentGroupStagesReadEnvOnlyPerCluster) {
+  const std::string group = "          environmentGroup:\n"
+                            "            envGroupRef: nonprod\n"
+                            "            deployToAll: true\n";
+  const std::string per_cluster = "                  spec:\n"
+                                  "                    variables:\n"
+                                  "                      - {name: zone, type: String, value: "
+                                  "<+env.name>-zone}\n"
+                                  "                      - {name: kind, type: String, value: "
+                                  "<+env.type>}\n";
+  auto files = all_files();
+  files.push_back({"group.yaml", kGroupObjects});
+  files.push_back(
+      {"pr.yaml", replace(group_pipeline(group), "                  spec: {}\n", per_cluster)});
+  auto problems = problems_of(files);
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
+
+  const std::string shell = "              - step:\n"
+                            "                  type: ShellScript\n"
+                            "                  name: announce\n"
+                            "                  identifier: announce\n"
+                            "                  spec: {script: echo deployed to <+env.name>}\n";
+  struct Case {
+    std::string pipeline, where, message;
+  };
+  const std::string base = group_pipeline(group);
+  for (const Case& c : std::vector<Case>{
+           {base + shell, "pr.yaml:28:34",
+            "<+env.name>: the stage deploys to an environment group"},
+           {replace(base, "        type: Deployment\n",
+                    "        type: Deployment\n        variables:\n"
+                    "          - {name: where, type: String, value: 'to <+env.identifier>'}\n"),
+            "pr.yaml:10:48", "<+env.identifier>: the stage deploys to an environment group"},
+           {replace(base, "        type: Deployment\n",
+                    "        type: Deployment\n        when:\n"
+                    "          pipelineStatus: Success\n"
+                    "          condition: <+env.type> == \"Production\"\n"),
+            "pr.yaml:11:22", "<+env.type>: the stage deploys to an environment group"},
+           {replace(base, "                  spec: {}\n",
+                    "                  spec:\n                    variables:\n"
+                    "                      - {name: zone, type: String, value: "
+                    "<+env.name.toUpperCase()>}\n"),
+            "pr.yaml:25:59", "over an environment group <+env.name>"},
+       }) {
+    auto with = files;
+    with.back() = {"pr.yaml", c.pipeline};
+    auto found = problems_of(with);
+    ASSERT_FALSE(found.empty()) << c.pipeline;
+    EXPECT_NE(found[0].text().find(c.where), std::string::npos) << found[0].text();
+    EXPECT_NE(found[0].text().find(c.message), std::string::npos) << found[0].text();
+  }
+  // The same expressions are fine in a stage with one environment.
+  auto single = all_files();
+  single.push_back({"group.yaml", kGroupObjects});
+  single.push_back({"pr.yaml", replace(base, group,
+                                       "          environment:\n            environmentRef: dev\n"
+                                       "            deployToAll: true\n") +
+                                   shell});
+  problems = problems_of(single);
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
+}
+
 } // namespace
 } // namespace capstan::model
