@@ -131,8 +131,10 @@ int apps_get(ApiClient& api, const std::string& name, Format format) {
   std::cout << "\n";
   if (a["status"].contains("operationState")) {
     const json& op = a["status"]["operationState"];
-    std::cout << "Last sync:    " << str(op, {"phase"}) << " at "
-              << short_sha(str(op, {"revision"})) << " (" << str(op, {"finishedAt"}) << ")";
+    const bool running = str(op, {"phase"}) == "Running";
+    std::cout << (running ? "Sync running: " : "Last sync:    ") << str(op, {"phase"}) << " at "
+              << short_sha(str(op, {"revision"})) << " ("
+              << (running ? "since " + str(op, {"startedAt"}) : str(op, {"finishedAt"})) << ")";
     if (!str(op, {"message"}).empty()) std::cout << ": " << str(op, {"message"});
     std::cout << "\n";
   }
@@ -190,7 +192,7 @@ int apps_history(ApiClient& api, const std::string& name, Format format) {
     return 0;
   }
   if (h.empty()) {
-    std::cout << "No syncs yet.\n";
+    std::cout << "No deployments yet (no sync has succeeded).\n";
     return 0;
   }
   Table t({"ID", "REVISION", "PHASE", "STARTED", "FINISHED", "BY", "MESSAGE"});

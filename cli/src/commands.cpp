@@ -200,9 +200,10 @@ reconciled by one delegate (DELEGATE); SYNC, HEALTH and REVISION are what it rep
 'diff' lists the resources that differ from Git and exits 1 when there are any. 'sync' runs a
 sync now on that delegate and waits for its end (exit 1 unless it succeeded); 'refresh' reads
 Git and compares again at once; 'rollback' syncs to the revision of a history entry (turn
-automated sync off first, or the next poll brings the target revision back). 'history' is kept
-by the coordinator: it survives the application moving to another delegate. 'terminate-op'
-stops the sync running now (it ends Failed, "operation terminated"). SYNC shows Deleting while
+automated sync off first, or the next poll brings the target revision back). 'history' lists
+the deployments (syncs that succeeded), kept by the coordinator: it survives the application
+moving to another delegate. 'terminate-op' stops the sync running now (it ends Failed,
+"operation terminated"); with none in progress it fails saying so. SYNC shows Deleting while
 a deleted application waits for its resources to be deleted (see 'capstan delete --help').
 
 Options of 'list' (as argocd app list's):

@@ -251,8 +251,20 @@ std::string AppHost::call(const ReconcilerCall& call) {
     }
     return cluster_of(app)->reconciler->sync(app, r).to_json().dump();
   }
-  case ReconcilerCall::OP_TERMINATE:
-    return json{{"terminated", cluster_of(app)->reconciler->terminate(app)}}.dump();
+  case ReconcilerCall::OP_TERMINATE: {
+    auto& reconciler = *cluster_of(app)->reconciler;
+    if (reconciler.terminate(app)) return json{{"terminated", true}}.dump();
+    // As Argo CD's terminate-op: with no operation in progress there is nothing to terminate.
+    std::string last;
+    if (auto status = reconciler.status(app); status && status->last_operation) {
+      const auto& op = *status->last_operation;
+      last = " (its last operation, a sync of " + op.revision.substr(0, 12) + " started by " +
+             op.initiated_by + ", ended " + op.phase +
+             (op.finished_at.empty() ? "" : " at " + op.finished_at) + ")";
+    }
+    throw std::invalid_argument("unable to terminate the operation of application '" + app +
+                                "': no operation is in progress" + last);
+  }
   case ReconcilerCall::OP_ROLLBACK: {
     json p = parse_json(call.params_json(), "the rollback parameters");
     if (!p.contains("id") || !p["id"].is_number_integer()) {

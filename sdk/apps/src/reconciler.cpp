@@ -37,7 +37,13 @@ json ApplicationStatus::to_json() const {
         {{"type", c.type}, {"message", c.message}, {"lastTransitionTime", c.last_transition_time}});
   }
   json hist = json::array();
-  for (const auto& h : history) hist.push_back(h.to_json());
+  for (const auto& h : history) {
+    json entry = h.to_json();
+    // The names Argo CD's history entries give the deployment's times.
+    entry["deployStartedAt"] = h.started_at;
+    entry["deployedAt"] = h.finished_at;
+    hist.push_back(std::move(entry));
+  }
   json out = {{"name", name},
               {"sync", {{"status", std::string(to_string(sync))}, {"revision", revision}}},
               {"health", {{"status", std::string(kube::to_string(health))}}},
@@ -667,6 +673,12 @@ struct Reconciler::Impl {
     record.initiated_by = request.initiated_by;
     record.prune = request.prune.value_or(app.sync_policy.prune);
     record.dry_run = request.dry_run;
+    // Argo CD's status.operationState shows the operation while it runs, not only once it ended.
+    OperationRecord running = record;
+    running.phase = "Running";
+    running.message = "syncing";
+    entry.status.last_operation = running;
+    publish(entry);
     std::string failure;
     SyncPlan plan;
     try {
@@ -799,7 +811,9 @@ struct Reconciler::Impl {
     record.message =
         failure.empty() ? (request.dry_run ? "dry run succeeded" : "successfully synced") : failure;
     log(app.name, "sync " + record.phase + ": " + record.message);
-    if (!request.dry_run) {
+    // The history holds deployments, as Argo CD's: syncs that succeeded (a failed or terminated
+    // one is the operation state until the next, and a dry run changed nothing).
+    if (!request.dry_run && failure.empty()) {
       const OperationRecord& added = entry.history.add(record);
       record.id = added.id;
     }

@@ -8,7 +8,9 @@
 #include <capstan/testing/sandbox.h>
 #include <capstan/yaml/yaml.h>
 
+#include <algorithm>
 #include <iostream>
+#include <map>
 #include <mutex>
 
 namespace {
@@ -52,6 +54,13 @@ protected:
       std::lock_guard lock(log_mutex_);
       log_ += app + ": " + line + "\n";
     };
+    options.on_status = [this](const ApplicationStatus& s) {
+      std::lock_guard lock(log_mutex_);
+      if (s.last_operation) {
+        operation_phases_[s.name].push_back(s.last_operation->phase + " " +
+                                            s.last_operation->revision);
+      }
+    };
     reconciler_ = std::make_unique<Reconciler>(*client_, options);
     reconciler_->start();
   }
@@ -86,8 +95,11 @@ protected:
   std::unique_ptr<Sandbox> sandbox_;
   std::unique_ptr<capstan::kube::Client> client_;
   std::unique_ptr<Reconciler> reconciler_;
+  // Guarded by log_mutex_:
   std::mutex log_mutex_;
   std::string log_;
+  // Application -> "phase revision" of each operation state it reported, in order.
+  std::map<std::string, std::vector<std::string>> operation_phases_;
 };
 
 TEST_F(ReconcilerTest, AutoSyncWithPrune) {
@@ -305,6 +317,29 @@ TEST_F(ReconcilerTest, HookSucceededDeletesTheHookAndAFailedHookFailsTheSync) {
       << s.last_operation->message;
   EXPECT_EQ(kubectl({"get", "configmap", "cm", "-n", "demo", "-o", "jsonpath={.data.value}"}), "1");
   EXPECT_EQ(s.sync, SyncStatus::kOutOfSync);
+  // The failed sync is the operation state, not a deployment: the history keeps the first sync
+  // alone, with Argo CD's names for its times.
+  ASSERT_EQ(s.history.size(), 1u);
+  EXPECT_EQ(s.history[0].phase, "Succeeded");
+  EXPECT_NE(s.history[0].revision, head(remote));
+  const auto entry = s.to_json()["history"][0];
+  EXPECT_EQ(entry["deployedAt"], s.history[0].finished_at);
+  EXPECT_EQ(entry["deployStartedAt"], s.history[0].started_at);
+  // Each sync was reported Running before it ended.
+  {
+    std::lock_guard lock(log_mutex_);
+    const auto& phases = operation_phases_["hooks"];
+    auto at = [&](const std::string& p) {
+      return std::find(phases.begin(), phases.end(), p) - phases.begin();
+    };
+    const std::string failed = "Failed " + head(remote);
+    const std::string running = "Running " + head(remote);
+    EXPECT_LT(at(running), at(failed)) << ::testing::PrintToString(phases);
+    EXPECT_LT(at(failed), static_cast<std::ptrdiff_t>(phases.size()))
+        << ::testing::PrintToString(phases);
+  }
+  // Nothing runs now: there is nothing to terminate.
+  EXPECT_FALSE(reconciler_->terminate("hooks"));
 }
 
 TEST_F(ReconcilerTest, InvalidYamlIsAComparisonErrorNamingFileAndLine) {

@@ -515,10 +515,12 @@ TEST_F(StepsTest, GitOpsSyncRetriesAFailingHookThenFails) {
   const std::string logs = stack_.logs(e["id"]);
   EXPECT_THAT(logs, HasSubstr("; retrying in 1"));
   EXPECT_THAT(logs, HasSubstr("(attempt 2)"));
-  // The application's history shows both syncs, started by the step.
+  // Neither failed sync is a deployment (the history lists syncs that succeeded, as Argo CD's):
+  // the application's operation state is the step's second attempt.
   a = app("hooked");
-  ASSERT_EQ(a["status"]["history"].size(), 2u) << a.dump(2);
-  EXPECT_THAT(a["status"]["history"][1]["initiatedBy"].get<std::string>(),
+  EXPECT_TRUE(a["status"].value("history", json::array()).empty()) << a.dump(2);
+  EXPECT_EQ(a["status"]["operationState"]["phase"], "Failed") << a.dump(2);
+  EXPECT_THAT(a["status"]["operationState"]["initiatedBy"].get<std::string>(),
               HasSubstr("step deploy.sync, attempt 2"));
 }
 
@@ -616,28 +618,49 @@ TEST_F(StepsTest, AbortTerminatesTheSyncRunningOnTheDelegateAndAgentIdIsChecked)
             .status.success();
       },
       std::chrono::seconds(60)));
+  // While it runs, the application's operation state says so, as Argo CD's does.
+  json running;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        running = app("slow")["status"].value("operationState", json::object());
+        return running.value("phase", "") == "Running";
+      },
+      std::chrono::seconds(30)))
+      << running.dump(2);
+  EXPECT_THAT(running.value("initiatedBy", ""), HasSubstr("step")) << running.dump(2);
+  EXPECT_EQ(running.value("finishedAt", "x"), "") << running.dump(2);
   stack_.post("/api/v1/executions/" + id + "/abort", json::object());
   ASSERT_EQ(stack_.last_status(), 200);
   e = stack_.wait_for_end(id);
   EXPECT_EQ(e["status"], "Aborted") << e.dump(2);
   EXPECT_EQ(e["stages"][0]["steps"][0]["status"], "Aborted") << e.dump(2);
   EXPECT_THAT(stack_.logs(id), HasSubstr("application slow: terminating its sync on delegate"));
-  // The delegate's sync ended at once (its pods would take minutes), before the next wave.
-  json h;
+  // The delegate's sync ended at once (its pods would take minutes), before the next wave: it is
+  // the application's operation state, and no deployment in its history.
+  json op;
   ASSERT_TRUE(wait_until(
       [&] {
-        h = app("slow")["status"].value("history", json::array());
-        return !h.empty() && h.back().value("message", "") == "operation terminated";
+        op = app("slow")["status"].value("operationState", json::object());
+        return op.value("message", "") == "operation terminated";
       },
       std::chrono::seconds(30)))
-      << h.dump(2);
-  EXPECT_EQ(h.back()["phase"], "Failed");
+      << op.dump(2);
+  EXPECT_EQ(op["phase"], "Failed");
+  for (const auto& entry : app("slow")["status"].value("history", json::array())) {
+    EXPECT_EQ(entry["phase"], "Succeeded") << entry.dump(2);
+  }
   EXPECT_FALSE(sandbox_->kubectl({"get", "configmap", "after", "-n", "demo", "-o", "name"})
                    .status.success());
-  // Nothing runs any more: terminate-op says so.
+  // Nothing runs any more: terminating is an error that says so, and how the last one ended.
   auto r = stack_.post("/api/v1/apps/slow/terminate-op", json::object());
-  EXPECT_EQ(stack_.last_status(), 200) << r.dump(2);
-  EXPECT_EQ(r["result"]["terminated"], false) << r.dump(2);
+  EXPECT_EQ(stack_.last_status(), 422) << r.dump(2);
+  EXPECT_THAT(r.dump(), HasSubstr("unable to terminate the operation of application 'slow': no "
+                                  "operation is in progress (its last operation, a sync of "))
+      << r.dump(2);
+  EXPECT_THAT(r.dump(), HasSubstr("ended Failed at ")) << r.dump(2);
+  auto cli = stack_.cli({"apps", "terminate-op", "slow"});
+  EXPECT_FALSE(cli.status.success()) << cli.out;
+  EXPECT_THAT(cli.err, HasSubstr("no operation is in progress")) << cli.err;
 }
 
 } // namespace

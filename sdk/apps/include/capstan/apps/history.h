@@ -1,5 +1,7 @@
-// An application's operation history: one entry per sync (revision, times, result), newest
-// last, at most revisionHistoryLimit entries kept.
+// An application's deployment history, as Argo CD's status.history: one entry per sync that
+// succeeded (id, revision, times, who started it), newest last, at most revisionHistoryLimit
+// entries kept. An operation record also describes the last operation, whatever its outcome
+// (status.operationState).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -16,7 +18,7 @@ struct OperationRecord {
   std::string revision;    // the commit synced
   std::string started_at;  // RFC 3339
   std::string finished_at; // RFC 3339
-  std::string phase;       // Succeeded, Failed, Error
+  std::string phase;       // Running (operation state only), Succeeded, Failed, Error
   std::string message;
   std::string initiated_by; // "automated", a user, a pipeline
   bool prune = false;

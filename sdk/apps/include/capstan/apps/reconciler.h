@@ -114,7 +114,8 @@ public:
   // A sync now, whatever the sync policy; returns when it is done (or failed).
   OperationRecord sync(const std::string& name, const SyncRequest& request);
   // Argo CD's terminate-op: a sync of the application running (or waiting to run) stops before
-  // its next object or wave, and ends Failed with "operation terminated". False when none runs.
+  // its next object or wave, and ends Failed with "operation terminated". False when none runs
+  // (the last operation, if any, has ended: status().last_operation says how).
   bool terminate(const std::string& name);
   // Re-applies the revision of a history entry (a sync at that commit; automated sync should be
   // off, or the next poll brings the target back).
