@@ -116,7 +116,14 @@ const char* kSleeper = R"(pipeline:
 
 // One slot, so every step runs in the same worker's directory: whatever a step leaves there
 // (files, folders, at once or after a while) is gone when the next step starts.
-const char* kLeftovers = R"(pipeline:
+std::string leftovers_pipeline() {
+  const std::string empty = R"(test -z \"$(ls -A)\" || { echo \"left: $(ls -A)\"; exit 1; }; )";
+  const std::vector<std::pair<std::string, std::string>> steps = {
+      {"litter", "touch a; mkdir -p b/c; echo x > b/c/d"},
+      {"late", empty + "sleep 0.05; touch late"},
+      {"quiet", empty},
+      {"check", empty}};
+  std::string yaml = R"(pipeline:
   identifier: leftovers
   name: Leftovers
   stages:
@@ -127,53 +134,13 @@ const char* kLeftovers = R"(pipeline:
         spec:
           execution:
             steps:
-              - step:
-                  type: ShellScript
-                  identifier: litter
-                  name: Litter
-                  spec:
-                    shell: Bash
-                    source:
-                      type: Inline
-                      spec:
-                        script: touch a; mkdir -p b/c; echo x > b/c/d
-              - step:
-                  type: ShellScript
-                  identifier: late
-                  name: Late
-                  spec:
-                    shell: Bash
-                    source:
-                      type: Inline
-                      spec:
-                        script: |
-                          test -z "$(ls -A)" ||
-{
-  echo "left: $(ls -A)";
-  exit 1;
-}
-sleep 0.05 touch late -
-        step : type : ShellScript identifier : quiet name : Quiet spec : shell : Bash source : type
-    : Inline spec : script : test -
-                             z "$(ls -A)" ||
-{
-  echo "left: $(ls -A)";
-  exit 1;
-}
-- step:
-          type:ShellScript
-    identifier:check
-          name:Check
-          spec:
-         shell:Bash
-        source:
-          type:Inline
-          spec:
-        script:test - z "$(ls -A)" || {
-  echo "left: $(ls -A)";
-  exit 1;
-}
 )";
+  for (const auto& [id, script] : steps) {
+    yaml += "              - step: {type: ShellScript, identifier: " + id + ", name: " + id +
+            ", spec: {shell: Bash, source: {type: Inline, spec: {script: \"" + script + "\"}}}}\n";
+  }
+  return yaml;
+}
 
 TEST(Fabric, EveryStepStartsInAnEmptyWorkDirectoryWhateverTheOneBeforeLeft) {
   TempDir dir("capstan-fabric");
@@ -181,7 +148,7 @@ TEST(Fabric, EveryStepStartsInAnEmptyWorkDirectoryWhateverTheOneBeforeLeft) {
   stack.start_coordinator();
   stack.start_delegate("alpha");
   ASSERT_TRUE(stack.wait_for_delegates(1));
-  stack.apply_text("leftovers.yaml", kLeftovers);
+  stack.apply_text("leftovers.yaml", leftovers_pipeline());
   ASSERT_EQ(stack.last_status(), 200);
   for (int run = 0; run < 3; ++run) {
     std::string id = stack.post("/api/v1/pipelines/leftovers/executions", json::object())["id"];
