@@ -176,121 +176,56 @@ std::vector<std::string> split_top(const std::string& s) {
 } // namespace
 
 LabelSelector LabelSelector::parse(const std::string& text) {
-  LabelSelector sel;
-  if (trim(text).empty()) return sel;
-  for (const auto& raw : split_top(text)) {
-    std::string part = trim(raw);
-    if (part.empty())
-      throw ApiError::bad_request("unable to parse requirement: found '', expected: identifier");
-    Requirement r;
-    static const std::regex set_re(R"(^([^\s!=()]+)\s+(in|notin)\s*\(([^)]*)\)$)");
-    std::smatch m;
-    if (std::regex_match(part, m, set_re)) {
-      r.key = m[1];
-      r.op = m[2];
-      for (const auto& v : split_top(m[3])) {
-        std::string t = trim(v);
-        if (!t.empty()) r.values.push_back(t);
-      }
-    } else if (part[0] == '!') {
-      r.key = trim(part.substr(1));
-      r.op = "!";
-    } else if (auto p = part.find("!="); p != std::string::npos) {
-      r.key = trim(part.substr(0, p));
-      r.op = "!=";
-      r.values = {trim(part.substr(p + 2))};
-    } else if (auto p2 = part.find("=="); p2 != std::string::npos) {
-      r.key = trim(part.substr(0, p2));
-      r.op = "=";
-      r.values = {trim(part.substr(p2 + 2))};
-    } else if (auto p3 = part.find('='); p3 != std::string::npos) {
-      r.key = trim(part.substr(0, p3));
-      r.op = "=";
-      r.values = {trim(part.substr(p3 + 1))};
-    } else {
-      r.key = part;
-      r.op = "exists";
-    }
-    std::string e = check_label_key(r.key);
-    if (!e.empty())
-      throw ApiError::bad_request("unable to parse requirement: values[0][" + r.key +
-                                  "]: Invalid value: \"" + r.key + "\": " + e);
-    for (const auto& v : r.values) {
-      std::string ve = check_label_value(v);
-      if (!ve.empty())
-        throw ApiError::bad_request("unable to parse requirement: values[0][" + r.key +
-                                    "]: Invalid value: \"" + v + "\": " + ve);
-    }
-    sel.reqs_.push_back(std::move(r));
+  std::string error;
+  auto parsed = labels::LabelSelector::parse(text, error);
+  if (!parsed) {
+    throw ApiError::bad_request("unable to parse requirement '" + text + "': " + error);
   }
+  LabelSelector sel;
+  sel.selector_ = std::move(*parsed);
+  sel.text_ = text;
   return sel;
 }
 
 LabelSelector LabelSelector::from_object(const json& selector) {
+  using Op = labels::LabelRequirement::Op;
   LabelSelector sel;
   if (!selector.is_object()) return sel;
-  if (selector.contains("matchLabels") && selector["matchLabels"].is_object())
-    for (auto it = selector["matchLabels"].begin(); it != selector["matchLabels"].end(); ++it)
-      sel.reqs_.push_back(
-          {it.key(),
-           "=",
-           {it.value().is_string() ? it.value().get<std::string>() : it.value().dump()}});
+  std::vector<labels::LabelRequirement> reqs;
+  auto add = [&](labels::LabelRequirement r, const std::string& shown) {
+    sel.text_ += (sel.text_.empty() ? "" : ",") + shown;
+    reqs.push_back(std::move(r));
+  };
+  if (selector.contains("matchLabels") && selector["matchLabels"].is_object()) {
+    for (const auto& [key, v] : selector["matchLabels"].items()) {
+      const std::string value = v.is_string() ? v.get<std::string>() : v.dump();
+      add({key, Op::kIn, {value}}, key + "=" + value);
+    }
+  }
   if (selector.contains("matchExpressions") && selector["matchExpressions"].is_array()) {
     for (const auto& e : selector["matchExpressions"]) {
-      Requirement r;
+      labels::LabelRequirement r;
       r.key = e.value("key", "");
-      std::string op = e.value("operator", "");
-      if (op == "In")
-        r.op = "in";
-      else if (op == "NotIn")
-        r.op = "notin";
-      else if (op == "Exists")
-        r.op = "exists";
-      else if (op == "DoesNotExist")
-        r.op = "!";
-      else
-        continue;
-      if (e.contains("values") && e["values"].is_array())
-        for (const auto& v : e["values"])
+      const std::string op = e.value("operator", "");
+      if (e.contains("values") && e["values"].is_array()) {
+        for (const auto& v : e["values"]) {
           if (v.is_string()) r.values.push_back(v);
-      sel.reqs_.push_back(std::move(r));
+        }
+      }
+      std::string listed;
+      for (const auto& v : r.values) listed += (listed.empty() ? "" : ",") + v;
+      if (op == "In" || op == "NotIn") {
+        r.op = op == "In" ? Op::kIn : Op::kNotIn;
+        add(std::move(r), e.value("key", "") + (op == "In" ? " in (" : " notin (") + listed + ")");
+      } else if (op == "Exists" || op == "DoesNotExist") {
+        r.op = op == "Exists" ? Op::kExists : Op::kDoesNotExist;
+        r.values.clear();
+        add(std::move(r), (op == "Exists" ? "" : "!") + e.value("key", ""));
+      }
     }
   }
+  sel.selector_ = labels::LabelSelector(std::move(reqs));
   return sel;
-}
-
-bool LabelSelector::matches(const json& labels) const {
-  for (const auto& r : reqs_) {
-    bool has = labels.is_object() && labels.contains(r.key);
-    std::string v = has && labels[r.key].is_string() ? labels[r.key].get<std::string>() : "";
-    auto in = [&] { return std::find(r.values.begin(), r.values.end(), v) != r.values.end(); };
-    if (r.op == "=" && !(has && in())) return false;
-    if (r.op == "!=" && has && in()) return false;
-    if (r.op == "in" && !(has && in())) return false;
-    if (r.op == "notin" && has && in()) return false;
-    if (r.op == "exists" && !has) return false;
-    if (r.op == "!" && has) return false;
-  }
-  return true;
-}
-
-std::string LabelSelector::str() const {
-  std::string out;
-  for (const auto& r : reqs_) {
-    if (!out.empty()) out += ",";
-    if (r.op == "=" || r.op == "!=") {
-      out += r.key + r.op + (r.values.empty() ? "" : r.values[0]);
-    } else if (r.op == "in" || r.op == "notin") {
-      out += r.key + " " + r.op + " (";
-      for (std::size_t i = 0; i < r.values.size(); ++i) out += (i ? "," : "") + r.values[i];
-      out += ")";
-    } else if (r.op == "exists") {
-      out += r.key;
-    } else {
-      out += "!" + r.key;
-    }
-  }
-  return out;
 }
 
 FieldSelector FieldSelector::parse(const std::string& text) {

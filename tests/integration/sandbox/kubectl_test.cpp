@@ -227,8 +227,13 @@ TEST_F(SandboxTest, LabelAndFieldSelectors) {
   EXPECT_FALSE(contains(no_tier, "configmap/a")) << no_tier;
   EXPECT_EQ(kubectl_ok({"get", "cm", "--field-selector", "metadata.name=b", "-o", "name"}),
             "configmap/b\n");
+  std::string not_front = kubectl_ok({"get", "cm", "-l", "tier notin (front)", "-o", "name"});
+  EXPECT_TRUE(contains(not_front, "configmap/b") && contains(not_front, "configmap/c") &&
+              !contains(not_front, "configmap/a"))
+      << not_front;
   auto bad = kubectl({"get", "cm", "-l", "a=b=c"});
   EXPECT_FALSE(bad.status.success());
+  EXPECT_TRUE(contains(bad.err, "at character 4")) << bad.err;
   // Paging: kubectl asks for 500 at a time; ask for 1 to exercise continue tokens.
   std::string paged = kubectl_ok({"get", "cm", "--chunk-size=1", "-o", "name", "-l", "tier"});
   EXPECT_EQ(paged, "configmap/a\nconfigmap/b\n");

@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <capstan/labels/label_selector.h>
+
 #include <chrono>
 #include <optional>
 #include <string>
@@ -28,24 +30,23 @@ std::string check_dns1035_label(const std::string& v);
 std::string check_label_key(const std::string& v);
 std::string check_label_value(const std::string& v);
 
-// A parsed label selector (the string form: "a=b,c!=d,e in (f,g),!h,i").
+// A label selector, parsed and matched by the parser capstan::labels shares with the GitOps
+// applications, so that `kubectl get -l` behaves as against a real API server.
 class LabelSelector {
 public:
-  // Throws ApiError(400) on a malformed selector.
+  // The string form ?labelSelector= carries ("a=b,c!=d,e in (f,g),!h,i,j>3"). Throws
+  // ApiError(400) naming the character at which a malformed selector goes wrong.
   static LabelSelector parse(const std::string& text);
   // From a metav1.LabelSelector object (matchLabels + matchExpressions).
   static LabelSelector from_object(const nlohmann::json& selector);
-  bool matches(const nlohmann::json& labels) const;
-  bool empty() const { return reqs_.empty(); }
-  std::string str() const;
+  bool matches(const nlohmann::json& labels) const { return selector_.matches(labels); }
+  bool empty() const { return selector_.empty(); }
+  // As Kubernetes prints a workload's selector: matchLabels as key=value, then the expressions.
+  std::string str() const { return text_; }
 
 private:
-  struct Requirement {
-    std::string key;
-    std::string op; // =, !=, in, notin, exists, !
-    std::vector<std::string> values;
-  };
-  std::vector<Requirement> reqs_;
+  labels::LabelSelector selector_;
+  std::string text_;
 };
 
 // metadata.name / metadata.namespace (and a few kind-specific) field selectors.
