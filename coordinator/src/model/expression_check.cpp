@@ -87,11 +87,6 @@ std::optional<std::string> check_step_ref(const std::vector<std::string>& p, std
 
 } // namespace
 
-const char* const kNoSingleEnvironment =
-    "the stage deploys to an environment group and has no single environment: <+env...> is "
-    "resolved per GitOps cluster, only in the service's release repo paths and in "
-    "UpdateReleaseRepo variables";
-
 std::optional<std::string> check_path(const std::string& dotted, const ExpressionContext& c) {
   auto p = split(dotted);
   const std::string& root = p[0];
@@ -178,7 +173,6 @@ std::optional<std::string> check_path(const std::string& dotted, const Expressio
     return "expected <+serviceVariables.NAME>";
   }
   if (root == "env") {
-    if (c.env_group && !c.per_cluster) return std::string(kNoSingleEnvironment);
     if (p.size() == 3 && p[1] == "variables") return std::nullopt;
     return leaf({"name", "identifier", "type", "description"});
   }
@@ -279,10 +273,9 @@ bool probe(const std::string& value, const std::string& pointer, const expressio
 
 namespace {
 
-// Per cluster, the step resolves <+cluster.*> and <+envgroup.*> (and over an environment group
-// <+env.*>) only as whole expressions: the first one of `value` used inside a larger expression
-// (an operator, a method call), or "".
-std::string per_cluster_misuse(const std::string& value, bool env_group) {
+// Per cluster, the step resolves <+cluster.*> and <+envgroup.*> only as whole expressions: the
+// first one of `value` used inside a larger expression (an operator, a method call), or "".
+std::string per_cluster_misuse(const std::string& value) {
   for (std::size_t open = value.find("<+"); open != std::string::npos;
        open = value.find("<+", open + 2)) {
     const std::size_t close = value.find('>', open);
@@ -297,13 +290,6 @@ std::string per_cluster_misuse(const std::string& value, bool env_group) {
       const bool plain = inner == root + "name" || inner == root + "identifier";
       if (!plain) return inner;
     }
-    if (env_group && env_reference("<+" + inner + ">") != "") {
-      const std::string vars = "env.variables.";
-      const bool plain = inner == "env.name" || inner == "env.identifier" || inner == "env.type" ||
-                         (inner.rfind(vars, 0) == 0 && inner.size() > vars.size() &&
-                          inner.find_first_of(" .()", vars.size()) == std::string::npos);
-      if (!plain) return inner;
-    }
   }
   return "";
 }
@@ -313,56 +299,16 @@ std::string per_cluster_misuse(const std::string& value, bool env_group) {
 bool check_field(const std::string& value, const std::string& pointer,
                  const ExpressionContext& context, Checker& check, bool condition) {
   if (context.per_cluster) {
-    if (auto inner = per_cluster_misuse(value, context.env_group); !inner.empty()) {
+    if (auto inner = per_cluster_misuse(value); !inner.empty()) {
       check.error(pointer, "<+" + inner +
                                ">: <+cluster.name>, <+cluster.identifier>, <+envgroup.name> and "
-                               "<+envgroup.identifier>" +
-                               (context.env_group ? ", and over an environment group <+env.name>, "
-                                                    "<+env.identifier>, <+env.type> and "
-                                                    "<+env.variables.NAME>,"
-                                                  : "") +
-                               " are resolved per GitOps cluster as whole expressions, not inside "
-                               "another one");
+                               "<+envgroup.identifier> are resolved per GitOps cluster as whole "
+                               "expressions, not inside another one");
       return false;
     }
   }
   CheckScope scope(context);
   return probe(value, pointer, scope, check, condition, [&] { return scope.reason; });
-}
-
-namespace {
-
-// Keeps the first <+env...> path looked up (or called on), answering every lookup with "".
-class EnvRecorder : public expression::Scope {
-public:
-  std::optional<expression::Value> lookup(const std::vector<std::string>& path) const override {
-    note(path);
-    return expression::Value("");
-  }
-  std::optional<expression::Value> call(const std::vector<std::string>& target, const std::string&,
-                                        const std::vector<expression::Value>&) const override {
-    note(target);
-    return expression::Value("");
-  }
-  mutable std::string found;
-
-private:
-  void note(const std::vector<std::string>& path) const {
-    if (!found.empty() || path.empty() || path[0] != "env") return;
-    for (const auto& p : path) found += (found.empty() ? "" : ".") + p;
-  }
-};
-
-} // namespace
-
-std::string env_reference(const std::string& text) {
-  if (!expression::has_expression(text) || expression::parse_runtime_input(text)) return "";
-  EnvRecorder scope;
-  try {
-    expression::Expression::parse_template(text).evaluate(scope);
-  } catch (const expression::Error&) {
-  }
-  return scope.found;
 }
 
 void check_tree(const json& value, const std::string& pointer, const std::string& rel,

@@ -30,8 +30,8 @@ struct ExpressionContext {
   // cluster.* and envgroup.* are available, left for the step to resolve per GitOps cluster
   // (UpdateReleaseRepo's variables).
   bool per_cluster = false;
-  // The stage deploys to an environment group: it has no single environment, so env.* is
-  // available only where it is resolved per GitOps cluster (per_cluster fields).
+  // The stage deploys to an environment group: it has no single environment (see
+  // model/env_group_check.h).
   bool env_group = false;
 };
 
@@ -43,13 +43,6 @@ std::optional<std::string> check_path(const std::string& path, const ExpressionC
 // and returns false when something is wrong; true otherwise (also for plain text).
 bool check_field(const std::string& value, const std::string& pointer,
                  const ExpressionContext& context, Checker& check, bool condition = false);
-
-// Why <+env...> is refused in a stage over an environment group (outside per_cluster fields).
-extern const char* const kNoSingleEnvironment;
-
-// The first <+env...> expression `text` reads ("env.name"), or "" when it reads none (or does not
-// parse: its syntax is checked elsewhere).
-std::string env_reference(const std::string& text);
 
 // Checks every string of `value` (a step's spec); records where each expression is.
 void check_tree(const nlohmann::json& value, const std::string& pointer, const std::string& rel,

@@ -7,6 +7,7 @@
 
 #include "capstan/expression/expression.h"
 #include "model/duration.h"
+#include "model/env_group_check.h"
 #include "model/expression_check.h"
 #include "model/gitops_steps.h"
 #include "model/selectors.h"
@@ -68,7 +69,10 @@ std::optional<When> parse_when(const json& owner, const std::string& at, Checker
     } else {
       w.condition = cond->get<std::string>();
       w.location = check.locate(cat);
-      if (!w.condition.empty()) check_field(w.condition, cat, ctx, check, true);
+      if (!w.condition.empty() && check_field(w.condition, cat, ctx, check, true) &&
+          ctx.env_group) {
+        check_no_env(w.condition, cat, check, true);
+      }
     }
   }
   return w;
@@ -177,8 +181,13 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
       per_cluster.per_cluster = true;
       check_tree((*spec)["variables"], pointer_append(spat, "variables"),
                  pointer_append("", "variables"), per_cluster, check, step.expression_locations);
+      if (walk.ctx.env_group) {
+        check_no_env(rest, spat, check);
+        check_env_per_cluster((*spec)["variables"], pointer_append(spat, "variables"), check);
+      }
     } else {
       check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
+      if (walk.ctx.env_group) check_no_env(*spec, spat, check);
     }
     if (step.type == "HarnessApproval") parse_approval_spec(*spec, spat, check);
     if (step.type == "Wait") parse_wait_spec(*spec, spat, check);
@@ -438,22 +447,6 @@ void parse_deployment(const json& spec, const std::string& spat, Stage& stage, C
   }
 }
 
-// A stage over an environment group has no single environment; its variables, read anywhere in
-// the stage, cannot name one.
-void check_env_group_variables(const json& body, const std::string& sat, Checker& check) {
-  if (!body.contains("variables") || !body["variables"].is_array()) return;
-  const auto& list = body["variables"];
-  for (std::size_t i = 0; i < list.size(); ++i) {
-    if (!list[i].is_object() || !list[i].contains("value") || !list[i]["value"].is_string()) {
-      continue;
-    }
-    const auto ref = env_reference(list[i]["value"].get<std::string>());
-    if (ref.empty()) continue;
-    check.error(pointer_append(pointer_append(pointer_append(sat, "variables"), i), "value"),
-                "<+" + ref + ">: " + kNoSingleEnvironment);
-  }
-}
-
 Stage parse_stage_body(const json& body, const std::string& sat, ExpressionContext& ctx,
                        Checker& check) {
   Stage stage;
@@ -482,7 +475,17 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
   ctx.deployment = stage.type == "Deployment";
   ctx.env_group = ctx.deployment && body.contains("spec") && body["spec"].is_object() &&
                   body["spec"].contains("environmentGroup");
-  if (ctx.env_group) check_env_group_variables(body, sat, check);
+  if (ctx.env_group && body.contains("variables") && body["variables"].is_array()) {
+    // A stage over an environment group has no single environment for its variables to name.
+    const auto& list = body["variables"];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (list[i].is_object() && list[i].contains("value")) {
+        check_no_env(list[i]["value"],
+                     pointer_append(pointer_append(pointer_append(sat, "variables"), i), "value"),
+                     check);
+      }
+    }
+  }
   auto& vars = ctx.stage_variables[stage.identifier];
   for (const auto& v : stage.variables) vars.insert(v.name);
   ctx.earlier_steps[stage.identifier].clear();
