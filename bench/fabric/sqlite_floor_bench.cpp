@@ -2,9 +2,11 @@
 // the wire or any JSON. Each task is inserted in one transaction (its dispatch) and updated in a
 // later one (its result), both committed before they would take effect, with the store's
 // settings (WAL, synchronous=NORMAL, prepared statements reused) and one transaction per batch
-// of tasks, as the engine commits one per batch of events.
+// of tasks, as the engine commits one per batch of events. Then the same through capstan's Store,
+// with the rows and calls the engine makes for a run of a one-step pipeline: what the store adds
+// to the floor.
 //
-//   sqlite_floor_bench [--tasks N]
+//   sqlite_floor_bench [--tasks N] [--store-only]
 #include <sqlite3.h>
 #include <sys/resource.h>
 
@@ -17,6 +19,8 @@
 #include <vector>
 
 #include "capstan/testing/testing.h"
+#include "sqlite/database.h"
+#include "store/store.h"
 
 namespace {
 
@@ -107,16 +111,109 @@ Figures run(const std::filesystem::path& dir, int tasks, int batch, int rows) {
   return f;
 }
 
+// A run of a one-step pipeline as the engine stores it: the batch that starts it reads the next
+// sequence number, writes its audit record and inserts the execution with its stage and step (the
+// step dispatched); the batch of its result updates the step, the stage and the execution.
+Figures run_store(const std::filesystem::path& dir, int tasks, int batch) {
+  namespace st = capstan::store;
+  auto data = dir / ("store-" + std::to_string(batch));
+  st::Store store(data);
+  const std::string plan = R"({"identifier":"bench","stages":[{"identifier":"s","name":"s",)"
+                           R"("type":"Custom","steps":[{"identifier":"noop","type":"Noop"}]}]})";
+  auto record = [&](int task) {
+    st::ExecutionRecord e;
+    char id[32];
+    std::snprintf(id, sizeof id, "%09dr%08d", 100000000 + task / 4, task);
+    e.id = id;
+    e.pipeline = "bench";
+    e.pipeline_version = 1;
+    e.status = st::status::kRunning;
+    e.plan_text = plan;
+    e.created_at = e.started_at = 1700000000000 + task;
+    e.revision = 3;
+    e.triggered_by = "bench";
+    st::StageRecord stage;
+    stage.identifier = stage.name = "s";
+    stage.type = "Custom";
+    stage.status = st::status::kRunning;
+    stage.started_at = e.started_at;
+    e.stages.push_back(stage);
+    st::StepRecord step;
+    step.stage_identifier = "s";
+    step.identifier = step.name = "noop";
+    step.type = "Noop";
+    step.status = st::status::kDispatched;
+    step.attempt = 1;
+    step.task_id = e.id + ".0.0.1";
+    step.delegate = "bench-0";
+    step.delegate_instance = "0123456789abcdef";
+    step.queued_at = step.started_at = e.started_at;
+    step.timeout_ms = 600000;
+    e.steps.push_back(step);
+    return e;
+  };
+  std::vector<st::ExecutionRecord> open;
+  double cpu0 = thread_cpu_seconds();
+  auto t0 = std::chrono::steady_clock::now();
+  for (int first = 0; first < tasks; first += batch) {
+    int last = std::min(tasks, first + batch);
+    open.clear();
+    {
+      capstan::sqlite::Transaction tx(store.writer());
+      for (int task = first; task < last; ++task) {
+        auto e = record(task);
+        e.sequence = store.next_sequence(e.pipeline);
+        st::AuditRecord a;
+        a.user = "bench";
+        a.action = "run";
+        a.kind = "execution";
+        a.target = a.execution_id = e.id;
+        a.time = e.created_at;
+        a.details_text = R"({"pipeline":"bench","sequence":)" + std::to_string(e.sequence) + "}";
+        store.append_audit(a);
+        store.insert_execution(e);
+        open.push_back(std::move(e));
+      }
+      tx.commit();
+    }
+    capstan::sqlite::Transaction tx(store.writer());
+    for (auto& e : open) {
+      auto& step = e.steps[0];
+      step.status = st::status::kSucceeded;
+      step.ended_at = e.started_at + 1;
+      step.log_cursor = 1;
+      store.update_step(e.id, step);
+      auto& stage = e.stages[0];
+      stage.status = st::status::kSucceeded;
+      stage.ended_at = step.ended_at;
+      store.update_stage(e.id, stage);
+      e.status = st::status::kSucceeded;
+      e.ended_at = step.ended_at;
+      e.revision += 3;
+      store.update_execution(e);
+    }
+    tx.commit();
+  }
+  Figures f;
+  f.cpu_us = 1e6 * (thread_cpu_seconds() - cpu0) / tasks;
+  f.wall_us =
+      1e6 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / tasks;
+  return f;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   int tasks = 20000;
+  bool store_only = false; // for a profile of the Store's part alone
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--tasks" && i + 1 < argc) {
       tasks = std::stoi(argv[++i]);
+    } else if (a == "--store-only") {
+      store_only = true;
     } else {
-      std::fprintf(stderr, "usage: sqlite_floor_bench [--tasks N]\n");
+      std::fprintf(stderr, "usage: sqlite_floor_bench [--tasks N] [--store-only]\n");
       return 2;
     }
   }
@@ -126,11 +223,19 @@ int main(int argc, char** argv) {
               tasks);
   std::printf("%-34s %14s %14s\n", "", "CPU us/task", "wall us/task");
   for (int rows : {1, 4}) {
+    if (store_only) break;
     for (int batch : {1, 8, 32}) {
       auto f = run(dir.path(), tasks, batch, rows);
       std::printf("%d row(s)/task, %2d task(s)/transaction %14.1f %14.1f\n", rows, batch, f.cpu_us,
                   f.wall_us);
     }
+  }
+  std::printf("through capstan's Store (schema version %d): the rows and calls of a one-step "
+              "run\n",
+              capstan::store::schema_version());
+  for (int batch : {1, 8, 32}) {
+    auto f = run_store(dir.path(), tasks, batch);
+    std::printf("Store, %2d task(s)/transaction %21.1f %14.1f\n", batch, f.cpu_us, f.wall_us);
   }
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <algorithm>
 #include <optional>
@@ -25,7 +26,7 @@ constexpr std::size_t kMaxLineBytes = 64 * 1024;
 constexpr std::size_t kLineOverhead = 16;
 // A task's Accepted goes only once it has run this long, or before its first log line: a task
 // that ends sooner is reported by its Result alone (one message and one state change at the
-// coordinator, not two, and no wake-up of the wire's thread). The coordinator treats a
+// coordinator, not two, and one send less). The coordinator treats a
 // dispatched task and a running one alike when a delegate is lost or re-attaches, so only the
 // moment `Running` shows is later.
 constexpr std::chrono::milliseconds kAcceptedDelay{10};
@@ -57,10 +58,12 @@ std::string seconds_text(std::chrono::milliseconds d) {
   return std::to_string(ms) + "ms";
 }
 
-// A worker's directory, kept open between tasks: after a task, one stat, one rewind and one
-// read of the open directory say whether the step left it empty (the usual case), instead of
-// opening, reading and closing it again. Anything else (entries left, the directory removed,
-// replaced or never created) takes the slow way: emptied or made again by path.
+// A worker's directory, made once and checked after each task. Any entry made or removed in a
+// directory changes its ctime, and a step's changes get a ctime from the clock at that moment: so
+// when the clock had moved on past the ctime seen when the directory was last found empty before
+// the step began, an unchanged ctime (one stat) says the step left it empty, the usual case.
+// Otherwise one rewind and read of the directory, held open, say so; anything left (or the
+// directory removed or replaced) takes the slow way: emptied or made again by path.
 class WorkerDirectory {
 public:
   // Opened after the first task: an idle worker holds no descriptor or read buffer.
@@ -76,6 +79,16 @@ public:
 
   const fs::path& path() const { return path_; }
 
+  // Before a task: whether a change the step makes is sure to show as a new ctime (the
+  // timestamps' clock has moved past the one recorded; a change within the same tick would not).
+  void begin() {
+    if (dir_ == nullptr || trusted_) return;
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    trusted_ =
+        now.tv_sec > ctime_.tv_sec || (now.tv_sec == ctime_.tv_sec && now.tv_nsec > ctime_.tv_nsec);
+  }
+
   // Leaves the directory there and empty for the next task.
   void reset() {
     if (!still_empty()) reopen();
@@ -90,6 +103,9 @@ private:
         by_path.st_dev != device_) {
       return false;
     }
+    const bool unchanged =
+        by_path.st_ctim.tv_sec == ctime_.tv_sec && by_path.st_ctim.tv_nsec == ctime_.tv_nsec;
+    if (unchanged && trusted_) return true;
     ::rewinddir(dir_);
     bool dots = false;
     while (const auto* e = ::readdir(dir_)) {
@@ -97,12 +113,18 @@ private:
       if (name != "." && name != "..") return false;
       dots = true;
     }
-    return dots; // a removed directory reads as nothing at all
+    if (!dots) return false; // a removed directory reads as nothing at all
+    if (!unchanged) {
+      ctime_ = by_path.st_ctim;
+      trusted_ = false;
+    }
+    return true;
   }
 
   void reopen() {
     if (dir_ != nullptr) ::closedir(dir_);
     dir_ = nullptr;
+    trusted_ = false;
     std::error_code ec;
     if (!fs::is_directory(path_, ec)) {
       fs::remove(path_, ec);
@@ -118,6 +140,7 @@ private:
     if (dir_ != nullptr && ::fstat(::dirfd(dir_), &st) == 0) {
       inode_ = st.st_ino;
       device_ = st.st_dev;
+      ctime_ = st.st_ctim;
     } else if (dir_ != nullptr) {
       ::closedir(dir_);
       dir_ = nullptr;
@@ -128,6 +151,8 @@ private:
   DIR* dir_ = nullptr;
   ino_t inode_ = 0;
   dev_t device_ = 0;
+  timespec ctime_{}; // when the directory was last seen empty, its ctime
+  bool trusted_ = false;
 };
 
 } // namespace
@@ -513,6 +538,7 @@ void TaskRunner::work(const fs::path& path) {
       // (under load it sleeps until an earlier task's Accepted is due, and is not woken).
       if (watch_next_ && soonest < *watch_next_) watch_.notify_all();
     }
+    dir.begin();
     auto result = execute(task);
     // Most steps leave nothing behind: one look, and removals only when something is left.
     dir.reset();
@@ -582,7 +608,7 @@ void TaskRunner::watch() {
     if (deferred_due_) {
       if (now >= *deferred_due_) {
         deferred_due_.reset();
-        flush_(); // only wakes the wire; no lock of the runner's is taken
+        flush_(); // never waits: the wire sends from another thread if one holds its socket
       } else if (!next || *deferred_due_ < *next) {
         next = *deferred_due_;
       }
@@ -706,8 +732,8 @@ bool TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
     active_.erase(task->key);
     metrics_.running.set(static_cast<std::int64_t>(active_.size()));
     stopping = stopping_;
-    // A task waits for a worker (this one, or one woken for it): the wire's thread is woken
-    // once for this Result and the next, and they share a Batch. Bounded by the watchdog.
+    // A task waits for a worker (this one, or one woken for it): this Result leaves with the
+    // next, in one Batch (one message for the coordinator to take). Bounded by the watchdog.
     defer = may_defer && !stopping_ && !pending_.empty();
     if (defer && !deferred_due_) {
       deferred_due_ = Clock::now() + kAcceptedDelay;

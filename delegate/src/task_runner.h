@@ -62,9 +62,9 @@ public:
   using Send = std::function<void(wv1::Envelope)>;
   using Flush = std::function<void()>;
 
-  // send: hands an envelope to the wire (thread-safe; may drop it while detached).
-  // send_later: the same without waking the wire's thread, for a Result whose worker takes a
-  // queued task at once; flush wakes it for what send_later left waiting. A worker that goes
+  // send: hands an envelope to the wire (thread-safe, never waits for another sender; may drop
+  // it while detached). send_later: queues it to leave with the next, for a Result whose worker
+  // takes a queued task at once; flush sends what send_later left waiting. A worker that goes
   // idle flushes, and so does the watchdog kAcceptedDelay after a deferral at the latest.
   // Without them every envelope goes through send.
   TaskRunner(PluginHost& host, RunnerOptions options, Send send, Send send_later = nullptr,
@@ -109,7 +109,7 @@ private:
   // for a worker, the Result goes by send_later and true is returned.
   bool finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result,
               bool may_defer = false);
-  void flush_deferred(); // wakes the wire for deferred results (mutex_ not held)
+  void flush_deferred(); // sends deferred results (mutex_ not held)
   void refuse(const wv1::Assign& assign, const std::string& why);
   void pump(Task& task);          // sends the lines not sent yet (task.mutex held)
   void send_accepted(Task& task); // once per attempt, unless its result came first (task.mutex)

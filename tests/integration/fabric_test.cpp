@@ -114,6 +114,49 @@ const char* kSleeper = R"(pipeline:
                         script: echo "after the nap"
 )";
 
+// One slot, so every step runs in the same worker's directory: whatever a step leaves there
+// (files, folders, at once or after a while) is gone when the next step starts.
+std::string leftovers_pipeline() {
+  const std::string empty = R"(test -z \"$(ls -A)\" || { echo \"left: $(ls -A)\"; exit 1; }; )";
+  const std::vector<std::pair<std::string, std::string>> steps = {
+      {"litter", "touch a; mkdir -p b/c; echo x > b/c/d"},
+      {"late", empty + "sleep 0.05; touch late"},
+      {"quiet", empty},
+      {"check", empty}};
+  std::string yaml = R"(pipeline:
+  identifier: leftovers
+  name: Leftovers
+  stages:
+    - stage:
+        identifier: s
+        name: S
+        type: Custom
+        spec:
+          execution:
+            steps:
+)";
+  for (const auto& [id, script] : steps) {
+    yaml += "              - step: {type: ShellScript, identifier: " + id + ", name: " + id +
+            ", spec: {shell: Bash, source: {type: Inline, spec: {script: \"" + script + "\"}}}}\n";
+  }
+  return yaml;
+}
+
+TEST(Fabric, EveryStepStartsInAnEmptyWorkDirectoryWhateverTheOneBeforeLeft) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("alpha");
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  stack.apply_text("leftovers.yaml", leftovers_pipeline());
+  ASSERT_EQ(stack.last_status(), 200);
+  for (int run = 0; run < 3; ++run) {
+    std::string id = stack.post("/api/v1/pipelines/leftovers/executions", json::object())["id"];
+    auto e = stack.wait_for_end(id);
+    EXPECT_EQ(e["status"], "Succeeded") << e.dump(2) << stack.logs(id);
+  }
+}
+
 TEST(Fabric, ExecutionResumesWhenTheCoordinatorIsKilledMidStep) {
   TempDir dir("capstan-fabric");
   Stack stack(dir.path());

@@ -1,12 +1,17 @@
-// The delegate's DEALER socket and its thread: Hello, heartbeats, Paranoid-Pirate reconnects.
+// The delegate's DEALER socket, its thread (Hello, receiving, heartbeats, Paranoid-Pirate
+// reconnects) and its senders.
 #include "capstan/wire/client.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -30,13 +35,37 @@ struct Client::Impl {
   zmq::context_t& context;
   ClientOptions options;
   ClientHandler& handler;
-  std::unique_ptr<zmq::socket_t> socket;
-  Mailbox<v1::Envelope> outbox;
   std::atomic<bool> stopping{false};
   std::atomic<bool> is_attached{false};
   std::atomic<std::uint64_t> sessions{0}, sessions_lost{0}, heartbeat_misses{0};
+  // The most envelopes the coordinator takes in one Batch (its Welcome says); 0: none.
+  std::atomic<std::uint32_t> batch_limit{0};
   std::string bye_reason;
   std::mt19937_64 rng{std::random_device{}()};
+
+  // The socket is shared on purpose: a thread with an envelope to send (a worker with its
+  // Result) sends it itself instead of handing it to this client's thread and waking it, which
+  // saves a wake-up and a thread crossing per task. libzmq lets a socket be used from several
+  // threads one at a time, with a full memory barrier between them: the mutex gives both. The
+  // client's thread never waits inside libzmq: it sleeps in poll() on the socket's descriptor
+  // (ZMQ_FD), holding nothing. That descriptor only signals edges, and any thread's call on the
+  // socket may consume one: a sender that finds the thread asleep therefore looks whether
+  // messages wait (ZMQ_EVENTS) and wakes it if so.
+  std::mutex socket_mutex;
+  std::unique_ptr<zmq::socket_t> socket; // guarded by socket_mutex
+  int socket_fd = -1;                    // the socket's ZMQ_FD (client thread only)
+  bool sent = false;                     // a send since the socket was taken (socket_mutex)
+
+  // Envelopes not yet on the socket, in order (guarded by out_mutex). Whoever holds the socket
+  // sends them all; one who cannot take the socket leaves them to its holder, which looks again
+  // after letting go, so nothing is stranded.
+  std::mutex out_mutex;
+  std::vector<v1::Envelope> out;
+  bool out_due = false;       // something in `out` must leave now (not only send_later's)
+  bool out_gathered = false;  // something in `out` waits for the client's thread
+  bool thread_asleep = false; // the client's thread waits in poll() (or is about to)
+  bool wake_pending = false;  // woken for gathered envelopes, and not awake yet
+  Mailbox<int> wake_box;      // only its descriptor: wakes the client's thread
 
   // Owned by the client thread.
   State state = State::kWaiting;
@@ -48,8 +77,6 @@ struct Client::Impl {
   // expects, and wait for it at least as long as it takes to miss its own beats.
   milliseconds beat_interval{1000};
   milliseconds dead_after{3000};
-  // The most envelopes the coordinator takes in one Batch (its Welcome says); 0: none.
-  std::uint32_t batch_limit = 0;
   unsigned failures = 0;
   std::thread thread;
 
@@ -61,7 +88,7 @@ struct Client::Impl {
 
   ~Impl() {
     stopping = true;
-    outbox.signal();
+    wake_box.signal();
     if (thread.joinable()) thread.join();
   }
 
@@ -77,24 +104,27 @@ struct Client::Impl {
   }
 
   void open_socket() {
-    socket = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
-    socket->set(zmq::sockopt::sndhwm, options.send_hwm);
-    socket->set(zmq::sockopt::rcvhwm, options.receive_hwm);
-    socket->set(zmq::sockopt::maxmsgsize,
-                static_cast<std::int64_t>(options.max_message_bytes + 1024));
-    socket->set(zmq::sockopt::linger, 0);
+    auto s = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    s->set(zmq::sockopt::sndhwm, options.send_hwm);
+    s->set(zmq::sockopt::rcvhwm, options.receive_hwm);
+    s->set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options.max_message_bytes + 1024));
+    s->set(zmq::sockopt::linger, 0);
     if (!options.curve_server_key.empty()) {
       auto keys = generate_curve_keys();
-      socket->set(zmq::sockopt::curve_serverkey, options.curve_server_key);
-      socket->set(zmq::sockopt::curve_publickey, keys.public_key);
-      socket->set(zmq::sockopt::curve_secretkey, keys.secret_key);
+      s->set(zmq::sockopt::curve_serverkey, options.curve_server_key);
+      s->set(zmq::sockopt::curve_publickey, keys.public_key);
+      s->set(zmq::sockopt::curve_secretkey, keys.secret_key);
     }
-    socket->set(zmq::sockopt::tcp_keepalive, 1);
+    s->set(zmq::sockopt::tcp_keepalive, 1);
     // libzmq's own reconnects (after a dropped TCP connection) back off too, jittered per socket.
     std::uniform_int_distribution<int> jitter(100, 300);
-    socket->set(zmq::sockopt::reconnect_ivl, jitter(rng));
-    socket->set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(options.reconnect_max.count()));
-    socket->connect(options.endpoint);
+    s->set(zmq::sockopt::reconnect_ivl, jitter(rng));
+    s->set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(options.reconnect_max.count()));
+    s->connect(options.endpoint);
+    const int fd = s->get(zmq::sockopt::fd);
+    std::lock_guard lock(socket_mutex);
+    socket = std::move(s);
+    socket_fd = fd;
   }
 
   void say_hello() {
@@ -115,23 +145,30 @@ struct Client::Impl {
     }
     is_attached = false;
     batch_limit = 0;
-    socket.reset();
+    {
+      std::lock_guard lock(socket_mutex);
+      socket.reset();
+      socket_fd = -1;
+    }
     state = State::kWaiting;
     auto wait = backoff();
     next_attempt = Clock::now() + wait;
     spdlog::info("wire: {}; reconnecting to {} in {} ms", reason, options.endpoint, wait.count());
   }
 
-  bool send_now(v1::Envelope& env) { return send_bytes(encode_in_place(env)); }
-
-  // Sends envelopes in order, several to a Batch when the coordinator takes them.
-  void send_all(std::vector<v1::Envelope>& envelopes) {
-    if (envelopes.empty()) return;
-    for (const auto& message : encode_all(envelopes, batch_limit)) send_bytes(message.bytes);
+  // From the client's thread, outside the socket's lock: what was queued, then this.
+  bool send_now(v1::Envelope& env) {
+    std::unique_lock lock(socket_mutex);
+    send_queued();
+    const bool sent = send_bytes(encode_in_place(env));
+    release(lock);
+    return sent;
   }
 
+  // socket_mutex held.
   bool send_bytes(const std::string& bytes) {
     if (!socket) return false;
+    sent = true;
     try {
       return socket->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
     } catch (const zmq::error_t& e) {
@@ -140,83 +177,83 @@ struct Client::Impl {
     }
   }
 
-  void loop() {
-    pthread_setname_np(pthread_self(), "capstan-client");
-    while (!stopping) {
-      auto now = Clock::now();
-      if (state == State::kWaiting && now >= next_attempt) {
-        try {
-          open_socket();
-          say_hello();
-        } catch (const zmq::error_t& e) {
-          spdlog::error("wire: cannot connect to {}: {}", options.endpoint, e.what());
-          restart("connect failed", false);
-        }
-      }
-      Clock::time_point wake;
-      switch (state) {
-      case State::kWaiting:
-        wake = next_attempt;
-        break;
-      case State::kHelloSent:
-        wake = hello_deadline;
-        break;
-      case State::kAttached:
-        wake = std::min(next_beat, last_heard + dead_after);
-        break;
-      }
-      std::array<zmq::pollitem_t, 2> items = {
-          {{nullptr, outbox.fd(), ZMQ_POLLIN, 0},
-           {socket ? socket->handle() : nullptr, 0, ZMQ_POLLIN, 0}}};
-      const std::size_t polled = socket ? 2 : 1;
-      auto wait = std::chrono::duration_cast<milliseconds>(wake - Clock::now());
-      // Posts write no wake-up while this thread is awake; before it waits it looks whether
-      // any came (and then only polls what is ready now).
-      if (!outbox.sleep()) wait = milliseconds(0);
-      try {
-        zmq::poll(items.data(), polled, std::max(wait, milliseconds(0)));
-      } catch (const zmq::error_t& e) {
-        outbox.awake();
-        if (e.num() == EINTR) continue;
-        spdlog::error("wire: poll failed: {}", e.what());
-        break;
-      }
-      outbox.awake();
-      // Awake anyway: what was queued, with a wake-up or without (send_later), leaves now.
-      if ((items[0].revents & ZMQ_POLLIN) || !outbox.empty()) flush_outbox();
-      if (polled > 1 && (items[1].revents & ZMQ_POLLIN)) {
-        receive_all();
-        // What the workers queued meanwhile leaves together, without another round of poll.
-        if (!outbox.empty()) flush_outbox();
-      }
-      now = Clock::now();
-      if (state == State::kHelloSent && now >= hello_deadline) {
-        restart("no answer to Hello from " + options.endpoint, false);
-      } else if (state == State::kAttached) {
-        if (now - last_heard > dead_after) {
-          ++heartbeat_misses;
-          restart("coordinator silent for " + std::to_string(dead_after.count()) + " ms", true);
-        } else if (now >= next_beat) {
-          v1::Envelope hb;
-          hb.mutable_heartbeat();
-          send_now(hb);
-          next_beat = now + beat_interval;
-        }
+  enum class Leave { kNow, kGathered, kLater };
+
+  // Queues an envelope. kNow: sends it (after what is queued before it) from this thread, unless
+  // another holds the socket, which then sends it before it lets go. kGathered: the client's
+  // thread sends it, with whatever else comes until it gets to it (log lines merge there).
+  // kLater: it waits for the next of either, or for the client's thread to wake anyway.
+  void submit(v1::Envelope&& envelope, Leave leave) {
+    bool wake = false;
+    {
+      std::lock_guard lock(out_mutex);
+      out.push_back(std::move(envelope));
+      if (leave == Leave::kNow) out_due = true;
+      if (leave == Leave::kGathered) {
+        out_gathered = true;
+        if (thread_asleep && !wake_pending) wake = wake_pending = true;
       }
     }
-    if (socket && is_attached && !bye_reason.empty()) {
-      flush_outbox();
-      v1::Envelope bye;
-      bye.mutable_bye()->set_reason(bye_reason);
-      send_now(bye);
+    if (wake) wake_box.signal();
+    if (leave == Leave::kNow) deliver();
+  }
+
+  // Sends what is queued now, from this thread (as submit() with kNow).
+  void flush() {
+    {
+      std::lock_guard lock(out_mutex);
+      if (out.empty()) return;
+      out_due = true;
+    }
+    deliver();
+  }
+
+  void deliver() {
+    std::unique_lock lock(socket_mutex, std::try_to_lock);
+    if (!lock.owns_lock()) return; // the holder sends it before it lets go (release())
+    send_queued();
+    release(lock);
+  }
+
+  // Lets go of the socket; what came meanwhile that must leave now is sent first.
+  void release(std::unique_lock<std::mutex>& lock) {
+    while (true) {
+      // A sender's libzmq calls may have consumed the descriptor's edge for messages that
+      // arrived meanwhile: wake the client's thread if it sleeps on that edge.
+      bool asleep = false;
+      {
+        std::lock_guard out_lock(out_mutex);
+        asleep = thread_asleep;
+      }
+      if (asleep && sent && socket) {
+        try {
+          if ((socket->get(zmq::sockopt::events) & ZMQ_POLLIN) != 0) wake_box.signal();
+        } catch (const zmq::error_t&) { // NOLINT(bugprone-empty-catch): the thread's poll sees it
+        }
+      }
+      sent = false;
+      lock.unlock();
+      {
+        std::lock_guard out_lock(out_mutex);
+        if (!out_due) return;
+      }
+      if (!lock.try_lock()) return; // another holder: it looks again when it lets go
+      send_queued();
     }
   }
 
-  // Sends what other threads queued, merging log lines of one attempt into few messages, and
-  // everything together in Batches when the coordinator takes them.
-  void flush_outbox() {
-    auto items = outbox.drain();
-    if (!is_attached) return;
+  // Sends what is queued, merging log lines of one attempt into few messages, and everything
+  // together in Batches when the coordinator takes them (socket_mutex held).
+  void send_queued() {
+    std::vector<v1::Envelope> items;
+    {
+      std::lock_guard lock(out_mutex);
+      if (out.empty()) return;
+      items.swap(out);
+      out_due = false;
+      out_gathered = false;
+    }
+    if (!is_attached || !socket) return;
     std::vector<v1::Envelope> batch;
     batch.reserve(items.size());
     // Attempt -> index in batch of its open Log, while its lines may still be merged. Few
@@ -256,7 +293,119 @@ struct Client::Impl {
       }
       batch.push_back(std::move(env));
     }
-    send_all(batch);
+    for (const auto& message : encode_all(batch, batch_limit)) send_bytes(message.bytes);
+  }
+
+  // Takes what the coordinator sent (up to a bound), and sends what is queued, in one hold of
+  // the socket. Nothing received and nothing left to gather: the thread is marked asleep in the
+  // same hold, so a sender from then on looks for what its calls may hide from poll() (release())
+  // and one who queues for the thread wakes it. Returns whether it was marked so.
+  bool exchange(std::vector<zmq::message_t>& got) {
+    std::unique_lock lock(socket_mutex);
+    for (int i = 0; i < 1000 && socket; ++i) {
+      zmq::message_t msg;
+      try {
+        if (!socket->recv(msg, zmq::recv_flags::dontwait)) break;
+      } catch (const zmq::error_t& e) {
+        spdlog::warn("wire: receive failed: {}", e.what());
+        break;
+      }
+      if (msg.more()) {
+        // A ROUTER never sends us multipart; drain and drop.
+        while (socket->get(zmq::sockopt::rcvmore) != 0) {
+          zmq::message_t rest;
+          if (!socket->recv(rest, zmq::recv_flags::dontwait)) break;
+        }
+        continue;
+      }
+      got.push_back(std::move(msg));
+    }
+    send_queued();
+    bool asleep = false;
+    {
+      std::lock_guard out_lock(out_mutex);
+      // Gathered envelopes that came since send_queued() took the queue: go round again.
+      asleep = thread_asleep = got.empty() && !out_gathered;
+    }
+    release(lock);
+    return asleep;
+  }
+
+  void loop() {
+    pthread_setname_np(pthread_self(), "capstan-client");
+    while (!stopping) {
+      auto now = Clock::now();
+      if (state == State::kWaiting && now >= next_attempt) {
+        try {
+          open_socket();
+          say_hello();
+        } catch (const zmq::error_t& e) {
+          spdlog::error("wire: cannot connect to {}: {}", options.endpoint, e.what());
+          restart("connect failed", false);
+        }
+      }
+      std::vector<zmq::message_t> got;
+      const bool idle = exchange(got);
+      for (const auto& msg : got) {
+        if (state == State::kWaiting) break; // the session ended: the rest belonged to it
+        receive(msg);
+      }
+      now = Clock::now();
+      if (state == State::kHelloSent && now >= hello_deadline) {
+        restart("no answer to Hello from " + options.endpoint, false);
+      } else if (state == State::kAttached) {
+        if (now - last_heard > dead_after) {
+          ++heartbeat_misses;
+          restart("coordinator silent for " + std::to_string(dead_after.count()) + " ms", true);
+        } else if (now >= next_beat) {
+          v1::Envelope hb;
+          hb.mutable_heartbeat();
+          send_now(hb);
+          next_beat = now + beat_interval;
+        }
+      }
+      if (!idle || stopping) {
+        std::lock_guard out_lock(out_mutex);
+        thread_asleep = false;
+        continue; // more may have come: look again before sleeping
+      }
+      Clock::time_point wake;
+      switch (state) {
+      case State::kWaiting:
+        wake = next_attempt;
+        break;
+      case State::kHelloSent:
+        wake = hello_deadline;
+        break;
+      case State::kAttached:
+        wake = std::min(next_beat, last_heard + dead_after);
+        break;
+      }
+      std::array<pollfd, 2> fds = {{{wake_box.fd(), POLLIN, 0}, {socket_fd, POLLIN, 0}}};
+      const nfds_t polled = socket_fd >= 0 ? 2 : 1;
+      auto wait = std::chrono::duration_cast<milliseconds>(wake - Clock::now());
+      // Rounded up: a wake-up a little early would only poll again.
+      int timeout = static_cast<int>(std::clamp<long long>(wait.count() + 1, 0, 60000));
+      if (::poll(fds.data(), polled, timeout) < 0 && errno != EINTR) {
+        spdlog::error("wire: poll failed: {}", std::strerror(errno));
+        break;
+      }
+      {
+        std::lock_guard out_lock(out_mutex);
+        thread_asleep = false;
+        wake_pending = false;
+      }
+      if ((fds[0].revents & POLLIN) != 0) wake_box.drain();
+    }
+    if (!bye_reason.empty()) {
+      std::unique_lock lock(socket_mutex);
+      send_queued();
+      if (socket && is_attached) {
+        v1::Envelope bye;
+        bye.mutable_bye()->set_reason(bye_reason);
+        send_bytes(encode_in_place(bye));
+      }
+    }
   }
 
   void agree_pace(const v1::Welcome& welcome) {
@@ -269,42 +418,22 @@ struct Client::Impl {
     dead_after = std::max(dead_after, theirs * misses);
   }
 
-  void receive_all() {
-    for (int i = 0; i < 1000 && socket; ++i) {
-      zmq::message_t msg;
-      zmq::recv_result_t got;
-      try {
-        got = socket->recv(msg, zmq::recv_flags::dontwait);
-      } catch (const zmq::error_t& e) {
-        spdlog::warn("wire: receive failed: {}", e.what());
-        return;
-      }
-      if (!got) return;
-      if (msg.more()) {
-        // A ROUTER never sends us multipart; drain and drop.
-        while (socket->get(zmq::sockopt::rcvmore) != 0) {
-          zmq::message_t rest;
-          if (!socket->recv(rest, zmq::recv_flags::dontwait)) break;
-        }
-        continue;
-      }
-      Decoded d = decode(msg.to_string_view(), options.max_message_bytes);
-      if (!d.ok()) {
-        spdlog::warn("wire: dropped a bad message from the coordinator: {}", d.message);
-        continue;
-      }
-      last_heard = Clock::now();
-      if (d.envelope.has_batch()) {
-        // Checked whole by decode(): its entries are never session control.
-        for (auto& entry : *d.envelope.mutable_batch()->mutable_envelopes()) {
-          handle(std::move(entry));
-        }
-        continue;
-      }
-      handle(std::move(d.envelope));
+  void receive(const zmq::message_t& msg) {
+    Decoded d = decode(msg.to_string_view(), options.max_message_bytes);
+    if (!d.ok()) {
+      spdlog::warn("wire: dropped a bad message from the coordinator: {}", d.message);
+      return;
     }
+    last_heard = Clock::now();
+    if (d.envelope.has_batch()) {
+      // Checked whole by decode(): its entries are never session control.
+      for (auto& entry : *d.envelope.mutable_batch()->mutable_envelopes()) {
+        handle(std::move(entry));
+      }
+      return;
+    }
+    handle(std::move(d.envelope));
   }
-
   void handle(v1::Envelope&& env) {
     switch (env.body_case()) {
     case v1::Envelope::kWelcome:
@@ -355,15 +484,16 @@ Client::Client(zmq::context_t& context, ClientOptions options, ClientHandler& ha
 Client::~Client() = default;
 
 void Client::send(v1::Envelope envelope) {
-  impl_->outbox.post(std::move(envelope));
+  auto leave = envelope.has_log() ? Impl::Leave::kGathered : Impl::Leave::kNow;
+  impl_->submit(std::move(envelope), leave);
 }
 
 void Client::send_later(v1::Envelope envelope) {
-  impl_->outbox.post_quiet(std::move(envelope));
+  impl_->submit(std::move(envelope), Impl::Leave::kLater);
 }
 
 void Client::flush() {
-  impl_->outbox.wake();
+  impl_->flush();
 }
 
 bool Client::attached() const {
@@ -378,8 +508,9 @@ void Client::close(const std::string& reason, std::chrono::milliseconds linger) 
   if (!impl_->thread.joinable()) return;
   impl_->bye_reason = reason.empty() ? "closing" : reason;
   impl_->stopping = true;
-  impl_->outbox.signal();
+  impl_->wake_box.signal();
   impl_->thread.join();
+  std::lock_guard lock(impl_->socket_mutex);
   if (impl_->socket) {
     impl_->socket->set(zmq::sockopt::linger, static_cast<int>(linger.count()));
     impl_->socket.reset();

@@ -5,8 +5,10 @@
 
 #include <pthread.h>
 
+#include <cctype>
 #include <stdexcept>
 #include <utility>
+#include <variant>
 
 namespace capstan::store {
 
@@ -256,6 +258,14 @@ void register_functions(sqlite::Database& db) {
     throw sqlite::Error("cannot register capstan_plan_hash: " +
                         std::string(sqlite3_errmsg(db.handle())));
   }
+}
+
+// A JSON column's text. An execution's JSON columns are mostly empty, and those skip the
+// serialiser, whose set-up (a locale look-up, a buffer) costs more than their two characters.
+std::string column_text(const json& j) {
+  if (j.empty() && j.is_object()) return "{}";
+  if (j.empty() && j.is_array()) return "[]";
+  return j.dump();
 }
 
 ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
@@ -658,7 +668,7 @@ void Store::insert_execution(const ExecutionRecord& e) {
       .bind(3, e.pipeline_version)
       .bind(4, e.sequence)
       .bind(5, e.status)
-      .bind(6, e.variables.dump())
+      .bind(6, column_text(e.variables))
       .bind(7, plan)
       .bind(8, e.created_at)
       .bind(9, e.started_at)
@@ -667,9 +677,9 @@ void Store::insert_execution(const ExecutionRecord& e) {
       .bind(12, e.message)
       .bind(13, e.revision)
       .bind(14, e.triggered_by)
-      .bind(15, e.inputs.dump())
-      .bind(16, e.pending_inputs.dump())
-      .bind(17, e.state.dump())
+      .bind(15, column_text(e.inputs))
+      .bind(16, column_text(e.pending_inputs))
+      .bind(17, column_text(e.state))
       .run();
   remember_written(e);
   auto& st = db.prepare(
@@ -691,8 +701,8 @@ void Store::insert_execution(const ExecutionRecord& e) {
         .bind(11, s.message)
         .bind(12, s.lock_key)
         .bind(13, s.queued_at)
-        .bind(14, s.context.dump())
-        .bind(15, s.state.dump())
+        .bind(14, column_text(s.context))
+        .bind(15, column_text(s.state))
         .run();
   }
   auto& sp = db.prepare(
@@ -721,13 +731,13 @@ void Store::insert_execution(const ExecutionRecord& e) {
         .bind(16, s.timeout_ms)
         .bind(17, s.error_type)
         .bind(18, s.message)
-        .bind(19, s.outputs.dump())
+        .bind(19, column_text(s.outputs))
         .bind(20, s.kind)
         .bind(21, s.parent)
         .bind(22, s.section)
         .bind(23, s.retries)
         .bind(24, s.wake_at)
-        .bind(25, s.state.dump())
+        .bind(25, column_text(s.state))
         .run();
   }
 }
@@ -774,10 +784,10 @@ void Store::update_execution(const ExecutionRecord& e) {
       .bind(4, e.error_type)
       .bind(5, e.message)
       .bind(6, e.revision)
-      .bind(7, e.variables.dump())
-      .bind(8, e.inputs.dump())
-      .bind(9, e.pending_inputs.dump())
-      .bind(10, e.state.dump())
+      .bind(7, column_text(e.variables))
+      .bind(8, column_text(e.inputs))
+      .bind(9, column_text(e.pending_inputs))
+      .bind(10, column_text(e.state))
       .bind(11, e.id)
       .run();
   remember_written(e);
@@ -795,8 +805,8 @@ void Store::update_stage(const std::string& execution_id, const StageRecord& s) 
       .bind(5, s.message)
       .bind(6, s.lock_key)
       .bind(7, s.queued_at)
-      .bind(8, s.context.dump())
-      .bind(9, s.state.dump())
+      .bind(8, column_text(s.context))
+      .bind(9, column_text(s.state))
       .bind(10, execution_id)
       .bind(11, s.index)
       .run();
@@ -819,11 +829,11 @@ void Store::update_step(const std::string& execution_id, const StepRecord& s) {
       .bind(8, s.ended_at)
       .bind(9, s.error_type)
       .bind(10, s.message)
-      .bind(11, s.outputs.dump())
+      .bind(11, column_text(s.outputs))
       .bind(12, static_cast<std::int64_t>(s.log_cursor))
       .bind(13, s.retries)
       .bind(14, s.wake_at)
-      .bind(15, s.state.dump())
+      .bind(15, column_text(s.state))
       .bind(16, execution_id)
       .bind(17, s.stage_index)
       .bind(18, s.step_index)
@@ -1101,19 +1111,44 @@ std::vector<std::pair<std::string, std::string>> Store::secret_values() {
 }
 
 std::vector<AuditRecord> Store::audit(const AuditFilter& f) {
+  // Only the filters given are in the WHERE clause, so SQLite can walk the table by seq from
+  // `before` instead of testing `? = '' OR ...` on every row from the newest one.
+  std::string sql =
+      "SELECT seq, time, user, action, kind, target, execution_id, details FROM audit";
+  std::vector<std::variant<std::string_view, std::int64_t>> args;
+  auto where = [&](const char* condition) {
+    sql += args.empty() ? " WHERE " : " AND ";
+    sql += condition;
+  };
+  if (!f.user.empty()) {
+    where("user = ?");
+    args.emplace_back(f.user);
+  }
+  if (!f.action.empty()) {
+    where("action = ?");
+    args.emplace_back(f.action);
+  }
+  if (!f.kind.empty()) {
+    where("kind = ?");
+    args.emplace_back(f.kind);
+  }
+  if (!f.target.empty()) {
+    where("(target = ? OR execution_id = ?)");
+    args.emplace_back(f.target);
+    args.emplace_back(f.target);
+  }
+  if (f.before != 0) {
+    where("seq < ?");
+    args.emplace_back(f.before);
+  }
+  sql += " ORDER BY seq DESC LIMIT ?";
+  args.emplace_back(static_cast<std::int64_t>(f.limit));
   return read([&](sqlite::Database& db) {
     std::vector<AuditRecord> out;
-    auto& q = db.prepare(
-        "SELECT seq, time, user, action, kind, target, execution_id, details FROM audit WHERE "
-        "(?1 = '' OR user = ?1) AND (?2 = '' OR action = ?2) AND (?3 = '' OR kind = ?3) AND "
-        "(?4 = '' OR target = ?4 OR execution_id = ?4) AND (?5 = 0 OR seq < ?5) "
-        "ORDER BY seq DESC LIMIT ?6");
-    q.bind(1, f.user)
-        .bind(2, f.action)
-        .bind(3, f.kind)
-        .bind(4, f.target)
-        .bind(5, f.before)
-        .bind(6, f.limit);
+    auto& q = db.prepare(sql);
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      std::visit([&](const auto& v) { q.bind(static_cast<int>(i + 1), v); }, args[i]);
+    }
     while (q.step()) {
       AuditRecord a;
       a.seq = q.int64(0);
@@ -1130,6 +1165,22 @@ std::vector<AuditRecord> Store::audit(const AuditFilter& f) {
   });
 }
 
+namespace {
+// The least string greater than every string that starts with `prefix` ("" when there is none):
+// `id >= prefix AND id < bound` finds the ids with that prefix through the id's index.
+std::string prefix_bound(std::string prefix) {
+  while (!prefix.empty()) {
+    auto& last = reinterpret_cast<unsigned char&>(prefix.back());
+    if (last < 0xff) {
+      ++last;
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;
+}
+} // namespace
+
 std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix) {
   return read([&](sqlite::Database& db) -> std::optional<ExecutionRecord> {
     auto& exact = db.prepare(std::string("SELECT ") + kExecutionColumns + " WHERE e.id = ?");
@@ -1137,16 +1188,28 @@ std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix)
     std::optional<ExecutionRecord> found;
     if (exact.step()) found = read_execution(exact, true);
     exact.reset();
-    if (!found && id_or_prefix.size() >= 4 &&
-        id_or_prefix.find_first_of("%_") == std::string::npos) {
+    // Through the id's index: `id >= prefix AND id < bound`, where LIKE scanned it.
+    auto by_prefix = [&](const std::string& prefix) -> std::optional<ExecutionRecord> {
+      auto bound = prefix_bound(prefix);
+      if (bound.empty()) return std::nullopt;
       auto& pre = db.prepare(std::string("SELECT ") + kExecutionColumns +
-                             " WHERE e.id LIKE ? || '%' LIMIT 2");
-      pre.bind(1, id_or_prefix);
+                             " WHERE e.id >= ? AND e.id < ? ORDER BY e.id LIMIT 2");
+      pre.bind(1, prefix).bind(2, bound);
+      std::optional<ExecutionRecord> one;
       if (pre.step()) {
-        found = read_execution(pre, true);
-        if (pre.step()) found.reset(); // ambiguous
+        one = read_execution(pre, true);
+        if (pre.step()) one.reset(); // ambiguous
       }
       pre.reset();
+      return one;
+    };
+    if (!found && id_or_prefix.size() >= 4) {
+      found = by_prefix(id_or_prefix);
+      // Ids are lower case: a prefix typed in upper case finds them too, as the case-blind LIKE
+      // did.
+      auto lowered = id_or_prefix;
+      for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!found && lowered != id_or_prefix) found = by_prefix(lowered);
     }
     if (found) load_children(db, *found);
     return found;
@@ -1156,10 +1219,19 @@ std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix)
 std::vector<ExecutionRecord> Store::executions(const ExecutionFilter& f) {
   return read([&](sqlite::Database& db) {
     std::vector<ExecutionRecord> out;
-    auto& q = db.prepare(std::string("SELECT ") + kExecutionColumnsWithoutPlan +
-                         " WHERE (?1 = '' OR e.pipeline = ?1) AND (?2 = '' OR e.status = ?2) "
-                         "ORDER BY e.created_at DESC, e.id DESC LIMIT ?3");
-    q.bind(1, f.pipeline).bind(2, f.status).bind(3, f.limit);
+    // Only the filters given, so SQLite can pick an index for them; the active executions'
+    // statuses are named as the partial index on them does, so a list of those reads it alone.
+    std::string sql = std::string("SELECT ") + kExecutionColumnsWithoutPlan + " WHERE 1";
+    if (!f.pipeline.empty()) sql += " AND e.pipeline = ?1";
+    if (f.status == status::kQueued || f.status == status::kRunning) {
+      sql += " AND e.status IN ('Queued', 'Running')";
+    }
+    if (!f.status.empty()) sql += " AND e.status = ?2";
+    sql += " ORDER BY e.created_at DESC, e.id DESC LIMIT ?3";
+    auto& q = db.prepare(sql);
+    if (!f.pipeline.empty()) q.bind(1, f.pipeline);
+    if (!f.status.empty()) q.bind(2, f.status);
+    q.bind(3, f.limit);
     while (q.step()) out.push_back(read_execution(q, false));
     return out;
   });

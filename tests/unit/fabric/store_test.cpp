@@ -222,6 +222,123 @@ TEST(Store, ExecutionsStepsAndLogsSurviveReopening) {
   EXPECT_TRUE(s.active_executions().empty());
 }
 
+TEST(Store, AnExecutionIsFoundByAUniquePrefixOfItsId) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  {
+    sqlite::Transaction tx(s.writer());
+    int sequence = 0;
+    for (const char* id : {"mk2a00001abc", "mk2a00001abd", "mk2b0000zzzz", "mk2c_0000001"}) {
+      auto e = execution(id);
+      e.sequence = ++sequence;
+      s.insert_execution(e);
+    }
+    tx.commit();
+  }
+  EXPECT_EQ(s.execution("mk2b")->id, "mk2b0000zzzz");
+  EXPECT_EQ(s.execution("MK2B")->id, "mk2b0000zzzz") << "ids are lower case; so is the lookup";
+  EXPECT_EQ(s.execution("mk2a00001abd")->id, "mk2a00001abd") << "a whole id is exact";
+  EXPECT_EQ(s.execution("mk2a00001abc")->steps.size(), 1U);
+  EXPECT_FALSE(s.execution("mk2a")) << "two ids start with it";
+  EXPECT_FALSE(s.execution("mk2a00001abe"));
+  EXPECT_FALSE(s.execution("mk2d"));
+  EXPECT_EQ(s.execution("mk2c_")->id, "mk2c_0000001");
+  EXPECT_FALSE(s.execution("mk2_")) << "'_' is a character, not a wildcard";
+  EXPECT_FALSE(s.execution("mk2%")) << "'%' is a character, not a wildcard";
+}
+
+TEST(Store, ExecutionListsAreFilteredByPipelineAndStatusNewestFirst) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  struct Row {
+    const char* id;
+    const char* pipeline;
+    const char* status;
+  };
+  int n = 0;
+  for (const Row& r :
+       {Row{"list00000001", "p", status::kSucceeded}, Row{"list00000002", "q", status::kRunning},
+        Row{"list00000003", "p", status::kRunning}, Row{"list00000004", "p", status::kQueued},
+        Row{"list00000005", "q", status::kFailed}}) {
+    auto e = execution(r.id);
+    e.pipeline = r.pipeline;
+    e.sequence = ++n;
+    e.status = r.status;
+    e.created_at = 1000 + n;
+    s.insert_execution(e);
+  }
+  auto ids = [&](const std::string& pipeline, const std::string& status, int limit = 50) {
+    ExecutionFilter f;
+    f.pipeline = pipeline;
+    f.status = status;
+    f.limit = limit;
+    std::vector<std::string> out;
+    for (const auto& e : s.executions(f)) out.push_back(e.id);
+    return out;
+  };
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(ids("", ""),
+            (Ids{"list00000005", "list00000004", "list00000003", "list00000002", "list00000001"}));
+  EXPECT_EQ(ids("", "", 2), (Ids{"list00000005", "list00000004"}));
+  EXPECT_EQ(ids("p", ""), (Ids{"list00000004", "list00000003", "list00000001"}));
+  EXPECT_EQ(ids("", status::kRunning), (Ids{"list00000003", "list00000002"}));
+  EXPECT_EQ(ids("q", status::kRunning), (Ids{"list00000002"}));
+  EXPECT_EQ(ids("p", status::kQueued), (Ids{"list00000004"}));
+  EXPECT_EQ(ids("", status::kFailed), (Ids{"list00000005"}));
+  EXPECT_TRUE(ids("r", "").empty());
+}
+
+TEST(Store, TheAuditTrailIsFilteredByTheFiltersGivenNewestFirst) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  struct Entry {
+    const char* user;
+    const char* action;
+    const char* kind;
+    const char* target;
+    const char* execution_id;
+  };
+  for (const Entry& e :
+       {Entry{"alice", "apply", "pipeline", "p", ""}, Entry{"bob", "run", "execution", "x1", "x1"},
+        Entry{"alice", "approve", "execution", "x1", "x1"},
+        Entry{"alice", "run", "execution", "x2", "x2"},
+        Entry{"bob", "apply", "service", "web", "x1"}}) {
+    AuditRecord a;
+    a.user = e.user;
+    a.action = e.action;
+    a.kind = e.kind;
+    a.target = e.target;
+    a.execution_id = e.execution_id;
+    s.append_audit(a);
+  }
+  auto seqs = [&](const AuditFilter& f) {
+    std::vector<std::int64_t> out;
+    for (const auto& a : s.audit(f)) out.push_back(a.seq);
+    return out;
+  };
+  using Seqs = std::vector<std::int64_t>;
+  EXPECT_EQ(seqs(AuditFilter{}), (Seqs{5, 4, 3, 2, 1}));
+  AuditFilter f;
+  f.user = "alice";
+  EXPECT_EQ(seqs(f), (Seqs{4, 3, 1}));
+  f.action = "run";
+  EXPECT_EQ(seqs(f), (Seqs{4}));
+  f = AuditFilter{};
+  f.kind = "execution";
+  f.before = 4;
+  EXPECT_EQ(seqs(f), (Seqs{3, 2}));
+  f = AuditFilter{};
+  f.target = "x1";
+  EXPECT_EQ(seqs(f), (Seqs{5, 3, 2})) << "the target or the execution it concerns";
+  f.limit = 2;
+  EXPECT_EQ(seqs(f), (Seqs{5, 3}));
+  f.before = 3;
+  EXPECT_EQ(seqs(f), (Seqs{2}));
+  f = AuditFilter{};
+  f.user = "carol";
+  EXPECT_TRUE(seqs(f).empty());
+}
+
 TEST(Store, UncommittedChangesAreRolledBack) {
   capstan::testing::TempDir dir;
   Store s(dir.path());

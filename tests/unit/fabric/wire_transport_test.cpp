@@ -5,6 +5,7 @@
 
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "capstan/testing/testing.h"
@@ -563,6 +564,63 @@ TEST(WireTransport, EnvelopesSentLaterLeaveWithTheNextSendOrFlushInOrder) {
   std::vector<std::string> ids;
   for (const auto& m : c.messages(v1::Envelope::kResult)) ids.push_back(m.result().task_id());
   EXPECT_EQ(ids, (std::vector<std::string>{"t1", "t2", "t3", "t4", "t5"}));
+}
+
+TEST(WireTransport, SendersOnManyThreadsWhileMessagesArriveLoseNothingAndKeepTheirOrder) {
+  zmq::context_t ctx;
+  Coordinator c(ctx);
+  Delegate d;
+  Client client(ctx, client_options(c.router->endpoint()), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+  auto peer = c.last_hello_peer();
+  // Senders put their envelopes on the socket themselves while the client's thread receives:
+  // whoever finds the socket taken leaves its envelope to the holder, and what arrives while a
+  // sender holds the socket still wakes the client's thread.
+  constexpr int kThreads = 6, kEach = 400;
+  std::vector<std::thread> senders;
+  for (int t = 0; t < kThreads; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        auto id = "s" + std::to_string(t) + "-" + std::to_string(i);
+        if (i % 5 == 4) {
+          client.send_later(result(id, 1));
+          if (i % 10 == 9) client.flush();
+        } else {
+          client.send(result(id, 1));
+        }
+      }
+      client.flush();
+    });
+  }
+  for (int i = 0; i < kEach; ++i) {
+    v1::Envelope env;
+    env.mutable_cancel()->set_task_id("t" + std::to_string(i));
+    c.router->send(peer, env);
+  }
+  for (auto& s : senders) s.join();
+  ASSERT_TRUE(wait_until([&] { return d.count() == kEach; }, 10s)) << d.count();
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == kThreads * kEach; }, 10s))
+      << c.count(v1::Envelope::kResult);
+  std::vector<int> next(kThreads, 0);
+  for (const auto& m : c.messages(v1::Envelope::kResult)) {
+    const auto& id = m.result().task_id();
+    auto dash = id.find('-');
+    int t = std::stoi(id.substr(1, dash - 1));
+    EXPECT_EQ(std::stoi(id.substr(dash + 1)), next[static_cast<std::size_t>(t)]++) << id;
+  }
+  {
+    std::lock_guard lock(d.mutex);
+    for (int i = 0; i < kEach; ++i) {
+      ASSERT_EQ(d.received[static_cast<std::size_t>(i)].cancel().task_id(),
+                "t" + std::to_string(i));
+    }
+  }
+  // Receiving goes on after it.
+  v1::Envelope last;
+  last.mutable_cancel()->set_task_id("last");
+  c.router->send(peer, last);
+  ASSERT_TRUE(wait_until([&] { return d.count() == kEach + 1; }, 5s));
+  EXPECT_TRUE(client.attached());
 }
 
 TEST(WireTransport, BindingATakenAddressFailsClearly) {

@@ -1,5 +1,6 @@
-// The delegate's end of the wire: one DEALER socket, owned by one thread, that opens a session
-// with Hello, keeps it alive with heartbeats and reconnects with jittered exponential backoff.
+// The delegate's end of the wire: one DEALER socket and a thread that opens a session with Hello,
+// receives, keeps the session alive with heartbeats and reconnects with jittered exponential
+// backoff. Senders put their envelopes on the socket themselves, one at a time.
 #pragma once
 
 #include <chrono>
@@ -28,7 +29,8 @@ struct ClientOptions {
   std::string curve_server_key;
 };
 
-// Callbacks, all on the client's thread. They must not block for long: heartbeats wait.
+// Callbacks, all on the client's thread, holding no lock of the client's (they may send). They
+// must not block for long: heartbeats wait.
 class ClientHandler {
 public:
   virtual ~ClientHandler() = default;
@@ -58,14 +60,17 @@ public:
   Client& operator=(const Client&) = delete;
 
   // Thread-safe. Sent when a session is open; dropped otherwise (a Result must therefore be
-  // kept by the caller until its ResultAck). Consecutive Log envelopes of one task attempt are
-  // merged into one message.
+  // kept by the caller until its ResultAck). Sent from the calling thread, after whatever was
+  // queued before it (in one Batch with it when the coordinator takes them), unless another
+  // thread is using the socket: that one sends it before it lets go; send() never waits for it.
+  // Log envelopes go by the wire's thread instead, so that consecutive ones of one task attempt
+  // are merged into one message.
   void send(v1::Envelope envelope);
-  // Like send(), without waking the wire's thread: the envelope leaves with the next send() or
-  // flush(), or when the thread wakes for anything else (a message from the coordinator, a
-  // heartbeat), in one Batch with what goes then. For a sender that knows more follows soon.
+  // Like send(), but queued only: the envelope leaves with the next send() or flush(), or when
+  // the wire's thread wakes for anything else (a message from the coordinator, a heartbeat), in
+  // one Batch with what goes then. For a sender that knows more follows soon.
   void send_later(v1::Envelope envelope);
-  // Wakes the wire's thread if envelopes given to send_later() are still waiting.
+  // Sends what send_later() left waiting, from the calling thread (as send()).
   void flush();
   bool attached() const;
   ClientStats stats() const;
