@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace capstan::sqlite {
 
@@ -68,9 +69,13 @@ private:
   // Binds NULL to the parameters not bound since the last reset.
   void null_unbound();
 
+  // Texts up to this size are bound from a buffer the statement keeps per parameter.
+  static constexpr std::size_t kKeptText = 16 * 1024;
+
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
-  int parameters_ = 0;      // sqlite3_bind_parameter_count
+  std::vector<std::string> texts_; // the last text bound to each parameter, read by SQLite
+  int parameters_ = 0;             // sqlite3_bind_parameter_count
   std::uint64_t all_ = 0;   // a bit per parameter (statements with more are cleared at reset)
   std::uint64_t bound_ = 0; // parameters bound since the last reset
   bool stepping_ = false;   // stepped since the last reset

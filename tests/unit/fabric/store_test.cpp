@@ -552,5 +552,31 @@ TEST(Store, AStatementRunsAParameterNotBoundSinceItsLastUseAsNull) {
                       {"first", 1}, {"second", -1}, {"-", 3}}));
 }
 
+TEST(Store, AStatementKeepsTheTextsBoundToItUntilTheyAreBoundAgain) {
+  capstan::testing::TempDir dir;
+  sqlite::Database db(dir.path() / "t.db");
+  db.exec("CREATE TABLE t (a TEXT, b TEXT)");
+  const char* insert = "INSERT INTO t (a, b) VALUES (?, ?)";
+  const std::string long_text(20000, 'x'); // longer than a statement keeps
+  for (const std::string& a :
+       {std::string("short"), std::string(300, 'm'), long_text, std::string("s")}) {
+    auto& q = db.prepare(insert);
+    {
+      std::string gone = a + "!";
+      q.bind(1, gone).bind(2, std::string("b:") + a);
+    } // both texts are destroyed before the statement runs
+    q.run();
+  }
+  auto& q = db.prepare("SELECT a, b FROM t ORDER BY rowid");
+  std::vector<std::pair<std::string, std::string>> rows;
+  while (q.step()) rows.emplace_back(q.text(0), q.text(1));
+  ASSERT_EQ(rows.size(), 4U);
+  EXPECT_EQ(rows[0], std::make_pair(std::string("short!"), std::string("b:short")));
+  EXPECT_EQ(rows[1].first, std::string(300, 'm') + "!");
+  EXPECT_EQ(rows[2].first, long_text + "!");
+  EXPECT_EQ(rows[2].second, "b:" + long_text);
+  EXPECT_EQ(rows[3], std::make_pair(std::string("s!"), std::string("b:s")));
+}
+
 } // namespace
 } // namespace capstan::store
