@@ -475,7 +475,12 @@ TEST_F(Pipelines, DeploymentStepsGetTheServiceEnvironmentInfrastructureAndConnec
                                    {"content", deployment_objects()},
                                    {"dir", dir_.path().string()}}}}});
   ASSERT_EQ(stack_.last_status(), 200);
-  apply("pipeline:\n  identifier: ctx\n  name: ctx\n  stages:\n" +
+  apply("pipeline:\n  identifier: ctx\n  name: ctx\n"
+        "  variables:\n"
+        "    - name: note\n"
+        "      type: String\n"
+        "      value: \"say \\\"hi\\\"\\n\\tthere\"\n"
+        "  stages:\n" +
         deploy_stage("deploy",
                      "              - step:\n"
                      "                  type: Echo\n"
@@ -524,6 +529,32 @@ TEST_F(Pipelines, DeploymentStepsGetTheServiceEnvironmentInfrastructureAndConnec
   EXPECT_EQ(ctx["connectors"]["k8s"]["type"], "K8sCluster");
   EXPECT_EQ(ctx["connectors"]["k8s"]["credential"]["type"], "Kubeconfig");
   EXPECT_EQ(ctx["connectors"]["k8s"]["credential"]["kubeconfigPath"], "/nonexistent/kubeconfig");
+
+  // What every step gets, whatever its stage.
+  EXPECT_EQ(ctx["schemaVersion"], 1);
+  EXPECT_EQ(ctx["pipeline"]["identifier"], "ctx");
+  EXPECT_EQ(ctx["pipeline"]["executionId"], id);
+  EXPECT_EQ(ctx["pipeline"]["sequenceId"], 1);
+  EXPECT_EQ(ctx["pipeline"]["triggeredBy"], "carol");
+  EXPECT_EQ(ctx["pipeline"]["variables"]["note"], "say \"hi\"\n\tthere");
+  EXPECT_EQ(ctx["stage"]["identifier"], "deploy");
+  EXPECT_EQ(ctx["stage"]["type"], "Deployment");
+  EXPECT_TRUE(ctx["stage"]["variables"].is_object()) << ctx["stage"].dump();
+  EXPECT_EQ(ctx["step"]["identifier"], "show");
+  EXPECT_EQ(ctx["step"]["type"], "Echo");
+  EXPECT_EQ(ctx["step"]["path"], "show");
+  EXPECT_EQ(ctx["step"]["rollback"], false);
+  EXPECT_GT(ctx["step"]["timeoutMs"].get<std::int64_t>(), 0);
+  EXPECT_TRUE(ctx["stageOutputs"].is_object()) << ctx.dump(2);
+  const auto& ex = ctx["expressions"];
+  EXPECT_EQ(ex["pipeline.sequenceId"], "1");
+  EXPECT_EQ(ex["pipeline.executionId"], id);
+  EXPECT_EQ(ex["pipeline.variables.note"], "say \"hi\"\n\tthere");
+  EXPECT_EQ(ex["stage.identifier"], "deploy");
+  EXPECT_EQ(ex["artifact.image"], "myorg/myapp:v2.0.0");
+  EXPECT_EQ(ex["env.identifier"], "dev");
+  EXPECT_EQ(ex["infra.namespace"], "default");
+  EXPECT_EQ(ex["INFRA_KEY"], infra["infraKey"]);
 }
 
 TEST_F(Pipelines, DeploymentsToOneInfrastructureAndReleaseQueue) {

@@ -147,7 +147,7 @@ std::vector<json> Machine::waits() {
       }
       return base;
     };
-    for (std::size_t si = 0; si < a.plan.size(); ++si) {
+    for (std::size_t si = 0; si < a.plan().size(); ++si) {
       const auto& stage = a.record.stages[si];
       if (stage.status == st::kQueued || stage.status == st::kInputWaiting) {
         json w = entry();
@@ -160,7 +160,7 @@ std::vector<json> Machine::waits() {
                 : "asks for " + question_names(stage.state.value("inputs", json::array()));
         out.push_back(std::move(w));
       }
-      for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+      for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
         const auto& rec = row_record(a, si, r);
         std::string kind, details;
         if (rec.status == st::kApprovalWaiting) {
@@ -194,16 +194,6 @@ std::vector<json> Machine::waits() {
     }
   }
   return out;
-}
-
-void Machine::index_plan(Active& a) {
-  a.plan = build_plan(a.pipeline);
-  a.offset.clear();
-  std::size_t offset = 0;
-  for (const auto& sp : a.plan) {
-    a.offset.push_back(offset);
-    offset += sp.rows.size();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -323,26 +313,28 @@ Outcome Machine::run(const RunRequest& req) {
   for (const auto& s : sites) {
     if (pipeline_fqns.count(s.fqn)) pipeline_sites.push_back(s);
   }
-  model::Pipeline pipeline;
+  std::shared_ptr<const ExecutionPlan> shape;
   std::string plan; // the plan as stored
   if (pipeline_sites.empty() && entry.as_run) {
-    pipeline = *entry.as_run;
+    shape = entry.as_run;
     plan = entry.plan;
   } else {
     yaml::Document doc = entry.document;
     model::substitute(doc.value, pipeline_sites, bound.values);
-    pipeline = model::parse_pipeline(doc.value, doc.where, problems);
+    auto parsed = model::parse_pipeline(doc.value, doc.where, problems);
     if (!problems.empty()) {
       return refusal(422, "InvalidInput",
                      "the run's inputs do not fit the pipeline: " + problems.front().text(),
                      problems_json(problems));
     }
-    plan = model::to_json(pipeline).dump();
+    plan = model::to_json(parsed).dump();
+    shape = make_execution_plan(std::move(parsed));
     if (pipeline_sites.empty()) {
-      entry.as_run = pipeline;
+      entry.as_run = shape;
       entry.plan = plan;
     }
   }
+  const model::Pipeline& pipeline = shape->pipeline;
   // Refuse a run that cannot get anywhere, naming what is missing.
   std::set<std::string> missing;
   for (const auto& stage : pipeline.stages) {
@@ -389,29 +381,23 @@ Outcome Machine::run(const RunRequest& req) {
   }
   r.plan_text = std::move(plan);
   r.created_at = r.started_at = now_ms();
-  a.pipeline = std::move(pipeline);
-  auto id = r.id;
-  // The plan points into the pipeline: it is built where the execution stays.
-  auto [it, _] = active_.emplace(id, std::move(a));
-  index_plan(it->second);
-  {
-    auto& rec = it->second.record;
-    const auto& stage_plans = it->second.plan;
-    for (std::size_t si = 0; si < stage_plans.size(); ++si) {
-      const auto& stage = *stage_plans[si].stage;
-      store::StageRecord s;
-      s.index = static_cast<int>(si);
-      s.identifier = stage.identifier;
-      s.name = stage.name;
-      s.type = stage.type;
-      s.parallel_group = stage.parallel_group;
-      rec.stages.push_back(std::move(s));
-    }
-    rec.steps = initial_records(stage_plans);
-    // Inserted at the end of the batch, in the state the batch leaves it in (usually with its
-    // first step dispatched): one insert instead of an insert and updates of the same rows.
-    it->second.stored = false;
+  for (std::size_t si = 0; si < shape->stages.size(); ++si) {
+    const auto& stage = *shape->stages[si].stage;
+    store::StageRecord s;
+    s.index = static_cast<int>(si);
+    s.identifier = stage.identifier;
+    s.name = stage.name;
+    s.type = stage.type;
+    s.parallel_group = stage.parallel_group;
+    r.stages.push_back(std::move(s));
   }
+  r.steps = shape->initial_steps;
+  a.shape = std::move(shape);
+  auto id = r.id;
+  // Inserted at the end of the batch, in the state the batch leaves it in (usually with its
+  // first step dispatched): one insert instead of an insert and updates of the same rows.
+  a.stored = false;
+  auto [it, _] = active_.emplace(id, std::move(a));
   json inputs = it->second.record.inputs;
   audit(it->second, req.user, "run",
         {{"inputs", inputs}, {"overrides", overrides}, {"pipelineVersion", pipeline_version}});
@@ -475,11 +461,11 @@ Outcome Machine::approve(const ApprovalRequest& req) {
   Active& a = *ap;
   std::vector<Waiting> waiting;
   std::string names;
-  for (std::size_t si = 0; si < a.plan.size(); ++si) {
-    for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+  for (std::size_t si = 0; si < a.plan().size(); ++si) {
+    for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
       if (row_record(a, si, r).status != st::kApprovalWaiting) continue;
       const auto& path = plan_row(a, si, r).path;
-      const auto full = a.plan[si].stage->identifier + "." + path;
+      const auto full = a.plan()[si].stage->identifier + "." + path;
       if (!req.step.empty() && req.step != path && req.step != full &&
           req.step != plan_row(a, si, r).node->identifier) {
         continue;
@@ -500,7 +486,7 @@ Outcome Machine::approve(const ApprovalRequest& req) {
   const auto [si, r] = waiting.front();
   auto& rec = row_record(a, si, r);
   auto& approval = rec.state["approval"];
-  const std::string step_name = a.plan[si].stage->identifier + "." + plan_row(a, si, r).path;
+  const std::string step_name = a.plan()[si].stage->identifier + "." + plan_row(a, si, r).path;
   // Who may answer: the step's users and the members of its user groups.
   bool allowed = false;
   std::vector<std::string> who;
@@ -555,7 +541,7 @@ Outcome Machine::approve(const ApprovalRequest& req) {
     }
     inputs[k] = v;
   }
-  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const std::size_t index = a.offset()[si] + static_cast<std::size_t>(r);
   approval["activities"].push_back({{"user", req.user},
                                     {"action", req.reject ? "REJECT" : "APPROVE"},
                                     {"comment", req.comment},
@@ -616,14 +602,14 @@ Outcome Machine::intervene(const InterventionRequest& req) {
   }
   std::vector<Waiting> waiting;
   std::string names;
-  for (std::size_t si = 0; si < a.plan.size(); ++si) {
-    for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+  for (std::size_t si = 0; si < a.plan().size(); ++si) {
+    for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
       const auto& rec = row_record(a, si, r);
       bool intervention = rec.status == st::kInterventionWaiting;
       bool wait = rec.status == st::kWaiting && rec.state.value("wake", "") == "wait";
       if (!intervention && !wait) continue;
       const auto& path = plan_row(a, si, r).path;
-      const auto full = a.plan[si].stage->identifier + "." + path;
+      const auto full = a.plan()[si].stage->identifier + "." + path;
       if (!req.step.empty() && req.step != path && req.step != full) continue;
       waiting.push_back({si, r});
       names += (names.empty() ? "" : ", ") + full;
@@ -640,8 +626,8 @@ Outcome Machine::intervene(const InterventionRequest& req) {
   }
   const auto [si, r] = waiting.front();
   auto& rec = row_record(a, si, r);
-  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
-  const std::string step_name = a.plan[si].stage->identifier + "." + plan_row(a, si, r).path;
+  const std::size_t index = a.offset()[si] + static_cast<std::size_t>(r);
+  const std::string step_name = a.plan()[si].stage->identifier + "." + plan_row(a, si, r).path;
   audit(a, req.user, "intervene",
         {{"step", step_name}, {"action", req.action}, {"comment", req.comment}});
   note(a, index, 2,
@@ -695,13 +681,13 @@ Outcome Machine::answer(const InputAnswer& req) {
   // The questions of the stages and steps that wait for input now.
   json questions = json::array();
   std::vector<std::pair<std::size_t, int>> nodes; // (stage, row or -1)
-  for (std::size_t si = 0; si < a.plan.size(); ++si) {
-    const auto& sid = a.plan[si].stage->identifier;
+  for (std::size_t si = 0; si < a.plan().size(); ++si) {
+    const auto& sid = a.plan()[si].stage->identifier;
     if (a.record.stages[si].status == st::kInputWaiting && (req.step.empty() || req.step == sid)) {
       for (auto& q : pending_questions(a, sid, "", true)) questions.push_back(q);
       nodes.emplace_back(si, -1);
     }
-    for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+    for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
       if (row_record(a, si, r).status != st::kInputWaiting) continue;
       const auto& path = plan_row(a, si, r).path;
       if (!req.step.empty() && req.step != path && req.step != sid + "." + path) continue;
@@ -776,7 +762,7 @@ Outcome Machine::answer(const InputAnswer& req) {
       set_stage(a, si);
     } else {
       auto& rec = row_record(a, si, r);
-      note(a, a.offset[si] + static_cast<std::size_t>(r), 1,
+      note(a, a.offset()[si] + static_cast<std::size_t>(r), 1,
            "execution input given by " + req.user);
       rec.status = st::kNotStarted; // starts again, now with its inputs
       rec.state.erase("inputs");

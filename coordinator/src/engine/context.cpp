@@ -49,20 +49,44 @@ json evaluate_field(const std::string& text, const StepScope& scope,
   return expression::Expression::parse_template(text).evaluate(scope, options);
 }
 
+namespace {
+
+// A field's place in the tree being rendered: its key or index under its parent's place. The
+// pointer text is only made for a field that holds an expression.
+struct Place {
+  const Place* parent = nullptr;
+  const std::string* key = nullptr; // null: `index` in an array
+  std::size_t index = 0;
+
+  std::string pointer() const {
+    if (parent == nullptr) return "";
+    auto base = parent->pointer();
+    return key != nullptr ? yaml::pointer_append(base, *key) : yaml::pointer_append(base, index);
+  }
+};
+
+void render_at(json& v, const Place& place, const StepScope& scope, std::string& failed_at,
+               const std::vector<std::string>& deferred) {
+  if (v.is_string()) {
+    if (!expression::has_expression(v.get_ref<const std::string&>())) return;
+    failed_at = place.pointer();
+    v = evaluate_field(v.get<std::string>(), scope, deferred);
+  } else if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      render_at(it.value(), Place{&place, &it.key(), 0}, scope, failed_at, deferred);
+    }
+  } else if (v.is_array()) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      render_at(v[i], Place{&place, nullptr, i}, scope, failed_at, deferred);
+    }
+  }
+}
+
+} // namespace
+
 void render_tree(json& value, const StepScope& scope, std::string& failed_at,
                  const std::vector<std::string>& deferred) {
-  std::function<void(json&, const std::string&)> walk = [&](json& v, const std::string& ptr) {
-    if (v.is_string()) {
-      if (!expression::has_expression(v.get_ref<const std::string&>())) return;
-      failed_at = ptr;
-      v = evaluate_field(v.get<std::string>(), scope, deferred);
-    } else if (v.is_object()) {
-      for (auto& [k, child] : v.items()) walk(child, yaml::pointer_append(ptr, k));
-    } else if (v.is_array()) {
-      for (std::size_t i = 0; i < v.size(); ++i) walk(v[i], yaml::pointer_append(ptr, i));
-    }
-  };
-  walk(value, "");
+  render_at(value, Place{}, scope, failed_at, deferred);
 }
 
 std::string infra_key(const std::string& service, const std::string& environment,

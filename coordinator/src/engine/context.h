@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "capstan/expression/expression.h"
+#include "engine/json_text.h"
 #include "model/pipeline.h"
 #include "secrets/secret_box.h"
 #include "store/store.h"
@@ -61,6 +62,18 @@ void render_tree(nlohmann::json& value, const StepScope& scope, std::string& fai
 struct StageObjects {
   nlohmann::json snapshot; // {service, environment, infrastructure, ...}
   std::string error;       // why the stage cannot start, with file:line; "" on success
+};
+
+// The context a plugin gets with its task (docs/plugin-authoring.md). What every task has
+// (schemaVersion, pipeline, stage, step) is written as text as it is built; the stage's objects
+// (service, environment, infrastructure, connectors, outputs, ...) are a tree, which GitOps
+// steps add to before the whole is written.
+struct TaskContext {
+  JsonText head;
+  nlohmann::json members = nlohmann::json::object();
+  JsonText expressions; // the "expressions" member: each fixed expression's value as text
+  // The whole context as JSON text.
+  std::string text() &&;
 };
 
 // Loads the stage's service, environment and infrastructure at their latest versions, with the

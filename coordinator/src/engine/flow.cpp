@@ -32,15 +32,15 @@ std::string duration_text(std::int64_t ms) {
 } // namespace
 
 store::StepRecord& Machine::row_record(Active& a, std::size_t si, int row) {
-  return a.record.steps[a.offset[si] + static_cast<std::size_t>(row)];
+  return a.record.steps[a.offset()[si] + static_cast<std::size_t>(row)];
 }
 
 const PlanRow& Machine::plan_row(const Active& a, std::size_t si, int row) const {
-  return a.plan[si].rows[static_cast<std::size_t>(row)];
+  return a.plan()[si].rows[static_cast<std::size_t>(row)];
 }
 
 void Machine::set_row(Active& a, std::size_t si, int row) {
-  touch_step(a, a.offset[si] + static_cast<std::size_t>(row));
+  touch_step(a, a.offset()[si] + static_cast<std::size_t>(row));
 }
 
 void Machine::set_stage(Active& a, std::size_t si) {
@@ -94,8 +94,8 @@ bool Machine::drive(Active& a) {
   while (si < stages.size()) {
     // One group: the stages of a parallel block, or one stage.
     std::size_t end = si + 1;
-    const int group = a.plan[si].stage->parallel_group;
-    while (end < stages.size() && a.plan[end].stage->parallel_group == group) ++end;
+    const int group = a.plan()[si].stage->parallel_group;
+    while (end < stages.size() && a.plan()[end].stage->parallel_group == group) ++end;
     bool all_done = true;
     for (std::size_t i = si; i < end; ++i) {
       changed |= drive_stage(a, i);
@@ -121,9 +121,9 @@ bool Machine::drive(Active& a) {
 }
 
 bool Machine::stage_failed_before(const Active& a, std::size_t si) const {
-  const int group = a.plan[si].stage->parallel_group;
+  const int group = a.plan()[si].stage->parallel_group;
   for (std::size_t i = 0; i < si; ++i) {
-    if (a.plan[i].stage->parallel_group == group) continue;
+    if (a.plan()[i].stage->parallel_group == group) continue;
     const auto& s = a.record.stages[i].status;
     if (s == st::kFailed || s == st::kAborted) return true;
   }
@@ -132,7 +132,7 @@ bool Machine::stage_failed_before(const Active& a, std::size_t si) const {
 
 bool Machine::drive_stage(Active& a, std::size_t si) {
   auto& stage = a.record.stages[si];
-  const auto& model_stage = *a.plan[si].stage;
+  const auto& model_stage = *a.plan()[si].stage;
   if (stage.status == st::kNotStarted) {
     // `when`: the pipeline's status so far, then the condition.
     model::When when = model_stage.when.value_or(model::When{});
@@ -221,7 +221,7 @@ bool Machine::drive_stage(Active& a, std::size_t si) {
     changed |= drive_rollback(a, si);
     return changed;
   }
-  auto progress = drive_rows(a, si, a.plan[si].top, false, changed);
+  auto progress = drive_rows(a, si, a.plan()[si].top, false, changed);
   if (progress == Progress::kPending || stage.state.contains("rollback") ||
       st::terminal(a.record.status) || a.record.state.contains("pipelineRollback")) {
     return changed;
@@ -229,7 +229,7 @@ bool Machine::drive_stage(Active& a, std::size_t si) {
   // Every step ended: the stage failed when a failure was left standing.
   std::string failure;
   std::string error_type;
-  for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+  for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
     const auto& row = plan_row(a, si, r);
     if (row.section != "steps" || row.node->kind != model::NodeKind::kStep) continue;
     const auto& rec = row_record(a, si, r);
@@ -309,10 +309,10 @@ Machine::Progress Machine::drive_row(Active& a, std::size_t si, int r, bool& cha
 }
 
 bool Machine::row_failed_so_far(const Active& a, std::size_t si, const std::string& section) const {
-  for (std::size_t r = 0; r < a.plan[si].rows.size(); ++r) {
-    const auto& row = a.plan[si].rows[r];
+  for (std::size_t r = 0; r < a.plan()[si].rows.size(); ++r) {
+    const auto& row = a.plan()[si].rows[r];
     if (row.section != section || row.node->kind != model::NodeKind::kStep) continue;
-    const auto& rec = a.record.steps[a.offset[si] + r];
+    const auto& rec = a.record.steps[a.offset()[si] + r];
     if (st::failed_outcome(rec.status) && rec.state.value("handled", false)) return true;
   }
   return false;
@@ -358,13 +358,13 @@ bool Machine::start_row(Active& a, std::size_t si, int r) {
     return true;
   }
   // Execution inputs of this step are asked for when it starts.
-  auto questions = pending_questions(a, a.plan[si].stage->identifier, row.path, false);
+  auto questions = pending_questions(a, a.plan()[si].stage->identifier, row.path, false);
   if (!questions.empty()) {
     rec.status = st::kInputWaiting;
     rec.state["inputs"] = questions;
     rec.wake_at = rec.started_at + rec.timeout_ms;
     rec.message = "waiting for execution input: capstan input " + a.record.id;
-    note(a, a.offset[si] + static_cast<std::size_t>(r), 1,
+    note(a, a.offset()[si] + static_cast<std::size_t>(r), 1,
          "waiting for execution input (" + question_names(questions) + ")");
     return true;
   }
@@ -373,7 +373,7 @@ bool Machine::start_row(Active& a, std::size_t si, int r) {
   if (node.type == "GitOpsSync") return start_gitops_sync(a, si, r);
   if (node.type == "UpdateGitOpsApp") return start_update_gitops_app(a, si, r);
   rec.status = st::kQueued;
-  enqueue(a, a.offset[si] + static_cast<std::size_t>(r));
+  enqueue(a, a.offset()[si] + static_cast<std::size_t>(r));
   return true;
 }
 
@@ -390,7 +390,7 @@ void Machine::skip_rows(Active& a, std::size_t si, int r, const std::string& why
 
 void Machine::fail_row(Active& a, std::size_t si, int r, const std::string& error_type,
                        const std::string& message) {
-  fail_step(a, a.offset[si] + static_cast<std::size_t>(r), error_type, message);
+  fail_step(a, a.offset()[si] + static_cast<std::size_t>(r), error_type, message);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -409,8 +409,8 @@ void Machine::handle_failure(Active& a, std::size_t si, int r) {
   static const std::vector<model::FailureStrategy> deployment_default = {
       model::default_deployment_strategy()};
   if (row.section == "steps") {
-    levels.push_back(&a.plan[si].stage->failure_strategies);
-    if (a.plan[si].stage->type == "Deployment") levels.push_back(&deployment_default);
+    levels.push_back(&a.plan()[si].stage->failure_strategies);
+    if (a.plan()[si].stage->type == "Deployment") levels.push_back(&deployment_default);
   }
   auto resolution = model::resolve_failure(levels, rec.error_type);
   model::FailureAction action;
@@ -427,7 +427,7 @@ void Machine::apply_action(Active& a, std::size_t si, int r, const model::Failur
                            const std::string& where) {
   auto& rec = row_record(a, si, r);
   const auto& row = plan_row(a, si, r);
-  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const std::size_t index = a.offset()[si] + static_cast<std::size_t>(r);
   const std::string what = "step " + row.path + " failed (" +
                            (rec.error_type.empty() ? "Unknown" : rec.error_type) +
                            "): " + rec.message;
@@ -505,7 +505,7 @@ void Machine::apply_action(Active& a, std::size_t si, int r, const model::Failur
 
 void Machine::cancel_rows(Active& a, std::size_t si, const std::string& section,
                           const std::string& why) {
-  for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+  for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
     const auto& row = plan_row(a, si, r);
     if (!section.empty() && row.section != section) continue;
     auto& rec = row_record(a, si, r);
@@ -517,8 +517,8 @@ void Machine::cancel_rows(Active& a, std::size_t si, const std::string& section,
       if (row.node->kind == model::NodeKind::kStep) {
         // A GitOpsSync whose syncs run on delegates: they are terminated (Argo CD's
         // terminate-op), not left to finish.
-        gitops_terminate(a, a.offset[si] + static_cast<std::size_t>(r), why);
-        fail_step(a, a.offset[si] + static_cast<std::size_t>(r), "", why, st::kAborted);
+        gitops_terminate(a, a.offset()[si] + static_cast<std::size_t>(r), why);
+        fail_step(a, a.offset()[si] + static_cast<std::size_t>(r), "", why, st::kAborted);
       } else {
         rec.status = st::kAborted;
         rec.message = why;
@@ -533,15 +533,15 @@ void Machine::cancel_rows(Active& a, std::size_t si, const std::string& section,
 std::vector<int> Machine::rollback_segments(const Active& a, std::size_t si) const {
   // Step groups that started, last first, then the stage's own rollbackSteps.
   std::vector<int> out;
-  const auto& rows = a.plan[si].rows;
+  const auto& rows = a.plan()[si].rows;
   for (int r = static_cast<int>(rows.size()) - 1; r >= 0; --r) {
     const auto& row = rows[static_cast<std::size_t>(r)];
     if (row.section != "steps" || row.rollback.empty()) continue;
-    const auto& rec = a.record.steps[a.offset[si] + static_cast<std::size_t>(r)];
+    const auto& rec = a.record.steps[a.offset()[si] + static_cast<std::size_t>(r)];
     if (rec.started_at == 0) continue;
     out.push_back(r);
   }
-  if (!a.plan[si].rollback_top.empty()) out.push_back(-1);
+  if (!a.plan()[si].rollback_top.empty()) out.push_back(-1);
   return out;
 }
 
@@ -549,7 +549,7 @@ void Machine::start_stage_rollback(Active& a, std::size_t si, const std::string&
   auto& stage = a.record.stages[si];
   cancel_rows(a, si, "steps", "cancelled: the stage rolls back");
   // Rollback rows were marked skipped when the stage ended well; now they are to run.
-  for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+  for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
     auto& rec = row_record(a, si, r);
     if (plan_row(a, si, r).section == "rollback" && rec.status == st::kSkipped &&
         rec.started_at == 0) {
@@ -601,7 +601,7 @@ bool Machine::drive_rollback(Active& a, std::size_t si) {
   bool failed = false;
   while (current < static_cast<int>(segments.size())) {
     int seg = segments[static_cast<std::size_t>(current)];
-    const auto& rows = seg < 0 ? a.plan[si].rollback_top : plan_row(a, si, seg).rollback;
+    const auto& rows = seg < 0 ? a.plan()[si].rollback_top : plan_row(a, si, seg).rollback;
     if (drive_rows(a, si, rows, false, changed) == Progress::kPending) return changed;
     for (int r : rows) {
       if (st::failed_outcome(row_record(a, si, r).status)) failed = true;
@@ -656,7 +656,7 @@ void Machine::end_stage(Active& a, std::size_t si, const std::string& status,
                         const std::string& message, const std::string& error_type) {
   auto& stage = a.record.stages[si];
   if (status != st::kSucceeded) cancel_rows(a, si, "", "skipped: the stage ended");
-  for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+  for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
     auto& rec = row_record(a, si, r);
     if (rec.status == st::kNotStarted) {
       rec.status = st::kSkipped;
@@ -676,7 +676,7 @@ void Machine::end_stage(Active& a, std::size_t si, const std::string& status,
 
 void Machine::skip_stage(Active& a, std::size_t si, const std::string& why) {
   auto& stage = a.record.stages[si];
-  for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+  for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
     auto& rec = row_record(a, si, r);
     if (rec.status == st::kNotStarted) {
       rec.status = st::kSkipped;
@@ -755,7 +755,7 @@ bool Machine::start_wait(Active& a, std::size_t si, int r) {
   rec.state["wake"] = "wait";
   rec.wake_at = rec.started_at + d->count();
   rec.message = "waiting " + model::format_duration(*d);
-  note(a, a.offset[si] + static_cast<std::size_t>(r), 1,
+  note(a, a.offset()[si] + static_cast<std::size_t>(r), 1,
        "waiting " + model::format_duration(*d) +
            " (until the wait ends, or: capstan interventions "
            "resolve " +
@@ -801,11 +801,11 @@ bool Machine::start_approval(Active& a, std::size_t si, int r) {
   rec.status = st::kApprovalWaiting;
   rec.wake_at = rec.started_at + rec.timeout_ms;
   rec.message = "waiting for approval: capstan approve " + a.record.id;
-  note(a, a.offset[si] + static_cast<std::size_t>(r), 1,
+  note(a, a.offset()[si] + static_cast<std::size_t>(r), 1,
        "approval needed (" + std::to_string(minimum) + " of " +
            approver_summary(rec.state["approval"]) + "): " + spec.value("approvalMessage", ""));
   audit(a, "", "approval-requested",
-        {{"step", a.plan[si].stage->identifier + "." + plan_row(a, si, r).path}});
+        {{"step", a.plan()[si].stage->identifier + "." + plan_row(a, si, r).path}});
   return true;
 }
 
@@ -818,11 +818,11 @@ void Machine::tick_flow() {
   for (auto& [id, a] : active_) {
     if (st::terminal(a.record.status)) continue;
     bool changed = false;
-    for (std::size_t si = 0; si < a.plan.size(); ++si) {
-      for (int r = 0; r < static_cast<int>(a.plan[si].rows.size()); ++r) {
+    for (std::size_t si = 0; si < a.plan().size(); ++si) {
+      for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
         auto& rec = row_record(a, si, r);
         if (rec.wake_at == 0 || wall < rec.wake_at || !waiting_status(rec.status)) continue;
-        const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+        const std::size_t index = a.offset()[si] + static_cast<std::size_t>(r);
         rec.wake_at = 0;
         changed = true;
         set_row(a, si, r);

@@ -206,7 +206,7 @@ std::optional<json> Machine::gitops_step_spec(Active& a, std::size_t si, int r) 
 
 bool Machine::start_gitops_sync(Active& a, std::size_t si, int r) {
   auto& rec = row_record(a, si, r);
-  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const std::size_t index = a.offset()[si] + static_cast<std::size_t>(r);
   const auto rendered = gitops_step_spec(a, si, r);
   if (!rendered) return true;
   const json& spec = *rendered;
@@ -668,7 +668,7 @@ void Machine::tick_gitops_steps() {
 
 bool Machine::start_update_gitops_app(Active& a, std::size_t si, int r) {
   auto& rec = row_record(a, si, r);
-  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const std::size_t index = a.offset()[si] + static_cast<std::size_t>(r);
   const auto rendered = gitops_step_spec(a, si, r);
   if (!rendered) return true;
   const json& spec = *rendered;
@@ -835,10 +835,10 @@ bool Machine::start_update_gitops_app(Active& a, std::size_t si, int r) {
 // last UpdateGitOpsApp changed (as Harness's rollback of the step does).
 bool Machine::rollback_update_gitops_app(Active& a, std::size_t si, int r) {
   auto& rec = row_record(a, si, r);
-  const std::size_t index = a.offset[si] + static_cast<std::size_t>(r);
+  const std::size_t index = a.offset()[si] + static_cast<std::size_t>(r);
   const json* previous = nullptr;
   std::string from;
-  for (int other = 0; other < static_cast<int>(a.plan[si].rows.size()); ++other) {
+  for (int other = 0; other < static_cast<int>(a.plan()[si].rows.size()); ++other) {
     const auto& orow = plan_row(a, si, other);
     const auto& orec = row_record(a, si, other);
     if (orow.section != "steps" || orow.node->type != "UpdateGitOpsApp" ||

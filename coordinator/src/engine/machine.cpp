@@ -88,15 +88,14 @@ void Machine::recover() {
   for (auto& record : store_.active_executions()) {
     const std::string id = record.id;
     Active a;
-    a.pipeline = model::pipeline_from_json(record.plan);
+    a.shape = make_execution_plan(model::pipeline_from_json(record.plan));
     a.log_seq = store_.last_log_seq(record.id);
     a.record = std::move(record);
     auto [it, _] = active_.emplace(id, std::move(a));
     auto& act = it->second;
-    index_plan(act);
     std::size_t rows = 0;
-    for (const auto& sp : act.plan) rows += sp.rows.size();
-    if (rows != act.record.steps.size() || act.plan.size() != act.record.stages.size()) {
+    for (const auto& sp : act.plan()) rows += sp.rows.size();
+    if (rows != act.record.steps.size() || act.plan().size() != act.record.stages.size()) {
       // Stored by a release that laid executions out differently: it cannot be resumed.
       spdlog::error("execution {} cannot be resumed: its stored steps do not match its plan", id);
       act.record.status = st::kFailed;
@@ -630,16 +629,16 @@ TaskNeeds Machine::needs_of(const Active& a, std::size_t index) const {
   needs.type = rec.type;
   const auto si = static_cast<std::size_t>(rec.stage_index);
   const auto row = static_cast<std::size_t>(rec.step_index);
-  if (si >= a.plan.size() || row >= a.plan[si].rows.size()) return needs;
+  if (si >= a.plan().size() || row >= a.plan()[si].rows.size()) return needs;
   // The nearest level that names selectors wins: step, its groups inside out, the stage, the
   // pipeline, then the infrastructure's connector (a delegate that can reach the cluster).
-  const auto& pr = a.plan[si].rows[row];
+  const auto& pr = a.plan()[si].rows[row];
   std::vector<const std::vector<std::string>*> levels = {&pr.node->delegate_selectors};
   for (int anc : pr.ancestors) {
-    levels.push_back(&a.plan[si].rows[static_cast<std::size_t>(anc)].node->delegate_selectors);
+    levels.push_back(&a.plan()[si].rows[static_cast<std::size_t>(anc)].node->delegate_selectors);
   }
-  levels.push_back(&a.plan[si].stage->delegate_selectors);
-  levels.push_back(&a.pipeline.delegate_selectors);
+  levels.push_back(&a.plan()[si].stage->delegate_selectors);
+  levels.push_back(&a.pipeline().delegate_selectors);
   for (const auto* level : levels) {
     if (!level->empty()) {
       needs.selectors = *level;

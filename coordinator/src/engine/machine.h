@@ -38,9 +38,13 @@ namespace capstan::engine {
 // An execution that has not finished, with what the engine needs to move it on.
 struct Active {
   store::ExecutionRecord record;
-  model::Pipeline pipeline;
-  std::vector<StagePlan> plan;     // points into `pipeline`
-  std::vector<std::size_t> offset; // each stage's first row in record.steps
+  // The pipeline as this execution runs it, and its plan (shared with other executions of the
+  // same pipeline version when the run had no inputs of its own to substitute).
+  std::shared_ptr<const ExecutionPlan> shape;
+  const model::Pipeline& pipeline() const { return shape->pipeline; }
+  const std::vector<StagePlan>& plan() const { return shape->stages; }
+  // Each stage's first row in record.steps.
+  const std::vector<std::size_t>& offset() const { return shape->offset; }
   std::int64_t log_seq = 0;
   bool dirty = false; // execution row to write at the end of the batch
   bool stored = true; // false until the batch that created it inserts its rows (as they end up)
@@ -195,8 +199,8 @@ private:
   // Resolves a Deployment stage's objects, namespace, release name and artifact, and its place
   // in the deployment queue; returns why it cannot start ("" when it can).
   std::string start_deployment(Active& a, std::size_t si);
-  nlohmann::json plugin_context(Active& a, std::size_t si, int row, StepScope& scope,
-                                std::vector<std::string>& secrets_used);
+  TaskContext plugin_context(Active& a, std::size_t si, int row, StepScope& scope,
+                             std::vector<std::string>& secrets_used);
 
   // --- applications.cpp: GitOps applications assigned to delegates ---
   struct AppRuntime {
@@ -336,7 +340,6 @@ private:
   nlohmann::json live_applications(const nlohmann::json& clusters);
 
   // --- commands.cpp ---
-  void index_plan(Active& a);
   Active* active_execution(const std::string& id_or_prefix, Outcome& error);
   void audit(Active& a, const std::string& user, const std::string& action, nlohmann::json details);
   void note_stage(Active& a, std::size_t si, int level, const std::string& line);
@@ -361,7 +364,7 @@ private:
     std::vector<model::InputSite> sites; // the runtime inputs the document itself holds
     // Without runtime inputs of its own every run parses the same document the same way: the
     // parsed pipeline and its plan are kept (set by the first such run).
-    std::optional<model::Pipeline> as_run;
+    std::shared_ptr<const ExecutionPlan> as_run;
     std::string plan; // as_run's plan as stored (JSON text)
   };
   std::unordered_map<std::string, StoredPipeline> pipelines_; // applied pipelines, parsed

@@ -74,4 +74,17 @@ std::vector<store::StepRecord> initial_records(const std::vector<StagePlan>& pla
   return out;
 }
 
+std::shared_ptr<const ExecutionPlan> make_execution_plan(model::Pipeline pipeline) {
+  auto out = std::make_shared<ExecutionPlan>();
+  out->pipeline = std::move(pipeline);
+  out->stages = build_plan(out->pipeline);
+  std::size_t offset = 0;
+  for (const auto& sp : out->stages) {
+    out->offset.push_back(offset);
+    offset += sp.rows.size();
+  }
+  out->initial_steps = initial_records(out->stages);
+  return out;
+}
+
 } // namespace capstan::engine

@@ -3,6 +3,7 @@
 // time so a restarted coordinator lines rows and records up again.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,17 @@ std::vector<StagePlan> build_plan(const model::Pipeline& pipeline);
 
 // The stored records for a new execution's rows (status NotStarted).
 std::vector<store::StepRecord> initial_records(const std::vector<StagePlan>& plan);
+
+// A parsed pipeline with its plan, never changed once built: the executions of one applied
+// pipeline version run without runtime inputs of their own share one.
+struct ExecutionPlan {
+  model::Pipeline pipeline;
+  std::vector<StagePlan> stages;   // points into `pipeline`
+  std::vector<std::size_t> offset; // each stage's first row in an execution's step records
+  std::vector<store::StepRecord> initial_steps; // a new execution's step records
+};
+
+// Builds the plan in place, where it stays (it points into its own pipeline).
+std::shared_ptr<const ExecutionPlan> make_execution_plan(model::Pipeline pipeline);
 
 } // namespace capstan::engine

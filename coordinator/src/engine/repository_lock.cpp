@@ -27,8 +27,8 @@ std::string Machine::repository_lock_key(Active& a, std::size_t index) {
     const auto si = static_cast<std::size_t>(s.stage_index);
     StepScope scope(scope_root(a, si, s.step_index), secret_source());
     std::vector<std::string> secrets;
-    const json context = plugin_context(a, si, s.step_index, scope, secrets);
-    const std::string repo = release_repository(context);
+    const auto context = plugin_context(a, si, s.step_index, scope, secrets);
+    const std::string repo = release_repository(context.members);
     if (!repo.empty()) key = engine::repository_lock_key(repo);
   } catch (const std::exception&) {
     return ""; // resolve() fails the step with the reason when it leaves

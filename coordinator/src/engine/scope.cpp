@@ -104,13 +104,13 @@ json Machine::scope_root(Active& a, std::size_t si, int row) {
   const auto& rec = a.record;
   json stages = json::object();
   json local_steps = json::object();
-  for (std::size_t i = 0; i < a.plan.size(); ++i) {
-    const auto& sp = a.plan[i];
+  for (std::size_t i = 0; i < a.plan().size(); ++i) {
+    const auto& sp = a.plan()[i];
     json steps = json::object();
     for (std::size_t r = 0; r < sp.rows.size(); ++r) {
       const auto& pr = sp.rows[r];
       if (pr.node->kind == model::NodeKind::kParallel) continue;
-      const auto& s = rec.steps[a.offset[i] + r];
+      const auto& s = rec.steps[a.offset()[i] + r];
       json& slot = step_slot(steps, pr.path);
       slot["name"] = pr.node->name;
       slot["identifier"] = pr.node->identifier;
@@ -133,22 +133,22 @@ json Machine::scope_root(Active& a, std::size_t si, int row) {
     stages[sp.stage->identifier] = std::move(sj);
   }
   json root = {{"pipeline",
-                {{"name", a.pipeline.name},
-                 {"identifier", a.pipeline.identifier},
-                 {"description", a.pipeline.description},
+                {{"name", a.pipeline().name},
+                 {"identifier", a.pipeline().identifier},
+                 {"description", a.pipeline().description},
                  {"executionId", rec.id},
                  {"sequenceId", rec.sequence},
                  {"startTs", rec.started_at},
                  {"triggeredBy", {{"name", rec.triggered_by}, {"email", ""}}},
-                 {"variables", variable_values(a.pipeline.variables, rec.variables,
+                 {"variables", variable_values(a.pipeline().variables, rec.variables,
                                                "pipeline.variables", rec.inputs)},
                  {"stages", stages}}}};
-  if (si >= a.plan.size()) return root;
-  root["stage"] = stages[a.plan[si].stage->identifier];
+  if (si >= a.plan().size()) return root;
+  root["stage"] = stages[a.plan()[si].stage->identifier];
   root["execution"] = {{"steps", local_steps}};
   if (row >= 0) {
     const auto& pr = plan_row(a, si, row);
-    const auto& s = rec.steps[a.offset[si] + static_cast<std::size_t>(row)];
+    const auto& s = rec.steps[a.offset()[si] + static_cast<std::size_t>(row)];
     root["step"] = {{"name", pr.node->name},
                     {"identifier", pr.node->identifier},
                     {"type", s.type},
@@ -218,8 +218,8 @@ json Machine::task_scope_root(Active& a, std::size_t si, int row, const json& sp
       snap.contains("artifact") || snap.contains("gitOps")) {
     return scope_root(a, si, row);
   }
-  const auto& stage = *a.plan[si].stage;
-  json pipeline_vars = variable_values(a.pipeline.variables, a.record.variables,
+  const auto& stage = *a.plan()[si].stage;
+  json pipeline_vars = variable_values(a.pipeline().variables, a.record.variables,
                                        "pipeline.variables", a.record.inputs);
   json stage_vars =
       variable_values(stage.variables, json::object(),
@@ -246,8 +246,8 @@ bool Machine::condition_holds(Active& a, std::size_t si, int row, const std::str
 
 // Execution inputs answered for a step, written into its spec.
 void Machine::fill_inputs(const Active& a, std::size_t si, int row, json& spec) const {
-  const auto& sid = a.plan[si].stage->identifier;
-  const auto& path = a.plan[si].rows[static_cast<std::size_t>(row)].path;
+  const auto& sid = a.plan()[si].stage->identifier;
+  const auto& path = a.plan()[si].rows[static_cast<std::size_t>(row)].path;
   for (const auto& site : a.record.pending_inputs) {
     if (site.value("stage", "") != sid || site.value("step", "") != path) continue;
     auto fqn = site.value("fqn", "");
@@ -278,7 +278,7 @@ json Machine::rendered_spec(Active& a, std::size_t si, int row, std::string& err
 
 std::string Machine::start_deployment(Active& a, std::size_t si) {
   auto& stage = a.record.stages[si];
-  const auto& model_stage = *a.plan[si].stage;
+  const auto& model_stage = *a.plan()[si].stage;
   auto objects = load_stage_objects(store_, model_stage, a.record.inputs);
   if (!objects.error.empty()) return objects.error;
   stage.context = std::move(objects.snapshot);
@@ -369,36 +369,15 @@ std::string Machine::start_deployment(Active& a, std::size_t si) {
   return "";
 }
 
-json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scope,
-                             std::vector<std::string>& secrets_used) {
+TaskContext Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scope,
+                                    std::vector<std::string>& secrets_used) {
   const auto& rec = a.record;
   const auto& pr = plan_row(a, si, row);
-  const auto& step_rec = rec.steps[a.offset[si] + static_cast<std::size_t>(row)];
+  const auto& step_rec = rec.steps[a.offset()[si] + static_cast<std::size_t>(row)];
   const json& root = scope.root();
-  const auto& model_stage = *a.plan[si].stage;
-  // Built member by member: a task's context is built for every dispatch, and nested
-  // initializer lists cost nlohmann::json a temporary and a copy per value.
-  json context = json::object();
-  context["schemaVersion"] = 1;
-  {
-    json& p = context["pipeline"];
-    p["identifier"] = a.pipeline.identifier;
-    p["name"] = a.pipeline.name;
-    p["executionId"] = rec.id;
-    p["sequenceId"] = rec.sequence;
-    p["triggeredBy"] = rec.triggered_by;
-    json& st = context["stage"];
-    st["identifier"] = model_stage.identifier;
-    st["name"] = model_stage.name;
-    st["type"] = model_stage.type;
-    json& sp = context["step"];
-    sp["identifier"] = pr.node->identifier;
-    sp["name"] = pr.node->name;
-    sp["type"] = pr.node->type;
-    sp["path"] = pr.path;
-    sp["timeoutMs"] = step_rec.timeout_ms;
-    sp["rollback"] = pr.section == "rollback";
-  }
+  const auto& model_stage = *a.plan()[si].stage;
+  TaskContext out;
+  json& context = out.members;
   std::string ignored;
   static const std::vector<std::string> deferred_roots(model::deferred_roots().begin(),
                                                        model::deferred_roots().end());
@@ -406,22 +385,52 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
     render_tree(value, scope, ignored, deferred_roots);
     return value;
   };
-  context["pipeline"]["variables"] = render(root["pipeline"]["variables"]);
-  context["stage"]["variables"] = render(root["stage"]["variables"]);
-  json flat = json::object();
-  auto flatten = [&](const std::string& prefix, const json& obj) {
+  // Written as text: what every task gets (a Custom stage's tasks get little else).
+  const json pipeline_vars = render(root["pipeline"]["variables"]);
+  const json stage_vars = render(root["stage"]["variables"]);
+  JsonText& head = out.head;
+  head.member("schemaVersion", std::int64_t{1});
+  head.open("pipeline")
+      .member("identifier", a.pipeline().identifier)
+      .member("name", a.pipeline().name)
+      .member("executionId", rec.id)
+      .member("sequenceId", rec.sequence)
+      .member("triggeredBy", rec.triggered_by)
+      .member("variables", pipeline_vars)
+      .close();
+  head.open("stage")
+      .member("identifier", model_stage.identifier)
+      .member("name", model_stage.name)
+      .member("type", model_stage.type)
+      .member("variables", stage_vars)
+      .close();
+  head.open("step")
+      .member("identifier", pr.node->identifier)
+      .member("name", pr.node->name)
+      .member("type", pr.node->type)
+      .member("path", pr.path)
+      .member("timeoutMs", step_rec.timeout_ms)
+      .member("rollback", pr.section == "rollback")
+      .close();
+  // Every fixed expression's value as text. Each prefix names a different object, so no name
+  // is written twice.
+  JsonText& flat = out.expressions;
+  std::string name;
+  auto flatten = [&](std::string_view prefix, const json& obj) {
     for (const auto& [k, v] : obj.items()) {
-      if (v.is_primitive()) flat[prefix + k] = expression::to_text(v);
+      if (!v.is_primitive()) continue;
+      name.assign(prefix).append(k);
+      flat.member(name, expression::to_text(v));
     }
   };
-  flat["pipeline.name"] = a.pipeline.name;
-  flat["pipeline.identifier"] = a.pipeline.identifier;
-  flat["pipeline.executionId"] = rec.id;
-  flat["pipeline.sequenceId"] = std::to_string(rec.sequence);
-  flatten("pipeline.variables.", context["pipeline"]["variables"]);
-  flat["stage.name"] = model_stage.name;
-  flat["stage.identifier"] = model_stage.identifier;
-  flatten("stage.variables.", context["stage"]["variables"]);
+  flat.member("pipeline.name", a.pipeline().name);
+  flat.member("pipeline.identifier", a.pipeline().identifier);
+  flat.member("pipeline.executionId", rec.id);
+  flat.member("pipeline.sequenceId", std::to_string(rec.sequence));
+  flatten("pipeline.variables.", pipeline_vars);
+  flat.member("stage.name", model_stage.name);
+  flat.member("stage.identifier", model_stage.identifier);
+  flatten("stage.variables.", stage_vars);
   const json& snap = rec.stages[si].context;
   std::set<std::string> connectors;
   // Over an environment group each cluster has its own environment: <+env.*> in manifests (the
@@ -548,8 +557,8 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
     context["release"] = {{"name", snap.value("releaseName", "")}};
     connectors.insert(conn);
     flatten("infra.", root["infra"]);
-    flat["INFRA_KEY"] = root.value("INFRA_KEY", "");
-    flat["INFRA_KEY_SHORT_ID"] = root.value("INFRA_KEY_SHORT_ID", "");
+    flat.member("INFRA_KEY", root.value("INFRA_KEY", ""));
+    flat.member("INFRA_KEY_SHORT_ID", root.value("INFRA_KEY_SHORT_ID", ""));
   }
   if (snap.contains("gitOps")) context["gitOps"] = snap["gitOps"];
   if (snap.contains("environmentGroup")) {
@@ -580,10 +589,10 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
   }
   // Outputs of this stage's steps so far (what a rollback step needs from the deployment).
   json outputs = json::object();
-  for (std::size_t r = 0; r < a.plan[si].rows.size(); ++r) {
-    const auto& s = rec.steps[a.offset[si] + r];
-    if (a.plan[si].rows[r].node->kind == model::NodeKind::kStep && !s.outputs.empty()) {
-      outputs[a.plan[si].rows[r].path] = s.outputs;
+  for (std::size_t r = 0; r < a.plan()[si].rows.size(); ++r) {
+    const auto& s = rec.steps[a.offset()[si] + r];
+    if (a.plan()[si].rows[r].node->kind == model::NodeKind::kStep && !s.outputs.empty()) {
+      outputs[a.plan()[si].rows[r].path] = s.outputs;
     }
   }
   context["stageOutputs"] = outputs;
@@ -593,8 +602,13 @@ json Machine::plugin_context(Active& a, std::size_t si, int row, StepScope& scop
         {"reason", stage.state.value("rollback", json::object()).value("reason", "")},
         {"stageStatus", stage.status}};
   }
-  context["expressions"] = flat;
-  return context;
+  return out;
+}
+
+std::string TaskContext::text() && {
+  for (const auto& [key, value] : members.items()) head.member(key, value);
+  head.raw_member("expressions", std::move(expressions).take());
+  return std::move(head).take();
 }
 
 bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& request) {
@@ -605,7 +619,7 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   json spec = node.spec;
   fill_inputs(a, si, row, spec);
   std::vector<std::string> secrets_used;
-  json context;
+  std::string context;
   std::string failed_at;
   try {
     StepScope scope(task_scope_root(a, si, row, spec), secret_source());
@@ -624,12 +638,14 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
     }
     render_tree(spec, scope, failed_at);
     if (!per_cluster.is_null()) spec["variables"] = std::move(per_cluster["variables"]);
-    context = plugin_context(a, si, row, scope, secrets_used);
-    if (is_gitops_step(node.type)) add_gitops_context(store_, a.record.id, node.type, context);
+    auto task_context = plugin_context(a, si, row, scope, secrets_used);
+    json& members = task_context.members;
+    if (is_gitops_step(node.type)) add_gitops_context(store_, a.record.id, node.type, members);
     if (node.type == "FetchLinkedApps" || node.type == "GitOpsFetchLinkedApps") {
-      context["gitOps"]["applications"] =
-          live_applications(context["gitOps"].value("clusters", json::array()));
+      members["gitOps"]["applications"] =
+          live_applications(members["gitOps"].value("clusters", json::array()));
     }
+    context = std::move(task_context).text();
     secrets_used.insert(secrets_used.end(), scope.used().begin(), scope.used().end());
   } catch (const expression::Error& e) {
     auto loc = node.expression_locations.find(failed_at);
@@ -646,7 +662,7 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   request.set_step_name(node.name);
   request.set_spec_json(spec.dump());
   request.set_timeout_ms(static_cast<std::uint64_t>(node.timeout.count()));
-  request.set_context_json(context.dump());
+  request.set_context_json(std::move(context));
   request.set_rollback(plan_row(a, si, row).section == "rollback");
   task_secrets_[s.task_id.empty() ? a.record.id + "-" + std::to_string(index) : s.task_id] =
       std::move(secrets_used);

@@ -1,0 +1,50 @@
+// JsonText, which writes the context every task carries: the text parses to what the same
+// members built as a tree would, with strings escaped as nlohmann::json escapes them.
+#include <gtest/gtest.h>
+
+#include "engine/json_text.h"
+
+namespace capstan::engine {
+namespace {
+
+using nlohmann::json;
+
+TEST(JsonText, StringsAreEscapedAsATreeDumpEscapesThem) {
+  std::string every_byte;
+  for (int c = 1; c < 128; ++c) every_byte.push_back(static_cast<char>(c));
+  for (const std::string& value :
+       {std::string(), every_byte, std::string("say \"hi\"\n\tthere \\ ok"),
+        std::string("caf\xc3\xa9 \xe2\x9c\x93")}) {
+    std::string quoted;
+    JsonText::quote(quoted, value);
+    EXPECT_EQ(quoted, json(value).dump());
+    EXPECT_EQ(json::parse(quoted), value);
+  }
+}
+
+TEST(JsonText, MembersAndNestedObjectsParseToTheTreeTheyDescribe) {
+  JsonText text;
+  text.member("schemaVersion", std::int64_t{1});
+  text.open("pipeline")
+      .member("name", "p \"1\"")
+      .member("sequenceId", std::int64_t{-7})
+      .member("variables", json{{"a", "b"}, {"n", 2}})
+      .close();
+  text.open("empty").close();
+  text.member("rollback", false).member("done", true);
+  text.raw_member("expressions", R"({"pipeline.name":"p"})");
+  auto written = std::move(text).take();
+  EXPECT_EQ(json::parse(written), json::parse(R"({
+    "schemaVersion": 1,
+    "pipeline": {"name": "p \"1\"", "sequenceId": -7, "variables": {"a": "b", "n": 2}},
+    "empty": {},
+    "rollback": false,
+    "done": true,
+    "expressions": {"pipeline.name": "p"}
+  })"))
+      << written;
+  EXPECT_EQ(std::move(JsonText()).take(), "{}");
+}
+
+} // namespace
+} // namespace capstan::engine
