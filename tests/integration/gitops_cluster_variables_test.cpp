@@ -36,12 +36,15 @@ std::string objects_yaml(const std::string& url) {
 
 // A pipeline whose GitOps stage runs Update Release Repo with `variables` (list items indented
 // for `variables:`), then `more` steps.
-std::string pipeline_yaml(const std::string& variables, const std::string& more = "") {
+// `pipeline_variables` (list items indented for `variables:`) are the pipeline's own.
+std::string pipeline_yaml(const std::string& variables, const std::string& more = "",
+                          const std::string& pipeline_variables = "") {
   return R"(---
 pipeline:
   identifier: web_pr
   name: web PR
-  stages:
+)" + (pipeline_variables.empty() ? "" : "  variables:\n" + pipeline_variables) +
+         R"(  stages:
     - stage:
         identifier: deploy
         name: deploy
@@ -115,6 +118,29 @@ TEST_F(ClusterVariablesTest, EachClustersFileGetsItsOwnClusterValues) {
                   "-prod\",\n    \"name\": \"" + name + "\"\n  }\n}")
         << name;
   }
+}
+
+TEST_F(ClusterVariablesTest, NamesThatOnlyContainClusterAreNotClusterExpressions) {
+  // `mycluster.` is a pipeline variable's name followed by a method, not the cluster root.
+  stack_.start_delegate("gitops-delegate");
+  ASSERT_TRUE(stack_.wait_for_delegates(1)) << stack_.coordinator().log();
+  auto applied = apply(pipeline_yaml(R"(                      - name: imageTag
+                        type: String
+                        value: <+pipeline.variables.mycluster.toUpperCase()>-<+cluster.name>
+)",
+                                     "",
+                                     R"(    - name: mycluster
+      type: String
+      value: blue
+)"));
+  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+  auto run = stack_.post("/api/v1/pipelines/web_pr/executions", json::object());
+  ASSERT_EQ(stack_.last_status() / 100, 2) << run.dump(2);
+  auto e = stack_.wait_for_end(run["id"]);
+  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(run["id"]);
+  const std::string branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
+  EXPECT_EQ(git({"show", branch + ":clusters/prod-east.json"}, bare_),
+            "{\n  \"imageTag\": \"BLUE-prod-east\"\n}");
 }
 
 TEST_F(ClusterVariablesTest, ClusterExpressionsThatCannotBeResolvedPerClusterAreRefused) {

@@ -1,6 +1,7 @@
 // Apply-time expression checks.
 #include "model/expression_check.h"
 
+#include <cctype>
 #include <functional>
 
 #include "capstan/expression/expression.h"
@@ -275,6 +276,17 @@ namespace {
 
 // Per cluster, the step resolves <+cluster.*> and <+envgroup.*> only as whole expressions: the
 // first one of `value` used inside a larger expression (an operator, a method call), or "".
+// Whether `root` begins a path somewhere in `inner`: at its start or after a character that
+// cannot continue a name or a member access (so `mycluster.` and `stage.cluster.` do not count).
+bool starts_path(const std::string& inner, const std::string& root) {
+  for (auto at = inner.find(root); at != std::string::npos; at = inner.find(root, at + 1)) {
+    if (at == 0) return true;
+    const unsigned char before = static_cast<unsigned char>(inner[at - 1]);
+    if (!std::isalnum(before) && before != '_' && before != '.' && before != '$') return true;
+  }
+  return false;
+}
+
 std::string per_cluster_misuse(const std::string& value) {
   for (std::size_t open = value.find("<+"); open != std::string::npos;
        open = value.find("<+", open + 2)) {
@@ -285,8 +297,7 @@ std::string per_cluster_misuse(const std::string& value) {
     auto last = inner.find_last_not_of(' ');
     inner = first == std::string::npos ? "" : inner.substr(first, last - first + 1);
     for (const std::string root : {"cluster.", "envgroup."}) {
-      const auto at = inner.find(root);
-      if (at == std::string::npos) continue;
+      if (!starts_path(inner, root)) continue;
       const bool plain = inner == root + "name" || inner == root + "identifier";
       if (!plain) return inner;
     }
