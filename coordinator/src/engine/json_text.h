@@ -38,7 +38,7 @@ public:
   }
   JsonText& member(std::string_view key, const nlohmann::json& value) {
     name(key);
-    text_ += value.dump();
+    text_ += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return *this;
   }
   // A member whose value is JSON text already (a closed JsonText's, a cached dump).
@@ -64,11 +64,16 @@ public:
   }
 
   // Appends `value` as a JSON string, quotes included, escaped as nlohmann::json dumps it.
+  // Invalid UTF-8 (an expression that cut a character in two, say) becomes U+FFFD, as
+  // nlohmann::json's replacing dump writes it, so the text stays JSON every plugin can parse.
   static void quote(std::string& out, std::string_view value) {
+    const std::size_t start = out.size();
     out.push_back('"');
     std::size_t plain = 0; // start of the run of characters copied as they are
+    bool multibyte = false;
     for (std::size_t i = 0; i < value.size(); ++i) {
       const auto c = static_cast<unsigned char>(value[i]);
+      if (c >= 0x80) multibyte = true;
       if (c >= 0x20 && c != '"' && c != '\\') continue;
       out.append(value.data() + plain, i - plain);
       plain = i + 1;
@@ -104,6 +109,45 @@ public:
     }
     out.append(value.data() + plain, value.size() - plain);
     out.push_back('"');
+    if (multibyte && !valid_utf8(value)) {
+      out.resize(start);
+      out += nlohmann::json(std::string(value))
+                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+  }
+
+  // Whether `value` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+  // U+10FFFF).
+  static bool valid_utf8(std::string_view value) {
+    const auto* s = reinterpret_cast<const unsigned char*>(value.data());
+    const std::size_t n = value.size();
+    for (std::size_t i = 0; i < n;) {
+      const unsigned char c = s[i];
+      if (c < 0x80) {
+        ++i;
+        continue;
+      }
+      std::size_t len = 0;
+      char32_t cp = 0;
+      if ((c & 0xE0) == 0xC0) {
+        len = 2, cp = c & 0x1F;
+      } else if ((c & 0xF0) == 0xE0) {
+        len = 3, cp = c & 0x0F;
+      } else if ((c & 0xF8) == 0xF0) {
+        len = 4, cp = c & 0x07;
+      } else {
+        return false;
+      }
+      if (i + len > n) return false;
+      for (std::size_t k = 1; k < len; ++k) {
+        if ((s[i + k] & 0xC0) != 0x80) return false;
+        cp = (cp << 6) | (s[i + k] & 0x3F);
+      }
+      static constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+      i += len;
+    }
+    return true;
   }
 
 private:

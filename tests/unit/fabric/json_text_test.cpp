@@ -22,6 +22,26 @@ TEST(JsonText, StringsAreEscapedAsATreeDumpEscapesThem) {
   }
 }
 
+TEST(JsonText, InvalidUtf8BecomesTheReplacementCharacterAndStaysJson) {
+  const auto replaced = [](const std::string& v) {
+    return json(v).dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  for (const std::string& value :
+       {std::string("cut \xc3"), std::string("\xff lead"), std::string("over\xc0\xafong"),
+        std::string("surrogate \xed\xa0\x80"), std::string("past \xf4\x90\x80\x80"),
+        std::string("a \"quoted\" \xe2\x9c cut\n")}) {
+    EXPECT_FALSE(JsonText::valid_utf8(value)) << value;
+    std::string quoted = "prefix:";
+    JsonText::quote(quoted, value);
+    EXPECT_EQ(quoted, "prefix:" + replaced(value));
+    EXPECT_NO_THROW(json::parse(quoted.substr(7))) << quoted;
+  }
+  EXPECT_TRUE(JsonText::valid_utf8("caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x9a\x80"));
+  JsonText text;
+  text.member("tree", json{{"k", std::string("bad \xc3")}});
+  EXPECT_EQ(json::parse(std::move(text).take())["tree"]["k"], "bad \xef\xbf\xbd");
+}
+
 TEST(JsonText, MembersAndNestedObjectsParseToTheTreeTheyDescribe) {
   JsonText text;
   text.member("schemaVersion", std::int64_t{1});
