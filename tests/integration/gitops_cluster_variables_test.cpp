@@ -81,6 +81,19 @@ protected:
     fs::create_directories(dir_ / "stack");
     stack_.start_coordinator();
   }
+  // Starts the delegate, applies `pipeline` and runs it to success; `branch` is the one its
+  // Update Release Repo step pushed.
+  void run_to_branch(const std::string& pipeline, std::string& branch) {
+    stack_.start_delegate("gitops-delegate");
+    ASSERT_TRUE(stack_.wait_for_delegates(1)) << stack_.coordinator().log();
+    auto applied = apply(pipeline);
+    ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
+    auto run = stack_.post("/api/v1/pipelines/web_pr/executions", json::object());
+    ASSERT_EQ(stack_.last_status() / 100, 2) << run.dump(2);
+    auto e = stack_.wait_for_end(run["id"]);
+    ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(run["id"]);
+    branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
+  }
   json apply(const std::string& pipeline) {
     write_file(dir_ / "objects.yaml", objects_yaml(daemon_->url("release.git")) + pipeline);
     return stack_.apply_file(dir_ / "objects.yaml");
@@ -93,9 +106,8 @@ protected:
 };
 
 TEST_F(ClusterVariablesTest, EachClustersFileGetsItsOwnClusterValues) {
-  stack_.start_delegate("gitops-delegate");
-  ASSERT_TRUE(stack_.wait_for_delegates(1)) << stack_.coordinator().log();
-  auto applied = apply(pipeline_yaml(R"(                      - name: imageTag
+  std::string branch;
+  ASSERT_NO_FATAL_FAILURE(run_to_branch(pipeline_yaml(R"(                      - name: imageTag
                         type: String
                         value: v2
                       - name: cluster.name
@@ -104,13 +116,8 @@ TEST_F(ClusterVariablesTest, EachClustersFileGetsItsOwnClusterValues) {
                       - name: cluster.id
                         type: String
                         value: id-<+cluster.identifier>-<+env.name>
-)"));
-  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
-  auto run = stack_.post("/api/v1/pipelines/web_pr/executions", json::object());
-  ASSERT_EQ(stack_.last_status() / 100, 2) << run.dump(2);
-  auto e = stack_.wait_for_end(run["id"]);
-  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(run["id"]);
-  const std::string branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
+)"),
+                                        branch));
   for (const auto& [name, id] : std::vector<std::pair<std::string, std::string>>{
            {"prod-east", "east_cluster"}, {"prod-west", "west_cluster"}}) {
     EXPECT_EQ(git({"show", branch + ":clusters/" + name + ".json"}, bare_),
@@ -122,23 +129,17 @@ TEST_F(ClusterVariablesTest, EachClustersFileGetsItsOwnClusterValues) {
 
 TEST_F(ClusterVariablesTest, NamesThatOnlyContainClusterAreNotClusterExpressions) {
   // `mycluster.` is a pipeline variable's name followed by a method, not the cluster root.
-  stack_.start_delegate("gitops-delegate");
-  ASSERT_TRUE(stack_.wait_for_delegates(1)) << stack_.coordinator().log();
-  auto applied = apply(pipeline_yaml(R"(                      - name: imageTag
+  std::string branch;
+  ASSERT_NO_FATAL_FAILURE(run_to_branch(pipeline_yaml(R"(                      - name: imageTag
                         type: String
                         value: <+pipeline.variables.mycluster.toUpperCase()>-<+cluster.name>
 )",
-                                     "",
-                                     R"(    - name: mycluster
+                                                      "",
+                                                      R"(    - name: mycluster
       type: String
       value: blue
-)"));
-  ASSERT_EQ(stack_.last_status(), 200) << applied.dump(2);
-  auto run = stack_.post("/api/v1/pipelines/web_pr/executions", json::object());
-  ASSERT_EQ(stack_.last_status() / 100, 2) << run.dump(2);
-  auto e = stack_.wait_for_end(run["id"]);
-  ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << stack_.logs(run["id"]);
-  const std::string branch = e["stages"][0]["steps"][0]["outputs"]["ref"];
+)"),
+                                        branch));
   EXPECT_EQ(git({"show", branch + ":clusters/prod-east.json"}, bare_),
             "{\n  \"imageTag\": \"BLUE-prod-east\"\n}");
 }
