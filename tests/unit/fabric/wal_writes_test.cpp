@@ -50,24 +50,23 @@ void insert_rows(Database& db, int first, int count, int size) {
   }
 }
 
+// Inserts in a transaction of their own, committed.
+void commit_rows(Database& db, int first, int count, int size) {
+  Transaction tx(db);
+  insert_rows(db, first, count, size);
+  tx.commit();
+}
+
 TEST(WalWrites, CommitsOfAnySizeAreSeenByAPlainConnectionWhileTheWriterIsOpen) {
   testing::TempDir dir;
   auto file = dir.path() / "w.db";
   Database db(file);
   db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
-  {
-    Transaction tx(db);
-    insert_rows(db, 0, 1, 10); // one frame or two
-    tx.commit();
-  }
+  commit_rows(db, 0, 1, 10); // one frame or two
   PlainReader reader(file);
   EXPECT_EQ(reader.text("SELECT count(*) FROM t"), "1");
-  {
-    // About 1 MiB of log: written in several parts, as the unix VFS takes at most 128 KiB a call.
-    Transaction tx(db);
-    insert_rows(db, 1, 400, 2500);
-    tx.commit();
-  }
+  // About 1 MiB of log: written in several parts, as the unix VFS takes at most 128 KiB a call.
+  commit_rows(db, 1, 400, 2500);
   EXPECT_EQ(reader.text("SELECT count(*) || ' ' || sum(length(body)) FROM t"), "401 1000010");
   EXPECT_EQ(reader.text("PRAGMA integrity_check"), "ok");
 }
@@ -84,16 +83,8 @@ TEST(WalWrites, AProcessThatDiesAfterItsCommitLeavesItInTheFile) {
   if (child == 0) {
     // No close, no checkpoint: as if killed right after COMMIT returned.
     auto* db = new Database(file); // NOLINT: never destroyed, on purpose
-    {
-      Transaction tx(*db);
-      insert_rows(*db, 0, 50, 3000);
-      tx.commit();
-    }
-    {
-      Transaction tx(*db);
-      insert_rows(*db, 50, 1, 5);
-      tx.commit();
-    }
+    commit_rows(*db, 0, 50, 3000);
+    commit_rows(*db, 50, 1, 5);
     _exit(0);
   }
   int status = 0;
@@ -119,11 +110,7 @@ TEST(WalWrites, ATransactionThatSpilledFramesAndRolledBackLeavesNothing) {
     EXPECT_EQ(q.int64(0), 600000);
     q.reset();
   } // rolled back
-  {
-    Transaction tx(db);
-    insert_rows(db, 1000, 3, 7);
-    tx.commit();
-  }
+  commit_rows(db, 1000, 3, 7);
   PlainReader reader(file);
   EXPECT_EQ(reader.text("SELECT group_concat(id) FROM t"), "1000,1001,1002");
   EXPECT_EQ(reader.text("PRAGMA integrity_check"), "ok");
