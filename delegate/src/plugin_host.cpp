@@ -518,6 +518,7 @@ std::optional<std::string> PluginHost::Impl::try_load(const fs::path& path) {
     info.description = utf8::sanitize(c_str_or(st.description, ""));
     info.spec_schema = std::move(schema_json);
     info.retry_safe = (st.flags & CAPSTAN_STEP_RETRY_SAFE) != 0;
+    info.prompt = (st.flags & CAPSTAN_STEP_PROMPT) != 0;
     types.emplace_back(std::move(info), std::move(*schema));
   }
 

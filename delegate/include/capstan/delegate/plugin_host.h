@@ -24,6 +24,9 @@ struct StepTypeInfo {
   std::string description;
   nlohmann::json spec_schema;
   bool retry_safe = false;
+  // CAPSTAN_STEP_PROMPT: the plugin says a call returns at once, so the runner may make it on
+  // the thread that received the task (and stops doing so when a call proves it wrong).
+  bool prompt = false;
 };
 
 // A plugin file the host refused, and why (wrong ABI version, missing entry symbol, init
