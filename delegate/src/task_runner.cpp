@@ -4,6 +4,7 @@
 #include "utf8.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -566,6 +567,7 @@ void TaskRunner::flush_deferred() {
 }
 
 void TaskRunner::work(const fs::path& path) {
+  pthread_setname_np(pthread_self(), "capstan-worker");
   WorkerDirectory dir(path); // made here, emptied after each task
   bool deferred = false;     // this worker's last Result went by send_later
   while (true) {
