@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -162,6 +163,18 @@ std::string mask_secrets(std::string text, const std::vector<std::string>& secre
   return mask(std::move(text), secrets);
 }
 
+namespace {
+
+void append_varint(std::string& out, std::uint64_t value) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+} // namespace
+
 struct TaskRunner::Lane {
   explicit Lane(fs::path path) : dir(std::move(path)) {}
   WorkerDirectory dir;
@@ -170,6 +183,9 @@ struct TaskRunner::Lane {
 struct TaskRunner::Task {
   wv1::Assign assign;
   plugin::v1::StepRequest request;
+  // The request as the coordinator sent it, then with the work directory appended (a field
+  // given again replaces the earlier one): the plugin gets these bytes, not a new encoding.
+  std::string request_bytes;
   std::string key;
   std::atomic<bool> cancelled{false};
   // Set once by whoever ends the task: the worker when the plugin returns, or the watchdog when
@@ -277,7 +293,8 @@ void TaskRunner::assign(wv1::Assign assign) {
   // Secret values the coordinator put into the request: masked in everything the task sends.
   task->secrets.assign(assign.mask().begin(), assign.mask().end());
   bool readable = task->request.ParseFromString(assign.step_request());
-  assign.clear_step_request(); // parsed; the task keeps what it names
+  task->request_bytes = std::move(*assign.mutable_step_request()); // parsed; passed on as is
+  assign.clear_step_request();
   task->assign = std::move(assign);
   const auto& ref = task->assign;
   std::optional<wv1::Envelope> resend;
@@ -309,7 +326,7 @@ void TaskRunner::assign(wv1::Assign assign) {
         task->running = true;
         task->on_receiver = true;
         task->worker = std::this_thread::get_id();
-        task->request.set_work_dir(lane_->dir.path().string());
+        set_work_dir(*task, lane_->dir.path().string());
       } else {
         pending_.push_back(task);
       }
@@ -323,11 +340,27 @@ void TaskRunner::assign(wv1::Assign assign) {
 
 void TaskRunner::run_here(const std::shared_ptr<Task>& task) {
   lane_->dir.begin();
+  // The thread's CPU time and voluntary context switches (it slept: blocking I/O, a sleep, a
+  // wait for a lock or another thread) tell a call that broke its promise from one that was only
+  // kept off the CPU by other work on the machine, which is not the plugin's fault.
+  rusage before{};
+  ::getrusage(RUSAGE_THREAD, &before);
   const auto start = Clock::now();
   auto result = execute(task);
   const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
   lane_->dir.reset();
+  bool overran = false;
   if (took > options_.prompt_budget) {
+    rusage after{};
+    ::getrusage(RUSAGE_THREAD, &after);
+    auto cpu_us = [](const rusage& r) {
+      return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000LL + r.ru_utime.tv_usec +
+             r.ru_stime.tv_usec;
+    };
+    overran = after.ru_nvcsw > before.ru_nvcsw ||
+              cpu_us(after) - cpu_us(before) > options_.prompt_budget.count();
+  }
+  if (overran) {
     const auto& type = task->request.step_type();
     bool first = false;
     {
@@ -349,6 +382,16 @@ void TaskRunner::run_here(const std::shared_ptr<Task>& task) {
   // Abandoned meanwhile (the delegate shutting down): the watchdog reported it.
   if (task->settled.exchange(true)) return;
   finish(task, std::move(result), Leave::kWithReceived);
+}
+
+void TaskRunner::set_work_dir(Task& task, const std::string& dir) {
+  task.request.set_work_dir(dir);
+  // The field appended as protobuf encodes it: tag (field number, length-delimited), length, text.
+  constexpr std::uint32_t kWorkDirTag =
+      (plugin::v1::StepRequest::kWorkDirFieldNumber << 3) | 2; // wire type 2: length-delimited
+  append_varint(task.request_bytes, kWorkDirTag);
+  append_varint(task.request_bytes, dir.size());
+  task.request_bytes += dir;
 }
 
 void TaskRunner::cancel(const wv1::Cancel& cancel) {
@@ -588,7 +631,7 @@ void TaskRunner::work(const fs::path& path) {
       task->running = true;
       task->worker = std::this_thread::get_id();
       // Under the runner's lock: the watchdog reads the request under it too.
-      task->request.set_work_dir(dir.path().string());
+      set_work_dir(*task, dir.path().string());
       const auto now = Clock::now();
       task->accepted_due = now + kAcceptedDelay;
       auto soonest = *task->accepted_due;
@@ -750,7 +793,7 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
 
   plugin::v1::StepResult result;
   try {
-    result = host_.execute(request, callbacks);
+    result = host_.execute(request, callbacks, task.request_bytes);
   } catch (const std::exception& e) {
     result.set_status(plugin::v1::StepResult::STATUS_FAILED);
     result.set_error_type(plugin::v1::ERROR_TYPE_UNKNOWN);

@@ -42,8 +42,9 @@ struct RunnerOptions {
   // them (it is unreachable, or restarting). When full, the logging task's oldest lines go.
   std::size_t max_retained_bytes = 32 * 1024 * 1024;
   // A step whose type is declared prompt (CAPSTAN_STEP_PROMPT) runs on the thread that calls
-  // assign(), when no task waits for a worker; a call that takes longer than this ends that for
-  // its type (a warning says so), and the type runs on workers from then on.
+  // assign(), when no task waits for a worker; a call that takes longer than this, and either
+  // waited (slept, blocked) or computed that long, ends that for its type (a warning says so):
+  // the type runs on workers from then on. A call only kept off the CPU by other work does not.
   std::chrono::microseconds prompt_budget{std::chrono::milliseconds(5)};
 };
 
@@ -115,6 +116,7 @@ private:
   enum class Leave { kNow, kMayDefer, kWithReceived };
   void work(const std::filesystem::path& dir);
   void run_here(const std::shared_ptr<Task>& task); // a prompt step, on assign()'s thread
+  static void set_work_dir(Task& task, const std::string& dir); // in the request and its bytes
   void watch();
   plugin::v1::StepResult execute(const std::shared_ptr<Task>& task);
   // Records and sends the result. kMayDefer (a worker's own task): when another task waits

@@ -324,6 +324,23 @@ TEST_F(PluginHostTest, CancellationReachesThePlugin) {
   EXPECT_FALSE(late.saw("never"));
 }
 
+TEST_F(PluginHostTest, GivenRequestBytesReachThePluginAsTheyAre) {
+  PluginHost host(nlohmann::json::object(), state_.path(), "d1");
+  host.load({fixtures("good")});
+  Recorder rec;
+  auto req = request("Echo", {{"message", "hi"}, {"showContext", true}});
+  // A work directory given twice in the encoding: the later one counts, for the plugin too.
+  StepRequest first = req;
+  first.set_work_dir("/nowhere");
+  StepRequest second;
+  second.set_work_dir(state_.path().string());
+  const std::string bytes = first.SerializeAsString() + second.SerializeAsString();
+  req.set_work_dir(state_.path().string());
+  StepResult r = host.execute(req, rec.callbacks(), bytes);
+  EXPECT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message();
+  EXPECT_TRUE(rec.saw("work_dir: " + state_.path().string())) << rec.all_text();
+}
+
 TEST_F(PluginHostTest, CapstanStepPromptIsReadPerStepType) {
   PluginHost host(nlohmann::json::object(), state_.path(), "d1");
   host.load({fixtures("faulty")});
