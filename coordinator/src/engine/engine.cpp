@@ -236,7 +236,12 @@ void Engine::process(std::vector<Event>& events) {
                      e.what());
     std::_Exit(70);
   }
-  machine_->run_effects();
+  bool more_queued = false;
+  {
+    std::lock_guard lock(queue_mutex_);
+    more_queued = !events_.empty();
+  }
+  machine_->run_effects(more_queued);
   machine_->sample(metrics_);
   // The delegates' view (slots in use change with every task) is rebuilt at most every 100 ms.
   auto now = std::chrono::steady_clock::now();

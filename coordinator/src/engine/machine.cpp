@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <random>
+#include <string_view>
+#include <unordered_set>
 
 #include <capstan/apps/application.h>
 
@@ -438,7 +440,7 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   v1::Envelope ack;
   ack.mutable_result_ack()->set_task_id(result.task_id());
   ack.mutable_result_ack()->set_attempt(result.attempt());
-  send(peer, std::move(ack));
+  held_acks_.push_back({{peer, std::move(ack)}});
   if (auto* s = scheduler_.by_peer(peer)) {
     release_slot(s->instance_id, result.task_id(), result.attempt());
   }
@@ -1096,7 +1098,31 @@ void Machine::flush() {
   finished_.clear();
 }
 
-void Machine::run_effects() {
+void Machine::run_effects(bool more_queued) {
+  // Acknowledgements go ahead of the batch's other messages (they answer earlier results); an
+  // ack waits for the next batch only when it would be its peer's only message now.
+  if (!held_acks_.empty()) {
+    std::unordered_set<std::string_view> busy;
+    if (more_queued) {
+      for (const auto& out : outgoing_) busy.insert(out.peer);
+    }
+    std::vector<wire::Outgoing> now;
+    std::vector<HeldAck> later;
+    for (auto& held : held_acks_) {
+      if (!more_queued || held.carried || busy.count(held.message.peer) > 0) {
+        now.push_back(std::move(held.message));
+      } else {
+        held.carried = true;
+        later.push_back(std::move(held));
+      }
+    }
+    held_acks_ = std::move(later);
+    if (!now.empty()) {
+      now.insert(now.end(), std::make_move_iterator(outgoing_.begin()),
+                 std::make_move_iterator(outgoing_.end()));
+      outgoing_ = std::move(now);
+    }
+  }
   // The batch's messages first, handed to the router at once: delegates start on them while
   // the other effects run.
   if (!outgoing_.empty()) {
