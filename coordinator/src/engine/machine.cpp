@@ -440,7 +440,7 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   v1::Envelope ack;
   ack.mutable_result_ack()->set_task_id(result.task_id());
   ack.mutable_result_ack()->set_attempt(result.attempt());
-  held_acks_.push_back({{peer, std::move(ack)}});
+  held_acks_.push_back({{peer, std::move(ack)}, Clock::now()});
   if (auto* s = scheduler_.by_peer(peer)) {
     release_slot(s->instance_id, result.task_id(), result.attempt());
   }
@@ -1099,20 +1099,19 @@ void Machine::flush() {
 }
 
 void Machine::run_effects(bool more_queued) {
-  // Acknowledgements go ahead of the batch's other messages (they answer earlier results); an
-  // ack waits for the next batch only when it would be its peer's only message now.
+  // Acknowledgements go ahead of the batch's other messages (they answer earlier results).
   if (!held_acks_.empty()) {
     std::unordered_set<std::string_view> busy;
     if (more_queued) {
       for (const auto& out : outgoing_) busy.insert(out.peer);
     }
+    const auto due = Clock::now() - kAckHold;
     std::vector<wire::Outgoing> now;
     std::vector<HeldAck> later;
     for (auto& held : held_acks_) {
-      if (!more_queued || held.carried || busy.count(held.message.peer) > 0) {
+      if (!more_queued || held.since <= due || busy.count(held.message.peer) > 0) {
         now.push_back(std::move(held.message));
       } else {
-        held.carried = true;
         later.push_back(std::move(held));
       }
     }

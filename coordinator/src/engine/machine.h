@@ -379,14 +379,16 @@ private:
   std::unordered_map<std::string, std::pair<std::string, std::size_t>> tasks_;
   std::vector<std::function<void()>> effects_;
   std::vector<wire::Outgoing> outgoing_; // messages of the batch, sent after its commit
-  // ResultAcks of the batch. Nothing waits on them (the delegate only stops keeping the result),
-  // so when another batch follows at once, those for peers this batch sends nothing else to
-  // wait for it and leave with its messages (usually the delegate's next Assign): one wire
-  // message, one wake-up of the delegate, instead of two. Never held more than one batch.
+  // ResultAcks not sent yet. Nothing waits on them (the delegate only stops keeping the result),
+  // so while batches follow one another at once, an ack waits until its peer gets another
+  // message (usually its next Assign) and leaves with it: one wire message and one wake-up of
+  // the delegate instead of two. It goes anyway when the engine runs out of events, or after
+  // kAckHold under a load that never pauses.
   struct HeldAck {
     wire::Outgoing message;
-    bool carried = false; // already held over one batch
+    Clock::time_point since;
   };
+  static constexpr std::chrono::milliseconds kAckHold{20};
   std::vector<HeldAck> held_acks_;
   std::map<std::string, std::vector<store::LogRecord>> logs_; // appended at flush
   std::vector<std::string> finished_;                         // executions ended in this batch
