@@ -166,7 +166,7 @@ void Engine::loop() {
       }
     }
     process(batch);
-    if (std::chrono::steady_clock::now() >= wake || machine_->work_now()) {
+    if (std::chrono::steady_clock::now() >= wake || machine_->work_now() || machine_->acks_held()) {
       wake = machine_->next_wakeup();
     }
   }
@@ -236,12 +236,7 @@ void Engine::process(std::vector<Event>& events) {
                      e.what());
     std::_Exit(70);
   }
-  bool more_queued = false;
-  {
-    std::lock_guard lock(queue_mutex_);
-    more_queued = !events_.empty();
-  }
-  machine_->run_effects(more_queued);
+  machine_->run_effects();
   machine_->sample(metrics_);
   // The delegates' view (slots in use change with every task) is rebuilt at most every 100 ms.
   auto now = std::chrono::steady_clock::now();

@@ -794,8 +794,10 @@ Clock::time_point Machine::next_wakeup() const {
   // Timers are coarse (timeouts, waits of seconds): half a second is precise enough, and the
   // loop wakes at once for every event anyway.
   const auto timers = Clock::now() + std::chrono::milliseconds(500);
-  if (work_now()) return std::min(timers, std::max(Clock::now(), apps_next_change_));
-  return timers;
+  auto next = timers;
+  if (work_now()) next = std::min(next, std::max(Clock::now(), apps_next_change_));
+  if (!held_acks_.empty()) next = std::min(next, held_acks_.front().since + kAckHold);
+  return next;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1098,18 +1100,18 @@ void Machine::flush() {
   finished_.clear();
 }
 
-void Machine::run_effects(bool more_queued) {
-  // Acknowledgements go ahead of the batch's other messages (they answer earlier results).
+void Machine::run_effects() {
+  // Acknowledgements go ahead of the batch's other messages (they answer earlier results); those
+  // of a session that ended go nowhere (a delegate that re-attaches sends its results again).
   if (!held_acks_.empty()) {
     std::unordered_set<std::string_view> busy;
-    if (more_queued) {
-      for (const auto& out : outgoing_) busy.insert(out.peer);
-    }
+    for (const auto& out : outgoing_) busy.insert(out.peer);
     const auto due = Clock::now() - kAckHold;
     std::vector<wire::Outgoing> now;
     std::vector<HeldAck> later;
     for (auto& held : held_acks_) {
-      if (!more_queued || held.since <= due || busy.count(held.message.peer) > 0) {
+      if (scheduler_.by_peer(held.message.peer) == nullptr) continue;
+      if (held.since <= due || busy.count(held.message.peer) > 0) {
         now.push_back(std::move(held.message));
       } else {
         later.push_back(std::move(held));
