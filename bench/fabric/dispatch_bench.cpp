@@ -2,13 +2,18 @@
 // SQLite), the real wire (CurveZMQ) and K real delegate processes, against a raw cppzmq
 // ROUTER/DEALER echo of the same message sizes measured in the same run.
 //
-//   dispatch_bench [--tasks N] [--delegates K] [--slots S] [--insecure]
+//   dispatch_bench [--tasks N] [--delegates K] [--slots S] [--rate R] [--insecure]
+//
+// Three phases: loaded (K x S executions in flight at all times: the rate the whole path can
+// sustain), paced (R executions a second started on a fixed schedule however fast they end, so
+// latency at that rate is measured from when each was due, queueing included) and one at a time.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -35,6 +40,7 @@ struct Options {
   int tasks = 20000;
   int delegates = 4;
   int slots = 8;
+  int rate = 5000;
   bool insecure = false;
 };
 
@@ -42,6 +48,8 @@ struct Figures {
   double per_second = 0;
   double p50_ms = 0;
   double p99_ms = 0;
+  double p90_ms = 0;
+  double mean_ms = 0;
 };
 
 // CPU seconds (user + system) of each thread of this process, by thread name.
@@ -237,10 +245,12 @@ public:
     engine_->stop();
   }
 
-  // `total` executions of the no-op pipeline with at most `concurrency` in flight; latency is
-  // from the run command to the commit of the execution's end. A few submitting threads take a
-  // permit per execution; each end gives one back (waking one submitter, not all).
-  Figures run(int total, int concurrency) {
+  // `total` executions of the no-op pipeline, `concurrency` of them in flight at all times, or
+  // with `rate` > 0 one every 1/rate seconds however many are in flight; latency is from the run
+  // command (or, paced, from when it was due) to the commit of the execution's end. One thread
+  // submits without waiting for the run command's answer (an API with many clients); another
+  // collects the answers (the new executions' ids) in order.
+  Figures run(int total, int concurrency, int rate = 0) {
     {
       std::lock_guard lock(mutex_);
       latencies_.clear();
@@ -250,43 +260,63 @@ public:
       remaining_ = total;
     }
     std::counting_semaphore<> permits(concurrency);
-    permits_ = &permits;
-    std::atomic<int> next{0};
+    if (rate <= 0) permits_ = &permits;
+    std::mutex pending_mutex;
+    std::condition_variable pending_cv;
+    std::deque<std::pair<Clock::time_point, std::future<engine::Outcome>>> pending;
     auto begin = Clock::now();
-    std::vector<std::thread> submitters;
-    for (int d = 0; d < std::min(4, concurrency); ++d) {
-      submitters.emplace_back([&] {
-        while (true) {
+    std::thread submitter([&] {
+      const auto period = std::chrono::duration_cast<Clock::duration>(
+          duration<double>(rate > 0 ? 1.0 / rate : 0.0));
+      for (int n = 0; n < total; ++n) {
+        auto t0 = Clock::now();
+        if (rate > 0) {
+          t0 = begin + period * n;
+          std::this_thread::sleep_until(t0);
+        } else {
           permits.acquire();
-          if (next.fetch_add(1) >= total) {
-            permits.release();
-            return;
-          }
-          auto t0 = Clock::now();
-          engine::RunRequest request;
-          request.pipeline = "bench";
-          request.user = "bench";
-          auto outcome = engine_->run(std::move(request)).get();
-          if (!outcome.ok()) throw std::runtime_error("run failed: " + outcome.message);
-          std::string id = outcome.body["id"];
-          std::lock_guard lock(mutex_);
-          if (auto e = early_.find(id); e != early_.end()) {
-            latencies_.push_back(duration<double, std::milli>(e->second - t0).count());
-            early_.erase(e);
-          } else {
-            started_[id] = t0;
-          }
+          t0 = Clock::now();
         }
-      });
-    }
-    for (auto& t : submitters) t.join();
+        engine::RunRequest request;
+        request.pipeline = "bench";
+        request.user = "bench";
+        auto answer = engine_->run(std::move(request));
+        std::lock_guard lock(pending_mutex);
+        pending.emplace_back(t0, std::move(answer));
+        pending_cv.notify_one();
+      }
+    });
+    std::thread collector([&] {
+      for (int n = 0; n < total; ++n) {
+        std::unique_lock wait(pending_mutex);
+        pending_cv.wait(wait, [&] { return !pending.empty(); });
+        auto [t0, answer] = std::move(pending.front());
+        pending.pop_front();
+        wait.unlock();
+        auto outcome = answer.get();
+        if (!outcome.ok()) throw std::runtime_error("run failed: " + outcome.message);
+        std::string id = outcome.body["id"];
+        std::lock_guard lock(mutex_);
+        if (auto e = early_.find(id); e != early_.end()) {
+          latencies_.push_back(duration<double, std::milli>(e->second - t0).count());
+          early_.erase(e);
+        } else {
+          started_[id] = t0;
+        }
+      }
+    });
+    submitter.join();
+    collector.join();
     {
       std::unique_lock lock(mutex_);
       cv_.wait(lock, [&] { return remaining_ == 0; });
     }
     double seconds = duration<double>(Clock::now() - begin).count();
     permits_ = nullptr;
-    return {total / seconds, percentile(latencies_, 0.5), percentile(latencies_, 0.99)};
+    double sum = 0;
+    for (double l : latencies_) sum += l;
+    return {total / seconds, percentile(latencies_, 0.5), percentile(latencies_, 0.99),
+            percentile(latencies_, 0.9), latencies_.empty() ? 0 : sum / latencies_.size()};
   }
 
   wire::RouterStats wire_stats() const { return router_->stats(); }
@@ -357,10 +387,13 @@ int main(int argc, char** argv) {
       o.delegates = value();
     } else if (a == "--slots") {
       o.slots = value();
+    } else if (a == "--rate") {
+      o.rate = value();
     } else if (a == "--insecure") {
       o.insecure = true;
     } else {
-      std::cerr << "usage: dispatch_bench [--tasks N] [--delegates K] [--slots S] [--insecure]\n";
+      std::cerr << "usage: dispatch_bench [--tasks N] [--delegates K] [--slots S] [--rate R] "
+                   "[--insecure]\n";
       return 2;
     }
   }
@@ -380,6 +413,11 @@ int main(int argc, char** argv) {
   auto wire_after = bench.wire_stats();
   auto cpu_after = thread_cpu();
   double delegates_after = bench.delegates_cpu();
+  auto paced_cpu_before = thread_cpu();
+  double paced_delegates_before = bench.delegates_cpu();
+  auto paced = bench.run(o.tasks, concurrency, o.rate);
+  auto paced_cpu_after = thread_cpu();
+  double paced_delegates_after = bench.delegates_cpu();
   auto single = bench.run(std::min(2000, o.tasks), 1);
   auto [steps, once] = bench.verify();
   auto raw_loaded = raw_echo(o, assign_bytes, result_bytes, o.tasks, o.slots);
@@ -393,10 +431,18 @@ int main(int argc, char** argv) {
               loaded.p50_ms, loaded.p99_ms);
   std::printf("%-44s %12.0f %10.3f %10.3f\n", "raw cppzmq echo, same window", raw_loaded.per_second,
               raw_loaded.p50_ms, raw_loaded.p99_ms);
+  std::printf("%-44s %12.0f %10.3f %10.3f\n",
+              ("capstan, paced at " + std::to_string(o.rate) + "/s").c_str(), paced.per_second,
+              paced.p50_ms, paced.p99_ms);
   std::printf("%-44s %12.0f %10.3f %10.3f\n", "capstan, one task at a time", single.per_second,
               single.p50_ms, single.p99_ms);
   std::printf("%-44s %12.0f %10.3f %10.3f\n", "raw cppzmq echo, one at a time",
               raw_single.per_second, raw_single.p50_ms, raw_single.p99_ms);
+  // Little's law: the executions in flight on average, against the window the submitters keep.
+  std::printf("capstan, loaded: p90 %.3f ms, mean %.3f ms, executions in flight on average "
+              "%.1f of %d\n",
+              loaded.p90_ms, loaded.mean_ms, loaded.per_second * loaded.mean_ms / 1000.0,
+              concurrency);
   std::printf("ratio capstan / raw: loaded %.1f %%, one at a time %.1f %%\n",
               100.0 * loaded.per_second / raw_loaded.per_second,
               100.0 * single.per_second / raw_single.per_second);
@@ -413,6 +459,13 @@ int main(int argc, char** argv) {
   std::printf("  %-22s %8.1f us\n", "coordinator, total", 1e6 * all / o.tasks);
   std::printf("  %-22s %8.1f us\n", "delegates, total",
               1e6 * (delegates_after - delegates_before) / o.tasks);
+  double paced_all = 0;
+  for (const auto& [name, after] : paced_cpu_after) paced_all += after - paced_cpu_before[name];
+  std::printf(
+      "CPU per task in the paced run: engine thread %.1f us, coordinator %.1f us, "
+      "delegates %.1f us\n",
+      1e6 * (paced_cpu_after["capstan-engine"] - paced_cpu_before["capstan-engine"]) / o.tasks,
+      1e6 * paced_all / o.tasks, 1e6 * (paced_delegates_after - paced_delegates_before) / o.tasks);
   auto per_task = [&](std::uint64_t after, std::uint64_t before) {
     return static_cast<double>(after - before) / o.tasks;
   };

@@ -1,5 +1,6 @@
-// The benchmarks' plugin: a "Noop" step that succeeds at once (with `log: true` it logs one
-// line naming its task, so the store shows each run) and a "Sleep" step that waits `seconds` while
+// The benchmarks' plugin: a "Noop" step that succeeds at once (with `log: true` it logs one line
+// naming its task, so the store shows each run), declared prompt (CAPSTAN_STEP_PROMPT) so the
+// delegate runs it on its receiving thread, and a "Sleep" step that waits `seconds` while
 // watching for cancellation.
 #include <capstan/sdk/plugin.h>
 
@@ -11,7 +12,7 @@ namespace sdk = capstan::sdk;
 CAPSTAN_PLUGIN(plugin) {
   plugin.name("bench").version("1.0.0");
   plugin.step({"Noop", R"({"type":"object","properties":{"log":{"type":"boolean"}}})",
-               "Does nothing, at once", 0},
+               "Does nothing, at once", CAPSTAN_STEP_PROMPT},
               [](sdk::StepContext& ctx) {
                 if (ctx.spec().value("log", false)) ctx.info("ran " + ctx.request().task_id());
               });

@@ -549,6 +549,13 @@ int main(int argc, char** argv) {
             t.counter("capstan_delegate_tasks_timed_out_total",
                       "Tasks whose timeout passed on this delegate (the plugin was told to stop).",
                       m.timed_out.value());
+            t.counter("capstan_delegate_tasks_inline_total",
+                      "Prompt steps run on the receiving thread instead of a worker.",
+                      m.ran_inline.value());
+            t.counter("capstan_delegate_prompt_types_demoted_total",
+                      "Step types declared prompt whose call overran its budget (they run on "
+                      "workers since).",
+                      m.demoted.value());
             t.gauge("capstan_delegate_log_buffer_bytes",
                     "Step log bytes kept until the coordinator acknowledges them.",
                     m.retained_bytes.value());

@@ -300,7 +300,8 @@ struct PluginHost::Impl {
 
   void load_file(const fs::path& path);
   std::optional<std::string> try_load(const fs::path& path);
-  StepResult run(const StepRequest& request, const TaskCallbacks& callbacks);
+  StepResult run(const StepRequest& request, const TaskCallbacks& callbacks,
+                 std::string_view bytes);
 };
 
 PluginHost::PluginHost(json plugin_config, fs::path state_root, std::string delegate_name)
@@ -518,6 +519,7 @@ std::optional<std::string> PluginHost::Impl::try_load(const fs::path& path) {
     info.description = utf8::sanitize(c_str_or(st.description, ""));
     info.spec_schema = std::move(schema_json);
     info.retry_safe = (st.flags & CAPSTAN_STEP_RETRY_SAFE) != 0;
+    info.prompt = (st.flags & CAPSTAN_STEP_PROMPT) != 0;
     types.emplace_back(std::move(info), std::move(*schema));
   }
 
@@ -568,9 +570,10 @@ std::optional<std::string> PluginHost::Impl::try_load(const fs::path& path) {
   return std::nullopt;
 }
 
-StepResult PluginHost::execute(const StepRequest& request, const TaskCallbacks& callbacks) {
+StepResult PluginHost::execute(const StepRequest& request, const TaskCallbacks& callbacks,
+                               std::string_view bytes) {
   try {
-    return impl_->run(request, callbacks);
+    return impl_->run(request, callbacks, bytes);
   } catch (const std::exception& e) {
     return failed(plugin::v1::ERROR_TYPE_UNKNOWN,
                   std::string("the plugin host failed to run the step: ") + e.what());
@@ -579,7 +582,8 @@ StepResult PluginHost::execute(const StepRequest& request, const TaskCallbacks& 
   }
 }
 
-StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks& callbacks) {
+StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks& callbacks,
+                                 std::string_view given_bytes) {
   auto found = steps.find(request.step_type());
   if (found == steps.end()) {
     std::string known;
@@ -630,7 +634,9 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
                       utf8::sanitize(json_schema::summarize(violations)));
   }
 
-  const std::string bytes = request.SerializeAsString();
+  std::string encoded;
+  if (given_bytes.empty()) encoded = request.SerializeAsString();
+  const std::string_view bytes = given_bytes.empty() ? std::string_view(encoded) : given_bytes;
   CallContext ctx;
   ctx.plugin = &plugin;
   ctx.callbacks = &callbacks;

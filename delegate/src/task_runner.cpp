@@ -4,7 +4,9 @@
 #include "utf8.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -161,9 +163,29 @@ std::string mask_secrets(std::string text, const std::vector<std::string>& secre
   return mask(std::move(text), secrets);
 }
 
+namespace {
+
+void append_varint(std::string& out, std::uint64_t value) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
+}
+
+} // namespace
+
+struct TaskRunner::Lane {
+  explicit Lane(fs::path path) : dir(std::move(path)) {}
+  WorkerDirectory dir;
+};
+
 struct TaskRunner::Task {
   wv1::Assign assign;
   plugin::v1::StepRequest request;
+  // The request as the coordinator sent it, then with the work directory appended (a field
+  // given again replaces the earlier one): the plugin gets these bytes, not a new encoding.
+  std::string request_bytes;
   std::string key;
   std::atomic<bool> cancelled{false};
   // Set once by whoever ends the task: the worker when the plugin returns, or the watchdog when
@@ -172,6 +194,7 @@ struct TaskRunner::Task {
   std::int64_t started_unix_ms = 0;
   // Guarded by the runner's mutex_:
   bool running = false;
+  bool on_receiver = false; // a prompt step run by assign()'s thread, not by a worker
   std::thread::id worker;
   std::optional<Clock::time_point> deadline;  // timeout passed: the plugin was told to stop
   bool timeout_noted = false;                 // the step's log says its timeout passed
@@ -202,6 +225,10 @@ TaskRunner::TaskRunner(PluginHost& host, RunnerOptions options, Send send, Send 
   }
   options_.slots = std::max(1, options_.slots);
   fs::create_directories(options_.work_root);
+  for (const auto& t : host_.step_types()) {
+    if (t.prompt) prompt_types_.insert(t.type);
+  }
+  if (!prompt_types_.empty()) lane_ = std::make_unique<Lane>(options_.work_root / "receiver");
   workers_.reserve(static_cast<std::size_t>(options_.slots));
   {
     std::lock_guard lock(mutex_);
@@ -222,6 +249,12 @@ TaskRunner::~TaskRunner() {
   }
   watch_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
+  if (lane_) {
+    auto path = lane_->dir.path();
+    lane_.reset();
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
 }
 
 void TaskRunner::start_worker() {
@@ -260,11 +293,13 @@ void TaskRunner::assign(wv1::Assign assign) {
   // Secret values the coordinator put into the request: masked in everything the task sends.
   task->secrets.assign(assign.mask().begin(), assign.mask().end());
   bool readable = task->request.ParseFromString(assign.step_request());
-  assign.clear_step_request(); // parsed; the task keeps what it names
+  task->request_bytes = std::move(*assign.mutable_step_request()); // parsed; passed on as is
+  assign.clear_step_request();
   task->assign = std::move(assign);
   const auto& ref = task->assign;
   std::optional<wv1::Envelope> resend;
   std::string refusal;
+  bool here = false;
   {
     std::lock_guard lock(mutex_);
     if (active_.count(key)) return;
@@ -281,13 +316,82 @@ void TaskRunner::assign(wv1::Assign assign) {
       refusal = "the delegate could not decode the step request";
     } else {
       active_[key] = task;
-      pending_.push_back(task);
       metrics_.running.set(static_cast<std::int64_t>(active_.size()));
+      // A prompt step runs here unless tasks wait for workers (it would overtake them). It has
+      // no deadline for the watchdog: the host turns cancelled() true at its timeout, and a
+      // call that overran would have held this thread anyway.
+      here = pending_.empty() && lane_ != nullptr &&
+             prompt_types_.find(task->request.step_type()) != prompt_types_.end();
+      if (here) {
+        task->running = true;
+        task->on_receiver = true;
+        task->worker = std::this_thread::get_id();
+        set_work_dir(*task, lane_->dir.path().string());
+      } else {
+        pending_.push_back(task);
+      }
     }
   }
   if (resend) return send_(std::move(*resend));
   if (!refusal.empty()) return refuse(ref, refusal);
+  if (here) return run_here(task);
   work_ready_.notify_one();
+}
+
+void TaskRunner::run_here(const std::shared_ptr<Task>& task) {
+  lane_->dir.begin();
+  // The thread's CPU time and voluntary context switches (it slept: blocking I/O, a sleep, a
+  // wait for a lock or another thread) tell a call that broke its promise from one that was only
+  // kept off the CPU by other work on the machine, which is not the plugin's fault.
+  rusage before{};
+  ::getrusage(RUSAGE_THREAD, &before);
+  const auto start = Clock::now();
+  auto result = execute(task);
+  const auto took = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  lane_->dir.reset();
+  bool overran = false;
+  if (took > options_.prompt_budget) {
+    rusage after{};
+    ::getrusage(RUSAGE_THREAD, &after);
+    auto cpu_us = [](const rusage& r) {
+      return (r.ru_utime.tv_sec + r.ru_stime.tv_sec) * 1000000LL + r.ru_utime.tv_usec +
+             r.ru_stime.tv_usec;
+    };
+    overran = after.ru_nvcsw > before.ru_nvcsw ||
+              cpu_us(after) - cpu_us(before) > options_.prompt_budget.count();
+  }
+  if (overran) {
+    const auto& type = task->request.step_type();
+    bool first = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = prompt_types_.find(type); it != prompt_types_.end()) {
+        prompt_types_.erase(it);
+        first = true;
+      }
+    }
+    if (first) {
+      metrics_.demoted.inc();
+      spdlog::warn("step type {} is declared prompt (CAPSTAN_STEP_PROMPT), but a call took {:.1f} "
+                   "ms (budget {:.1f} ms): its steps run on worker threads from now on",
+                   type, static_cast<double>(took.count()) / 1000.0,
+                   static_cast<double>(options_.prompt_budget.count()) / 1000.0);
+    }
+  }
+  metrics_.ran_inline.inc();
+  // Abandoned meanwhile (the delegate shutting down): the watchdog reported it.
+  if (task->settled.exchange(true)) return;
+  finish(task, std::move(result), Leave::kWithReceived);
+}
+
+void TaskRunner::set_work_dir(Task& task, const std::string& dir) {
+  task.request.set_work_dir(dir);
+  // The field appended as protobuf encodes it: tag (field number, length-delimited), length, text.
+  constexpr std::uint32_t kWorkDirTag =
+      (plugin::v1::StepRequest::kWorkDirFieldNumber << 3) | 2; // wire type 2: length-delimited
+  append_varint(task.request_bytes, kWorkDirTag);
+  append_varint(task.request_bytes, dir.size());
+  task.request_bytes += dir;
 }
 
 void TaskRunner::cancel(const wv1::Cancel& cancel) {
@@ -506,6 +610,7 @@ void TaskRunner::flush_deferred() {
 }
 
 void TaskRunner::work(const fs::path& path) {
+  pthread_setname_np(pthread_self(), "capstan-worker");
   WorkerDirectory dir(path); // made here, emptied after each task
   bool deferred = false;     // this worker's last Result went by send_later
   while (true) {
@@ -526,7 +631,7 @@ void TaskRunner::work(const fs::path& path) {
       task->running = true;
       task->worker = std::this_thread::get_id();
       // Under the runner's lock: the watchdog reads the request under it too.
-      task->request.set_work_dir(dir.path().string());
+      set_work_dir(*task, dir.path().string());
       const auto now = Clock::now();
       task->accepted_due = now + kAcceptedDelay;
       auto soonest = *task->accepted_due;
@@ -545,7 +650,7 @@ void TaskRunner::work(const fs::path& path) {
     // An abandoned call: a replacement worker took this one's place, and this thread, detached,
     // leaves without touching the runner again.
     if (task->settled.exchange(true)) return;
-    deferred = finish(task, std::move(result), true);
+    deferred = finish(task, std::move(result), Leave::kMayDefer);
   }
 }
 
@@ -615,14 +720,15 @@ void TaskRunner::watch() {
     }
     for (auto& [t, timed_out] : overdue) {
       if (t->settled.exchange(true)) continue; // it returned just now
-      for (auto it = workers_.begin(); it != workers_.end(); ++it) {
+      // A prompt step's thread is the receiving one, not a worker: nothing to replace.
+      for (auto it = workers_.begin(); !t->on_receiver && it != workers_.end(); ++it) {
         if (it->get_id() == t->worker) {
           it->detach();
           workers_.erase(it);
           break;
         }
       }
-      if (!stopping_) start_worker();
+      if (!stopping_ && !t->on_receiver) start_worker();
       metrics_.abandoned.inc();
       plugin::v1::StepResult r;
       std::string what =
@@ -687,7 +793,7 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
 
   plugin::v1::StepResult result;
   try {
-    result = host_.execute(request, callbacks);
+    result = host_.execute(request, callbacks, task.request_bytes);
   } catch (const std::exception& e) {
     result.set_status(plugin::v1::StepResult::STATUS_FAILED);
     result.set_error_type(plugin::v1::ERROR_TYPE_UNKNOWN);
@@ -702,7 +808,7 @@ plugin::v1::StepResult TaskRunner::execute(const std::shared_ptr<Task>& task_ptr
 }
 
 bool TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result,
-                        bool may_defer) {
+                        Leave leave) {
   const auto& id = task->assign.task_id();
   const auto attempt = task->assign.attempt();
   wv1::Envelope env;
@@ -734,7 +840,7 @@ bool TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
     stopping = stopping_;
     // A task waits for a worker (this one, or one woken for it): this Result leaves with the
     // next, in one Batch (one message for the coordinator to take). Bounded by the watchdog.
-    defer = may_defer && !stopping_ && !pending_.empty();
+    defer = leave == Leave::kMayDefer && !stopping_ && !pending_.empty();
     if (defer && !deferred_due_) {
       deferred_due_ = Clock::now() + kAcceptedDelay;
       if (watch_next_ && *deferred_due_ < *watch_next_) watch_.notify_all();
@@ -746,6 +852,10 @@ bool TaskRunner::finish(const std::shared_ptr<Task>& task, plugin::v1::StepResul
   spdlog::info("task {} attempt {}: {}{}", id, attempt,
                plugin::v1::StepResult::Status_Name(result.status()),
                result.message().empty() ? "" : " (" + result.message() + ")");
+  if (leave == Leave::kWithReceived) {
+    send_later_(std::move(env));
+    return false;
+  }
   if (defer) {
     send_later_(std::move(env));
   } else {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +41,11 @@ struct RunnerOptions {
   // Bytes of log lines kept, for all tasks together, while the coordinator has not acknowledged
   // them (it is unreachable, or restarting). When full, the logging task's oldest lines go.
   std::size_t max_retained_bytes = 32 * 1024 * 1024;
+  // A step whose type is declared prompt (CAPSTAN_STEP_PROMPT) runs on the thread that calls
+  // assign(), when no task waits for a worker; a call that takes longer than this, and either
+  // waited (slept, blocked) or computed that long, ends that for its type (a warning says so):
+  // the type runs on workers from then on. A call only kept off the CPU by other work does not.
+  std::chrono::microseconds prompt_budget{std::chrono::milliseconds(5)};
 };
 
 struct RunnerMetrics {
@@ -50,6 +56,8 @@ struct RunnerMetrics {
   wire::Counter abandoned;
   wire::Counter timed_out;     // tasks the delegate stopped because their timeout passed
   wire::Counter lines_dropped; // log lines dropped from a full buffer, never delivered
+  wire::Counter ran_inline;    // prompt steps run on the receiving thread, not a worker
+  wire::Counter demoted;       // prompt step types that overran their budget
   wire::Gauge retained_bytes;  // log bytes waiting for the coordinator's acknowledgement
   wire::Histogram duration;
 };
@@ -75,7 +83,9 @@ public:
 
   // From the wire thread. A duplicate of a task already taken is ignored (its result, if any,
   // is sent again). A task that cannot start (draining, no free slot) is refused: the
-  // coordinator queues it again.
+  // coordinator queues it again. A prompt step (see RunnerOptions::prompt_budget) runs here,
+  // before assign() returns, and its Result goes by send_later: the caller sends what is left
+  // waiting once it has handled what it received (the wire client does, after every round).
   void assign(wv1::Assign assign);
   void cancel(const wv1::Cancel& cancel);
   void acknowledge(const wv1::ResultAck& ack);
@@ -102,13 +112,18 @@ public:
 
 private:
   struct Task;
+  struct Lane; // what runs prompt steps on the receiving thread: their directory
+  enum class Leave { kNow, kMayDefer, kWithReceived };
   void work(const std::filesystem::path& dir);
+  void run_here(const std::shared_ptr<Task>& task); // a prompt step, on assign()'s thread
+  static void set_work_dir(Task& task, const std::string& dir); // in the request and its bytes
   void watch();
   plugin::v1::StepResult execute(const std::shared_ptr<Task>& task);
-  // Records and sends the result. may_defer (a worker's own task): when another task waits
-  // for a worker, the Result goes by send_later and true is returned.
+  // Records and sends the result. kMayDefer (a worker's own task): when another task waits
+  // for a worker, the Result goes by send_later and true is returned. kWithReceived: by
+  // send_later, always (assign()'s caller sends it).
   bool finish(const std::shared_ptr<Task>& task, plugin::v1::StepResult result,
-              bool may_defer = false);
+              Leave leave = Leave::kNow);
   void flush_deferred(); // sends deferred results (mutex_ not held)
   void refuse(const wv1::Assign& assign, const std::string& why);
   void pump(Task& task);          // sends the lines not sent yet (task.mutex held)
@@ -136,6 +151,9 @@ private:
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   int worker_seq_ = 0; // names each worker's directory; a replacement gets a new one
+  // Step types declared prompt and not (yet) caught overrunning their budget.
+  std::set<std::string, std::less<>> prompt_types_;
+  std::unique_ptr<Lane> lane_; // made when a prompt type exists; used by assign()'s thread only
   // When the watchdog wakes next on its own: a task whose deadline comes earlier wakes it.
   std::optional<std::chrono::steady_clock::time_point> watch_next_;
   // A Result left by send_later is flushed by then at the latest (by the watchdog).

@@ -350,6 +350,9 @@ TEST(FabricSecurity, DelegateServesMetrics) {
   EXPECT_NE(m->body.find("capstan_delegate_slots 3\n"), std::string::npos);
   EXPECT_NE(m->body.find("capstan_delegate_connected 1\n"), std::string::npos);
   EXPECT_NE(m->body.find("capstan_delegate_task_duration_seconds_count 1\n"), std::string::npos);
+  // A shell step is not declared prompt: it ran on a worker.
+  EXPECT_NE(m->body.find("capstan_delegate_tasks_inline_total 0\n"), std::string::npos);
+  EXPECT_NE(m->body.find("capstan_delegate_prompt_types_demoted_total 0\n"), std::string::npos);
   EXPECT_EQ(http.Get("/other")->status, 404);
 }
 

@@ -233,6 +233,51 @@ TEST(Fabric, APluginThatThrowsFailsTheStepAndTheDelegateCarriesOn) {
   EXPECT_EQ(stack.wait_for_end(ok)["status"], "Succeeded");
 }
 
+std::string prompt_pipeline() {
+  std::string yaml = "pipeline:\n  identifier: prompt\n  name: Prompt\n  stages:\n"
+                     "    - stage:\n        identifier: s\n        name: S\n        type: Custom\n"
+                     "        spec:\n          execution:\n            steps:\n";
+  for (const auto& [id, type] : std::vector<std::pair<std::string, std::string>>{
+           {"p1", "Prompt"}, {"l1", "PromptLiar"}, {"l2", "PromptLiar"}, {"p2", "Prompt"}}) {
+    yaml += "              - step: {type: " + type + ", identifier: " + id + ", name: " + id +
+            ", spec: {}}\n";
+  }
+  return yaml;
+}
+
+TEST(Fabric, PromptStepsRunOnTheReceivingThreadUntilOneOverrunsItsBudget) {
+  TempDir dir("capstan-fabric");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto& d = stack.start_delegate("alpha", {CAPSTAN_FAULTY_PLUGIN_DIR}, 2);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  stack.apply_text("prompt.yaml", prompt_pipeline());
+  ASSERT_EQ(stack.last_status(), 200);
+  const std::string receiver = "ran on thread capstan-client";
+  const std::string worker = "ran on thread capstan-worker";
+  for (int run = 0; run < 2; ++run) {
+    std::string id = stack.post("/api/v1/pipelines/prompt/executions", json::object())["id"];
+    auto e = stack.wait_for_end(id);
+    ASSERT_EQ(e["status"], "Succeeded") << e.dump(2) << d.log();
+    for (const auto& step : e["stages"][0]["steps"]) {
+      EXPECT_EQ(step["attempt"], 1) << step.dump();
+    }
+    std::string logs = stack.logs(id);
+    // Each step ran exactly once.
+    for (const std::string step : {"p1", "l1", "l2", "p2"}) {
+      EXPECT_EQ(count(logs, step + " | ran on thread"), 1u) << logs;
+    }
+    // A step that keeps its promise stays on the receiving thread, the liar's type is demoted
+    // after its first call, and one type's demotion leaves the other alone.
+    EXPECT_NE(logs.find("p1 | " + receiver), std::string::npos) << logs;
+    EXPECT_NE(logs.find("p2 | " + receiver), std::string::npos) << logs;
+    EXPECT_NE(logs.find("l1 | " + (run == 0 ? receiver : worker)), std::string::npos) << logs;
+    EXPECT_NE(logs.find("l2 | " + worker), std::string::npos) << logs;
+  }
+  EXPECT_EQ(count(d.log(), "step type PromptLiar is declared prompt"), 1u) << d.log();
+  EXPECT_EQ(count(d.log(), "step type Prompt is declared"), 0u) << d.log();
+}
+
 TEST(Fabric, ApiRefusesRequestsWithoutTheToken) {
   TempDir dir("capstan-fabric");
   Stack stack(dir.path());

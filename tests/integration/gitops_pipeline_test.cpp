@@ -333,8 +333,9 @@ TEST(GitOpsPipeline, OneReleaseRepoUpdateAtATimeAcrossDelegates) {
 // A GitOps stage over an environment group: one Update Release Repo edits the file of every
 // cluster of the group's environments, each path resolved with <+envgroup.name>, <+env.name>
 // and <+cluster.name> and each file given its own environment's variables; <+env.*> in the
-// step's, the service's and the environments' variables is each cluster's environment too. The
-// group cannot be deleted while the pipeline uses it.
+// step's, the service's and the environments' variables is each cluster's environment too (also
+// through a pipeline variable that reads it). The group cannot be deleted while the pipeline
+// uses it.
 TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
   TempDir dir("capstan-gitops-envgroup");
   const std::string initial = "{\n  \"imageTag\": \"v1\",\n  \"replicas\": \"0\"\n}\n";
@@ -376,6 +377,10 @@ TEST(GitOpsPipeline, EnvironmentGroupStageUpdatesEveryEnvironmentsClusters) {
 pipeline:
   identifier: web_pr
   name: web PR
+  variables:
+    - name: where
+      type: String
+      value: <+env.identifier>/<+env.name>
   stages:
     - stage:
         identifier: deploy
@@ -403,7 +408,7 @@ pipeline:
                         value: v7
                       - name: target
                         type: String
-                        value: <+env.identifier>/<+env.name>
+                        value: <+pipeline.variables.where>
                       - name: tier
                         type: String
                         value: <+env.type>

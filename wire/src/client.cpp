@@ -54,7 +54,9 @@ struct Client::Impl {
   std::mutex socket_mutex;
   std::unique_ptr<zmq::socket_t> socket; // guarded by socket_mutex
   int socket_fd = -1;                    // the socket's ZMQ_FD (client thread only)
-  bool sent = false;                     // a send since the socket was taken (socket_mutex)
+  // A send since the socket was taken, or since a receive found nothing (socket_mutex): such a
+  // receive took every command libzmq had for the socket, so only a later call may hide an edge.
+  bool sent = false;
 
   // Envelopes not yet on the socket, in order (guarded by out_mutex). Whoever holds the socket
   // sends them all; one who cannot take the socket leaves them to its holder, which looks again
@@ -296,16 +298,22 @@ struct Client::Impl {
     for (const auto& message : encode_all(batch, batch_limit)) send_bytes(message.bytes);
   }
 
-  // Takes what the coordinator sent (up to a bound), and sends what is queued, in one hold of
-  // the socket. Nothing received and nothing left to gather: the thread is marked asleep in the
-  // same hold, so a sender from then on looks for what its calls may hide from poll() (release())
-  // and one who queues for the thread wakes it. Returns whether it was marked so.
+  // Sends what is queued (the Results of the steps run on this thread last round), then takes
+  // what the coordinator sent (up to a bound), in one hold of the socket. Nothing received and
+  // nothing left to gather: the thread is marked asleep in the same hold, so a sender from then
+  // on looks for what its calls may hide from poll() (release()) and one who queues for the
+  // thread wakes it. Returns whether it was marked so. Receiving last, until nothing is left,
+  // makes the look at ZMQ_EVENTS needless when it goes to sleep (one libzmq call less a round).
   bool exchange(std::vector<zmq::message_t>& got) {
     std::unique_lock lock(socket_mutex);
+    send_queued();
     for (int i = 0; i < 1000 && socket; ++i) {
       zmq::message_t msg;
       try {
-        if (!socket->recv(msg, zmq::recv_flags::dontwait)) break;
+        if (!socket->recv(msg, zmq::recv_flags::dontwait)) {
+          sent = false; // that call took every pending command: nothing is hidden from poll()
+          break;
+        }
       } catch (const zmq::error_t& e) {
         spdlog::warn("wire: receive failed: {}", e.what());
         break;
@@ -320,7 +328,6 @@ struct Client::Impl {
       }
       got.push_back(std::move(msg));
     }
-    send_queued();
     bool asleep = false;
     {
       std::lock_guard out_lock(out_mutex);

@@ -15,9 +15,11 @@ const char* const kNoSingleEnvironment =
     "resolved per GitOps cluster, only in the service's release repo paths and in "
     "UpdateReleaseRepo variables";
 
-// Keeps the first <+env...> path looked up (or called on), answering every lookup with "".
+// Keeps the first <+env...> path looked up (or called on), or the first pipeline variable of
+// `through` read, answering every lookup with "".
 class EnvRecorder : public expression::Scope {
 public:
+  explicit EnvRecorder(const EnvVariables& through) : through_(through) {}
   std::optional<expression::Value> lookup(const std::vector<std::string>& path) const override {
     note(path);
     return expression::Value("");
@@ -31,9 +33,16 @@ public:
 
 private:
   void note(const std::vector<std::string>& path) const {
-    if (!found.empty() || path.empty() || path[0] != "env") return;
+    if (!found.empty() || path.empty()) return;
+    if (path.size() >= 3 && path[0] == "pipeline" && path[1] == "variables" &&
+        through_.count(path[2])) {
+      found = "pipeline.variables." + path[2];
+      return;
+    }
+    if (path[0] != "env") return;
     for (const auto& p : path) found += (found.empty() ? "" : ".") + p;
   }
+  const EnvVariables& through_;
 };
 
 // Calls `fn` with every string of `value` and its pointer.
@@ -59,10 +68,27 @@ bool whole_env_expression(const std::string& inner) {
 
 } // namespace
 
-std::string env_reference(const std::string& text, bool condition) {
+EnvVariables env_reading_variables(const std::vector<Variable>& pipeline_variables) {
+  EnvVariables out;
+  // Each pass adds the variables that read one found before: at most one pass per variable.
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& v : pipeline_variables) {
+      if (v.runtime_input || out.count(v.name)) continue;
+      auto ref = env_reference(v.value, false, out);
+      if (ref.empty()) continue;
+      const std::string prefix = "pipeline.variables.";
+      out[v.name] = ref.rfind(prefix, 0) == 0 ? out.at(ref.substr(prefix.size())) : ref;
+      grew = true;
+    }
+  }
+  return out;
+}
+
+std::string env_reference(const std::string& text, bool condition, const EnvVariables& through) {
   if (!condition && !expression::has_expression(text)) return "";
   if (expression::parse_runtime_input(text)) return "";
-  EnvRecorder scope;
+  EnvRecorder scope(through);
   try {
     (condition ? expression::Expression::parse_condition(text)
                : expression::Expression::parse_template(text))
@@ -72,9 +98,16 @@ std::string env_reference(const std::string& text, bool condition) {
   return scope.found;
 }
 
-void check_no_env(const json& value, const std::string& pointer, Checker& check, bool condition) {
+void check_no_env(const json& value, const std::string& pointer, Checker& check, bool condition,
+                  const EnvVariables& through) {
   each_string(value, pointer, [&](const std::string& text, const std::string& at) {
-    if (auto ref = env_reference(text, condition); !ref.empty()) {
+    auto ref = env_reference(text, condition, through);
+    if (ref.empty()) return;
+    const std::string prefix = "pipeline.variables.";
+    if (ref.rfind(prefix, 0) == 0) {
+      check.error(at, "<+" + ref + ">: the pipeline variable reads <+" +
+                          through.at(ref.substr(prefix.size())) + ">, and " + kNoSingleEnvironment);
+    } else {
       check.error(at, "<+" + ref + ">: " + kNoSingleEnvironment);
     }
   });

@@ -17,6 +17,8 @@ namespace capstan::model {
 // What a field may refer to where it is evaluated.
 struct ExpressionContext {
   std::set<std::string> pipeline_variables;
+  // Pipeline variables that read <+env...> -> the path read (model/env_group_check.h).
+  std::map<std::string, std::string> env_variables;
   std::set<std::string> all_stages;
   // Stage identifier -> step paths ("x", "group.x") that end before the field is evaluated,
   // for the stages that ran before and for the current one.

@@ -71,7 +71,7 @@ std::optional<When> parse_when(const json& owner, const std::string& at, Checker
       w.location = check.locate(cat);
       if (!w.condition.empty() && check_field(w.condition, cat, ctx, check, true) &&
           ctx.env_group) {
-        check_no_env(w.condition, cat, check, true);
+        check_no_env(w.condition, cat, check, true, ctx.env_variables);
       }
     }
   }
@@ -182,12 +182,12 @@ Node parse_step_body(const json& body, const std::string& sat, StageWalk& walk,
       check_tree((*spec)["variables"], pointer_append(spat, "variables"),
                  pointer_append("", "variables"), per_cluster, check, step.expression_locations);
       if (walk.ctx.env_group) {
-        check_no_env(rest, spat, check);
+        check_no_env(rest, spat, check, false, walk.ctx.env_variables);
         check_env_per_cluster((*spec)["variables"], pointer_append(spat, "variables"), check);
       }
     } else {
       check_tree(*spec, spat, "", walk.ctx, check, step.expression_locations);
-      if (walk.ctx.env_group) check_no_env(*spec, spat, check);
+      if (walk.ctx.env_group) check_no_env(*spec, spat, check, false, walk.ctx.env_variables);
     }
     if (step.type == "HarnessApproval") parse_approval_spec(*spec, spat, check);
     if (step.type == "Wait") parse_wait_spec(*spec, spat, check);
@@ -482,7 +482,7 @@ Stage parse_stage_body(const json& body, const std::string& sat, ExpressionConte
       if (list[i].is_object() && list[i].contains("value")) {
         check_no_env(list[i]["value"],
                      pointer_append(pointer_append(pointer_append(sat, "variables"), i), "value"),
-                     check);
+                     check, false, ctx.env_variables);
       }
     }
   }
@@ -565,6 +565,7 @@ Pipeline parse_pipeline(const json& doc, const yaml::SourceMap& where,
 
   ExpressionContext ctx;
   for (const auto& v : p.variables) ctx.pipeline_variables.insert(v.name);
+  ctx.env_variables = env_reading_variables(p.variables);
   auto stage_id = [](const json& s) -> std::string {
     if (s.is_object() && s.contains("stage") && s["stage"].is_object() &&
         s["stage"].contains("identifier") && s["stage"]["identifier"].is_string()) {

@@ -96,6 +96,14 @@ typedef struct capstan_host_api {
 /* Running the step twice has the same effect as running it once (e.g. a server-side apply),
  * so the coordinator may re-queue it on another delegate when its delegate is lost. */
 #define CAPSTAN_STEP_RETRY_SAFE 0x1u
+/* The step returns promptly (well under a millisecond) without blocking I/O, sleeping or
+ * waiting for another thread, as a step that only computes or validates does: the host may run
+ * it on the thread that received the task instead of handing it to a worker thread, which saves
+ * a thread hand-off per task. The host times each such call; once one takes longer than its
+ * budget (a few milliseconds) having waited for something or computed that long, it logs a
+ * warning and runs that step type on worker threads from then on. A call that blocks holds up the delegate's connection while it lasts: do not set this
+ * flag on a step that may wait for anything. */
+#define CAPSTAN_STEP_PROMPT 0x2u
 
 /* One step type a plugin provides. All strings are NUL-terminated, owned by the plugin, and
  * live as long as the library is loaded (static storage in practice). Fields may be appended in

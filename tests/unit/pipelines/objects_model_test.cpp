@@ -740,6 +740,36 @@ TEST(ObjectsModel, EnvironmentGroupStagesReadEnvOnlyPerCluster) {
     EXPECT_NE(found[0].text().find(c.where), std::string::npos) << found[0].text();
     EXPECT_NE(found[0].text().find(c.message), std::string::npos) << found[0].text();
   }
+  // A pipeline variable is resolved where it is used: one that reads <+env...>, directly or
+  // through another, counts as <+env...> there; in UpdateReleaseRepo's variables it is resolved
+  // per cluster like <+env...> itself.
+  const std::string vars =
+      "  variables:\n"
+      "    - {name: target, type: String, value: <+env.name>-app}\n"
+      "    - {name: chained, type: String, value: 'to <+pipeline.variables.target>'}\n"
+      "    - {name: plain, type: String, value: <+pipeline.name>}\n  stages:\n";
+  const std::string echo = "              - step:\n"
+                           "                  type: ShellScript\n"
+                           "                  name: announce\n"
+                           "                  identifier: announce\n"
+                           "                  spec: {script: echo <+pipeline.variables.chained>}\n";
+  auto via = files;
+  via.back() = {"pr.yaml", replace(base, "  stages:\n", vars) + echo};
+  auto found = problems_of(via);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_NE(found[0].text().find("pr.yaml:32:34: <+pipeline.variables.chained>: the pipeline "
+                                 "variable reads <+env.name>, and the stage deploys to an "
+                                 "environment group"),
+            std::string::npos)
+      << found[0].text();
+  via.back() = {"pr.yaml",
+                replace(replace(base, "  stages:\n", vars), "                  spec: {}\n",
+                        "                  spec:\n                    variables:\n"
+                        "                      - {name: zone, type: String, value: "
+                        "<+pipeline.variables.target>}\n") +
+                    replace(echo, "chained", "plain")};
+  problems = problems_of(via);
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
   // The same expressions are fine in a stage with one environment.
   auto single = all_files();
   single.push_back({"group.yaml", kGroupObjects});
@@ -747,6 +777,10 @@ TEST(ObjectsModel, EnvironmentGroupStagesReadEnvOnlyPerCluster) {
                                        "          environment:\n            environmentRef: dev\n"
                                        "            deployToAll: true\n") +
                                    shell});
+  problems = problems_of(single);
+  EXPECT_TRUE(problems.empty()) << problems[0].text();
+  single.back() = {"pr.yaml", replace(single.back().content, "  stages:\n", vars) +
+                                  replace(echo, "identifier: announce", "identifier: echo")};
   problems = problems_of(single);
   EXPECT_TRUE(problems.empty()) << problems[0].text();
 }

@@ -4,8 +4,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
 #include <sys/wait.h>
 
+#include <map>
 #include <thread>
 
 #include "capstan/testing/task_recorder.h"
@@ -65,6 +67,8 @@ TEST_F(PluginHostTest, LoadsAGoodPluginAndAnnouncesItsStepTypes) {
   EXPECT_FALSE(echo.retry_safe);
   EXPECT_EQ(host.step_types()[1].type, "EchoRetrySafe");
   EXPECT_TRUE(host.step_types()[1].retry_safe);
+  EXPECT_FALSE(echo.prompt);
+  EXPECT_FALSE(host.step_types()[1].prompt);
   // The plugin got a state folder of its own.
   EXPECT_TRUE(fs::is_directory(state_.path() / "echo"));
 }
@@ -318,6 +322,34 @@ TEST_F(PluginHostTest, CancellationReachesThePlugin) {
   r = host.execute(request("Echo", {{"message", "never"}}), late.callbacks());
   EXPECT_EQ(r.status(), StepResult::STATUS_CANCELLED);
   EXPECT_FALSE(late.saw("never"));
+}
+
+TEST_F(PluginHostTest, GivenRequestBytesReachThePluginAsTheyAre) {
+  PluginHost host(nlohmann::json::object(), state_.path(), "d1");
+  host.load({fixtures("good")});
+  Recorder rec;
+  auto req = request("Echo", {{"message", "hi"}, {"showContext", true}});
+  // A work directory given twice in the encoding: the later one counts, for the plugin too.
+  StepRequest first = req;
+  first.set_work_dir("/nowhere");
+  StepRequest second;
+  second.set_work_dir(state_.path().string());
+  const std::string bytes = first.SerializeAsString() + second.SerializeAsString();
+  req.set_work_dir(state_.path().string());
+  StepResult r = host.execute(req, rec.callbacks(), bytes);
+  EXPECT_EQ(r.status(), StepResult::STATUS_SUCCEEDED) << r.message();
+  EXPECT_TRUE(rec.saw("work_dir: " + state_.path().string())) << rec.all_text();
+}
+
+TEST_F(PluginHostTest, CapstanStepPromptIsReadPerStepType) {
+  PluginHost host(nlohmann::json::object(), state_.path(), "d1");
+  host.load({fixtures("faulty")});
+  std::map<std::string, bool> prompt;
+  for (const auto& t : host.step_types()) prompt[t.type] = t.prompt;
+  EXPECT_TRUE(prompt.at("Prompt"));
+  EXPECT_TRUE(prompt.at("PromptLiar"));
+  EXPECT_FALSE(prompt.at("RetrySafeNap"));
+  EXPECT_FALSE(prompt.at("Throws"));
 }
 
 TEST_F(PluginHostTest, TimeoutTurnsCancelledOnAndIsReportedAsATimeout) {

@@ -24,6 +24,9 @@ struct StepTypeInfo {
   std::string description;
   nlohmann::json spec_schema;
   bool retry_safe = false;
+  // CAPSTAN_STEP_PROMPT: the plugin says a call returns at once, so the runner may make it on
+  // the thread that received the task (and stops doing so when a call proves it wrong).
+  bool prompt = false;
 };
 
 // A plugin file the host refused, and why (wrong ABI version, missing entry symbol, init
@@ -81,8 +84,10 @@ public:
   // from several threads at once. When request.timeout_ms() passes, the plugin sees cancelled()
   // turn true and a step that then ends other than SUCCEEDED is reported FAILED with
   // ERROR_TYPE_TIMEOUT; a plugin that ignores cancellation is the runner's to abandon.
+  // bytes, when given, are `request` as encoded (the same fields; an encoding the caller has,
+  // handed to the plugin as it is instead of encoding the request again).
   plugin::v1::StepResult execute(const plugin::v1::StepRequest& request,
-                                 const TaskCallbacks& callbacks);
+                                 const TaskCallbacks& callbacks, std::string_view bytes = {});
 
   // Plugins that offer the reconciler hooks (all three of them), by name.
   std::vector<std::string> reconcilers() const;

@@ -68,7 +68,9 @@ public:
   void send(v1::Envelope envelope);
   // Like send(), but queued only: the envelope leaves with the next send() or flush(), or when
   // the wire's thread wakes for anything else (a message from the coordinator, a heartbeat), in
-  // one Batch with what goes then. For a sender that knows more follows soon.
+  // one Batch with what goes then. For a sender that knows more follows soon. Called from
+  // ClientHandler::on_message (the wire's thread), it leaves once that thread has handled every
+  // message of its round: what several of them answer goes as one Batch.
   void send_later(v1::Envelope envelope);
   // Sends what send_later() left waiting, from the calling thread (as send()).
   void flush();

@@ -88,7 +88,9 @@ struct Result {
 };
 
 // One step type: its YAML `type:`, the JSON Schema of its `spec` (checked by the host before
-// the handler runs), a one-line description and CAPSTAN_STEP_* flags.
+// the handler runs), a one-line description and CAPSTAN_STEP_* flags: CAPSTAN_STEP_RETRY_SAFE,
+// and CAPSTAN_STEP_PROMPT for a handler that returns at once without waiting for anything (the
+// delegate may run it on its receiving thread, and stops when a call takes over 5 ms).
 struct StepType {
   std::string type;
   std::string spec_schema;
