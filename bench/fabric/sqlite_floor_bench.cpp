@@ -6,7 +6,7 @@
 // with the rows and calls the engine makes for a run of a one-step pipeline: what the store adds
 // to the floor.
 //
-//   sqlite_floor_bench [--tasks N] [--store-only]
+//   sqlite_floor_bench [--tasks N] [--store-only] [--batch N]
 #include <sqlite3.h>
 #include <sys/resource.h>
 
@@ -206,17 +206,26 @@ Figures run_store(const std::filesystem::path& dir, int tasks, int batch) {
 int main(int argc, char** argv) {
   int tasks = 20000;
   bool store_only = false; // for a profile of the Store's part alone
+  int only_batch = 0;      // one batch size only (0: 1, 8 and 32)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--tasks" && i + 1 < argc) {
       tasks = std::stoi(argv[++i]);
     } else if (a == "--store-only") {
       store_only = true;
+    } else if (a == "--batch" && i + 1 < argc) {
+      only_batch = std::stoi(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: sqlite_floor_bench [--tasks N] [--store-only]\n");
+      std::fprintf(stderr, "usage: sqlite_floor_bench [--tasks N] [--store-only] [--batch N]\n");
       return 2;
     }
   }
+  if (only_batch < 0) {
+    std::fprintf(stderr, "sqlite_floor_bench: --batch must be at least 1\n");
+    return 2;
+  }
+  const std::vector<int> batches =
+      only_batch != 0 ? std::vector<int>{only_batch} : std::vector<int>{1, 8, 32};
   capstan::testing::TempDir dir;
   std::printf("sqlite floor: %d tasks, WAL, synchronous=NORMAL, each task inserted in one "
               "transaction and updated in a later one\n",
@@ -224,7 +233,7 @@ int main(int argc, char** argv) {
   std::printf("%-34s %14s %14s\n", "", "CPU us/task", "wall us/task");
   for (int rows : {1, 4}) {
     if (store_only) break;
-    for (int batch : {1, 8, 32}) {
+    for (int batch : batches) {
       auto f = run(dir.path(), tasks, batch, rows);
       std::printf("%d row(s)/task, %2d task(s)/transaction %14.1f %14.1f\n", rows, batch, f.cpu_us,
                   f.wall_us);
@@ -233,7 +242,7 @@ int main(int argc, char** argv) {
   std::printf("through capstan's Store (schema version %d): the rows and calls of a one-step "
               "run\n",
               capstan::store::schema_version());
-  for (int batch : {1, 8, 32}) {
+  for (int batch : batches) {
     auto f = run_store(dir.path(), tasks, batch);
     std::printf("Store, %2d task(s)/transaction %21.1f %14.1f\n", batch, f.cpu_us, f.wall_us);
   }

@@ -1,6 +1,8 @@
 // SQLite connections, statements and transactions.
 #include "sqlite/database.h"
 
+#include "sqlite/wal_writes.h"
+
 #include <algorithm>
 
 namespace capstan::sqlite {
@@ -30,7 +32,10 @@ Statement::~Statement() {
 
 Statement& Statement::reset() {
   sqlite3_reset(stmt_);
-  if (parameters_ > 64) sqlite3_clear_bindings(stmt_); // too many to track
+  if (parameters_ > 64) {
+    sqlite3_clear_bindings(stmt_); // too many to track
+    kept_ = 0;
+  }
   bound_ = 0;
   stepping_ = false;
   return *this;
@@ -38,7 +43,10 @@ Statement& Statement::reset() {
 
 void Statement::null_unbound() {
   for (int i = 1; i <= std::min(parameters_, 64); ++i) {
-    if ((bound_ & (std::uint64_t{1} << (i - 1))) == 0) sqlite3_bind_null(stmt_, i);
+    if ((bound_ & bit(i)) == 0) {
+      sqlite3_bind_null(stmt_, i);
+      mark_not_kept(i);
+    }
   }
   bound_ = all_;
 }
@@ -46,12 +54,14 @@ void Statement::null_unbound() {
 Statement& Statement::bind(int index, std::int64_t value) {
   if (sqlite3_bind_int64(stmt_, index, value) != SQLITE_OK) fail(db_, "bind");
   mark_bound(index);
+  mark_not_kept(index);
   return *this;
 }
 
 Statement& Statement::bind(int index, double value) {
   if (sqlite3_bind_double(stmt_, index, value) != SQLITE_OK) fail(db_, "bind");
   mark_bound(index);
+  mark_not_kept(index);
   return *this;
 }
 
@@ -62,14 +72,23 @@ Statement& Statement::bind(int index, std::string_view value) {
   // parameter is bound again. Long texts (plans) are not kept.
   if (index >= 1 && index <= parameters_ && value.size() <= kKeptText) {
     auto& kept = texts_[static_cast<std::size_t>(index - 1)];
+    if ((kept_ & bit(index)) != 0 && kept == value) { // still bound to the same text
+      mark_bound(index);
+      return *this;
+    }
     kept.assign(value);
     if (sqlite3_bind_text64(stmt_, index, kept.data(), kept.size(), SQLITE_STATIC, SQLITE_UTF8) !=
         SQLITE_OK) {
+      mark_not_kept(index);
       fail(db_, "bind");
     }
-  } else if (sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
-                                 SQLITE_UTF8) != SQLITE_OK) {
-    fail(db_, "bind");
+    kept_ |= bit(index);
+  } else {
+    mark_not_kept(index);
+    if (sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT,
+                            SQLITE_UTF8) != SQLITE_OK) {
+      fail(db_, "bind");
+    }
   }
   mark_bound(index);
   return *this;
@@ -78,6 +97,7 @@ Statement& Statement::bind(int index, std::string_view value) {
 Statement& Statement::bind_null(int index) {
   if (sqlite3_bind_null(stmt_, index) != SQLITE_OK) fail(db_, "bind");
   mark_bound(index);
+  mark_not_kept(index);
   return *this;
 }
 
@@ -134,7 +154,8 @@ Database::Database(const std::filesystem::path& file, bool read_only) {
   configure_library();
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX; // each connection is used by one thread at a time
-  if (sqlite3_open_v2(file.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+  // Each transaction's log frames in one write (sqlite/wal_writes.h).
+  if (sqlite3_open_v2(file.c_str(), &db_, flags, wal_batching_vfs()) != SQLITE_OK) {
     std::string msg = "cannot open database " + file.string();
     std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -151,15 +172,23 @@ Database::Database(const std::filesystem::path& file, bool read_only) {
 }
 
 Database::~Database() {
+  by_address_.clear();
   cache_.clear();
   sqlite3_close_v2(db_);
 }
 
 Statement& Database::prepare(std::string_view sql) {
+  auto seen = by_address_.find(sql.data());
+  if (seen != by_address_.end() && *seen->second.text == sql) {
+    return seen->second.statement->reset();
+  }
   auto it = cache_.find(sql);
   if (it == cache_.end()) {
     it = cache_.emplace(std::string(sql), std::make_unique<Statement>(db_, sql)).first;
   }
+  // Texts built at run time come at ever new addresses: forgotten now and then.
+  if (by_address_.size() >= 512) by_address_.clear();
+  by_address_[sql.data()] = Seen{&it->first, it->second.get()};
   return it->second->reset();
 }
 

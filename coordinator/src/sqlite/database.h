@@ -63,9 +63,12 @@ public:
   bool is_null(int column) const;
 
 private:
-  void mark_bound(int index) {
-    if (index >= 1 && index <= 64) bound_ |= std::uint64_t{1} << (index - 1);
+  static std::uint64_t bit(int index) {
+    return index >= 1 && index <= 64 ? std::uint64_t{1} << (index - 1) : 0;
   }
+  void mark_bound(int index) { bound_ |= bit(index); }
+  // Bound to something other than its kept text (see kept_).
+  void mark_not_kept(int index) { kept_ &= ~bit(index); }
   // Binds NULL to the parameters not bound since the last reset.
   void null_unbound();
 
@@ -78,7 +81,11 @@ private:
   int parameters_ = 0;             // sqlite3_bind_parameter_count
   std::uint64_t all_ = 0;   // a bit per parameter (statements with more are cleared at reset)
   std::uint64_t bound_ = 0; // parameters bound since the last reset
-  bool stepping_ = false;   // stepped since the last reset
+  // Parameters (the first 64) that SQLite holds bound to their kept text: SQLite keeps bindings
+  // across resets, so binding the same text again is skipped (an execution's rows rebind mostly
+  // unchanged texts: names, types, statuses).
+  std::uint64_t kept_ = 0;
+  bool stepping_ = false; // stepped since the last reset
 };
 
 class Database {
@@ -107,6 +114,14 @@ private:
   };
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<Statement>, TextHash, std::equal_to<>> cache_;
+  // The same statements by the address of the text last given for them: callers pass string
+  // literals, so a statement is found without hashing its text, only comparing it (the address
+  // of a temporary string may come back with another text).
+  struct Seen {
+    const std::string* text; // cache_'s key
+    Statement* statement;
+  };
+  std::unordered_map<const char*, Seen> by_address_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed without commit().

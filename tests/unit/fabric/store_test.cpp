@@ -578,5 +578,45 @@ TEST(Store, AStatementKeepsTheTextsBoundToItUntilTheyAreBoundAgain) {
   EXPECT_EQ(rows[3], std::make_pair(std::string("s!"), std::string("b:s")));
 }
 
+TEST(Store, AStatementBoundToTheSameTextAgainRunsWithItWhateverWasBoundBetween) {
+  capstan::testing::TempDir dir;
+  sqlite::Database db(dir.path() / "t.db");
+  db.exec("CREATE TABLE t (a)");
+  const char* insert = "INSERT INTO t (a) VALUES (?)";
+  db.prepare(insert).bind(1, "same").run();
+  db.prepare(insert).bind(1, "same").run(); // not bound again: still bound to it
+  db.prepare(insert).bind(1, 7).run();
+  db.prepare(insert).bind(1, "same").run(); // bound again: the 7 replaced it
+  db.prepare(insert).bind_null(1).run();
+  db.prepare(insert).bind(1, "same").run();
+  db.prepare(insert).run(); // unbound: NULL
+  db.prepare(insert).bind(1, "same").run();
+  auto& q = db.prepare("SELECT COALESCE(a, '-') FROM t ORDER BY rowid");
+  std::vector<std::string> rows;
+  while (q.step()) rows.push_back(q.text(0));
+  EXPECT_EQ(rows,
+            (std::vector<std::string>{"same", "same", "7", "same", "-", "same", "-", "same"}));
+}
+
+TEST(Store, StatementsBuiltAtTheSameAddressWithOtherTextsAreTheirOwn) {
+  capstan::testing::TempDir dir;
+  sqlite::Database db(dir.path() / "t.db");
+  db.exec("CREATE TABLE t (a INTEGER)");
+  db.exec("INSERT INTO t (a) VALUES (1), (2), (4)");
+  // One buffer rewritten in place: the same address each time, another statement each time.
+  std::string sql(64, ' ');
+  const std::vector<std::pair<const char*, std::int64_t>> cases = {{"SELECT min(a) FROM t", 1},
+                                                                   {"SELECT max(a) FROM t", 4},
+                                                                   {"SELECT count(a) FROM t", 3},
+                                                                   {"SELECT min(a) FROM t", 1}};
+  for (const auto& [text, expected] : cases) {
+    sql.assign(text);
+    auto& q = db.prepare(sql);
+    ASSERT_TRUE(q.step());
+    EXPECT_EQ(q.int64(0), expected) << text;
+    q.reset();
+  }
+}
+
 } // namespace
 } // namespace capstan::store
