@@ -86,20 +86,27 @@ struct Router::Impl {
     auto next_beat = Clock::now() + options.liveness.interval;
     std::vector<zmq::pollitem_t> items = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                           {nullptr, outbox.fd(), ZMQ_POLLIN, 0}};
+    // Between polls this thread says it is awake: what the application queues meanwhile is
+    // sent before the next wait, without a wake-up written for it.
+    outbox.awake();
     while (!stopping) {
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - Clock::now());
+      const bool queued = !outbox.sleep();
+      if (queued) wait = std::chrono::milliseconds(0);
       try {
         zmq::poll(items.data(), items.size(), std::max(wait, std::chrono::milliseconds(0)));
       } catch (const zmq::error_t& e) {
+        outbox.awake();
         if (e.num() == EINTR) continue;
         spdlog::error("wire: poll failed: {}", e.what());
         break;
       }
+      outbox.awake();
       if (items[0].revents & ZMQ_POLLIN) {
         receive_all();
         emit(); // the engine starts on it while this thread sends
       }
-      if (items[1].revents & ZMQ_POLLIN) send_outbox();
+      if (queued || (items[1].revents & ZMQ_POLLIN)) send_outbox();
       if (Clock::now() >= next_beat) {
         beat();
         next_beat = Clock::now() + options.liveness.interval;

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "engine/json_text.h"
 #include "engine/machine.h"
 #include "model/inputs.h"
 #include "model/object.h"
@@ -76,16 +77,21 @@ bool ends_with_name(const std::string& fqn, const std::string& name) {
 } // namespace
 
 void Machine::audit(Active& a, const std::string& user, const std::string& action, json details) {
+  details["pipeline"] = a.record.pipeline;
+  details["sequence"] = a.record.sequence;
+  audit_text(a, user, action, details.dump());
+}
+
+void Machine::audit_text(Active& a, const std::string& user, const std::string& action,
+                         const std::string& details) {
   store::AuditRecord r;
   r.user = user.empty() ? "capstan" : user;
   r.action = action;
   r.kind = "execution";
   r.target = a.record.id;
   r.execution_id = a.record.id;
-  details["pipeline"] = a.record.pipeline;
-  details["sequence"] = a.record.sequence;
   // Secret values are masked in the text, which is stored as it is.
-  r.details_text = mask(details.dump());
+  r.details_text = mask(details);
   store_.append_audit(r);
 }
 
@@ -399,8 +405,18 @@ Outcome Machine::run(const RunRequest& req) {
   a.stored = false;
   auto [it, _] = active_.emplace(id, std::move(a));
   json inputs = it->second.record.inputs;
-  audit(it->second, req.user, "run",
-        {{"inputs", inputs}, {"overrides", overrides}, {"pipelineVersion", pipeline_version}});
+  {
+    // Written as text, in the order audit() would sort the members in: a run is the command
+    // every task starts with, and its record need not be a tree first.
+    JsonText details;
+    details.member("inputs", inputs).open("overrides");
+    for (const auto& [name, value] : overrides) details.member(name, value);
+    details.close()
+        .member("pipeline", req.pipeline)
+        .member("pipelineVersion", pipeline_version)
+        .member("sequence", it->second.record.sequence);
+    audit_text(it->second, req.user, "run", std::move(details).take());
+  }
   touch(it->second);
   advance(it->second);
   wake_lock_waiters();

@@ -166,7 +166,7 @@ void Engine::loop() {
       }
     }
     process(batch);
-    if (std::chrono::steady_clock::now() >= wake || machine_->work_now()) {
+    if (std::chrono::steady_clock::now() >= wake || machine_->work_now() || machine_->acks_held()) {
       wake = machine_->next_wakeup();
     }
   }

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <random>
+#include <string_view>
+#include <unordered_set>
 
 #include <capstan/apps/application.h>
 
@@ -438,7 +440,7 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   v1::Envelope ack;
   ack.mutable_result_ack()->set_task_id(result.task_id());
   ack.mutable_result_ack()->set_attempt(result.attempt());
-  send(peer, std::move(ack));
+  held_acks_.push_back({{peer, std::move(ack)}, Clock::now()});
   if (auto* s = scheduler_.by_peer(peer)) {
     release_slot(s->instance_id, result.task_id(), result.attempt());
   }
@@ -792,8 +794,10 @@ Clock::time_point Machine::next_wakeup() const {
   // Timers are coarse (timeouts, waits of seconds): half a second is precise enough, and the
   // loop wakes at once for every event anyway.
   const auto timers = Clock::now() + std::chrono::milliseconds(500);
-  if (work_now()) return std::min(timers, std::max(Clock::now(), apps_next_change_));
-  return timers;
+  auto next = timers;
+  if (work_now()) next = std::min(next, std::max(Clock::now(), apps_next_change_));
+  if (!held_acks_.empty()) next = std::min(next, held_acks_.front().since + kAckHold);
+  return next;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1097,6 +1101,29 @@ void Machine::flush() {
 }
 
 void Machine::run_effects() {
+  // Acknowledgements go ahead of the batch's other messages (they answer earlier results); those
+  // of a session that ended go nowhere (a delegate that re-attaches sends its results again).
+  if (!held_acks_.empty()) {
+    std::unordered_set<std::string_view> busy;
+    for (const auto& out : outgoing_) busy.insert(out.peer);
+    const auto due = Clock::now() - kAckHold;
+    std::vector<wire::Outgoing> now;
+    std::vector<HeldAck> later;
+    for (auto& held : held_acks_) {
+      if (scheduler_.by_peer(held.message.peer) == nullptr) continue;
+      if (held.since <= due || busy.count(held.message.peer) > 0) {
+        now.push_back(std::move(held.message));
+      } else {
+        later.push_back(std::move(held));
+      }
+    }
+    held_acks_ = std::move(later);
+    if (!now.empty()) {
+      now.insert(now.end(), std::make_move_iterator(outgoing_.begin()),
+                 std::make_move_iterator(outgoing_.end()));
+      outgoing_ = std::move(now);
+    }
+  }
   // The batch's messages first, handed to the router at once: delegates start on them while
   // the other effects run.
   if (!outgoing_.empty()) {
