@@ -660,17 +660,15 @@ void Machine::schedule() {
   if (scheduler_.queued() == 0 || !scheduler_.any_free_slot()) return;
   auto queue = scheduler_.take_queue();
   std::deque<QueuedTask> waiting;
-  while (!queue.empty()) {
+  // Stops at the first task met with every slot taken: what is left stays as it is, so a long
+  // queue (a backlog of thousands) costs each pass only the tasks it places or looks at.
+  while (!queue.empty() && scheduler_.any_free_slot()) {
     auto task = std::move(queue.front());
     queue.pop_front();
     auto ait = active_.find(task.execution);
     if (ait == active_.end()) continue;
     Active& a = ait->second;
     if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
-      continue;
-    }
-    if (!scheduler_.any_free_slot()) {
-      waiting.push_back(std::move(task));
       continue;
     }
     if (wait_for_repository(a, task)) {
@@ -701,7 +699,10 @@ void Machine::schedule() {
     }
     dispatch(a, task.index, *placement.session, request);
   }
-  scheduler_.restore_queue(std::move(waiting));
+  // The tasks looked at and left waiting go first, then the ones not reached, in their order.
+  queue.insert(queue.begin(), std::make_move_iterator(waiting.begin()),
+               std::make_move_iterator(waiting.end()));
+  scheduler_.restore_queue(std::move(queue));
 }
 
 void Machine::tick() {
