@@ -139,64 +139,96 @@ std::string Machine::approver_summary(const json& approval) {
   return out.empty() ? "anyone" : out;
 }
 
-std::vector<json> Machine::waits() {
-  waits_changed_ = false;
+bool Machine::refresh_waits() {
+  if (waits_rescan_) {
+    // The first look (executions resumed at start): every active execution.
+    waits_rescan_ = false;
+    for (const auto& [id, a] : active_) waits_touched_.insert(id);
+  }
+  bool changed = false;
+  for (const auto& id : waits_touched_) {
+    std::vector<json> found;
+    auto it = active_.find(id);
+    if (it != active_.end() && !st::terminal(it->second.record.status)) {
+      found = waits_of(it->second);
+    }
+    auto known = waits_by_execution_.find(id);
+    if (found.empty()) {
+      if (known == waits_by_execution_.end()) continue;
+      waits_by_execution_.erase(known);
+    } else if (known == waits_by_execution_.end()) {
+      waits_by_execution_.emplace(id, std::move(found));
+    } else if (known->second != found) {
+      known->second = std::move(found);
+    } else {
+      continue;
+    }
+    changed = true;
+  }
+  waits_touched_.clear();
+  return changed;
+}
+
+std::vector<json> Machine::waits() const {
   std::vector<json> out;
-  for (auto& [id, a] : active_) {
-    if (st::terminal(a.record.status)) continue;
-    // Built only for an execution that waits for something: most run or queue for a slot.
-    json base;
-    auto entry = [&] {
-      if (base.is_null()) {
-        base = {
-            {"execution", id}, {"pipeline", a.record.pipeline}, {"sequence", a.record.sequence}};
+  for (const auto& [id, found] : waits_by_execution_)
+    out.insert(out.end(), found.begin(), found.end());
+  return out;
+}
+
+std::vector<json> Machine::waits_of(Active& a) {
+  const std::string& id = a.record.id;
+  std::vector<json> out;
+  // Built only for an execution that waits for something: most run or queue for a slot.
+  json base;
+  auto entry = [&] {
+    if (base.is_null()) {
+      base = {{"execution", id}, {"pipeline", a.record.pipeline}, {"sequence", a.record.sequence}};
+    }
+    return base;
+  };
+  for (std::size_t si = 0; si < a.plan().size(); ++si) {
+    const auto& stage = a.record.stages[si];
+    if (stage.status == st::kQueued || stage.status == st::kInputWaiting) {
+      json w = entry();
+      w["where"] = stage.identifier;
+      w["kind"] = stage.status == st::kQueued ? "Deployment queue" : "Execution input";
+      w["since"] = stage.status == st::kQueued ? stage.queued_at : stage.started_at;
+      w["details"] = stage.status == st::kQueued
+                         ? stage.message
+                         : "asks for " + question_names(stage.state.value("inputs", json::array()));
+      out.push_back(std::move(w));
+    }
+    for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
+      const auto& rec = row_record(a, si, r);
+      std::string kind, details;
+      if (rec.status == st::kApprovalWaiting) {
+        const auto& ap = rec.state.value("approval", json::object());
+        kind = "Approval";
+        details = ap.value("message", "") + " (" + std::to_string(ap.value("minimumCount", 1)) +
+                  " of " + approver_summary(ap) + ")";
+      } else if (rec.status == st::kInterventionWaiting) {
+        kind = "Manual intervention";
+        details = rec.state.value("intervention", json::object()).value("message", "");
+      } else if (rec.status == st::kInputWaiting) {
+        kind = "Execution input";
+        details = "asks for " + question_names(rec.state.value("inputs", json::array()));
+      } else if (rec.status == st::kWaiting && rec.state.value("wake", "") == "wait") {
+        kind = "Wait";
+        details = rec.message;
+      } else if (rec.status == st::kQueued && rec.state.contains("repositoryLockHolder")) {
+        kind = "Release repository";
+        details = rec.message;
+      } else {
+        continue;
       }
-      return base;
-    };
-    for (std::size_t si = 0; si < a.plan().size(); ++si) {
-      const auto& stage = a.record.stages[si];
-      if (stage.status == st::kQueued || stage.status == st::kInputWaiting) {
-        json w = entry();
-        w["where"] = stage.identifier;
-        w["kind"] = stage.status == st::kQueued ? "Deployment queue" : "Execution input";
-        w["since"] = stage.status == st::kQueued ? stage.queued_at : stage.started_at;
-        w["details"] =
-            stage.status == st::kQueued
-                ? stage.message
-                : "asks for " + question_names(stage.state.value("inputs", json::array()));
-        out.push_back(std::move(w));
-      }
-      for (int r = 0; r < static_cast<int>(a.plan()[si].rows.size()); ++r) {
-        const auto& rec = row_record(a, si, r);
-        std::string kind, details;
-        if (rec.status == st::kApprovalWaiting) {
-          const auto& ap = rec.state.value("approval", json::object());
-          kind = "Approval";
-          details = ap.value("message", "") + " (" + std::to_string(ap.value("minimumCount", 1)) +
-                    " of " + approver_summary(ap) + ")";
-        } else if (rec.status == st::kInterventionWaiting) {
-          kind = "Manual intervention";
-          details = rec.state.value("intervention", json::object()).value("message", "");
-        } else if (rec.status == st::kInputWaiting) {
-          kind = "Execution input";
-          details = "asks for " + question_names(rec.state.value("inputs", json::array()));
-        } else if (rec.status == st::kWaiting && rec.state.value("wake", "") == "wait") {
-          kind = "Wait";
-          details = rec.message;
-        } else if (rec.status == st::kQueued && rec.state.contains("repositoryLockHolder")) {
-          kind = "Release repository";
-          details = rec.message;
-        } else {
-          continue;
-        }
-        json w = entry();
-        w["where"] = stage.identifier + "." + plan_row(a, si, r).path;
-        w["kind"] = kind;
-        w["since"] = rec.status == st::kQueued ? rec.queued_at : rec.started_at;
-        w["until"] = rec.wake_at ? json(rec.wake_at) : json(nullptr);
-        w["details"] = details;
-        out.push_back(std::move(w));
-      }
+      json w = entry();
+      w["where"] = stage.identifier + "." + plan_row(a, si, r).path;
+      w["kind"] = kind;
+      w["since"] = rec.status == st::kQueued ? rec.queued_at : rec.started_at;
+      w["until"] = rec.wake_at ? json(rec.wake_at) : json(nullptr);
+      w["details"] = details;
+      out.push_back(std::move(w));
     }
   }
   return out;

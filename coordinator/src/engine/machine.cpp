@@ -526,7 +526,7 @@ void Machine::release_slot(const std::string& instance_id, const std::string& ta
 
 void Machine::touch(Active& a) {
   a.dirty = true;
-  waits_changed_ = true;
+  waits_touched_.insert(a.record.id);
   dirty_.insert(a.record.id);
   ++a.record.revision;
 }

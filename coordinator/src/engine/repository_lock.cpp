@@ -71,7 +71,6 @@ bool Machine::wait_for_repository(Active& a, QueuedTask& task) {
     if (step.state.erase("repositoryLockHolder") > 0) {
       task.reported = false; // what it waits for next (a delegate) is said by the placement
       touch_step(a, task.index);
-      waits_changed_ = true;
     }
     return false;
   }
@@ -82,7 +81,6 @@ bool Machine::wait_for_repository(Active& a, QueuedTask& task) {
     step.message = reason;
     step.state["repositoryLockHolder"] = holder;
     touch_step(a, task.index);
-    waits_changed_ = true;
   }
   task.reported = true;
   return true;
