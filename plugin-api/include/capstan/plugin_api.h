@@ -101,8 +101,9 @@ typedef struct capstan_host_api {
  * it on the thread that received the task instead of handing it to a worker thread, which saves
  * a thread hand-off per task. The host times each such call; once one takes longer than its
  * budget (a few milliseconds) having waited for something or computed that long, it logs a
- * warning and runs that step type on worker threads from then on. A call that blocks holds up the delegate's connection while it lasts: do not set this
- * flag on a step that may wait for anything. */
+ * warning and runs that step type on worker threads from then on. A call that blocks holds up the
+ * delegate's connection while it lasts: do not set this flag on a step that may wait for anything.
+ */
 #define CAPSTAN_STEP_PROMPT 0x2u
 
 /* One step type a plugin provides. All strings are NUL-terminated, owned by the plugin, and
