@@ -163,18 +163,6 @@ std::string mask_secrets(std::string text, const std::vector<std::string>& secre
   return mask(std::move(text), secrets);
 }
 
-namespace {
-
-void append_varint(std::string& out, std::uint64_t value) {
-  while (value >= 0x80) {
-    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out.push_back(static_cast<char>(value));
-}
-
-} // namespace
-
 struct TaskRunner::Lane {
   explicit Lane(fs::path path) : dir(std::move(path)) {}
   WorkerDirectory dir;
@@ -386,12 +374,11 @@ void TaskRunner::run_here(const std::shared_ptr<Task>& task) {
 
 void TaskRunner::set_work_dir(Task& task, const std::string& dir) {
   task.request.set_work_dir(dir);
-  // The field appended as protobuf encodes it: tag (field number, length-delimited), length, text.
-  constexpr std::uint32_t kWorkDirTag =
-      (plugin::v1::StepRequest::kWorkDirFieldNumber << 3) | 2; // wire type 2: length-delimited
-  append_varint(task.request_bytes, kWorkDirTag);
-  append_varint(task.request_bytes, dir.size());
-  task.request_bytes += dir;
+  // Appended as a message of its own: a parser merges concatenated messages, and a field given
+  // again replaces the earlier one.
+  plugin::v1::StepRequest appended;
+  appended.set_work_dir(dir);
+  appended.AppendToString(&task.request_bytes);
 }
 
 void TaskRunner::cancel(const wv1::Cancel& cancel) {

@@ -139,40 +139,28 @@ std::string Machine::approver_summary(const json& approval) {
   return out.empty() ? "anyone" : out;
 }
 
-bool Machine::refresh_waits() {
-  if (waits_rescan_) {
-    // The first look (executions resumed at start): every active execution.
-    waits_rescan_ = false;
-    for (const auto& [id, a] : active_) waits_touched_.insert(id);
+void Machine::update_waits(Active& a) {
+  auto found = st::terminal(a.record.status) ? std::vector<json>{} : waits_of(a);
+  auto known = waits_by_execution_.find(a.record.id);
+  if (found.empty()) {
+    if (known == waits_by_execution_.end()) return;
+    waits_by_execution_.erase(known);
+  } else if (known == waits_by_execution_.end()) {
+    waits_by_execution_.emplace(a.record.id, std::move(found));
+  } else if (known->second != found) {
+    known->second = std::move(found);
+  } else {
+    return;
   }
-  bool changed = false;
-  for (const auto& id : waits_touched_) {
-    std::vector<json> found;
-    auto it = active_.find(id);
-    if (it != active_.end() && !st::terminal(it->second.record.status)) {
-      found = waits_of(it->second);
-    }
-    auto known = waits_by_execution_.find(id);
-    if (found.empty()) {
-      if (known == waits_by_execution_.end()) continue;
-      waits_by_execution_.erase(known);
-    } else if (known == waits_by_execution_.end()) {
-      waits_by_execution_.emplace(id, std::move(found));
-    } else if (known->second != found) {
-      known->second = std::move(found);
-    } else {
-      continue;
-    }
-    changed = true;
-  }
-  waits_touched_.clear();
-  return changed;
+  waits_changed_ = true;
 }
 
-std::vector<json> Machine::waits() const {
+std::vector<json> Machine::waits() {
+  waits_changed_ = false;
   std::vector<json> out;
-  for (const auto& [id, found] : waits_by_execution_)
+  for (const auto& [id, found] : waits_by_execution_) {
     out.insert(out.end(), found.begin(), found.end());
+  }
   return out;
 }
 

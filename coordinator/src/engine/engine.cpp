@@ -247,7 +247,7 @@ void Engine::process(std::vector<Event>& events) {
     std::lock_guard lock(view_mutex_);
     views_ = std::move(views);
   }
-  if (machine_->refresh_waits()) {
+  if (machine_->waits_changed()) {
     auto waits = machine_->waits();
     std::lock_guard lock(view_mutex_);
     waits_ = std::move(waits);

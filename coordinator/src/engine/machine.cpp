@@ -526,7 +526,6 @@ void Machine::release_slot(const std::string& instance_id, const std::string& ta
 
 void Machine::touch(Active& a) {
   a.dirty = true;
-  waits_touched_.insert(a.record.id);
   dirty_.insert(a.record.id);
   ++a.record.revision;
 }
@@ -1070,6 +1069,7 @@ void Machine::flush() {
     auto it = active_.find(id);
     if (it == active_.end()) continue;
     auto& a = it->second;
+    update_waits(a);
     const bool publish = a.dirty || logs_.count(id);
     if (!a.stored) {
       store_.insert_execution(a.record);

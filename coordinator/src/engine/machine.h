@@ -96,12 +96,9 @@ public:
   // Sessions came, went or started draining (not just slot counts): show it at once.
   bool views_urgent() const { return views_urgent_; }
   std::vector<DelegateView> views();
-  // Looks again at the executions changed since the last call (not every active one: a backlog
-  // of thousands would cost each batch a walk over all of them); true when what they wait for
-  // changed.
-  bool refresh_waits();
+  bool waits_changed() const { return waits_changed_; }
   // What active executions wait for, for the API (approvals, interventions, inputs, queue).
-  std::vector<nlohmann::json> waits() const;
+  std::vector<nlohmann::json> waits();
   // Gauges for /metrics (counters are kept in `metrics` as they happen).
   void sample(Metrics& metrics) const;
 
@@ -153,6 +150,8 @@ private:
   store::StepRecord& row_record(Active& a, std::size_t si, int row);
   // What one execution waits for (approvals, interventions, inputs, waits, queues): API entries.
   std::vector<nlohmann::json> waits_of(Active& a);
+  // Keeps waits_by_execution_ up to date for `a` (changed in this batch).
+  void update_waits(Active& a);
   const PlanRow& plan_row(const Active& a, std::size_t si, int row) const;
   void set_row(Active& a, std::size_t si, int row);
   void set_stage(Active& a, std::size_t si);
@@ -398,10 +397,11 @@ private:
   std::map<std::string, std::vector<store::LogRecord>> logs_; // appended at flush
   std::vector<std::string> finished_;                         // executions ended in this batch
   bool views_changed_ = true;
-  // Executions changed since refresh_waits(), and what each one found waiting there waits for.
-  std::set<std::string> waits_touched_;
+  // What each execution that waits for something waits for, updated by flush() for the
+  // executions the batch changed (not by walking every active one: a backlog of thousands would
+  // cost each batch that walk).
   std::map<std::string, std::vector<nlohmann::json>> waits_by_execution_;
-  bool waits_rescan_ = true;
+  bool waits_changed_ = false;
   std::unique_ptr<secrets::SecretBox> secret_box_; // opened on first use
   std::unique_ptr<SecretSource> secret_source_;
   secrets::Masker masker_;
