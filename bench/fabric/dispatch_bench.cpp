@@ -186,6 +186,7 @@ public:
     wire::RouterOptions ro;
     ro.bind = "tcp://127.0.0.1:0";
     if (!o.insecure) ro.curve_secret_key = keys_.secret_key;
+    ro.own_thread = false; // as the coordinator: the engine's thread drives the socket
     router_ = std::make_unique<wire::Router>(
         context_, ro, [this](std::vector<wire::RouterEvent>&& e) { engine_->post(std::move(e)); });
     engine_->start(*router_);
@@ -241,8 +242,8 @@ public:
 
   ~Bench() {
     delegates_.clear();
-    router_.reset();
     engine_->stop();
+    router_.reset();
   }
 
   // `total` executions of the no-op pipeline, `concurrency` of them in flight at all times, or

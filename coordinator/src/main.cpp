@@ -297,6 +297,7 @@ int main(int argc, char** argv) {
 
     zmq::context_t context(1);
     std::unique_ptr<wire::Router> router;
+    wire_options.own_thread = false; // the engine's thread drives the socket
     try {
       router = std::make_unique<wire::Router>(
           context, wire_options,
@@ -393,8 +394,8 @@ int main(int argc, char** argv) {
     spdlog::info("received signal {}, shutting down", sig);
     http.stop();
     feed.close();
+    engine.stop(); // its thread drives the router's socket
     router.reset();
-    engine.stop();
     fs::remove(data_dir / "coordinator.json");
     spdlog::info("stopped");
     return 0;

@@ -4,6 +4,8 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -41,7 +43,18 @@ struct Router::Impl {
   std::string endpoint;
   Mailbox<Outgoing> outbox;
   std::atomic<bool> stopping{false};
-  // Touched only by the router thread:
+  // Without a thread of its own, the application's thread uses the socket and everything below
+  // under this lock, and the keeper thread takes it to send heartbeats when that thread has not
+  // come by for a while (a long batch must not make the delegates think the coordinator died).
+  std::mutex socket_mutex;
+  Clock::time_point next_beat;
+  int socket_fd = -1;
+  std::atomic<Clock::rep> last_service{0};
+  std::thread keeper;
+  std::mutex keeper_mutex; // guards keeper_stop, for keeper_cv
+  std::condition_variable keeper_cv;
+  bool keeper_stop = false;
+  // Touched only by the thread that owns the socket (or holds socket_mutex):
   std::unordered_map<PeerId, Peer> attached;
   // The batch_limit of peers whose Hello awaits the application's Welcome or Refuse.
   std::unordered_map<PeerId, std::uint32_t> greeting;
@@ -72,13 +85,79 @@ struct Router::Impl {
                static_cast<int>(std::max<long long>(5000, options.liveness.dead_after().count())));
     socket.bind(options.bind);
     endpoint = socket.get(zmq::sockopt::last_endpoint);
-    thread = std::thread([this] { loop(); });
+    if (options.own_thread) {
+      thread = std::thread([this] { loop(); });
+    } else {
+      socket_fd = static_cast<int>(socket.get(zmq::sockopt::fd));
+      next_beat = Clock::now() + options.liveness.interval;
+      last_service = Clock::now().time_since_epoch().count();
+      keeper = std::thread([this] { keep_beating(); });
+    }
   }
 
   ~Impl() {
     stopping = true;
     outbox.signal();
     if (thread.joinable()) thread.join();
+    {
+      std::lock_guard lock(keeper_mutex);
+      keeper_stop = true;
+    }
+    keeper_cv.notify_all();
+    if (keeper.joinable()) keeper.join();
+  }
+
+  // RouterOptions::own_thread false: what the application's thread calls each round.
+  Clock::time_point service(bool woken) {
+    outbox.awake();
+    std::vector<RouterEvent> out;
+    Clock::time_point beat_at;
+    {
+      std::lock_guard lock(socket_mutex);
+      last_service = Clock::now().time_since_epoch().count();
+      const bool drained = receive_all();
+      if (woken || !outbox.empty()) send_outbox(woken);
+      if (Clock::now() >= next_beat) {
+        // A peer whose messages are still unread in libzmq is not silent.
+        beat(drained);
+        next_beat = Clock::now() + options.liveness.interval;
+      }
+      out.swap(events);
+      beat_at = next_beat;
+    }
+    if (!out.empty()) sink(std::move(out));
+    return beat_at;
+  }
+
+  bool may_wait() {
+    {
+      std::lock_guard lock(socket_mutex);
+      if (!events.empty()) return false; // the keeper lost a peer
+      // Also what makes the socket's descriptor signal again for messages that arrived while
+      // this thread sent (it is edge-triggered).
+      if (socket.get(zmq::sockopt::events) & ZMQ_POLLIN) return false;
+    }
+    return outbox.sleep();
+  }
+
+  // Sends the heartbeats the application's thread is late for; silent peers are left to it,
+  // since their messages may be waiting unread.
+  void keep_beating() {
+    pthread_setname_np(pthread_self(), "capstan-beat");
+    const auto late = options.liveness.interval * 3 / 2;
+    std::unique_lock lock(keeper_mutex);
+    while (!keeper_stop) {
+      keeper_cv.wait_for(lock, options.liveness.interval / 2);
+      if (keeper_stop) break;
+      const Clock::time_point seen{Clock::duration(last_service.load())};
+      if (Clock::now() - seen < late) continue;
+      std::unique_lock socket_lock(socket_mutex, std::try_to_lock);
+      if (!socket_lock.owns_lock()) continue; // the application's thread is at it
+      beat(false);
+      next_beat = Clock::now() + options.liveness.interval;
+      socket_lock.unlock();
+      outbox.signal(); // the owner looks at the socket again (its descriptor may not signal)
+    }
   }
 
   void loop() {
@@ -106,9 +185,10 @@ struct Router::Impl {
         receive_all();
         emit(); // the engine starts on it while this thread sends
       }
-      if (queued || (items[1].revents & ZMQ_POLLIN)) send_outbox();
+      const bool woken = (items[1].revents & ZMQ_POLLIN) != 0;
+      if (queued || woken) send_outbox(woken);
       if (Clock::now() >= next_beat) {
-        beat();
+        beat(true);
         next_beat = Clock::now() + options.liveness.interval;
       }
       emit();
@@ -125,8 +205,8 @@ struct Router::Impl {
 
   // Sends what the application queued. Consecutive envelopes for one peer that takes batches
   // leave together; session control (Welcome, Refuse, Bye, forget) keeps its place in the order.
-  void send_outbox() {
-    auto items = outbox.drain();
+  void send_outbox(bool woken) {
+    auto items = outbox.drain(woken);
     // Per peer, the envelopes not sent yet, in order.
     std::vector<std::pair<PeerId, std::vector<v1::Envelope>>> runs;
     std::unordered_map<PeerId, std::size_t> run_of;
@@ -171,8 +251,9 @@ struct Router::Impl {
     }
   }
 
-  // Reads what is queued, bounded so heartbeats keep their pace under a flood.
-  void receive_all() {
+  // Reads what is queued, bounded so heartbeats keep their pace under a flood. False when it
+  // stopped at the bound with more to read.
+  bool receive_all() {
     for (int i = 0; i < 1000; ++i) {
       zmq::message_t id;
       zmq::recv_result_t got;
@@ -180,9 +261,9 @@ struct Router::Impl {
         got = socket.recv(id, zmq::recv_flags::dontwait);
       } catch (const zmq::error_t& e) {
         spdlog::warn("wire: receive failed: {}", e.what());
-        return;
+        return true;
       }
-      if (!got) return;
+      if (!got) return true;
       // A ROUTER hands over a peer's whole message at once: its id, then its frames.
       zmq::message_t body;
       std::size_t frames = 0;
@@ -199,6 +280,7 @@ struct Router::Impl {
       }
       handle(peer, body.to_string_view());
     }
+    return false;
   }
 
   void note_garbage(const PeerId& peer, const std::string& why) {
@@ -305,11 +387,13 @@ struct Router::Impl {
     events.push_back(RouterEvent{RouterEvent::Kind::kPeerLost, peer, {}, std::move(reason)});
   }
 
-  void beat() {
+  void beat(bool find_silent) {
     auto now = Clock::now();
     std::vector<PeerId> dead;
     for (const auto& [peer, state] : attached) {
-      if (now - state.last_seen > options.liveness.dead_after()) dead.push_back(peer);
+      if (find_silent && now - state.last_seen > options.liveness.dead_after()) {
+        dead.push_back(peer);
+      }
     }
     for (const auto& peer : dead) {
       ++silent;
@@ -378,6 +462,18 @@ void Router::send_all(std::vector<Outgoing>&& messages) {
 
 void Router::forget(const PeerId& peer) {
   impl_->outbox.post(Outgoing{peer, std::nullopt});
+}
+
+std::chrono::steady_clock::time_point Router::service(bool woken) {
+  return impl_->service(woken);
+}
+
+bool Router::may_wait() {
+  return impl_->may_wait();
+}
+
+std::array<int, 2> Router::wait_fds() const {
+  return {impl_->socket_fd, impl_->outbox.fd()};
 }
 
 RouterStats Router::stats() const {

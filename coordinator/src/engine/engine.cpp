@@ -3,22 +3,33 @@
 
 #include <spdlog/spdlog.h>
 
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <cstdlib>
+#include <stdexcept>
 
 #include "engine/machine.h"
 
 namespace capstan::engine {
 
 Engine::Engine(store::Store& store, ChangeFeed& feed, EngineOptions options)
-    : store_(store), feed_(feed), options_(std::move(options)) {}
+    : store_(store), feed_(feed), options_(std::move(options)),
+      wake_fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (wake_fd_ < 0) throw std::runtime_error("engine: eventfd failed");
+}
 
 Engine::~Engine() {
   stop();
+  ::close(wake_fd_);
 }
 
 void Engine::start(wire::Router& router) {
+  if (router.wait_fds()[0] < 0) {
+    throw std::logic_error("engine: the router must be driven by the engine (own_thread false)");
+  }
   router_ = &router;
   machine_ = std::make_unique<Machine>(store_, feed_, options_, router, metrics_);
   {
@@ -31,21 +42,33 @@ void Engine::start(wire::Router& router) {
   thread_ = std::thread([this] { loop(); });
 }
 
+namespace {
+
+void write_wake(int fd) {
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
+}
+
+} // namespace
+
 void Engine::stop() {
   {
     std::lock_guard lock(queue_mutex_);
     stopping_ = true;
+    signalled_ = true;
   }
-  queue_cv_.notify_all();
+  write_wake(wake_fd_);
   if (thread_.joinable()) thread_.join();
 }
 
 void Engine::push(Event event) {
+  bool wake = false;
   {
     std::lock_guard lock(queue_mutex_);
     events_.push_back(std::move(event));
+    if (asleep_ && !signalled_) wake = signalled_ = true;
   }
-  queue_cv_.notify_one();
+  if (wake) write_wake(wake_fd_);
 }
 
 void Engine::post(wire::RouterEvent&& event) {
@@ -54,11 +77,31 @@ void Engine::post(wire::RouterEvent&& event) {
 
 void Engine::post(std::vector<wire::RouterEvent>&& events) {
   if (events.empty()) return;
+  bool wake = false;
   {
     std::lock_guard lock(queue_mutex_);
     for (auto& e : events) events_.push_back(std::move(e));
+    if (asleep_ && !signalled_) wake = signalled_ = true;
   }
-  queue_cv_.notify_one();
+  if (wake) write_wake(wake_fd_);
+}
+
+// Right before the engine thread waits: false when events came meanwhile.
+bool Engine::may_sleep() {
+  std::lock_guard lock(queue_mutex_);
+  if (stopping_ || !events_.empty()) return false;
+  asleep_ = true;
+  return true;
+}
+
+void Engine::woke() {
+  std::lock_guard lock(queue_mutex_);
+  asleep_ = false;
+  if (signalled_) {
+    std::uint64_t count = 0;
+    [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
+    signalled_ = false;
+  }
 }
 
 std::future<Outcome> Engine::apply(std::vector<model::Object> objects, bool dry_run,
@@ -153,11 +196,15 @@ std::vector<DelegateView> Engine::delegates() const {
 void Engine::loop() {
   pthread_setname_np(pthread_self(), "capstan-engine"); // for top -H, perf, /proc
   auto wake = machine_->next_wakeup();
+  const auto wire_fds = router_->wait_fds();
+  bool router_woken = true;
   while (true) {
+    // The wire first: what arrived joins this batch, and what the last batch queued leaves.
+    const auto beat = router_->service(router_woken);
+    router_woken = false;
     std::vector<Event> batch;
     {
-      std::unique_lock lock(queue_mutex_);
-      queue_cv_.wait_until(lock, wake, [&] { return stopping_ || !events_.empty(); });
+      std::lock_guard lock(queue_mutex_);
       if (stopping_) break;
       // Everything queued goes in one transaction: under load, one commit covers many changes.
       while (!events_.empty() && batch.size() < 4096) {
@@ -165,11 +212,23 @@ void Engine::loop() {
         events_.pop_front();
       }
     }
+    auto now = std::chrono::steady_clock::now();
+    if (batch.empty() && now < wake) {
+      if (!router_->may_wait() || !may_sleep()) continue;
+      auto until = std::min(wake, beat);
+      auto timeout = std::chrono::ceil<std::chrono::milliseconds>(until - now).count();
+      pollfd fds[3] = {{wire_fds[0], POLLIN, 0}, {wire_fds[1], POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      int ready = ::poll(fds, 3, static_cast<int>(std::max<long long>(0, timeout)));
+      router_woken = ready > 0 && (fds[1].revents & POLLIN) != 0;
+      woke();
+      continue;
+    }
     process(batch);
     if (std::chrono::steady_clock::now() >= wake || machine_->work_now() || machine_->acks_held()) {
       wake = machine_->next_wakeup();
     }
   }
+  router_->service(false); // what the last batch queued still leaves
   // Unanswered commands get an answer rather than a broken promise.
   std::lock_guard lock(queue_mutex_);
   for (auto& e : events_) {

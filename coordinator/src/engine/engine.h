@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -129,7 +128,10 @@ public:
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Connects the engine to the wire and starts its thread: recovers active executions first.
+  // Connects the engine to the wire and starts its thread: recovers active executions first. The
+  // router must have no thread of its own (RouterOptions::own_thread false): the engine's thread
+  // drives its socket between batches, so a message crosses no thread between libzmq and the
+  // engine. Stop the engine before destroying the router.
   void start(wire::Router& router);
   void stop();
 
@@ -227,10 +229,17 @@ private:
   EngineOptions options_;
   wire::Router* router_ = nullptr;
 
-  std::mutex queue_mutex_; // guards events_ and stopping_: posted from router and API threads
-  std::condition_variable queue_cv_;
+  bool may_sleep();
+  void woke();
+
+  // Guards events_ and the flags below: posted from API threads (and the engine's own, for what
+  // the router reads).
+  std::mutex queue_mutex_;
   std::deque<Event> events_;
   bool stopping_ = false;
+  bool asleep_ = false;    // the engine thread is about to wait, or waits, on wake_fd_
+  bool signalled_ = false; // wake_fd_ was written and not read yet
+  int wake_fd_ = -1;       // eventfd the engine thread waits on next to the router's
 
   mutable std::mutex view_mutex_; // guards views_ and waits_: written by the engine, read by API
                                   // threads

@@ -107,10 +107,14 @@ public:
     return items_.empty();
   }
 
-  // Everything posted so far, in order; clears the wake-up.
-  std::vector<T> drain() {
-    std::uint64_t count = 0;
-    [[maybe_unused]] auto n = ::read(fd_, &count, sizeof count);
+  // Everything posted so far, in order; clears the wake-up. An owner that knows fd() was not
+  // readable when it looked passes false and saves the read (a wake-up written since stays
+  // readable and is cleared by the next drain after the owner sees it).
+  std::vector<T> drain(bool woken = true) {
+    if (woken) {
+      std::uint64_t count = 0;
+      [[maybe_unused]] auto n = ::read(fd_, &count, sizeof count);
+    }
     std::vector<T> out;
     std::lock_guard lock(mutex_);
     out.swap(items_);

@@ -2,6 +2,7 @@
 // delegate sessions alive with heartbeats and reports what arrives.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -36,6 +37,10 @@ struct RouterOptions {
   // CurveZMQ: the coordinator's secret key (Z85, 40 characters). Empty: plain TCP, no
   // encryption (only for debugging on a trusted network).
   std::string curve_secret_key;
+  // false: the router starts no thread for the socket; the application's thread drives it
+  // (Router::service()), which saves a thread hop each way per message for an application that
+  // has a loop of its own. Heartbeats still leave on time while that thread is busy elsewhere.
+  bool own_thread = true;
 };
 
 // A CurveZMQ keypair in Z85 (40 characters each).
@@ -116,6 +121,22 @@ public:
   void forget(const PeerId& peer);
 
   RouterStats stats() const;
+
+  // Driving the socket from the application's thread (RouterOptions::own_thread false); only
+  // that thread calls these. Its loop: service(), its own work (sends it queues meanwhile wait
+  // for the next service()), and when it has nothing left and may_wait() says so, a poll(2) on
+  // wait_fds() until the time service() returned at the latest.
+  //
+  // Reads what arrived (the sink is called on this thread), sends what is queued, and sends
+  // heartbeats and finds silent peers when due. `woken`: wait_fds()[1] was readable. Returns
+  // when the next heartbeat is due.
+  std::chrono::steady_clock::time_point service(bool woken);
+  // Right before waiting: false when service() has work already (messages wait in libzmq, or
+  // another thread queued sends); then call it instead of waiting.
+  bool may_wait();
+  // The socket's descriptor (readable: messages may have arrived) and the queue's (readable:
+  // another thread queued sends).
+  std::array<int, 2> wait_fds() const;
 
 private:
   struct Impl;
