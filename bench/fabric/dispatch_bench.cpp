@@ -2,11 +2,13 @@
 // SQLite), the real wire (CurveZMQ) and K real delegate processes, against a raw cppzmq
 // ROUTER/DEALER echo of the same message sizes measured in the same run.
 //
-//   dispatch_bench [--tasks N] [--delegates K] [--slots S] [--rate R] [--insecure]
+//   dispatch_bench [--tasks N] [--delegates K] [--slots S] [--rate R] [--insecure] [--legs]
 //
 // Three phases: loaded (K x S executions in flight at all times: the rate the whole path can
 // sustain), paced (R executions a second started on a fixed schedule however fast they end, so
 // latency at that rate is measured from when each was due, queueing included) and one at a time.
+// --legs also splits each execution's latency where the engine sees it: to its task's dispatch
+// committed, to its Result read, to its end committed.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -42,6 +44,13 @@ struct Options {
   int slots = 8;
   int rate = 5000;
   bool insecure = false;
+  bool legs = false;
+};
+
+// Percentiles of an execution's latency split in legs (--legs), in ms.
+struct Legs {
+  double p50[3] = {};
+  double p99[3] = {};
 };
 
 struct Figures {
@@ -50,6 +59,7 @@ struct Figures {
   double p99_ms = 0;
   double p90_ms = 0;
   double mean_ms = 0;
+  Legs legs;
 };
 
 // CPU seconds (user + system) of each thread of this process, by thread name.
@@ -165,8 +175,11 @@ Figures raw_echo(const Options& o, std::size_t request_bytes, std::size_t reply_
   double seconds = duration<double>(Clock::now() - begin).count();
   stop = true;
   server.join();
-  return {per_client * o.delegates / seconds, percentile(latencies, 0.5),
-          percentile(latencies, 0.99)};
+  Figures out;
+  out.per_second = per_client * o.delegates / seconds;
+  out.p50_ms = percentile(latencies, 0.5);
+  out.p99_ms = percentile(latencies, 0.99);
+  return out;
 }
 
 // --- Capstan: engine + store + wire + delegate processes ---------------------------------------
@@ -181,6 +194,16 @@ public:
     eo.on_finished = [this](const std::string& id, const std::string& status) {
       finished(id, status);
     };
+    if (o.legs) {
+      eo.on_task = [this](const std::string& id, engine::EngineOptions::TaskMoment moment) {
+        auto now = Clock::now();
+        std::lock_guard lock(mutex_);
+        auto& m = moments_[id];
+        auto& at =
+            moment == engine::EngineOptions::TaskMoment::kDispatched ? m.dispatched : m.result;
+        if (at == Clock::time_point{}) at = now; // the first attempt's
+      };
+    }
     engine_ = std::make_unique<engine::Engine>(*store_, feed_, eo);
     keys_ = wire::generate_curve_keys();
     wire::RouterOptions ro;
@@ -258,6 +281,8 @@ public:
       latencies_.reserve(static_cast<std::size_t>(total));
       started_.clear();
       early_.clear();
+      due_.clear();
+      moments_.clear();
       remaining_ = total;
     }
     std::counting_semaphore<> permits(concurrency);
@@ -298,6 +323,7 @@ public:
         if (!outcome.ok()) throw std::runtime_error("run failed: " + outcome.message);
         std::string id = outcome.body["id"];
         std::lock_guard lock(mutex_);
+        if (options_.legs) due_[id] = t0;
         if (auto e = early_.find(id); e != early_.end()) {
           latencies_.push_back(duration<double, std::milli>(e->second - t0).count());
           early_.erase(e);
@@ -316,8 +342,12 @@ public:
     permits_ = nullptr;
     double sum = 0;
     for (double l : latencies_) sum += l;
-    return {total / seconds, percentile(latencies_, 0.5), percentile(latencies_, 0.99),
-            percentile(latencies_, 0.9), latencies_.empty() ? 0 : sum / latencies_.size()};
+    return {total / seconds,
+            percentile(latencies_, 0.5),
+            percentile(latencies_, 0.99),
+            percentile(latencies_, 0.9),
+            latencies_.empty() ? 0 : sum / latencies_.size(),
+            legs()};
   }
 
   wire::RouterStats wire_stats() const { return router_->stats(); }
@@ -340,12 +370,36 @@ public:
   }
 
 private:
+  // The executions' latencies split where the engine saw them (--legs).
+  Legs legs() {
+    Legs out;
+    if (!options_.legs) return out;
+    std::lock_guard lock(mutex_);
+    std::vector<double> leg[3];
+    auto ms = [](Clock::time_point from, Clock::time_point to) {
+      return duration<double, std::milli>(to - from).count();
+    };
+    for (const auto& [id, due] : due_) {
+      auto m = moments_.find(id);
+      if (m == moments_.end() || m->second.end == Clock::time_point{}) continue;
+      leg[0].push_back(ms(due, m->second.dispatched));
+      leg[1].push_back(ms(m->second.dispatched, m->second.result));
+      leg[2].push_back(ms(m->second.result, m->second.end));
+    }
+    for (int i = 0; i < 3; ++i) {
+      out.p50[i] = percentile(leg[i], 0.5);
+      out.p99[i] = percentile(leg[i], 0.99);
+    }
+    return out;
+  }
+
   void finished(const std::string& id, const std::string& status) {
     if (status != "Succeeded") spdlog::error("execution {} ended {}", id, status);
     auto now = Clock::now();
     bool last = false;
     {
       std::lock_guard lock(mutex_);
+      if (options_.legs) moments_[id].end = now;
       if (auto s = started_.find(id); s != started_.end()) {
         latencies_.push_back(duration<double, std::milli>(now - s->second).count());
         started_.erase(s);
@@ -370,6 +424,12 @@ private:
   std::mutex mutex_;
   std::condition_variable cv_;
   std::map<std::string, Clock::time_point> started_, early_;
+  // --legs only: when each execution was due, and when the engine saw its task's moments.
+  struct Moments {
+    Clock::time_point dispatched, result, end;
+  };
+  std::map<std::string, Clock::time_point> due_;
+  std::map<std::string, Moments> moments_;
   std::vector<double> latencies_;
   int remaining_ = 0;
   std::counting_semaphore<>* permits_ = nullptr;
@@ -392,9 +452,11 @@ int main(int argc, char** argv) {
       o.rate = value();
     } else if (a == "--insecure") {
       o.insecure = true;
+    } else if (a == "--legs") {
+      o.legs = true;
     } else {
       std::cerr << "usage: dispatch_bench [--tasks N] [--delegates K] [--slots S] [--rate R] "
-                   "[--insecure]\n";
+                   "[--insecure] [--legs]\n";
       return 2;
     }
   }
@@ -422,7 +484,7 @@ int main(int argc, char** argv) {
   auto single = bench.run(std::min(2000, o.tasks), 1);
   auto [steps, once] = bench.verify();
   auto raw_loaded = raw_echo(o, assign_bytes, result_bytes, o.tasks, o.slots);
-  auto raw_single = raw_echo(Options{o.tasks, 1, 1, o.insecure}, assign_bytes, result_bytes,
+  auto raw_single = raw_echo(Options{o.tasks, 1, 1, o.rate, o.insecure}, assign_bytes, result_bytes,
                              std::min(2000, o.tasks), 1);
 
   std::printf("dispatch: %d tasks, %d delegates x %d slots, %s\n", o.tasks, o.delegates, o.slots,
@@ -444,6 +506,15 @@ int main(int argc, char** argv) {
               "%.1f of %d\n",
               loaded.p90_ms, loaded.mean_ms, loaded.per_second * loaded.mean_ms / 1000.0,
               concurrency);
+  if (o.legs) {
+    auto print_legs = [](const char* phase, const Legs& l) {
+      std::printf("%s, p50 (p99) ms: to dispatch committed %.3f (%.3f), to Result read %.3f "
+                  "(%.3f), to end committed %.3f (%.3f)\n",
+                  phase, l.p50[0], l.p99[0], l.p50[1], l.p99[1], l.p50[2], l.p99[2]);
+    };
+    print_legs("legs, loaded", loaded.legs);
+    print_legs("legs, paced", paced.legs);
+  }
   std::printf("ratio capstan / raw: loaded %.1f %%, one at a time %.1f %%\n",
               100.0 * loaded.per_second / raw_loaded.per_second,
               100.0 * single.per_second / raw_single.per_second);

@@ -49,6 +49,11 @@ struct EngineOptions {
   std::filesystem::path initial_token_file;
   // Called on the engine thread after an execution's end is committed (benchmarks, embedding).
   std::function<void(const std::string& execution_id, const std::string& status)> on_finished;
+  // Called on the engine thread after a task's dispatch is committed (its Assign is handed to
+  // the wire next) and when its Result is read, before anything is committed for it: where an
+  // execution's time goes (benchmarks). Unset, it costs a test per task.
+  enum class TaskMoment { kDispatched, kResultRead };
+  std::function<void(const std::string& execution_id, TaskMoment moment)> on_task;
 };
 
 // A connected delegate, as the API shows it.

@@ -447,6 +447,7 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   Active* a = nullptr;
   auto* step = step_for_task(result.task_id(), result.attempt(), &a);
   if (step == nullptr || !in_flight(*step)) return; // late or fenced off: ignored
+  if (options_.on_task) options_.on_task(a->record.id, EngineOptions::TaskMoment::kResultRead);
   auto index = static_cast<std::size_t>(step - &a->record.steps[0]);
   if (result.refused()) {
     // The delegate never started it (draining, or its slots were full after all).
@@ -621,6 +622,10 @@ void Machine::dispatch(Active& a, std::size_t index, Session& session,
   const std::string row_key = a.record.id + "-" + std::to_string(index);
   take_secrets(row_key);
   if (s.task_id != row_key) take_secrets(s.task_id);
+  if (options_.on_task) {
+    effects_.push_back(
+        [this, id = a.record.id] { options_.on_task(id, EngineOptions::TaskMoment::kDispatched); });
+  }
   send(session.peer, std::move(env));
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -621,6 +622,112 @@ TEST(WireTransport, SendersOnManyThreadsWhileMessagesArriveLoseNothingAndKeepThe
   c.router->send(peer, last);
   ASSERT_TRUE(wait_until([&] { return d.count() == kEach + 1; }, 5s));
   EXPECT_TRUE(client.attached());
+}
+
+// A router without a thread of its own, driven by a thread of the test as the engine drives
+// the coordinator's; `stalled` stands for a long engine batch.
+struct DrivenCoordinator {
+  std::mutex mutex;
+  std::vector<RouterEvent> events;
+  std::unique_ptr<Router> router;
+  std::atomic<bool> stalled{false}, stop{false};
+  std::thread thread;
+
+  explicit DrivenCoordinator(zmq::context_t& ctx) {
+    RouterOptions o;
+    o.bind = "tcp://127.0.0.1:0";
+    o.liveness = {100ms, 3};
+    o.own_thread = false;
+    router = std::make_unique<Router>(ctx, o, [this](std::vector<RouterEvent>&& batch) {
+      for (auto& e : batch) {
+        if (e.kind == RouterEvent::Kind::kMessage && e.envelope.has_hello()) {
+          v1::Envelope w;
+          w.mutable_welcome()->set_coordinator_id("test");
+          w.mutable_welcome()->set_heartbeat_interval_ms(100);
+          w.mutable_welcome()->set_heartbeat_misses(3);
+          router->send(e.peer, w);
+        }
+        std::lock_guard lock(mutex);
+        events.push_back(std::move(e));
+      }
+    });
+    thread = std::thread([this] {
+      auto fds = router->wait_fds();
+      bool woken = true;
+      while (!stop) {
+        if (stalled) {
+          std::this_thread::sleep_for(5ms);
+          continue;
+        }
+        auto beat = router->service(woken);
+        woken = false;
+        if (!router->may_wait()) continue;
+        auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(beat - std::chrono::steady_clock::now());
+        pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+        int ready = ::poll(p, 2, static_cast<int>(std::clamp<long long>(left.count(), 0, 20)));
+        woken = ready > 0 && (p[1].revents & POLLIN) != 0;
+      }
+    });
+  }
+  ~DrivenCoordinator() {
+    stop = true;
+    thread.join();
+    router.reset();
+  }
+  int count(RouterEvent::Kind kind, v1::Envelope::BodyCase body = v1::Envelope::BODY_NOT_SET) {
+    std::lock_guard lock(mutex);
+    int n = 0;
+    for (const auto& e : events) {
+      if (e.kind == kind &&
+          (body == v1::Envelope::BODY_NOT_SET || e.envelope.body_case() == body)) {
+        ++n;
+      }
+    }
+    return n;
+  }
+};
+
+TEST(WireTransport, ADrivenRouterKeepsItsSessionsAliveWhileItsThreadIsBusyElsewhere) {
+  zmq::context_t ctx;
+  DrivenCoordinator c(ctx);
+  Delegate d;
+  Client client(ctx, client_options(c.router->endpoint()), d);
+  ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+
+  // Ten heartbeat intervals without the driving thread: the delegate keeps hearing from the
+  // coordinator, and what it sends meanwhile waits for the thread's return.
+  c.stalled = true;
+  v1::Envelope result;
+  result.mutable_result()->set_task_id("t1");
+  result.mutable_result()->set_attempt(1);
+  client.send(result);
+  std::this_thread::sleep_for(1000ms);
+  EXPECT_EQ(d.lost, 0);
+  EXPECT_TRUE(client.attached());
+  EXPECT_EQ(c.count(RouterEvent::Kind::kMessage, v1::Envelope::kResult), 0);
+  c.stalled = false;
+  ASSERT_TRUE(wait_until(
+      [&] { return c.count(RouterEvent::Kind::kMessage, v1::Envelope::kResult) == 1; }, 5s));
+  // Its heartbeats were waiting unread: the delegate is not taken for silent.
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(c.count(RouterEvent::Kind::kPeerLost), 0);
+  EXPECT_EQ(d.welcomes, 1);
+  EXPECT_EQ(d.lost, 0);
+}
+
+TEST(WireTransport, ADrivenRouterReportsASilentDelegateLost) {
+  zmq::context_t ctx;
+  DrivenCoordinator c(ctx);
+  {
+    Delegate d;
+    Client client(ctx, client_options(c.router->endpoint()), d);
+    ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
+    std::this_thread::sleep_for(600ms);
+    EXPECT_EQ(c.count(RouterEvent::Kind::kPeerLost), 0);
+  }
+  ASSERT_TRUE(wait_until([&] { return c.count(RouterEvent::Kind::kPeerLost) == 1; }, 5s));
+  EXPECT_EQ(c.router->stats().attached, 0u);
 }
 
 TEST(WireTransport, BindingATakenAddressFailsClearly) {
