@@ -20,36 +20,14 @@ namespace {
 using namespace std::chrono_literals;
 using capstan::testing::wait_until;
 
-// Collects router events; answers every Hello with a Welcome when asked to.
-struct Coordinator {
+// What a coordinator's router reported.
+struct Recorded {
   std::mutex mutex;
   std::vector<RouterEvent> events;
-  std::unique_ptr<Router> router;
-  bool welcome = true;
-  Liveness liveness;
 
-  explicit Coordinator(zmq::context_t& ctx, const std::string& bind = "tcp://127.0.0.1:0",
-                       Liveness pace = {100ms, 3})
-      : liveness(pace) {
-    RouterOptions o;
-    o.bind = bind;
-    o.liveness = liveness;
-    router = std::make_unique<Router>(ctx, o, [this](RouterEvent&& e) {
-      bool hello = e.kind == RouterEvent::Kind::kMessage && e.envelope.has_hello();
-      auto peer = e.peer;
-      {
-        std::lock_guard lock(mutex);
-        events.push_back(std::move(e));
-      }
-      if (hello && welcome) {
-        v1::Envelope w;
-        w.mutable_welcome()->set_coordinator_id("test");
-        w.mutable_welcome()->set_heartbeat_interval_ms(
-            static_cast<std::uint32_t>(liveness.interval.count()));
-        w.mutable_welcome()->set_heartbeat_misses(liveness.misses);
-        router->send(peer, w);
-      }
-    });
+  void record(RouterEvent&& e) {
+    std::lock_guard lock(mutex);
+    events.push_back(std::move(e));
   }
   int count(v1::Envelope::BodyCase body) {
     std::lock_guard lock(mutex);
@@ -64,6 +42,38 @@ struct Coordinator {
     int n = 0;
     for (const auto& e : events) n += e.kind == RouterEvent::Kind::kPeerLost ? 1 : 0;
     return n;
+  }
+};
+
+v1::Envelope welcome_at(const Liveness& liveness) {
+  v1::Envelope w;
+  w.mutable_welcome()->set_coordinator_id("test");
+  w.mutable_welcome()->set_heartbeat_interval_ms(
+      static_cast<std::uint32_t>(liveness.interval.count()));
+  w.mutable_welcome()->set_heartbeat_misses(liveness.misses);
+  return w;
+}
+
+// Collects router events; answers every Hello with a Welcome when asked to.
+struct Coordinator : Recorded {
+  std::unique_ptr<Router> router;
+  bool welcome = true;
+  Liveness liveness;
+
+  explicit Coordinator(zmq::context_t& ctx, const std::string& bind = "tcp://127.0.0.1:0",
+                       Liveness pace = {100ms, 3})
+      : liveness(pace) {
+    RouterOptions o;
+    o.bind = bind;
+    o.liveness = liveness;
+    router = std::make_unique<Router>(ctx, o, [this](RouterEvent&& e) {
+      bool hello = e.kind == RouterEvent::Kind::kMessage && e.envelope.has_hello();
+      auto peer = e.peer;
+      record(std::move(e));
+      if (hello && welcome) {
+        router->send(peer, welcome_at(liveness));
+      }
+    });
   }
   std::vector<v1::Envelope> messages(v1::Envelope::BodyCase body) {
     std::lock_guard lock(mutex);
@@ -626,9 +636,8 @@ TEST(WireTransport, SendersOnManyThreadsWhileMessagesArriveLoseNothingAndKeepThe
 
 // A router without a thread of its own, driven by a thread of the test as the engine drives
 // the coordinator's; `stalled` stands for a long engine batch.
-struct DrivenCoordinator {
-  std::mutex mutex;
-  std::vector<RouterEvent> events;
+struct DrivenCoordinator : Recorded {
+  Liveness liveness{100ms, 3};
   std::unique_ptr<Router> router;
   std::atomic<bool> stalled{false}, stop{false};
   std::thread thread;
@@ -636,19 +645,14 @@ struct DrivenCoordinator {
   explicit DrivenCoordinator(zmq::context_t& ctx) {
     RouterOptions o;
     o.bind = "tcp://127.0.0.1:0";
-    o.liveness = {100ms, 3};
+    o.liveness = liveness;
     o.own_thread = false;
     router = std::make_unique<Router>(ctx, o, [this](std::vector<RouterEvent>&& batch) {
       for (auto& e : batch) {
         if (e.kind == RouterEvent::Kind::kMessage && e.envelope.has_hello()) {
-          v1::Envelope w;
-          w.mutable_welcome()->set_coordinator_id("test");
-          w.mutable_welcome()->set_heartbeat_interval_ms(100);
-          w.mutable_welcome()->set_heartbeat_misses(3);
-          router->send(e.peer, w);
+          router->send(e.peer, welcome_at(liveness));
         }
-        std::lock_guard lock(mutex);
-        events.push_back(std::move(e));
+        record(std::move(e));
       }
     });
     thread = std::thread([this] {
@@ -675,17 +679,6 @@ struct DrivenCoordinator {
     thread.join();
     router.reset();
   }
-  int count(RouterEvent::Kind kind, v1::Envelope::BodyCase body = v1::Envelope::BODY_NOT_SET) {
-    std::lock_guard lock(mutex);
-    int n = 0;
-    for (const auto& e : events) {
-      if (e.kind == kind &&
-          (body == v1::Envelope::BODY_NOT_SET || e.envelope.body_case() == body)) {
-        ++n;
-      }
-    }
-    return n;
-  }
 };
 
 TEST(WireTransport, ADrivenRouterKeepsItsSessionsAliveWhileItsThreadIsBusyElsewhere) {
@@ -705,13 +698,12 @@ TEST(WireTransport, ADrivenRouterKeepsItsSessionsAliveWhileItsThreadIsBusyElsewh
   std::this_thread::sleep_for(1000ms);
   EXPECT_EQ(d.lost, 0);
   EXPECT_TRUE(client.attached());
-  EXPECT_EQ(c.count(RouterEvent::Kind::kMessage, v1::Envelope::kResult), 0);
+  EXPECT_EQ(c.count(v1::Envelope::kResult), 0);
   c.stalled = false;
-  ASSERT_TRUE(wait_until(
-      [&] { return c.count(RouterEvent::Kind::kMessage, v1::Envelope::kResult) == 1; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return c.count(v1::Envelope::kResult) == 1; }, 5s));
   // Its heartbeats were waiting unread: the delegate is not taken for silent.
   std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(c.count(RouterEvent::Kind::kPeerLost), 0);
+  EXPECT_EQ(c.lost(), 0);
   EXPECT_EQ(d.welcomes, 1);
   EXPECT_EQ(d.lost, 0);
 }
@@ -724,9 +716,9 @@ TEST(WireTransport, ADrivenRouterReportsASilentDelegateLost) {
     Client client(ctx, client_options(c.router->endpoint()), d);
     ASSERT_TRUE(wait_until([&] { return d.welcomes == 1; }, 5s));
     std::this_thread::sleep_for(600ms);
-    EXPECT_EQ(c.count(RouterEvent::Kind::kPeerLost), 0);
+    EXPECT_EQ(c.lost(), 0);
   }
-  ASSERT_TRUE(wait_until([&] { return c.count(RouterEvent::Kind::kPeerLost) == 1; }, 5s));
+  ASSERT_TRUE(wait_until([&] { return c.lost() == 1; }, 5s));
   EXPECT_EQ(c.router->stats().attached, 0u);
 }
 
