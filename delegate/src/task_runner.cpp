@@ -66,14 +66,14 @@ std::string seconds_text(std::chrono::milliseconds d) {
 // directory changes its ctime, and a step's changes get a ctime from the clock at that moment: so
 // when the clock had moved on past the ctime seen when the directory was last found empty before
 // the step began, an unchanged ctime (one stat) says the step left it empty, the usual case.
-// Otherwise one rewind and read of the directory, held open, say so; anything left (or the
-// directory removed or replaced) takes the slow way: emptied or made again by path. The look
-// goes by name from the parent, held open too (the walk of the whole path took about a tenth
-// of the receiving thread's time for a no-op step); the parent is the delegate's work root,
-// which steps have no business moving, and is looked up by path again on the slow way.
+// Otherwise one read of the directory says so; anything left (or the directory removed or
+// replaced) takes the slow way: emptied or made again by path. Both looks go by name from the
+// parent, held open (the walk of the whole path took about a tenth of the receiving thread's
+// time for a no-op step); the parent is the delegate's work root, which steps have no business
+// moving, and is looked up by path again on the slow way.
 class WorkerDirectory {
 public:
-  // Opened after the first task: an idle worker holds no descriptor or read buffer.
+  // Looked at after the first task: an idle worker holds no descriptor.
   explicit WorkerDirectory(fs::path path)
       : path_(std::move(path)), name_(path_.string()), leaf_(path_.filename().string()) {
     std::error_code ec;
@@ -83,7 +83,6 @@ public:
     appended.AppendToString(&encoded_);
   }
   ~WorkerDirectory() {
-    if (dir_ != nullptr) ::closedir(dir_);
     if (parent_ >= 0) ::close(parent_);
   }
   WorkerDirectory(const WorkerDirectory&) = delete;
@@ -97,7 +96,7 @@ public:
   // Before a task: whether a change the step makes is sure to show as a new ctime (the
   // timestamps' clock has moved past the one recorded; a change within the same tick would not).
   void begin() {
-    if (dir_ == nullptr || trusted_) return;
+    if (parent_ < 0 || trusted_) return;
     timespec now{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &now);
     trusted_ =
@@ -111,34 +110,40 @@ public:
 
 private:
   bool still_empty() {
-    if (dir_ == nullptr || parent_ < 0) return false;
-    struct stat by_path {};
-    // The same directory as the one held open (a step may have removed or replaced it).
-    if (::fstatat(parent_, leaf_.c_str(), &by_path, 0) != 0 || by_path.st_ino != inode_ ||
-        by_path.st_dev != device_) {
+    if (parent_ < 0) return false;
+    struct stat st {};
+    // The same directory as the one found empty (a step may have removed or replaced it).
+    if (::fstatat(parent_, leaf_.c_str(), &st, 0) != 0 || st.st_ino != inode_ ||
+        st.st_dev != device_) {
       return false;
     }
     const bool unchanged =
-        by_path.st_ctim.tv_sec == ctime_.tv_sec && by_path.st_ctim.tv_nsec == ctime_.tv_nsec;
+        st.st_ctim.tv_sec == ctime_.tv_sec && st.st_ctim.tv_nsec == ctime_.tv_nsec;
     if (unchanged && trusted_) return true;
-    ::rewinddir(dir_);
-    bool dots = false;
-    while (const auto* e = ::readdir(dir_)) {
-      std::string_view name = e->d_name;
-      if (name != "." && name != "..") return false;
-      dots = true;
+    const int fd = ::openat(parent_, leaf_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
+    if (dir == nullptr) {
+      if (fd >= 0) ::close(fd);
+      return false;
     }
-    if (!dots) return false; // a removed directory reads as nothing at all
+    bool empty = true;
+    while (const auto* e = ::readdir(dir)) {
+      std::string_view name = e->d_name;
+      if (name != "." && name != "..") {
+        empty = false;
+        break;
+      }
+    }
+    ::closedir(dir);
+    if (!empty) return false;
     if (!unchanged) {
-      ctime_ = by_path.st_ctim;
+      ctime_ = st.st_ctim;
       trusted_ = false;
     }
     return true;
   }
 
   void reopen() {
-    if (dir_ != nullptr) ::closedir(dir_);
-    dir_ = nullptr;
     if (parent_ >= 0) ::close(parent_);
     parent_ = ::open(path_.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
     trusted_ = false;
@@ -152,15 +157,14 @@ private:
       left.push_back(it->path());
     }
     for (const auto& p : left) fs::remove_all(p, ec);
-    dir_ = ::opendir(path_.c_str());
     struct stat st {};
-    if (dir_ != nullptr && ::fstat(::dirfd(dir_), &st) == 0) {
+    if (parent_ >= 0 && ::fstatat(parent_, leaf_.c_str(), &st, 0) == 0 && S_ISDIR(st.st_mode)) {
       inode_ = st.st_ino;
       device_ = st.st_dev;
       ctime_ = st.st_ctim;
-    } else if (dir_ != nullptr) {
-      ::closedir(dir_);
-      dir_ = nullptr;
+    } else if (parent_ >= 0) {
+      ::close(parent_);
+      parent_ = -1;
     }
   }
 
@@ -168,8 +172,7 @@ private:
   std::string name_;
   std::string encoded_;
   std::string leaf_; // the directory's name in its parent
-  int parent_ = -1;  // the parent directory (O_PATH)
-  DIR* dir_ = nullptr;
+  int parent_ = -1;  // the parent directory (O_PATH), once the directory was found empty
   ino_t inode_ = 0;
   dev_t device_ = 0;
   timespec ctime_{}; // when the directory was last seen empty, its ctime
