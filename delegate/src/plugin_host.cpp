@@ -40,6 +40,8 @@ constexpr std::size_t kPluginV1Size =
 constexpr std::size_t kStepTypeV1Size = offsetof(capstan_step_type, flags) + sizeof(uint32_t);
 constexpr std::uint32_t kMaxStepTypes = 1024;
 constexpr std::size_t kMaxResultMessage = 4096;
+// The longest spec remembered as valid for its step type (PluginHost::Impl::ValidSpec).
+constexpr std::size_t kMaxRememberedSpec = 4096;
 
 // Every library the host opened stays mapped until the process exits, bad ones included: a
 // library may have registered thread-local destructors, atexit handlers or threads during its
@@ -282,9 +284,17 @@ struct PluginHost::Impl {
   std::string delegate_name;
 
   std::vector<std::unique_ptr<LoadedPlugin>> plugins;
+  // The spec that last passed its type's schema: a step run again and again (the same pipeline,
+  // the same step) brings the same spec, and checking it again would parse and walk it for
+  // nothing. Small specs only, so a large one is not kept.
+  struct ValidSpec {
+    std::mutex mutex;
+    std::optional<std::string> spec; // guarded by mutex
+  };
   struct Step {
     LoadedPlugin* plugin;
     json_schema::Schema schema;
+    std::unique_ptr<ValidSpec> valid = std::make_unique<ValidSpec>();
   };
   std::map<std::string, Step, std::less<>> steps;
   std::vector<StepTypeInfo> step_types;
@@ -594,7 +604,8 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
                       "' (it has: " + (known.empty() ? "none" : known) + ")");
   }
   const LoadedPlugin& plugin = *found->second.plugin;
-  const std::string step_name = "step '" + utf8::sanitize(request.step_identifier()) + "'";
+  // Only errors name the step and the plugin: made when one needs them.
+  auto step_name = [&] { return "step '" + utf8::sanitize(request.step_identifier()) + "'"; };
   // The runner's callbacks may throw; here, as behind the ABI, that must not end the call.
   auto user_cancelled = [&] {
     try {
@@ -610,16 +621,27 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
     return r;
   }
 
+  auto& valid = *found->second.valid;
+  bool checked = false;
+  if (request.spec_json().size() <= kMaxRememberedSpec) {
+    std::lock_guard lock(valid.mutex);
+    checked = valid.spec && *valid.spec == request.spec_json();
+  }
   json spec = json::object();
-  if (!request.spec_json().empty()) {
+  if (!checked && !request.spec_json().empty()) {
     try {
       spec = json::parse(request.spec_json());
     } catch (const json::parse_error& e) {
       return failed(plugin::v1::ERROR_TYPE_INVALID_INPUT,
-                    "the spec of " + step_name + " is not valid JSON: " + e.what());
+                    "the spec of " + step_name() + " is not valid JSON: " + e.what());
     }
   }
-  auto violations = found->second.schema.validate(spec);
+  auto violations =
+      checked ? std::vector<json_schema::Violation>{} : found->second.schema.validate(spec);
+  if (!checked && violations.empty() && request.spec_json().size() <= kMaxRememberedSpec) {
+    std::lock_guard lock(valid.mutex);
+    valid.spec = request.spec_json();
+  }
   if (!violations.empty()) {
     for (const auto& v : violations) {
       const std::string line =
@@ -630,7 +652,7 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
       }
     }
     return failed(plugin::v1::ERROR_TYPE_INVALID_INPUT,
-                  "invalid spec for " + request.step_type() + " " + step_name + ": " +
+                  "invalid spec for " + request.step_type() + " " + step_name() + ": " +
                       utf8::sanitize(json_schema::summarize(violations)));
   }
 
@@ -643,23 +665,23 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
   if (request.timeout_ms() > 0) {
     ctx.deadline = Clock::now() + std::chrono::milliseconds(request.timeout_ms());
   }
-  const std::string who = "plugin '" + plugin.name + "'";
+  auto who = [&] { return "plugin '" + plugin.name + "'"; };
   capstan_rc rc = CAPSTAN_RC_ERROR;
   try {
     rc = plugin.api.execute(plugin.state, reinterpret_cast<const uint8_t*>(bytes.data()),
                             bytes.size(), &kHostApi, &ctx);
   } catch (const std::exception& e) {
     return failed(plugin::v1::ERROR_TYPE_UNKNOWN,
-                  who + " let a C++ exception escape execute(): " + utf8::sanitize(e.what()));
+                  who() + " let a C++ exception escape execute(): " + utf8::sanitize(e.what()));
   } catch (...) {
-    return failed(plugin::v1::ERROR_TYPE_UNKNOWN, who + " let an exception escape execute()");
+    return failed(plugin::v1::ERROR_TYPE_UNKNOWN, who() + " let an exception escape execute()");
   }
   const bool timed_out = ctx.deadline && Clock::now() >= *ctx.deadline;
 
   if (rc != CAPSTAN_RC_OK) {
     return failed(rc == CAPSTAN_RC_BAD_REQUEST ? plugin::v1::ERROR_TYPE_INVALID_INPUT
                                                : plugin::v1::ERROR_TYPE_UNKNOWN,
-                  who + " failed to run the step (rc " + std::to_string(static_cast<int>(rc)) +
+                  who() + " failed to run the step (rc " + std::to_string(static_cast<int>(rc)) +
                       "): " + plugin.last_error(plugin.state));
   }
   std::optional<std::string> result_bytes;
@@ -669,20 +691,20 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
   }
   if (!result_bytes) {
     return failed(plugin::v1::ERROR_TYPE_UNKNOWN,
-                  who + " returned without a result (execute() must call set_result before "
-                        "returning CAPSTAN_RC_OK)");
+                  who() + " returned without a result (execute() must call set_result before "
+                          "returning CAPSTAN_RC_OK)");
   }
   StepResult result;
   if (!result.ParseFromString(*result_bytes)) {
     return failed(plugin::v1::ERROR_TYPE_UNKNOWN,
-                  who + " returned " + std::to_string(result_bytes->size()) +
+                  who() + " returned " + std::to_string(result_bytes->size()) +
                       " bytes that are not a capstan.plugin.v1.StepResult");
   }
   const auto status = result.status();
   if (status != StepResult::STATUS_SUCCEEDED && status != StepResult::STATUS_FAILED &&
       status != StepResult::STATUS_CANCELLED) {
     return failed(plugin::v1::ERROR_TYPE_UNKNOWN,
-                  who + " returned a result without a valid status (" +
+                  who() + " returned a result without a valid status (" +
                       std::to_string(static_cast<int>(status)) + ")");
   }
   std::string message = utf8::sanitize(result.message());
@@ -694,14 +716,15 @@ StepResult PluginHost::Impl::run(const StepRequest& request, const TaskCallbacks
       !(status == StepResult::STATUS_FAILED &&
         result.error_type() == plugin::v1::ERROR_TYPE_TIMEOUT)) {
     return failed(plugin::v1::ERROR_TYPE_TIMEOUT,
-                  step_name + " timed out after " + format_duration(request.timeout_ms()));
+                  step_name() + " timed out after " + format_duration(request.timeout_ms()));
   }
   if (status == StepResult::STATUS_FAILED) {
     if (!plugin::v1::ErrorType_IsValid(result.error_type()) ||
         result.error_type() == plugin::v1::ERROR_TYPE_UNSPECIFIED) {
       result.set_error_type(plugin::v1::ERROR_TYPE_UNKNOWN);
     }
-    if (result.message().empty()) result.set_message(who + " reported a failure without a reason");
+    if (result.message().empty())
+      result.set_message(who() + " reported a failure without a reason");
   } else {
     result.set_error_type(plugin::v1::ERROR_TYPE_UNSPECIFIED);
   }

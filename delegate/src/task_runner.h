@@ -116,7 +116,8 @@ private:
   enum class Leave { kNow, kMayDefer, kWithReceived };
   void work(const std::filesystem::path& dir);
   void run_here(const std::shared_ptr<Task>& task); // a prompt step, on assign()'s thread
-  static void set_work_dir(Task& task, const std::string& dir); // in the request and its bytes
+  // In the request, and in its bytes as `encoded` (a StepRequest of that work_dir alone).
+  static void set_work_dir(Task& task, const std::string& dir, const std::string& encoded);
   void watch();
   plugin::v1::StepResult execute(const std::shared_ptr<Task>& task);
   // Records and sends the result. kMayDefer (a worker's own task): when another task waits

@@ -63,11 +63,12 @@ struct Client::Impl {
   // after letting go, so nothing is stranded.
   std::mutex out_mutex;
   std::vector<v1::Envelope> out;
-  bool out_due = false;       // something in `out` must leave now (not only send_later's)
-  bool out_gathered = false;  // something in `out` waits for the client's thread
-  bool thread_asleep = false; // the client's thread waits in poll() (or is about to)
-  bool wake_pending = false;  // woken for gathered envelopes, and not awake yet
-  Mailbox<int> wake_box;      // only its descriptor: wakes the client's thread
+  std::vector<v1::Envelope> taken; // what send_queued() took from `out` (socket_mutex)
+  bool out_due = false;            // something in `out` must leave now (not only send_later's)
+  bool out_gathered = false;       // something in `out` waits for the client's thread
+  bool thread_asleep = false;      // the client's thread waits in poll() (or is about to)
+  bool wake_pending = false;       // woken for gathered envelopes, and not awake yet
+  Mailbox<int> wake_box;           // only its descriptor: wakes the client's thread
 
   // Owned by the client thread.
   State state = State::kWaiting;
@@ -247,15 +248,23 @@ struct Client::Impl {
   // Sends what is queued, merging log lines of one attempt into few messages, and everything
   // together in Batches when the coordinator takes them (socket_mutex held).
   void send_queued() {
-    std::vector<v1::Envelope> items;
+    std::vector<v1::Envelope>& items = taken;
     {
       std::lock_guard lock(out_mutex);
       if (out.empty()) return;
-      items.swap(out);
+      items.swap(out); // `out` keeps the capacity `taken` had: no allocation a round
       out_due = false;
       out_gathered = false;
     }
+    struct Clear {
+      std::vector<v1::Envelope>& items;
+      ~Clear() { items.clear(); }
+    } clear{items};
     if (!is_attached || !socket) return;
+    if (items.size() == 1) { // the usual case when tasks come one at a time
+      send_bytes(encode_in_place(items.front()));
+      return;
+    }
     std::vector<v1::Envelope> batch;
     batch.reserve(items.size());
     // Attempt -> index in batch of its open Log, while its lines may still be merged. Few
@@ -340,6 +349,7 @@ struct Client::Impl {
 
   void loop() {
     pthread_setname_np(pthread_self(), "capstan-client");
+    std::vector<zmq::message_t> got; // what a round received (kept: no allocation a round)
     while (!stopping) {
       auto now = Clock::now();
       if (state == State::kWaiting && now >= next_attempt) {
@@ -351,7 +361,7 @@ struct Client::Impl {
           restart("connect failed", false);
         }
       }
-      std::vector<zmq::message_t> got;
+      got.clear();
       const bool idle = exchange(got);
       for (const auto& msg : got) {
         if (state == State::kWaiting) break; // the session ended: the rest belonged to it

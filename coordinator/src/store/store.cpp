@@ -357,11 +357,20 @@ int schema_version() {
 }
 
 namespace {
-// Frames (pages) written to the write-ahead log since the last checkpoint after which the
-// checkpointer copies them into the database: SQLite's own default.
-constexpr int kCheckpointFrames = 1000;
+// Bytes of pages written to the write-ahead log since the last checkpoint after which the
+// checkpointer copies them into the database: SQLite's own default (1,000 pages of 4 KiB),
+// counted in bytes so that a database of smaller pages is not checkpointed (and synced) more
+// often for the same writes.
+constexpr std::int64_t kCheckpointBytes = 1000 * 4096;
 // A log this long is copied by the writer itself, between two transactions (see on_commit).
-constexpr int kRestartFrames = 4 * kCheckpointFrames;
+constexpr std::int64_t kRestartBytes = 4 * kCheckpointBytes;
+
+int page_size(sqlite::Database& db) {
+  auto& q = db.prepare("PRAGMA page_size");
+  const int size = q.step() ? static_cast<int>(q.int64(0)) : 4096;
+  q.reset();
+  return size > 0 ? size : 4096;
+}
 } // namespace
 
 Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.db") {
@@ -369,6 +378,8 @@ Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.
   writer_ = std::make_unique<sqlite::Database>(file_);
   register_functions(*writer_);
   migrate();
+  checkpoint_frames_ = static_cast<int>(kCheckpointBytes / page_size(*writer_));
+  restart_frames_ = static_cast<int>(kRestartBytes / page_size(*writer_));
   // Replaces SQLite's automatic checkpoint, which would run inside the writer's COMMIT.
   sqlite3_wal_hook(writer_->handle(), &Store::on_commit, this);
   // What the writer remembers having written is forgotten with the transaction that wrote it.
@@ -400,7 +411,7 @@ int Store::on_commit(void* store, sqlite3* db, const char* /*name*/, int frames)
     copied = 0; // the log started over
     self->backfilled_.store(0);
   }
-  if (frames >= kRestartFrames) {
+  if (frames >= self->restart_frames_) {
     // The log starts over only when a write transaction begins with all of it copied, which a
     // checkpoint running beside a busy writer seldom sees: the log would grow without bound
     // under steady load. So the writer, between two transactions, copies what the checkpointer
@@ -413,8 +424,8 @@ int Store::on_commit(void* store, sqlite3* db, const char* /*name*/, int frames)
     }
     return SQLITE_OK;
   }
-  // Checkpoints that copy a thousand new frames each, not a few after every commit.
-  if (frames - copied < kCheckpointFrames) return SQLITE_OK;
+  // Checkpoints that copy about 4 MB of new frames each, not a few after every commit.
+  if (frames - copied < self->checkpoint_frames_) return SQLITE_OK;
   bool wake = false;
   {
     std::lock_guard lock(self->checkpoint_mutex_);

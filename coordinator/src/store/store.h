@@ -162,6 +162,10 @@ private:
   // Frames of the log the last checkpoint had copied (0 again once the log starts over).
   std::atomic<int> backfilled_{0};
   std::thread checkpointer_;
+  // Log frames after which the checkpointer copies, and the writer (see on_commit): set once
+  // from the page size before the hooks are installed.
+  int checkpoint_frames_ = 1000;
+  int restart_frames_ = 4000;
   std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
   std::vector<std::unique_ptr<sqlite::Database>> pool_;
   std::set<std::pair<std::string, std::string>> written_; // by the writer, see take_written_objects

@@ -1,6 +1,9 @@
 // The coordinator's SQLite store on real files: migrations, object versions, executions, logs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "capstan/testing/testing.h"
 #include "sqlite/database.h"
 #include "store/store.h"
@@ -176,6 +179,31 @@ TEST(Store, ReferrersAreTheLatestLiveObjectsNamingTheObject) {
   EXPECT_EQ(found[0].second["location"], "a.yaml:9:11");
   EXPECT_EQ(found[1].first.identifier, "b");
   EXPECT_TRUE(s.referrers("gitopsCluster", "north").empty());
+}
+
+// One commit at a time, as the engine makes them under light load: the log is copied back and
+// starts over, so it stays a few megabytes however much is written through it.
+TEST(Store, TheWriteAheadLogStaysBoundedUnderSmallCommits) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  const std::filesystem::path wal = s.file().string() + "-wal";
+  // Each commit writes at least six pages of 2 KiB (the execution's row, two overflow pages of
+  // its variables, its indexes, its stage and its step): 48 MB or more in all.
+  std::uintmax_t largest = 0;
+  for (int i = 0; i < 4000; ++i) {
+    sqlite::Transaction tx(s.writer());
+    auto e = execution(std::to_string(100000000 + (i * 7919) % 1000003)); // scattered ids
+    e.sequence = i + 1;
+    e.variables = {{"payload", std::string(3000, static_cast<char>('a' + i % 26))}};
+    s.insert_execution(e);
+    tx.commit();
+    largest = std::max(largest, std::filesystem::file_size(wal));
+  }
+  EXPECT_LT(largest, std::uintmax_t{24} << 20) << "the log grew to " << largest << " bytes";
+  auto& q = s.writer().prepare("SELECT count(*) FROM executions");
+  ASSERT_TRUE(q.step());
+  EXPECT_EQ(q.int64(0), 4000);
+  q.reset();
 }
 
 TEST(Store, ExecutionsStepsAndLogsSurviveReopening) {

@@ -238,6 +238,29 @@ TEST_F(PluginHostTest, SpecIsValidatedAgainstTheSchemaBeforeThePluginRuns) {
   EXPECT_THAT(r.message(), StartsWith("the spec of step 'step1' is not valid JSON: "));
 }
 
+TEST_F(PluginHostTest, ASpecThatPassedOnceIsStillJudgedAfreshWhenItChanges) {
+  // The host remembers the last valid spec of a type; a different one is checked again.
+  PluginHost host(nlohmann::json::object(), state_.path(), "d1");
+  host.load({fixtures("good")});
+  Recorder rec;
+  const nlohmann::json good = {{"message", "hi"}};
+  for (int round = 0; round < 2; ++round) {
+    auto ok = host.execute(request("Echo", good), rec.callbacks());
+    EXPECT_EQ(ok.status(), StepResult::STATUS_SUCCEEDED) << ok.message();
+    auto bad = host.execute(request("Echo", {{"message", "hi"}, {"progress", 150}}),
+                            rec.callbacks());
+    EXPECT_EQ(bad.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
+    EXPECT_THAT(bad.message(), HasSubstr("/progress: must be <= 100, got 150 (maximum)"));
+    StepRequest bad_json = request("Echo", good);
+    bad_json.set_spec_json(bad_json.spec_json() + " ");
+    bad_json.mutable_spec_json()->front() = '[';
+    auto broken = host.execute(bad_json, rec.callbacks());
+    EXPECT_EQ(broken.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
+    auto empty = host.execute(request("Echo", nlohmann::json::object()), rec.callbacks());
+    EXPECT_THAT(empty.message(), HasSubstr("required property \"message\" is missing"));
+  }
+}
+
 TEST_F(PluginHostTest, TheSdkParsesTheContextOnlyForAStepThatReadsIt) {
   PluginHost host(nlohmann::json::object(), state_.path(), "d1");
   host.load({fixtures("good")});
