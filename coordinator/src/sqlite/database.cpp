@@ -138,8 +138,6 @@ bool Statement::is_null(int column) const {
 }
 
 namespace {
-constexpr int kPageSize = 2048;
-
 // SQLite counts every allocation under a global mutex for sqlite3_memory_used(), which nothing
 // here reads: off, before the first connection initialises the library (a no-op if something
 // else initialised it first).
@@ -154,10 +152,7 @@ void configure_library() {
 
 Database::Database(const std::filesystem::path& file, bool read_only) {
   configure_library();
-  // A reader is opened read-write (without creating the file) and refuses writes itself
-  // (query_only): the VFS keeps a process's file locks to the process only for connections that
-  // may write; a read-only one would take and drop real locks on the file (wal_writes.h).
-  int flags = read_only ? SQLITE_OPEN_READWRITE : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX; // each connection is used by one thread at a time
   // Each transaction's log frames in one write (sqlite/wal_writes.h).
   if (sqlite3_open_v2(file.c_str(), &db_, flags, wal_batching_vfs()) != SQLITE_OK) {
@@ -168,16 +163,7 @@ Database::Database(const std::filesystem::path& file, bool read_only) {
     throw Error(msg + ": " + why);
   }
   sqlite3_busy_timeout(db_, 10000);
-  if (read_only) {
-    exec("PRAGMA query_only=ON;");
-  } else {
-    // Pages of 2 KiB for a new file (an existing one keeps its size: changing it rewrites the
-    // whole file). A commit writes every page it changed to the log, checksummed, and the
-    // engine's commits change a few small rows in each of several tables (an execution's row,
-    // its indexes, its stage's, its step's, the audit trail's): half-size pages halve the bytes
-    // written, copied and checksummed per commit. Smaller still, rows of tables without rowid
-    // longer than about 230 bytes would spill to overflow pages.
-    exec("PRAGMA page_size=" + std::to_string(kPageSize));
+  if (!read_only) {
     // WAL: readers never block the writer; NORMAL: a commit survives a process crash (kill -9);
     // only a power loss can take back the last commits.
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");

@@ -90,9 +90,8 @@ private:
 
 class Database {
 public:
-  // Opens (creating) the file; WAL, foreign keys, a busy timeout, 2 KiB pages for a new file.
-  // read_only opens an existing database for queries only. Through the VFS of wal_writes.h:
-  // while this process has the file open, no other process can open it.
+  // Opens (creating) the file; WAL, foreign keys, a busy timeout. read_only opens an existing
+  // database for queries only.
   explicit Database(const std::filesystem::path& file, bool read_only = false);
   ~Database();
   Database(const Database&) = delete;
