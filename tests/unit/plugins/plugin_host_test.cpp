@@ -247,8 +247,8 @@ TEST_F(PluginHostTest, ASpecThatPassedOnceIsStillJudgedAfreshWhenItChanges) {
   for (int round = 0; round < 2; ++round) {
     auto ok = host.execute(request("Echo", good), rec.callbacks());
     EXPECT_EQ(ok.status(), StepResult::STATUS_SUCCEEDED) << ok.message();
-    auto bad = host.execute(request("Echo", {{"message", "hi"}, {"progress", 150}}),
-                            rec.callbacks());
+    auto bad =
+        host.execute(request("Echo", {{"message", "hi"}, {"progress", 150}}), rec.callbacks());
     EXPECT_EQ(bad.error_type(), plugin::v1::ERROR_TYPE_INVALID_INPUT);
     EXPECT_THAT(bad.message(), HasSubstr("/progress: must be <= 100, got 150 (maximum)"));
     StepRequest bad_json = request("Echo", good);
