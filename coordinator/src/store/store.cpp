@@ -378,8 +378,9 @@ Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.
   writer_ = std::make_unique<sqlite::Database>(file_);
   register_functions(*writer_);
   migrate();
-  checkpoint_frames_ = static_cast<int>(kCheckpointBytes / page_size(*writer_));
-  restart_frames_ = static_cast<int>(kRestartBytes / page_size(*writer_));
+  const int page = page_size(*writer_);
+  checkpoint_frames_ = static_cast<int>(kCheckpointBytes / page);
+  restart_frames_ = static_cast<int>(kRestartBytes / page);
   // Replaces SQLite's automatic checkpoint, which would run inside the writer's COMMIT.
   sqlite3_wal_hook(writer_->handle(), &Store::on_commit, this);
   // What the writer remembers having written is forgotten with the transaction that wrote it.
