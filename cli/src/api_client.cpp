@@ -36,6 +36,9 @@ bool process_alive(long pid) {
   return !content.empty(); // zombies and the dead have none
 }
 
+// An error answer is a short JSON document; more than this is not one.
+constexpr std::size_t kMaxErrorBody = 1 << 20;
+
 std::string describe(httplib::Error e) {
   switch (e) {
   case httplib::Error::Connection:
@@ -196,6 +199,42 @@ json ApiClient::del(const std::string& path) {
                        1);
   }
   return handle("DELETE", path, res->status, res->body);
+}
+
+bool ApiClient::download(const std::string& path,
+                         const std::function<bool(const char*, std::size_t)>& sink,
+                         int read_timeout_seconds) {
+  auto c = make_client(url_, token_, user_, read_timeout_seconds);
+  int status = 0;
+  std::string error_body;
+  bool stopped = false;
+  auto res = c->Get(
+      path,
+      [&](const httplib::Response& r) {
+        status = r.status;
+        return true;
+      },
+      [&](const char* data, std::size_t size) {
+        if (status != 200) {
+          error_body.append(data, size);
+          return error_body.size() < kMaxErrorBody;
+        }
+        stopped = !sink(data, size);
+        return !stopped;
+      });
+  if (stopped) return false;
+  if (!res && status == 200) {
+    throw CommandError("GET " + path + ": the answer of the coordinator at " + url_ +
+                           " was cut short (" + describe(res.error()) + ")",
+                       1);
+  }
+  if (!res && status == 0) {
+    throw CommandError("cannot reach the coordinator at " + url_ + " (" + describe(res.error()) +
+                           "); " + hint_,
+                       1);
+  }
+  if (status != 200) handle("GET", path, status, error_body);
+  return true;
 }
 
 } // namespace capstan::cli

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -54,6 +55,11 @@ public:
   nlohmann::json post(const std::string& path, const nlohmann::json& body,
                       int read_timeout_seconds = 60);
   nlohmann::json del(const std::string& path);
+  // GET whose answer is not JSON: the body of a 200 answer goes to `sink` as it arrives (false
+  // from it stops and returns false); an error answer throws CommandError as get() does, and so
+  // does an answer cut short.
+  bool download(const std::string& path, const std::function<bool(const char*, std::size_t)>& sink,
+                int read_timeout_seconds = 300);
 
 private:
   nlohmann::json handle(const std::string& method, const std::string& path, int status,

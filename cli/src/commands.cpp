@@ -232,6 +232,25 @@ condition; MESSAGE the error when one occurred (the applications are then left a
 and with them their resources in the clusters unless the set's
 spec.syncPolicy.preserveResourcesOnDeletion is true.)",
        cmd_appsets},
+      {"backup", "write a consistent copy of the coordinator's database to a file",
+       R"(Usage: capstan backup FILE [--force]
+
+Asks the coordinator for a copy of its database (GET /api/v1/backup) and writes it to FILE. The
+coordinator makes the copy while it runs, executions and all: the copy is the database as it
+was at one moment, every execution committed before it. FILE appears whole or not at all (it is
+written beside FILE and renamed, mode 0600); an existing FILE is replaced only with --force.
+
+The copy holds the applied objects and their versions, executions with their logs, the audit
+trail, delegate tokens (as hashes) and secret values sealed by the coordinator's secrets key.
+That key is NOT in it: without <data-dir>/secrets.key the secrets cannot be read. Back the key
+up separately, once (it does not change), and keep it apart from the copies.
+
+To restore: stop the coordinator, put the copy in place as <data-dir>/capstan.db (removing any
+capstan.db-wal and capstan.db-shm there), put secrets.key back if it was lost, and start it.
+
+Options:
+  --force  replace FILE if it exists)",
+       cmd_backup},
       {"version", "print the CLI and coordinator versions", "Usage: capstan version", cmd_version},
   };
   return list;

@@ -38,6 +38,7 @@ int cmd_tokens(const Globals& g, const Argv& argv);
 int cmd_prs(const Globals& g, const Argv& argv);
 int cmd_apps(const Globals& g, const Argv& argv);
 int cmd_appsets(const Globals& g, const Argv& argv);
+int cmd_backup(const Globals& g, const Argv& argv);
 int cmd_version(const Globals& g, const Argv& argv);
 
 // Shared by run and logs: follows an execution until it ends, printing log lines and (with

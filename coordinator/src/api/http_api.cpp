@@ -8,6 +8,9 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -347,6 +350,41 @@ struct HttpApi::Impl {
         });
   }
 
+  // GET /api/v1/backup: a consistent copy of the live database (Store::backup), streamed from
+  // a file the store has already unlinked: it goes when the answer ends, however it ends.
+  void send_backup(const httplib::Request& req, httplib::Response& res) {
+    const auto started = Clock::now();
+    std::shared_ptr<store::Store::Backup> copy;
+    try {
+      copy = std::make_shared<store::Store::Backup>(store.backup());
+    } catch (const store::Store::BackupError& e) {
+      spdlog::error("backup for {} failed: {}", user_of(req), e.what());
+      if (e.disk_full()) {
+        return error(res, 507, "InsufficientStorage",
+                     std::string("the backup needs room for a copy of the database in the "
+                                 "coordinator's data dir: ") +
+                         e.what());
+      }
+      return error(res, 500, "BackupFailed", std::string("the backup failed: ") + e.what());
+    }
+    spdlog::info(
+        "backup for {}: {} bytes ({} pages) copied in {} ms", user_of(req), copy->bytes,
+        copy->pages,
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
+    res.status = 200;
+    res.set_header("Content-Disposition", "attachment; filename=\"capstan.db\"");
+    res.set_header("X-Capstan-Schema-Version", std::to_string(store::schema_version()));
+    res.set_content_provider(
+        static_cast<std::size_t>(copy->bytes), "application/vnd.sqlite3",
+        [copy](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          char chunk[64 * 1024];
+          auto n =
+              ::pread(copy->fd, chunk, std::min(length, sizeof chunk), static_cast<off_t>(offset));
+          if (n <= 0) return false; // the client sees the answer cut short, not a whole file
+          return sink.write(chunk, static_cast<std::size_t>(n));
+        });
+  }
+
   void routes() {
     server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
       reply(res, 200, {{"status", "ok"}});
@@ -634,6 +672,9 @@ struct HttpApi::Impl {
                   [this](const httplib::Request& req, httplib::Response& res) {
                     answer(res, engine.revoke_token(req.matches[1]).get());
                   });
+    server.Get("/api/v1/backup", [this](const httplib::Request& req, httplib::Response& res) {
+      send_backup(req, res);
+    });
     server.Get("/api/v1/delegates", [this](const httplib::Request&, httplib::Response& res) {
       json items = json::array();
       std::set<std::string> connected;

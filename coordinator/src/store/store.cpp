@@ -375,6 +375,13 @@ int page_size(sqlite::Database& db) {
 
 Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.db") {
   std::filesystem::create_directories(data_dir);
+  // What a backup interrupted by the end of a coordinator left (see backup()).
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir)) {
+    if (entry.path().filename().string().rfind(kBackupPrefix, 0) == 0) {
+      std::error_code ignored;
+      std::filesystem::remove(entry.path(), ignored);
+    }
+  }
   writer_ = std::make_unique<sqlite::Database>(file_);
   register_functions(*writer_);
   migrate();

@@ -128,6 +128,36 @@ public:
   std::vector<AppListItem> application_page(const std::string& after, int limit);
   std::optional<AppListItem> application_item(const std::string& name);
 
+  // --- online backup (any thread) ---
+  // A consistent copy of the database as it was at one moment, made while the engine keeps
+  // committing (store/backup.cpp): a file created mode 0600 in the data dir, filled through
+  // SQLite's online backup on a read connection of its own, then unlinked, so that only the
+  // open descriptor holds it and nothing is left behind whatever happens to the reader of it.
+  // Throws BackupError naming what failed, with the file removed.
+  class BackupError : public sqlite::Error {
+  public:
+    BackupError(const std::string& message, bool disk_full)
+        : sqlite::Error(message), disk_full_(disk_full) {}
+    bool disk_full() const { return disk_full_; }
+
+  private:
+    bool disk_full_;
+  };
+  struct Backup {
+    int fd = -1; // read from offset 0; closed by the destructor
+    std::int64_t bytes = 0;
+    std::int64_t pages = 0;
+    Backup() = default;
+    Backup(Backup&& other) noexcept;
+    Backup& operator=(Backup&&) = delete;
+    Backup(const Backup&) = delete;
+    ~Backup();
+  };
+  Backup backup();
+  // The prefix of a backup's temporary file in the data dir: one left by a coordinator that
+  // died mid-copy is removed when the store opens.
+  static constexpr const char* kBackupPrefix = ".capstan.db.backup-";
+
 private:
   template <typename F> auto read(F&& f) {
     auto conn = borrow();

@@ -1,8 +1,13 @@
 // The coordinator's SQLite store on real files: migrations, object versions, executions, logs.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include "capstan/testing/testing.h"
 #include "sqlite/database.h"
@@ -644,6 +649,75 @@ TEST(Store, StatementsBuiltAtTheSameAddressWithOtherTextsAreTheirOwn) {
     EXPECT_EQ(q.int64(0), expected) << text;
     q.reset();
   }
+}
+
+// The copy's bytes, read from the descriptor the backup hands over, written to `file`.
+void save(const Store::Backup& copy, const std::filesystem::path& file) {
+  std::string bytes(static_cast<std::size_t>(copy.bytes), '\0');
+  ASSERT_EQ(::pread(copy.fd, bytes.data(), bytes.size(), 0), copy.bytes);
+  capstan::testing::write_file(file, bytes);
+}
+
+TEST(Store, ABackupTakenWhileTheWriterCommitsIsWholeAndLeavesNothingBehind) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path() / "data");
+  auto numbered = [](const std::string& prefix, int i) {
+    auto e = execution(prefix + std::to_string(100000 + i));
+    e.sequence = i;
+    return e;
+  };
+  for (int i = 1; i <= 300; ++i) s.insert_execution(numbered("before", i));
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    // As the engine writes: an execution with its stages and steps in one transaction.
+    for (int i = 1000; !stop; ++i) {
+      sqlite::Transaction tx(s.writer());
+      s.insert_execution(numbered("during", i));
+      tx.commit();
+    }
+  });
+  auto copy = s.backup();
+  stop = true;
+  writer.join();
+  struct stat st {};
+  ASSERT_EQ(::fstat(copy.fd, &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  EXPECT_EQ(st.st_nlink, 0u) << "the file is unlinked once made";
+  EXPECT_EQ(st.st_size, copy.bytes);
+  EXPECT_EQ(copy.bytes, copy.pages * 4096);
+  for (const auto& f : std::filesystem::directory_iterator(dir.path() / "data")) {
+    EXPECT_EQ(f.path().filename().string().rfind(Store::kBackupPrefix, 0), std::string::npos)
+        << f.path();
+  }
+  save(copy, dir.path() / "copy.db");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir.path() / "copy.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  auto text = [&](const char* sql) {
+    sqlite3_stmt* q = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql, -1, &q, nullptr), SQLITE_OK) << sql;
+    std::string out = sqlite3_step(q) == SQLITE_ROW
+                          ? reinterpret_cast<const char*>(sqlite3_column_text(q, 0))
+                          : "";
+    sqlite3_finalize(q);
+    return out;
+  };
+  EXPECT_EQ(text("PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(text("PRAGMA journal_mode"), "delete");
+  EXPECT_EQ(text("SELECT count(*) FROM executions WHERE id LIKE 'before%'"), "300");
+  // Consistent: every execution in it has its stage and step, whatever was committed meanwhile.
+  EXPECT_EQ(text("SELECT count(*) FROM executions e WHERE NOT EXISTS (SELECT 1 FROM "
+                 "step_executions s WHERE s.execution_id = e.id)"),
+            "0");
+  sqlite3_close(db);
+}
+
+TEST(Store, ABackupFileLeftByAnInterruptedBackupIsRemovedWhenTheStoreOpens) {
+  capstan::testing::TempDir dir;
+  auto left = dir.path() / (std::string(Store::kBackupPrefix) + "a1b2c3");
+  capstan::testing::write_file(left, "half a copy");
+  Store s(dir.path());
+  EXPECT_FALSE(std::filesystem::exists(left));
 }
 
 } // namespace
