@@ -133,7 +133,10 @@ int scaleout(int delegates, int tasks) {
   int pid = stack.coordinator().child().pid();
   long hwm = status_kib(pid, "VmHWM"), rss = status_kib(pid, "VmRSS");
 
-  // Exactly once, from the store: each step ran on its first attempt and logged once.
+  // Exactly once, from the store: each step ran on its first attempt and logged once. Read once
+  // the coordinator has stopped: while it runs, no other process can open its database.
+  stack.coordinator().child().signal(SIGTERM);
+  stack.coordinator().child().wait_for(std::chrono::seconds(30));
   sqlite3* db = nullptr;
   sqlite3_open_v2((dir / "coordinator" / "capstan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   auto scalar = [&](const char* sql) {
