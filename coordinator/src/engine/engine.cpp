@@ -44,6 +44,9 @@ void Engine::start(wire::Router& router) {
 
 namespace {
 
+// Events in one batch at most (one transaction): under load, one commit covers many changes.
+constexpr std::size_t kBatchLimit = 4096;
+
 void write_wake(int fd) {
   std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(fd, &one, sizeof one);
@@ -206,8 +209,8 @@ void Engine::loop() {
     {
       std::lock_guard lock(queue_mutex_);
       if (stopping_) break;
-      // Everything queued goes in one transaction: under load, one commit covers many changes.
-      while (!events_.empty() && batch.size() < 4096) {
+      // Everything queued goes in one transaction (up to the limit).
+      while (!events_.empty() && batch.size() < kBatchLimit) {
         batch.push_back(std::move(events_.front()));
         events_.pop_front();
       }
@@ -249,41 +252,56 @@ void Engine::loop() {
 
 void Engine::process(std::vector<Event>& events) {
   std::vector<std::pair<std::promise<Outcome>*, Outcome>> answers;
+  // What came while the batch's events were handled (answers point into it: it lives as long).
+  std::vector<Event> late;
+  auto handle = [&](Event& e) {
+    std::visit(
+        [&](auto& ev) {
+          using T = std::decay_t<decltype(ev)>;
+          if constexpr (std::is_same_v<T, wire::RouterEvent>) {
+            machine_->on_router_event(ev);
+          } else if constexpr (std::is_same_v<T, ApplyCommand>) {
+            answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run, ev.user));
+          } else if constexpr (std::is_same_v<T, DeleteCommand>) {
+            answers.emplace_back(&ev.done,
+                                 machine_->remove(ev.kind, ev.identifier, ev.user, ev.cascade));
+          } else if constexpr (std::is_same_v<T, RunCommand>) {
+            answers.emplace_back(&ev.done, machine_->run(ev.request));
+          } else if constexpr (std::is_same_v<T, TokenCommand>) {
+            answers.emplace_back(&ev.done, ev.revoke ? machine_->revoke_token(ev.name)
+                                                     : machine_->create_token(ev.name));
+          } else if constexpr (std::is_same_v<T, ApprovalCommand>) {
+            answers.emplace_back(&ev.done, machine_->approve(ev.request));
+          } else if constexpr (std::is_same_v<T, InterventionCommand>) {
+            answers.emplace_back(&ev.done, machine_->intervene(ev.request));
+          } else if constexpr (std::is_same_v<T, InputCommand>) {
+            answers.emplace_back(&ev.done, machine_->answer(ev.request));
+          } else if constexpr (std::is_same_v<T, AppOperationCommand>) {
+            // Answered later, when the delegate reports (or cannot).
+            machine_->app_operation(ev.request, std::move(ev.done));
+          } else if constexpr (std::is_same_v<T, GitPushCommand>) {
+            answers.emplace_back(&ev.done, machine_->git_push(ev.push));
+          } else {
+            answers.emplace_back(&ev.done, machine_->abort(ev.execution_id, ev.user));
+          }
+        },
+        e);
+  };
   try {
     sqlite::Transaction tx(store_.writer());
-    for (auto& e : events) {
-      std::visit(
-          [&](auto& ev) {
-            using T = std::decay_t<decltype(ev)>;
-            if constexpr (std::is_same_v<T, wire::RouterEvent>) {
-              machine_->on_router_event(ev);
-            } else if constexpr (std::is_same_v<T, ApplyCommand>) {
-              answers.emplace_back(&ev.done, machine_->apply(ev.objects, ev.dry_run, ev.user));
-            } else if constexpr (std::is_same_v<T, DeleteCommand>) {
-              answers.emplace_back(&ev.done,
-                                   machine_->remove(ev.kind, ev.identifier, ev.user, ev.cascade));
-            } else if constexpr (std::is_same_v<T, RunCommand>) {
-              answers.emplace_back(&ev.done, machine_->run(ev.request));
-            } else if constexpr (std::is_same_v<T, TokenCommand>) {
-              answers.emplace_back(&ev.done, ev.revoke ? machine_->revoke_token(ev.name)
-                                                       : machine_->create_token(ev.name));
-            } else if constexpr (std::is_same_v<T, ApprovalCommand>) {
-              answers.emplace_back(&ev.done, machine_->approve(ev.request));
-            } else if constexpr (std::is_same_v<T, InterventionCommand>) {
-              answers.emplace_back(&ev.done, machine_->intervene(ev.request));
-            } else if constexpr (std::is_same_v<T, InputCommand>) {
-              answers.emplace_back(&ev.done, machine_->answer(ev.request));
-            } else if constexpr (std::is_same_v<T, AppOperationCommand>) {
-              // Answered later, when the delegate reports (or cannot).
-              machine_->app_operation(ev.request, std::move(ev.done));
-            } else if constexpr (std::is_same_v<T, GitPushCommand>) {
-              answers.emplace_back(&ev.done, machine_->git_push(ev.push));
-            } else {
-              answers.emplace_back(&ev.done, machine_->abort(ev.execution_id, ev.user));
-            }
-          },
-          e);
+    for (auto& e : events) handle(e);
+    // The wire is read once more before the batch's dispatch and writes: a Result (or a run)
+    // that arrived while the events above were handled joins this batch and its commit instead
+    // of waiting for both to end. Once only, so that a steady stream cannot hold the commit.
+    if (events.size() < kBatchLimit) {
+      router_->service(false);
+      std::lock_guard lock(queue_mutex_);
+      while (!events_.empty() && events.size() + late.size() < kBatchLimit) {
+        late.push_back(std::move(events_.front()));
+        events_.pop_front();
+      }
     }
+    for (auto& e : late) handle(e);
     machine_->tick();
     machine_->schedule();
     machine_->flush();
