@@ -113,7 +113,8 @@ Figures run(const std::filesystem::path& dir, int tasks, int batch, int rows) {
 
 // A run of a one-step pipeline as the engine stores it: the batch that starts it reads the next
 // sequence number, writes its audit record and inserts the execution with its stage and step (the
-// step dispatched); the batch of its result updates the step, the stage and the execution.
+// step dispatched); the batch of its result writes what changed of the step, the stage and the
+// execution.
 Figures run_store(const std::filesystem::path& dir, int tasks, int batch) {
   namespace st = capstan::store;
   auto data = dir / ("store-" + std::to_string(batch));
@@ -182,15 +183,13 @@ Figures run_store(const std::filesystem::path& dir, int tasks, int batch) {
       step.status = st::status::kSucceeded;
       step.ended_at = e.started_at + 1;
       step.log_cursor = 1;
-      store.update_step(e.id, step);
       auto& stage = e.stages[0];
       stage.status = st::status::kSucceeded;
       stage.ended_at = step.ended_at;
-      store.update_stage(e.id, stage);
       e.status = st::status::kSucceeded;
       e.ended_at = step.ended_at;
       e.revision += 3;
-      store.update_execution(e);
+      store.update_execution(e, true, {0}, {0});
     }
     tx.commit();
   }

@@ -1080,9 +1080,7 @@ void Machine::flush() {
       store_.insert_execution(a.record);
       a.stored = true;
     } else {
-      for (auto index : a.changed) store_.update_step(id, a.record.steps[index]);
-      for (auto si : a.stages_changed) store_.update_stage(id, a.record.stages[si]);
-      if (a.dirty) store_.update_execution(a.record);
+      store_.update_execution(a.record, a.dirty, a.stages_changed, a.changed);
     }
     a.stages_changed.clear();
     if (publish) {

@@ -101,6 +101,20 @@ Statement& Statement::bind_null(int index) {
   return *this;
 }
 
+Statement& Statement::bind_blob(int index, std::string_view value) {
+  if (index < 1 || index > parameters_) {
+    throw Error("bind: the statement has no parameter " + std::to_string(index));
+  }
+  auto& kept = texts_[static_cast<std::size_t>(index - 1)];
+  kept.assign(value);
+  mark_not_kept(index); // kept_ is for texts: a text bound next is bound again
+  if (sqlite3_bind_blob64(stmt_, index, kept.data(), kept.size(), SQLITE_STATIC) != SQLITE_OK) {
+    fail(db_, "bind");
+  }
+  mark_bound(index);
+  return *this;
+}
+
 bool Statement::step() {
   if (!stepping_) {
     if (bound_ != all_ && parameters_ <= 64) null_unbound();
@@ -131,6 +145,12 @@ std::string Statement::text(int column) const {
   auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
   if (p == nullptr) return {};
   return std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
+}
+
+std::string_view Statement::blob(int column) const {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, column));
+  if (p == nullptr) return {};
+  return {p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
 }
 
 bool Statement::is_null(int column) const {

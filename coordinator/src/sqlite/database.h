@@ -48,6 +48,8 @@ public:
   }
   Statement& bind(int index, const char* value) { return bind(index, std::string_view(value)); }
   Statement& bind_null(int index);
+  // Binds bytes as a BLOB (copied into the statement's buffer for the parameter).
+  Statement& bind_blob(int index, std::string_view value);
   Statement& bind(int index, const std::optional<std::int64_t>& value) {
     return value ? bind(index, *value) : bind_null(index);
   }
@@ -60,6 +62,8 @@ public:
   std::int64_t int64(int column) const;
   double real(int column) const;
   std::string text(int column) const;
+  // A BLOB's (or text's) bytes, valid until the next step or reset; empty for NULL.
+  std::string_view blob(int column) const;
   bool is_null(int column) const;
 
 private:

@@ -1,6 +1,8 @@
 // The coordinator's SQLite store.
 #include "store/store.h"
 
+#include "store/children.h"
+
 #include <spdlog/spdlog.h>
 
 #include <pthread.h>
@@ -193,6 +195,15 @@ INSERT INTO audit_rebuilt (seq, time, user, action, kind, target, execution_id, 
 DROP TABLE audit;
 ALTER TABLE audit_rebuilt RENAME TO audit;
 )sql",
+      // Fewer rows for small executions: their stages and steps (children) move into the
+      // execution's row, encoded (store/children.cpp), so that a change is one statement on one
+      // b-tree where it was up to three; an execution whose children are larger, or that was
+      // stored before, keeps rows in stage_executions and step_executions (children empty).
+      // The index on stages' lock keys goes: no query reads it.
+      R"sql(
+ALTER TABLE executions ADD COLUMN children BLOB NOT NULL DEFAULT x'';
+DROP INDEX stages_by_lock;
+)sql",
   };
   return list;
 }
@@ -221,13 +232,14 @@ constexpr const char* kObjectColumns =
     "kind, identifier, version, name, yaml, document, model, source, applied_at, deleted, refs, "
     "applied_by, file, line_offset, base_dir";
 
-// An execution's columns as read_execution takes them, its plan from the plans table.
+// An execution's columns as read_execution takes them, its plan from the plans table, then its
+// encoded stages and steps.
 constexpr const char* kExecutionColumns =
     "e.id, e.pipeline, e.pipeline_version, e.sequence, e.status, e.variables, p.plan, "
     "e.created_at, e.started_at, e.ended_at, e.error_type, e.message, e.revision, "
-    "e.triggered_by, e.inputs, e.pending_inputs, e.state FROM executions e LEFT JOIN plans p ON "
-    "p.id = e.plan_id";
-// The same without the plan.
+    "e.triggered_by, e.inputs, e.pending_inputs, e.state, e.children FROM executions e LEFT "
+    "JOIN plans p ON p.id = e.plan_id";
+// The same without the plan and the stages and steps.
 constexpr const char* kExecutionColumnsWithoutPlan =
     "e.id, e.pipeline, e.pipeline_version, e.sequence, e.status, e.variables, NULL, "
     "e.created_at, e.started_at, e.ended_at, e.error_type, e.message, e.revision, "
@@ -260,16 +272,11 @@ void register_functions(sqlite::Database& db) {
   }
 }
 
-// A JSON column's text. An execution's JSON columns are mostly empty, and those skip the
-// serialiser, whose set-up (a locale look-up, a buffer) costs more than their two characters.
-std::string column_text(const json& j) {
-  if (j.empty() && j.is_object()) return "{}";
-  if (j.empty() && j.is_array()) return "[]";
-  return j.dump();
-}
-
-ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
+// `children`, when given, receives the encoded stages and steps (column 17).
+ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan,
+                               std::string* children = nullptr) {
   ExecutionRecord e;
+  if (children != nullptr) *children = s.blob(17);
   e.id = s.text(0);
   e.pipeline = s.text(1);
   e.pipeline_version = s.int64(2);
@@ -290,7 +297,12 @@ ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan) {
   return e;
 }
 
-void load_children(sqlite::Database& db, ExecutionRecord& e) {
+// The stages and steps: from the row's encoding when it has one, else from their tables.
+void load_children(sqlite::Database& db, ExecutionRecord& e, std::string_view children) {
+  if (!children.empty()) {
+    decode_children(children, e);
+    return;
+  }
   auto& st = db.prepare("SELECT stage_index, identifier, name, type, status, started_at, ended_at, "
                         "parallel_group, error_type, message, lock_key, queued_at, context, state "
                         "FROM stage_executions WHERE execution_id = ? ORDER BY stage_index");
@@ -678,10 +690,12 @@ void Store::insert_execution(const ExecutionRecord& e) {
   auto& db = *writer_;
   std::string dumped;
   const auto plan = plan_id(e.plan_text.empty() ? (dumped = e.plan.dump()) : e.plan_text);
+  encode_children(e, children_);
+  const bool folded = children_.size() <= kFoldedChildrenBytes;
   db.prepare("INSERT INTO executions (id, pipeline, pipeline_version, sequence, status, "
              "variables, plan_id, created_at, started_at, ended_at, error_type, message, "
-             "revision, triggered_by, inputs, pending_inputs, state) "
-             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+             "revision, triggered_by, inputs, pending_inputs, state, children) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
       .bind(1, e.id)
       .bind(2, e.pipeline)
       .bind(3, e.pipeline_version)
@@ -699,8 +713,14 @@ void Store::insert_execution(const ExecutionRecord& e) {
       .bind(15, column_text(e.inputs))
       .bind(16, column_text(e.pending_inputs))
       .bind(17, column_text(e.state))
+      .bind_blob(18, folded ? std::string_view(children_) : std::string_view())
       .run();
-  remember_written(e);
+  remember_written(e, folded);
+  if (!folded) insert_children(e);
+}
+
+void Store::insert_children(const ExecutionRecord& e) {
+  auto& db = *writer_;
   auto& st = db.prepare(
       "INSERT INTO stage_executions (execution_id, stage_index, identifier, name, type, status, "
       "started_at, ended_at, parallel_group, error_type, message, lock_key, queued_at, context, "
@@ -727,9 +747,9 @@ void Store::insert_execution(const ExecutionRecord& e) {
   auto& sp = db.prepare(
       "INSERT INTO step_executions (execution_id, stage_index, step_index, stage_identifier, "
       "identifier, name, type, status, attempt, task_id, delegate, delegate_instance, queued_at, "
-      "started_at, ended_at, timeout_ms, error_type, message, outputs, kind, parent, section, "
-      "retries, wake_at, state) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      "started_at, ended_at, timeout_ms, error_type, message, outputs, log_cursor, kind, parent, "
+      "section, retries, wake_at, state) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   for (const auto& s : e.steps) {
     sp.reset()
         .bind(1, e.id)
@@ -751,22 +771,24 @@ void Store::insert_execution(const ExecutionRecord& e) {
         .bind(17, s.error_type)
         .bind(18, s.message)
         .bind(19, column_text(s.outputs))
-        .bind(20, s.kind)
-        .bind(21, s.parent)
-        .bind(22, s.section)
-        .bind(23, s.retries)
-        .bind(24, s.wake_at)
-        .bind(25, column_text(s.state))
+        .bind(20, static_cast<std::int64_t>(s.log_cursor))
+        .bind(21, s.kind)
+        .bind(22, s.parent)
+        .bind(23, s.section)
+        .bind(24, s.retries)
+        .bind(25, s.wake_at)
+        .bind(26, column_text(s.state))
         .run();
   }
 }
 
-void Store::remember_written(const ExecutionRecord& e) {
+void Store::remember_written(const ExecutionRecord& e, bool folded) {
   if (status::terminal(e.status)) {
     written_executions_.erase(e.id);
     return;
   }
   auto& w = written_executions_[e.id];
+  w.folded = folded;
   w.status = e.status;
   if (w.variables != e.variables) w.variables = e.variables;
   if (w.inputs != e.inputs) w.inputs = e.inputs;
@@ -774,30 +796,48 @@ void Store::remember_written(const ExecutionRecord& e) {
   if (w.state != e.state) w.state = e.state;
 }
 
-void Store::update_execution(const ExecutionRecord& e) {
+bool Store::folded(const std::string& id) {
+  if (auto it = written_executions_.find(id); it != written_executions_.end()) {
+    return it->second.folded;
+  }
+  auto& q = writer_->prepare("SELECT length(children) > 0 FROM executions WHERE id = ?");
+  q.bind(1, id);
+  const bool folded = q.step() && q.int64(0) != 0;
+  q.reset();
+  return folded;
+}
+
+void Store::write_row(const ExecutionRecord& e, const std::string* children) {
   // When neither the status (indexed) nor a JSON column changed since this writer wrote the row,
   // only the scalar columns are set: no JSON serialised, no index looked at.
   if (auto it = written_executions_.find(e.id);
       it != written_executions_.end() && it->second.status == e.status &&
       it->second.variables == e.variables && it->second.inputs == e.inputs &&
       it->second.pending_inputs == e.pending_inputs && it->second.state == e.state) {
-    writer_
-        ->prepare("UPDATE executions SET started_at = ?, ended_at = ?, error_type = ?, "
-                  "message = ?, revision = ? WHERE id = ?")
-        .bind(1, e.started_at)
+    auto& q = children ? writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
+                                          "error_type = ?, message = ?, revision = ?, "
+                                          "children = ?7 WHERE id = ?6")
+                       : writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
+                                          "error_type = ?, message = ?, revision = ? WHERE id = ?");
+    q.bind(1, e.started_at)
         .bind(2, e.ended_at)
         .bind(3, e.error_type)
         .bind(4, e.message)
         .bind(5, e.revision)
-        .bind(6, e.id)
-        .run();
+        .bind(6, e.id);
+    if (children) q.bind_blob(7, *children);
+    q.run();
     return;
   }
-  writer_
-      ->prepare("UPDATE executions SET status = ?, started_at = ?, ended_at = ?, error_type = ?, "
-                "message = ?, revision = ?, variables = ?, inputs = ?, pending_inputs = ?, "
-                "state = ? WHERE id = ?")
-      .bind(1, e.status)
+  auto& q = children ? writer_->prepare("UPDATE executions SET status = ?, started_at = ?, "
+                                        "ended_at = ?, error_type = ?, message = ?, revision = ?, "
+                                        "variables = ?, inputs = ?, pending_inputs = ?, state = ?, "
+                                        "children = ?12 WHERE id = ?11")
+                     : writer_->prepare("UPDATE executions SET status = ?, started_at = ?, "
+                                        "ended_at = ?, error_type = ?, message = ?, revision = ?, "
+                                        "variables = ?, inputs = ?, pending_inputs = ?, state = ? "
+                                        "WHERE id = ?");
+  q.bind(1, e.status)
       .bind(2, e.started_at)
       .bind(3, e.ended_at)
       .bind(4, e.error_type)
@@ -807,12 +847,90 @@ void Store::update_execution(const ExecutionRecord& e) {
       .bind(8, column_text(e.inputs))
       .bind(9, column_text(e.pending_inputs))
       .bind(10, column_text(e.state))
-      .bind(11, e.id)
+      .bind(11, e.id);
+  if (children) q.bind_blob(12, *children);
+  q.run();
+  if (status::terminal(e.status)) {
+    written_executions_.erase(e.id);
+  } else {
+    remember_written(e, children != nullptr || folded(e.id));
+  }
+}
+
+void Store::update_execution(const ExecutionRecord& e) {
+  write_row(e, nullptr);
+}
+
+void Store::update_execution(const ExecutionRecord& e, bool row,
+                             const std::set<std::size_t>& stages,
+                             const std::set<std::size_t>& steps) {
+  if ((stages.empty() && steps.empty()) || !folded(e.id)) {
+    for (auto i : steps) update_step_row(e.id, e.steps[i]);
+    for (auto i : stages) update_stage_row(e.id, e.stages[i]);
+    if (row) write_row(e, nullptr);
+    return;
+  }
+  write_folded(e, row);
+}
+
+void Store::write_folded(const ExecutionRecord& e, bool row) {
+  encode_children(e, children_);
+  if (children_.size() > kFoldedChildrenBytes) {
+    // Grown past what a row keeps well: rows of their own from now on.
+    insert_children(e);
+    writer_->prepare("UPDATE executions SET children = x'' WHERE id = ?").bind(1, e.id).run();
+    if (auto it = written_executions_.find(e.id); it != written_executions_.end()) {
+      it->second.folded = false;
+    }
+    if (row) write_row(e, nullptr);
+    return;
+  }
+  if (row) {
+    write_row(e, &children_);
+    return;
+  }
+  writer_->prepare("UPDATE executions SET children = ? WHERE id = ?")
+      .bind_blob(1, children_)
+      .bind(2, e.id)
       .run();
-  remember_written(e);
+}
+
+// A folded execution's stages and steps as stored, for a change of one of them alone.
+ExecutionRecord Store::folded_children(const std::string& id) {
+  ExecutionRecord e;
+  e.id = id;
+  auto& q = writer_->prepare("SELECT children FROM executions WHERE id = ?");
+  q.bind(1, id);
+  if (q.step()) decode_children(q.blob(0), e);
+  q.reset();
+  return e;
 }
 
 void Store::update_stage(const std::string& execution_id, const StageRecord& s) {
+  if (!folded(execution_id)) {
+    update_stage_row(execution_id, s);
+    return;
+  }
+  auto e = folded_children(execution_id);
+  for (auto& stage : e.stages) {
+    if (stage.index == s.index) stage = s;
+  }
+  write_folded(e, false);
+}
+
+void Store::update_step(const std::string& execution_id, const StepRecord& s) {
+  if (!folded(execution_id)) {
+    update_step_row(execution_id, s);
+    return;
+  }
+  auto e = folded_children(execution_id);
+  for (auto& step : e.steps) {
+    if (step.stage_index == s.stage_index && step.step_index == s.step_index) step = s;
+  }
+  write_folded(e, false);
+}
+
+void Store::update_stage_row(const std::string& execution_id, const StageRecord& s) {
   writer_
       ->prepare("UPDATE stage_executions SET status = ?, started_at = ?, ended_at = ?, "
                 "error_type = ?, message = ?, lock_key = ?, queued_at = ?, context = ?, state = ? "
@@ -831,7 +949,7 @@ void Store::update_stage(const std::string& execution_id, const StageRecord& s) 
       .run();
 }
 
-void Store::update_step(const std::string& execution_id, const StepRecord& s) {
+void Store::update_step_row(const std::string& execution_id, const StepRecord& s) {
   writer_
       ->prepare("UPDATE step_executions SET status = ?, attempt = ?, task_id = ?, delegate = ?, "
                 "delegate_instance = ?, queued_at = ?, started_at = ?, ended_at = ?, "
@@ -997,8 +1115,12 @@ std::vector<ExecutionRecord> Store::active_executions() {
   auto& q = writer_->prepare(std::string("SELECT ") + kExecutionColumns +
                              " WHERE e.status IN ('Queued', 'Running') "
                              "ORDER BY e.created_at, e.id");
-  while (q.step()) out.push_back(read_execution(q, true));
-  for (auto& e : out) load_children(*writer_, e);
+  std::vector<std::string> children;
+  while (q.step()) {
+    children.emplace_back();
+    out.push_back(read_execution(q, true, &children.back()));
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) load_children(*writer_, out[i], children[i]);
   return out;
 }
 
@@ -1205,7 +1327,8 @@ std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix)
     auto& exact = db.prepare(std::string("SELECT ") + kExecutionColumns + " WHERE e.id = ?");
     exact.bind(1, id_or_prefix);
     std::optional<ExecutionRecord> found;
-    if (exact.step()) found = read_execution(exact, true);
+    std::string children;
+    if (exact.step()) found = read_execution(exact, true, &children);
     exact.reset();
     // Through the id's index: `id >= prefix AND id < bound`, where LIKE scanned it.
     auto by_prefix = [&](const std::string& prefix) -> std::optional<ExecutionRecord> {
@@ -1216,7 +1339,7 @@ std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix)
       pre.bind(1, prefix).bind(2, bound);
       std::optional<ExecutionRecord> one;
       if (pre.step()) {
-        one = read_execution(pre, true);
+        one = read_execution(pre, true, &children);
         if (pre.step()) one.reset(); // ambiguous
       }
       pre.reset();
@@ -1230,7 +1353,7 @@ std::optional<ExecutionRecord> Store::execution(const std::string& id_or_prefix)
       for (auto& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (!found && lowered != id_or_prefix) found = by_prefix(lowered);
     }
-    if (found) load_children(db, *found);
+    if (found) load_children(db, *found, children);
     return found;
   });
 }

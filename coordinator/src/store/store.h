@@ -58,6 +58,11 @@ public:
   void append_audit(const AuditRecord& record);
   void insert_execution(const ExecutionRecord& execution); // with its stages and steps
   void update_execution(const ExecutionRecord& execution); // the execution row only
+  // What changed of a stored execution: its row when `row`, and the stages and steps at these
+  // indexes of execution.stages and .steps. A small execution's stages and steps are kept in its
+  // row, and are then all written with it, in one statement.
+  void update_execution(const ExecutionRecord& execution, bool row,
+                        const std::set<std::size_t>& stages, const std::set<std::size_t>& steps);
   void update_stage(const std::string& execution_id, const StageRecord& stage);
   void update_step(const std::string& execution_id, const StepRecord& step);
   void append_logs(const std::string& execution_id, const std::vector<LogRecord>& lines);
@@ -181,7 +186,18 @@ private:
   // The id of the plans row holding this plan text, inserted when there is none.
   std::int64_t plan_id(const std::string& text);
   // Notes what the writer wrote of an execution's row (forgotten once it ended).
-  void remember_written(const ExecutionRecord& e);
+  void remember_written(const ExecutionRecord& e, bool folded);
+  // Whether the execution's stages and steps are kept in its row (children) or in their tables.
+  bool folded(const std::string& id);
+  void insert_children(const ExecutionRecord& e); // rows in stage_ and step_executions
+  // The execution's row; with its stages and steps encoded when `children` is given.
+  void write_row(const ExecutionRecord& e, const std::string* children);
+  // A folded execution's stages and steps, and its row when `row`; rows of their own once they
+  // outgrow it.
+  void write_folded(const ExecutionRecord& e, bool row);
+  ExecutionRecord folded_children(const std::string& id);
+  void update_stage_row(const std::string& execution_id, const StageRecord& stage);
+  void update_step_row(const std::string& execution_id, const StepRecord& step);
 
   std::filesystem::path file_;
   std::unique_ptr<sqlite::Database> writer_;
@@ -203,10 +219,12 @@ private:
   // they never describe a write the database does not hold.
   std::unordered_map<std::string, std::int64_t> plan_ids_; // plan text -> plans.id
   struct WrittenExecution {
+    bool folded = false; // its stages and steps are in its row
     std::string status;
     nlohmann::json variables, inputs, pending_inputs, state;
   };
   std::unordered_map<std::string, WrittenExecution> written_executions_; // by id, not yet ended
+  std::string children_; // writer thread: the encoding being written, its buffer kept
 };
 
 } // namespace capstan::store
