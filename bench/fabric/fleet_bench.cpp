@@ -135,8 +135,21 @@ int scaleout(int delegates, int tasks) {
   int pid = stack.coordinator().child().pid();
   long hwm = status_kib(pid, "VmHWM"), rss = status_kib(pid, "VmRSS");
 
-  // Exactly once, from the store: each step ran on its first attempt and logged once. Read once
-  // the coordinator has stopped: while it runs, no other process can open its database.
+  // The steps through the API: a small execution keeps its steps in its own row.
+  long steps_total = 0, first_attempt = 0;
+  std::set<std::string> used;
+  for (const auto& id : ids) {
+    for (const auto& stage : stack.get("/api/v1/executions/" + id)["stages"]) {
+      for (const auto& step : stage["steps"]) {
+        ++steps_total;
+        first_attempt += step["status"] == "Succeeded" && step["attempt"] == 1;
+        used.insert(step["delegate"].get<std::string>());
+      }
+    }
+  }
+  const auto on_delegates = static_cast<long>(used.size());
+  // Exactly once, from the store: each step logged once. Read once the coordinator has stopped:
+  // while it runs, no other process can open its database.
   stack.coordinator().child().signal(SIGTERM);
   stack.coordinator().child().wait_for(std::chrono::seconds(30));
   sqlite3* db = nullptr;
@@ -152,19 +165,6 @@ int scaleout(int delegates, int tasks) {
   long ran_lines = scalar("SELECT COUNT(*) FROM logs WHERE line LIKE 'ran %'");
   long distinct_ran = scalar("SELECT COUNT(DISTINCT line) FROM logs WHERE line LIKE 'ran %'");
   sqlite3_close(db);
-  // The steps through the API: a small execution keeps its steps in its own row.
-  long steps_total = 0, first_attempt = 0;
-  std::set<std::string> used;
-  for (const auto& id : ids) {
-    for (const auto& stage : stack.get("/api/v1/executions/" + id)["stages"]) {
-      for (const auto& step : stage["steps"]) {
-        ++steps_total;
-        first_attempt += step["status"] == "Succeeded" && step["attempt"] == 1;
-        used.insert(step["delegate"].get<std::string>());
-      }
-    }
-  }
-  const auto on_delegates = static_cast<long>(used.size());
 
   std::printf("scale-out: %d delegates x 4 slots, %d executions x %d no-op steps\n", delegates,
               executions, per_execution);
