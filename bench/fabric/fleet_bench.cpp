@@ -135,20 +135,6 @@ int scaleout(int delegates, int tasks) {
   int pid = stack.coordinator().child().pid();
   long hwm = status_kib(pid, "VmHWM"), rss = status_kib(pid, "VmRSS");
 
-  // Exactly once, from the store: each step ran on its first attempt and logged once.
-  sqlite3* db = nullptr;
-  sqlite3_open_v2((dir / "coordinator" / "capstan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-  auto scalar = [&](const char* sql) {
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
-    sqlite3_step(st);
-    long v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
-  };
-  long ran_lines = scalar("SELECT COUNT(*) FROM logs WHERE line LIKE 'ran %'");
-  long distinct_ran = scalar("SELECT COUNT(DISTINCT line) FROM logs WHERE line LIKE 'ran %'");
-  sqlite3_close(db);
   // The steps through the API: a small execution keeps its steps in its own row.
   long steps_total = 0, first_attempt = 0;
   std::set<std::string> used;
@@ -162,6 +148,23 @@ int scaleout(int delegates, int tasks) {
     }
   }
   const auto on_delegates = static_cast<long>(used.size());
+  // Exactly once, from the store: each step logged once. Read once the coordinator has stopped:
+  // while it runs, no other process can open its database.
+  stack.coordinator().child().signal(SIGTERM);
+  stack.coordinator().child().wait_for(std::chrono::seconds(30));
+  sqlite3* db = nullptr;
+  sqlite3_open_v2((dir / "coordinator" / "capstan.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  auto scalar = [&](const char* sql) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, sql, -1, &st, nullptr);
+    sqlite3_step(st);
+    long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+  };
+  long ran_lines = scalar("SELECT COUNT(*) FROM logs WHERE line LIKE 'ran %'");
+  long distinct_ran = scalar("SELECT COUNT(DISTINCT line) FROM logs WHERE line LIKE 'ran %'");
+  sqlite3_close(db);
 
   std::printf("scale-out: %d delegates x 4 slots, %d executions x %d no-op steps\n", delegates,
               executions, per_execution);

@@ -1,6 +1,6 @@
 // `capstan backup` against a running coordinator: a copy taken while executions run opens with
 // SQLite, passes its integrity check, holds what was committed before it, and starts a
-// coordinator of its own; the refusals a user meets.
+// coordinator of its own; the refusals a user meets; the live database held by its coordinator.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -227,6 +227,37 @@ TEST(Backup, RefusalsAreClearAndLeaveNoFile) {
   for (const auto& f : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_EQ(f.path().filename().string().find(".part-"), std::string::npos) << f.path();
   }
+}
+
+// The coordinator holds its database for its process: another process cannot open it (a backup
+// is the way to a copy), and a second coordinator on the same data dir is refused.
+TEST(Backup, TheLiveStoreIsHeldByItsCoordinator) {
+  TempDir dir("capstan-backup");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  auto data = dir.path() / "coordinator";
+  try {
+    Copy live(data / "capstan.db");
+    live.column("SELECT count(*) FROM executions");
+    ADD_FAILURE() << "another process read the live database";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("database is locked"), std::string::npos) << e.what();
+  }
+  auto second = run({binary("capstan-coordinator").string(), "--data-dir", data.string(),
+                     "--api-port", "0", "--bind", "tcp://127.0.0.1:0"},
+                    {}, std::chrono::seconds(30));
+  EXPECT_EQ(second.status.exit_code, 1) << both(second);
+  EXPECT_NE(second.err.find("another coordinator is running with data dir " + data.string()),
+            std::string::npos)
+      << both(second);
+  EXPECT_EQ(stack.get("/api/v1/executions")["items"].size(), 0u);
+  EXPECT_EQ(stack.last_status(), 200) << "the first coordinator serves on";
+
+  auto file = dir.path() / "copy.db";
+  auto backup = stack.cli({"backup", file.string()});
+  ASSERT_EQ(backup.status.exit_code, 0) << both(backup);
+  Copy copy(file);
+  EXPECT_EQ(copy.column("SELECT count(*) FROM executions"), std::vector<std::string>{"0"});
 }
 
 } // namespace

@@ -172,7 +172,10 @@ void configure_library() {
 
 Database::Database(const std::filesystem::path& file, bool read_only) {
   configure_library();
-  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  // A reader is opened read-write (without creating the file) and refuses writes itself
+  // (query_only): the VFS keeps a process's file locks to the process only for connections that
+  // may write; a read-only one would take and drop real locks on the file (wal_writes.h).
+  int flags = read_only ? SQLITE_OPEN_READWRITE : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX; // each connection is used by one thread at a time
   // Each transaction's log frames in one write (sqlite/wal_writes.h).
   if (sqlite3_open_v2(file.c_str(), &db_, flags, wal_batching_vfs()) != SQLITE_OK) {
@@ -183,7 +186,9 @@ Database::Database(const std::filesystem::path& file, bool read_only) {
     throw Error(msg + ": " + why);
   }
   sqlite3_busy_timeout(db_, 10000);
-  if (!read_only) {
+  if (read_only) {
+    exec("PRAGMA query_only=ON;");
+  } else {
     // WAL: readers never block the writer; NORMAL: a commit survives a process crash (kill -9);
     // only a power loss can take back the last commits.
     exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");

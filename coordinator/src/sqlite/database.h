@@ -95,7 +95,8 @@ private:
 class Database {
 public:
   // Opens (creating) the file; WAL, foreign keys, a busy timeout. read_only opens an existing
-  // database for queries only.
+  // database for queries only. Through the VFS of wal_writes.h: while this process has the file
+  // open, no other process can open it.
   explicit Database(const std::filesystem::path& file, bool read_only = false);
   ~Database();
   Database(const Database&) = delete;

@@ -120,5 +120,76 @@ TEST(WalWrites, ATransactionThatSpilledFramesAndRolledBackLeavesNothing) {
   EXPECT_EQ(q.int64(0), 3);
 }
 
+// A process forked now, before this one opens the file, that reads it as another process would
+// once told to (a byte on the pipe), and exits 0 when what it read is `expect`.
+pid_t read_in_another_process(const std::filesystem::path& file, const std::string& expect,
+                              int (&go)[2]) {
+  if (pipe(go) != 0) return -1;
+  pid_t child = fork();
+  if (child == 0) {
+    close(go[1]);
+    char byte = 0;
+    if (read(go[0], &byte, 1) != 1) _exit(3);
+    PlainReader reader(file);
+    _exit(reader.text("SELECT count(*) FROM t") == expect ? 0 : 1);
+  }
+  close(go[0]);
+  return child;
+}
+
+int release_and_wait(pid_t child, int (&go)[2]) {
+  char byte = 1;
+  EXPECT_EQ(write(go[1], &byte, 1), 1);
+  close(go[1]);
+  int status = 0;
+  EXPECT_EQ(waitpid(child, &status, 0), child);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(WalWrites, NoOtherProcessOpensTheFileWhileThisOneHasItOpen) {
+  testing::TempDir dir;
+  auto file = dir.path() / "w.db";
+  int go[2];
+  pid_t refused = read_in_another_process(file, "error: database is locked", go);
+  ASSERT_GT(refused, 0);
+  {
+    Database db(file);
+    db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
+    commit_rows(db, 0, 1, 10);
+    Database reader(file, true); // this process's readers are not kept out
+    EXPECT_EQ(release_and_wait(refused, go), 0) << "another process read the file";
+    auto& q = reader.prepare("SELECT count(*) FROM t");
+    ASSERT_TRUE(q.step());
+    EXPECT_EQ(q.int64(0), 1);
+    q.reset();
+  }
+  pid_t reads = read_in_another_process(file, "1", go); // once every connection has closed
+  ASSERT_GT(reads, 0);
+  EXPECT_EQ(release_and_wait(reads, go), 0) << "another process could not read the closed file";
+}
+
+TEST(WalWrites, AReaderSeesEachCommitAndWritesNothing) {
+  testing::TempDir dir;
+  auto file = dir.path() / "w.db";
+  Database db(file);
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
+  Database reader(file, true);
+  auto count = [&] {
+    auto& q = reader.prepare("SELECT count(*) FROM t");
+    EXPECT_TRUE(q.step());
+    auto n = q.int64(0);
+    q.reset();
+    return n;
+  };
+  for (int i = 0; i < 5; ++i) {
+    commit_rows(db, i * 10, 10, 100);
+    EXPECT_EQ(count(), (i + 1) * 10);
+  }
+  EXPECT_THROW(reader.exec("INSERT INTO t (id, body) VALUES (1000, 'x')"), Error);
+  EXPECT_EQ(count(), 50);
+  EXPECT_THROW(Database(dir.path() / "absent.db", true), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "absent.db"));
+}
+
 } // namespace
 } // namespace capstan::sqlite
