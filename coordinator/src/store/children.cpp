@@ -37,13 +37,7 @@ void put_text(std::string& out, std::string_view text) {
 }
 
 void put_json(std::string& out, const nlohmann::json& j) {
-  if (j.empty() && j.is_object()) {
-    put_text(out, "{}");
-  } else if (j.empty() && j.is_array()) {
-    put_text(out, "[]");
-  } else {
-    put_text(out, j.dump());
-  }
+  put_text(out, column_text(j));
 }
 
 class Reader {
