@@ -387,16 +387,18 @@ int page_size(sqlite::Database& db) {
 
 Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.db") {
   std::filesystem::create_directories(data_dir);
-  // What a backup interrupted by the end of a coordinator left (see backup()).
+  writer_ = std::make_unique<sqlite::Database>(file_);
+  register_functions(*writer_);
+  migrate();
+  // What a backup interrupted by the end of a coordinator left (see backup()). Only once the
+  // database is this process's (migrate() read it): a second coordinator started on the same
+  // data dir is refused before it could remove the copy the running one is making.
   for (const auto& entry : std::filesystem::directory_iterator(data_dir)) {
     if (entry.path().filename().string().rfind(kBackupPrefix, 0) == 0) {
       std::error_code ignored;
       std::filesystem::remove(entry.path(), ignored);
     }
   }
-  writer_ = std::make_unique<sqlite::Database>(file_);
-  register_functions(*writer_);
-  migrate();
   const int page = page_size(*writer_);
   checkpoint_frames_ = static_cast<int>(kCheckpointBytes / page);
   restart_frames_ = static_cast<int>(kRestartBytes / page);
