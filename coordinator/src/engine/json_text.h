@@ -12,7 +12,11 @@ namespace capstan::engine {
 
 class JsonText {
 public:
-  JsonText() { text_.push_back('{'); }
+  // Room for a task's context or a run's record without growing the text step by step.
+  JsonText() {
+    text_.reserve(512);
+    text_.push_back('{');
+  }
 
   // A member with a string, number, boolean or JSON value.
   JsonText& member(std::string_view key, std::string_view value) {
@@ -38,7 +42,11 @@ public:
   }
   JsonText& member(std::string_view key, const nlohmann::json& value) {
     name(key);
-    text_ += value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    // What value.dump(-1, ' ', false, replace) writes, written into the text in place.
+    nlohmann::detail::serializer<nlohmann::json> out(
+        nlohmann::detail::output_adapter<char, std::string>(text_), ' ',
+        nlohmann::json::error_handler_t::replace);
+    out.dump(value, false, false, 0);
     return *this;
   }
   // A member whose value is JSON text already (a closed JsonText's, a cached dump).

@@ -66,5 +66,16 @@ TEST(JsonText, MembersAndNestedObjectsParseToTheTreeTheyDescribe) {
   EXPECT_EQ(std::move(JsonText()).take(), "{}");
 }
 
+TEST(JsonText, ATreeMemberIsWrittenByteForByteAsItsDump) {
+  const json tree = {
+      {"s", "a \"q\" \xc3"}, {"n", -3},  {"f", 1.5}, {"l", json::array({1, "x", nullptr})},
+      {"o", json::object()}, {"b", true}};
+  JsonText text;
+  text.member("first", "v").member("tree", tree).member("last", std::int64_t{2});
+  EXPECT_EQ(std::move(text).take(), R"({"first":"v","tree":)" +
+                                        tree.dump(-1, ' ', false, json::error_handler_t::replace) +
+                                        R"(,"last":2})");
+}
+
 } // namespace
 } // namespace capstan::engine
