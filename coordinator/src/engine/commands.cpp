@@ -92,7 +92,7 @@ void Machine::audit_text(Active& a, const std::string& user, const std::string& 
   r.execution_id = a.record.id;
   // Secret values are masked in the text, which is stored as it is.
   r.details_text = mask(details);
-  store_.append_audit(std::move(r));
+  store_.append_audit(r);
 }
 
 void Machine::note_stage(Active& a, std::size_t si, int level, const std::string& line) {

@@ -249,7 +249,6 @@ Transaction::~Transaction() {
 }
 
 void Transaction::commit() {
-  db_.before_commit();
   db_.prepare("COMMIT").run();
   done_ = true;
 }

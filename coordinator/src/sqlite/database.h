@@ -109,13 +109,6 @@ public:
   std::int64_t last_insert_rowid() const;
   int changes() const;
   sqlite3* handle() const { return db_; }
-  // Run by Transaction::commit() before its COMMIT, in the transaction: writes held back until
-  // the transaction ends (the store's audit rows, written together) go in with it. An exception
-  // from it leaves the transaction uncommitted.
-  void set_before_commit(std::function<void()> f) { before_commit_ = std::move(f); }
-  void before_commit() {
-    if (before_commit_) before_commit_();
-  }
 
 private:
   // Looked up by the SQL text as given (no copy of it per call): the engine prepares the same
@@ -134,7 +127,6 @@ private:
     Statement* statement;
   };
   std::unordered_map<const char*, Seen> by_address_;
-  std::function<void()> before_commit_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back when destroyed without commit().

@@ -406,12 +406,6 @@ Store::Store(const std::filesystem::path& data_dir) : file_(data_dir / "capstan.
   sqlite3_wal_hook(writer_->handle(), &Store::on_commit, this);
   // What the writer remembers having written is forgotten with the transaction that wrote it.
   sqlite3_rollback_hook(writer_->handle(), &Store::on_rollback, this);
-  writer_->set_before_commit([this] { write_held_audit(); });
-  // A COMMIT that did not go through sqlite::Transaction::commit() would leave held audit
-  // entries out: it fails instead (SQLite rolls the transaction back).
-  sqlite3_commit_hook(
-      writer_->handle(),
-      [](void* store) { return static_cast<Store*>(store)->audit_held_.empty() ? 0 : 1; }, this);
   checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
 
@@ -424,8 +418,6 @@ Store::~Store() {
   if (checkpointer_.joinable()) checkpointer_.join();
   sqlite3_wal_hook(writer_->handle(), nullptr, nullptr);
   sqlite3_rollback_hook(writer_->handle(), nullptr, nullptr);
-  writer_->set_before_commit(nullptr);
-  sqlite3_commit_hook(writer_->handle(), nullptr, nullptr);
 }
 
 void Store::on_rollback(void* store) {
@@ -433,7 +425,6 @@ void Store::on_rollback(void* store) {
   self->plan_ids_.clear();
   self->written_executions_.clear();
   self->sequences_.clear();
-  self->audit_held_.clear();
 }
 
 int Store::on_commit(void* store, sqlite3* db, const char* /*name*/, int frames) {
@@ -661,57 +652,17 @@ void Store::put_secret_value(const std::string& identifier, std::int64_t version
 }
 
 void Store::append_audit(const AuditRecord& a) {
-  AuditRecord held = a;
-  append_audit(std::move(held));
-}
-
-void Store::append_audit(AuditRecord&& a) {
-  if (a.time == 0) a.time = now_ms();
-  if (a.details_text.empty()) a.details_text = a.details.dump();
-  audit_held_.push_back(std::move(a));
-  // Outside a transaction the entry is written at once, as its own; inside one, with the others
-  // of the transaction, before it commits (see write_held_audit).
-  if (sqlite3_get_autocommit(writer_->handle()) != 0 || audit_held_.size() >= kAuditRows) {
-    write_held_audit();
-  }
-}
-
-namespace {
-// INSERT INTO audit ... VALUES with n rows, for n from 1 to Store::kAuditRows.
-const std::string& audit_insert(std::size_t n) {
-  static const auto texts = [] {
-    std::vector<std::string> out;
-    std::string sql =
-        "INSERT INTO audit (time, user, action, kind, target, execution_id, details) VALUES ";
-    for (std::size_t i = 0; i < Store::kAuditRows; ++i) {
-      sql += i == 0 ? "(?, ?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?, ?)";
-      out.push_back(sql);
-    }
-    return out;
-  }();
-  return texts[n - 1];
-}
-} // namespace
-
-void Store::write_held_audit() {
-  if (audit_held_.empty()) return;
-  // One statement for the transaction's entries: SQLite finds the end of the audit table and
-  // sets up its statement once for them all, where it did so per entry. They are numbered
-  // (seq) in the order they were appended, as when each was written at once.
-  auto& q = writer_->prepare(audit_insert(audit_held_.size()));
-  int p = 0;
-  for (const auto& a : audit_held_) {
-    q.bind(p + 1, a.time)
-        .bind(p + 2, a.user)
-        .bind(p + 3, a.action)
-        .bind(p + 4, a.kind)
-        .bind(p + 5, a.target)
-        .bind(p + 6, a.execution_id)
-        .bind(p + 7, a.details_text);
-    p += 7;
-  }
-  audit_held_.clear();
-  q.run();
+  writer_
+      ->prepare("INSERT INTO audit (time, user, action, kind, target, execution_id, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .bind(1, a.time ? a.time : now_ms())
+      .bind(2, a.user)
+      .bind(3, a.action)
+      .bind(4, a.kind)
+      .bind(5, a.target)
+      .bind(6, a.execution_id)
+      .bind(7, a.details_text.empty() ? a.details.dump() : a.details_text)
+      .run();
 }
 
 std::int64_t Store::plan_id(const std::string& text) {

@@ -55,13 +55,7 @@ public:
   // A secret's value, sealed by the coordinator's key, for one version of the secret.
   void put_secret_value(const std::string& identifier, std::int64_t version,
                         const std::string& sealed);
-  // Written at once outside a transaction; inside one, held and written with the transaction's
-  // other entries in one statement when it commits (sqlite::Transaction::commit), or dropped
-  // with it when it is rolled back. Entries are numbered in the order they were appended.
   void append_audit(const AuditRecord& record);
-  void append_audit(AuditRecord&& record);
-  // Entries held at most: more are written in the transaction at once.
-  static constexpr std::size_t kAuditRows = 8;
   void insert_execution(const ExecutionRecord& execution); // with its stages and steps
   void update_execution(const ExecutionRecord& execution); // the execution row only
   // What changed of a stored execution: its row when `row`, and the stages and steps at these
@@ -204,8 +198,6 @@ private:
   ExecutionRecord folded_children(const std::string& id);
   void update_stage_row(const std::string& execution_id, const StageRecord& stage);
   void update_step_row(const std::string& execution_id, const StepRecord& step);
-  // Writes the audit entries held by append_audit.
-  void write_held_audit();
 
   std::filesystem::path file_;
   std::unique_ptr<sqlite::Database> writer_;
@@ -223,7 +215,7 @@ private:
   std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
   std::vector<std::unique_ptr<sqlite::Database>> pool_;
   std::set<std::pair<std::string, std::string>> written_; // by the writer, see take_written_objects
-  // Writer thread only; all four are cleared when a transaction is rolled back (on_rollback), so
+  // Writer thread only; all three are cleared when a transaction is rolled back (on_rollback), so
   // they never describe a write the database does not hold.
   std::unordered_map<std::string, std::int64_t> plan_ids_; // plan text -> plans.id
   struct WrittenExecution {
@@ -235,7 +227,6 @@ private:
   // pipeline -> the largest run number stored, read once (next_sequence) and kept by
   // insert_execution.
   std::unordered_map<std::string, std::int64_t> sequences_;
-  std::vector<AuditRecord> audit_held_; // see append_audit; details in details_text
   std::string children_; // writer thread: the encoding being written, its buffer kept
 };
 
