@@ -362,15 +362,10 @@ Outcome Machine::run(const RunRequest& req) {
   }
   const model::Pipeline& pipeline = shape->pipeline;
   // Refuse a run that cannot get anywhere, naming what is missing.
+  // The plan's step types are gathered once per plan, not walked per run.
   std::set<std::string> missing;
-  for (const auto& stage : pipeline.stages) {
-    auto check = [&](const model::Node& step) {
-      if (!model::runs_on_coordinator(step.type) && !scheduler_provides(step.type)) {
-        missing.insert(step.type);
-      }
-    };
-    model::for_each_step(stage.steps, check);
-    model::for_each_step(stage.rollback_steps, check);
+  for (const auto& type : shape->step_types) {
+    if (!model::runs_on_coordinator(type) && !scheduler_provides(type)) missing.insert(type);
   }
   if (!missing.empty()) {
     std::string types;
@@ -424,7 +419,7 @@ Outcome Machine::run(const RunRequest& req) {
   // first step dispatched): one insert instead of an insert and updates of the same rows.
   a.stored = false;
   auto [it, _] = active_.emplace(id, std::move(a));
-  json inputs = it->second.record.inputs;
+  const json& inputs = it->second.record.inputs;
   {
     // Written as text, in the order audit() would sort the members in: a run is the command
     // every task starts with, and its record need not be a tree first.
@@ -444,10 +439,12 @@ Outcome Machine::run(const RunRequest& req) {
                it->second.record.sequence, req.user);
   Outcome out;
   out.status = 201;
-  out.body = {{"id", id},
-              {"pipeline", req.pipeline},
-              {"sequence", it->second.record.sequence},
-              {"inputs", inputs.empty() ? json::object() : json::parse(mask(inputs.dump()))}};
+  // Members set one by one: an initializer list would copy each value once more.
+  out.body = json::object();
+  out.body["inputs"] = inputs.empty() ? json::object() : json::parse(mask(inputs.dump()));
+  out.body["pipeline"] = req.pipeline;
+  out.body["sequence"] = it->second.record.sequence;
+  out.body["id"] = std::move(id);
   return out;
 }
 

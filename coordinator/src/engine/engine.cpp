@@ -201,11 +201,11 @@ void Engine::loop() {
   auto wake = machine_->next_wakeup();
   const auto wire_fds = router_->wait_fds();
   bool router_woken = true;
+  std::vector<Event> batch; // emptied after each batch, its room kept for the next
   while (true) {
     // The wire first: what arrived joins this batch, and what the last batch queued leaves.
     const auto beat = router_->service(router_woken);
     router_woken = false;
-    std::vector<Event> batch;
     {
       std::lock_guard lock(queue_mutex_);
       if (stopping_) break;
@@ -227,6 +227,7 @@ void Engine::loop() {
       continue;
     }
     process(batch);
+    batch.clear();
     if (std::chrono::steady_clock::now() >= wake || machine_->work_now() || machine_->acks_held()) {
       wake = machine_->next_wakeup();
     }

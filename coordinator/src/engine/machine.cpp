@@ -469,9 +469,11 @@ void Machine::on_result(const wire::PeerId& peer, const v1::Result& result) {
   step->outputs = json::object();
   for (const auto& [k, v] : result.outputs()) step->outputs[k] = mask(v);
   // Pull requests the step opened or changed: kept whatever the step's outcome.
-  for (const auto& why : store_step_records(store_, r, a->record.id,
-                                            step->stage_identifier + "." + step->identifier)) {
-    spdlog::warn("execution {} step {}: {}", a->record.id, step->identifier, why);
+  if (r.records_size() > 0) {
+    for (const auto& why : store_step_records(store_, r, a->record.id,
+                                              step->stage_identifier + "." + step->identifier)) {
+      spdlog::warn("execution {} step {}: {}", a->record.id, step->identifier, why);
+    }
   }
   switch (r.status()) {
   case plugin::v1::StepResult::STATUS_SUCCEEDED:

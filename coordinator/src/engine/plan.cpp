@@ -1,6 +1,8 @@
 // Flattening a pipeline into rows.
 #include "engine/plan.h"
 
+#include "model/step_specs.h"
+
 namespace capstan::engine {
 
 namespace {
@@ -79,9 +81,17 @@ std::shared_ptr<const ExecutionPlan> make_execution_plan(model::Pipeline pipelin
   out->pipeline = std::move(pipeline);
   out->stages = build_plan(out->pipeline);
   std::size_t offset = 0;
-  for (const auto& sp : out->stages) {
+  for (auto& sp : out->stages) {
     out->offset.push_back(offset);
     offset += sp.rows.size();
+    for (auto& row : sp.rows) {
+      if (row.node->kind == model::NodeKind::kStep && !model::holds_expression(row.node->spec)) {
+        row.fixed_spec = row.node->spec.dump();
+      }
+    }
+    auto add_type = [&](const model::Node& step) { out->step_types.insert(step.type); };
+    model::for_each_step(sp.stage->steps, add_type);
+    model::for_each_step(sp.stage->rollback_steps, add_type);
   }
   out->initial_steps = initial_records(out->stages);
   return out;

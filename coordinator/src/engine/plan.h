@@ -4,6 +4,8 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,9 @@ struct PlanRow {
   std::vector<int> children;  // a group's steps, a parallel block's entries
   std::vector<int> rollback;  // a group's rollbackSteps
   std::vector<int> ancestors; // enclosing rows, innermost first
+  // A step whose spec holds no expression: the spec as the request carries it, written once
+  // per plan (set by make_execution_plan; empty otherwise).
+  std::optional<std::string> fixed_spec;
 };
 
 struct StagePlan {
@@ -42,6 +47,7 @@ struct ExecutionPlan {
   std::vector<StagePlan> stages;   // points into `pipeline`
   std::vector<std::size_t> offset; // each stage's first row in an execution's step records
   std::vector<store::StepRecord> initial_steps; // a new execution's step records
+  std::set<std::string> step_types;             // of every step, rollback steps included
 };
 
 // Builds the plan in place, where it stays (it points into its own pipeline).

@@ -615,19 +615,26 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   auto& s = a.record.steps[index];
   const auto si = static_cast<std::size_t>(s.stage_index);
   const int row = s.step_index;
-  const auto& node = *plan_row(a, si, row).node;
-  json spec = node.spec;
-  fill_inputs(a, si, row, spec);
+  const auto& plan_entry = plan_row(a, si, row);
+  const auto& node = *plan_entry.node;
+  // A spec without expressions, and without execution inputs to fill in, is sent as the plan
+  // wrote it once: no copy, no walk, no dump per task.
+  const bool fixed = plan_entry.fixed_spec && a.record.pending_inputs.empty();
+  json spec;
+  if (!fixed) {
+    spec = node.spec;
+    fill_inputs(a, si, row, spec);
+  }
   std::vector<std::string> secrets_used;
   std::string context;
   std::string failed_at;
   try {
-    StepScope scope(task_scope_root(a, si, row, spec), secret_source());
+    StepScope scope(task_scope_root(a, si, row, fixed ? node.spec : spec), secret_source());
     // UpdateReleaseRepo edits one file per GitOps cluster: <+cluster.*> and <+envgroup.*> in
     // its variables are that cluster's, and over an environment group so is <+env.*>, resolved
     // by the step as in the paths.
     json per_cluster;
-    if ((node.type == "UpdateReleaseRepo" || node.type == "GitOpsUpdateReleaseRepo") &&
+    if (!fixed && (node.type == "UpdateReleaseRepo" || node.type == "GitOpsUpdateReleaseRepo") &&
         spec.contains("variables")) {
       per_cluster = {{"variables", std::move(spec["variables"])}};
       spec.erase("variables");
@@ -636,7 +643,7 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
       if (a.record.stages[si].context.contains("environmentGroup")) deferred.push_back("env");
       render_tree(per_cluster, scope, failed_at, deferred);
     }
-    render_tree(spec, scope, failed_at);
+    if (!fixed) render_tree(spec, scope, failed_at);
     if (!per_cluster.is_null()) spec["variables"] = std::move(per_cluster["variables"]);
     auto task_context = plugin_context(a, si, row, scope, secrets_used);
     json& members = task_context.members;
@@ -660,7 +667,7 @@ bool Machine::resolve(Active& a, std::size_t index, plugin::v1::StepRequest& req
   request.set_step_type(node.type);
   request.set_step_identifier(node.identifier);
   request.set_step_name(node.name);
-  request.set_spec_json(spec.dump());
+  request.set_spec_json(fixed ? *plan_entry.fixed_spec : spec.dump());
   request.set_timeout_ms(static_cast<std::uint64_t>(node.timeout.count()));
   request.set_context_json(std::move(context));
   request.set_rollback(plan_row(a, si, row).section == "rollback");

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -17,6 +18,8 @@ namespace {
 // Pages copied per step (4 MiB of 4 KiB pages): the copy's memory stays small whatever the size
 // of the database.
 constexpr int kBackupPagesPerStep = 1024;
+constexpr int kBackupBusyPauseMs = 5;
+constexpr auto kBackupBusyLimit = std::chrono::seconds(10);
 
 class BackupTarget {
 public:
@@ -87,18 +90,35 @@ Store::Backup Store::backup() {
     if (b == nullptr) {
       throw sqlite::Error(std::string("cannot start the backup: ") + sqlite3_errmsg(copy.handle()));
     }
+    // Neither BUSY nor LOCKED is expected (the source is one read transaction under WAL, the
+    // target private), but should one come, the copy waits a little before trying again, as
+    // SQLite's own example does, and gives up after kBackupBusyLimit rather than spin.
     int rc = SQLITE_OK;
+    auto busy_since = std::chrono::steady_clock::time_point{};
     while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
       rc = sqlite3_backup_step(b, kBackupPagesPerStep);
+      if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+        busy_since = {};
+        continue;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (busy_since == std::chrono::steady_clock::time_point{}) {
+        busy_since = now;
+      } else if (now - busy_since > kBackupBusyLimit) {
+        break;
+      }
+      sqlite3_sleep(kBackupBusyPauseMs);
     }
     out.pages = sqlite3_backup_pagecount(b);
     sqlite3_backup_finish(b);
     if (rc != SQLITE_DONE) {
-      throw BackupError(std::string("the copy stopped: ") + sqlite3_errstr(rc) +
-                            (rc == SQLITE_FULL ? " (no space left in the data dir " +
-                                                     file_.parent_path().string() + ")"
-                                               : std::string()),
-                        rc == SQLITE_FULL);
+      throw BackupError(
+          std::string("the copy stopped: ") + sqlite3_errstr(rc) +
+              (rc == SQLITE_FULL
+                   ? " (no space left in the data dir " + file_.parent_path().string() + ")"
+               : rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? " (still busy after 10 s of tries)"
+                                                          : std::string()),
+          rc == SQLITE_FULL);
     }
     source.exec("COMMIT");
     // The copy carries the source's WAL mark; a rollback-journal file is one file, openable
