@@ -21,6 +21,7 @@
 #include <mutex>
 #include <semaphore>
 #include <sstream>
+#include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 #include <zmq.hpp>
@@ -60,6 +61,7 @@ struct Figures {
   double p90_ms = 0;
   double mean_ms = 0;
   Legs legs;
+  double cpu_us = 0; // raw echo: this process's CPU per round trip, both ends together
 };
 
 // CPU seconds (user + system) of each thread of this process, by thread name.
@@ -81,6 +83,14 @@ std::map<std::string, double> thread_cpu() {
     out[name] += cpu;
   }
   return out;
+}
+
+// CPU seconds of this process so far, threads that ended included.
+double self_cpu() {
+  rusage r{};
+  ::getrusage(RUSAGE_SELF, &r);
+  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+         static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
 }
 
 // CPU seconds of a whole process.
@@ -108,6 +118,7 @@ double percentile(std::vector<double> v, double p) {
 
 Figures raw_echo(const Options& o, std::size_t request_bytes, std::size_t reply_bytes, int total,
                  int window) {
+  const double cpu_before = self_cpu();
   zmq::context_t ctx(1);
   auto server_keys = wire::generate_curve_keys();
   zmq::socket_t router(ctx, zmq::socket_type::router);
@@ -176,6 +187,7 @@ Figures raw_echo(const Options& o, std::size_t request_bytes, std::size_t reply_
   stop = true;
   server.join();
   Figures out;
+  out.cpu_us = 1e6 * (self_cpu() - cpu_before) / (per_client * o.delegates);
   out.per_second = per_client * o.delegates / seconds;
   out.p50_ms = percentile(latencies, 0.5);
   out.p99_ms = percentile(latencies, 0.99);
@@ -548,6 +560,12 @@ int main(int argc, char** argv) {
       "delegates %.1f us\n",
       1e6 * (paced_cpu_after["capstan-engine"] - paced_cpu_before["capstan-engine"]) / o.tasks,
       1e6 * paced_all / o.tasks, 1e6 * (paced_delegates_after - paced_delegates_before) / o.tasks);
+  // The floor for the wire's part: both ends of the echo (its server thread, its dealers and the
+  // one ZeroMQ I/O thread they share) against the coordinator's threads other than the engine's
+  // and the delegates, per task of the loaded run.
+  std::printf("raw echo CPU per round trip, both ends (this process, idle engine included): "
+              "%.1f us loaded, %.1f us one at a time\n",
+              raw_loaded.cpu_us, raw_single.cpu_us);
   auto per_task = [&](std::uint64_t after, std::uint64_t before) {
     return static_cast<double>(after - before) / o.tasks;
   };

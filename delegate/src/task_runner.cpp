@@ -398,7 +398,13 @@ void TaskRunner::set_work_dir(Task& task, const std::string& dir, const std::str
   task.request.set_work_dir(dir);
   // Appended as a message of its own: a parser merges concatenated messages, and a field given
   // again replaces the earlier one.
-  task.request_bytes += encoded;
+  // Into a string made to measure: growing the received one would double its size, and glibc
+  // serves a request of 1 KiB or more by first merging every small free chunk of the thread's
+  // arena (malloc_consolidate), which showed as 2 % of a delegate's CPU for a no-op step.
+  std::string bytes;
+  bytes.reserve(task.request_bytes.size() + encoded.size());
+  bytes.append(task.request_bytes).append(encoded);
+  task.request_bytes = std::move(bytes);
 }
 
 void TaskRunner::cancel(const wv1::Cancel& cancel) {

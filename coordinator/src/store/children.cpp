@@ -4,6 +4,7 @@
 #include "store/children.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <tuple>
 
@@ -19,26 +20,60 @@ namespace {
 
 constexpr char kFormat = 1;
 
-void put_varint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
+// Writes into `out` through a pointer, growing it only when a field would not fit: appending
+// byte by byte checked the string's capacity at every byte.
+class Writer {
+public:
+  explicit Writer(std::string& out) : out_(out) {
+    out_.resize(std::max<std::size_t>(out_.capacity(), 1024));
+    at_ = out_.data();
+    end_ = at_ + out_.size();
   }
-  out.push_back(static_cast<char>(v));
-}
+  void byte(char c) {
+    room(1);
+    *at_++ = c;
+  }
+  void varint(std::uint64_t v) {
+    room(10);
+    put(v);
+  }
+  void integer(std::int64_t v) {
+    varint((static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
+  }
+  void text(std::string_view text) {
+    room(10 + text.size());
+    put(text.size());
+    std::memcpy(at_, text.data(), text.size());
+    at_ += text.size();
+  }
+  void json(const nlohmann::json& j) {
+    // An empty object or array, as column_text writes it, without a string of its own.
+    if (j.empty() && j.is_object()) return text("{}");
+    if (j.empty() && j.is_array()) return text("[]");
+    text(j.dump());
+  }
+  void finish() { out_.resize(static_cast<std::size_t>(at_ - out_.data())); }
 
-void put_int(std::string& out, std::int64_t v) {
-  put_varint(out, (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63));
-}
+private:
+  void room(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - at_) >= n) return;
+    const auto used = static_cast<std::size_t>(at_ - out_.data());
+    out_.resize(std::max(2 * out_.size(), used + n));
+    at_ = out_.data() + used;
+    end_ = out_.data() + out_.size();
+  }
+  void put(std::uint64_t v) {
+    while (v >= 0x80) {
+      *at_++ = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *at_++ = static_cast<char>(v);
+  }
 
-void put_text(std::string& out, std::string_view text) {
-  put_varint(out, text.size());
-  out.append(text);
-}
-
-void put_json(std::string& out, const nlohmann::json& j) {
-  put_text(out, column_text(j));
-}
+  std::string& out_;
+  char* at_;
+  char* end_;
+};
 
 class Reader {
 public:
@@ -88,53 +123,54 @@ private:
 } // namespace
 
 void encode_children(const ExecutionRecord& e, std::string& out) {
-  out.clear();
-  out.push_back(kFormat);
-  put_varint(out, e.stages.size());
+  Writer w(out);
+  w.byte(kFormat);
+  w.varint(e.stages.size());
   for (const auto& s : e.stages) {
-    put_int(out, s.index);
-    put_text(out, s.identifier);
-    put_text(out, s.name);
-    put_text(out, s.type);
-    put_text(out, s.status);
-    put_int(out, s.started_at);
-    put_int(out, s.ended_at);
-    put_int(out, s.parallel_group);
-    put_text(out, s.error_type);
-    put_text(out, s.message);
-    put_text(out, s.lock_key);
-    put_int(out, s.queued_at);
-    put_json(out, s.context);
-    put_json(out, s.state);
+    w.integer(s.index);
+    w.text(s.identifier);
+    w.text(s.name);
+    w.text(s.type);
+    w.text(s.status);
+    w.integer(s.started_at);
+    w.integer(s.ended_at);
+    w.integer(s.parallel_group);
+    w.text(s.error_type);
+    w.text(s.message);
+    w.text(s.lock_key);
+    w.integer(s.queued_at);
+    w.json(s.context);
+    w.json(s.state);
   }
-  put_varint(out, e.steps.size());
+  w.varint(e.steps.size());
   for (const auto& s : e.steps) {
-    put_int(out, s.stage_index);
-    put_int(out, s.step_index);
-    put_text(out, s.stage_identifier);
-    put_text(out, s.identifier);
-    put_text(out, s.name);
-    put_text(out, s.type);
-    put_text(out, s.status);
-    put_int(out, static_cast<std::int64_t>(s.attempt));
-    put_text(out, s.task_id);
-    put_text(out, s.delegate);
-    put_text(out, s.delegate_instance);
-    put_int(out, s.queued_at);
-    put_int(out, s.started_at);
-    put_int(out, s.ended_at);
-    put_int(out, s.timeout_ms);
-    put_text(out, s.error_type);
-    put_text(out, s.message);
-    put_json(out, s.outputs);
-    put_int(out, static_cast<std::int64_t>(s.log_cursor));
-    put_text(out, s.kind);
-    put_int(out, s.parent);
-    put_text(out, s.section);
-    put_int(out, s.retries);
-    put_int(out, s.wake_at);
-    put_json(out, s.state);
+    w.integer(s.stage_index);
+    w.integer(s.step_index);
+    w.text(s.stage_identifier);
+    w.text(s.identifier);
+    w.text(s.name);
+    w.text(s.type);
+    w.text(s.status);
+    w.integer(static_cast<std::int64_t>(s.attempt));
+    w.text(s.task_id);
+    w.text(s.delegate);
+    w.text(s.delegate_instance);
+    w.integer(s.queued_at);
+    w.integer(s.started_at);
+    w.integer(s.ended_at);
+    w.integer(s.timeout_ms);
+    w.text(s.error_type);
+    w.text(s.message);
+    w.json(s.outputs);
+    w.integer(static_cast<std::int64_t>(s.log_cursor));
+    w.text(s.kind);
+    w.integer(s.parent);
+    w.text(s.section);
+    w.integer(s.retries);
+    w.integer(s.wake_at);
+    w.json(s.state);
   }
+  w.finish();
 }
 
 void decode_children(std::string_view data, ExecutionRecord& e) {

@@ -424,6 +424,7 @@ void Store::on_rollback(void* store) {
   auto* self = static_cast<Store*>(store);
   self->plan_ids_.clear();
   self->written_executions_.clear();
+  self->sequences_.clear();
 }
 
 int Store::on_commit(void* store, sqlite3* db, const char* /*name*/, int frames) {
@@ -718,6 +719,9 @@ void Store::insert_execution(const ExecutionRecord& e) {
       .bind_blob(18, folded ? std::string_view(children_) : std::string_view())
       .run();
   remember_written(e, folded);
+  if (auto it = sequences_.find(e.pipeline); it != sequences_.end() && it->second < e.sequence) {
+    it->second = e.sequence;
+  }
   if (!folded) insert_children(e);
 }
 
@@ -810,25 +814,49 @@ bool Store::folded(const std::string& id) {
 }
 
 void Store::write_row(const ExecutionRecord& e, const std::string* children) {
-  // When neither the status (indexed) nor a JSON column changed since this writer wrote the row,
-  // only the scalar columns are set: no JSON serialised, no index looked at.
-  if (auto it = written_executions_.find(e.id);
-      it != written_executions_.end() && it->second.status == e.status &&
-      it->second.variables == e.variables && it->second.inputs == e.inputs &&
-      it->second.pending_inputs == e.pending_inputs && it->second.state == e.state) {
+  // When no JSON column changed since this writer wrote the row, they are left as they are: no
+  // JSON serialised; and when the status (indexed) did not change either, it is left too.
+  auto it = written_executions_.find(e.id);
+  if (it != written_executions_.end() && it->second.variables == e.variables &&
+      it->second.inputs == e.inputs && it->second.pending_inputs == e.pending_inputs &&
+      it->second.state == e.state) {
+    if (it->second.status == e.status) {
+      auto& q = children ? writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
+                                            "error_type = ?, message = ?, revision = ?, "
+                                            "children = ?7 WHERE id = ?6")
+                         : writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
+                                            "error_type = ?, message = ?, revision = ? "
+                                            "WHERE id = ?");
+      q.bind(1, e.started_at)
+          .bind(2, e.ended_at)
+          .bind(3, e.error_type)
+          .bind(4, e.message)
+          .bind(5, e.revision)
+          .bind(6, e.id);
+      if (children) q.bind_blob(7, *children);
+      q.run();
+      return;
+    }
     auto& q = children ? writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
                                           "error_type = ?, message = ?, revision = ?, "
-                                          "children = ?7 WHERE id = ?6")
+                                          "status = ?7, children = ?8 WHERE id = ?6")
                        : writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
-                                          "error_type = ?, message = ?, revision = ? WHERE id = ?");
+                                          "error_type = ?, message = ?, revision = ?, "
+                                          "status = ?7 WHERE id = ?6");
     q.bind(1, e.started_at)
         .bind(2, e.ended_at)
         .bind(3, e.error_type)
         .bind(4, e.message)
         .bind(5, e.revision)
-        .bind(6, e.id);
-    if (children) q.bind_blob(7, *children);
+        .bind(6, e.id)
+        .bind(7, e.status);
+    if (children) q.bind_blob(8, *children);
     q.run();
+    if (status::terminal(e.status)) {
+      written_executions_.erase(it);
+    } else {
+      it->second.status = e.status;
+    }
     return;
   }
   auto& q = children ? writer_->prepare("UPDATE executions SET status = ?, started_at = ?, "
@@ -1103,13 +1131,16 @@ void Store::put_step_type(const StepTypeRecord& t) {
 }
 
 std::int64_t Store::next_sequence(const std::string& pipeline) {
+  // The largest number is read once per pipeline; insert_execution keeps it from then on.
+  if (auto it = sequences_.find(pipeline); it != sequences_.end()) return it->second + 1;
   auto& q =
       writer_->prepare("SELECT COALESCE(MAX(sequence), 0) FROM executions WHERE pipeline = ?");
   q.bind(1, pipeline);
   q.step();
-  auto n = q.int64(0) + 1;
+  auto n = q.int64(0);
   q.reset();
-  return n;
+  sequences_.emplace(pipeline, n);
+  return n + 1;
 }
 
 std::vector<ExecutionRecord> Store::active_executions() {

@@ -215,7 +215,7 @@ private:
   std::mutex pool_mutex_; // guards pool_: readers are borrowed by HTTP threads
   std::vector<std::unique_ptr<sqlite::Database>> pool_;
   std::set<std::pair<std::string, std::string>> written_; // by the writer, see take_written_objects
-  // Writer thread only; both are cleared when a transaction is rolled back (on_rollback), so
+  // Writer thread only; all three are cleared when a transaction is rolled back (on_rollback), so
   // they never describe a write the database does not hold.
   std::unordered_map<std::string, std::int64_t> plan_ids_; // plan text -> plans.id
   struct WrittenExecution {
@@ -224,6 +224,9 @@ private:
     nlohmann::json variables, inputs, pending_inputs, state;
   };
   std::unordered_map<std::string, WrittenExecution> written_executions_; // by id, not yet ended
+  // pipeline -> the largest run number stored, read once (next_sequence) and kept by
+  // insert_execution.
+  std::unordered_map<std::string, std::int64_t> sequences_;
   std::string children_; // writer thread: the encoding being written, its buffer kept
 };
 

@@ -217,6 +217,24 @@ TEST(StoreChildren, AnExecutionStoredByTheSchemaBeforeKeepsItsRows) {
   expect_same_children(*s.execution(fresh.id), fresh);
 }
 
+TEST(StoreChildren, AnEncodingOfAnySizeReadsBackIntoTheSameBufferReused) {
+  // The encoder writes into a buffer it grows only when a field would not fit: an encoding
+  // far larger than the last one, then a small one again, in the same string.
+  std::string data;
+  for (std::size_t size : {0UL, 1000UL, 70000UL, 3UL}) {
+    auto e = two_stages("sized0000001");
+    e.steps[0].message = std::string(size, 'm');
+    e.steps[1].outputs = {{"big", std::string(size, 'o')}};
+    e.stages[1].state = nlohmann::json::array();
+    encode_children(e, data);
+    ExecutionRecord back;
+    back.id = e.id;
+    decode_children(data, back);
+    expect_same_children(back, e);
+    EXPECT_EQ(back.steps[0].message.size(), size);
+  }
+}
+
 TEST(StoreChildren, AnUnreadableValueIsAnErrorNamingTheExecution) {
   ExecutionRecord e;
   e.id = "broken000001";

@@ -386,6 +386,60 @@ TEST(Store, TheAuditTrailIsFilteredByTheFiltersGivenNewestFirst) {
   EXPECT_TRUE(seqs(f).empty());
 }
 
+TEST(Store, AuditEntriesOfATransactionAreNumberedInOrderWithItOrDroppedWithIt) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  auto entry = [](const std::string& target, std::int64_t time) {
+    AuditRecord a;
+    a.user = "alice";
+    a.action = "run";
+    a.kind = "execution";
+    a.target = a.execution_id = target;
+    a.time = time;
+    a.details = {{"n", target}};
+    return a;
+  };
+  auto targets = [&] {
+    AuditFilter all;
+    all.limit = 1000;
+    std::vector<std::string> out;
+    for (const auto& a : s.audit(all)) out.push_back(std::to_string(a.seq) + ":" + a.target);
+    return out;
+  };
+  s.append_audit(entry("a", 1)); // outside a transaction: at once
+  EXPECT_EQ(targets(), std::vector<std::string>{"1:a"});
+  {
+    sqlite::Transaction tx(s.writer());
+    s.append_audit(entry("dropped", 2));
+  }
+  // Entries of one transaction, and an entry after it.
+  {
+    sqlite::Transaction tx(s.writer());
+    for (std::size_t i = 0; i < 11U; ++i) {
+      s.append_audit(entry("t" + std::to_string(i), 10 + static_cast<std::int64_t>(i)));
+    }
+    EXPECT_EQ(targets().size(), 1U) << "nothing is seen before the commit";
+    tx.commit();
+  }
+  s.append_audit(entry("z", 99));
+  std::vector<std::string> expected{"13:z"};
+  for (std::size_t i = 11U; i-- > 0;) {
+    expected.push_back(std::to_string(i + 2) + ":t" + std::to_string(i));
+  }
+  expected.emplace_back("1:a");
+  EXPECT_EQ(targets(), expected);
+  AuditFilter f;
+  f.target = "t4";
+  auto one = s.audit(f);
+  ASSERT_EQ(one.size(), 1U);
+  EXPECT_EQ(one[0].time, 14);
+  EXPECT_EQ(one[0].user, "alice");
+  EXPECT_EQ(one[0].action, "run");
+  EXPECT_EQ(one[0].kind, "execution");
+  EXPECT_EQ(one[0].execution_id, "t4");
+  EXPECT_EQ(one[0].details["n"], "t4");
+}
+
 TEST(Store, UncommittedChangesAreRolledBack) {
   capstan::testing::TempDir dir;
   Store s(dir.path());
@@ -582,6 +636,91 @@ TEST(Store, ExecutionUpdatesKeepEveryColumnAcrossRollbacks) {
   EXPECT_EQ(stored->status, status::kSucceeded);
   EXPECT_EQ(stored->ended_at, 3000);
   EXPECT_EQ(stored->variables["answer"], 42);
+}
+
+TEST(Store, AStatusChangeAloneKeepsTheJsonColumnsAndTheActiveIndexAcrossRollbacks) {
+  capstan::testing::TempDir dir;
+  Store s(dir.path());
+  auto e = execution("status000001");
+  e.variables = {{"answer", 42}};
+  e.state = {{"waiting", true}};
+  s.insert_execution(e);
+  // A change of status alone, rolled back: the next one is written as if it had not been.
+  {
+    sqlite::Transaction tx(s.writer());
+    e.status = status::kQueued;
+    e.revision = 2;
+    s.update_execution(e, true, {0}, {0});
+  }
+  EXPECT_EQ(s.execution(e.id)->status, status::kRunning);
+  e.status = status::kQueued;
+  e.revision = 3;
+  e.steps[0].status = status::kQueued;
+  s.update_execution(e, true, {0}, {0});
+  auto stored = s.execution(e.id);
+  EXPECT_EQ(stored->status, status::kQueued);
+  EXPECT_EQ(stored->revision, 3);
+  EXPECT_EQ(stored->steps[0].status, status::kQueued);
+  EXPECT_EQ(stored->variables["answer"], 42);
+  EXPECT_EQ(stored->state["waiting"], true);
+  ASSERT_EQ(s.active_executions().size(), 1U);
+  ExecutionFilter queued;
+  queued.status = status::kQueued;
+  EXPECT_EQ(s.executions(queued).size(), 1U);
+  // Back to running, then ended: the row leaves the active ones.
+  e.status = status::kRunning;
+  e.revision = 4;
+  s.update_execution(e);
+  EXPECT_EQ(s.execution(e.id)->status, status::kRunning);
+  e.status = status::kSucceeded;
+  e.steps[0].status = status::kSucceeded;
+  e.ended_at = 5000;
+  e.revision = 5;
+  s.update_execution(e, true, {0}, {0});
+  EXPECT_TRUE(s.active_executions().empty());
+  stored = s.execution(e.id);
+  EXPECT_EQ(stored->status, status::kSucceeded);
+  EXPECT_EQ(stored->ended_at, 5000);
+  EXPECT_EQ(stored->steps[0].status, status::kSucceeded);
+  EXPECT_EQ(stored->variables["answer"], 42);
+  EXPECT_EQ(stored->state["waiting"], true);
+}
+
+TEST(Store, RunNumbersFollowTheStoredRunsAcrossRollbacksAndReopening) {
+  capstan::testing::TempDir dir;
+  {
+    Store s(dir.path());
+    EXPECT_EQ(s.next_sequence("p"), 1);
+    EXPECT_EQ(s.next_sequence("p"), 1) << "nothing stored yet";
+    s.insert_execution(execution("seq000000001"));
+    EXPECT_EQ(s.next_sequence("p"), 2);
+    {
+      sqlite::Transaction tx(s.writer());
+      auto e = execution("seq000000002");
+      e.sequence = s.next_sequence("p");
+      s.insert_execution(e);
+      EXPECT_EQ(s.next_sequence("p"), 3);
+    }
+    EXPECT_EQ(s.next_sequence("p"), 2) << "the rolled-back run's number is free again";
+    auto e = execution("seq000000003");
+    e.sequence = 2;
+    s.insert_execution(e);
+    EXPECT_EQ(s.next_sequence("p"), 3);
+    // A number already taken is refused by the unique index, and changes nothing.
+    auto taken = execution("seq000000004");
+    taken.sequence = 2;
+    EXPECT_THROW(s.insert_execution(taken), sqlite::Error);
+    EXPECT_EQ(s.next_sequence("p"), 3);
+    auto other = execution("seq000000005");
+    other.pipeline = "q";
+    other.sequence = s.next_sequence("q");
+    EXPECT_EQ(other.sequence, 1);
+    s.insert_execution(other);
+    EXPECT_EQ(s.next_sequence("q"), 2);
+  }
+  Store s(dir.path());
+  EXPECT_EQ(s.next_sequence("p"), 3);
+  EXPECT_EQ(s.next_sequence("q"), 2);
 }
 
 TEST(Store, AStatementRunsAParameterNotBoundSinceItsLastUseAsNull) {
