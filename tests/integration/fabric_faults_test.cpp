@@ -2,6 +2,7 @@
 // killed mid-task, drains, aborts, timeouts on both sides, the persistent queue, slots.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/types.h>
 
 #include <algorithm>
@@ -193,6 +194,55 @@ TEST(FabricFaults, CoordinatorKilledMidPipelineResumesWithoutRunningAStepTwiceOr
       EXPECT_EQ(count(logs, "| " + line), 1u) << line << logs;
     }
   }
+}
+
+// An execution whose stored stages and steps were damaged while the coordinator was down does
+// not keep it from starting: that execution ends as Failed, saying why, its row otherwise kept,
+// and the others resume.
+TEST(FabricFaults, AnExecutionDamagedInTheStoreFailsAloneAndTheOthersResume) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("alpha", {plugin_dir()}, 2);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "slow", pipeline("slow", shell_step("wait", "sleep 2\necho done")));
+  auto kept = start(stack, "slow");
+  auto damaged = start(stack, "slow");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return step_of(stack, kept)["status"] == "Running" &&
+               step_of(stack, damaged)["status"] == "Running";
+      },
+      std::chrono::seconds(20)));
+  stack.kill_coordinator();
+  {
+    const auto file = dir.path() / "coordinator" / "capstan.db";
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    const std::string sql = "UPDATE executions SET children = x'07' WHERE id = '" + damaged + "'";
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << (error != nullptr ? error : "");
+    sqlite3_free(error);
+    EXPECT_EQ(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+  }
+  stack.start_coordinator();
+  auto e = stack.wait_for_end(kept);
+  EXPECT_EQ(e["status"], "Succeeded") << e.dump(2);
+  bool listed = false;
+  const auto list = stack.get("/api/v1/executions?pipeline=slow");
+  for (const auto& item : list["items"]) {
+    if (item["id"] != damaged) continue;
+    listed = true;
+    EXPECT_EQ(item["status"], "Failed") << item.dump(2);
+    EXPECT_NE(item.dump().find("could not resume this execution"), std::string::npos)
+        << item.dump(2);
+  }
+  EXPECT_TRUE(listed) << "the damaged execution left the list: " << list.dump(2);
+  // Its own page names the damage instead of answering with a made-up record.
+  stack.get("/api/v1/executions/" + damaged);
+  EXPECT_EQ(stack.last_status(), 500);
 }
 
 TEST(FabricFaults, RevokedTokenDropsTheDelegateAtOnceAndRefusesItsReconnects) {

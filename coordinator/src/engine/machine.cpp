@@ -87,10 +87,28 @@ void Machine::recover() {
     spdlog::info("created delegate token 'default' in {}", options_.initial_token_file.string());
   }
   store_.mark_all_delegates_disconnected("coordinator restarted");
-  for (auto& record : store_.active_executions()) {
+  // An execution that cannot be read back whole (a damaged stored value) ends as Failed, its
+  // row otherwise as stored; the others resume. Without this one bad row would stop every start.
+  auto fail_unreadable = [&](const std::string& id, const std::string& why) {
+    spdlog::error("execution {} cannot be resumed: {}", id, why);
+    store_.fail_as_stored(
+        id, "the coordinator could not resume this execution after a restart (" + why + ")",
+        now_ms());
+  };
+  std::vector<store::Store::Unreadable> unreadable;
+  auto active = store_.active_executions(&unreadable);
+  for (const auto& u : unreadable) fail_unreadable(u.id, u.error);
+  for (auto& record : active) {
     const std::string id = record.id;
     Active a;
-    a.shape = make_execution_plan(model::pipeline_from_json(record.plan));
+    try {
+      a.shape = make_execution_plan(model::pipeline_from_json(record.plan));
+    } catch (const std::exception& e) {
+      fail_unreadable(id, dynamic_cast<const nlohmann::json::exception*>(&e) != nullptr
+                              ? "its stored plan cannot be read"
+                              : "its stored plan cannot be read: " + std::string(e.what()));
+      continue;
+    }
     a.log_seq = store_.last_log_seq(record.id);
     a.record = std::move(record);
     auto [it, _] = active_.emplace(id, std::move(a));

@@ -1143,7 +1143,18 @@ std::int64_t Store::next_sequence(const std::string& pipeline) {
   return n + 1;
 }
 
-std::vector<ExecutionRecord> Store::active_executions() {
+namespace {
+// Why a stored execution cannot be read, without the stored text itself: a JSON parser's message
+// quotes what it last read.
+std::string unreadable_because(const std::exception& e) {
+  if (dynamic_cast<const nlohmann::json::exception*>(&e) != nullptr) {
+    return "its stored row holds a JSON value that does not parse";
+  }
+  return e.what();
+}
+} // namespace
+
+std::vector<ExecutionRecord> Store::active_executions(std::vector<Unreadable>* unreadable) {
   std::vector<ExecutionRecord> out;
   auto& q = writer_->prepare(std::string("SELECT ") + kExecutionColumns +
                              " WHERE e.status IN ('Queued', 'Running') "
@@ -1151,10 +1162,39 @@ std::vector<ExecutionRecord> Store::active_executions() {
   std::vector<std::string> children;
   while (q.step()) {
     children.emplace_back();
-    out.push_back(read_execution(q, true, &children.back()));
+    try {
+      out.push_back(read_execution(q, true, &children.back()));
+    } catch (const std::exception& e) {
+      if (unreadable == nullptr) throw;
+      unreadable->push_back({q.text(0), unreadable_because(e)});
+      children.pop_back();
+    }
   }
-  for (std::size_t i = 0; i < out.size(); ++i) load_children(*writer_, out[i], children[i]);
-  return out;
+  std::vector<ExecutionRecord> whole;
+  whole.reserve(out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    try {
+      load_children(*writer_, out[i], children[i]);
+    } catch (const std::exception& e) {
+      if (unreadable == nullptr) throw;
+      unreadable->push_back({out[i].id, unreadable_because(e)});
+      continue;
+    }
+    whole.push_back(std::move(out[i]));
+  }
+  return whole;
+}
+
+void Store::fail_as_stored(const std::string& id, const std::string& message,
+                           std::int64_t ended_at) {
+  writer_
+      ->prepare("UPDATE executions SET status = 'Failed', error_type = 'Unknown', message = ?, "
+                "ended_at = ? WHERE id = ?")
+      .bind(1, message)
+      .bind(2, ended_at)
+      .bind(3, id)
+      .run();
+  written_executions_.erase(id);
 }
 
 std::int64_t Store::last_log_seq(const std::string& execution_id) {

@@ -75,7 +75,17 @@ public:
   void revoke_token(const std::string& name, std::int64_t at);
   void touch_token(const std::string& name, std::int64_t at);
   std::int64_t next_sequence(const std::string& pipeline);
-  std::vector<ExecutionRecord> active_executions(); // Queued or Running, oldest first
+  // Queued or Running, oldest first. An execution whose stored row, stages or steps cannot be
+  // read (a damaged value) is left out and named in `unreadable` when it is given; without it,
+  // the read fails.
+  struct Unreadable {
+    std::string id;
+    std::string error;
+  };
+  std::vector<ExecutionRecord> active_executions(std::vector<Unreadable>* unreadable = nullptr);
+  // Ends an execution as Failed with `message`, its other columns left as stored: for one that
+  // cannot be read back whole, so that it neither blocks a start nor loses what it held.
+  void fail_as_stored(const std::string& id, const std::string& message, std::int64_t ended_at);
   std::int64_t last_log_seq(const std::string& execution_id);
   // Pull requests (store/pull_requests.cpp). Reserves the repository's next `local` number.
   std::int64_t reserve_pull_request_number(const std::string& repository);

@@ -2,6 +2,7 @@
 // into rows of their own, and beside executions stored by the schema before.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "capstan/testing/testing.h"
@@ -233,6 +234,49 @@ TEST(StoreChildren, AnEncodingOfAnySizeReadsBackIntoTheSameBufferReused) {
     expect_same_children(back, e);
     EXPECT_EQ(back.steps[0].message.size(), size);
   }
+}
+
+// Executions whose rows cannot be read back whole are named apart, the others read; one
+// ended as Failed keeps what it held.
+TEST(StoreChildren, ActiveExecutionsThatCannotBeReadAreNamedApart) {
+  capstan::testing::TempDir dir;
+  {
+    Store s(dir.path());
+    int sequence = 0;
+    for (const auto* id : {"bad000000001", "good00000001", "json00000001"}) {
+      auto e = two_stages(id);
+      e.sequence = ++sequence;
+      s.insert_execution(e);
+    }
+  }
+  {
+    sqlite::Database db(dir.path() / "capstan.db");
+    db.exec("UPDATE executions SET children = x'07' WHERE id = 'bad000000001'");
+    db.exec("UPDATE executions SET state = '{\"token\": \"hunter2' WHERE id = 'json00000001'");
+  }
+  Store s(dir.path());
+  EXPECT_ANY_THROW(s.active_executions()) << "without a list for them, the read fails";
+  std::vector<Store::Unreadable> unreadable;
+  auto active = s.active_executions(&unreadable);
+  ASSERT_EQ(active.size(), 1U);
+  EXPECT_EQ(active[0].id, "good00000001");
+  expect_same_children(active[0], two_stages("good00000001"));
+  ASSERT_EQ(unreadable.size(), 2U);
+  std::map<std::string, std::string> why;
+  for (const auto& u : unreadable) why[u.id] = u.error;
+  EXPECT_NE(why["bad000000001"].find("bad000000001"), std::string::npos) << why["bad000000001"];
+  EXPECT_NE(why["json00000001"].find("does not parse"), std::string::npos) << why["json00000001"];
+  EXPECT_EQ(why["json00000001"].find("hunter2"), std::string::npos) << "the stored text is quoted";
+  for (const auto& u : unreadable) s.fail_as_stored(u.id, "could not resume", 2000);
+  unreadable.clear();
+  active = s.active_executions(&unreadable);
+  EXPECT_EQ(active.size(), 1U);
+  EXPECT_TRUE(unreadable.empty());
+  EXPECT_EQ(count(s, "SELECT COUNT(*) FROM executions WHERE status = 'Failed' AND ended_at = 2000 "
+                     "AND message = 'could not resume'"),
+            2);
+  EXPECT_EQ(count(s, "SELECT length(children) FROM executions WHERE id = 'bad000000001'"), 1)
+      << "the damaged value is kept as it was";
 }
 
 TEST(StoreChildren, AnUnreadableValueIsAnErrorNamingTheExecution) {
