@@ -820,38 +820,28 @@ void Store::write_row(const ExecutionRecord& e, const std::string* children) {
   if (it != written_executions_.end() && it->second.variables == e.variables &&
       it->second.inputs == e.inputs && it->second.pending_inputs == e.pending_inputs &&
       it->second.state == e.state) {
-    if (it->second.status == e.status) {
-      auto& q = children ? writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
-                                            "error_type = ?, message = ?, revision = ?, "
-                                            "children = ?7 WHERE id = ?6")
-                         : writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
-                                            "error_type = ?, message = ?, revision = ? "
-                                            "WHERE id = ?");
-      q.bind(1, e.started_at)
-          .bind(2, e.ended_at)
-          .bind(3, e.error_type)
-          .bind(4, e.message)
-          .bind(5, e.revision)
-          .bind(6, e.id);
-      if (children) q.bind_blob(7, *children);
-      q.run();
-      return;
-    }
-    auto& q = children ? writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
-                                          "error_type = ?, message = ?, revision = ?, "
-                                          "status = ?7, children = ?8 WHERE id = ?6")
-                       : writer_->prepare("UPDATE executions SET started_at = ?, ended_at = ?, "
-                                          "error_type = ?, message = ?, revision = ?, "
-                                          "status = ?7 WHERE id = ?6");
+    // The scalar columns are ?1-?5 and the id ?6 in all four; the status is ?7, the children ?8.
+    const bool status_changed = it->second.status != e.status;
+    auto& q = writer_->prepare(
+        status_changed
+            ? (children ? "UPDATE executions SET started_at = ?1, ended_at = ?2, error_type = ?3, "
+                          "message = ?4, revision = ?5, status = ?7, children = ?8 WHERE id = ?6"
+                        : "UPDATE executions SET started_at = ?1, ended_at = ?2, error_type = ?3, "
+                          "message = ?4, revision = ?5, status = ?7 WHERE id = ?6")
+            : (children ? "UPDATE executions SET started_at = ?1, ended_at = ?2, error_type = ?3, "
+                          "message = ?4, revision = ?5, children = ?8 WHERE id = ?6"
+                        : "UPDATE executions SET started_at = ?1, ended_at = ?2, error_type = ?3, "
+                          "message = ?4, revision = ?5 WHERE id = ?6"));
     q.bind(1, e.started_at)
         .bind(2, e.ended_at)
         .bind(3, e.error_type)
         .bind(4, e.message)
         .bind(5, e.revision)
-        .bind(6, e.id)
-        .bind(7, e.status);
+        .bind(6, e.id);
+    if (status_changed) q.bind(7, e.status);
     if (children) q.bind_blob(8, *children);
     q.run();
+    if (!status_changed) return;
     if (status::terminal(e.status)) {
       written_executions_.erase(it);
     } else {
