@@ -104,9 +104,7 @@ void Machine::recover() {
     try {
       a.shape = make_execution_plan(model::pipeline_from_json(record.plan));
     } catch (const std::exception& e) {
-      fail_unreadable(id, dynamic_cast<const nlohmann::json::exception*>(&e) != nullptr
-                              ? "its stored plan cannot be read"
-                              : "its stored plan cannot be read: " + std::string(e.what()));
+      fail_unreadable(id, "its stored plan cannot be read: " + store::unreadable_because(e));
       continue;
     }
     a.log_seq = store_.last_log_seq(record.id);

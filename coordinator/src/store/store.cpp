@@ -1133,16 +1133,12 @@ std::int64_t Store::next_sequence(const std::string& pipeline) {
   return n + 1;
 }
 
-namespace {
-// Why a stored execution cannot be read, without the stored text itself: a JSON parser's message
-// quotes what it last read.
 std::string unreadable_because(const std::exception& e) {
   if (dynamic_cast<const nlohmann::json::exception*>(&e) != nullptr) {
-    return "its stored row holds a JSON value that does not parse";
+    return "a stored JSON value does not parse";
   }
   return e.what();
 }
-} // namespace
 
 std::vector<ExecutionRecord> Store::active_executions(std::vector<Unreadable>* unreadable) {
   std::vector<ExecutionRecord> out;

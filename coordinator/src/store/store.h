@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -30,6 +31,10 @@ void migrate_to(const std::filesystem::path& file, int version);
 // Write methods use the writer connection and belong to one thread (the engine's) at a time;
 // read methods borrow a pooled reader and may be called from any thread. WAL lets readers run
 // beside the writer.
+// Why a stored value cannot be read, without the stored text itself (a JSON parser's message
+// quotes what it last read).
+std::string unreadable_because(const std::exception& error);
+
 class Store {
 public:
   // Opens or creates <data_dir>/capstan.db and migrates it. Throws sqlite::Error, or

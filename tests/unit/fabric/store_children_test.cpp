@@ -9,6 +9,7 @@
 #include "sqlite/database.h"
 #include "store/children.h"
 #include "store/store.h"
+#include "store_testing.h"
 
 namespace capstan::store {
 namespace {
@@ -87,14 +88,6 @@ void expect_same_children(const ExecutionRecord& a, const ExecutionRecord& b) {
     EXPECT_EQ(x.outputs, y.outputs);
     EXPECT_EQ(x.state, y.state);
   }
-}
-
-std::int64_t count(Store& s, const std::string& sql) {
-  auto& q = s.writer().prepare(sql);
-  EXPECT_TRUE(q.step());
-  auto n = q.int64(0);
-  q.reset();
-  return n;
 }
 
 TEST(StoreChildren, ASmallExecutionIsOneRowAndReadsBackAsWritten) {

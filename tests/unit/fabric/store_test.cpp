@@ -14,6 +14,7 @@
 #include "capstan/testing/testing.h"
 #include "sqlite/database.h"
 #include "store/store.h"
+#include "store_testing.h"
 
 namespace capstan::store {
 namespace {
@@ -462,14 +463,6 @@ TEST(Store, ActiveExecutionsComeBackWithTheirSteps) {
   EXPECT_EQ(active[0].steps.size(), 1u);
   EXPECT_EQ(active[0].plan["identifier"], "p");
   EXPECT_EQ(s.next_sequence("p"), 2);
-}
-
-std::int64_t count(Store& s, const std::string& sql) {
-  auto& q = s.writer().prepare(sql);
-  EXPECT_TRUE(q.step());
-  auto n = q.int64(0);
-  q.reset();
-  return n;
 }
 
 TEST(Store, ADatabaseOfTheLastSchemaOpensWithItsExecutionsPlansAndAuditTrail) {
