@@ -7,12 +7,20 @@
 //                           N delegates on one coordinator, T no-op tasks (executions of 20
 //                           steps); checks from the store that every task ran exactly once and
 //                           reports throughput and the coordinator's peak RSS.
+//   fleet_bench backlog [--tasks N]
+//                           N one-step no-op executions whose step selects delegate `a` (4
+//                           slots), queued behind 4 long steps on `a`, drained once those are
+//                           aborted, with an idle delegate `b` (8 slots nothing queued can use)
+//                           and, as the baseline in the same run, without it: drain rate, the
+//                           engine thread's CPU per task while draining, wall time.
 #include <sqlite3.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "../../tests/integration/stack.h"
@@ -181,6 +189,121 @@ int scaleout(int delegates, int tasks) {
   return exact ? 0 : 1;
 }
 
+// CPU seconds (user + system) of one named thread of a process.
+double thread_cpu(int pid, const std::string& name) {
+  long ticks = sysconf(_SC_CLK_TCK);
+  for (const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::string comm = read_file(t.path() / "comm");
+    while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    if (comm != name) continue;
+    std::string stat = read_file(t.path() / "stat");
+    std::istringstream in(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    double cpu = 0;
+    for (int i = 3; in >> field && i <= 15; ++i) {
+      if (i == 14 || i == 15) cpu += std::stod(field) / static_cast<double>(ticks);
+    }
+    return cpu;
+  }
+  return 0;
+}
+
+struct Drain {
+  double seconds = 0;        // from the slots of `a` freeing to the last execution's end
+  double submit_seconds = 0; // the submissions, while every slot of `a` is taken
+  double engine_cpu_us = 0;  // the engine thread's CPU per task while the backlog drains
+  int succeeded = 0;
+};
+
+std::string one_step(const std::string& id, const std::string& step) {
+  return "pipeline:\n  identifier: " + id + "\n  name: " + id +
+         "\n  stages:\n    - stage:\n        identifier: s\n        name: s\n"
+         "        type: Custom\n        spec:\n          execution:\n            steps:\n"
+         "              - step:\n                  identifier: n\n                  name: n\n"
+         "                  delegateSelectors: [a]\n" +
+         step;
+}
+
+// A backlog of N executions of one Noop step that selects `a`, queued while the 4 slots of `a`
+// are taken by long Sleep steps, then drained once those are aborted; with `idle_b`, a delegate
+// `b` whose free slots no queued task can use.
+Drain drain(int tasks, bool idle_b) {
+  TempDir dir("capstan-backlog");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("a", {CAPSTAN_BENCH_PLUGIN_DIR}, 4, {"--tags", "a", "--log-level", "warn"});
+  if (idle_b) {
+    stack.start_delegate("b", {CAPSTAN_BENCH_PLUGIN_DIR}, 8,
+                         {"--tags", "b", "--log-level", "warn"});
+  }
+  if (!stack.wait_for_delegates(idle_b ? 2 : 1)) {
+    throw std::runtime_error("delegates did not connect");
+  }
+  stack.apply_text("hold.yaml", one_step("hold", "                  type: Sleep\n"
+                                                 "                  spec: {seconds: 3600}\n"));
+  stack.apply_text("backlog.yaml", one_step("backlog", "                  type: Noop\n"
+                                                       "                  spec: {}\n"));
+  if (stack.last_status() != 200) throw std::runtime_error("apply failed");
+  std::vector<std::string> holds;
+  for (int i = 0; i < 4; ++i) {
+    holds.push_back(stack.post("/api/v1/pipelines/hold/executions", json::object())["id"]);
+  }
+  auto running = [&] {
+    for (const auto& id : holds) {
+      auto e = stack.get("/api/v1/executions/" + id);
+      if (e["stages"][0]["steps"][0]["status"] != "Running") return false;
+    }
+    return true;
+  };
+  if (!wait_until(running, std::chrono::seconds(20))) {
+    throw std::runtime_error("the holding steps did not start");
+  }
+  Drain out;
+  auto begin = Clock::now();
+  std::vector<std::string> ids;
+  for (int i = 0; i < tasks; ++i) {
+    ids.push_back(stack.post("/api/v1/pipelines/backlog/executions", json::object())["id"]);
+  }
+  out.submit_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  const int pid = stack.coordinator().child().pid();
+  const double cpu_before = thread_cpu(pid, "capstan-engine");
+  begin = Clock::now();
+  for (const auto& id : holds) stack.post("/api/v1/executions/" + id + "/abort", json::object());
+  // Oldest first: the last one submitted ends last (give or take the slots in flight).
+  auto deadline = Clock::now() + std::chrono::minutes(20);
+  std::int64_t revision = 0;
+  for (;;) {
+    auto w = stack.get("/api/v1/executions/" + ids.back() +
+                       "/watch?wait=5&after=999999999&revision=" + std::to_string(revision));
+    revision = w["execution"]["revision"];
+    std::string status = w["execution"]["status"];
+    if (status == "Succeeded" || status == "Failed" || status == "Aborted") break;
+    if (Clock::now() > deadline) throw std::runtime_error("the backlog did not drain in 20 min");
+  }
+  out.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
+  out.engine_cpu_us = 1e6 * (thread_cpu(pid, "capstan-engine") - cpu_before) / tasks;
+  for (const auto& id : ids) out.succeeded += stack.wait_for_end(id)["status"] == "Succeeded";
+  return out;
+}
+
+int backlog(int tasks) {
+  std::printf("backlog: %d one-step no-op executions selecting delegate a (4 slots), queued "
+              "behind 4 long steps on a, drained once those are aborted\n",
+              tasks);
+  std::printf("  %-34s %10s %9s %10s %16s %10s\n", "", "tasks/s", "wall s", "submit s",
+              "engine us/task", "succeeded");
+  Drain base = drain(tasks, false), idle = drain(tasks, true);
+  for (const auto& [name, d] :
+       {std::pair{"baseline: a only (all slots busy)", base}, {"a busy, b idle (8 slots)", idle}}) {
+    std::printf("  %-34s %10.0f %9.1f %10.1f %16.0f %10d\n", name, tasks / d.seconds, d.seconds,
+                d.submit_seconds, d.engine_cpu_us, d.succeeded);
+  }
+  std::printf("  idle b / baseline: drain rate x%.2f, engine CPU per task x%.2f\n",
+              base.seconds / idle.seconds, idle.engine_cpu_us / base.engine_cpu_us);
+  return base.succeeded == tasks && idle.succeeded == tasks ? 0 : 1;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -196,10 +319,18 @@ int main(int argc, char** argv) {
       }
       return scaleout(delegates, tasks);
     }
+    if (what == "backlog") {
+      int tasks = 5000;
+      for (int i = 2; i + 1 < argc; i += 2) {
+        if (std::string(argv[i]) == "--tasks") tasks = std::stoi(argv[i + 1]);
+      }
+      return backlog(tasks);
+    }
   } catch (const std::exception& e) {
     std::cerr << "fleet_bench: " << e.what() << "\n";
     return 1;
   }
-  std::cerr << "usage: fleet_bench footprint | scaleout [--delegates N] [--tasks T]\n";
+  std::cerr << "usage: fleet_bench footprint | scaleout [--delegates N] [--tasks T] | backlog "
+               "[--tasks N]\n";
   return 2;
 }
