@@ -128,7 +128,7 @@ void Machine::recover() {
       auto& s = act.record.steps[i];
       if (!s.task_id.empty()) tasks_[s.task_id] = {id, i};
       if (s.status == st::kQueued && s.kind == "Step") {
-        scheduler_.enqueue({id, i, s.queued_at, {}, true});
+        enqueue(act, i, true);
       }
     }
     spdlog::info("resuming execution {} of pipeline {} (#{})", id, act.record.pipeline,
@@ -370,11 +370,19 @@ void Machine::requeue(Active& a, std::size_t index, const std::string& why) {
   enqueue(a, index);
 }
 
-void Machine::enqueue(Active& a, std::size_t index) {
+void Machine::enqueue(Active& a, std::size_t index, bool recovered) {
   auto& s = a.record.steps[index];
-  s.queued_at = now_ms();
-  scheduler_.enqueue({a.record.id, index, s.queued_at, {}, false});
-  touch_step(a, index);
+  if (!recovered) {
+    s.queued_at = now_ms();
+    touch_step(a, index);
+  }
+  QueuedTask task;
+  task.execution = a.record.id;
+  task.index = index;
+  task.queued_at = s.queued_at;
+  task.reported = recovered; // its message was recorded before the restart
+  task.needs = needs_of(a, index);
+  scheduler_.enqueue(std::move(task));
 }
 
 void Machine::note(Active& a, std::size_t index, int level, const std::string& line) {
@@ -677,27 +685,19 @@ TaskNeeds Machine::needs_of(const Active& a, std::size_t index) const {
 }
 
 void Machine::schedule() {
-  // Nothing can be placed while every slot is taken: the queue waits as it is (its timers run
-  // in tick()).
-  if (scheduler_.queued() == 0 || !scheduler_.any_free_slot()) return;
-  auto queue = scheduler_.take_queue();
-  std::deque<QueuedTask> waiting;
-  // Stops at the first task met with every slot taken: what is left stays as it is, so a long
-  // queue (a backlog of thousands) costs each pass only the tasks it places or looks at.
-  while (!queue.empty() && scheduler_.any_free_slot()) {
-    auto task = std::move(queue.front());
-    queue.pop_front();
+  // Nothing is tried while every slot is taken: the queue waits as it is (its timers run in
+  // tick()). Otherwise each placement key's oldest task is tried, oldest first across keys, so
+  // a backlog behind busy delegates costs a pass its keys, not its length.
+  using Offer = Scheduler::Offer;
+  scheduler_.pass([this](QueuedTask& task) {
     auto ait = active_.find(task.execution);
-    if (ait == active_.end()) continue;
+    if (ait == active_.end()) return Offer::kDone;
     Active& a = ait->second;
     if (task.index >= a.record.steps.size() || a.record.steps[task.index].status != st::kQueued) {
-      continue;
+      return Offer::kDone;
     }
-    if (wait_for_repository(a, task)) {
-      waiting.push_back(std::move(task));
-      continue;
-    }
-    auto placement = scheduler_.place(needs_of(a, task.index));
+    if (wait_for_repository(a, task)) return Offer::kSkip;
+    auto placement = scheduler_.place(task.needs);
     if (placement.verdict != Placement::Verdict::kPlaced) {
       if (placement.verdict == Placement::Verdict::kUnmatched) {
         if (!task.unmatched_since) task.unmatched_since = Clock::now();
@@ -706,25 +706,21 @@ void Machine::schedule() {
       }
       if (!task.reported) {
         // Visible while it waits: the step says why.
-        auto& step = a.record.steps[task.index];
-        step.message = placement.reason;
+        a.record.steps[task.index].message =
+            scheduler_.waiting_reason(task.needs, placement.verdict);
         touch_step(a, task.index);
         task.reported = true;
       }
-      waiting.push_back(std::move(task));
-      continue;
+      return Offer::kNoSlot;
     }
     plugin::v1::StepRequest request;
     if (!resolve(a, task.index, request)) {
       advance(a);
-      continue;
+      return Offer::kDone;
     }
     dispatch(a, task.index, *placement.session, request);
-  }
-  // The tasks looked at and left waiting go first, then the ones not reached, in their order.
-  queue.insert(queue.begin(), std::make_move_iterator(waiting.begin()),
-               std::make_move_iterator(waiting.end()));
-  scheduler_.restore_queue(std::move(queue));
+    return Offer::kDone;
+  });
 }
 
 void Machine::tick() {
@@ -766,7 +762,11 @@ void Machine::tick() {
   // that waits for a free slot fails after queue_timeout.
   auto queue = scheduler_.take_queue();
   std::deque<QueuedTask> waiting;
-  std::map<std::string, Placement> verdicts; // by type and selectors, for this pass
+  struct Verdict {
+    Placement::Verdict verdict;
+    std::optional<std::string> reason; // built when a task needs it
+  };
+  std::map<std::string, Verdict> verdicts; // by placement key, for this pass
   for (auto& task : queue) {
     auto ait = active_.find(task.execution);
     if (ait == active_.end()) continue;
@@ -775,18 +775,22 @@ void Machine::tick() {
       continue;
     }
     auto& step = a.record.steps[task.index];
-    auto needs = needs_of(a, task.index);
-    std::string key = needs.type;
-    for (const auto& t : needs.selectors) key += '\x1f' + t;
-    auto vit = verdicts.find(key);
-    if (vit == verdicts.end()) vit = verdicts.emplace(key, scheduler_.place(needs)).first;
-    const auto& placement = vit->second;
+    auto vit = verdicts.find(task.key);
+    if (vit == verdicts.end()) {
+      vit = verdicts.emplace(task.key, Verdict{scheduler_.place(task.needs).verdict, {}}).first;
+    }
+    auto& placement = vit->second;
+    auto reason = [&]() -> const std::string& {
+      if (!placement.reason) {
+        placement.reason = scheduler_.waiting_reason(task.needs, placement.verdict);
+      }
+      return *placement.reason;
+    };
     std::string failure;
     if (placement.verdict == Placement::Verdict::kUnmatched) {
       if (!task.unmatched_since) task.unmatched_since = now;
       if (now - *task.unmatched_since >= options_.delegate_wait) {
-        failure =
-            placement.reason + " (waited " + model::format_duration(options_.delegate_wait) + ")";
+        failure = reason() + " (waited " + model::format_duration(options_.delegate_wait) + ")";
       }
     } else {
       task.unmatched_since.reset();
@@ -798,8 +802,8 @@ void Machine::tick() {
       }
     }
     if (failure.empty()) {
-      if (!task.reported && !placement.reason.empty()) {
-        step.message = placement.reason;
+      if (!task.reported && placement.verdict != Placement::Verdict::kPlaced) {
+        step.message = reason();
         touch_step(a, task.index);
         task.reported = true;
       }

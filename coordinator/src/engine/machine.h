@@ -114,7 +114,8 @@ private:
   // has attempts left), failed otherwise. `started`: it may have run (false: it never did).
   void delegate_gone(Active& a, std::size_t index, const std::string& why, bool started);
   void requeue(Active& a, std::size_t index, const std::string& why);
-  void enqueue(Active& a, std::size_t index);
+  // Queues a task for a delegate; `recovered`: queued before a restart, as stored.
+  void enqueue(Active& a, std::size_t index, bool recovered = false);
   TaskNeeds needs_of(const Active& a, std::size_t index) const;
   void note(Active& a, std::size_t index, int level, const std::string& line);
 

@@ -72,14 +72,13 @@ bool Scheduler::release(const std::string& instance_id, const std::string& task_
 
 Placement Scheduler::place(const TaskNeeds& needs) {
   Placement p;
-  bool typed = false, matched = false;
+  bool matched = false;
   // Least loaded first: the lowest share of slots in use; ties go to the most free slots, so a
   // big delegate fills evenly with small ones.
   double best_load = 2.0;
   int best_free = 0;
   for (auto& [id, s] : sessions_) {
     if (!s.types.count(needs.type)) continue;
-    typed = true;
     if (!std::all_of(needs.selectors.begin(), needs.selectors.end(),
                      [&](const std::string& tag) { return s.has_tag(tag); })) {
       continue;
@@ -93,27 +92,30 @@ Placement Scheduler::place(const TaskNeeds& needs) {
       p.session = &s;
     }
   }
-  if (p.session != nullptr) {
-    p.verdict = Placement::Verdict::kPlaced;
-    return p;
-  }
+  p.verdict = p.session != nullptr ? Placement::Verdict::kPlaced
+              : matched            ? Placement::Verdict::kBusy
+                                   : Placement::Verdict::kUnmatched;
+  return p;
+}
+
+std::string Scheduler::waiting_reason(const TaskNeeds& needs, Placement::Verdict verdict) const {
   std::string selectors;
   for (const auto& t : needs.selectors) selectors += (selectors.empty() ? "" : ", ") + t;
-  if (matched) {
-    p.verdict = Placement::Verdict::kBusy;
-    p.reason = "waiting for a free slot: every delegate that can run step type '" + needs.type +
-               "'" + (selectors.empty() ? "" : " with selectors [" + selectors + "]") +
-               " is busy or draining";
-    return p;
+  switch (verdict) {
+  case Placement::Verdict::kPlaced:
+    return "";
+  case Placement::Verdict::kBusy:
+    return "waiting for a free slot: every delegate that can run step type '" + needs.type + "'" +
+           (selectors.empty() ? "" : " with selectors [" + selectors + "]") +
+           " is busy or draining";
+  case Placement::Verdict::kUnmatched:
+    break;
   }
-  p.verdict = Placement::Verdict::kUnmatched;
-  if (!typed) {
-    p.reason = "no connected delegate can run step type '" + needs.type + "'; " + summary();
-  } else {
-    p.reason = "no connected delegate matches delegate selectors [" + selectors +
-               "] for step type '" + needs.type + "'; " + summary();
+  if (!provides(needs.type)) {
+    return "no connected delegate can run step type '" + needs.type + "'; " + summary();
   }
-  return p;
+  return "no connected delegate matches delegate selectors [" + selectors + "] for step type '" +
+         needs.type + "'; " + summary();
 }
 
 bool Scheduler::provides(const std::string& type) const {
@@ -140,20 +142,87 @@ std::string Scheduler::summary() const {
   return out;
 }
 
+std::string TaskNeeds::key() const {
+  std::string key = type;
+  for (const auto& t : selectors) key += '\x1f' + t;
+  return key;
+}
+
 void Scheduler::enqueue(QueuedTask task) {
-  queue_.push_back(std::move(task));
+  task.key = task.needs.key();
+  task.seq = next_seq_++;
+  lanes_[task.key].push_back(std::move(task));
+  ++queued_;
 }
 
 std::deque<QueuedTask> Scheduler::take_queue() {
   std::deque<QueuedTask> out;
-  out.swap(queue_);
+  for (auto& [key, lane] : lanes_) {
+    for (auto& t : lane) out.push_back(std::move(t));
+  }
+  lanes_.clear();
+  queued_ = 0;
+  std::sort(out.begin(), out.end(),
+            [](const QueuedTask& a, const QueuedTask& b) { return a.seq < b.seq; });
   return out;
 }
 
 void Scheduler::restore_queue(std::deque<QueuedTask> waiting) {
   // Tasks queued while the caller held the queue go after the ones that waited longer.
-  for (auto& t : queue_) waiting.push_back(std::move(t));
-  queue_ = std::move(waiting);
+  auto later = std::move(lanes_);
+  lanes_.clear();
+  for (auto& t : waiting) lanes_[t.key].push_back(std::move(t));
+  for (auto& [key, lane] : later) {
+    auto& into = lanes_[key];
+    for (auto& t : lane) into.push_back(std::move(t));
+  }
+  queued_ = waiting.size();
+  for (const auto& [key, lane] : later) queued_ += lane.size();
+}
+
+void Scheduler::pass(const std::function<Offer(QueuedTask&)>& offer) {
+  if (queued_ == 0 || !any_free_slot()) return;
+  // The lanes are the pass's own: what `offer` queues goes into fresh ones, after these.
+  auto lanes = std::move(lanes_);
+  lanes_.clear();
+  // Each lane's next task to offer; the oldest first.
+  struct Next {
+    std::uint64_t seq;
+    std::deque<QueuedTask>* lane;
+    std::size_t at; // the tasks before it were skipped and stay
+    bool operator>(const Next& o) const { return seq > o.seq; }
+  };
+  std::vector<Next> heap;
+  for (auto& [key, lane] : lanes) heap.push_back({lane.front().seq, &lane, 0});
+  std::make_heap(heap.begin(), heap.end(), std::greater<>());
+  while (!heap.empty() && any_free_slot()) {
+    std::pop_heap(heap.begin(), heap.end(), std::greater<>());
+    Next next = heap.back();
+    heap.pop_back();
+    auto& lane = *next.lane;
+    switch (offer(lane[next.at])) {
+    case Offer::kDone:
+      lane.erase(lane.begin() + static_cast<std::ptrdiff_t>(next.at));
+      --queued_;
+      break;
+    case Offer::kSkip:
+      ++next.at;
+      break;
+    case Offer::kNoSlot:
+      continue;
+    }
+    if (next.at < lane.size()) {
+      heap.push_back({lane[next.at].seq, &lane, next.at});
+      std::push_heap(heap.begin(), heap.end(), std::greater<>());
+    }
+  }
+  // Back in place, ahead of what was queued during the pass.
+  for (auto& [key, lane] : lanes_) {
+    auto& into = lanes[key];
+    for (auto& t : lane) into.push_back(std::move(t));
+  }
+  std::erase_if(lanes, [](const auto& kv) { return kv.second.empty(); });
+  lanes_ = std::move(lanes);
 }
 
 bool Scheduler::any_free_slot() const {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -43,6 +44,8 @@ struct Session {
 struct TaskNeeds {
   std::string type;
   std::vector<std::string> selectors; // all must match
+  // Type and selectors in one string: the tasks of one key are placed alike.
+  std::string key() const;
 };
 
 // A step waiting for a delegate: which execution, which step, since when.
@@ -54,6 +57,10 @@ struct QueuedTask {
   // exists (busy or not).
   std::optional<Clock::time_point> unmatched_since;
   bool reported = false; // its waiting reason was recorded on the step
+  TaskNeeds needs;       // what it asks of a delegate, worked out once when it is queued
+  // Set by Scheduler::enqueue: needs.key(), and the queue order across keys.
+  std::string key;
+  std::uint64_t seq = 0;
 };
 
 struct Placement {
@@ -64,7 +71,6 @@ struct Placement {
   };
   Verdict verdict = Verdict::kUnmatched;
   Session* session = nullptr;
-  std::string reason; // why it waits, for the step's message and the failure
 };
 
 std::string slot_key(const std::string& task_id, std::uint32_t attempt);
@@ -91,27 +97,45 @@ public:
   bool release(const std::string& instance_id, const std::string& task_id, std::uint32_t attempt);
 
   // --- placement ---
-  // The least-loaded eligible delegate with a free slot, or why there is none.
+  // The least-loaded eligible delegate with a free slot, or the verdict why there is none.
   Placement place(const TaskNeeds& needs);
+  // Why a task with `needs` waits, for the step's message and the failure ("" when placed).
+  std::string waiting_reason(const TaskNeeds& needs, Placement::Verdict verdict) const;
   // Whether some connected delegate provides the type (selectors aside).
   bool provides(const std::string& type) const;
   // "connected delegates: a (tags: x, y; types: T, U); ..." for messages.
   std::string summary() const;
 
   // --- queue ---
+  // Waiting tasks are held by placement key (FIFO per key), ordered across keys by the order
+  // they were queued in.
   void enqueue(QueuedTask task);
-  // The queue, oldest first; the caller takes it and gives back what still waits.
+  // The whole queue, oldest first; the caller takes it and gives back what still waits.
   std::deque<QueuedTask> take_queue();
   void restore_queue(std::deque<QueuedTask> waiting);
-  std::size_t queued() const { return queue_.size(); }
+  std::size_t queued() const { return queued_; }
   // Whether any session has a free slot (nothing to try otherwise).
   bool any_free_slot() const;
+
+  // What a scheduling pass does with the task offered to it.
+  enum class Offer {
+    kDone,   // placed, or no longer waiting: it leaves the queue
+    kSkip,   // waits for something else than a slot (a repository lock): later ones go on
+    kNoSlot, // no usable slot: nor for the later tasks of its key, for the rest of the pass
+  };
+  // Offers the queued tasks to `offer` oldest first across keys while some slot is free. Only
+  // each key's head is offered, and the ones after a kSkip: a key that met kNoSlot is left for
+  // the pass (slots only fall during a pass), so a pass costs the keys, the tasks placed and the
+  // skipped ones, not the queue. Tasks queued meanwhile wait for the next pass.
+  void pass(const std::function<Offer(QueuedTask&)>& offer);
 
 private:
   std::unordered_map<std::string, Session> sessions_;       // by instance id
   std::unordered_map<wire::PeerId, std::string> instances_; // peer -> instance id
   std::unordered_map<std::string, bool> retry_safe_;        // step type -> declared
-  std::deque<QueuedTask> queue_;
+  std::map<std::string, std::deque<QueuedTask>> lanes_;     // by placement key, oldest first
+  std::size_t queued_ = 0;
+  std::uint64_t next_seq_ = 0;
 };
 
 } // namespace capstan::engine

@@ -2,6 +2,8 @@
 // queue; and delegate selectors in the pipeline model with their precedence.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "engine/scheduler.h"
 #include "model/object.h"
 #include "model/pipeline.h"
@@ -45,7 +47,8 @@ TEST(Scheduler, PicksTheLeastLoadedDelegateThatMatchesEverySelector) {
   s.occupy(a, "t2", 1);
   auto busy = s.place({"ShellScript", {"eu", "prod"}});
   EXPECT_EQ(busy.verdict, Placement::Verdict::kBusy);
-  EXPECT_NE(busy.reason.find("waiting for a free slot"), std::string::npos) << busy.reason;
+  auto why = s.waiting_reason({"ShellScript", {"eu", "prod"}}, busy.verdict);
+  EXPECT_NE(why.find("waiting for a free slot"), std::string::npos) << why;
   EXPECT_TRUE(s.release("instance-a", "t1", 1));
   EXPECT_FALSE(s.release("instance-a", "t1", 1));
   EXPECT_EQ(s.place({"ShellScript", {"eu", "prod"}}).session, &a);
@@ -56,13 +59,14 @@ TEST(Scheduler, SaysWhyNothingMatches) {
   add(s, "a", {"eu"}, 1);
   auto none = s.place({"ShellScript", {"mars"}});
   EXPECT_EQ(none.verdict, Placement::Verdict::kUnmatched);
-  EXPECT_NE(none.reason.find("no connected delegate matches delegate selectors [mars]"),
-            std::string::npos)
-      << none.reason;
-  EXPECT_NE(none.reason.find("a (ShellScript; tags: eu)"), std::string::npos) << none.reason;
+  auto why = s.waiting_reason({"ShellScript", {"mars"}}, none.verdict);
+  EXPECT_NE(why.find("no connected delegate matches delegate selectors [mars]"), std::string::npos)
+      << why;
+  EXPECT_NE(why.find("a (ShellScript; tags: eu)"), std::string::npos) << why;
   auto untyped = s.place({"K8sApply", {}});
   EXPECT_EQ(untyped.verdict, Placement::Verdict::kUnmatched);
-  EXPECT_NE(untyped.reason.find("no connected delegate can run step type 'K8sApply'"),
+  EXPECT_NE(s.waiting_reason({"K8sApply", {}}, untyped.verdict)
+                .find("no connected delegate can run step type 'K8sApply'"),
             std::string::npos);
 }
 
@@ -81,18 +85,130 @@ TEST(Scheduler, DrainingDelegatesTakeNothingAndDetachReturnsTheSession) {
   EXPECT_TRUE(s.retry_safe("Apply")) << "what a plugin declared outlives its delegate";
 }
 
+QueuedTask queued(const std::string& execution, std::vector<std::string> selectors = {}) {
+  QueuedTask t;
+  t.execution = execution;
+  t.needs = {"ShellScript", std::move(selectors)};
+  return t;
+}
+
+// One scheduling pass as the engine makes it: each task offered goes to the delegate place()
+// picks, except the `locked` ones (waiting for a repository). Returns "execution@delegate" in
+// the order placed; `offered` counts the tasks looked at.
+std::vector<std::string> run_pass(Scheduler& s, const std::set<std::string>& locked = {},
+                                  int* offered = nullptr) {
+  std::vector<std::string> placed;
+  s.pass([&](QueuedTask& t) {
+    if (offered != nullptr) ++*offered;
+    if (locked.count(t.execution)) return Scheduler::Offer::kSkip;
+    auto p = s.place(t.needs);
+    if (p.verdict != Placement::Verdict::kPlaced) return Scheduler::Offer::kNoSlot;
+    s.occupy(*p.session, t.execution, 1);
+    placed.push_back(t.execution + "@" + p.session->name);
+    return Scheduler::Offer::kDone;
+  });
+  return placed;
+}
+
+std::vector<std::string> waiting(Scheduler& s) {
+  auto q = s.take_queue();
+  std::vector<std::string> out;
+  for (const auto& t : q) out.push_back(t.execution);
+  s.restore_queue(std::move(q));
+  return out;
+}
+
+using Names = std::vector<std::string>;
+
 TEST(Scheduler, QueueKeepsOrderAcrossTakeAndRestore) {
   Scheduler s;
-  s.enqueue({"e1", 0, 1, {}, false});
-  s.enqueue({"e2", 0, 2, {}, false});
+  s.enqueue(queued("e1"));
+  s.enqueue(queued("e2", {"eu"}));
   auto q = s.take_queue();
-  s.enqueue({"e3", 0, 3, {}, false}); // queued while the caller holds the queue
+  s.enqueue(queued("e3")); // queued while the caller holds the queue
   q.pop_front();
   s.restore_queue(std::move(q));
-  auto all = s.take_queue();
-  ASSERT_EQ(all.size(), 2u);
-  EXPECT_EQ(all[0].execution, "e2");
-  EXPECT_EQ(all[1].execution, "e3");
+  EXPECT_EQ(s.queued(), 2u);
+  EXPECT_EQ(waiting(s), (Names{"e2", "e3"}));
+}
+
+TEST(Scheduler, TwoKeysInterleavedArePlacedOldestFirstWhenSlotsFree) {
+  Scheduler s;
+  auto& d = add(s, "d", {"eu", "gpu"}, 3);
+  for (const auto& t : {"x1", "x2", "x3"}) s.occupy(d, t, 1);
+  s.enqueue(queued("e1", {"eu"}));
+  s.enqueue(queued("e2", {"gpu"}));
+  s.enqueue(queued("e3", {"eu"}));
+  s.enqueue(queued("e4", {"gpu"}));
+  s.enqueue(queued("e5", {"eu"}));
+  EXPECT_TRUE(run_pass(s).empty()); // every slot taken
+  s.release("instance-d", "x1", 1);
+  EXPECT_EQ(run_pass(s), (Names{"e1@d"}));
+  s.release("instance-d", "x2", 1);
+  s.release("instance-d", "x3", 1);
+  EXPECT_EQ(run_pass(s), (Names{"e2@d", "e3@d"}));
+  EXPECT_EQ(waiting(s), (Names{"e4", "e5"}));
+  EXPECT_EQ(s.queued(), 2u);
+}
+
+TEST(Scheduler, ABacklogForABusyDelegateIsLookedAtOncePerPassAndPlacedWhenItFreesASlot) {
+  Scheduler s;
+  auto& a = add(s, "a", {"prod"}, 1);
+  add(s, "b", {"dev"}, 4); // idle, but no queued task can use it
+  s.occupy(a, "x", 1);
+  for (int i = 0; i < 100; ++i) s.enqueue(queued("e" + std::to_string(i), {"prod"}));
+  int offered = 0;
+  EXPECT_TRUE(run_pass(s, {}, &offered).empty());
+  EXPECT_EQ(offered, 1); // the key's head: the others of its key cannot be placed either
+  s.release("instance-a", "x", 1);
+  offered = 0;
+  EXPECT_EQ(run_pass(s, {}, &offered), (Names{"e0@a"}));
+  EXPECT_EQ(offered, 2);
+  EXPECT_EQ(s.queued(), 99u);
+  EXPECT_EQ(waiting(s).front(), "e1");
+}
+
+TEST(Scheduler, ATaskWaitingForALockDoesNotHoldUpLaterTasksOfItsKey) {
+  Scheduler s;
+  add(s, "a", {}, 2);
+  s.enqueue(queued("e1"));
+  s.enqueue(queued("e2"));
+  s.enqueue(queued("e3"));
+  EXPECT_EQ(run_pass(s, {"e1"}), (Names{"e2@a", "e3@a"}));
+  EXPECT_EQ(waiting(s), (Names{"e1"}));
+  s.release("instance-a", "e2", 1);
+  EXPECT_EQ(run_pass(s), (Names{"e1@a"}));
+  EXPECT_EQ(s.queued(), 0u);
+}
+
+TEST(Scheduler, ATaskQueuedForAKeyNoDelegateMatchesIsPlacedWhenOneConnects) {
+  Scheduler s;
+  add(s, "a", {"eu"}, 1);
+  s.enqueue(queued("e1", {"gpu"}));
+  s.enqueue(queued("e2", {"eu"}));
+  EXPECT_EQ(run_pass(s), (Names{"e2@a"}));
+  EXPECT_EQ(s.place(queued("", {"gpu"}).needs).verdict, Placement::Verdict::kUnmatched);
+  add(s, "g", {"gpu"}, 1);
+  EXPECT_EQ(run_pass(s), (Names{"e1@g"}));
+  EXPECT_EQ(s.queued(), 0u);
+}
+
+TEST(Scheduler, TasksQueuedDuringAPassWaitForTheNextAfterTheOlderOnes) {
+  Scheduler s;
+  add(s, "a", {}, 4);
+  s.enqueue(queued("e1"));
+  s.enqueue(queued("e2", {"a"}));
+  bool once = true;
+  s.pass([&](QueuedTask& t) {
+    if (t.execution == "e1") {
+      if (once) s.enqueue(queued("e3")); // as a step that fails at once moves its run on
+      once = false;
+      return Scheduler::Offer::kDone;
+    }
+    return Scheduler::Offer::kNoSlot;
+  });
+  EXPECT_EQ(waiting(s), (Names{"e2", "e3"}));
+  EXPECT_EQ(run_pass(s), (Names{"e2@a", "e3@a"}));
 }
 
 const char* kSelectors = R"(pipeline:
