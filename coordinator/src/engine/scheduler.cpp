@@ -142,6 +142,13 @@ std::string Scheduler::summary() const {
   return out;
 }
 
+void Scheduler::append(Lanes& into, Lanes& later) {
+  for (auto& [key, lane] : later) {
+    auto& to = into[key];
+    for (auto& t : lane) to.push_back(std::move(t));
+  }
+}
+
 std::string TaskNeeds::key() const {
   std::string key = type;
   for (const auto& t : selectors) key += '\x1f' + t;
@@ -171,13 +178,9 @@ void Scheduler::restore_queue(std::deque<QueuedTask> waiting) {
   // Tasks queued while the caller held the queue go after the ones that waited longer.
   auto later = std::move(lanes_);
   lanes_.clear();
+  queued_ += waiting.size();
   for (auto& t : waiting) lanes_[t.key].push_back(std::move(t));
-  for (auto& [key, lane] : later) {
-    auto& into = lanes_[key];
-    for (auto& t : lane) into.push_back(std::move(t));
-  }
-  queued_ = waiting.size();
-  for (const auto& [key, lane] : later) queued_ += lane.size();
+  append(lanes_, later);
 }
 
 void Scheduler::pass(const std::function<Offer(QueuedTask&)>& offer) {
@@ -217,10 +220,7 @@ void Scheduler::pass(const std::function<Offer(QueuedTask&)>& offer) {
     }
   }
   // Back in place, ahead of what was queued during the pass.
-  for (auto& [key, lane] : lanes_) {
-    auto& into = lanes[key];
-    for (auto& t : lane) into.push_back(std::move(t));
-  }
+  append(lanes, lanes_);
   std::erase_if(lanes, [](const auto& kv) { return kv.second.empty(); });
   lanes_ = std::move(lanes);
 }

@@ -133,7 +133,10 @@ private:
   std::unordered_map<std::string, Session> sessions_;       // by instance id
   std::unordered_map<wire::PeerId, std::string> instances_; // peer -> instance id
   std::unordered_map<std::string, bool> retry_safe_;        // step type -> declared
-  std::map<std::string, std::deque<QueuedTask>> lanes_;     // by placement key, oldest first
+  using Lanes = std::map<std::string, std::deque<QueuedTask>>;
+  // Puts `later`'s tasks after `into`'s, key by key.
+  static void append(Lanes& into, Lanes& later);
+  Lanes lanes_; // by placement key, oldest first; never an empty one
   std::size_t queued_ = 0;
   std::uint64_t next_seq_ = 0;
 };
