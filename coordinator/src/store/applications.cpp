@@ -20,6 +20,8 @@ AppStateRecord read_app(sqlite::Statement& s, int at = 0) {
   r.delegate = s.text(at + 3);
   r.plugin = s.text(at + 4);
   r.assigned_at = s.int64(at + 5);
+  // A status that does not parse (damaged on disk) reads as none on purpose: the delegate that
+  // renders the application reports it again, and the application keeps being listed and served.
   r.status = nlohmann::json::parse(s.text(at + 6), nullptr, false);
   if (r.status.is_discarded()) r.status = nlohmann::json::object();
   r.status_epoch = static_cast<std::uint64_t>(s.int64(at + 7));

@@ -18,6 +18,7 @@
 #include "store/applications.h"
 #include "store/pull_requests.h"
 #include "store/records.h"
+#include "store/stored_json.h"
 
 namespace capstan::store {
 
@@ -31,8 +32,9 @@ void migrate_to(const std::filesystem::path& file, int version);
 // Write methods use the writer connection and belong to one thread (the engine's) at a time;
 // read methods borrow a pooled reader and may be called from any thread. WAL lets readers run
 // beside the writer.
-// Why a stored value cannot be read, without the stored text itself (a JSON parser's message
-// quotes what it last read).
+// Why a stored value cannot be read, without the stored text itself: a StoredValueDamaged's
+// message (store/stored_json.h), and for any other JSON error none of its own (a JSON parser's
+// message quotes what it last read).
 std::string unreadable_because(const std::exception& error);
 
 class Store {
@@ -112,8 +114,10 @@ public:
   // The latest version, unless it is a tombstone; or exactly `version` (tombstones included).
   std::optional<ObjectRecord> object(const std::string& kind, const std::string& identifier,
                                      std::int64_t version = 0);
-  // The latest live version of every object of the kind ("" for every kind).
-  std::vector<ObjectRecord> objects(const std::string& kind);
+  // The latest live version of every object of the kind ("" for every kind). An object whose
+  // stored JSON cannot be read (a damaged value) throws StoredValueDamaged, or is kept with what
+  // could be read and why (ObjectRecord::unreadable) when `keep_unreadable`.
+  std::vector<ObjectRecord> objects(const std::string& kind, bool keep_unreadable = false);
   // Only some values of the latest live version of every object of the kind, in identifier
   // order: its identifier, version and the values at `paths` (JSON paths into its model such as
   // "$.repoURL", null where absent). No document is parsed: cheap at thousands of objects.
@@ -129,10 +133,15 @@ public:
   std::optional<std::string> secret_value(const std::string& identifier);
   // identifier -> sealed value, for the latest version of every live secret.
   std::vector<std::pair<std::string, std::string>> secret_values();
+  // Entries whose details cannot be read are listed with empty details and why (unreadable);
+  // so are delegates and pull requests below.
   std::vector<AuditRecord> audit(const AuditFilter& filter);
   // By id, or by a unique id prefix of at least 4 characters.
+  // Throws StoredValueDamaged when one of its stored values cannot be read.
   std::optional<ExecutionRecord> execution(const std::string& id_or_prefix);
-  std::vector<ExecutionRecord> executions(const ExecutionFilter& filter); // without steps
+  // Without plans, stages and steps. A row whose JSON cannot be read (a damaged value) is listed
+  // with its plain columns and why (ExecutionRecord::unreadable).
+  std::vector<ExecutionRecord> executions(const ExecutionFilter& filter);
   // Lines with seq > after, in order; `step` filters by "stage.step" or by step identifier.
   std::vector<LogRecord> logs(const std::string& execution_id, std::int64_t after, int limit,
                               const std::string& step = "");
