@@ -51,7 +51,8 @@ json assignment_view(const std::optional<store::AppStateRecord>& st) {
 std::string app_view(const store::AppListItem& a) {
   return R"({"apiVersion":"argoproj.io/v1alpha1","kind":"Application","metadata":)" +
          a.metadata_json + R"(,"spec":)" + a.spec_json + R"(,"status":)" + a.status_json +
-         R"(,"assignment":)" + assignment_view(a.state).dump() + "}";
+         R"(,"assignment":)" + assignment_view(a.state).dump() +
+         (a.unreadable.empty() ? "" : R"(,"unreadable":)" + json(a.unreadable).dump()) + "}";
 }
 
 // The `continue` token of a listing: opaque to clients (base64url of where the next page

@@ -1254,6 +1254,32 @@ std::vector<ObjectRecord> Store::objects(const std::string& kind, bool keep_unre
   });
 }
 
+namespace {
+// Where SQLite's own JSON functions failed on `column` of the latest live objects of `kind`
+// ("" for every kind) with `failed` ("malformed JSON", naming no row): the first such object
+// whose column does not parse, named as stored_json names it; `failed` again when none is found.
+// Read only after a failure, so the common read does not check every value twice.
+[[noreturn]] void throw_damaged_object(sqlite::Database& db, const char* column,
+                                       const std::string& kind, const sqlite::Error& failed) {
+  auto& q = db.prepare(std::string("SELECT o.kind, o.identifier, o.version, length(o.") + column +
+                       ") FROM objects o WHERE (?1 = '' OR o.kind = ?1) AND o.deleted = 0 AND "
+                       "NOT json_valid(o." +
+                       column +
+                       ") AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = "
+                       "o.kind AND i.identifier = o.identifier) ORDER BY o.kind, o.identifier "
+                       "LIMIT 1");
+  q.bind(1, kind);
+  if (!q.step()) {
+    q.reset();
+    throw failed;
+  }
+  const auto key = q.text(0) + "/" + q.text(1) + " version " + std::to_string(q.int64(2));
+  const auto bytes = static_cast<std::size_t>(q.int64(3));
+  q.reset();
+  throw_damaged_json(std::string("objects.") + column, key, bytes);
+}
+} // namespace
+
 std::vector<ObjectFields> Store::object_fields(const std::string& kind,
                                                const std::vector<std::string>& paths) {
   std::string sql = "SELECT o.identifier, o.version";
@@ -1266,16 +1292,22 @@ std::vector<ObjectFields> Store::object_fields(const std::string& kind,
     auto& q = db.prepare(sql);
     q.bind(1, kind);
     for (std::size_t i = 0; i < paths.size(); ++i) q.bind(static_cast<int>(i + 2), paths[i]);
-    while (q.step()) {
-      ObjectFields f;
-      f.identifier = q.text(0);
-      f.version = q.int64(1);
-      f.values.reserve(paths.size());
-      for (std::size_t i = 0; i < paths.size(); ++i) {
-        const int c = static_cast<int>(i + 2);
-        f.values.push_back(q.is_null(c) ? json() : json::parse(q.text(c), nullptr, false));
+    try {
+      while (q.step()) {
+        ObjectFields f;
+        f.identifier = q.text(0);
+        f.version = q.int64(1);
+        f.values.reserve(paths.size());
+        for (std::size_t i = 0; i < paths.size(); ++i) {
+          const int c = static_cast<int>(i + 2);
+          // SQLite wrote this text itself from a model that parsed.
+          f.values.push_back(q.is_null(c) ? json() : json::parse(q.text(c), nullptr, false));
+        }
+        out.push_back(std::move(f));
       }
-      out.push_back(std::move(f));
+    } catch (const sqlite::Error& e) {
+      q.reset();
+      throw_damaged_object(db, "model", kind, e);
     }
     return out;
   });
@@ -1293,11 +1325,16 @@ std::vector<std::pair<ObjectRecord, json>> Store::referrers(const std::string& k
         "o.identifier");
     q.bind(1, kind).bind(2, identifier);
     std::vector<std::pair<ObjectRecord, json>> out;
-    while (q.step()) {
-      ObjectRecord o;
-      o.kind = q.text(0);
-      o.identifier = q.text(1);
-      out.emplace_back(std::move(o), json::parse(q.text(3), nullptr, false));
+    try {
+      while (q.step()) {
+        ObjectRecord o;
+        o.kind = q.text(0);
+        o.identifier = q.text(1);
+        out.emplace_back(std::move(o), json::parse(q.text(3), nullptr, false));
+      }
+    } catch (const sqlite::Error& e) {
+      q.reset();
+      throw_damaged_object(db, "refs", "", e);
     }
     return out;
   });

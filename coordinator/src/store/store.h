@@ -120,7 +120,8 @@ public:
   std::vector<ObjectRecord> objects(const std::string& kind, bool keep_unreadable = false);
   // Only some values of the latest live version of every object of the kind, in identifier
   // order: its identifier, version and the values at `paths` (JSON paths into its model such as
-  // "$.repoURL", null where absent). No document is parsed: cheap at thousands of objects.
+  // "$.repoURL", null where absent). No document is parsed: cheap at thousands of objects. A
+  // model that does not parse (damaged on disk) throws StoredValueDamaged naming the object.
   std::vector<ObjectFields> object_fields(const std::string& kind,
                                           const std::vector<std::string>& paths);
   // The latest live objects whose references name (kind, identifier), in kind and identifier
@@ -153,7 +154,8 @@ public:
   std::vector<AppStateRecord> app_states();
   std::optional<AppStateRecord> app_state(const std::string& name);
   // Applications in name order after `after` (exclusive), at most `limit`, with their states,
-  // in one read that parses none of their JSON.
+  // in one read that parses none of their JSON here (SQLite checks that a status parses before
+  // it is passed on). One whose stored model or status does not is listed marked (unreadable).
   std::vector<AppListItem> application_page(const std::string& after, int limit);
   std::optional<AppListItem> application_item(const std::string& name);
 
@@ -190,10 +192,17 @@ public:
 private:
   template <typename F> auto read(F&& f) {
     auto conn = borrow();
+    // A read that throws (a stored value that cannot be read) may leave a statement of the
+    // connection mid-step, holding its snapshot of the database: such a connection is closed
+    // instead of going back to the pool, where later reads would see that old snapshot.
     struct Return {
       Store* store;
       std::unique_ptr<sqlite::Database>& conn;
-      ~Return() { store->give_back(std::move(conn)); }
+      int exceptions = std::uncaught_exceptions();
+      ~Return() {
+        if (std::uncaught_exceptions() > exceptions) conn.reset();
+        store->give_back(std::move(conn));
+      }
     } guard{this, conn};
     return f(*conn);
   }

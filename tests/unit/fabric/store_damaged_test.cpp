@@ -212,6 +212,12 @@ TEST(StoreDamaged, AnObjectIsNamedListedMarkedWhenAskedAndMendedByApplyingIt) {
   EXPECT_EQ(listed[1].unreadable, message);
   EXPECT_EQ(listed[1].name, "b");
 
+  // Written beside the open store after reads of it failed: those left no old snapshot behind.
+  damage(dir, std::string("UPDATE objects SET refs = ") + sql_text(kDamaged) +
+                  " WHERE identifier = 'a'");
+  expect_named(damaged_message([&] { s.referrers("service", "web"); }), "objects.refs",
+               "pipeline/a version 1");
+
   // Applying it again stores a readable version over the damaged one.
   EXPECT_EQ(s.put_object(o), std::make_pair(std::int64_t{2}, true));
   EXPECT_EQ(s.object("pipeline", "b")->model, o.model);
@@ -247,6 +253,51 @@ TEST(StoreDamaged, DelegatesAndPullRequestsAreListedMarked) {
   expect_named(prs[0].unreadable, "pull_requests.comments", "git://a/release.git #1");
   EXPECT_EQ(prs[0].title, "bump");
   EXPECT_EQ(to_json(prs[0]).dump().find(kSecret), std::string::npos);
+}
+
+TEST(StoreDamaged, ApplicationsAreListedMarked) {
+  capstan::testing::TempDir dir;
+  {
+    Store s(dir.path());
+    for (const auto* name : {"a", "b", "c"}) {
+      ObjectRecord o;
+      o.kind = "application";
+      o.identifier = o.name = name;
+      o.yaml = "kind: Application";
+      o.document = {{"metadata", {{"name", name}}}, {"spec", {{"project", "default"}}}};
+      o.model = {{"name", name}, {"project", "default"}, {"document", o.document}};
+      o.source = "apps.yaml:1";
+      s.put_object(o);
+      AppStateRecord state;
+      state.name = name;
+      state.status = {{"sync", {{"status", "Synced"}}}};
+      s.put_app_state(state);
+    }
+  }
+  damage(dir, std::string("UPDATE objects SET model = ") + sql_text(kDamaged) +
+                  " WHERE identifier = 'b'");
+  damage(dir, std::string("UPDATE gitops_apps SET status = ") + sql_text(kDamaged) +
+                  " WHERE name = 'c'");
+  Store s(dir.path());
+  const auto page = s.application_page("", 10);
+  ASSERT_EQ(page.size(), 3U) << "one damaged value does not take the list down";
+  std::string all;
+  for (const auto& a : page) {
+    all += a.metadata_json + a.spec_json + a.status_json + a.unreadable;
+    EXPECT_TRUE(nlohmann::json::accept(a.metadata_json)) << a.metadata_json;
+    EXPECT_TRUE(nlohmann::json::accept(a.status_json)) << a.status_json;
+  }
+  EXPECT_TRUE(page[0].unreadable.empty()) << page[0].unreadable;
+  EXPECT_EQ(page[0].status_json, R"({"sync":{"status":"Synced"}})");
+  expect_named(page[1].unreadable, "objects.model", "application/b version 1");
+  EXPECT_EQ(page[1].metadata_json, R"({"name":"b"})");
+  expect_named(page[2].unreadable, "gitops_apps.status", "c");
+  EXPECT_EQ(page[2].status_json, "{}");
+  EXPECT_EQ(all.find(kSecret), std::string::npos) << all;
+  EXPECT_EQ(s.application_item("b")->unreadable, page[1].unreadable);
+  // What the engine reads of every application at a start: the damaged one named.
+  EXPECT_EQ(damaged_message([&] { s.object_fields("application", {"$.project"}); }),
+            page[1].unreadable + " (24 bytes stored)");
 }
 
 } // namespace
