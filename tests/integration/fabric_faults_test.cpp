@@ -248,9 +248,9 @@ TEST(FabricFaults, AnExecutionDamagedInTheStoreFailsAloneAndTheOthersResume) {
   EXPECT_EQ(stack.last_status(), 500);
 }
 
-// A value damaged on disk after its run ended: the list keeps answering with the row marked, in
-// the API and the CLI; the run's own page names the column; no answer and no log line quotes the
-// stored text.
+// A value damaged on disk after its run ended (and an application's status): the lists keep
+// answering with the row marked, in the API and the CLI; the run's own page names the column; no
+// answer and no log line quotes the stored text.
 TEST(FabricFaults, AValueDamagedOnDiskIsNamedAndTheListKeepsAnswering) {
   TempDir dir("capstan-faults");
   Stack stack(dir.path());
@@ -258,6 +258,12 @@ TEST(FabricFaults, AValueDamagedOnDiskIsNamedAndTheListKeepsAnswering) {
   stack.start_delegate("alpha", {plugin_dir()}, 2);
   ASSERT_TRUE(stack.wait_for_delegates(1));
   apply(stack, dir, "quick", pipeline("quick", shell_step("say", "echo done")));
+  const auto app = stack.apply_text(
+      "app.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n"
+                  "spec:\n  source:\n    repoURL: https://git.example/web.git\n"
+                  "    targetRevision: main\n    path: web\n  destination:\n"
+                  "    server: https://cluster.example\n    namespace: demo\n");
+  ASSERT_EQ(stack.last_status(), 200) << app.dump(2);
   const auto kept = start(stack, "quick");
   const auto damaged = start(stack, "quick");
   EXPECT_EQ(stack.wait_for_end(kept)["status"], "Succeeded");
@@ -266,7 +272,17 @@ TEST(FabricFaults, AValueDamagedOnDiskIsNamedAndTheListKeepsAnswering) {
   const std::string secret = "hunter2";
   edit_store(dir, R"(UPDATE executions SET state = '{"secret-ish": ")" + secret +
                       "\"' WHERE id = '" + damaged + "'");
+  edit_store(dir, R"(UPDATE gitops_apps SET status = '{"secret-ish": ")" + secret +
+                      "\"' WHERE name = 'web'");
   stack.start_coordinator();
+
+  const auto apps = stack.get("/api/v1/apps");
+  ASSERT_EQ(stack.last_status(), 200) << apps.dump(2);
+  ASSERT_EQ(apps["items"].size(), 1U) << apps.dump(2);
+  EXPECT_EQ(apps["items"][0].value("unreadable", ""),
+            "gitops_apps.status of web does not parse as JSON")
+      << apps.dump(2);
+  EXPECT_EQ(apps.dump().find(secret), std::string::npos) << apps.dump(2);
 
   const auto list = stack.get("/api/v1/executions?pipeline=quick");
   ASSERT_EQ(stack.last_status(), 200) << list.dump(2);
