@@ -60,6 +60,7 @@ int apps_list(ApiClient& api, Format format, const std::vector<std::string>& pro
                                       "REVISION", "DESTINATION", "DELEGATE"};
   if (wide) headers.insert(headers.end(), {"REPO", "PATH", "TARGET", "EPOCH", "MESSAGE"});
   Table t(headers);
+  std::vector<std::string> unreadable;
   for (const auto& a : r["items"]) {
     std::string dest = str(a, {"spec", "destination", "name"});
     if (dest.empty()) dest = str(a, {"spec", "destination", "server"});
@@ -67,6 +68,11 @@ int apps_list(ApiClient& api, Format format, const std::vector<std::string>& pro
     if (sync.empty()) sync = "Unknown";
     // Being deleted: its resources go first (Argo CD's resources finalizer).
     if (!str(a, {"metadata", "deletionTimestamp"}).empty()) sync = "Deleting";
+    // A stored value of it cannot be read (damaged on disk): listed, and said why below.
+    if (a.contains("unreadable")) {
+      sync = "Unreadable";
+      unreadable.push_back(str(a, {"unreadable"}));
+    }
     std::string health = str(a, {"status", "health", "status"});
     std::vector<std::string> row = {str(a, {"metadata", "name"}),
                                     colour_status(sync),
@@ -84,6 +90,7 @@ int apps_list(ApiClient& api, Format format, const std::vector<std::string>& pro
     t.add(row);
   }
   t.print();
+  for (const auto& why : unreadable) std::cerr << "unreadable: " << why << "\n";
   return 0;
 }
 

@@ -25,12 +25,21 @@ int executions_list(ApiClient& api, const Args& a, Format format) {
     return 0;
   }
   Table t({"ID", "PIPELINE", "#", "STATUS", "STARTED", "DURATION", "MESSAGE"});
+  int unreadable = 0;
   for (const auto& e : r["items"]) {
+    // A row whose stored values cannot be read is listed with what could be, and says why.
+    const auto why = field_text(e, "unreadable");
+    unreadable += why.empty() ? 0 : 1;
     t.add({field_text(e, "id"), field_text(e, "pipeline"), field_text(e, "sequence"),
-           field_text(e, "status"), format_time(e["startedAt"]),
-           format_duration_ms(e["durationMs"]), field_text(e, "message")});
+           field_text(e, "status") + (why.empty() ? "" : " (unreadable)"),
+           format_time(e["startedAt"]), format_duration_ms(e["durationMs"]),
+           why.empty() ? field_text(e, "message") : "UNREADABLE: " + why});
   }
   t.print();
+  if (unreadable > 0) {
+    std::cerr << unreadable << " execution(s) hold a stored value that cannot be read; see "
+              << "\"A damaged stored value\" in docs/operations.md\n";
+  }
   return 0;
 }
 

@@ -196,6 +196,20 @@ TEST(FabricFaults, CoordinatorKilledMidPipelineResumesWithoutRunningAStepTwiceOr
   }
 }
 
+// Runs `sql` on the stopped coordinator's database as a hand edit with sqlite3 would; it must
+// change one row.
+void edit_store(const TempDir& dir, const std::string& sql) {
+  const auto file = dir.path() / "coordinator" / "capstan.db";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  EXPECT_EQ(sqlite3_changes(db), 1);
+  sqlite3_close(db);
+}
+
 // An execution whose stored stages and steps were damaged while the coordinator was down does
 // not keep it from starting: that execution ends as Failed, saying why, its row otherwise kept,
 // and the others resume.
@@ -215,18 +229,7 @@ TEST(FabricFaults, AnExecutionDamagedInTheStoreFailsAloneAndTheOthersResume) {
       },
       std::chrono::seconds(20)));
   stack.kill_coordinator();
-  {
-    const auto file = dir.path() / "coordinator" / "capstan.db";
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-    const std::string sql = "UPDATE executions SET children = x'07' WHERE id = '" + damaged + "'";
-    char* error = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
-        << (error != nullptr ? error : "");
-    sqlite3_free(error);
-    EXPECT_EQ(sqlite3_changes(db), 1);
-    sqlite3_close(db);
-  }
+  edit_store(dir, "UPDATE executions SET children = x'07' WHERE id = '" + damaged + "'");
   stack.start_coordinator();
   auto e = stack.wait_for_end(kept);
   EXPECT_EQ(e["status"], "Succeeded") << e.dump(2);
@@ -243,6 +246,81 @@ TEST(FabricFaults, AnExecutionDamagedInTheStoreFailsAloneAndTheOthersResume) {
   // Its own page names the damage instead of answering with a made-up record.
   stack.get("/api/v1/executions/" + damaged);
   EXPECT_EQ(stack.last_status(), 500);
+}
+
+// A value damaged on disk after its run ended (and an application's status): the lists keep
+// answering with the row marked, in the API and the CLI; the run's own page names the column; no
+// answer and no log line quotes the stored text.
+TEST(FabricFaults, AValueDamagedOnDiskIsNamedAndTheListKeepsAnswering) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("alpha", {plugin_dir()}, 2);
+  ASSERT_TRUE(stack.wait_for_delegates(1));
+  apply(stack, dir, "quick", pipeline("quick", shell_step("say", "echo done")));
+  const auto app = stack.apply_text(
+      "app.yaml", "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: web\n"
+                  "spec:\n  source:\n    repoURL: https://git.example/web.git\n"
+                  "    targetRevision: main\n    path: web\n  destination:\n"
+                  "    server: https://cluster.example\n    namespace: demo\n");
+  ASSERT_EQ(stack.last_status(), 200) << app.dump(2);
+  const auto kept = start(stack, "quick");
+  const auto damaged = start(stack, "quick");
+  EXPECT_EQ(stack.wait_for_end(kept)["status"], "Succeeded");
+  EXPECT_EQ(stack.wait_for_end(damaged)["status"], "Succeeded");
+  stack.kill_coordinator();
+  const std::string secret = "hunter2";
+  edit_store(dir, R"(UPDATE executions SET state = '{"secret-ish": ")" + secret +
+                      "\"' WHERE id = '" + damaged + "'");
+  edit_store(dir, R"(UPDATE gitops_apps SET status = '{"secret-ish": ")" + secret +
+                      "\"' WHERE name = 'web'");
+  stack.start_coordinator();
+
+  const auto apps = stack.get("/api/v1/apps");
+  ASSERT_EQ(stack.last_status(), 200) << apps.dump(2);
+  ASSERT_EQ(apps["items"].size(), 1U) << apps.dump(2);
+  EXPECT_EQ(apps["items"][0].value("unreadable", ""),
+            "gitops_apps.status of web does not parse as JSON")
+      << apps.dump(2);
+  EXPECT_EQ(apps.dump().find(secret), std::string::npos) << apps.dump(2);
+
+  const auto list = stack.get("/api/v1/executions?pipeline=quick");
+  ASSERT_EQ(stack.last_status(), 200) << list.dump(2);
+  ASSERT_EQ(list["items"].size(), 2U) << list.dump(2);
+  for (const auto& item : list["items"]) {
+    if (item["id"] == kept) {
+      EXPECT_FALSE(item.contains("unreadable")) << item.dump(2);
+      continue;
+    }
+    EXPECT_EQ(item["status"], "Succeeded") << item.dump(2);
+    EXPECT_EQ(item.value("unreadable", ""),
+              "executions.state of " + damaged + " does not parse as JSON (24 bytes stored)")
+        << item.dump(2);
+  }
+  EXPECT_EQ(list.dump().find(secret), std::string::npos) << list.dump(2);
+
+  const auto one = stack.get("/api/v1/executions/" + damaged);
+  EXPECT_EQ(stack.last_status(), 500);
+  EXPECT_EQ(one["error"]["code"], "StoredValueDamaged") << one.dump(2);
+  const std::string message = one["error"].value("message", "");
+  EXPECT_NE(message.find("executions.state of " + damaged), std::string::npos) << message;
+  EXPECT_EQ(one.dump().find(secret), std::string::npos) << one.dump(2);
+  stack.get("/api/v1/executions/" + kept);
+  EXPECT_EQ(stack.last_status(), 200) << "the other run reads as before";
+
+  const auto cli = stack.cli({"executions", "list", "--pipeline", "quick"});
+  EXPECT_TRUE(cli.status.success()) << cli.out << cli.err;
+  EXPECT_NE(cli.out.find("UNREADABLE: executions.state of " + damaged), std::string::npos)
+      << cli.out;
+  EXPECT_NE(cli.out.find(kept), std::string::npos) << cli.out;
+  EXPECT_NE(cli.err.find("1 execution(s) hold a stored value that cannot be read"),
+            std::string::npos)
+      << cli.err;
+  EXPECT_EQ((cli.out + cli.err).find(secret), std::string::npos) << cli.out << cli.err;
+
+  const auto log = stack.coordinator().log();
+  EXPECT_NE(log.find("executions.state of " + damaged), std::string::npos) << log;
+  EXPECT_EQ(log.find(secret), std::string::npos) << log;
 }
 
 TEST(FabricFaults, RevokedTokenDropsTheDelegateAtOnceAndRefusesItsReconnects) {

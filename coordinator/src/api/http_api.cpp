@@ -51,7 +51,8 @@ json assignment_view(const std::optional<store::AppStateRecord>& st) {
 std::string app_view(const store::AppListItem& a) {
   return R"({"apiVersion":"argoproj.io/v1alpha1","kind":"Application","metadata":)" +
          a.metadata_json + R"(,"spec":)" + a.spec_json + R"(,"status":)" + a.status_json +
-         R"(,"assignment":)" + assignment_view(a.state).dump() + "}";
+         R"(,"assignment":)" + assignment_view(a.state).dump() +
+         (a.unreadable.empty() ? "" : R"(,"unreadable":)" + json(a.unreadable).dump()) + "}";
 }
 
 // The `continue` token of a listing: opaque to clients (base64url of where the next page
@@ -207,6 +208,15 @@ struct HttpApi::Impl {
           std::string what = "unknown error";
           try {
             std::rethrow_exception(ep);
+          } catch (const store::StoredValueDamaged& e) {
+            // Named by where it is and why, never quoted (store/stored_json.h).
+            spdlog::error("{} {}: {}", req.method, req.path, e.what());
+            return error(res, 500, "StoredValueDamaged",
+                         std::string("a stored value cannot be read: ") + e.what() +
+                             "; restore the data dir from a backup (docs/operations.md)");
+          } catch (const nlohmann::json::parse_error& e) {
+            // Its own message quotes the text it read, which may be stored content.
+            what = "a JSON value does not parse (at byte " + std::to_string(e.byte) + ")";
           } catch (const std::exception& e) {
             what = e.what();
           } catch (...) { // NOLINT(bugprone-empty-catch): reported below
@@ -403,7 +413,7 @@ struct HttpApi::Impl {
                  const auto* kind = kind_of(req.matches[1], res);
                  if (kind == nullptr) return;
                  json items = json::array();
-                 for (const auto& o : store.objects(kind->name)) {
+                 for (const auto& o : store.objects(kind->name, true)) {
                    items.push_back(to_json(o, false));
                  }
                  reply(res, 200, {{"kind", kind->name}, {"items", items}});

@@ -30,6 +30,7 @@ json to_json(const store::ExecutionRecord& e, bool with_steps) {
             {"errorType", e.error_type},
             {"message", e.message},
             {"revision", e.revision}};
+  if (!e.unreadable.empty()) j["unreadable"] = e.unreadable;
   if (!with_steps) return j;
   j["inputs"] = e.inputs;
   if (e.state.contains("pipelineRollback")) j["pipelineRollback"] = e.state["pipelineRollback"];
@@ -119,6 +120,7 @@ json to_json(const store::ObjectRecord& o, bool with_content) {
             {"version", o.version},     {"source", o.source},         {"appliedAt", o.applied_at},
             {"appliedBy", o.applied_by}};
   if (o.deleted) j["deleted"] = true;
+  if (!o.unreadable.empty()) j["unreadable"] = o.unreadable;
   if (with_content) {
     j["yaml"] = o.yaml;
     j["document"] = o.document;
@@ -130,6 +132,7 @@ json to_json(const store::AuditRecord& a) {
   json j = {{"seq", a.seq},   {"time", a.time},     {"user", a.user},      {"action", a.action},
             {"kind", a.kind}, {"target", a.target}, {"details", a.details}};
   if (!a.execution_id.empty()) j["executionId"] = a.execution_id;
+  if (!a.unreadable.empty()) j["unreadable"] = a.unreadable;
   return j;
 }
 
@@ -152,21 +155,23 @@ json to_json(const engine::DelegateView& d) {
 }
 
 json to_json(const store::DelegateRecord& d) {
-  return {{"name", d.name},
-          {"connected", false},
-          {"instanceId", d.instance_id},
-          {"hostname", d.hostname},
-          {"version", d.version},
-          {"tags", d.tags},
-          {"stepTypes", d.step_types},
-          {"slots", d.slots},
-          {"running", 0},
-          {"status", "Disconnected"},
-          {"draining", false},
-          {"token", d.token},
-          {"connectedAt", nullptr},
-          {"lastSeen", d.last_seen},
-          {"disconnectReason", d.disconnect_reason}};
+  json j = {{"name", d.name},
+            {"connected", false},
+            {"instanceId", d.instance_id},
+            {"hostname", d.hostname},
+            {"version", d.version},
+            {"tags", d.tags},
+            {"stepTypes", d.step_types},
+            {"slots", d.slots},
+            {"running", 0},
+            {"status", "Disconnected"},
+            {"draining", false},
+            {"token", d.token},
+            {"connectedAt", nullptr},
+            {"lastSeen", d.last_seen},
+            {"disconnectReason", d.disconnect_reason}};
+  if (!d.unreadable.empty()) j["unreadable"] = d.unreadable;
+  return j;
 }
 
 } // namespace capstan::api

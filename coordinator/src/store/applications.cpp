@@ -20,6 +20,8 @@ AppStateRecord read_app(sqlite::Statement& s, int at = 0) {
   r.delegate = s.text(at + 3);
   r.plugin = s.text(at + 4);
   r.assigned_at = s.int64(at + 5);
+  // A status that does not parse (damaged on disk) reads as none on purpose: the delegate that
+  // renders the application reports it again, and the application keeps being listed and served.
   r.status = nlohmann::json::parse(s.text(at + 6), nullptr, false);
   if (r.status.is_discarded()) r.status = nlohmann::json::object();
   r.status_epoch = static_cast<std::uint64_t>(s.int64(at + 7));
@@ -98,34 +100,63 @@ std::optional<AppStateRecord> Store::app_state(const std::string& name) {
 
 namespace {
 
-// The applications `where` selects (?1, ?2 bound by the caller), in name order.
+// The application columns list_items reads. `guarded` reads a model that does not parse as
+// null (and says so in column 16) where the plain query fails as a whole: the list is read so only
+// after that failure, leaving the common read as it was.
+std::string list_sql(const std::string& where, bool guarded) {
+  const auto model = [&](const char* expression) {
+    return guarded
+               ? std::string("CASE WHEN json_valid(o.model) THEN o.model ") + expression + " END"
+               : std::string("o.model ") + expression;
+  };
+  return "SELECT o.identifier, " + model("->> '$.project'") + ", " +
+         model("-> '$.document.metadata'") + ", " + model("-> '$.document.spec'") +
+         ", s.status, s.name, s.epoch, s.instance_id, s.delegate, s.plugin, s.assigned_at, '{}', "
+         "s.status_epoch, s.status_at, s.message, json_valid(s.status), " +
+         (guarded ? "json_valid(o.model)" : "1") +
+         ", o.version FROM objects o LEFT JOIN gitops_apps s ON s.name = o.identifier "
+         "WHERE o.kind = 'application' AND o.deleted = 0 AND " +
+         where +
+         " AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = o.kind AND "
+         "i.identifier = o.identifier) ORDER BY o.identifier LIMIT ?2";
+}
+
+// The applications `where` selects (?1, ?2 bound by the caller), in name order. One whose stored
+// model or status does not parse (damaged on disk) is listed with what could be read and why.
 std::vector<AppListItem> list_items(sqlite::Database& db, const std::string& where,
-                                    const std::function<void(sqlite::Statement&)>& bind) {
-  auto& q = db.prepare(
-      "SELECT o.identifier, o.model ->> '$.project', o.model -> '$.document.metadata', "
-      "o.model -> '$.document.spec', s.status, s.name, s.epoch, s.instance_id, s.delegate, "
-      "s.plugin, s.assigned_at, '{}', s.status_epoch, s.status_at, s.message "
-      "FROM objects o LEFT JOIN gitops_apps s ON s.name = o.identifier "
-      "WHERE o.kind = 'application' AND o.deleted = 0 AND " +
-      where +
-      " AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = o.kind AND "
-      "i.identifier = o.identifier) ORDER BY o.identifier LIMIT ?2");
+                                    const std::function<void(sqlite::Statement&)>& bind,
+                                    bool guarded = false) {
+  auto& q = db.prepare(list_sql(where, guarded));
   bind(q);
   std::vector<AppListItem> out;
   auto object_text = [&](int column) {
     std::string t = q.text(column);
     return t.empty() || t.front() != '{' ? std::string("{}") : t;
   };
-  while (q.step()) {
-    AppListItem item;
-    item.name = q.text(0);
-    item.project = q.text(1);
-    item.metadata_json = object_text(2);
-    item.spec_json = object_text(3);
-    item.status_json = object_text(4);
-    // The state's columns as read_app() takes them, with its status passed on as text.
-    if (!q.is_null(5)) item.state = read_app(q, 5);
-    out.push_back(std::move(item));
+  try {
+    while (q.step()) {
+      AppListItem item;
+      item.name = q.text(0);
+      item.project = q.text(1);
+      item.metadata_json = object_text(2);
+      item.spec_json = object_text(3);
+      // Stored text passed on as it is: only once it is known to parse.
+      item.status_json = q.is_null(15) || q.int64(15) != 0 ? object_text(4) : "{}";
+      // The state's columns as read_app() takes them, with its status passed on as text.
+      if (!q.is_null(5)) item.state = read_app(q, 5);
+      if (q.int64(16) == 0) {
+        item.metadata_json = nlohmann::json{{"name", item.name}}.dump();
+        item.unreadable = "objects.model of application/" + item.name + " version " +
+                          std::to_string(q.int64(17)) + " does not parse as JSON";
+      } else if (!q.is_null(15) && q.int64(15) == 0) {
+        item.unreadable = "gitops_apps.status of " + item.name + " does not parse as JSON";
+      }
+      out.push_back(std::move(item));
+    }
+  } catch (const sqlite::Error&) {
+    q.reset();
+    if (guarded) throw;
+    return list_items(db, where, bind, true); // a model that does not parse: see list_sql
   }
   q.reset();
   return out;

@@ -33,6 +33,9 @@ struct AppListItem {
   std::string spec_json;
   std::string status_json; // "{}" when none
   std::optional<AppStateRecord> state;
+  // Why its stored model or status cannot be read (damaged on disk), naming the column; the
+  // values that could not be read are then empty.
+  std::string unreadable;
 };
 
 } // namespace capstan::store

@@ -2,6 +2,7 @@
 // order of its table's columns, integers as zigzag varints, texts (JSON included) as a varint
 // length and their bytes, so any text a table holds round-trips unchanged.
 #include "store/children.h"
+#include "store/stored_json.h"
 
 #include <algorithm>
 #include <cstring>
@@ -101,7 +102,10 @@ public:
     at_ += size;
     return out;
   }
-  nlohmann::json json() { return nlohmann::json::parse(text()); }
+  // `field` names the value in the encoding ("stage 2 context"), for the error only.
+  template <typename Field> nlohmann::json json(const Field& field) {
+    return stored_json(text(), "executions.children", [&] { return id_ + ", " + field(); });
+  }
   std::size_t count() {
     const auto n = varint();
     if (n > data_.size()) fail(); // every record takes more than a byte
@@ -109,9 +113,10 @@ public:
   }
   bool done() const { return at_ == data_.size(); }
   [[noreturn]] void fail() const {
-    throw std::runtime_error("execution " + id_ + ": its stored stages and steps are unreadable " +
-                             "at byte " + std::to_string(at_) + " of " +
-                             std::to_string(data_.size()));
+    throw StoredValueDamaged("executions.children of " + id_ +
+                             " is not an encoding of stages and steps this release reads (at "
+                             "byte " +
+                             std::to_string(at_) + " of " + std::to_string(data_.size()) + ")");
   }
 
 private:
@@ -195,8 +200,11 @@ void decode_children(std::string_view data, ExecutionRecord& e) {
     s.message = r.text();
     s.lock_key = r.text();
     s.queued_at = r.integer();
-    s.context = r.json();
-    s.state = r.json();
+    const auto stage = [&](const char* what) {
+      return [&s, what] { return "stage " + std::to_string(s.index) + " " + what; };
+    };
+    s.context = r.json(stage("context"));
+    s.state = r.json(stage("state"));
     e.stages.push_back(std::move(s));
   }
   const auto steps = r.count();
@@ -220,14 +228,20 @@ void decode_children(std::string_view data, ExecutionRecord& e) {
     s.timeout_ms = r.integer();
     s.error_type = r.text();
     s.message = r.text();
-    s.outputs = r.json();
+    const auto step = [&](const char* what) {
+      return [&s, what] {
+        return "step " + std::to_string(s.stage_index) + "." + std::to_string(s.step_index) + " " +
+               what;
+      };
+    };
+    s.outputs = r.json(step("outputs"));
     s.log_cursor = static_cast<std::uint64_t>(r.integer());
     s.kind = r.text();
     s.parent = r.small();
     s.section = r.text();
     s.retries = r.small();
     s.wake_at = r.integer();
-    s.state = r.json();
+    s.state = r.json(step("state"));
     e.steps.push_back(std::move(s));
   }
   if (!r.done()) r.fail();

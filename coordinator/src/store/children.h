@@ -23,8 +23,9 @@ std::string column_text(const nlohmann::json& j);
 void encode_children(const ExecutionRecord& e, std::string& out);
 
 // Fills e.stages and e.steps from an encoding, stages by index and steps by (stage, step) as the
-// tables' queries order them. Throws std::runtime_error naming the execution when the value is
-// not an encoding this release reads.
+// tables' queries order them. Throws StoredValueDamaged (store/stored_json.h) naming the execution,
+// and the stage or step, when the value is not an encoding this release reads or a JSON value in
+// it does not parse.
 void decode_children(std::string_view data, ExecutionRecord& e);
 
 } // namespace capstan::store

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "store/store.h"
+#include "store/stored_json.h"
 
 namespace capstan::store {
 
@@ -33,7 +34,13 @@ PullRequestRecord read_pr(sqlite::Statement& s) {
   r.head_sha = s.text(10);
   r.merge_commit = s.text(11);
   r.commit_id = s.text(12);
-  r.comments = json::parse(s.text(13));
+  try {
+    r.comments = stored_json(s.text(13), "pull_requests.comments",
+                             [&] { return r.repository + " #" + std::to_string(r.number); });
+  } catch (const StoredValueDamaged& e) {
+    // Listed all the same; the next report of the pull request stores its comments again.
+    r.unreadable = e.what();
+  }
   r.execution_id = s.text(14);
   r.step = s.text(15);
   r.updated_by = s.text(16);
@@ -60,25 +67,27 @@ std::string field(const json& j, const char* key, bool required = false) {
 } // namespace
 
 json to_json(const PullRequestRecord& r) {
-  return {{"repository", r.repository},
-          {"number", r.number},
-          {"provider", r.provider},
-          {"connector", r.connector},
-          {"title", r.title},
-          {"body", r.body},
-          {"source", r.source},
-          {"target", r.target},
-          {"state", r.state},
-          {"url", r.url},
-          {"headSha", r.head_sha},
-          {"mergeCommit", r.merge_commit},
-          {"commitId", r.commit_id},
-          {"comments", r.comments},
-          {"executionId", r.execution_id},
-          {"step", r.step},
-          {"updatedBy", r.updated_by},
-          {"createdAt", r.created_at},
-          {"updatedAt", r.updated_at}};
+  json j = {{"repository", r.repository},
+            {"number", r.number},
+            {"provider", r.provider},
+            {"connector", r.connector},
+            {"title", r.title},
+            {"body", r.body},
+            {"source", r.source},
+            {"target", r.target},
+            {"state", r.state},
+            {"url", r.url},
+            {"headSha", r.head_sha},
+            {"mergeCommit", r.merge_commit},
+            {"commitId", r.commit_id},
+            {"comments", r.comments},
+            {"executionId", r.execution_id},
+            {"step", r.step},
+            {"updatedBy", r.updated_by},
+            {"createdAt", r.created_at},
+            {"updatedAt", r.updated_at}};
+  if (!r.unreadable.empty()) j["unreadable"] = r.unreadable;
+  return j;
 }
 
 PullRequestRecord pull_request_from_step(const json& j) {

@@ -31,6 +31,9 @@ struct PullRequestRecord {
   std::string updated_by;   // "execution stage.step" of the last change
   std::int64_t created_at = 0;
   std::int64_t updated_at = 0;
+  // Why a stored value of the row cannot be read (damaged on disk), naming the column; the
+  // record then holds what could be read.
+  std::string unreadable;
 };
 
 struct PullRequestFilter {

@@ -60,6 +60,9 @@ struct ObjectRecord {
   bool deleted = false; // a tombstone: the object was deleted in this version
   nlohmann::json references = nlohmann::json::array(); // [{kind, identifier, location, ...}]
   std::string applied_by;                              // the user who applied (or deleted) it
+  // Why its stored JSON cannot be read (damaged on disk), naming the column, in lists that keep
+  // such an object; its other fields are then what could be read.
+  std::string unreadable;
 };
 
 // Some values of an object's model, read without its document (Store::object_fields).
@@ -80,6 +83,7 @@ struct AuditRecord {
   std::string execution_id;
   nlohmann::json details = nlohmann::json::object(); // secrets masked
   std::string details_text; // when not empty, stored instead of details (already dumped)
+  std::string unreadable;   // why the stored details cannot be read (damaged on disk)
 };
 
 struct AuditFilter {
@@ -159,6 +163,9 @@ struct ExecutionRecord {
   nlohmann::json state = nlohmann::json::object();         // pipeline rollback progress
   std::vector<StageRecord> stages;
   std::vector<StepRecord> steps;
+  // Why its stored JSON cannot be read (damaged on disk), naming the column: set by lists only,
+  // which keep the plain columns of such a row; reading it alone throws StoredValueDamaged.
+  std::string unreadable;
 };
 
 struct LogRecord {
@@ -195,7 +202,8 @@ struct DelegateRecord {
   bool connected = false;
   std::string disconnect_reason;
   bool draining = false;
-  std::string token; // the name of the token it presented
+  std::string token;      // the name of the token it presented
+  std::string unreadable; // why its stored tags or step types cannot be read (damaged on disk)
 };
 
 // A credential delegates present in their Hello. The secret itself is never stored.

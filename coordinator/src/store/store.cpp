@@ -2,6 +2,7 @@
 #include "store/store.h"
 
 #include "store/children.h"
+#include "store/stored_json.h"
 
 #include <spdlog/spdlog.h>
 
@@ -208,23 +209,33 @@ DROP INDEX stages_by_lock;
   return list;
 }
 
-ObjectRecord read_object(sqlite::Statement& s) {
+// `unreadable`, when given, receives why a JSON column cannot be read, and the object is returned
+// with what could be; without it, such a column throws StoredValueDamaged.
+ObjectRecord read_object(sqlite::Statement& s, std::string* unreadable = nullptr) {
   ObjectRecord o;
   o.kind = s.text(0);
   o.identifier = s.text(1);
   o.version = s.int64(2);
   o.name = s.text(3);
   o.yaml = s.text(4);
-  o.document = json::parse(s.text(5));
-  o.model = json::parse(s.text(6));
   o.source = s.text(7);
   o.applied_at = s.int64(8);
   o.deleted = s.int64(9) != 0;
-  o.references = json::parse(s.text(10));
   o.applied_by = s.text(11);
   o.file = s.text(12);
   o.line_offset = static_cast<int>(s.int64(13));
   o.base_dir = s.text(14);
+  const auto key = [&] {
+    return o.kind + "/" + o.identifier + " version " + std::to_string(o.version);
+  };
+  try {
+    o.document = stored_json(s.text(5), "objects.document", key);
+    o.model = stored_json(s.text(6), "objects.model", key);
+    o.references = stored_json(s.text(10), "objects.refs", key);
+  } catch (const StoredValueDamaged& e) {
+    if (unreadable == nullptr) throw;
+    *unreadable = e.what();
+  }
   return o;
 }
 
@@ -272,9 +283,11 @@ void register_functions(sqlite::Database& db) {
   }
 }
 
-// `children`, when given, receives the encoded stages and steps (column 17).
+// `children`, when given, receives the encoded stages and steps (column 17). When `tolerant`, a
+// JSON column that cannot be read leaves the record with what could be, and why in .unreadable;
+// otherwise it throws StoredValueDamaged.
 ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan,
-                               std::string* children = nullptr) {
+                               std::string* children = nullptr, bool tolerant = false) {
   ExecutionRecord e;
   if (children != nullptr) *children = s.blob(17);
   e.id = s.text(0);
@@ -282,8 +295,6 @@ ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan,
   e.pipeline_version = s.int64(2);
   e.sequence = s.int64(3);
   e.status = s.text(4);
-  e.variables = json::parse(s.text(5));
-  if (with_plan && !s.is_null(6)) e.plan = json::parse(s.text(6));
   e.created_at = s.int64(7);
   e.started_at = s.int64(8);
   e.ended_at = s.int64(9);
@@ -291,9 +302,17 @@ ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan,
   e.message = s.text(11);
   e.revision = s.int64(12);
   e.triggered_by = s.text(13);
-  e.inputs = json::parse(s.text(14));
-  e.pending_inputs = json::parse(s.text(15));
-  e.state = json::parse(s.text(16));
+  try {
+    e.variables = stored_json(s.text(5), "executions.variables", e.id);
+    if (with_plan && !s.is_null(6))
+      e.plan = stored_json(s.text(6), "plans.plan of execution", e.id);
+    e.inputs = stored_json(s.text(14), "executions.inputs", e.id);
+    e.pending_inputs = stored_json(s.text(15), "executions.pending_inputs", e.id);
+    e.state = stored_json(s.text(16), "executions.state", e.id);
+  } catch (const StoredValueDamaged& d) {
+    if (!tolerant) throw;
+    e.unreadable = d.what();
+  }
   return e;
 }
 
@@ -321,8 +340,9 @@ void load_children(sqlite::Database& db, ExecutionRecord& e, std::string_view ch
     r.message = st.text(9);
     r.lock_key = st.text(10);
     r.queued_at = st.int64(11);
-    r.context = json::parse(st.text(12));
-    r.state = json::parse(st.text(13));
+    const auto stage_key = [&] { return e.id + " stage " + std::to_string(r.index); };
+    r.context = stored_json(st.text(12), "stage_executions.context", stage_key);
+    r.state = stored_json(st.text(13), "stage_executions.state", stage_key);
     e.stages.push_back(std::move(r));
   }
   auto& sp = db.prepare(
@@ -350,14 +370,17 @@ void load_children(sqlite::Database& db, ExecutionRecord& e, std::string_view ch
     r.timeout_ms = sp.int64(14);
     r.error_type = sp.text(15);
     r.message = sp.text(16);
-    r.outputs = json::parse(sp.text(17));
+    const auto step_key = [&] {
+      return e.id + " step " + std::to_string(r.stage_index) + "." + std::to_string(r.step_index);
+    };
+    r.outputs = stored_json(sp.text(17), "step_executions.outputs", step_key);
     r.log_cursor = static_cast<std::uint64_t>(sp.int64(18));
     r.kind = sp.text(19);
     r.parent = static_cast<int>(sp.int64(20));
     r.section = sp.text(21);
     r.retries = static_cast<int>(sp.int64(22));
     r.wake_at = sp.int64(23);
-    r.state = json::parse(sp.text(24));
+    r.state = stored_json(sp.text(24), "step_executions.state", step_key);
     e.steps.push_back(std::move(r));
   }
 }
@@ -572,8 +595,10 @@ std::pair<std::int64_t, bool> Store::put_object(const ObjectRecord& o) {
   std::int64_t version = 0;
   if (q.step()) {
     version = q.int64(0);
-    bool same = q.int64(3) == 0 && json::parse(q.text(1)) == o.document &&
-                json::parse(q.text(2)) == o.model;
+    // A stored version that does not parse (damaged on disk) is never the same: applying the
+    // object again stores a readable version over it.
+    bool same = q.int64(3) == 0 && json::parse(q.text(1), nullptr, false) == o.document &&
+                json::parse(q.text(2), nullptr, false) == o.model;
     q.reset();
     if (same) return {version, false};
   }
@@ -1134,6 +1159,8 @@ std::int64_t Store::next_sequence(const std::string& pipeline) {
 }
 
 std::string unreadable_because(const std::exception& e) {
+  if (dynamic_cast<const StoredValueDamaged*>(&e) != nullptr) return e.what();
+  // A JSON parser's own error from a read not yet through stored_json quotes what it read.
   if (dynamic_cast<const nlohmann::json::exception*>(&e) != nullptr) {
     return "a stored JSON value does not parse";
   }
@@ -1207,7 +1234,7 @@ std::optional<ObjectRecord> Store::object(const std::string& kind, const std::st
   });
 }
 
-std::vector<ObjectRecord> Store::objects(const std::string& kind) {
+std::vector<ObjectRecord> Store::objects(const std::string& kind, bool keep_unreadable) {
   return read([&](sqlite::Database& db) {
     std::vector<ObjectRecord> out;
     auto& q = db.prepare(
@@ -1217,10 +1244,41 @@ std::vector<ObjectRecord> Store::objects(const std::string& kind) {
         "?1) AND o.deleted = 0 AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = "
         "o.kind AND i.identifier = o.identifier) ORDER BY o.kind, o.identifier");
     q.bind(1, kind);
-    while (q.step()) out.push_back(read_object(q));
+    std::string unreadable;
+    while (q.step()) {
+      out.push_back(read_object(q, keep_unreadable ? &unreadable : nullptr));
+      out.back().unreadable = std::move(unreadable);
+      unreadable.clear();
+    }
     return out;
   });
 }
+
+namespace {
+// Where SQLite's own JSON functions failed on `column` of the latest live objects of `kind`
+// ("" for every kind) with `failed` ("malformed JSON", naming no row): the first such object
+// whose column does not parse, named as stored_json names it; `failed` again when none is found.
+// Read only after a failure, so the common read does not check every value twice.
+[[noreturn]] void throw_damaged_object(sqlite::Database& db, const char* column,
+                                       const std::string& kind, const sqlite::Error& failed) {
+  auto& q = db.prepare(std::string("SELECT o.kind, o.identifier, o.version, length(o.") + column +
+                       ") FROM objects o WHERE (?1 = '' OR o.kind = ?1) AND o.deleted = 0 AND "
+                       "NOT json_valid(o." +
+                       column +
+                       ") AND o.version = (SELECT MAX(version) FROM objects i WHERE i.kind = "
+                       "o.kind AND i.identifier = o.identifier) ORDER BY o.kind, o.identifier "
+                       "LIMIT 1");
+  q.bind(1, kind);
+  if (!q.step()) {
+    q.reset();
+    throw failed;
+  }
+  const auto key = q.text(0) + "/" + q.text(1) + " version " + std::to_string(q.int64(2));
+  const auto bytes = static_cast<std::size_t>(q.int64(3));
+  q.reset();
+  throw_damaged_json(std::string("objects.") + column, key, bytes);
+}
+} // namespace
 
 std::vector<ObjectFields> Store::object_fields(const std::string& kind,
                                                const std::vector<std::string>& paths) {
@@ -1234,16 +1292,22 @@ std::vector<ObjectFields> Store::object_fields(const std::string& kind,
     auto& q = db.prepare(sql);
     q.bind(1, kind);
     for (std::size_t i = 0; i < paths.size(); ++i) q.bind(static_cast<int>(i + 2), paths[i]);
-    while (q.step()) {
-      ObjectFields f;
-      f.identifier = q.text(0);
-      f.version = q.int64(1);
-      f.values.reserve(paths.size());
-      for (std::size_t i = 0; i < paths.size(); ++i) {
-        const int c = static_cast<int>(i + 2);
-        f.values.push_back(q.is_null(c) ? json() : json::parse(q.text(c), nullptr, false));
+    try {
+      while (q.step()) {
+        ObjectFields f;
+        f.identifier = q.text(0);
+        f.version = q.int64(1);
+        f.values.reserve(paths.size());
+        for (std::size_t i = 0; i < paths.size(); ++i) {
+          const int c = static_cast<int>(i + 2);
+          // SQLite wrote this text itself from a model that parsed.
+          f.values.push_back(q.is_null(c) ? json() : json::parse(q.text(c), nullptr, false));
+        }
+        out.push_back(std::move(f));
       }
-      out.push_back(std::move(f));
+    } catch (const sqlite::Error& e) {
+      q.reset();
+      throw_damaged_object(db, "model", kind, e);
     }
     return out;
   });
@@ -1261,11 +1325,16 @@ std::vector<std::pair<ObjectRecord, json>> Store::referrers(const std::string& k
         "o.identifier");
     q.bind(1, kind).bind(2, identifier);
     std::vector<std::pair<ObjectRecord, json>> out;
-    while (q.step()) {
-      ObjectRecord o;
-      o.kind = q.text(0);
-      o.identifier = q.text(1);
-      out.emplace_back(std::move(o), json::parse(q.text(3), nullptr, false));
+    try {
+      while (q.step()) {
+        ObjectRecord o;
+        o.kind = q.text(0);
+        o.identifier = q.text(1);
+        out.emplace_back(std::move(o), json::parse(q.text(3), nullptr, false));
+      }
+    } catch (const sqlite::Error& e) {
+      q.reset();
+      throw_damaged_object(db, "refs", "", e);
     }
     return out;
   });
@@ -1358,7 +1427,13 @@ std::vector<AuditRecord> Store::audit(const AuditFilter& f) {
       a.kind = q.text(4);
       a.target = q.text(5);
       a.execution_id = q.text(6);
-      a.details = json::parse(q.text(7));
+      try {
+        a.details = stored_json(q.text(7), "audit.details",
+                                [&] { return "entry " + std::to_string(a.seq); });
+      } catch (const StoredValueDamaged& e) {
+        a.details = json::object();
+        a.unreadable = e.what();
+      }
       out.push_back(std::move(a));
     }
     return out;
@@ -1433,7 +1508,9 @@ std::vector<ExecutionRecord> Store::executions(const ExecutionFilter& f) {
     if (!f.pipeline.empty()) q.bind(1, f.pipeline);
     if (!f.status.empty()) q.bind(2, f.status);
     q.bind(3, f.limit);
-    while (q.step()) out.push_back(read_execution(q, false));
+    // A row whose JSON cannot be read is listed with its plain columns and why, so that one
+    // damaged value does not hide the others.
+    while (q.step()) out.push_back(read_execution(q, false, nullptr, true));
     return out;
   });
 }
@@ -1476,8 +1553,12 @@ std::vector<DelegateRecord> Store::delegates() {
       d.instance_id = q.text(1);
       d.hostname = q.text(2);
       d.version = q.text(3);
-      d.tags = json::parse(q.text(4));
-      d.step_types = json::parse(q.text(5));
+      try {
+        d.tags = stored_json(q.text(4), "delegates.tags", d.name);
+        d.step_types = stored_json(q.text(5), "delegates.step_types", d.name);
+      } catch (const StoredValueDamaged& e) {
+        d.unreadable = e.what();
+      }
       d.slots = static_cast<int>(q.int64(6));
       d.first_seen = q.int64(7);
       d.last_seen = q.int64(8);

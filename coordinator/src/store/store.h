@@ -18,6 +18,7 @@
 #include "store/applications.h"
 #include "store/pull_requests.h"
 #include "store/records.h"
+#include "store/stored_json.h"
 
 namespace capstan::store {
 
@@ -31,8 +32,9 @@ void migrate_to(const std::filesystem::path& file, int version);
 // Write methods use the writer connection and belong to one thread (the engine's) at a time;
 // read methods borrow a pooled reader and may be called from any thread. WAL lets readers run
 // beside the writer.
-// Why a stored value cannot be read, without the stored text itself (a JSON parser's message
-// quotes what it last read).
+// Why a stored value cannot be read, without the stored text itself: a StoredValueDamaged's
+// message (store/stored_json.h), and for any other JSON error none of its own (a JSON parser's
+// message quotes what it last read).
 std::string unreadable_because(const std::exception& error);
 
 class Store {
@@ -112,11 +114,14 @@ public:
   // The latest version, unless it is a tombstone; or exactly `version` (tombstones included).
   std::optional<ObjectRecord> object(const std::string& kind, const std::string& identifier,
                                      std::int64_t version = 0);
-  // The latest live version of every object of the kind ("" for every kind).
-  std::vector<ObjectRecord> objects(const std::string& kind);
+  // The latest live version of every object of the kind ("" for every kind). An object whose
+  // stored JSON cannot be read (a damaged value) throws StoredValueDamaged, or is kept with what
+  // could be read and why (ObjectRecord::unreadable) when `keep_unreadable`.
+  std::vector<ObjectRecord> objects(const std::string& kind, bool keep_unreadable = false);
   // Only some values of the latest live version of every object of the kind, in identifier
   // order: its identifier, version and the values at `paths` (JSON paths into its model such as
-  // "$.repoURL", null where absent). No document is parsed: cheap at thousands of objects.
+  // "$.repoURL", null where absent). No document is parsed: cheap at thousands of objects. A
+  // model that does not parse (damaged on disk) throws StoredValueDamaged naming the object.
   std::vector<ObjectFields> object_fields(const std::string& kind,
                                           const std::vector<std::string>& paths);
   // The latest live objects whose references name (kind, identifier), in kind and identifier
@@ -129,10 +134,15 @@ public:
   std::optional<std::string> secret_value(const std::string& identifier);
   // identifier -> sealed value, for the latest version of every live secret.
   std::vector<std::pair<std::string, std::string>> secret_values();
+  // Entries whose details cannot be read are listed with empty details and why (unreadable);
+  // so are delegates and pull requests below.
   std::vector<AuditRecord> audit(const AuditFilter& filter);
   // By id, or by a unique id prefix of at least 4 characters.
+  // Throws StoredValueDamaged when one of its stored values cannot be read.
   std::optional<ExecutionRecord> execution(const std::string& id_or_prefix);
-  std::vector<ExecutionRecord> executions(const ExecutionFilter& filter); // without steps
+  // Without plans, stages and steps. A row whose JSON cannot be read (a damaged value) is listed
+  // with its plain columns and why (ExecutionRecord::unreadable).
+  std::vector<ExecutionRecord> executions(const ExecutionFilter& filter);
   // Lines with seq > after, in order; `step` filters by "stage.step" or by step identifier.
   std::vector<LogRecord> logs(const std::string& execution_id, std::int64_t after, int limit,
                               const std::string& step = "");
@@ -144,7 +154,8 @@ public:
   std::vector<AppStateRecord> app_states();
   std::optional<AppStateRecord> app_state(const std::string& name);
   // Applications in name order after `after` (exclusive), at most `limit`, with their states,
-  // in one read that parses none of their JSON.
+  // in one read that parses none of their JSON here (SQLite checks that a status parses before
+  // it is passed on). One whose stored model or status does not is listed marked (unreadable).
   std::vector<AppListItem> application_page(const std::string& after, int limit);
   std::optional<AppListItem> application_item(const std::string& name);
 
@@ -181,10 +192,17 @@ public:
 private:
   template <typename F> auto read(F&& f) {
     auto conn = borrow();
+    // A read that throws (a stored value that cannot be read) may leave a statement of the
+    // connection mid-step, holding its snapshot of the database: such a connection is closed
+    // instead of going back to the pool, where later reads would see that old snapshot.
     struct Return {
       Store* store;
       std::unique_ptr<sqlite::Database>& conn;
-      ~Return() { store->give_back(std::move(conn)); }
+      int exceptions = std::uncaught_exceptions();
+      ~Return() {
+        if (std::uncaught_exceptions() > exceptions) conn.reset();
+        store->give_back(std::move(conn));
+      }
     } guard{this, conn};
     return f(*conn);
   }
