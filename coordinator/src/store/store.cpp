@@ -305,7 +305,7 @@ ExecutionRecord read_execution(sqlite::Statement& s, bool with_plan,
   try {
     e.variables = stored_json(s.text(5), "executions.variables", e.id);
     if (with_plan && !s.is_null(6))
-      e.plan = stored_json(s.text(6), "plans.plan of execution", e.id);
+      e.plan = stored_json(s.text(6), "plans.plan", [&] { return "execution " + e.id; });
     e.inputs = stored_json(s.text(14), "executions.inputs", e.id);
     e.pending_inputs = stored_json(s.text(15), "executions.pending_inputs", e.id);
     e.state = stored_json(s.text(16), "executions.state", e.id);
