@@ -420,6 +420,54 @@ TEST(FabricFaults, TwentyDelegatesWithMixedTagsGetOnlyMatchingTasks) {
       << message;
 }
 
+TEST(FabricFaults, AQueueForABusyDelegateRunsOnItInOrderWhileAnotherIdlesAndANewOneIsUsed) {
+  TempDir dir("capstan-faults");
+  Stack stack(dir.path());
+  stack.start_coordinator();
+  stack.start_delegate("busy", {plugin_dir()}, 1, {"--tags", "prod"});
+  stack.start_delegate("idle", {plugin_dir()}, 2, {"--tags", "dev"});
+  ASSERT_TRUE(stack.wait_for_delegates(2));
+  const auto go = (dir / "go").string();
+  const std::string prod = "                  delegateSelectors: [prod]\n";
+  apply(
+      stack, dir, "hold",
+      pipeline("hold", shell_step("hold", "while [ ! -e " + go + " ]; do sleep 0.1; done", prod)));
+  apply(stack, dir, "quick", pipeline("quick", shell_step("quick", "echo quick", prod)));
+  apply(stack, dir, "gpu",
+        pipeline("gpu",
+                 shell_step("gpu", "echo gpu", "                  delegateSelectors: [gpu]\n")));
+  auto hold = start(stack, "hold");
+  ASSERT_TRUE(wait_until([&] { return step_of(stack, hold)["status"] == "Running"; }));
+  std::vector<std::string> queued;
+  for (int i = 0; i < 3; ++i) queued.push_back(start(stack, "quick"));
+  // Every queued step says why it waits, while `idle` has free slots none of them can use.
+  for (const auto& id : queued) {
+    ASSERT_TRUE(wait_until([&] {
+      return step_of(stack, id)["message"].get<std::string>().find("waiting for a free slot") !=
+             std::string::npos;
+    })) << step_of(stack, id).dump(2);
+  }
+  // A run for a key no delegate matches yet is placed once one connects.
+  auto gpu = start(stack, "gpu");
+  stack.start_delegate("late", {plugin_dir()}, 1, {"--tags", "gpu"});
+  auto g = stack.wait_for_end(gpu);
+  EXPECT_EQ(g["status"], "Succeeded") << g.dump(2);
+  EXPECT_EQ(g["stages"][0]["steps"][0]["delegate"], "late");
+  EXPECT_EQ(step_of(stack, queued[0])["status"], "Queued");
+
+  write_file(go, "");
+  EXPECT_EQ(stack.wait_for_end(hold)["status"], "Succeeded");
+  std::int64_t last = 0;
+  for (const auto& id : queued) {
+    auto e = stack.wait_for_end(id);
+    ASSERT_EQ(e["status"], "Succeeded") << e.dump(2);
+    const auto& step = e["stages"][0]["steps"][0];
+    EXPECT_EQ(step["delegate"], "busy") << step.dump(2);
+    EXPECT_GE(step["startedAt"].get<std::int64_t>(), last) << "oldest first";
+    last = step["startedAt"].get<std::int64_t>();
+  }
+}
+
 TEST(FabricFaults, SigtermDrainsTheDelegate) {
   TempDir dir("capstan-faults");
   Stack stack(dir.path());
