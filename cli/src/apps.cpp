@@ -60,7 +60,7 @@ int apps_list(ApiClient& api, Format format, const std::vector<std::string>& pro
                                       "REVISION", "DESTINATION", "DELEGATE"};
   if (wide) headers.insert(headers.end(), {"REPO", "PATH", "TARGET", "EPOCH", "MESSAGE"});
   Table t(headers);
-  std::vector<std::string> unreadable;
+  Unreadable unreadable("application", "applications");
   for (const auto& a : r["items"]) {
     std::string dest = str(a, {"spec", "destination", "name"});
     if (dest.empty()) dest = str(a, {"spec", "destination", "server"});
@@ -69,10 +69,7 @@ int apps_list(ApiClient& api, Format format, const std::vector<std::string>& pro
     // Being deleted: its resources go first (Argo CD's resources finalizer).
     if (!str(a, {"metadata", "deletionTimestamp"}).empty()) sync = "Deleting";
     // A stored value of it cannot be read (damaged on disk): listed, and said why below.
-    if (a.contains("unreadable")) {
-      sync = "Unreadable";
-      unreadable.push_back(str(a, {"unreadable"}));
-    }
+    if (!unreadable.mark(a).empty()) sync = "Unreadable";
     std::string health = str(a, {"status", "health", "status"});
     std::vector<std::string> row = {str(a, {"metadata", "name"}),
                                     colour_status(sync),
@@ -90,7 +87,7 @@ int apps_list(ApiClient& api, Format format, const std::vector<std::string>& pro
     t.add(row);
   }
   t.print();
-  for (const auto& why : unreadable) std::cerr << "unreadable: " << why << "\n";
+  unreadable.report();
   return 0;
 }
 

@@ -25,21 +25,17 @@ int executions_list(ApiClient& api, const Args& a, Format format) {
     return 0;
   }
   Table t({"ID", "PIPELINE", "#", "STATUS", "STARTED", "DURATION", "MESSAGE"});
-  int unreadable = 0;
+  Unreadable unreadable("execution", "executions");
   for (const auto& e : r["items"]) {
     // A row whose stored values cannot be read is listed with what could be, and says why.
-    const auto why = field_text(e, "unreadable");
-    unreadable += why.empty() ? 0 : 1;
+    const auto why = unreadable.mark(e);
     t.add({field_text(e, "id"), field_text(e, "pipeline"), field_text(e, "sequence"),
            field_text(e, "status") + (why.empty() ? "" : " (unreadable)"),
            format_time(e["startedAt"]), format_duration_ms(e["durationMs"]),
            why.empty() ? field_text(e, "message") : "UNREADABLE: " + why});
   }
   t.print();
-  if (unreadable > 0) {
-    std::cerr << unreadable << " execution(s) hold a stored value that cannot be read; see "
-              << "\"A damaged stored value\" in docs/operations.md\n";
-  }
+  unreadable.report(false); // each row says why in its message
   return 0;
 }
 
@@ -191,7 +187,9 @@ int cmd_delegates(const Globals& g, const Argv& argv) {
     headers.insert(headers.end(), {"PLUGINS", "VERSION", "HOSTNAME", "INSTANCE"});
   }
   Table t(headers);
+  Unreadable unreadable("delegate", "delegates");
   for (const auto& d : r["items"]) {
+    const bool damaged = !unreadable.mark(d).empty();
     std::vector<std::string> types, plugins, tags;
     for (const auto& st : d["stepTypes"]) {
       types.push_back(field_text(st, "type"));
@@ -201,7 +199,8 @@ int cmd_delegates(const Globals& g, const Argv& argv) {
     bool up = d.value("connected", false);
     std::vector<std::string> row = {
         field_text(d, "name"),
-        up ? (d.value("draining", false) ? "Draining" : "Connected") : "Disconnected",
+        std::string(up ? (d.value("draining", false) ? "Draining" : "Connected") : "Disconnected") +
+            (damaged ? " (unreadable)" : ""),
         up ? field_text(d, "running") + "/" + field_text(d, "slots") : "-",
         types.empty() ? "-" : join(types, ","),
         tags.empty() ? "-" : join(tags, ","),
@@ -215,6 +214,7 @@ int cmd_delegates(const Globals& g, const Argv& argv) {
     t.add(row);
   }
   t.print();
+  unreadable.report();
   return 0;
 }
 

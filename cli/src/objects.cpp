@@ -42,13 +42,17 @@ int cmd_get(const Globals& g, const Argv& argv) {
     std::vector<std::string> headers = {"IDENTIFIER", "NAME", "VERSION", "APPLIED", "BY"};
     if (wide) headers.push_back("SOURCE");
     Table t(headers);
+    Unreadable unreadable("object", "objects");
     for (const auto& o : r["items"]) {
-      std::vector<std::string> row = {text(o, "identifier"), text(o, "name"), text(o, "version"),
-                                      format_age(o["appliedAt"]), text(o, "appliedBy")};
+      const bool damaged = !unreadable.mark(o).empty();
+      std::vector<std::string> row = {
+          text(o, "identifier"), text(o, "name") + (damaged ? " (unreadable)" : ""),
+          text(o, "version"), format_age(o["appliedAt"]), text(o, "appliedBy")};
       if (wide) row.push_back(text(o, "source"));
       t.add(row);
     }
     t.print();
+    unreadable.report();
     return 0;
   }
   const std::string path = base + "/" + url_encode(pos[1]);
@@ -134,8 +138,9 @@ int cmd_audit(const Globals& g, const Argv& argv) {
     return 0;
   }
   Table t({"TIME", "USER", "ACTION", "OBJECT", "DETAILS"});
+  Unreadable unreadable("audit entry", "audit entries");
   for (const auto& e : r["items"]) {
-    std::string details;
+    std::string details = unreadable.mark(e).empty() ? "" : "(unreadable)";
     const json d = e.value("details", json::object());
     for (const auto& [k, v] : d.items()) {
       details += (details.empty() ? "" : " ") + k + "=" +
@@ -145,6 +150,7 @@ int cmd_audit(const Globals& g, const Argv& argv) {
            text(e, "kind") + "/" + text(e, "target"), details});
   }
   t.print();
+  unreadable.report();
   return 0;
 }
 

@@ -122,6 +122,23 @@ std::string short_sha(const std::string& sha) {
   return sha.size() > 12 ? sha.substr(0, 12) : sha;
 }
 
+std::string Unreadable::mark(const nlohmann::json& row) {
+  auto why = field_text(row, "unreadable");
+  if (!why.empty()) why_.push_back(why);
+  return why;
+}
+
+void Unreadable::report(bool reasons) const {
+  if (why_.empty()) return;
+  if (reasons) {
+    for (const auto& why : why_) std::cerr << "unreadable: " << why << "\n";
+  }
+  const bool one = why_.size() == 1;
+  std::cerr << why_.size() << " " << (one ? one_ : more_) << (one ? " holds" : " hold")
+            << " a stored value that cannot be read; what to do: docs/operations.md, "
+               "\"Liveness and failure modes\"\n";
+}
+
 std::string field_text(const nlohmann::json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end() || it->is_null()) return "";

@@ -45,4 +45,21 @@ std::string field_text(const nlohmann::json& object, const char* key);
 // A commit id cut to its first 12 characters.
 std::string short_sha(const std::string& sha);
 
+// The rows of a list the coordinator marked `unreadable` (a stored value damaged on disk, named
+// by where it is, never quoted): `mark` each row while the table is built, `report` after it is
+// printed, on stderr, so the list itself stays what the command lists.
+class Unreadable {
+public:
+  // What a row is, one and more: "execution", "executions".
+  Unreadable(std::string one, std::string more) : one_(std::move(one)), more_(std::move(more)) {}
+  // The row's reason, "" when it was read whole.
+  std::string mark(const nlohmann::json& row);
+  // How many rows, why each (unless the rows show it), and where the way out is documented.
+  void report(bool reasons = true) const;
+
+private:
+  std::string one_, more_;
+  std::vector<std::string> why_;
+};
+
 } // namespace capstan::cli

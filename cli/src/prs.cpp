@@ -54,11 +54,14 @@ int prs_list(ApiClient& api, const Args& a, Format format) {
                                       "TARGET", "REPOSITORY", "AGE"};
   if (wide) headers.insert(headers.end(), {"PROVIDER", "HEAD", "MERGE COMMIT", "EXECUTION", "URL"});
   Table t(headers);
+  Unreadable unreadable("pull request", "pull requests");
   for (const auto& p : r["items"]) {
-    std::vector<std::string> row = {"#" + field_text(p, "number"), field_text(p, "state"),
-                                    field_text(p, "title"),        field_text(p, "source"),
-                                    field_text(p, "target"),       field_text(p, "repository"),
-                                    format_age(p["createdAt"])};
+    const bool damaged = !unreadable.mark(p).empty();
+    std::vector<std::string> row = {
+        "#" + field_text(p, "number"), field_text(p, "state") + (damaged ? " (unreadable)" : ""),
+        field_text(p, "title"),        field_text(p, "source"),
+        field_text(p, "target"),       field_text(p, "repository"),
+        format_age(p["createdAt"])};
     if (wide) {
       row.insert(row.end(), {field_text(p, "provider"), short_sha(field_text(p, "headSha")),
                              short_sha(field_text(p, "mergeCommit")), field_text(p, "executionId"),
@@ -67,6 +70,7 @@ int prs_list(ApiClient& api, const Args& a, Format format) {
     t.add(row);
   }
   t.print();
+  unreadable.report();
   return 0;
 }
 

@@ -274,6 +274,8 @@ TEST(FabricFaults, AValueDamagedOnDiskIsNamedAndTheListKeepsAnswering) {
                       "\"' WHERE id = '" + damaged + "'");
   edit_store(dir, R"(UPDATE gitops_apps SET status = '{"secret-ish": ")" + secret +
                       "\"' WHERE name = 'web'");
+  edit_store(dir, R"(UPDATE audit SET details = '{"secret-ish": ")" + secret +
+                      "\"' WHERE seq = (SELECT MIN(seq) FROM audit)");
   stack.start_coordinator();
 
   const auto apps = stack.get("/api/v1/apps");
@@ -313,10 +315,25 @@ TEST(FabricFaults, AValueDamagedOnDiskIsNamedAndTheListKeepsAnswering) {
   EXPECT_NE(cli.out.find("UNREADABLE: executions.state of " + damaged), std::string::npos)
       << cli.out;
   EXPECT_NE(cli.out.find(kept), std::string::npos) << cli.out;
-  EXPECT_NE(cli.err.find("1 execution(s) hold a stored value that cannot be read"),
-            std::string::npos)
+  EXPECT_NE(cli.err.find("1 execution holds a stored value that cannot be read"), std::string::npos)
       << cli.err;
   EXPECT_EQ((cli.out + cli.err).find(secret), std::string::npos) << cli.out << cli.err;
+
+  // The other lists mark such a row too, and say why after the table.
+  const auto audit = stack.cli({"audit", "--limit", "500"});
+  EXPECT_TRUE(audit.status.success()) << audit.out << audit.err;
+  EXPECT_NE(audit.out.find("(unreadable)"), std::string::npos) << audit.out;
+  EXPECT_NE(audit.err.find("unreadable: audit.details of entry "), std::string::npos) << audit.err;
+  EXPECT_NE(audit.err.find("1 audit entry holds a stored value that cannot be read"),
+            std::string::npos)
+      << audit.err;
+  const auto apps_cli = stack.cli({"apps", "list"});
+  EXPECT_TRUE(apps_cli.status.success()) << apps_cli.out << apps_cli.err;
+  EXPECT_NE(apps_cli.out.find("Unreadable"), std::string::npos) << apps_cli.out;
+  EXPECT_NE(apps_cli.err.find("unreadable: gitops_apps.status of web"), std::string::npos)
+      << apps_cli.err;
+  EXPECT_EQ((audit.out + audit.err + apps_cli.out + apps_cli.err).find(secret), std::string::npos)
+      << audit.out << audit.err << apps_cli.out << apps_cli.err;
 
   const auto log = stack.coordinator().log();
   EXPECT_NE(log.find("executions.state of " + damaged), std::string::npos) << log;
